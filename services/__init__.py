@@ -1,0 +1,1 @@
+"""Modelplane services: each package runs as its own process and owns its own Postgres schema."""

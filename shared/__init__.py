@@ -1,0 +1,1 @@
+"""Code every Modelplane service imports: settings, database, events, outbox/inbox, errors, logs."""

@@ -1,0 +1,120 @@
+"""Event consumers: durable JetStream pull consumers (FastStream) that apply each event once.
+
+A handler's effect and the inbox row `(consumer, event_id)` commit in one transaction, and the
+message is acked only after that commit. A redelivered event finds its inbox row and is acked
+without a second effect. A handler that keeps failing is retried with back-off; on the last
+delivery the event goes to `deadletter.<consumer>` (stream DEADLETTER) for operators.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import context
+from shared.events import CloudEvent
+from shared.events.streams import dead_letter_subject, stream_name
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EventConsumer:
+    """One durable consumer: `<service>-<producer>-<aggregate>-<event>` by convention."""
+
+    durable: str
+    subject: str  # e.g. "jobs.job.succeeded"
+    handle: Handler
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.subject.split(".", 1)[0])
+
+
+async def apply_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    inbox: Table,
+    consumer: EventConsumer,
+    event: CloudEvent,
+) -> bool:
+    """Apply the event's effect unless this consumer already did; True when it was applied now."""
+    async with sessionmaker() as session, session.begin():
+        claimed = await session.execute(
+            insert(inbox)
+            .values(consumer=consumer.durable, event_id=event.id)
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        if claimed.first() is None:
+            return False
+        await consumer.handle(session, event)
+    return True
+
+
+def subscribe(
+    broker: NatsBroker,
+    consumer: EventConsumer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    inbox: Table,
+    *,
+    max_deliveries: int,
+) -> None:
+    """Register the consumer on the broker; it starts consuming when the broker starts."""
+
+    async def on_message(body: bytes, message: NatsMessage) -> None:
+        metadata = message.raw_message.metadata
+        try:
+            event = CloudEvent.from_json(body)
+        except ValueError:
+            log.error("%s: not a CloudEvent, dead-lettered: %r", consumer.durable, body[:200])
+            await _dead_letter(broker, consumer, body, "not a CloudEvent")
+            await message.ack()
+            return
+        context.correlation_id.set(event.correlationid)
+        try:
+            applied = await apply_once(sessionmaker, inbox, consumer, event)
+        except Exception as exc:
+            if metadata.num_delivered >= max_deliveries:
+                log.exception("%s: event %s failed for good", consumer.durable, event.id)
+                await _dead_letter(broker, consumer, body, repr(exc))
+                await message.ack()
+            else:
+                log.warning("%s: event %s failed (delivery %d): %r", consumer.durable, event.id,
+                            metadata.num_delivered, exc)
+                await message.nack(delay=min(2 ** metadata.num_delivered * 0.1, 30.0))
+            return
+        if not applied:
+            log.info("%s: event %s already applied; acked again", consumer.durable, event.id)
+        await message.ack()
+
+    broker.subscriber(
+        consumer.subject,
+        stream=JStream(consumer.stream, declare=False),
+        durable=consumer.durable,
+        pull_sub=PullSub(batch_size=16, timeout=1.0),
+        config=ConsumerConfig(
+            durable_name=consumer.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=max_deliveries,
+            ack_wait=30,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        title=consumer.durable,
+    )(on_message)
+
+
+async def _dead_letter(broker: NatsBroker, consumer: EventConsumer, body: bytes, error: str) -> None:
+    await broker.publish(
+        body,
+        dead_letter_subject(consumer.durable),
+        headers={"Modelplane-Error": error[:1000], "Modelplane-Consumer": consumer.durable},
+        stream="DEADLETTER",
+    )

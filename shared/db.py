@@ -1,0 +1,98 @@
+"""Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
+
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from sqlalchemy import MetaData, Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared import context
+from shared.events import CloudEvent, EventData
+from shared.inbox import inbox_table
+from shared.outbox import outbox_table
+
+# Stable constraint names, so a store can tell a duplicate name from a duplicate version.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """Metadata whose tables live in the service's own schema, with its outbox and inbox."""
+    metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    outbox_table(metadata)
+    inbox_table(metadata)
+    return metadata
+
+
+def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class UnitOfWork:
+    """One command's transaction: its changes and the events they cause commit together.
+
+    Events recorded with `record()` are written to the outbox table in the same transaction;
+    the relay publishes them after commit. Nothing else in a service commits.
+    """
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], service: str, outbox: Table
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.service = service
+        self._outbox = outbox
+        self._events: list[CloudEvent] = []
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessionmaker()
+        self._events = []
+        await self.session.begin()
+        return self
+
+    def record(self, data: EventData, aggregate_id: UUID | str | None) -> CloudEvent:
+        event = CloudEvent.wrap(
+            data,
+            service=self.service,
+            aggregate_id=aggregate_id,
+            actor=context.actor.get(),
+            correlation_id=context.correlation_id.get(),
+        )
+        self._events.append(event)
+        return event
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                if self._events:
+                    await self.session.execute(
+                        insert(self._outbox),
+                        [
+                            {"id": e.id, "subject": e.nats_subject, "payload": e.to_json()}
+                            for e in self._events
+                        ],
+                    )
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            await self.session.close()

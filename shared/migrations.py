@@ -1,0 +1,96 @@
+"""Alembic, one environment per service: each creates, versions and sees only its own schema."""
+
+import asyncio
+import zlib
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("version_locations", str(migrations_dir / "versions"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+async def ensure_database(database_url: str) -> None:
+    """Create the service's database if the server does not have it yet."""
+    url = make_url(database_url)
+    try:
+        conn = await _raw_connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        admin = await _raw_connect(url.set(database="postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{url.database}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass
+        finally:
+            await admin.close()
+    else:
+        await conn.close()
+
+
+async def _raw_connect(url) -> asyncpg.Connection:  # noqa: ANN001
+    return await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.query.get("host") or url.host,
+        port=url.port,
+        database=url.database,
+    )
+
+
+async def apply_migrations(migrations_dir: Path, database_url: str) -> None:
+    """Upgrade the service's schema to head (Alembic runs its own loop, so in a thread)."""
+    await ensure_database(database_url)
+    config = alembic_config(migrations_dir, database_url)
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+
+def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    schema = metadata.schema
+    assert schema, "a service's metadata names its schema"
+    url = context.config.attributes.get("database_url") or context.config.get_main_option(
+        "sqlalchemy.url"
+    )
+
+    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+        if type_ == "schema":
+            return name == schema
+        return True
+
+    def migrate(connection: Connection) -> None:
+        # Serialise concurrent starts of the same service (replicas, tests) on this schema.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(schema.encode())}
+        )
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+            include_name=include_name,
+            transaction_per_migration=False,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(migrate)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

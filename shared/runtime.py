@@ -1,0 +1,115 @@
+"""What a running service holds: database, bus, outbox relay and consumers, started and stopped
+together by its FastAPI lifespan. Built by `create_app(settings)`, never at import time."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NATS
+from sqlalchemy import MetaData, Table, text
+
+from shared import messaging
+from shared.consumers import EventConsumer, subscribe
+from shared.db import UnitOfWork, create_engine, create_sessionmaker
+from shared.inbox import INBOX_TABLE
+from shared.migrations import apply_migrations
+from shared.outbox import OUTBOX_TABLE, OutboxRelay
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        metadata: MetaData,
+        migrations_dir: Path,
+        consumers: Sequence[EventConsumer] = (),
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.metadata = metadata
+        self.migrations_dir = migrations_dir
+        self.consumers = consumers
+        self.outbox: Table = metadata.tables[f"{metadata.schema}.{OUTBOX_TABLE}"]
+        self.inbox: Table = metadata.tables[f"{metadata.schema}.{INBOX_TABLE}"]
+        self.engine = create_engine(settings.database_url, settings.db_pool_size)
+        self.sessionmaker = create_sessionmaker(self.engine)
+        self.broker = NatsBroker(settings.nats_url, logger=logging.getLogger(f"{service}.broker"))
+        for consumer in consumers:
+            subscribe(
+                self.broker,
+                consumer,
+                self.sessionmaker,
+                self.inbox,
+                max_deliveries=settings.max_deliveries,
+            )
+        self.nats: NATS | None = None
+        self.relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task | None = None
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessionmaker, self.service, self.outbox)
+
+    async def start(self) -> None:
+        await apply_migrations(self.migrations_dir, self.settings.database_url)
+        self.nats = await messaging.connect(self.settings.nats_url, f"{self.service}-relay")
+        js = self.nats.jetstream()
+        producers = tuple(dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)]))
+        await messaging.ensure_service_streams(js, producers, self.settings.duplicate_window_seconds)
+        self.relay = OutboxRelay(self.engine, self.outbox, js, poll_seconds=self.settings.relay_poll_seconds)
+        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
+        if self.consumers:
+            await self.broker.start()
+        log.info("%s started", self.service)
+
+    async def stop(self) -> None:
+        if self.consumers:
+            await self.broker.stop()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+        if self.nats is not None:
+            await self.nats.drain()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": False, "nats": bool(self.nats and self.nats.is_connected)}
+        with contextlib.suppress(Exception):
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        checks["outbox_relay"] = self._relay_task is not None and not self._relay_task.done()
+        return checks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+def install_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """`/healthz`: the process answers. `/readyz`: its database, bus and relay work."""
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
