@@ -15,15 +15,16 @@ from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import context
+from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.streams import dead_letter_subject, stream_name
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,11 @@ class EventConsumer:
 
 
 async def apply_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    inbox: Table,
-    consumer: EventConsumer,
-    event: CloudEvent,
+    new_uow: UnitOfWorkFactory, inbox: Table, consumer: EventConsumer, event: CloudEvent
 ) -> bool:
     """Apply the event's effect unless this consumer already did; True when it was applied now."""
-    async with sessionmaker() as session, session.begin():
-        claimed = await session.execute(
+    async with new_uow() as uow:
+        claimed = await uow.session.execute(
             insert(inbox)
             .values(consumer=consumer.durable, event_id=event.id)
             .on_conflict_do_nothing()
@@ -55,14 +53,14 @@ async def apply_once(
         )
         if claimed.first() is None:
             return False
-        await consumer.handle(session, event)
+        await consumer.handle(uow, event)
     return True
 
 
 def subscribe(
     broker: NatsBroker,
     consumer: EventConsumer,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    new_uow: UnitOfWorkFactory,
     inbox: Table,
     *,
     max_deliveries: int,
@@ -79,8 +77,9 @@ def subscribe(
             await message.ack()
             return
         context.correlation_id.set(event.correlationid)
+        context.actor.set(event.actor)
         try:
-            applied = await apply_once(sessionmaker, inbox, consumer, event)
+            applied = await apply_once(new_uow, inbox, consumer, event)
         except Exception as exc:
             if metadata.num_delivered >= max_deliveries:
                 log.exception("%s: event %s failed for good", consumer.durable, event.id)

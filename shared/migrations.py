@@ -12,11 +12,14 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.db import NAMING_CONVENTION
+
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("version_locations", str(migrations_dir / "versions"))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 
@@ -94,3 +97,26 @@ def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def create_messaging_tables(schema: str) -> None:
+    """Called from a service's first migration: its outbox (with the NOTIFY trigger) and inbox."""
+    from alembic import op  # noqa: PLC0415 (only inside a running migration)
+
+    from shared.inbox import inbox_table  # noqa: PLC0415
+    from shared.outbox import notify_trigger_sql, outbox_table  # noqa: PLC0415
+
+    tables = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    bind = op.get_bind()
+    outbox_table(tables).create(bind)
+    inbox_table(tables).create(bind)
+    for statement in notify_trigger_sql(schema):
+        op.execute(statement)
+
+
+def drop_messaging_tables(schema: str) -> None:
+    from alembic import op  # noqa: PLC0415
+
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox() CASCADE')
+    op.drop_table("outbox", schema=schema)
+    op.drop_table("inbox", schema=schema)

@@ -47,7 +47,7 @@ class ServiceRuntime:
             subscribe(
                 self.broker,
                 consumer,
-                self.sessionmaker,
+                self.uow,
                 self.inbox,
                 max_deliveries=settings.max_deliveries,
             )

@@ -26,11 +26,11 @@ class EventData(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     subject: ClassVar[str]
-    version: ClassVar[int] = 1
+    contract_version: ClassVar[int] = 1
 
     @classmethod
     def type(cls) -> str:
-        return event_type(cls.subject, cls.version)
+        return event_type(cls.subject, cls.contract_version)
 
 
 class CloudEvent(BaseModel):

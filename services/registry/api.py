@@ -1,0 +1,224 @@
+"""The registry's HTTP routes: parse, call a use case or a query, shape the reply."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.registry import service, store
+from services.registry.domain import ModelStage
+from services.registry.schemas import (
+    ModelCreate,
+    ModelDetail,
+    ModelOut,
+    ModelPage,
+    ModelSummary,
+    ModelUpdate,
+    SummaryPage,
+    TransitionOut,
+    TransitionPage,
+    TransitionRequest,
+    TransitionResult,
+    VersionCreate,
+    VersionOut,
+    VersionPage,
+    VersionUpdate,
+)
+from shared import context
+from shared.errors import InvalidInput, NotFound, Unauthorized
+from shared.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+Runtime = Annotated[ServiceRuntime, Depends(runtime)]
+
+
+def actor() -> str:
+    """Who is acting, as the gateway authenticated them; every write records it."""
+    name = context.actor.get()
+    if not name:
+        raise Unauthorized("the request carries no authenticated actor")
+    return name
+
+
+Actor = Annotated[str, Depends(actor)]
+
+
+def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`tag=key:value` matches that value; `tag=key` matches any model that has the key."""
+    pairs: dict[str, str] = {}
+    keys: list[str] = []
+    for item in tag:
+        key, sep, value = item.partition(":")
+        if not key:
+            raise InvalidInput(f"tag filter '{item}' needs a key", kind="invalid-tag-filter")
+        if sep:
+            pairs[key] = value
+        else:
+            keys.append(key)
+    return pairs, keys
+
+
+@router.post("/models", status_code=201, response_model=ModelOut)
+async def register_model(body: ModelCreate, rt: Runtime, who: Actor, response: Response):
+    async with rt.uow() as uow:
+        model = await service.register_model(uow, actor=who, **body.model_dump())
+    response.headers["Location"] = f"{router.prefix}/models/{model.id}"
+    return model
+
+
+@router.get("/models", response_model=ModelPage)
+async def list_models(
+    rt: Runtime,
+    project_id: UUID | None = None,
+    name: Annotated[str | None, Query(description="Case-insensitive substring of the name")] = None,
+    tag: Annotated[list[str], Query(description="key or key:value; repeat to AND")] = [],  # noqa: B006
+    limit: Limit = 50,
+    offset: Offset = 0,
+):
+    pairs, keys = parse_tag_filters(tag)
+    async with rt.sessionmaker() as session:
+        items, total = await store.find_models(
+            session, project_id=project_id, name=name, tags=pairs, tag_keys=keys,
+            limit=limit, offset=offset,
+        )
+    return {"items": items, "total": total}
+
+
+@router.get("/models/summary", response_model=SummaryPage)
+async def models_summary(
+    rt: Runtime, project_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0
+):
+    async with rt.sessionmaker() as session:
+        rows, total, totals = await store.summarize(
+            session, project_id=project_id, limit=limit, offset=offset
+        )
+    items = [
+        ModelSummary(
+            id=r.id, name=r.name, project_id=r.project_id, updated_at=r.updated_at,
+            versions=r.versions, by_stage={s: r._mapping[s.value] for s in ModelStage},
+            latest_version=r.latest_version, production_version=r.production_version,
+        )
+        for r in rows
+    ]
+    return SummaryPage(
+        items=items, total=total, versions=totals["versions"],
+        by_stage={s: totals[s.value] for s in ModelStage},
+    )
+
+
+@router.get("/models/stages/{stage}/latest", response_model=VersionOut)
+async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
+    async with rt.sessionmaker() as session:
+        version = await store.latest_in_stage(session, model_id, stage)
+    if version is None:
+        raise NotFound(f"model {model_id} has no version in stage '{stage}'",
+                       kind="version-not-found")
+    return version
+
+
+@router.patch("/models/versions/{version_id}", response_model=VersionOut)
+async def update_version(version_id: UUID, body: VersionUpdate, rt: Runtime, _: Actor):
+    async with rt.uow() as uow:
+        return await service.update_version(uow, version_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/models/versions/{version_id}", status_code=204)
+async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
+    async with rt.uow() as uow:
+        await service.delete_version(uow, version_id)
+    return Response(status_code=204)
+
+
+@router.post("/models/versions/{version_id}/transition", response_model=TransitionResult)
+async def transition_stage(version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor):
+    async with rt.uow() as uow:
+        version, transitions = await service.transition_stage(
+            uow, version_id, stage=body.stage, comment=body.comment, actor=who
+        )
+    return {"version": version, "transitions": transitions}
+
+
+@router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
+async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, offset: Offset = 0):
+    async with rt.sessionmaker() as session:
+        if await store.get_version(session, version_id) is None:
+            raise service.version_not_found(f"with id {version_id}")
+        items, total = await store.list_transitions(session, version_id, limit=limit, offset=offset)
+    return {"items": [TransitionOut.model_validate(t) for t in items], "total": total}
+
+
+@router.get("/models/{model_id}", response_model=ModelDetail)
+async def get_model(model_id: UUID, rt: Runtime):
+    async with rt.sessionmaker() as session:
+        model = await store.get_model(session, model_id)
+        if model is None:
+            raise service.model_not_found(model_id)
+        versions = await store.list_versions(session, model_id, stage=None, limit=100, before_seq=None)
+        total = await store.count_versions(session, model_id)
+    return ModelDetail(
+        **ModelOut.model_validate(model).model_dump(),
+        versions=[VersionOut.model_validate(v) for v in versions],
+        versions_total=total,
+    )
+
+
+@router.patch("/models/{model_id}", response_model=ModelOut)
+async def update_model(model_id: UUID, body: ModelUpdate, rt: Runtime, _: Actor):
+    async with rt.uow() as uow:
+        return await service.update_model(uow, model_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/models/{model_id}", status_code=204)
+async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
+    async with rt.uow() as uow:
+        await service.delete_model(uow, model_id)
+    return Response(status_code=204)
+
+
+@router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
+async def create_version(
+    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, response: Response
+):
+    async with rt.uow() as uow:
+        version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
+    response.headers["Location"] = f"{router.prefix}/models/versions/{version.id}"
+    return version
+
+
+@router.get("/models/{model_id}/versions", response_model=VersionPage)
+async def list_versions(
+    model_id: UUID,
+    rt: Runtime,
+    stage: ModelStage | None = None,
+    limit: Limit = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+):
+    before = None
+    if cursor is not None and (before := store.decode_cursor(cursor)) is None:
+        raise InvalidInput(f"cursor '{cursor}' is not one this API gave out", kind="invalid-cursor")
+    async with rt.sessionmaker() as session:
+        if await store.get_model(session, model_id) is None:
+            raise service.model_not_found(model_id)
+        items = await store.list_versions(session, model_id, stage=stage, limit=limit, before_seq=before)
+        total = await store.count_versions(session, model_id, stage)
+    next_cursor = store.encode_cursor(items[-1].seq) if len(items) == limit else None
+    return {"items": [VersionOut.model_validate(v) for v in items], "total": total,
+            "next_cursor": next_cursor}
+
+
+@router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
+async def get_version_by_label(model_id: UUID, version: str, rt: Runtime):
+    async with rt.sessionmaker() as session:
+        found = await store.get_version_by_label(session, model_id, version)
+    if found is None:
+        raise service.version_not_found(f"'{version}' of model {model_id}")
+    return found

@@ -1,0 +1,32 @@
+"""The registry service's composition root."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.registry.api import router
+from services.registry.consumers import CONSUMERS
+from services.registry.models import metadata
+from services.registry.settings import RegistrySettings
+from shared.http import CorrelationMiddleware, install_problem_handlers
+from shared.runtime import ServiceRuntime, install_health_routes
+
+SERVICE = "registry"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: RegistrySettings) -> FastAPI:
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
+    app = FastAPI(
+        title="Modelplane registry (internal)",
+        version="1",
+        lifespan=runtime.lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    install_problem_handlers(app)
+    install_health_routes(app, runtime)
+    app.include_router(router)
+    return app

@@ -1,0 +1,42 @@
+"""Events the registry reacts to. Thin: parse the event, call the use case."""
+
+import logging
+
+from services.registry import service, store
+from shared.consumers import EventConsumer
+from shared.db import UnitOfWork
+from shared.events import CloudEvent
+from shared.events.jobs import JobSucceeded
+
+log = logging.getLogger(__name__)
+
+
+async def register_trained_version(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A job that asked for it gets a new version of its model, linked to the job's run."""
+    job = event.parse_data(JobSucceeded)
+    if job.register_model is None:
+        return
+    model_id = job.register_model.model_id
+    if await store.get_model(uow.session, model_id) is None:
+        log.warning("job %s asked to register into unknown model %s; skipped", job.job_id, model_id)
+        return
+    await service.create_version(
+        uow,
+        model_id,
+        version=None,
+        actor=event.actor or "jobs",
+        run_id=job.run_id,
+        metrics=job.metrics,
+        artifact_uri=job.artifact_uri,
+        description=f"trained by job {job.name} ({job.job_id})",
+        tags={"source_job_id": str(job.job_id)},
+    )
+
+
+CONSUMERS = (
+    EventConsumer(
+        durable="registry-jobs-job-succeeded",
+        subject=JobSucceeded.subject,
+        handle=register_trained_version,
+    ),
+)

@@ -1,0 +1,108 @@
+"""The registry's tables, all in schema `registry`."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import schema_metadata
+
+SCHEMA = "registry"
+STAGES_SQL = "stage IN ('none', 'staging', 'production', 'archived')"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        Index("ix_registered_models_tags", "tags", postgresql_using="gin"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[UUID]
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Numbers the versions created without a label: 1, 2, 3, ...
+    version_counter: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        CheckConstraint(STAGES_SQL, name="stage"),
+        # Keyset pagination of one model's versions, newest first, and "latest in a stage".
+        Index("ix_model_versions_model_seq", "model_id", "seq"),
+        Index("ix_model_versions_model_stage_seq", "model_id", "stage", "seq"),
+        # The database itself refuses a second production version of a model.
+        Index(
+            "uq_model_versions_one_production",
+            "model_id",
+            unique=True,
+            postgresql_where=text("stage = 'production'"),
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[UUID] = mapped_column(ForeignKey(RegisteredModel.id, ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(16), server_default="none")
+    run_id: Mapped[str | None] = mapped_column(String(255))
+    artifact_version_id: Mapped[UUID | None]
+    artifact_uri: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    tags: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    meta: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    approved_by: Mapped[str | None] = mapped_column(String(255))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModelVersionTransition(Base):
+    __tablename__ = "model_version_transitions"
+    __table_args__ = (Index("ix_model_version_transitions_version_seq", "version_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    version_id: Mapped[UUID] = mapped_column(ForeignKey(ModelVersion.id, ondelete="CASCADE"))
+    model_id: Mapped[UUID]
+    from_stage: Mapped[str] = mapped_column(String(16))
+    to_stage: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    transitioned_by: Mapped[str] = mapped_column(String(255))
+    transitioned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+metadata = Base.metadata

@@ -1,0 +1,270 @@
+"""The registry's queries. Nothing here commits: the unit of work does."""
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from services.registry.domain import ModelStage
+from services.registry.models import ModelVersion, ModelVersionTransition, RegisteredModel
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        return None
+
+
+async def insert_model(session: AsyncSession, values: dict[str, Any]) -> RegisteredModel | None:
+    """The new model, or None when its project already has a model of that name."""
+    stmt = (
+        insert(RegisteredModel)
+        .values(**values)
+        .on_conflict_do_nothing(constraint="uq_registered_models_project_id_name")
+        .returning(RegisteredModel)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def get_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
+    return await session.get(RegisteredModel, model_id)
+
+
+async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
+    """The model, row-locked: writes that must see its versions stand still are serialised."""
+    stmt = select(RegisteredModel).where(RegisteredModel.id == model_id).with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def next_version_number(session: AsyncSession, model_id: UUID) -> Row | None:
+    """Bump the model's version counter (locking its row); None when the model does not exist."""
+    stmt = (
+        update(RegisteredModel)
+        .where(RegisteredModel.id == model_id)
+        .values(version_counter=RegisteredModel.version_counter + 1)
+        .returning(RegisteredModel.version_counter, RegisteredModel.name)
+    )
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def find_models(
+    session: AsyncSession,
+    *,
+    project_id: UUID | None,
+    name: str | None,
+    tags: dict[str, str],
+    tag_keys: Sequence[str],
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[RegisteredModel], int]:
+    conditions = []
+    if project_id is not None:
+        conditions.append(RegisteredModel.project_id == project_id)
+    if name:
+        pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(RegisteredModel.name.ilike(pattern))
+    if tags:
+        conditions.append(RegisteredModel.tags.contains(tags))
+    for key in tag_keys:
+        conditions.append(RegisteredModel.tags.has_key(key))
+    items = await session.scalars(
+        select(RegisteredModel)
+        .where(*conditions)
+        .order_by(RegisteredModel.name, RegisteredModel.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(select(func.count()).select_from(RegisteredModel).where(*conditions))
+    return items.all(), total or 0
+
+
+async def model_name_taken(session: AsyncSession, project_id: UUID, name: str) -> bool:
+    stmt = select(RegisteredModel.id).where(
+        RegisteredModel.project_id == project_id, RegisteredModel.name == name
+    )
+    return (await session.scalar(stmt)) is not None
+
+
+async def update_model(session: AsyncSession, model: RegisteredModel, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(model, key, value)
+    model.updated_at = func.now()
+    await session.flush()
+    await session.refresh(model)
+
+
+async def delete_model(session: AsyncSession, model_id: UUID) -> int:
+    """Delete the model; its versions and their history go with it (ON DELETE CASCADE)."""
+    versions = await count_versions(session, model_id)
+    await session.execute(delete(RegisteredModel).where(RegisteredModel.id == model_id))
+    return versions
+
+
+async def insert_version(session: AsyncSession, values: dict[str, Any]) -> ModelVersion | None:
+    """The new version, or None when the model already has a version of that label."""
+    stmt = (
+        insert(ModelVersion)
+        .values(**values)
+        .on_conflict_do_nothing(constraint="uq_model_versions_model_id_version")
+        .returning(ModelVersion)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def get_version(session: AsyncSession, version_id: UUID) -> ModelVersion | None:
+    return await session.get(ModelVersion, version_id)
+
+
+async def get_version_by_label(
+    session: AsyncSession, model_id: UUID, label: str
+) -> ModelVersion | None:
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == label)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def lock_version_and_model(
+    session: AsyncSession, version_id: UUID
+) -> tuple[ModelVersion, RegisteredModel] | None:
+    """A version and its model, both row-locked, in one round trip."""
+    stmt = (
+        select(ModelVersion, RegisteredModel)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(ModelVersion.id == version_id)
+        .with_for_update()
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def count_versions(
+    session: AsyncSession, model_id: UUID, stage: ModelStage | None = None
+) -> int:
+    stmt = select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id)
+    if stage is not None:
+        stmt = stmt.where(ModelVersion.stage == stage)
+    return await session.scalar(stmt) or 0
+
+
+async def list_versions(
+    session: AsyncSession,
+    model_id: UUID,
+    *,
+    stage: ModelStage | None,
+    limit: int,
+    before_seq: int | None,
+) -> Sequence[ModelVersion]:
+    """Newest first; keyset pagination on `seq`, so page 1000 costs what page 1 does."""
+    stmt = select(ModelVersion).where(ModelVersion.model_id == model_id)
+    if stage is not None:
+        stmt = stmt.where(ModelVersion.stage == stage)
+    if before_seq is not None:
+        stmt = stmt.where(ModelVersion.seq < before_seq)
+    stmt = stmt.order_by(ModelVersion.seq.desc()).limit(limit)
+    return (await session.scalars(stmt)).all()
+
+
+async def latest_in_stage(
+    session: AsyncSession, model_id: UUID, stage: ModelStage
+) -> ModelVersion | None:
+    versions = await list_versions(session, model_id, stage=stage, limit=1, before_seq=None)
+    return versions[0] if versions else None
+
+
+async def update_version(session: AsyncSession, version: ModelVersion, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(version, key, value)
+    version.updated_at = func.now()
+    await session.flush()
+    await session.refresh(version)
+
+
+async def delete_version(session: AsyncSession, version_id: UUID) -> None:
+    await session.execute(delete(ModelVersion).where(ModelVersion.id == version_id))
+
+
+async def insert_transitions(
+    session: AsyncSession, rows: list[dict[str, Any]]
+) -> Sequence[ModelVersionTransition]:
+    stmt = insert(ModelVersionTransition).values(rows).returning(ModelVersionTransition)
+    return (await session.scalars(stmt)).all()
+
+
+async def list_transitions(
+    session: AsyncSession, version_id: UUID, *, limit: int, offset: int
+) -> tuple[Sequence[ModelVersionTransition], int]:
+    items = await session.scalars(
+        select(ModelVersionTransition)
+        .where(ModelVersionTransition.version_id == version_id)
+        .order_by(ModelVersionTransition.seq.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(
+        select(func.count())
+        .select_from(ModelVersionTransition)
+        .where(ModelVersionTransition.version_id == version_id)
+    )
+    return items.all(), total or 0
+
+
+async def summarize(
+    session: AsyncSession, *, project_id: UUID | None, limit: int, offset: int
+) -> tuple[list[Row], int, dict[str, int]]:
+    """Per-model version counts by stage, plus the totals over every model selected."""
+    v = ModelVersion
+    per_stage = {
+        stage: func.count(v.id).filter(v.stage == stage.value).label(stage.value)
+        for stage in ModelStage
+    }
+    newest = aliased(ModelVersion)
+    latest = (
+        select(newest.version)
+        .where(newest.model_id == RegisteredModel.id)
+        .order_by(newest.seq.desc())
+        .limit(1)
+        .correlate(RegisteredModel)
+    ).scalar_subquery()
+    serving = aliased(ModelVersion)
+    production = (
+        select(serving.version)
+        .where(serving.model_id == RegisteredModel.id, serving.stage == ModelStage.PRODUCTION.value)
+        .correlate(RegisteredModel)
+    ).scalar_subquery()
+    where = [] if project_id is None else [RegisteredModel.project_id == project_id]
+    rows = (
+        await session.execute(
+            select(
+                RegisteredModel.id,
+                RegisteredModel.name,
+                RegisteredModel.project_id,
+                RegisteredModel.updated_at,
+                func.count(v.id).label("versions"),
+                *per_stage.values(),
+                latest.label("latest_version"),
+                production.label("production_version"),
+            )
+            .outerjoin(v, v.model_id == RegisteredModel.id)
+            .where(*where)
+            .group_by(RegisteredModel.id)
+            .order_by(RegisteredModel.name, RegisteredModel.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    totals_stmt = select(
+        func.count(func.distinct(RegisteredModel.id)).label("models"),
+        func.count(v.id).label("versions"),
+        *per_stage.values(),
+    ).outerjoin(v, v.model_id == RegisteredModel.id).where(*where)
+    totals = (await session.execute(totals_stmt)).one()._mapping
+    return list(rows), totals["models"], {k: totals[k] for k in ["versions", *ModelStage]}

@@ -1,0 +1,48 @@
+"""Reading what reached the bus: every event in a stream, as CloudEvents, for assertions."""
+
+import asyncio
+import time
+
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.errors import TimeoutError as NatsTimeout
+
+from shared.events import CloudEvent
+
+
+async def stream_events(nc: NATS, stream: str, subject: str | None = None) -> list[CloudEvent]:
+    """Every event now stored in the stream (optionally one subject), oldest first."""
+    js = nc.jetstream()
+    info = await js.stream_info(stream)
+    if info.state.messages == 0:
+        return []
+    sub = await js.pull_subscribe(
+        subject or ">",
+        stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5),
+    )
+    events: list[CloudEvent] = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=0.3)
+            except NatsTimeout:
+                break
+            for msg in batch:
+                events.append(CloudEvent.from_json(msg.data))
+                await msg.ack()
+    finally:
+        await sub.unsubscribe()
+    return events
+
+
+async def wait_for_events(
+    nc: NATS, stream: str, aggregate_id: object, count: int, timeout: float = 5.0
+) -> list[CloudEvent]:
+    """The aggregate's events once at least `count` have arrived (or whatever came by the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [e for e in await stream_events(nc, stream) if e.subject == str(aggregate_id)]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        await asyncio.sleep(0.05)

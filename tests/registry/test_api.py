@@ -1,0 +1,259 @@
+"""The registry's HTTP API on a real Postgres: what a caller sends and gets back."""
+
+import uuid
+
+from shared.errors import PROBLEM_BASE
+
+PROBLEM = "application/problem+json"
+
+
+def problem(response, status: int, kind: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"] == PROBLEM_BASE + kind
+    assert body["status"] == status
+    return body
+
+
+async def new_version(client, model_id, **body) -> dict:
+    r = await client.post(f"/models/{model_id}/versions", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_register_model_records_actor_and_location(client):
+    project = str(uuid.uuid4())
+    r = await client.post(
+        "/models",
+        json={"name": "fraud", "project_id": project, "description": "d", "tags": {"team": "risk"}},
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert body["created_by"] == "alice@example.com"
+    assert body["tags"] == {"team": "risk"}
+    assert r.headers["location"].endswith(f"/models/{body['id']}")
+
+
+async def test_duplicate_name_in_a_project_is_a_conflict_but_other_projects_may_reuse_it(client):
+    project = str(uuid.uuid4())
+    assert (await client.post("/models", json={"name": "m", "project_id": project})).status_code == 201
+    problem(await client.post("/models", json={"name": "m", "project_id": project}), 409,
+            "duplicate-model-name")
+    other = str(uuid.uuid4())
+    assert (await client.post("/models", json={"name": "m", "project_id": other})).status_code == 201
+
+
+async def test_bad_input_is_422_problem_json(client, model):
+    problem(await client.post("/models", json={"name": "", "project_id": str(uuid.uuid4())}), 422,
+            "invalid-input")
+    problem(await client.post("/models", json={"name": "x", "project_id": "nope"}), 422,
+            "invalid-input")
+    problem(await client.post(f"/models/{model['id']}/versions", json={"version": ""}), 422,
+            "invalid-input")
+    problem(await client.post(f"/models/{model['id']}/versions", json={"version": "   "}), 422,
+            "invalid-input")
+    v = await new_version(client, model["id"])
+    body = problem(
+        await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "prod"}), 422,
+        "invalid-input",
+    )
+    assert "stage" in body["detail"]
+    problem(await client.get(f"/models/stages/golden/latest?model_id={model['id']}"), 422,
+            "invalid-input")
+
+
+async def test_unknown_ids_are_404(client):
+    missing = uuid.uuid4()
+    problem(await client.get(f"/models/{missing}"), 404, "model-not-found")
+    problem(await client.patch(f"/models/{missing}", json={"description": "x"}), 404,
+            "model-not-found")
+    problem(await client.delete(f"/models/{missing}"), 404, "model-not-found")
+    problem(await client.post(f"/models/{missing}/versions", json={}), 404, "model-not-found")
+    problem(await client.get(f"/models/{missing}/versions"), 404, "model-not-found")
+    problem(await client.post(f"/models/versions/{missing}/transition", json={"stage": "staging"}),
+            404, "version-not-found")
+    problem(await client.get(f"/models/versions/{missing}/transitions"), 404, "version-not-found")
+    problem(await client.patch(f"/models/versions/{missing}", json={}), 404, "version-not-found")
+    problem(await client.delete(f"/models/versions/{missing}"), 404, "version-not-found")
+
+
+async def test_writes_without_an_actor_are_refused(client):
+    r = await client.post(
+        "/models", json={"name": "anon", "project_id": str(uuid.uuid4())},
+        headers={"X-Modelplane-Actor": ""},
+    )
+    problem(r, 401, "unauthorized")
+
+
+async def test_versions_number_themselves_and_labels_are_unique_per_model(client, model):
+    first = await new_version(client, model["id"], run_id="run-1", metrics={"acc": 0.9})
+    assert (first["version"], first["stage"], first["run_id"]) == ("1", "none", "run-1")
+    assert first["metrics"] == {"acc": 0.9}
+    await new_version(client, model["id"], version="2")  # takes the next number
+    third = await new_version(client, model["id"])
+    assert third["version"] == "3"
+    problem(await client.post(f"/models/{model['id']}/versions", json={"version": "2"}), 409,
+            "duplicate-version")
+    r = await client.get(f"/models/{model['id']}/versions/2")
+    assert r.status_code == 200 and r.json()["version"] == "2"
+    problem(await client.get(f"/models/{model['id']}/versions/9"), 404, "version-not-found")
+
+
+async def test_get_model_returns_its_versions(client, model):
+    for _ in range(3):
+        await new_version(client, model["id"])
+    body = (await client.get(f"/models/{model['id']}")).json()
+    assert body["name"] == model["name"]
+    assert [v["version"] for v in body["versions"]] == ["3", "2", "1"]
+    assert body["versions_total"] == 3
+
+
+async def test_list_versions_filters_by_stage_and_pages_by_cursor(client, model):
+    versions = [await new_version(client, model["id"]) for _ in range(5)]
+    for v in versions[:2]:
+        r = await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "staging"})
+        assert r.status_code == 200
+    staged = (await client.get(f"/models/{model['id']}/versions?stage=staging")).json()
+    assert staged["total"] == 2 and {v["version"] for v in staged["items"]} == {"1", "2"}
+
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get(f"/models/{model['id']}/versions", params=params)).json()
+        assert page["total"] == 5
+        seen += [v["version"] for v in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == ["5", "4", "3", "2", "1"]
+    problem(await client.get(f"/models/{model['id']}/versions?cursor=%%%"), 422, "invalid-cursor")
+
+
+async def test_search_models_by_name_project_and_tag(client):
+    project = str(uuid.uuid4())
+    for name, tags in [("churn-xgb", {"team": "growth"}), ("churn-lr", {"team": "risk"}),
+                       ("vision", {"team": "growth", "gpu": "yes"})]:
+        r = await client.post("/models", json={"name": name, "project_id": project, "tags": tags})
+        assert r.status_code == 201
+
+    async def names(**params):
+        r = await client.get("/models", params={"project_id": project, **params})
+        assert r.status_code == 200, r.text
+        return [m["name"] for m in r.json()["items"]], r.json()["total"]
+
+    assert await names() == (["churn-lr", "churn-xgb", "vision"], 3)
+    assert await names(name="CHURN") == (["churn-lr", "churn-xgb"], 2)
+    assert await names(tag="team:growth") == (["churn-xgb", "vision"], 2)
+    assert await names(tag=["team:growth", "gpu"]) == (["vision"], 1)
+    assert await names(limit=1, offset=1) == (["churn-xgb"], 3)
+
+
+async def test_update_and_rename_model(client):
+    project = str(uuid.uuid4())
+    a = (await client.post("/models", json={"name": "a", "project_id": project})).json()
+    await client.post("/models", json={"name": "b", "project_id": project})
+    r = await client.patch(f"/models/{a['id']}", json={"description": "new", "tags": {"k": "v"}})
+    assert r.status_code == 200
+    assert (r.json()["description"], r.json()["tags"]) == ("new", {"k": "v"})
+    assert r.json()["updated_at"] > a["updated_at"]
+    problem(await client.patch(f"/models/{a['id']}", json={"name": "b"}), 409, "duplicate-model-name")
+    r = await client.patch(f"/models/{a['id']}", json={"name": "c"})
+    assert r.json()["name"] == "c"
+
+
+async def test_update_version(client, model):
+    v = await new_version(client, model["id"])
+    r = await client.patch(
+        f"/models/versions/{v['id']}", json={"description": "better", "metadata": {"f1": 0.8}}
+    )
+    assert r.status_code == 200
+    assert (r.json()["description"], r.json()["metadata"]) == ("better", {"f1": 0.8})
+    problem(await client.patch(f"/models/versions/{v['id']}", json={"stage": "production"}), 422,
+            "invalid-input")
+
+
+async def test_transition_to_the_same_stage_is_a_conflict(client, model):
+    v = await new_version(client, model["id"])
+    problem(await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "none"}),
+            409, "stage-unchanged")
+
+
+async def test_staging_production_archive_with_approval_and_audit_trail(client, model):
+    """The design's second and third use cases: promote, replace, and read the history."""
+    v1 = await new_version(client, model["id"])
+    v2 = await new_version(client, model["id"])
+
+    async def transition(v, stage, comment=None):
+        r = await client.post(f"/models/versions/{v['id']}/transition",
+                              json={"stage": stage, "comment": comment})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    await transition(v1, "staging", "candidate")
+    done = await transition(v1, "production", "approved by review")
+    assert done["version"]["approved_by"] == "alice@example.com"
+    assert done["version"]["approved_at"] is not None
+    latest = await client.get(f"/models/stages/production/latest?model_id={model['id']}")
+    assert latest.json()["id"] == v1["id"]
+
+    done = await transition(v2, "production", "v2 is better")
+    assert [(t["version_id"], t["from_stage"], t["to_stage"]) for t in done["transitions"]] == [
+        (v1["id"], "production", "archived"),
+        (v2["id"], "none", "production"),
+    ]
+    latest = await client.get(f"/models/stages/production/latest?model_id={model['id']}")
+    assert latest.json()["id"] == v2["id"]
+    archived = (await client.get(f"/models/{model['id']}/versions/1")).json()
+    assert archived["stage"] == "archived"
+
+    history = (await client.get(f"/models/versions/{v1['id']}/transitions")).json()
+    assert history["total"] == 3
+    assert [(t["from_stage"], t["to_stage"], t["comment"], t["transitioned_by"])
+            for t in history["items"]] == [
+        ("production", "archived", "superseded by version 2", "alice@example.com"),
+        ("staging", "production", "approved by review", "alice@example.com"),
+        ("none", "staging", "candidate", "alice@example.com"),
+    ]
+    problem(await client.get(f"/models/stages/staging/latest?model_id={model['id']}"), 404,
+            "version-not-found")
+
+
+async def test_production_version_cannot_be_deleted_but_others_can(client, model):
+    v1 = await new_version(client, model["id"])
+    v2 = await new_version(client, model["id"])
+    await client.post(f"/models/versions/{v1['id']}/transition", json={"stage": "production"})
+    problem(await client.delete(f"/models/versions/{v1['id']}"), 409, "version-in-production")
+    assert (await client.delete(f"/models/versions/{v2['id']}")).status_code == 204
+    problem(await client.get(f"/models/{model['id']}/versions/2"), 404, "version-not-found")
+
+
+async def test_deleting_a_model_deletes_its_versions_and_history(client, model, runtime):
+    from sqlalchemy import func, select  # noqa: PLC0415
+
+    from services.registry.models import ModelVersion, ModelVersionTransition  # noqa: PLC0415
+
+    v = await new_version(client, model["id"])
+    await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "staging"})
+    assert (await client.delete(f"/models/{model['id']}")).status_code == 204
+    problem(await client.get(f"/models/{model['id']}"), 404, "model-not-found")
+    problem(await client.get(f"/models/versions/{v['id']}/transitions"), 404, "version-not-found")
+    async with runtime.sessionmaker() as s:
+        assert await s.scalar(select(func.count()).where(ModelVersion.model_id == uuid.UUID(model["id"]))) == 0
+        assert await s.scalar(
+            select(func.count()).where(ModelVersionTransition.model_id == uuid.UUID(model["id"]))
+        ) == 0
+
+
+async def test_summary_counts_versions_by_stage(client):
+    project = str(uuid.uuid4())
+    m = (await client.post("/models", json={"name": "s", "project_id": project})).json()
+    vs = [await new_version(client, m["id"]) for _ in range(3)]
+    await client.post(f"/models/versions/{vs[0]['id']}/transition", json={"stage": "production"})
+    await client.post(f"/models/versions/{vs[1]['id']}/transition", json={"stage": "staging"})
+    await client.post("/models", json={"name": "empty", "project_id": project})
+    body = (await client.get(f"/models/summary?project_id={project}")).json()
+    assert body["total"] == 2 and body["versions"] == 3
+    assert body["by_stage"] == {"none": 1, "staging": 1, "production": 1, "archived": 0}
+    empty, s = body["items"]
+    assert (empty["name"], empty["versions"], empty["latest_version"]) == ("empty", 0, None)
+    assert (s["versions"], s["latest_version"], s["production_version"]) == (3, "3", "1")
