@@ -9,6 +9,7 @@ delivery the event goes to `deadletter.<consumer>` (stream DEADLETTER) for opera
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
@@ -67,7 +68,8 @@ def subscribe(
 ) -> None:
     """Register the consumer on the broker; it starts consuming when the broker starts."""
 
-    async def on_message(body: bytes, message: NatsMessage) -> None:
+    async def on_message(_: Any, message: NatsMessage) -> None:
+        body = message.raw_message.data  # the envelope exactly as published, not FastStream's decode
         metadata = message.raw_message.metadata
         try:
             event = CloudEvent.from_json(body)

@@ -39,8 +39,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def die_with_parent() -> None:
-    """`preexec_fn` for children: the kernel sends SIGTERM when their parent dies, so a killed
-    launcher or test run leaves no orphan holding a port. Linux only; a no-op elsewhere."""
+    """`preexec_fn` for children: the kernel sends SIGTERM when the thread that started them
+    dies, so a killed launcher or test run leaves no orphan holding a port. Linux only."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -173,6 +173,8 @@ def start_embedded_nats(data_dir: Path, timeout: float = 10.0) -> EmbeddedNats:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
+        # Own session: a terminal's Ctrl-C must not stop the bus before the services drain it.
+        start_new_session=True,
         preexec_fn=die_with_parent,
     )
     deadline = time.monotonic() + timeout
@@ -207,7 +209,11 @@ def postgres_container() -> Iterator[str]:
     from testcontainers.community.postgres import PostgresContainer
 
     with PostgresContainer(
-        POSTGRES_IMAGE, username="postgres", password="postgres", dbname="postgres", driver="asyncpg"
+        POSTGRES_IMAGE,
+        username="postgres",
+        password="postgres",
+        dbname="postgres",
+        driver="asyncpg",
     ) as container:
         yield container.get_connection_url()
 

@@ -149,8 +149,10 @@ class OutboxRelay:
                     log.exception("outbox relay: publishing failed; retrying")
                     await asyncio.sleep(self._poll_seconds)
                     continue
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                    async with asyncio.timeout(self._poll_seconds):
+                        await self._wake.wait()
 
     @contextlib.asynccontextmanager
     async def _listen(self):  # noqa: ANN202

@@ -1,0 +1,35 @@
+"""`python -m services.gateway` serves the public API;
+`python -m services.gateway create-token --subject NAME --role ROLE` prints a new token."""
+
+import argparse
+import asyncio
+import sys
+
+from services.gateway.app import create_app, create_token
+from services.gateway.domain import Role
+from services.gateway.settings import GatewaySettings
+from shared.serve import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.gateway")
+    commands = parser.add_subparsers(dest="command")
+    token = commands.add_parser(
+        "create-token", help="apply the gateway's migrations and print a new API token"
+    )
+    token.add_argument("--subject", required=True, help="who the token acts as")
+    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    args = parser.parse_args(argv)
+
+    settings = GatewaySettings()
+    if args.command == "create-token":
+        if not args.subject.strip():
+            parser.error("--subject must not be empty")
+        plaintext = asyncio.run(create_token(settings, subject=args.subject, role=Role(args.role)))
+        sys.stdout.write(plaintext + "\n")
+        return
+    serve(create_app(settings), settings, "gateway", settings.http_host, settings.http_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The gateway's composition root: `create_app(settings)` wires everything; nothing at import."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from services.gateway import api
+from services.gateway.auth import Authenticator, issue_token
+from services.gateway.domain import Role
+from services.gateway.models import metadata
+from services.gateway.openapi import MergedOpenAPI
+from services.gateway.proxy import METHODS, REGISTRY_PREFIX, RegistryProxy
+from services.gateway.settings import GatewaySettings
+from shared.db import UnitOfWork, create_engine, create_sessionmaker
+from shared.errors import Unauthorized
+from shared.http import CorrelationMiddleware, install_problem_handlers, problem_response
+from shared.migrations import apply_migrations
+from shared.outbox import OUTBOX_TABLE
+from shared.runtime import ServiceRuntime
+
+SERVICE = "gateway"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings if settings is not None else GatewaySettings()
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS_DIR)
+    authenticator = Authenticator(
+        runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
+    )
+    registry = RegistryProxy(settings.registry_url, authenticator, runtime.sessionmaker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.lifespan(app), registry.connected(), docs.kept_fresh():
+            yield
+
+    app = FastAPI(
+        title="Modelplane",
+        summary="The public API of the Modelplane MLOps control plane.",
+        version="1",
+        openapi_url=f"{api.API_PREFIX}/openapi.json",
+        docs_url=f"{api.API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.authenticator = authenticator
+    app.state.registry = registry
+    docs = MergedOpenAPI(app, registry)
+
+    install_problem_handlers(app)
+    app.add_exception_handler(Unauthorized, _challenge)
+    # The gateway sets the actor from the token; a caller's actor header is never believed.
+    app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
+    app.include_router(api.health)
+    app.include_router(api.router)
+    app.add_route(
+        REGISTRY_PREFIX + "{path:path}", registry.forward, methods=METHODS, include_in_schema=False
+    )
+    return app
+
+
+async def _challenge(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Unauthorized)
+    return problem_response(
+        exc.to_dict(instance=request.url.path), headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -> str:
+    """What `python -m services.gateway create-token` does: migrate, create, return plaintext."""
+    await apply_migrations(MIGRATIONS_DIR, settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        outbox = metadata.tables[f"{metadata.schema}.{OUTBOX_TABLE}"]
+        async with UnitOfWork(create_sessionmaker(engine), SERVICE, outbox) as uow:
+            token, _ = await issue_token(uow.session, subject=subject, role=role)
+    finally:
+        await engine.dispose()
+    return token

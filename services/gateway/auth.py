@@ -1,0 +1,86 @@
+"""Bearer-token authentication: API tokens stored as sha256 hashes, plus the bootstrap admin token.
+
+It sits on every request's hot path, so a verified token is remembered for a short TTL.
+"""
+
+import hashlib
+import hmac
+import secrets
+import time
+from uuid import UUID
+
+from pydantic import SecretStr
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.gateway import store
+from services.gateway.domain import Principal, Role
+from shared.errors import Unauthorized
+
+TOKEN_PREFIX = "mp_"
+ADMIN_SUBJECT = "admin"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Authenticator:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        admin_token: SecretStr | None,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._admin_hash = hash_token(admin_token.get_secret_value()) if admin_token else None
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller named by an `Authorization: Bearer <token>` header, or 401."""
+        if not authorization:
+            raise Unauthorized("an 'Authorization: Bearer <token>' header is required")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        token_hash = hash_token(token)
+        cached = self._cache.get(token_hash)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        if self._admin_hash is not None and hmac.compare_digest(token_hash, self._admin_hash):
+            return Principal(subject=ADMIN_SUBJECT, role=Role.ADMIN)
+        principal = await self._lookup(token_hash)
+        if principal is None:
+            self._cache.pop(token_hash, None)
+            raise Unauthorized("the token is unknown or revoked")
+        self._cache[token_hash] = (principal, now + self._ttl)
+        return principal
+
+    def forget(self, token_id: UUID) -> None:
+        """Stop trusting a revoked token at once in this process."""
+        for key in [k for k, (p, _) in self._cache.items() if p.token_id == token_id]:
+            del self._cache[key]
+
+    async def _lookup(self, token_hash: str) -> Principal | None:
+        async with self._sessionmaker() as session:
+            row = await store.find_active_token(session, token_hash)
+        if row is None:
+            return None
+        return Principal(subject=row.subject, role=Role(row.role), token_id=row.id)
+
+
+async def issue_token(session: AsyncSession, *, subject: str, role: Role) -> tuple[str, Row]:
+    """Create a token; returns its plaintext (shown once, never stored) and its row."""
+    token = new_token()
+    row = await store.add_token(
+        session, subject=subject, role=role.value, token_hash=hash_token(token)
+    )
+    return token, row

@@ -1,0 +1,148 @@
+"""Forwards `/api/v1/registry/{path}` to the registry service with the caller as the actor.
+
+The benchmark's hot path: a plain Starlette endpoint (no FastAPI parameter parsing), the body
+read once and passed on as bytes, one pooled keep-alive client for every call.
+"""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import httpx
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.gateway import store
+from services.gateway.auth import Authenticator
+from services.gateway.domain import is_model_registration, is_transition, registry_action
+from shared import context
+from shared.context import ACTOR_HEADER, CORRELATION_HEADER
+from shared.errors import InvalidInput, NotFound, ServiceUnavailable
+
+REGISTRY_PREFIX = "/api/v1/registry/"
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_PASSED_ON = ("content-type", "accept", "if-match", "if-none-match")
+_PASSED_BACK = ("content-type", "etag", "location")
+_PROBE_TIMEOUT = 2.0
+
+
+class RegistryProxy:
+    def __init__(
+        self,
+        registry_url: str,
+        authenticator: Authenticator,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._origin = registry_url.rstrip("/")
+        self._prefix = self._origin + REGISTRY_PREFIX
+        self._auth = authenticator
+        self._sessionmaker = sessionmaker
+        self._client: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def connected(self) -> AsyncIterator[None]:
+        """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
+        # httpx logs every request at INFO: a line per forwarded call is noise at load.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            timeout=httpx.Timeout(30.0),
+        )
+        try:
+            yield
+        finally:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise ServiceUnavailable("the gateway is not started", service="gateway")
+        return self._client
+
+    async def forward(self, request: Request) -> Response:
+        principal = await self._auth.authenticate(request.headers.get("authorization"))
+        context.actor.set(principal.subject)
+        method = request.method
+        path: str = request.path_params["path"]
+        if ".." in path.split("/"):
+            raise NotFound(f"no such path: {REGISTRY_PREFIX}{path}")
+        body = await request.body()
+        stage = _json_field(body, "stage") if is_transition(method, path) else None
+        principal.require(registry_action(method, path, stage))
+        if is_model_registration(method, path):
+            await self._require_project(body)
+
+        headers = {
+            ACTOR_HEADER: principal.subject,
+            CORRELATION_HEADER: context.correlation_id.get() or "",
+        }
+        for name in _PASSED_ON:
+            if value := request.headers.get(name):
+                headers[name] = value
+        url = self._prefix + path
+        if query := request.scope["query_string"]:
+            url += "?" + query.decode("latin-1")
+        try:
+            reply = await self.client.request(method, url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(
+                f"the registry did not answer: {type(exc).__name__}", service="registry"
+            ) from exc
+
+        passed_back = {}
+        for name in _PASSED_BACK:
+            if value := reply.headers.get(name):
+                passed_back[name] = value
+        if location := passed_back.get("location"):
+            # The registry's own address is internal; its paths are the gateway's paths.
+            passed_back["location"] = location.removeprefix(self._origin)
+        return Response(reply.content, status_code=reply.status_code, headers=passed_back)
+
+    async def _require_project(self, body: bytes) -> None:
+        raw = _json_field(body, "project_id")
+        try:
+            project_id = UUID(raw) if isinstance(raw, str) else None
+        except ValueError:
+            project_id = None
+        if project_id is None:
+            raise InvalidInput("body.project_id must be the UUID of an existing project")
+        async with self._sessionmaker() as session:
+            exists = await store.project_exists(session, project_id)
+        if not exists:
+            raise InvalidInput(
+                f"there is no project {project_id}; create it with POST /api/v1/projects",
+                kind="unknown-project",
+                project_id=str(project_id),
+            )
+
+    async def ready(self) -> bool:
+        try:
+            reply = await self.client.get(self._origin + "/readyz", timeout=_PROBE_TIMEOUT)
+        except httpx.HTTPError:
+            return False
+        return reply.status_code == 200
+
+    async def openapi(self) -> dict | None:
+        """The registry's OpenAPI document, or None while it does not answer."""
+        try:
+            reply = await self.client.get(self._origin + "/openapi.json", timeout=_PROBE_TIMEOUT)
+            reply.raise_for_status()
+            document = reply.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+
+def _json_field(body: bytes, name: str) -> object:
+    """One top-level field of a JSON object body; None when absent or not JSON."""
+    if not body:
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return document.get(name) if isinstance(document, dict) else None

@@ -1,0 +1,54 @@
+"""Request and response bodies of the gateway's own API."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.gateway.domain import Role
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TokenCreate(BaseModel):
+    subject: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class Token(_Out):
+    id: UUID
+    subject: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedToken(Token):
+    token: str = Field(description="The plaintext token. Shown once; store it now.")
+
+
+class TokenList(BaseModel):
+    items: list[Token]
+    total: int
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class Project(_Out):
+    id: UUID
+    name: str
+    description: str | None
+    created_by: str
+    created_at: datetime
+
+
+class ProjectPage(BaseModel):
+    items: list[Project]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,16 @@
+"""The gateway's configuration (`MODELPLANE_*` environment variables)."""
+
+from pydantic import SecretStr
+
+from shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    registry_url: str = "http://127.0.0.1:8001"
+    # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
+    admin_token: SecretStr | None = None
+    # How long a verified token is trusted without asking the database again (revocation lag
+    # for other gateway replicas; this process forgets a token it revokes at once).
+    token_cache_seconds: float = 30.0

@@ -1,0 +1,101 @@
+"""Queries on the gateway's tables. The caller owns the session and transaction; none commit."""
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.models import api_tokens, projects
+from shared.errors import Conflict
+
+_TOKEN_COLUMNS = (
+    api_tokens.c.id,
+    api_tokens.c.subject,
+    api_tokens.c.role,
+    api_tokens.c.created_at,
+    api_tokens.c.revoked_at,
+)
+
+
+async def add_token(session: AsyncSession, *, subject: str, role: str, token_hash: str) -> Row:
+    return (
+        await session.execute(
+            insert(api_tokens)
+            .values(id=uuid4(), subject=subject, role=role, token_hash=token_hash)
+            .returning(*_TOKEN_COLUMNS)
+        )
+    ).one()
+
+
+async def find_active_token(session: AsyncSession, token_hash: str) -> Row | None:
+    return (
+        await session.execute(
+            select(api_tokens.c.id, api_tokens.c.subject, api_tokens.c.role).where(
+                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
+            )
+        )
+    ).one_or_none()
+
+
+async def list_tokens(session: AsyncSession) -> list[Row]:
+    query = select(*_TOKEN_COLUMNS).order_by(api_tokens.c.created_at, api_tokens.c.id)
+    return list((await session.execute(query)).all())
+
+
+async def revoke_token(session: AsyncSession, token_id: UUID) -> bool:
+    """Revoke the token; False when there is no such token. Revoking twice keeps the first time."""
+    exists = await session.scalar(select(api_tokens.c.id).where(api_tokens.c.id == token_id))
+    if exists is None:
+        return False
+    await session.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return True
+
+
+async def add_project(
+    session: AsyncSession, *, name: str, description: str | None, created_by: str
+) -> Row:
+    try:
+        async with session.begin_nested():
+            return (
+                await session.execute(
+                    insert(projects)
+                    .values(
+                        id=uuid4(), name=name, description=description, created_by=created_by
+                    )
+                    .returning(*projects.c)
+                )
+            ).one()
+    except IntegrityError as exc:
+        if "uq_projects_name" in str(exc.orig):
+            raise Conflict(
+                f"a project named {name!r} already exists", kind="duplicate-project-name"
+            ) from exc
+        raise
+
+
+async def get_project(session: AsyncSession, project_id: UUID) -> Row | None:
+    query = select(*projects.c).where(projects.c.id == project_id)
+    return (await session.execute(query)).one_or_none()
+
+
+async def project_exists(session: AsyncSession, project_id: UUID) -> bool:
+    query = select(projects.c.id).where(projects.c.id == project_id)
+    return await session.scalar(query) is not None
+
+
+async def list_projects(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Row], int]:
+    total = await session.scalar(select(func.count()).select_from(projects))
+    query = (
+        select(*projects.c)
+        .order_by(projects.c.created_at, projects.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.execute(query)).all()), total or 0

@@ -1,0 +1,402 @@
+"""A fake Kubernetes API server: batch/v1 Jobs and their Pods, over real HTTP.
+
+Drive it with the real `kubernetes` client (`Configuration(host=fake.url)`). It implements
+what the jobs service uses: create/get/list/watch/delete Jobs in a namespace, list Pods by
+label and read (and follow) a Pod's log. Kubernetes controllers are simulated by test hooks:
+`start_job`, `finish_job`, `append_log`. Every request is recorded in `requests`.
+"""
+
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+JOBS = re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs(?:/(?P<name>[^/]+))?$")
+PODS = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$")
+POD_LOG = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]  # names in lower case
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "details": details or {},
+        "code": code,
+    }
+
+
+def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    """Equality-based label selectors: `a=b,c!=d,e` (enough for what is used here)."""
+    for term in filter(None, (selector or "").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.strip() not in labels:
+            return False
+    return True
+
+
+class FakeKubernetes:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token  # when set, requests need `Authorization: Bearer <token>`
+        self.requests: list[RecordedRequest] = []
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.pod_logs: dict[tuple[str, str], str] = {}
+        self._events: list[tuple[int, str, str, dict]] = []  # (rv, namespace, type, object)
+        self._versions = itertools.count(1)
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeKubernetes":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FakeKubernetes":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Test hooks: what the cluster's controllers and kubelets would do.
+
+    def received(self, method: str, path_contains: str = "") -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method and path_contains in r.path]
+
+    def start_job(self, name: str, namespace: str = "default") -> None:
+        with self._changed:
+            job = self.jobs[namespace, name]
+            job["status"].update(active=1, ready=1, startTime=_now())
+            pod = self._pod_of(namespace, name)
+            pod["status"] = {
+                "phase": "Running",
+                "startTime": _now(),
+                "containerStatuses": [self._container_status(pod, {"running": {"startedAt": _now()}})],
+            }
+            self._changed_object(namespace, "MODIFIED", job)
+
+    def finish_job(
+        self,
+        name: str,
+        namespace: str = "default",
+        *,
+        succeeded: bool,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Ends the Job the way the Job controller reports it (Kubernetes >= 1.31 conditions)."""
+        with self._changed:
+            job = self.jobs[namespace, name]
+            now = _now()
+            if succeeded:
+                exit_code = 0 if exit_code is None else exit_code
+                first, last, reason = "SuccessCriteriaMet", "Complete", reason or "CompletionsReached"
+            else:
+                exit_code = 1 if exit_code is None else exit_code
+                first, last, reason = "FailureTarget", "Failed", reason or "BackoffLimitExceeded"
+            job["status"].update(active=0, ready=0, terminating=0)
+            job["status"]["succeeded" if succeeded else "failed"] = 1
+            if succeeded:
+                job["status"]["completionTime"] = now
+            job["status"]["conditions"] = [
+                {"type": kind, "status": "True", "reason": reason, "message": message,
+                 "lastProbeTime": now, "lastTransitionTime": now}
+                for kind in (first, last)
+            ]
+            pod = self._pod_of(namespace, name)
+            pod["status"] = {
+                "phase": "Succeeded" if succeeded else "Failed",
+                "containerStatuses": [self._container_status(
+                    pod, {"terminated": {"exitCode": exit_code, "reason": "Completed" if succeeded else "Error",
+                                         "startedAt": now, "finishedAt": now}}
+                )],
+            }
+            self._changed_object(namespace, "MODIFIED", job)
+
+    def append_log(self, job_name: str, text: str, namespace: str = "default") -> None:
+        with self._changed:
+            pod = self._pod_of(namespace, job_name)
+            key = (namespace, pod["metadata"]["name"])
+            self.pod_logs[key] = self.pod_logs.get(key, "") + text
+            self._changed.notify_all()
+
+    # State changes (callers hold self._changed).
+
+    def _pod_of(self, namespace: str, job_name: str) -> dict:
+        return next(
+            pod for (ns, _), pod in self.pods.items()
+            if ns == namespace and pod["metadata"]["labels"].get("job-name") == job_name
+        )
+
+    @staticmethod
+    def _container_status(pod: dict, state: dict) -> dict:
+        container = pod["spec"]["containers"][0]
+        return {"name": container["name"], "image": container.get("image", ""), "imageID": "",
+                "ready": "running" in state, "restartCount": 0, "state": state}
+
+    def _changed_object(self, namespace: str, kind: str, obj: dict) -> None:
+        version = next(self._versions)
+        obj["metadata"]["resourceVersion"] = str(version)
+        self._events.append((version, namespace, kind, json.loads(json.dumps(obj))))
+        self._changed.notify_all()
+
+    def _create_job(self, namespace: str, body: dict) -> tuple[int, dict]:
+        metadata = body.setdefault("metadata", {})
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
+        name = metadata.get("name")
+        if not name:
+            return 422, _status(422, "Invalid", "Job.batch is invalid: metadata.name: Required value")
+        if (namespace, name) in self.jobs:
+            return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
+                                {"name": name, "group": "batch", "kind": "jobs"})
+        uid = str(uuid.uuid4())
+        metadata.update(namespace=namespace, uid=uid, creationTimestamp=_now(), generation=1)
+        body.setdefault("apiVersion", "batch/v1")
+        body.setdefault("kind", "Job")
+        spec = body.setdefault("spec", {})
+        spec.setdefault("backoffLimit", 6)
+        template = spec.setdefault("template", {})
+        labels = {**template.get("metadata", {}).get("labels", {}),
+                  "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid,
+                  "job-name": name, "batch.kubernetes.io/job-name": name}
+        template.setdefault("metadata", {})["labels"] = labels
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        body["status"] = {"active": 1, "ready": 0, "terminating": 0, "startTime": _now()}
+        self.jobs[namespace, name] = body
+        # The Job controller creates the Job's Pod; it waits to be scheduled until start_job.
+        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        self.pods[namespace, pod_name] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                "labels": labels, "creationTimestamp": _now(), "resourceVersion": "1",
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                     "uid": uid, "controller": True}],
+            },
+            "spec": json.loads(json.dumps(template.get("spec", {}))),
+            "status": {"phase": "Pending"},
+        }
+        self._changed_object(namespace, "ADDED", body)
+        return 201, body
+
+    def _delete_job(self, namespace: str, name: str, options: dict) -> tuple[int, dict]:
+        job = self.jobs.pop((namespace, name), None)
+        if job is None:
+            return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found',
+                                {"name": name, "group": "batch", "kind": "jobs"})
+        if options.get("propagationPolicy") in ("Background", "Foreground"):
+            for key in [k for k, pod in self.pods.items()
+                        if k[0] == namespace and pod["metadata"]["labels"].get("job-name") == name]:
+                del self.pods[key]
+        job["metadata"]["deletionTimestamp"] = _now()
+        self._changed_object(namespace, "DELETED", job)
+        return 200, _status(200, "", "", {"name": name, "group": "batch", "kind": "jobs",
+                                           "uid": job["metadata"]["uid"]})
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # Like the API server: HTTP/1.1, watches and followed logs in chunked encoding.
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+            def _serve(self, method: str) -> None:
+                try:
+                    self._route(method)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client stopped reading a stream
+
+            def _route(self, method: str) -> None:
+                url = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                with fake._changed:
+                    fake.requests.append(RecordedRequest(
+                        method, url.path, query, body, {k.lower(): v for k, v in self.headers.items()}
+                    ))
+                if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
+                    return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
+                if match := JOBS.match(url.path):
+                    return self._jobs(method, match["ns"], match["name"], query, body or {})
+                if method == "GET" and (match := PODS.match(url.path)):
+                    return self._pods(match["ns"], query)
+                if method == "GET" and (match := POD_LOG.match(url.path)):
+                    return self._log(match["ns"], match["name"], query)
+                self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+
+            def _jobs(self, method: str, ns: str, name: str | None, query: dict, body: dict) -> None:
+                if name is None and method == "POST":
+                    with fake._changed:
+                        return self._json(*fake._create_job(ns, body))
+                if name is None and method == "GET":
+                    if query.get("watch", "").lower() in ("true", "1"):
+                        return self._watch(ns, query)
+                    with fake._changed:
+                        items = [job for (n, _), job in fake.jobs.items()
+                                 if n == ns and _matches(job["metadata"].get("labels", {}),
+                                                         query.get("labelSelector"))]
+                        version = str(fake._events[-1][0] if fake._events else 0)
+                    return self._json(200, {"kind": "JobList", "apiVersion": "batch/v1",
+                                            "metadata": {"resourceVersion": version}, "items": items})
+                if name is not None and method == "GET":
+                    with fake._changed:
+                        job = fake.jobs.get((ns, name))
+                    if job is None:
+                        return self._json(404, _status(404, "NotFound", f'jobs.batch "{name}" not found',
+                                                       {"name": name, "group": "batch", "kind": "jobs"}))
+                    return self._json(200, job)
+                if name is not None and method == "DELETE":
+                    options = {**body}
+                    if "propagationPolicy" in query:
+                        options["propagationPolicy"] = query["propagationPolicy"]
+                    with fake._changed:
+                        return self._json(*fake._delete_job(ns, name, options))
+                self._json(405, _status(405, "MethodNotAllowed", f"{method} is not supported"))
+
+            def _watch(self, ns: str, query: dict) -> None:
+                selector = query.get("labelSelector")
+                timeout = float(query.get("timeoutSeconds") or 300)
+                since = int(query.get("resourceVersion") or 0)
+                self._start_stream("application/json")
+                with fake._changed:
+                    if since == 0:  # no resourceVersion: the current objects first, as ADDED
+                        pending = [("ADDED", job) for (n, _), job in fake.jobs.items() if n == ns]
+                        since = fake._events[-1][0] if fake._events else 0
+                    else:
+                        pending = []
+                deadline = time.monotonic() + timeout
+                while True:
+                    for kind, obj in pending:
+                        if _matches(obj["metadata"].get("labels", {}), selector):
+                            self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                    with fake._changed:
+                        fake._changed.wait_for(
+                            lambda: fake._stopping or (fake._events and fake._events[-1][0] > since),
+                            timeout=max(0.0, deadline - time.monotonic()),
+                        )
+                        if fake._stopping or time.monotonic() >= deadline:
+                            return self._end_stream()
+                        pending = [(k, o) for v, n, k, o in fake._events if v > since and n == ns]
+                        since = fake._events[-1][0]
+
+            def _pods(self, ns: str, query: dict) -> None:
+                with fake._changed:
+                    items = [pod for (n, _), pod in fake.pods.items()
+                             if n == ns and _matches(pod["metadata"]["labels"], query.get("labelSelector"))]
+                self._json(200, {"kind": "PodList", "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": "1"}, "items": items})
+
+            def _log(self, ns: str, name: str, query: dict) -> None:
+                with fake._changed:
+                    pod = fake.pods.get((ns, name))
+                    if pod is None:
+                        return self._json(404, _status(404, "NotFound", f'pods "{name}" not found',
+                                                       {"name": name, "kind": "pods"}))
+                    if pod["status"]["phase"] == "Pending":
+                        container = pod["spec"]["containers"][0]["name"]
+                        return self._json(400, _status(
+                            400, "BadRequest",
+                            f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'))
+                self._start_stream("text/plain")
+                sent = 0
+                follow = query.get("follow", "").lower() in ("true", "1")
+                while True:
+                    with fake._changed:
+                        text = fake.pod_logs.get((ns, name), "")
+                        pod = fake.pods.get((ns, name))
+                        running = pod is not None and pod["status"]["phase"] == "Running"
+                    if len(text) > sent:
+                        self._chunk(text[sent:].encode())
+                        sent = len(text)
+                    if not follow or not running or fake._stopping:
+                        return self._end_stream()
+                    with fake._changed:
+                        fake._changed.wait(timeout=0.5)
+
+            def _start_stream(self, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def _end_stream(self) -> None:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def _json(self, code: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

@@ -1,0 +1,183 @@
+"""Events on a real NATS JetStream: once per change, nothing lost, nothing applied twice."""
+
+import asyncio
+import uuid
+
+from sqlalchemy import func, select, update
+
+from services.registry.models import ModelVersion
+from shared.events import CloudEvent
+from shared.events.jobs import JobSucceeded, RegisterModel
+from shared.outbox import OutboxRelay
+from tests.bus import stream_events, wait_for_events
+
+
+async def test_each_change_publishes_its_event_exactly_once(client, nc, runtime, model):
+    v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    r = await client.post(f"/models/versions/{v['id']}/transition",
+                          json={"stage": "staging", "comment": "try it"})
+    assert r.status_code == 200
+
+    events = await wait_for_events(nc, "REGISTRY", v["id"], count=2)
+    await runtime.relay.drain()  # nothing left that could still arrive
+    events = [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]]
+    assert [e.type for e in events] == [
+        "io.modelplane.registry.model_version.created.v1",
+        "io.modelplane.registry.model_version.transitioned.v1",
+    ]
+    transitioned = events[1]
+    assert transitioned.source == "/modelplane/registry"
+    assert transitioned.actor == "alice@example.com"
+    assert transitioned.data == {
+        "model_id": model["id"], "model_name": model["name"], "version_id": v["id"],
+        "version": "1", "from_stage": "none", "to_stage": "staging", "comment": "try it",
+        "actor": "alice@example.com",
+    }
+    registered = await wait_for_events(nc, "REGISTRY", model["id"], count=1)
+    assert [e.type for e in registered] == ["io.modelplane.registry.model.registered.v1"]
+
+
+async def test_a_failed_command_publishes_nothing(client, nc, runtime, model):
+    await client.post(f"/models/{model['id']}/versions", json={"version": "a"})
+    r = await client.post(f"/models/{model['id']}/versions", json={"version": "a"})
+    assert r.status_code == 409
+    await runtime.relay.drain()
+    created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+               if e.data["model_id"] == model["id"]]
+    assert len(created) == 1
+
+
+async def test_relay_killed_between_commit_and_publish_loses_nothing(
+    registry_settings, nc, runtime, client, model
+):
+    # Stop the running relay: the change commits with nobody to publish it.
+    runtime._relay_task.cancel()
+    done, _ = await asyncio.wait([runtime._relay_task], timeout=5)
+    if not done:
+        runtime._relay_task.print_stack()
+        raise AssertionError("relay did not stop")
+    try:
+        v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+        await asyncio.sleep(0.3)
+        assert [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]] == []
+
+        # A relay that crashed after publishing but before marking: the same rows go out again.
+        js = nc.jetstream()
+        async with runtime.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(runtime.outbox).where(runtime.outbox.c.published_at.is_(None))
+            )).all()
+        assert rows, "the committed event waits in the outbox"
+        for row in rows:
+            await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": str(row.id)})
+
+        # A fresh relay (the restarted process) publishes what is left, and dedup drops the copy.
+        restarted = OutboxRelay(runtime.engine, runtime.outbox, js)
+        assert await restarted.drain() == len(rows)
+        events = [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]]
+        assert [e.type for e in events] == ["io.modelplane.registry.model_version.created.v1"]
+        async with runtime.engine.connect() as conn:
+            pending = await conn.scalar(
+                select(func.count()).where(runtime.outbox.c.published_at.is_(None))
+            )
+        assert pending == 0
+    finally:
+        runtime._relay_task = asyncio.create_task(runtime.relay.run())
+
+
+async def test_two_concurrent_promotions_leave_exactly_one_production_version(client, runtime, model):
+    versions = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
+                for _ in range(6)]
+    replies = await asyncio.gather(*(
+        client.post(f"/models/versions/{v['id']}/transition", json={"stage": "production"})
+        for v in versions
+    ))
+    assert [r.status_code for r in replies] == [200] * 6
+    async with runtime.sessionmaker() as s:
+        stages = (await s.execute(
+            select(ModelVersion.stage, func.count())
+            .where(ModelVersion.model_id == uuid.UUID(model["id"]))
+            .group_by(ModelVersion.stage)
+        )).all()
+    assert dict(stages) == {"production": 1, "archived": 5}
+    # Every archive is itself on record: 6 promotions + 5 supersessions.
+    total = 0
+    for v in versions:
+        total += (await client.get(f"/models/versions/{v['id']}/transitions")).json()["total"]
+    assert total == 11
+
+
+def job_succeeded(model_id: str, job_id: uuid.UUID | None = None) -> CloudEvent:
+    job_id = job_id or uuid.uuid4()
+    data = JobSucceeded(
+        job_id=job_id, name="train-fraud", project_id=uuid.uuid4(), run_id=f"run-{job_id.hex[:6]}",
+        metrics={"auc": 0.93}, artifact_uri="file:///tmp/model.pkl",
+        register_model=RegisterModel(model_id=uuid.UUID(model_id)),
+    )
+    return CloudEvent.wrap(data, service="jobs", aggregate_id=job_id, actor="bob")
+
+
+async def versions_of(client, model_id: str) -> list[dict]:
+    return (await client.get(f"/models/{model_id}/versions")).json()["items"]
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_job_succeeded_registers_a_version_linked_to_its_run(client, nc, model):
+    event = job_succeeded(model["id"])
+    await nc.jetstream().publish("jobs.job.succeeded", event.to_json(),
+                                 headers={"Nats-Msg-Id": str(event.id)})
+
+    async def registered():
+        return len(await versions_of(client, model["id"])) == 1
+
+    await wait_until(registered)
+    (version,) = await versions_of(client, model["id"])
+    assert (version["run_id"], version["metrics"], version["artifact_uri"], version["created_by"]) == (
+        event.data["run_id"], {"auc": 0.93}, "file:///tmp/model.pkl", "bob"
+    )
+
+
+async def test_a_redelivered_event_has_no_second_effect(client, nc, runtime, model):
+    event = job_succeeded(model["id"])
+    js = nc.jetstream()
+    # The same event twice on the stream (a producer retry after the dedup window, say).
+    acks = [
+        await js.publish("jobs.job.succeeded", event.to_json(),
+                         headers={"Nats-Msg-Id": f"{event.id}-{copy}"})
+        for copy in range(2)
+    ]
+    assert acks[1].seq > acks[0].seq  # both stored: a real second delivery of one event
+
+    async def both_consumed():
+        info = await js.consumer_info("JOBS", "registry-jobs-job-succeeded")
+        return info.ack_floor.stream_seq >= acks[1].seq
+
+    await wait_until(both_consumed)
+    versions = await versions_of(client, model["id"])
+    assert len(versions) == 1
+    created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+               if e.data["model_id"] == model["id"]]
+    await runtime.relay.drain()
+    assert len(created) == 1
+
+
+async def test_an_event_that_keeps_failing_goes_to_the_dead_letter_subject(nc, model, runtime):
+    bad = job_succeeded(model["id"])
+    payload = bad.model_dump(mode="json")
+    payload["data"]["metrics"] = {"auc": "not a number"}  # the handler's parse fails every time
+    raw = CloudEvent.model_validate(payload).to_json()
+    await nc.jetstream().publish("jobs.job.succeeded", raw, headers={"Nats-Msg-Id": str(bad.id)})
+
+    async def dead_lettered():
+        return any(e.id == bad.id for e in await stream_events(nc, "DEADLETTER"))
+
+    await wait_until(dead_lettered, timeout=15)
+    async with runtime.sessionmaker() as s:
+        applied = await s.scalar(select(func.count()).where(runtime.inbox.c.event_id == bad.id))
+    assert applied == 0
