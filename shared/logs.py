@@ -51,3 +51,4 @@ def configure_logging(service: str, fmt: str = "text", level: str = "INFO") -> N
     root.setLevel(level.upper())
     # Access logs are noise at load; errors still surface through the service's own logger.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.gateway import store
 from services.gateway.auth import Authenticator, issue_token
 from services.gateway.domain import Action, Principal
-from services.gateway.events import ProjectCreated
+from shared.events.gateway import ProjectCreated
 from services.gateway.proxy import RegistryProxy
 from services.gateway.schemas import (
     CreatedToken,

@@ -5,7 +5,6 @@ read once and passed on as bytes, one pooled keep-alive client for every call.
 """
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from uuid import UUID
 
@@ -45,8 +44,6 @@ class RegistryProxy:
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
         """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
-        # httpx logs every request at INFO: a line per forwarded call is noise at load.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
             timeout=httpx.Timeout(30.0),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from shared.outbox import notify_trigger_sql
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -51,42 +51,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name="uq_projects_name"),
         schema=SCHEMA,
     )
-    op.create_table(
-        "outbox",
-        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("subject", sa.String(255), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        _created_at(),
-        sa.Column("published_at", sa.DateTime(timezone=True)),
-        sa.PrimaryKeyConstraint("seq", name="pk_outbox"),
-        sa.UniqueConstraint("id", name="uq_outbox_id"),
-        schema=SCHEMA,
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["seq"],
-        schema=SCHEMA,
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-    for statement in notify_trigger_sql(SCHEMA):
-        op.execute(statement)
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(255), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        _created_at("received_at"),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
-        schema=SCHEMA,
-    )
+    create_messaging_tables(SCHEMA)
 
 
 def downgrade() -> None:
-    op.drop_table("inbox", schema=SCHEMA)
-    op.execute(f'DROP TRIGGER IF EXISTS outbox_notify ON "{SCHEMA}".outbox')
-    op.execute(f'DROP FUNCTION IF EXISTS "{SCHEMA}".notify_outbox()')
-    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=SCHEMA)
-    op.drop_table("outbox", schema=SCHEMA)
+    drop_messaging_tables(SCHEMA)
     op.drop_table("projects", schema=SCHEMA)
     op.drop_table("api_tokens", schema=SCHEMA)
