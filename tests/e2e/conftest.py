@@ -1,0 +1,41 @@
+"""The platform as `make up` runs it: each service its own process, on this session's Postgres
+(a database of its own) and NATS, reached only through the gateway over HTTP."""
+
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import nats
+import pytest
+
+from deploy.launcher import Platform
+from shared.local_infra import create_database, drop_database
+
+
+@pytest.fixture(scope="session")
+async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIterator[Platform]:
+    name = f"modelplane_e2e_{secrets.token_hex(6)}"
+    database_url = await create_database(database_server_url, name)
+    logs = tmp_path_factory.mktemp("platform-logs")
+    try:
+        async with Platform(database_url=database_url, nats_url=nats_url, log_dir=logs) as running:
+            yield running
+    finally:
+        await drop_database(database_server_url, name)
+
+
+@pytest.fixture(scope="session")
+async def admin(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=platform.gateway_url,
+        headers={"Authorization": f"Bearer {platform.admin_token}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def bus(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
