@@ -12,7 +12,9 @@ from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
 
 
-@pytest.fixture(scope="session")
+# Module scope: the platform's registry shares the durable consumers of the in-process registry
+# that other tests run, so it must be gone before they start.
+@pytest.fixture(scope="module")
 async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIterator[Platform]:
     name = f"modelplane_e2e_{secrets.token_hex(6)}"
     database_url = await create_database(database_server_url, name)
@@ -24,7 +26,7 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
         await drop_database(database_server_url, name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def admin(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=platform.gateway_url,
