@@ -317,7 +317,7 @@ def welcome(platform: Platform) -> str:
         [
             "",
             "Modelplane is up.",
-            f"  Dashboard and API  {url}",
+            f"  API                {url}",
             f"  OpenAPI            {url}/api/v1/openapi.json",
             f"  Admin token        {platform.admin_token}",
             f"  Database           {platform.database_url}",

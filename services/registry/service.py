@@ -163,16 +163,16 @@ async def transition_stage(
     if found is None:
         raise version_not_found(f"with id {version_id}")
     version, model = found
+    by_id = {version.id: version}
     current_production = None
     if stage == ModelStage.PRODUCTION:
         serving = await store.latest_in_stage(uow.session, model.id, ModelStage.PRODUCTION)
-        current_production = serving and _state(serving)
+        if serving is not None:
+            by_id[serving.id] = serving
+            current_production = _state(serving)
     changes = plan_transition(_state(version), stage, comment, current_production)
 
     now = datetime.now(UTC)
-    by_id = {version.id: version}
-    if current_production is not None:
-        by_id[current_production.id] = serving
     for change in changes:
         # Leaving production first keeps the one-production index satisfied at every statement.
         values: dict[str, Any] = {"stage": change.to_stage.value, "updated_at": now}

@@ -1,0 +1,166 @@
+"""The jobs service's rules, pure Python: GPU type ids, job validation and the job life cycle."""
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.errors import Conflict, InvalidInput
+
+GPU_TYPE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+MAX_GPU_TYPE_ID_LENGTH = 63
+
+
+class Env(StrEnum):
+    DEV = "dev"
+    STG = "stg"
+    PROD = "prod"
+
+
+class JobType(StrEnum):
+    TRAINING = "training"
+    EVALUATION = "evaluation"
+
+
+class JobStatus(StrEnum):
+    SUBMITTED = "submitted"
+    VALIDATED = "validated"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    # A request that broke a rule: kept as a job so its JobRejected event has an aggregate.
+    REJECTED = "rejected"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.REJECTED})
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+# A job's terminal status, the status of its experiment run, and MLflow's name for it.
+TERMINAL_RUN_STATUS = {
+    JobStatus.SUCCEEDED: (RunStatus.COMPLETED, "FINISHED"),
+    JobStatus.FAILED: (RunStatus.FAILED, "FAILED"),
+    JobStatus.KILLED: (RunStatus.KILLED, "KILLED"),
+}
+
+
+class JobAlreadyFinished(Conflict):
+    kind = "job-already-finished"
+    title = "The job has already finished"
+
+
+class JobRejectedProblem(InvalidInput):
+    kind = "job-rejected"
+    title = "The job breaks the rules of the data model"
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    message: str
+
+
+def canonical_gpu_type_id(raw: str) -> str:
+    """Ids match case-insensitively: `A100-80GB` and `a100-80gb` are one option."""
+    return raw.strip().lower()
+
+
+def gpu_type_option_violations(gpu_type_id: str, label: str) -> list[Violation]:
+    """What is wrong with an option's id (already canonical) and label; empty when valid."""
+    violations = []
+    if not GPU_TYPE_ID.match(gpu_type_id) or len(gpu_type_id) > MAX_GPU_TYPE_ID_LENGTH:
+        violations.append(Violation(
+            "gpu-type-id-kebab-case",
+            f"id '{gpu_type_id}' must be lowercase kebab-case (a-z, 0-9 and single hyphens, "
+            f"at most {MAX_GPU_TYPE_ID_LENGTH} characters)",
+        ))
+    if not label.strip():
+        violations.append(Violation("gpu-type-label-required", "label must not be empty"))
+    return violations
+
+
+def check_gpu_type_option(gpu_type_id: str, label: str) -> None:
+    if violations := gpu_type_option_violations(gpu_type_id, label):
+        raise InvalidInput(
+            "; ".join(v.message for v in violations),
+            kind="invalid-gpu-type-option",
+            violations=[{"rule": v.rule, "message": v.message} for v in violations],
+        )
+
+
+@dataclass(frozen=True)
+class JobCheck:
+    """The outcome of validating a job: the canonical GPU type, and each rule it breaks."""
+
+    gpu_type: str | None
+    violations: list[Violation]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.violations
+
+
+def validate_job(
+    *, env: Env, use_gpu: bool, gpu_type: str | None, gpus: int | None,
+    enabled_gpu_types: Collection[str],
+) -> JobCheck:
+    """Apply the data model's rules; `enabled_gpu_types` are the canonical ids enabled in `env`."""
+    violations: list[Violation] = []
+    canonical = canonical_gpu_type_id(gpu_type) if gpu_type is not None else None
+    if canonical == "":
+        canonical = None
+    if use_gpu:
+        if canonical is None:
+            violations.append(Violation(
+                "gpu-type-required", "use_gpu is true, so resources.gpu_type is required"
+            ))
+        elif canonical not in enabled_gpu_types:
+            violations.append(Violation(
+                "gpu-type-enabled-for-env",
+                f"gpu type '{gpu_type}' is not an enabled GPU type of env '{env}'",
+            ))
+        if gpus is not None and gpus < 1:
+            violations.append(Violation(
+                "gpu-count-positive", "use_gpu is true, so resources.gpus must be at least 1"
+            ))
+    else:
+        if gpu_type is not None:
+            violations.append(Violation(
+                "gpu-type-without-gpu", "use_gpu is false, so resources.gpu_type must be null"
+            ))
+        if gpus:
+            violations.append(Violation(
+                "gpus-without-gpu", "use_gpu is false, so resources.gpus must be 0 or absent"
+            ))
+    return JobCheck(canonical, violations)
+
+
+def gpu_count(use_gpu: bool, gpus: int | None) -> int:
+    """A GPU job asks for one GPU unless it says how many."""
+    if not use_gpu:
+        return 0
+    return 1 if gpus is None else gpus
+
+
+def check_cancellable(status: JobStatus) -> None:
+    if status.finished:
+        raise JobAlreadyFinished(f"the job has already finished: it is {status}")
+
+
+def gpu_node_selector(node_label: str | None) -> tuple[str | None, str | None]:
+    """An option's node label, `key=value` or just the value under the executor's default key."""
+    if not node_label:
+        return None, None
+    key, sep, value = node_label.partition("=")
+    return (key, value) if sep else (None, node_label)
