@@ -4,7 +4,9 @@ from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import MetaData, Table, insert
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared import context
@@ -28,6 +30,18 @@ def schema_metadata(schema: str) -> MetaData:
     outbox_table(metadata)
     inbox_table(metadata)
     return metadata
+
+
+async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
+    """An asyncpg connection from a SQLAlchemy URL, including the `?host=<socket dir>` form."""
+    url = make_url(database_url)
+    return await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.query.get("host") or url.host,
+        port=url.port,
+        database=url.database,
+    )
 
 
 def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
+
+from shared.db import connect_raw
 
 NATS_IMAGE = "nats:2.10"
 POSTGRES_IMAGE = "postgres:16"
@@ -92,18 +93,6 @@ def start_embedded_postgres(data_dir: Path, delete_on_stop: bool = False) -> Emb
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
     return EmbeddedPostgres(server)
-
-
-async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
-    """An asyncpg connection from a SQLAlchemy URL, including the `?host=<socket dir>` form."""
-    url = make_url(database_url)
-    return await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.query.get("host") or url.host,
-        port=url.port,
-        database=url.database,
-    )
 
 
 async def create_database(server_url: str, name: str) -> str:

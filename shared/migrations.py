@@ -12,7 +12,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import NAMING_CONVENTION
+from shared.db import NAMING_CONVENTION, connect_raw
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -28,9 +28,9 @@ async def ensure_database(database_url: str) -> None:
     """Create the service's database if the server does not have it yet."""
     url = make_url(database_url)
     try:
-        conn = await _raw_connect(url)
+        conn = await connect_raw(url)
     except asyncpg.InvalidCatalogNameError:
-        admin = await _raw_connect(url.set(database="postgres"))
+        admin = await connect_raw(url.set(database="postgres"))
         try:
             await admin.execute(f'CREATE DATABASE "{url.database}"')
         except asyncpg.DuplicateDatabaseError:
@@ -39,16 +39,6 @@ async def ensure_database(database_url: str) -> None:
             await admin.close()
     else:
         await conn.close()
-
-
-async def _raw_connect(url) -> asyncpg.Connection:  # noqa: ANN001
-    return await asyncpg.connect(
-        user=url.username,
-        password=url.password,
-        host=url.query.get("host") or url.host,
-        port=url.port,
-        database=url.database,
-    )
 
 
 async def apply_migrations(migrations_dir: Path, database_url: str) -> None:

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.db import connect_raw
 from shared.local_infra import (
     EmbeddedNats,
     EmbeddedPostgres,
-    connect_raw,
     create_database,
     drop_database,
     start_embedded_nats,
