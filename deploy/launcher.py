@@ -62,6 +62,7 @@ BACKENDS = (
         "MODELPLANE_REGISTRY_PORT",
         "MODELPLANE_REGISTRY_URL",
     ),
+    ServiceSpec("jobs", "MODELPLANE_JOBS_HOST", "MODELPLANE_JOBS_PORT", "MODELPLANE_JOBS_URL"),
 )
 GATEWAY = ServiceSpec("gateway", "MODELPLANE_HTTP_HOST", "MODELPLANE_HTTP_PORT")
 SERVICES = {spec.name: spec for spec in (*BACKENDS, GATEWAY)}
@@ -97,6 +98,7 @@ class Platform:
         host: str = "127.0.0.1",
         gateway_port: int | None = None,
         registry_port: int | None = None,
+        jobs_port: int | None = None,
         admin_token: str | None = None,
         state_dir: Path = STATE_DIR,
         log_dir: Path | None = None,
@@ -114,6 +116,7 @@ class Platform:
         self.ports = {
             GATEWAY.name: gateway_port or free_port(host),
             "registry": registry_port or free_port(host),
+            "jobs": jobs_port or free_port(host),
         }
         self.services: dict[str, ServiceProcess] = {}
         self._embedded_postgres: EmbeddedPostgres | None = None
@@ -131,6 +134,7 @@ class Platform:
             host=os.environ.get("MODELPLANE_HTTP_HOST", "127.0.0.1"),
             gateway_port=port("MODELPLANE_HTTP_PORT", DEFAULT_GATEWAY_PORT),
             registry_port=port("MODELPLANE_REGISTRY_PORT", None),
+            jobs_port=port("MODELPLANE_JOBS_PORT", None),
             admin_token=os.environ.get("MODELPLANE_ADMIN_TOKEN") or None,
         )
 
@@ -244,6 +248,8 @@ class Platform:
                 env[spec.url_variable] = self.service_url(spec.name)
         if self.admin_token is not None:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
+        # The jobs' directories and the default MLflow store live with the platform's state.
+        env.setdefault("MODELPLANE_JOBS_STATE_DIR", str(self.state_dir / "jobs"))
         env.update(self.extra_env)
         return env
 

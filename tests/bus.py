@@ -26,7 +26,8 @@ async def stream_events(nc: NATS, stream: str, subject: str | None = None) -> li
         while True:
             try:
                 batch = await sub.fetch(500, timeout=0.3)
-            except NatsTimeout:
+            except (NatsTimeout, asyncio.TimeoutError):
+                # nats-py raises the plain asyncio error when a slow fetch runs out its deadline.
                 break
             for msg in batch:
                 events.append(CloudEvent.from_json(msg.data))

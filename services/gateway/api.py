@@ -58,10 +58,12 @@ async def healthz() -> dict[str, str]:
 
 @health.get("/readyz", include_in_schema=False)
 async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
-    """Ready when the gateway's database, bus and relay work and the registry is ready."""
+    """Ready when the gateway's database, bus and relay work and its backends are ready."""
     registry: RegistryProxy = request.app.state.registry
+    jobs: RegistryProxy = request.app.state.jobs
     checks = await runtime.readiness()
     checks["registry"] = await registry.ready()
+    checks["jobs"] = await jobs.ready()
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

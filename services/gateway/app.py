@@ -9,10 +9,16 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token
-from services.gateway.domain import Role
+from services.gateway.domain import Role, is_job_submission, jobs_action
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
-from services.gateway.proxy import METHODS, REGISTRY_PREFIX, RegistryProxy
+from services.gateway.proxy import (
+    JOBS_PREFIX,
+    JOBS_ROOTS,
+    METHODS,
+    REGISTRY_PREFIX,
+    RegistryProxy,
+)
 from services.gateway.settings import GatewaySettings
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.errors import Unauthorized
@@ -32,10 +38,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
     )
     registry = RegistryProxy(settings.registry_url, authenticator, runtime.sessionmaker)
+    jobs = RegistryProxy(
+        settings.jobs_url, authenticator, runtime.sessionmaker, service="jobs",
+        public_prefix=JOBS_PREFIX, action=lambda method, path, _: jobs_action(method, path),
+        needs_project=is_job_submission, public_paths=JOBS_ROOTS,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime.lifespan(app), registry.connected(), docs.kept_fresh():
+        async with runtime.lifespan(app), registry.connected(), jobs.connected(), \
+                docs.kept_fresh():
             yield
 
     app = FastAPI(
@@ -50,7 +62,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     app.state.registry = registry
-    docs = MergedOpenAPI(app, registry)
+    app.state.jobs = jobs
+    docs = MergedOpenAPI(app, [registry, jobs])
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
@@ -61,6 +74,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_route(
         REGISTRY_PREFIX + "{path:path}", registry.forward, methods=METHODS, include_in_schema=False
     )
+    for root in JOBS_ROOTS:
+        for route in (root, root + "/{path:path}"):
+            app.add_route(route, jobs.forward, methods=METHODS, include_in_schema=False)
     return app
 
 

@@ -23,6 +23,7 @@ class Action(StrEnum):
     WRITE = "write"
     PROMOTE_TO_PRODUCTION = "promote-to-production"
     MANAGE_TOKENS = "manage-tokens"
+    MANAGE_GPU_TYPES = "manage-gpu-types"
 
 
 _RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.APPROVER: 3, Role.ADMIN: 4}
@@ -33,6 +34,7 @@ MINIMUM_ROLE = {
     Action.WRITE: Role.EDITOR,
     Action.PROMOTE_TO_PRODUCTION: Role.APPROVER,
     Action.MANAGE_TOKENS: Role.ADMIN,
+    Action.MANAGE_GPU_TYPES: Role.ADMIN,
 }
 
 PRODUCTION_STAGE = "production"
@@ -80,4 +82,18 @@ def registry_action(method: str, path: str, target_stage: str | None = None) -> 
         and target_stage.strip().lower() == PRODUCTION_STAGE
     ):
         return Action.PROMOTE_TO_PRODUCTION
+    return Action.WRITE
+
+
+def is_job_submission(method: str, path: str) -> bool:
+    """`POST jobs`, relative to `/api/v1/`."""
+    return method == "POST" and path.rstrip("/") == "jobs"
+
+
+def jobs_action(method: str, path: str) -> Action:
+    """The action a call to the jobs service performs (`jobs...` or `gpu-types...`)."""
+    if method in _READ_METHODS:
+        return Action.READ
+    if path.startswith("gpu-types"):
+        return Action.MANAGE_GPU_TYPES
     return Action.WRITE

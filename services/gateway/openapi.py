@@ -1,7 +1,8 @@
-"""One OpenAPI document for the public API: the gateway's own paths plus the registry's.
+"""One OpenAPI document for the public API: the gateway's own paths plus its backends' (the
+registry's, the jobs service's).
 
-The registry's document is fetched once it answers and kept; until then the gateway serves
-its own part.
+Each backend's document is fetched once it answers and kept; until then the gateway serves
+the parts it has.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.gateway.proxy import REGISTRY_PREFIX, RegistryProxy
+from services.gateway.proxy import RegistryProxy
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +22,16 @@ BEARER_SCHEME = "HTTPBearer"
 _OPERATIONS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def merge_openapi(own: dict[str, Any], registry: dict[str, Any]) -> dict[str, Any]:
-    """The gateway's document with the registry's public paths and components added."""
+def merge_openapi(
+    own: dict[str, Any],
+    registry: dict[str, Any],
+    public_paths: tuple[str, ...] = ("/api/v1/registry",),
+) -> dict[str, Any]:
+    """The gateway's document with a backend's public paths and components added."""
     merged = copy.deepcopy(own)
     paths = merged.setdefault("paths", {})
     for path, item in registry.get("paths", {}).items():
-        if not path.startswith(REGISTRY_PREFIX.rstrip("/")) or path in paths:
+        if not path.startswith(public_paths) or path in paths:
             continue
         item = copy.deepcopy(item)
         for method, operation in item.items():
@@ -53,30 +58,35 @@ def merge_openapi(own: dict[str, Any], registry: dict[str, Any]) -> dict[str, An
 class MergedOpenAPI:
     """Replaces `app.openapi` so FastAPI's `/api/v1/openapi.json` and docs serve the merge."""
 
-    def __init__(self, app: FastAPI, proxy: RegistryProxy, retry_seconds: float = 5.0) -> None:
+    def __init__(
+        self, app: FastAPI, proxies: list[RegistryProxy], retry_seconds: float = 5.0
+    ) -> None:
         self._app = app
-        self._proxy = proxy
+        self._proxies = proxies
         self._retry_seconds = retry_seconds
-        self._registry: dict[str, Any] | None = None
+        self._documents: list[dict[str, Any] | None] = [None] * len(proxies)
         self._merged: dict[str, Any] | None = None
         app.openapi = self.schema  # type: ignore[method-assign]
 
     def schema(self) -> dict[str, Any]:
         if self._merged is not None:
             return self._merged
-        own = FastAPI.openapi(self._app)  # built once and cached by FastAPI
-        if self._registry is None:
-            return own
-        self._merged = merge_openapi(own, self._registry)
-        return self._merged
+        merged = FastAPI.openapi(self._app)  # built once and cached by FastAPI
+        for proxy, document in zip(self._proxies, self._documents, strict=True):
+            if document is not None:
+                merged = merge_openapi(merged, document, proxy.public_paths)
+        if all(d is not None for d in self._documents):
+            self._merged = merged  # complete: keep it
+        return merged
 
     async def fetch(self) -> bool:
-        self._registry = self._registry or await self._proxy.openapi()
-        return self._registry is not None
+        for i, proxy in enumerate(self._proxies):
+            self._documents[i] = self._documents[i] or await proxy.openapi()
+        return all(d is not None for d in self._documents)
 
     @contextlib.asynccontextmanager
     async def kept_fresh(self) -> AsyncIterator[None]:
-        """Fetch at start-up; if the registry is not up yet, keep trying in the background."""
+        """Fetch at start-up; if a backend is not up yet, keep trying in the background."""
         task = None if await self.fetch() else asyncio.create_task(self._retry())
         try:
             yield
@@ -89,4 +99,4 @@ class MergedOpenAPI:
     async def _retry(self) -> None:
         while not await self.fetch():
             await asyncio.sleep(self._retry_seconds)
-        log.info("openapi: merged the registry's paths")
+        log.info("openapi: merged every backend's paths")

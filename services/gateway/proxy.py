@@ -1,11 +1,12 @@
-"""Forwards `/api/v1/registry/{path}` to the registry service with the caller as the actor.
+"""Forwards `/api/v1/registry/{path}` to the registry service, and `/api/v1/jobs...` and
+`/api/v1/gpu-types...` to the jobs service, with the caller as the actor.
 
 The benchmark's hot path: a plain Starlette endpoint (no FastAPI parameter parsing), the body
 read once and passed on as bytes, one pooled keep-alive client for every call.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
 import httpx
@@ -16,12 +17,19 @@ from starlette.responses import Response
 
 from services.gateway import store
 from services.gateway.auth import Authenticator
-from services.gateway.domain import is_model_registration, is_transition, registry_action
+from services.gateway.domain import (
+    Action,
+    is_model_registration,
+    is_transition,
+    registry_action,
+)
 from shared import context
 from shared.context import ACTOR_HEADER, CORRELATION_HEADER
 from shared.errors import InvalidInput, NotFound, ServiceUnavailable
 
 REGISTRY_PREFIX = "/api/v1/registry/"
+JOBS_PREFIX = "/api/v1/"
+JOBS_ROOTS = ("/api/v1/jobs", "/api/v1/gpu-types")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PASSED_ON = ("content-type", "accept", "if-match", "if-none-match")
 _PASSED_BACK = ("content-type", "etag", "location")
@@ -34,9 +42,20 @@ class RegistryProxy:
         registry_url: str,
         authenticator: Authenticator,
         sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        service: str = "registry",
+        public_prefix: str = REGISTRY_PREFIX,
+        action: Callable[[str, str, bytes], Action] | None = None,
+        needs_project: Callable[[str, str], bool] = is_model_registration,
+        public_paths: tuple[str, ...] = (REGISTRY_PREFIX.rstrip("/"),),
     ) -> None:
+        self.public_paths = public_paths  # the public API paths this backend serves
         self._origin = registry_url.rstrip("/")
-        self._prefix = self._origin + REGISTRY_PREFIX
+        self._service = service
+        self._public_prefix = public_prefix
+        self._prefix = self._origin + public_prefix
+        self._action = action or _registry_action
+        self._needs_project = needs_project
         self._auth = authenticator
         self._sessionmaker = sessionmaker
         self._client: httpx.AsyncClient | None = None
@@ -45,7 +64,10 @@ class RegistryProxy:
     async def connected(self) -> AsyncIterator[None]:
         """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
         self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            # Idle connections retire before the services' 5 s keep-alive closes them under us.
+            limits=httpx.Limits(
+                max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0
+            ),
             timeout=httpx.Timeout(30.0),
         )
         try:
@@ -64,13 +86,14 @@ class RegistryProxy:
         principal = await self._auth.authenticate(request.headers.get("authorization"))
         context.actor.set(principal.subject)
         method = request.method
-        path: str = request.path_params["path"]
+        path: str = request.path_params.get("path", "")
+        if self._public_prefix != REGISTRY_PREFIX:
+            path = request.url.path.removeprefix(self._public_prefix)
         if ".." in path.split("/"):
-            raise NotFound(f"no such path: {REGISTRY_PREFIX}{path}")
+            raise NotFound(f"no such path: {self._public_prefix}{path}")
         body = await request.body()
-        stage = _json_field(body, "stage") if is_transition(method, path) else None
-        principal.require(registry_action(method, path, stage))
-        if is_model_registration(method, path):
+        principal.require(self._action(method, path, body))
+        if self._needs_project(method, path):
             await self._require_project(body)
 
         headers = {
@@ -87,7 +110,7 @@ class RegistryProxy:
             reply = await self.client.request(method, url, content=body, headers=headers)
         except httpx.TransportError as exc:
             raise ServiceUnavailable(
-                f"the registry did not answer: {type(exc).__name__}", service="registry"
+                f"the {self._service} did not answer: {type(exc).__name__}", service=self._service
             ) from exc
 
         passed_back = {}
@@ -132,6 +155,11 @@ class RegistryProxy:
         except (httpx.HTTPError, ValueError):
             return None
         return document if isinstance(document, dict) else None
+
+
+def _registry_action(method: str, path: str, body: bytes) -> Action:
+    stage = _json_field(body, "stage") if is_transition(method, path) else None
+    return registry_action(method, path, stage)
 
 
 def _json_field(body: bytes, name: str) -> object:

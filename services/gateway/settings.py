@@ -9,6 +9,7 @@ class GatewaySettings(ServiceSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     registry_url: str = "http://127.0.0.1:8001"
+    jobs_url: str = "http://127.0.0.1:8002"
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
     admin_token: SecretStr | None = None
     # How long a verified token is trusted without asking the database again (revocation lag

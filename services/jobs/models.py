@@ -64,7 +64,9 @@ class TrainingJob(Base):
     use_gpu: Mapped[bool] = mapped_column(Boolean)
     # As requested, except gpu_type which is stored canonical (lowercase).
     resources: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    dataset_version_ids: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    dataset_version_ids: Mapped[list[str]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
     register_model: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16))
     violations: Mapped[list[dict[str, str]]] = mapped_column(

@@ -34,14 +34,14 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 
 
-def runtime(request: Request) -> ServiceRuntime:
+async def runtime(request: Request) -> ServiceRuntime:  # async: no threadpool hop
     return request.app.state.runtime
 
 
 Runtime = Annotated[ServiceRuntime, Depends(runtime)]
 
 
-def actor() -> str:
+async def actor() -> str:
     """Who is acting, as the gateway authenticated them; every write records it."""
     name = context.actor.get()
     if not name:

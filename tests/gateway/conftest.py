@@ -72,6 +72,8 @@ class FakeRegistry:
                 Route("/openapi.json", openapi),
                 Route("/readyz", readyz),
                 Route("/api/v1/registry/{path:path}", echo, methods=methods),
+                # It stands in for the jobs service too.
+                Route("/api/v1/{path:path}", echo, methods=methods),
             ]
         )
 
@@ -97,6 +99,9 @@ REGISTRY_OPENAPI = {
                 },
                 "responses": {"201": {"description": "Registered"}},
             }
+        },
+        "/api/v1/jobs": {
+            "post": {"operationId": "submit_job", "responses": {"201": {"description": "ok"}}}
         },
         "/api/v1/registry/models/versions/{version_id}/transition": {
             "post": {"operationId": "transition_stage", "responses": {"200": {"description": "ok"}}}
@@ -179,7 +184,8 @@ def gateway_settings(database_url: str, nats_url: str) -> Callable[..., GatewayS
 async def client(
     gateway_settings: Callable[..., GatewaySettings], fake_registry: FakeRegistry
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_gateway(gateway_settings(registry_url=fake_registry.url)) as client:
+    settings = gateway_settings(registry_url=fake_registry.url, jobs_url=fake_registry.url)
+    async with running_gateway(settings) as client:
         yield client
 
 

@@ -19,6 +19,7 @@ async def test_ready_when_the_gateway_and_the_registry_are(
         "nats": True,
         "outbox_relay": True,
         "registry": True,
+        "jobs": True,
     }
     registry.ready = False
     reply = await client.get("/readyz")
@@ -35,6 +36,7 @@ async def test_openapi_documents_the_gateway_and_the_registry(client: httpx.Asyn
     assert "/api/v1/registry/models/versions/{version_id}/transition" in document["paths"]
     assert "RegisteredModelCreate" in document["components"]["schemas"]
     assert document["paths"]["/api/v1/registry/models"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "/api/v1/jobs" in document["paths"]
     assert (await client.get("/api/v1/docs")).status_code == 200
 
 

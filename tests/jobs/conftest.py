@@ -21,3 +21,45 @@ def wait_finished() -> WaitFinished:
             await asyncio.sleep(0.05)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def jobs_settings(database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory):
+    from services.jobs.settings import JobsSettings  # noqa: PLC0415
+
+    return JobsSettings(
+        database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
+        jobs_state_dir=tmp_path_factory.mktemp("jobs-state"), jobs_watch_seconds=0.2,
+        jobs_cancel_grace_seconds=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def jobs_app(jobs_settings):
+    from services.jobs.app import create_app  # noqa: PLC0415
+
+    app = create_app(jobs_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def jobs_client(jobs_app):
+    import httpx  # noqa: PLC0415
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=jobs_app),
+        base_url="http://jobs/api/v1",
+        headers={"X-Modelplane-Actor": "alice@example.com"},
+        timeout=30,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def nc(nats_url: str):
+    import nats  # noqa: PLC0415
+
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()

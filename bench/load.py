@@ -1,0 +1,213 @@
+"""Closed-loop HTTP load: N workers, each with its own keep-alive connection, each sending its
+next request as soon as the previous one answered. A warm-up, then a measured window."""
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+
+TIMEOUT = httpx.Timeout(30.0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Result:
+    ops: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    window_wall: tuple[float, float] = (0.0, 0.0)
+    first_error: str | None = None
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "ops_per_s": round(self.ops / self.seconds, 1),
+            "p50_ms": round(percentile(self.latencies_ms, 50), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 2),
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class SeedData:
+    """What seeding created on one side; the load picks its targets from it."""
+
+    # Seeded models: Modelplane id or MLflow name, and each one's versions as (label, id).
+    models: list[str] = field(default_factory=list)
+    versions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # Empty models the create_version load writes into, one per worker.
+    write_models: list[str] = field(default_factory=list)
+
+
+class Target:
+    """One side of the comparison: how each operation is sent."""
+
+    name: str
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        self.base_url = base_url
+        self.headers = headers
+        self.seed = SeedData()
+        self._transition_next: dict[str, int] = {}
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self.headers,
+            timeout=TIMEOUT,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+
+    def next_transition(self, worker: int) -> tuple[str, str, str]:
+        """(model, label, version id) of the version worker `worker` promotes next.
+
+        Each worker cycles through the versions of its own seeded model; the counter lives on
+        the target so a version is never promoted while it already serves production (409).
+        """
+        model = self.seed.models[worker % len(self.seed.models)]
+        versions = self.seed.versions[model]
+        k = self._transition_next.get(model, 0)
+        self._transition_next[model] = k + 1
+        label, version_id = versions[k % (len(versions) - 1)]  # the last one starts in production
+        return model, label, version_id
+
+    async def call(
+        self, client: httpx.AsyncClient, op: str, worker: int, rng: random.Random
+    ) -> httpx.Response:
+        raise NotImplementedError
+
+
+class ModelplaneTarget(Target):
+    name = "modelplane"
+    prefix = "/api/v1/registry/models"
+
+    def __init__(self, base_url: str, token: str) -> None:
+        super().__init__(base_url, {"Authorization": f"Bearer {token}"})
+        self.project_id = ""
+
+    async def call(self, client, op, worker, rng):
+        p = self.prefix
+        if op == "create_model":
+            return await client.post(
+                p, json={"name": f"bench-{uuid.uuid4().hex}", "project_id": self.project_id}
+            )
+        if op == "create_version":
+            model = self.seed.write_models[worker % len(self.seed.write_models)]
+            return await client.post(f"{p}/{model}/versions", json={})
+        if op == "transition":
+            _, _, version_id = self.next_transition(worker)
+            return await client.post(
+                f"{p}/versions/{version_id}/transition", json={"stage": "production"}
+            )
+        model = rng.choice(self.seed.models)
+        if op == "latest_in_stage":
+            return await client.get(f"{p}/stages/production/latest", params={"model_id": model})
+        if op == "get_version":
+            label, _ = rng.choice(self.seed.versions[model])
+            return await client.get(f"{p}/{model}/versions/{label}")
+        if op == "list_versions":
+            return await client.get(f"{p}/{model}/versions", params={"limit": 100})
+        raise ValueError(op)
+
+
+class MlflowTarget(Target):
+    name = "mlflow"
+    prefix = "/api/2.0/mlflow"
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, {})
+
+    async def call(self, client, op, worker, rng):
+        p = self.prefix
+        if op == "create_model":
+            return await client.post(
+                f"{p}/registered-models/create", json={"name": f"bench-{uuid.uuid4().hex}"}
+            )
+        if op == "create_version":
+            model = self.seed.write_models[worker % len(self.seed.write_models)]
+            return await client.post(
+                f"{p}/model-versions/create", json={"name": model, "source": MLFLOW_SOURCE}
+            )
+        if op == "transition":
+            model, label, _ = self.next_transition(worker)
+            return await client.post(
+                f"{p}/model-versions/transition-stage",
+                json={"name": model, "version": label, "stage": "Production",
+                      "archive_existing_versions": True},
+            )  # fmt: skip
+        model = rng.choice(self.seed.models)
+        if op == "latest_in_stage":
+            return await client.post(
+                f"{p}/registered-models/get-latest-versions",
+                json={"name": model, "stages": ["Production"]},
+            )
+        if op == "get_version":
+            label, _ = rng.choice(self.seed.versions[model])
+            return await client.get(
+                f"{p}/model-versions/get", params={"name": model, "version": label}
+            )
+        if op == "list_versions":
+            return await client.get(
+                f"{p}/model-versions/search",
+                params={"filter": f"name='{model}'", "max_results": 100},
+            )
+        raise ValueError(op)
+
+
+MLFLOW_SOURCE = "s3://bench-artifacts/model"
+
+
+async def run_load(target: Target, op: str, clients: int, warmup: float, seconds: float) -> Result:
+    """Warm up for `warmup` s, then count what completes inside the next `seconds` s."""
+    http_clients = [target.client() for _ in range(clients)]
+    latencies: list[float] = []
+    counters = {"ops": 0, "errors": 0}
+    first_error: list[str] = []
+    t_start = time.perf_counter()
+    wall_offset = time.time() - t_start
+    measure_from = t_start + warmup
+    measure_to = measure_from + seconds
+
+    async def worker(index: int, client: httpx.AsyncClient) -> None:
+        rng = random.Random(index)
+        while (t0 := time.perf_counter()) < measure_to:
+            try:
+                response = await target.call(client, op, index, rng)
+                ok = response.status_code < 400
+                error = None if ok else f"{response.status_code} {response.text[:300]}"
+            except httpx.HTTPError as exc:
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            t1 = time.perf_counter()
+            if measure_from <= t0 and t1 <= measure_to:
+                if ok:
+                    counters["ops"] += 1
+                    latencies.append((t1 - t0) * 1000)
+                else:
+                    counters["errors"] += 1
+            if not ok:
+                if not first_error:
+                    first_error.append(error or "")
+                await asyncio.sleep(0.01)  # a failing server must not turn this into a spin
+
+    try:
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(http_clients)))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in http_clients))
+    return Result(
+        ops=counters["ops"],
+        errors=counters["errors"],
+        seconds=seconds,
+        latencies_ms=latencies,
+        window_wall=(measure_from + wall_offset, measure_to + wall_offset),
+        first_error=first_error[0] if first_error else None,
+    )

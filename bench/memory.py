@@ -1,0 +1,50 @@
+"""Resident memory (RSS) of process trees, idle and the peak while a load runs."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+
+import psutil
+
+MIB = 1024 * 1024
+
+
+def tree_rss_mib(pids: Iterable[int]) -> float:
+    """Sum of RSS over each pid and all its descendants (each process counted once)."""
+    seen: dict[int, psutil.Process] = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for proc in (root, *root.children(recursive=True)):
+                seen[proc.pid] = proc
+    total = 0
+    for proc in seen.values():
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total / MIB
+
+
+class PeakSampler:
+    """Samples `tree_rss_mib(pids())` every `interval` s while active; keeps the peak."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]], interval: float = 0.25) -> None:
+        self._pids = pids
+        self._interval = interval
+        self.peak = 0.0
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "PeakSampler":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.peak = max(self.peak, tree_rss_mib(self._pids()))
+
+    async def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, tree_rss_mib(self._pids()))
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,54 @@
+"""The table on the terminal and the JSON in bench/results/."""
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def table(results: dict) -> str:
+    head = (
+        f"{'op':<16}{'clients':>8} | {'MP ops/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | "
+        f"{'MLflow ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | {'ratio':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in results["operations"]:
+        mp, ml = row["modelplane"], row["mlflow"]
+        lines.append(
+            f"{row['op']:<16}{row['clients']:>8} | {_fmt(mp['ops_per_s']):>9}{_fmt(mp['p50_ms'], 2):>8}"
+            f"{_fmt(mp['p99_ms'], 2):>8}{mp['errors']:>5} | {_fmt(ml['ops_per_s']):>12}"
+            f"{_fmt(ml['p50_ms'], 2):>8}{_fmt(ml['p99_ms'], 2):>8}{ml['errors']:>5} | {_fmt(row['ratio'], 2):>6}"
+        )
+    ev = results["event_latency_ms"]
+    mem = results["memory_mib"]
+    lines += [
+        "",
+        f"event latency (commit -> NATS subscriber, create_version load): p50 {_fmt(ev['p50'], 2)} ms, "
+        f"p99 {_fmt(ev['p99'], 2)} ms",
+        f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
+        f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}",
+    ]
+    for key, value in results["list_latency_ms"].items():
+        lines.append(
+            f"list latency {key}: p50 {_fmt(value['p50'], 2)} ms, p99 {_fmt(value['p99'], 2)} ms"
+        )
+    return "\n".join(lines)
+
+
+def write(results: dict) -> tuple[Path, Path]:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, allow_nan=False) + "\n"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dated = RESULTS_DIR / f"{stamp}.json"
+    latest = RESULTS_DIR / "latest.json"
+    dated.write_text(text)
+    latest.write_text(text)
+    return latest, dated

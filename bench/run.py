@@ -1,0 +1,283 @@
+"""Orchestration: infrastructure, both servers, seeding, the load matrix, events, memory, lists."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import nats
+
+from bench import Config, report
+from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
+from bench.memory import PeakSampler, tree_rss_mib
+from bench.mlflow_server import MlflowServer
+from bench.seed import seed
+from deploy.launcher import STATE_DIR, Platform
+from services.registry.store import encode_cursor
+from shared.db import connect_raw
+from shared.local_infra import (
+    create_database,
+    drop_database,
+    start_embedded_nats,
+    start_embedded_postgres,
+    tcp_answers,
+)
+
+log = logging.getLogger("bench")
+LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+LOCAL_NATS = "nats://127.0.0.1:4222"
+LIST_KEYS = ("10k", "1m")
+
+
+def _clean(value):
+    """NaN (no samples) -> None, so the JSON stays JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Infra:
+    """Postgres and NATS: named by URL, else the local ones if they answer, else embedded."""
+
+    def __init__(self) -> None:
+        self.postgres_url = ""
+        self.nats_url = ""
+        self._stack = contextlib.ExitStack()
+
+    async def __aenter__(self) -> "Infra":
+        self.postgres_url = os.environ.get("MODELPLANE_DATABASE_URL") or ""
+        if not self.postgres_url:
+            if tcp_answers("127.0.0.1", 5432):
+                self.postgres_url = LOCAL_POSTGRES
+            else:
+                pg = await asyncio.to_thread(
+                    start_embedded_postgres, STATE_DIR / "bench-pgdata", True
+                )
+                self._stack.callback(pg.stop)
+                self.postgres_url = pg.database_url("postgres")
+        self.nats_url = os.environ.get("MODELPLANE_NATS_URL") or ""
+        if not self.nats_url:
+            if tcp_answers("127.0.0.1", 4222):
+                self.nats_url = LOCAL_NATS
+            else:
+                server = start_embedded_nats(Path(tempfile.mkdtemp(prefix="bench_nats_")))
+                self._stack.callback(server.stop)
+                self.nats_url = server.url
+        log.info("postgres %s, nats %s", self.postgres_url, self.nats_url)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+
+class EventLatency:
+    """A core NATS subscription on `registry.>`: receive time minus the event's `time`."""
+
+    def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
+        self.samples: list[tuple[float, float]] = []  # (received wall time, latency ms)
+        self._nc = None
+
+    async def __aenter__(self) -> "EventLatency":
+        self._nc = await nats.connect(self.nats_url)
+
+        async def on_message(msg) -> None:
+            received = time.time()
+            if not msg.subject.endswith("model_version.created"):
+                return
+            try:
+                from datetime import datetime
+
+                sent = datetime.fromisoformat(json.loads(msg.data)["time"]).timestamp()
+            except (ValueError, KeyError, TypeError):
+                return
+            self.samples.append((received, (received - sent) * 1000))
+
+        await self._nc.subscribe("registry.>", cb=on_message)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.sleep(0.5)  # the last events of the window
+        await self._nc.drain()
+
+    def in_window(self, start: float, end: float) -> list[float]:
+        return [lat for received, lat in self.samples if start <= received <= end + 0.5]
+
+
+async def list_latency(
+    platform: Platform, target: ModelplaneTarget, database_url: str, config: Config
+) -> dict:
+    """One model with N versions, inserted by SQL; GET its first page and a page in the middle."""
+    out: dict[str, dict] = {}
+    conn = await connect_raw(database_url)
+    try:
+        async with target.client() as client:
+            for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
+                model = (await client.post(target.prefix, json={
+                    "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
+                })).json()["id"]  # fmt: skip
+                started = time.perf_counter()
+                await conn.execute(
+                    """INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)
+                       SELECT gen_random_uuid(), $1::uuid, g::text, 'none', 'bench'
+                       FROM generate_series(1, $2::int) AS g""",
+                    model, size,
+                )  # fmt: skip
+                await conn.execute(
+                    "UPDATE registry.registered_models SET version_counter = $2 WHERE id = $1::uuid",
+                    model,
+                    size,
+                )
+                await conn.execute("ANALYZE registry.model_versions")
+                log.info(
+                    "list %s: inserted %d versions in %.1f s",
+                    key,
+                    size,
+                    time.perf_counter() - started,
+                )
+                middle = await conn.fetchval(
+                    "SELECT seq FROM registry.model_versions WHERE model_id = $1::uuid ORDER BY seq OFFSET $2 LIMIT 1",
+                    model, size // 2,
+                )  # fmt: skip
+                pages = {
+                    "first": {"limit": 100},
+                    "deep": {"limit": 100, "cursor": encode_cursor(middle)},
+                }
+                timings: dict[str, list[float]] = {"first": [], "deep": []}
+                for i in range(config.list_samples * 2 + 10):
+                    which = "first" if i % 2 == 0 else "deep"
+                    t0 = time.perf_counter()
+                    response = await client.get(
+                        f"{target.prefix}/{model}/versions", params=pages[which]
+                    )
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    if response.status_code != 200 or len(response.json()["items"]) != 100:
+                        raise RuntimeError(
+                            f"list {key} {which}: {response.status_code} {response.text[:300]}"
+                        )
+                    if i >= 10:  # the first few warm the caches
+                        timings[which].append(elapsed)
+                both = timings["first"] + timings["deep"]
+                out[key] = {
+                    "p50": round(percentile(both, 50), 2),
+                    "p99": round(percentile(both, 99), 2),
+                }
+                log.info(
+                    "list %s (%d versions): first page p50 %.2f p99 %.2f ms; deep page p50 %.2f p99 %.2f ms",
+                    key, size, percentile(timings["first"], 50), percentile(timings["first"], 99),
+                    percentile(timings["deep"], 50), percentile(timings["deep"], 99),
+                )  # fmt: skip
+    finally:
+        await conn.close()
+    return out
+
+
+async def main() -> int:
+    config = Config.from_environment()
+    log.info("config %s", config)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench_logs_"))
+    max_clients = max(config.clients)
+    results: dict = {
+        "operations": [],
+        "event_latency_ms": {},
+        "memory_mib": {},
+        "list_latency_ms": {},
+    }
+    async with Infra() as infra:
+        mp_db_name = f"modelplane_bench_{uuid.uuid4().hex[:8]}"
+        mp_db = await create_database(infra.postgres_url, mp_db_name)
+        mlflow = MlflowServer(infra.postgres_url, workers=config.mlflow_workers, log_dir=log_dir)
+        platform = Platform(database_url=mp_db, nats_url=infra.nats_url, log_dir=log_dir)
+        try:
+            # A TaskGroup, not gather: if one fails the other is cancelled and awaited, so the
+            # platform never stops while it is still starting.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(platform.start())
+                    group.create_task(mlflow.start())
+            except* Exception as errors:
+                raise errors.exceptions[0] from None
+            log.info("platform at %s (pids %s); mlflow at %s; logs in %s",
+                     platform.gateway_url, platform.pids, mlflow.url, log_dir)  # fmt: skip
+            mp = ModelplaneTarget(platform.gateway_url, platform.admin_token or "")
+            ml = MlflowTarget(mlflow.url)
+            # Both sides at once: seeding is not measured, and it halves the wait.
+            await asyncio.gather(*(
+                seed(target, config.seed_models, config.seed_versions, max_clients, config.seed_concurrency)
+                for target in (mp, ml)
+            ))  # fmt: skip
+
+            def mp_pids() -> list[int]:
+                return list(platform.pids.values())
+
+            def ml_pids() -> list[int]:
+                return [p.pid for p in mlflow.tree()[:1]]
+
+            await asyncio.sleep(2)
+            results["memory_mib"]["modelplane_idle"] = round(tree_rss_mib(mp_pids()), 1)
+            results["memory_mib"]["mlflow_idle"] = round(tree_rss_mib(ml_pids()), 1)
+            mp_peak = PeakSampler(mp_pids)
+            ml_peak = PeakSampler(ml_pids)
+
+            for op in config.operations:
+                for clients in config.clients:
+                    row: dict = {"op": op, "clients": clients}
+                    for target, sampler in ((mp, mp_peak), (ml, ml_peak)):
+                        events = None
+                        async with contextlib.AsyncExitStack() as stack:
+                            if clients == max_clients:
+                                await stack.enter_async_context(sampler)
+                            if target is mp and op == "create_version" and clients == max_clients:
+                                events = await stack.enter_async_context(
+                                    EventLatency(infra.nats_url)
+                                )
+                            result: Result = await run_load(
+                                target, op, clients, config.warmup_seconds, config.seconds
+                            )
+                        row[target.name] = result.summary()
+                        if result.first_error:
+                            log.warning(
+                                "%s %s x%d: first error: %s",
+                                target.name,
+                                op,
+                                clients,
+                                result.first_error,
+                            )
+                        if events is not None:
+                            lat = events.in_window(*result.window_wall)
+                            results["event_latency_ms"] = {
+                                "p50": round(percentile(lat, 50), 2), "p99": round(percentile(lat, 99), 2),
+                            }  # fmt: skip
+                            log.info("event latency: %d events, p50 %.2f p99 %.2f ms",
+                                     len(lat), percentile(lat, 50), percentile(lat, 99))  # fmt: skip
+                        log.info("%-10s %-16s x%-3d %s", target.name, op, clients, row[target.name])
+                    mp_ops, ml_ops = row["modelplane"]["ops_per_s"], row["mlflow"]["ops_per_s"]
+                    row["ratio"] = round(mp_ops / ml_ops, 2) if ml_ops else None
+                    results["operations"].append(row)
+            results["memory_mib"]["modelplane_load"] = round(mp_peak.peak, 1)
+            results["memory_mib"]["mlflow_load"] = round(ml_peak.peak, 1)
+            results["memory_mib"] = {k: results["memory_mib"][k] for k in
+                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load")}  # fmt: skip
+            await mlflow.stop()  # its CPU is not the list benchmark's
+            results["list_latency_ms"] = await list_latency(platform, mp, mp_db, config)
+        finally:
+            await mlflow.stop()
+            await platform.stop()
+            with contextlib.suppress(Exception):
+                await drop_database(infra.postgres_url, mp_db_name)
+    results = _clean(results)
+    print()
+    print(report.table(results))
+    latest, dated = report.write(results)
+    print(f"\nwrote {latest} and {dated}")
+    return 0

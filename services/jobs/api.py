@@ -1,0 +1,161 @@
+"""The jobs service's HTTP routes: parse, call a use case or a query, shape the reply."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from services.jobs import service, store
+from services.jobs.domain import Env, JobRejectedProblem, JobStatus
+from services.jobs.schemas import (
+    ExperimentRunOut,
+    GpuTypeCreate,
+    GpuTypeOut,
+    GpuTypePage,
+    GpuTypeUpdate,
+    JobCreate,
+    JobOut,
+    JobPage,
+)
+from services.jobs.supervisor import JobSupervisor
+from shared import context
+from shared.errors import Unauthorized
+from shared.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+def supervisor(request: Request) -> JobSupervisor:
+    return request.app.state.supervisor
+
+
+Runtime = Annotated[ServiceRuntime, Depends(runtime)]
+Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
+
+
+def actor() -> str:
+    """Who is acting, as the gateway authenticated them; every write records it."""
+    name = context.actor.get()
+    if not name:
+        raise Unauthorized("the request carries no authenticated actor")
+    return name
+
+
+Actor = Annotated[str, Depends(actor)]
+
+
+@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"])
+async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, _: Actor, response: Response):
+    async with rt.uow() as uow:
+        option = await service.create_gpu_type(uow, **body.model_dump())
+    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{option.id}"
+    return option
+
+
+@router.get("/gpu-types", response_model=GpuTypePage, tags=["gpu-types"])
+async def list_gpu_types(
+    rt: Runtime,
+    env: Env | None = None,
+    include_disabled: Annotated[bool, Query(description="Admins' view: disabled ones too")] = False,
+):
+    """The options of an env for the UI's drop-down: enabled ones, by priority, then label."""
+    async with rt.sessionmaker() as session:
+        items = await store.list_gpu_types(session, env and env.value, include_disabled)
+    return {"items": items, "total": len(items)}
+
+
+@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
+async def update_gpu_type(env: Env, gpu_type_id: str, body: GpuTypeUpdate, rt: Runtime, _: Actor):
+    async with rt.uow() as uow:
+        changes = body.model_dump(exclude_unset=True)
+        return await service.update_gpu_type(uow, env, gpu_type_id, changes)
+
+
+@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
+async def delete_gpu_type(env: Env, gpu_type_id: str, rt: Runtime, _: Actor) -> Response:
+    async with rt.uow() as uow:
+        await service.delete_gpu_type(uow, env, gpu_type_id)
+    return Response(status_code=204)
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut)
+async def submit_job(
+    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response
+):
+    async with rt.uow() as uow:
+        job = await service.submit_job(uow, actor=who, **body.model_dump())
+    if job.status == JobStatus.REJECTED:
+        # Committed first: the rejected job and its JobRejected event are kept.
+        raise JobRejectedProblem(
+            "; ".join(v["message"] for v in job.violations),
+            job_id=str(job.id), violations=job.violations,
+        )
+    await jobs.start(job.id)
+    response.headers["Location"] = f"{router.prefix}/jobs/{job.id}"
+    return await _job_out(rt, job.id)
+
+
+@router.get("/jobs", response_model=JobPage)
+async def list_jobs(
+    rt: Runtime, project_id: UUID | None = None, status: JobStatus | None = None,
+    limit: Limit = 50, offset: Offset = 0,
+):
+    async with rt.sessionmaker() as session:
+        items, total = await store.find_jobs(
+            session, project_id=project_id, status=status, limit=limit, offset=offset
+        )
+        runs = await store.runs_of_jobs(session, [j.id for j in items])
+    return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def get_job(job_id: UUID, rt: Runtime):
+    return await _job_out(rt, job_id)
+
+
+@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse)
+async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
+    """The job's output as text, followed while it runs."""
+    async with rt.sessionmaker() as session:
+        job = await store.get_job(session, job_id)
+    if job is None:
+        raise service.job_not_found(job_id)
+
+    async def lines() -> AsyncIterator[bytes]:
+        if job.handle is None:
+            return
+        async for line in jobs.logs(job):
+            yield (line + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, _: Actor):
+    await _job_out(rt, job_id)  # 404 before anything else
+    await jobs.cancel(job_id)
+    return await _job_out(rt, job_id)
+
+
+async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
+    async with rt.sessionmaker() as session:
+        job = await store.get_job(session, job_id)
+        if job is None:
+            raise service.job_not_found(job_id)
+        run = await store.run_of_job(session, job_id)
+    return _shape(job, run)
+
+
+def _shape(job, run) -> JobOut:  # noqa: ANN001
+    out = JobOut.model_validate(job)
+    out.experiment_run = ExperimentRunOut.model_validate(run) if run is not None else None
+    return out

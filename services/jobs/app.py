@@ -1,0 +1,45 @@
+"""The jobs service's composition root."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.jobs.api import router
+from services.jobs.consumers import CONSUMERS
+from services.jobs.models import metadata
+from services.jobs.settings import JobsSettings
+from services.jobs.supervisor import JobSupervisor
+from shared.http import CorrelationMiddleware, install_problem_handlers
+from shared.runtime import ServiceRuntime, install_health_routes
+
+SERVICE = "jobs"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) -> FastAPI:
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
+    supervisor = supervisor or JobSupervisor(settings, runtime.uow)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.jobs_state_dir.mkdir(parents=True, exist_ok=True)
+        # The watcher starts after migrations and resumes the jobs the database says are running.
+        async with runtime.lifespan(app), supervisor.watching():
+            yield
+
+    app = FastAPI(
+        title="Modelplane jobs (internal)",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.supervisor = supervisor
+    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    install_problem_handlers(app)
+    install_health_routes(app, runtime)
+    app.include_router(router)
+    return app

@@ -1,0 +1,34 @@
+"""The jobs service's configuration (`MODELPLANE_*` environment variables)."""
+
+from pathlib import Path
+from typing import Literal
+
+from shared.settings import ServiceSettings
+
+
+class JobsSettings(ServiceSettings):
+    jobs_host: str = "127.0.0.1"
+    jobs_port: int = 8002
+    # Where the local executor keeps each job's directory, and the default MLflow store lives.
+    jobs_state_dir: Path = Path(".modelplane/jobs")
+    jobs_executor: Literal["local", "kubernetes"] = "local"
+    # Empty: `sqlite:///<jobs_state_dir>/mlflow.db`; production: an MLflow tracking server URL.
+    mlflow_tracking_uri: str = ""
+    # How often the watcher asks the executor about running jobs.
+    jobs_watch_seconds: float = 0.5
+    # How long a cancelled local job gets between SIGTERM and SIGKILL.
+    jobs_cancel_grace_seconds: float = 5.0
+    kubernetes_namespace: str = "default"
+    kubernetes_host: str | None = None
+    kubernetes_token: str | None = None
+    kubernetes_verify_ssl: bool = True
+
+    def tracking_uri(self) -> str:
+        local = f"sqlite:///{self.jobs_state_dir.resolve() / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or local
+
+    def artifact_root(self) -> str | None:
+        """Local stores keep artifacts beside them; a tracking server decides for itself."""
+        if self.mlflow_tracking_uri and not self.mlflow_tracking_uri.startswith("sqlite:"):
+            return None
+        return str(self.jobs_state_dir.resolve() / "mlartifacts")

@@ -1,0 +1,155 @@
+"""The jobs service's queries. Nothing here commits: the unit of work does."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.jobs.domain import JobStatus
+from services.jobs.models import ExperimentRun, GpuTypeOption, TrainingJob
+
+
+async def insert_gpu_type(session: AsyncSession, values: dict[str, Any]) -> GpuTypeOption | None:
+    """The new option, or None when its env already has an option with that id."""
+    stmt = (
+        insert(GpuTypeOption)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["env", "id"])
+        .returning(GpuTypeOption)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def lock_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> GpuTypeOption | None:
+    stmt = (
+        select(GpuTypeOption)
+        .where(GpuTypeOption.env == env, GpuTypeOption.id == gpu_type_id)
+        .with_for_update()
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def update_gpu_type(
+    session: AsyncSession, option: GpuTypeOption, changes: dict[str, Any]
+) -> None:
+    for key, value in changes.items():
+        setattr(option, key, value)
+    option.updated_at = func.now()
+    await session.flush()
+    await session.refresh(option)
+
+
+async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> None:
+    await session.execute(
+        delete(GpuTypeOption).where(GpuTypeOption.env == env, GpuTypeOption.id == gpu_type_id)
+    )
+
+
+async def list_gpu_types(
+    session: AsyncSession, env: str | None, include_disabled: bool
+) -> Sequence[GpuTypeOption]:
+    conditions = []
+    if env is not None:
+        conditions.append(GpuTypeOption.env == env)
+    if not include_disabled:
+        conditions.append(GpuTypeOption.enabled.is_(True))
+    stmt = (
+        select(GpuTypeOption)
+        .where(*conditions)
+        .order_by(GpuTypeOption.priority, GpuTypeOption.label, GpuTypeOption.env, GpuTypeOption.id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def enabled_gpu_types(session: AsyncSession, env: str) -> dict[str, GpuTypeOption]:
+    return {o.id: o for o in await list_gpu_types(session, env, include_disabled=False)}
+
+
+async def get_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> GpuTypeOption | None:
+    return await session.get(GpuTypeOption, (env, gpu_type_id))
+
+
+async def insert_job(session: AsyncSession, values: dict[str, Any]) -> TrainingJob:
+    job = TrainingJob(**values)
+    session.add(job)
+    await session.flush()
+    await session.refresh(job)
+    return job
+
+
+async def get_job(session: AsyncSession, job_id: UUID) -> TrainingJob | None:
+    return await session.get(TrainingJob, job_id)
+
+
+async def lock_job(
+    session: AsyncSession, job_id: UUID, *, skip_locked: bool = False
+) -> TrainingJob | None:
+    stmt = (
+        select(TrainingJob)
+        .where(TrainingJob.id == job_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def update_job(session: AsyncSession, job: TrainingJob, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(job, key, value)
+    job.updated_at = func.now()
+    await session.flush()
+    await session.refresh(job)
+
+
+async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
+    stmt = select(TrainingJob.id).where(TrainingJob.status == status.value).order_by(
+        TrainingJob.created_at
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def find_jobs(
+    session: AsyncSession, *, project_id: UUID | None, status: JobStatus | None,
+    limit: int, offset: int,
+) -> tuple[Sequence[TrainingJob], int]:
+    conditions = []
+    if project_id is not None:
+        conditions.append(TrainingJob.project_id == project_id)
+    if status is not None:
+        conditions.append(TrainingJob.status == status.value)
+    items = await session.scalars(
+        select(TrainingJob)
+        .where(*conditions)
+        .order_by(TrainingJob.created_at.desc(), TrainingJob.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(select(func.count()).select_from(TrainingJob).where(*conditions))
+    return items.all(), total or 0
+
+
+async def insert_run(session: AsyncSession, values: dict[str, Any]) -> ExperimentRun:
+    run = ExperimentRun(**values)
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def run_of_job(session: AsyncSession, job_id: UUID) -> ExperimentRun | None:
+    return (
+        await session.scalars(select(ExperimentRun).where(ExperimentRun.job_id == job_id))
+    ).one_or_none()
+
+
+async def runs_of_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> dict[UUID, ExperimentRun]:
+    if not job_ids:
+        return {}
+    runs = await session.scalars(select(ExperimentRun).where(ExperimentRun.job_id.in_(job_ids)))
+    return {r.job_id: r for r in runs}
+
+
+async def update_run(session: AsyncSession, run_id: UUID, changes: dict[str, Any]) -> None:
+    await session.execute(update(ExperimentRun).where(ExperimentRun.id == run_id).values(**changes))

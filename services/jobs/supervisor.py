@@ -1,0 +1,250 @@
+"""Runs validated jobs and follows them to their end.
+
+Starting a job creates its MLflow run, submits it to the executor and records JobStarted; a
+background watcher asks the executor about every running job and, when one ends, reads its run
+back from MLflow and records how it ended. All of it is driven from the database (jobs in
+`validated` or `running`), so a restarted service picks up where the last one stopped.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from services.jobs import store
+from services.jobs.domain import (
+    TERMINAL_RUN_STATUS,
+    JobStatus,
+    RunStatus,
+    check_cancellable,
+    gpu_count,
+    gpu_node_selector,
+)
+from services.jobs.integrations.executor import ExecutionState, ExecutionStatus, Executor, JobSpec
+from services.jobs.integrations.mlflow_tracking import MlflowTracking
+from services.jobs.models import TrainingJob
+from services.jobs.settings import JobsSettings
+from shared import context
+from shared.db import UnitOfWork
+from shared.events.jobs import JobCancelled, JobFailed, JobStarted, JobSucceeded, RegisterModel
+
+log = logging.getLogger(__name__)
+
+TRACKING_SYSTEM = "mlflow"
+_JOB_STATUS = {
+    ExecutionState.SUCCEEDED: JobStatus.SUCCEEDED,
+    ExecutionState.FAILED: JobStatus.FAILED,
+    ExecutionState.KILLED: JobStatus.KILLED,
+}
+
+
+def build_executor(settings: JobsSettings, name: str) -> Executor:
+    if name == "kubernetes":
+        from services.jobs.integrations.kubernetes import (  # noqa: PLC0415 (optional backend)
+            KubernetesConfig,
+            KubernetesExecutor,
+        )
+
+        return KubernetesExecutor(KubernetesConfig(
+            namespace=settings.kubernetes_namespace, host=settings.kubernetes_host,
+            token=settings.kubernetes_token, verify_ssl=settings.kubernetes_verify_ssl,
+        ))
+    from services.jobs.integrations.local import LocalExecutor  # noqa: PLC0415
+
+    return LocalExecutor(
+        settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds
+    )
+
+
+class JobSupervisor:
+    def __init__(
+        self,
+        settings: JobsSettings,
+        new_uow: Callable[[], UnitOfWork],
+        tracking: MlflowTracking | None = None,
+        executors: dict[str, Executor] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._new_uow = new_uow
+        self.tracking = tracking or MlflowTracking(
+            settings.tracking_uri(), settings.artifact_root()
+        )
+        self._executors: dict[str, Executor] = dict(executors or {})
+        self._task: asyncio.Task | None = None
+
+    def executor(self, name: str) -> Executor:
+        if name not in self._executors:
+            self._executors[name] = build_executor(self.settings, name)
+        return self._executors[name]
+
+    async def start(self, job_id: UUID) -> None:
+        """Start a validated job; a job another caller is starting, or started, is left alone."""
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id, skip_locked=True)
+            if job is None or job.status != JobStatus.VALIDATED:
+                return
+            context.actor.set(job.created_by)  # the watcher acts for whoever submitted the job
+            executor_name = self.settings.jobs_executor
+            experiment_name = f"{job.project_id}/{job.name}"
+            run_name = f"{job.name}-{str(job.id)[:8]}"
+            run_id = await self.tracking.create_run(
+                experiment_name, run_name, params=job.parameters,
+                tags={"modelplane.job_id": str(job.id),
+                      "modelplane.project_id": str(job.project_id)},
+            )
+            try:
+                handle = await self.executor(executor_name).submit(
+                    await self._spec(uow, job, self.tracking.env_for_run(run_id))
+                )
+            except Exception as exc:
+                log.exception("job %s could not be started", job.id)
+                await self.tracking.finish(run_id, "FAILED")
+                await self._insert_run(
+                    uow, job, run_id, experiment_name, run_name, RunStatus.FAILED
+                )
+                await self._end(uow, job, JobStatus.FAILED, run_id, None,
+                                f"the executor did not start it: {exc}")
+                return
+            await self._insert_run(uow, job, run_id, experiment_name, run_name, RunStatus.RUNNING)
+            await store.update_job(uow.session, job, {
+                "status": JobStatus.RUNNING.value, "executor": executor_name, "handle": handle,
+                "started_at": datetime.now(UTC),
+            })
+            uow.record(JobStarted(job_id=job.id, name=job.name, project_id=job.project_id,
+                                  executor=executor_name, run_id=run_id), job.id)
+
+    async def settle(self, job_id: UUID) -> JobStatus | None:
+        """Apply a running job's end if its executor says it has ended; its status after."""
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id, skip_locked=True)
+            if job is None or job.status != JobStatus.RUNNING:
+                return None if job is None else JobStatus(job.status)
+            context.actor.set(job.created_by)
+            status = await self.executor(job.executor).status(job.handle)
+            if status.finished:
+                await self._finish(uow, job, status)
+            return JobStatus(job.status)
+
+    async def cancel(self, job_id: UUID) -> None:
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id)
+            if job is None:
+                return
+            check_cancellable(JobStatus(job.status))
+            if job.status == JobStatus.RUNNING:
+                executor = self.executor(job.executor)
+                await executor.cancel(job.handle)
+                status = await executor.status(job.handle)
+                if status.state != ExecutionState.KILLED and not status.finished:
+                    status = ExecutionStatus(ExecutionState.KILLED, message="cancelled")
+                await self._finish(uow, job, status)
+            else:  # not started yet: nothing runs, nothing to stop
+                await self._end(uow, job, JobStatus.KILLED, None, None, "cancelled")
+
+    def logs(self, job: TrainingJob) -> AsyncIterator[str]:
+        return self.executor(job.executor).logs(job.handle)
+
+    async def watch_once(self) -> None:
+        async with self._new_uow() as uow:
+            validated = await store.job_ids_in(uow.session, JobStatus.VALIDATED)
+            running = await store.job_ids_in(uow.session, JobStatus.RUNNING)
+        for job_id in validated:
+            await self._guarded(self.start, job_id)
+        for job_id in running:
+            await self._guarded(self.settle, job_id)
+
+    async def watch(self) -> None:
+        while True:
+            try:
+                await self.watch_once()
+            except Exception:
+                log.exception("jobs watcher: a round failed; trying again")
+            await asyncio.sleep(self.settings.jobs_watch_seconds)
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        self._task = asyncio.create_task(self.watch(), name="jobs-watcher")
+        try:
+            yield
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def watcher_alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _guarded(self, step: Callable, job_id: UUID) -> None:
+        try:
+            await step(job_id)
+        except Exception:
+            log.exception("jobs watcher: job %s failed to advance; will retry", job_id)
+
+    async def _spec(self, uow: UnitOfWork, job: TrainingJob, env: dict[str, str]) -> JobSpec:
+        resources = job.resources or {}
+        gpu_type = resources.get("gpu_type")
+        node_key = node_value = None
+        if job.use_gpu and gpu_type:
+            option = await store.get_gpu_type(uow.session, job.env, gpu_type)
+            node_key, node_value = gpu_node_selector(option.node_label if option else None)
+        return JobSpec(
+            job_id=job.id, name=job.name, command=list(job.command), working_dir=job.working_dir,
+            image=job.image, env=env, parameters=job.parameters, use_gpu=job.use_gpu,
+            gpus=gpu_count(job.use_gpu, resources.get("gpus")),
+            gpu_type=node_value or gpu_type, gpu_node_label=node_key,
+            cpu=resources.get("cpu"), memory=resources.get("memory"),
+        )
+
+    async def _insert_run(
+        self, uow: UnitOfWork, job: TrainingJob, run_id: str, experiment_name: str,
+        run_name: str, status: RunStatus,
+    ) -> None:
+        await store.insert_run(uow.session, {
+            "id": uuid4(), "job_id": job.id, "tracking_system": TRACKING_SYSTEM,
+            "tracking_run_id": run_id, "experiment_name": experiment_name, "run_name": run_name,
+            "parameters": job.parameters, "status": status.value,
+            "end_time": datetime.now(UTC) if status != RunStatus.RUNNING else None,
+        })
+
+    async def _finish(self, uow: UnitOfWork, job: TrainingJob, status: ExecutionStatus) -> None:
+        """Read the run back from MLflow, end it there and here, and record how the job ended."""
+        outcome = _JOB_STATUS[status.state]
+        run = await store.run_of_job(uow.session, job.id)
+        metrics: dict[str, float] = {}
+        artifact_uri = None
+        if run is not None:
+            snapshot = await self.tracking.read_run(run.tracking_run_id)
+            metrics, artifact_uri = snapshot.metrics, snapshot.artifact_uri
+            run_status, mlflow_status = TERMINAL_RUN_STATUS[outcome]
+            await self.tracking.finish(run.tracking_run_id, mlflow_status)
+            await store.update_run(uow.session, run.id, {
+                "metrics": metrics, "artifact_uris": [artifact_uri] if artifact_uri else [],
+                "parameters": {**job.parameters, **snapshot.params}, "status": run_status.value,
+                "end_time": datetime.now(UTC),
+            })
+        await store.update_job(uow.session, job, {"exit_code": status.exit_code})
+        await self._end(uow, job, outcome, run.tracking_run_id if run else None,
+                        (metrics, artifact_uri), status.message)
+
+    async def _end(
+        self, uow: UnitOfWork, job: TrainingJob, outcome: JobStatus, run_id: str | None,
+        results: tuple[dict[str, float], str | None] | None, message: str | None,
+    ) -> None:
+        await store.update_job(uow.session, job, {
+            "status": outcome.value, "message": message, "finished_at": datetime.now(UTC),
+        })
+        common = {"job_id": job.id, "name": job.name, "project_id": job.project_id,
+                  "run_id": run_id}
+        if outcome == JobStatus.SUCCEEDED:
+            metrics, artifact_uri = results or ({}, None)
+            register = RegisterModel(**job.register_model) if job.register_model else None
+            uow.record(JobSucceeded(**common, metrics=metrics, artifact_uri=artifact_uri,
+                                    register_model=register), job.id)
+        elif outcome == JobStatus.FAILED:
+            uow.record(JobFailed(**common, exit_code=job.exit_code, message=message), job.id)
+        else:
+            uow.record(JobCancelled(**common), job.id)
+        log.info("job %s %s", job.id, outcome)
