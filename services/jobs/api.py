@@ -20,37 +20,17 @@ from services.jobs.schemas import (
     JobPage,
 )
 from services.jobs.supervisor import JobSupervisor
-from shared import context
-from shared.errors import Unauthorized
+from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
-
-def runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-def supervisor(request: Request) -> JobSupervisor:
+async def supervisor(request: Request) -> JobSupervisor:
     return request.app.state.supervisor
 
 
-Runtime = Annotated[ServiceRuntime, Depends(runtime)]
 Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
-
-
-def actor() -> str:
-    """Who is acting, as the gateway authenticated them; every write records it."""
-    name = context.actor.get()
-    if not name:
-        raise Unauthorized("the request carries no authenticated actor")
-    return name
-
-
-Actor = Annotated[str, Depends(actor)]
 
 
 @router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"])

@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from services.registry import service, store
 from services.registry.domain import ModelStage
@@ -24,32 +24,10 @@ from services.registry.schemas import (
     VersionPage,
     VersionUpdate,
 )
-from shared import context
-from shared.errors import InvalidInput, NotFound, Unauthorized
-from shared.runtime import ServiceRuntime
+from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
-
-
-async def runtime(request: Request) -> ServiceRuntime:  # async: no threadpool hop
-    return request.app.state.runtime
-
-
-Runtime = Annotated[ServiceRuntime, Depends(runtime)]
-
-
-async def actor() -> str:
-    """Who is acting, as the gateway authenticated them; every write records it."""
-    name = context.actor.get()
-    if not name:
-        raise Unauthorized("the request carries no authenticated actor")
-    return name
-
-
-Actor = Annotated[str, Depends(actor)]
 
 
 def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:

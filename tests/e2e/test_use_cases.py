@@ -106,7 +106,7 @@ async def test_use_case_2_staging_production_archive(admin, bus):
 
     replaced = await transition(v2, "production", approver, "v2 wins")
     assert replaced.status_code == 200
-    latest = await admin.get(f"/api/v1/registry/models/stages/production/latest",
+    latest = await admin.get("/api/v1/registry/models/stages/production/latest",
                              params={"model_id": model["id"]})
     assert latest.json()["id"] == v2["id"]
     v1_now = (await admin.get(f"/api/v1/registry/models/{model['id']}/versions/1")).json()

@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from services.registry.models import ModelVersion
 from shared.events import CloudEvent

@@ -1,0 +1,28 @@
+"""FastAPI dependencies every service's routes use. Async, so none costs a threadpool hop."""
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from shared import context
+from shared.errors import Unauthorized
+from shared.runtime import ServiceRuntime
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+async def runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+async def actor() -> str:
+    """Who is acting, as the gateway authenticated them; every write records it."""
+    name = context.actor.get()
+    if not name:
+        raise Unauthorized("the request carries no authenticated actor")
+    return name
+
+
+Runtime = Annotated[ServiceRuntime, Depends(runtime)]
+Actor = Annotated[str, Depends(actor)]
