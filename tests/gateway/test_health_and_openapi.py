@@ -2,7 +2,8 @@
 
 import httpx
 
-from tests.gateway.conftest import FakeRegistry, free_port, running_gateway
+from shared.local_infra import free_port
+from tests.gateway.conftest import FakeRegistry, running_gateway
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:

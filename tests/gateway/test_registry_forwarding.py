@@ -4,13 +4,8 @@ import uuid
 
 import httpx
 
-from tests.gateway.conftest import (
-    ADMIN,
-    MISSING_MODEL_PROBLEM,
-    FakeRegistry,
-    free_port,
-    running_gateway,
-)
+from shared.local_infra import free_port
+from tests.gateway.conftest import ADMIN, MISSING_MODEL_PROBLEM, FakeRegistry, running_gateway
 
 
 async def test_a_read_is_forwarded_with_query_actor_and_correlation_id(
