@@ -1,6 +1,7 @@
 """The registry's queries. Nothing here commits: the unit of work does."""
 
 import base64
+from datetime import UTC, datetime
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -95,12 +96,16 @@ async def model_name_taken(session: AsyncSession, project_id: UUID, name: str) -
     return (await session.scalar(stmt)) is not None
 
 
-async def update_model(session: AsyncSession, model: RegisteredModel, changes: dict[str, Any]) -> None:
+async def apply_changes(
+    session: AsyncSession, entity: RegisteredModel | ModelVersion, changes: dict[str, Any]
+) -> None:
+    """Write the changes and a new `updated_at`; every value is known here, so nothing is
+    read back."""
     for key, value in changes.items():
-        setattr(model, key, value)
-    model.updated_at = func.now()
+        setattr(entity, key, value)
+    if "updated_at" not in changes:
+        entity.updated_at = datetime.now(UTC)
     await session.flush()
-    await session.refresh(model)
 
 
 async def delete_model(session: AsyncSession, model_id: UUID) -> int:
@@ -178,14 +183,6 @@ async def latest_in_stage(
 ) -> ModelVersion | None:
     versions = await list_versions(session, model_id, stage=stage, limit=1, before_seq=None)
     return versions[0] if versions else None
-
-
-async def update_version(session: AsyncSession, version: ModelVersion, changes: dict[str, Any]) -> None:
-    for key, value in changes.items():
-        setattr(version, key, value)
-    version.updated_at = func.now()
-    await session.flush()
-    await session.refresh(version)
 
 
 async def delete_version(session: AsyncSession, version_id: UUID) -> None:
