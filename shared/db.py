@@ -1,7 +1,8 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 import asyncpg
@@ -42,6 +43,16 @@ async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
         port=url.port,
         database=url.database,
     )
+
+
+async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, Any]) -> None:
+    """Write the changes to a mapped entity with a new `updated_at` (unless given); every value
+    is known here, so nothing is read back."""
+    for key, value in changes.items():
+        setattr(entity, key, value)
+    if "updated_at" not in changes:
+        entity.updated_at = datetime.now(UTC)
+    await session.flush()
 
 
 def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:

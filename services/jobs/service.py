@@ -14,7 +14,7 @@ from services.jobs.domain import (
     validate_job,
 )
 from services.jobs.models import GpuTypeOption, TrainingJob
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, apply_changes
 from shared.errors import Conflict, NotFound
 from shared.events.jobs import GpuTypeOptionsChanged, JobRejected, JobValidated, RuleViolation
 
@@ -70,7 +70,7 @@ async def update_gpu_type(
         changes["label"] = changes["label"].strip()
     changes = {k: v for k, v in changes.items() if k == "node_label" or v is not None}
     if changes:
-        await store.update_gpu_type(uow.session, option, changes)
+        await apply_changes(uow.session, option, changes)
         uow.record(
             GpuTypeOptionsChanged(env=option.env, gpu_type_id=option.id, change="updated",
                                   option=_option_data(option)),

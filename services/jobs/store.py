@@ -32,16 +32,6 @@ async def lock_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> Gp
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def update_gpu_type(
-    session: AsyncSession, option: GpuTypeOption, changes: dict[str, Any]
-) -> None:
-    for key, value in changes.items():
-        setattr(option, key, value)
-    option.updated_at = func.now()
-    await session.flush()
-    await session.refresh(option)
-
-
 async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> None:
     await session.execute(
         delete(GpuTypeOption).where(GpuTypeOption.env == env, GpuTypeOption.id == gpu_type_id)
@@ -94,14 +84,6 @@ async def lock_job(
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).one_or_none()
-
-
-async def update_job(session: AsyncSession, job: TrainingJob, changes: dict[str, Any]) -> None:
-    for key, value in changes.items():
-        setattr(job, key, value)
-    job.updated_at = func.now()
-    await session.flush()
-    await session.refresh(job)
 
 
 async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:

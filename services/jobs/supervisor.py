@@ -27,7 +27,7 @@ from services.jobs.integrations.mlflow_tracking import MlflowTracking
 from services.jobs.models import TrainingJob
 from services.jobs.settings import JobsSettings
 from shared import context
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, apply_changes
 from shared.events.jobs import JobCancelled, JobFailed, JobStarted, JobSucceeded, RegisterModel
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class JobSupervisor:
                                 f"the executor did not start it: {exc}")
                 return
             await self._insert_run(uow, job, run_id, experiment_name, run_name, RunStatus.RUNNING)
-            await store.update_job(uow.session, job, {
+            await apply_changes(uow.session, job, {
                 "status": JobStatus.RUNNING.value, "executor": executor_name, "handle": handle,
                 "started_at": datetime.now(UTC),
             })
@@ -225,7 +225,7 @@ class JobSupervisor:
                 "parameters": {**job.parameters, **snapshot.params}, "status": run_status.value,
                 "end_time": datetime.now(UTC),
             })
-        await store.update_job(uow.session, job, {"exit_code": status.exit_code})
+        await apply_changes(uow.session, job, {"exit_code": status.exit_code})
         await self._end(uow, job, outcome, run.tracking_run_id if run else None,
                         (metrics, artifact_uri), status.message)
 
@@ -233,7 +233,7 @@ class JobSupervisor:
         self, uow: UnitOfWork, job: TrainingJob, outcome: JobStatus, run_id: str | None,
         results: tuple[dict[str, float], str | None] | None, message: str | None,
     ) -> None:
-        await store.update_job(uow.session, job, {
+        await apply_changes(uow.session, job, {
             "status": outcome.value, "message": message, "finished_at": datetime.now(UTC),
         })
         common = {"job_id": job.id, "name": job.name, "project_id": job.project_id,

@@ -14,7 +14,7 @@ from services.registry.domain import (
     requires_approval,
 )
 from services.registry.models import ModelVersion, ModelVersionTransition, RegisteredModel
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, apply_changes
 from shared.errors import Conflict, NotFound
 from shared.events.registry import (
     ModelDeleted,
@@ -72,7 +72,7 @@ async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any])
     ):
         raise DuplicateModelName(f"project {model.project_id} already has a model named '{new_name}'")
     if changes:
-        await store.apply_changes(uow.session, model, changes)
+        await apply_changes(uow.session, model, changes)
         uow.record(
             ModelUpdated(model_id=model.id, name=model.name, project_id=model.project_id,
                          changes=changes),
@@ -131,7 +131,7 @@ async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, A
     version, model = found
     if changes:
         columns = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
-        await store.apply_changes(uow.session, version, columns)
+        await apply_changes(uow.session, version, columns)
         uow.record(
             ModelVersionUpdated(model_id=model.id, model_name=model.name, version_id=version.id,
                                 version=version.version, changes=changes),
@@ -178,7 +178,7 @@ async def transition_stage(
         values: dict[str, Any] = {"stage": change.to_stage.value, "updated_at": now}
         if change.version_id == version.id and requires_approval(change.to_stage):
             values.update(approved_by=actor, approved_at=now)
-        await store.apply_changes(uow.session, by_id[change.version_id], values)
+        await apply_changes(uow.session, by_id[change.version_id], values)
     recorded = await store.insert_transitions(
         uow.session,
         [

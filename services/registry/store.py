@@ -1,7 +1,6 @@
 """The registry's queries. Nothing here commits: the unit of work does."""
 
 import base64
-from datetime import UTC, datetime
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -94,18 +93,6 @@ async def model_name_taken(session: AsyncSession, project_id: UUID, name: str) -
         RegisteredModel.project_id == project_id, RegisteredModel.name == name
     )
     return (await session.scalar(stmt)) is not None
-
-
-async def apply_changes(
-    session: AsyncSession, entity: RegisteredModel | ModelVersion, changes: dict[str, Any]
-) -> None:
-    """Write the changes and a new `updated_at`; every value is known here, so nothing is
-    read back."""
-    for key, value in changes.items():
-        setattr(entity, key, value)
-    if "updated_at" not in changes:
-        entity.updated_at = datetime.now(UTC)
-    await session.flush()
 
 
 async def delete_model(session: AsyncSession, model_id: UUID) -> int:
