@@ -11,7 +11,7 @@ from services.gateway import store
 from services.gateway.auth import Authenticator, issue_token
 from services.gateway.domain import Action, Principal
 from shared.events.gateway import ProjectCreated
-from services.gateway.proxy import RegistryProxy
+from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
     Project,
@@ -59,8 +59,8 @@ async def healthz() -> dict[str, str]:
 @health.get("/readyz", include_in_schema=False)
 async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
     """Ready when the gateway's database, bus and relay work and its backends are ready."""
-    registry: RegistryProxy = request.app.state.registry
-    jobs: RegistryProxy = request.app.state.jobs
+    registry: ServiceProxy = request.app.state.registry
+    jobs: ServiceProxy = request.app.state.jobs
     checks = await runtime.readiness()
     checks["registry"] = await registry.ready()
     checks["jobs"] = await jobs.ready()

@@ -9,15 +9,15 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token
-from services.gateway.domain import Role, is_job_submission, jobs_action
+from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import (
-    JOBS_PREFIX,
     JOBS_ROOTS,
     METHODS,
     REGISTRY_PREFIX,
-    RegistryProxy,
+    jobs_proxy,
+    registry_proxy,
 )
 from services.gateway.settings import GatewaySettings
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
@@ -37,12 +37,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     authenticator = Authenticator(
         runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
     )
-    registry = RegistryProxy(settings.registry_url, authenticator, runtime.sessionmaker)
-    jobs = RegistryProxy(
-        settings.jobs_url, authenticator, runtime.sessionmaker, service="jobs",
-        public_prefix=JOBS_PREFIX, action=lambda method, path, _: jobs_action(method, path),
-        needs_project=is_job_submission, public_paths=JOBS_ROOTS,
-    )
+    registry = registry_proxy(settings.registry_url, authenticator, runtime.sessionmaker)
+    jobs = jobs_proxy(settings.jobs_url, authenticator, runtime.sessionmaker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.gateway.proxy import RegistryProxy
+from services.gateway.proxy import ServiceProxy
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class MergedOpenAPI:
     """Replaces `app.openapi` so FastAPI's `/api/v1/openapi.json` and docs serve the merge."""
 
     def __init__(
-        self, app: FastAPI, proxies: list[RegistryProxy], retry_seconds: float = 5.0
+        self, app: FastAPI, proxies: list[ServiceProxy], retry_seconds: float = 5.0
     ) -> None:
         self._app = app
         self._proxies = proxies

@@ -19,8 +19,10 @@ from services.gateway import store
 from services.gateway.auth import Authenticator
 from services.gateway.domain import (
     Action,
+    is_job_submission,
     is_model_registration,
     is_transition,
+    jobs_action,
     registry_action,
 )
 from shared import context
@@ -36,25 +38,27 @@ _PASSED_BACK = ("content-type", "etag", "location")
 _PROBE_TIMEOUT = 2.0
 
 
-class RegistryProxy:
+class ServiceProxy:
+    """Forwards one service's public paths to it, after authentication and the role check."""
+
     def __init__(
         self,
-        registry_url: str,
+        service: str,
+        origin_url: str,
         authenticator: Authenticator,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        service: str = "registry",
-        public_prefix: str = REGISTRY_PREFIX,
-        action: Callable[[str, str, bytes], Action] | None = None,
-        needs_project: Callable[[str, str], bool] = is_model_registration,
-        public_paths: tuple[str, ...] = (REGISTRY_PREFIX.rstrip("/"),),
+        public_prefix: str,
+        public_paths: tuple[str, ...],
+        action: Callable[[str, str, bytes], Action],
+        needs_project: Callable[[str, str], bool],
     ) -> None:
         self.public_paths = public_paths  # the public API paths this backend serves
-        self._origin = registry_url.rstrip("/")
         self._service = service
+        self._origin = origin_url.rstrip("/")
         self._public_prefix = public_prefix
         self._prefix = self._origin + public_prefix
-        self._action = action or _registry_action
+        self._action = action
         self._needs_project = needs_project
         self._auth = authenticator
         self._sessionmaker = sessionmaker
@@ -86,9 +90,7 @@ class RegistryProxy:
         principal = await self._auth.authenticate(request.headers.get("authorization"))
         context.actor.set(principal.subject)
         method = request.method
-        path: str = request.path_params.get("path", "")
-        if self._public_prefix != REGISTRY_PREFIX:
-            path = request.url.path.removeprefix(self._public_prefix)
+        path = request.url.path.removeprefix(self._public_prefix)
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
         body = await request.body()
@@ -118,7 +120,7 @@ class RegistryProxy:
             if value := reply.headers.get(name):
                 passed_back[name] = value
         if location := passed_back.get("location"):
-            # The registry's own address is internal; its paths are the gateway's paths.
+            # The service's own address is internal; its paths are the gateway's paths.
             passed_back["location"] = location.removeprefix(self._origin)
         return Response(reply.content, status_code=reply.status_code, headers=passed_back)
 
@@ -147,7 +149,7 @@ class RegistryProxy:
         return reply.status_code == 200
 
     async def openapi(self) -> dict | None:
-        """The registry's OpenAPI document, or None while it does not answer."""
+        """The service's OpenAPI document, or None while it does not answer."""
         try:
             reply = await self.client.get(self._origin + "/openapi.json", timeout=_PROBE_TIMEOUT)
             reply.raise_for_status()
@@ -157,9 +159,29 @@ class RegistryProxy:
         return document if isinstance(document, dict) else None
 
 
-def _registry_action(method: str, path: str, body: bytes) -> Action:
-    stage = _json_field(body, "stage") if is_transition(method, path) else None
-    return registry_action(method, path, stage)
+def registry_proxy(
+    url: str, authenticator: Authenticator, sessionmaker: async_sessionmaker[AsyncSession]
+) -> ServiceProxy:
+    def action(method: str, path: str, body: bytes) -> Action:
+        stage = _json_field(body, "stage") if is_transition(method, path) else None
+        return registry_action(method, path, stage)
+
+    return ServiceProxy(
+        "registry", url, authenticator, sessionmaker,
+        public_prefix=REGISTRY_PREFIX, public_paths=(REGISTRY_PREFIX.rstrip("/"),),
+        action=action, needs_project=is_model_registration,
+    )
+
+
+def jobs_proxy(
+    url: str, authenticator: Authenticator, sessionmaker: async_sessionmaker[AsyncSession]
+) -> ServiceProxy:
+    return ServiceProxy(
+        "jobs", url, authenticator, sessionmaker,
+        public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
+        action=lambda method, path, _: jobs_action(method, path),
+        needs_project=is_job_submission,
+    )
 
 
 def _json_field(body: bytes, name: str) -> object:
