@@ -1,5 +1,6 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared import context
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
-from shared.outbox import outbox_table
+from shared.outbox import OutboxMessage, outbox_table
 
 # Stable constraint names, so a store can tell a duplicate name from a duplicate version.
 NAMING_CONVENTION = {
@@ -71,16 +72,22 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
-    Events recorded with `record()` are written to the outbox table in the same transaction;
-    the relay publishes them after commit. Nothing else in a service commits.
+    Events recorded with `record()` are written to the outbox table in the same transaction,
+    and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
+    a service commits.
     """
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], service: str, outbox: Table
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        service: str,
+        outbox: Table,
+        committed: Callable[[Sequence[OutboxMessage]], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.service = service
         self._outbox = outbox
+        self._committed = committed
         self._events: list[CloudEvent] = []
 
     async def __aenter__(self) -> Self:
@@ -108,15 +115,14 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
-                if self._events:
+                messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
+                if messages:
                     await self.session.execute(
-                        insert(self._outbox),
-                        [
-                            {"id": e.id, "subject": e.nats_subject, "payload": e.to_json()}
-                            for e in self._events
-                        ],
+                        insert(self._outbox), [message._asdict() for message in messages]
                     )
                 await self.session.commit()
+                if messages and self._committed is not None:
+                    self._committed(messages)
             else:
                 await self.session.rollback()
         finally:

@@ -90,17 +90,50 @@ def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
 
 
 def create_messaging_tables(schema: str) -> None:
-    """Called from a service's first migration: its outbox (with the NOTIFY trigger) and inbox."""
+    """Called from a service's first migration: its outbox (with the NOTIFY trigger that woke
+    the relay until `drop_outbox_notify`) and inbox."""
     from alembic import op  # noqa: PLC0415 (only inside a running migration)
 
     from shared.inbox import inbox_table  # noqa: PLC0415
-    from shared.outbox import notify_trigger_sql, outbox_table  # noqa: PLC0415
+    from shared.outbox import outbox_table  # noqa: PLC0415
 
     tables = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
     bind = op.get_bind()
     outbox_table(tables).create(bind)
     inbox_table(tables).create(bind)
-    for statement in notify_trigger_sql(schema):
+    for statement in _notify_trigger_sql(schema):
+        op.execute(statement)
+
+
+def _notify_trigger_sql(schema: str) -> list[str]:
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION "{schema}".notify_outbox() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{schema}_outbox', '');
+            RETURN NULL;
+        END $$
+        """,
+        f"""
+        CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox
+        FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()
+        """,
+    ]
+
+
+def drop_outbox_notify(schema: str) -> None:
+    """The relay is handed each commit's events directly now. A NOTIFY also took a lock that
+    serialised every notifying commit in the database, so it goes."""
+    from alembic import op  # noqa: PLC0415
+
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox() CASCADE')
+
+
+def restore_outbox_notify(schema: str) -> None:
+    from alembic import op  # noqa: PLC0415
+
+    for statement in _notify_trigger_sql(schema):
         op.execute(statement)
 
 

@@ -1,16 +1,27 @@
 """Transactional outbox: events are rows committed with the change; a relay publishes them.
 
-The relay publishes unpublished rows in order with `Nats-Msg-Id` = event id, waits for
-JetStream's acks, then marks the rows published. A crash between the publish and the mark
-re-publishes on restart, and JetStream's duplicate window drops the copy: nothing is lost,
-nothing is seen twice. A statement trigger NOTIFYs the relay on commit, so an event leaves
-within milliseconds; a slow poll covers a missed notification.
+Two paths lead from the outbox to JetStream, both publishing with `Nats-Msg-Id` = event id:
+
+- **Dispatch** (the fast path): right after a unit of work commits, it hands its events to
+  `OutboxRelay.dispatch`. The relay publishes them at once, without reading them back, and
+  marks their rows published in batches.
+- **Sweep** (the safety net): every `poll_seconds` the relay publishes rows that are still
+  unpublished a while after they were written: events of a process that died between commit
+  and publish, or of a publish that failed while the bus was away.
+
+A row is marked published only after JetStream acked it, so nothing is lost; when both paths
+publish one event, or a crash comes between publish and mark, JetStream's duplicate window
+drops the copy. Marks are written with `synchronous_commit = off`: losing one in a database
+crash only causes such a harmless re-publish.
 """
 
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import NamedTuple
+from uuid import UUID
 
 from nats.js import JetStreamContext
 from sqlalchemy import (
@@ -24,15 +35,20 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    any_,
+    bindparam,
     func,
     select,
+    text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
 OUTBOX_TABLE = "outbox"
+CONTENT_TYPE = "application/cloudevents+json"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -53,31 +69,14 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-def notify_channel(schema: str) -> str:
-    return f"{schema}_outbox"
-
-
-def notify_trigger_sql(schema: str) -> list[str]:
-    """DDL that wakes the relay when a transaction that wrote events commits."""
-    channel = notify_channel(schema)
-    return [
-        f"""
-        CREATE OR REPLACE FUNCTION "{schema}".notify_outbox() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('{channel}', '');
-            RETURN NULL;
-        END $$
-        """,
-        f"""
-        CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".{OUTBOX_TABLE}
-        FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()
-        """,
-    ]
+class OutboxMessage(NamedTuple):
+    id: UUID
+    subject: str
+    payload: bytes
 
 
 class OutboxRelay:
-    """Publishes a service's outbox to JetStream, in commit order, at least once."""
+    """Publishes a service's outbox to JetStream, at least once, in commit order while healthy."""
 
     def __init__(
         self,
@@ -93,42 +92,27 @@ class OutboxRelay:
         self._js = js
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
-        self._wake = asyncio.Event()
+        # A row younger than this is the dispatch path's to publish; the sweep leaves it alone.
+        self._sweep_after = timedelta(seconds=max(2.0, 2 * poll_seconds))
+        self._to_publish: list[OutboxMessage] = []
+        self._to_mark: list[UUID] = []
+        self._publish_wanted = asyncio.Event()
+        self._mark_wanted = asyncio.Event()
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events; returns how many were published."""
-        t = self._table
-        async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.c.seq, t.c.id, t.c.subject, t.c.payload)
-                    .where(t.c.published_at.is_(None))
-                    .order_by(t.c.seq)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            # nats-py writes the publishes in order on one connection; acks come back in any order.
-            await asyncio.gather(
-                *(
-                    self._js.publish(
-                        row.subject,
-                        row.payload,
-                        headers={"Nats-Msg-Id": str(row.id), "Content-Type": "application/cloudevents+json"},
-                    )
-                    for row in rows
-                )
-            )
-            await conn.execute(
-                update(t)
-                .where(t.c.seq.in_([row.seq for row in rows]))
-                .values(published_at=datetime.now(UTC))
-            )
-        return len(rows)
+    def dispatch(self, messages: Sequence[OutboxMessage]) -> None:
+        """Take events whose transaction just committed; they leave without waiting for a poll."""
+        self._to_publish.extend(messages)
+        self._publish_wanted.set()
+
+    async def run(self) -> None:
+        """Publish until cancelled; survives the bus or the database going away for a while."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._keep_dispatching())
+            tasks.create_task(self._keep_marking())
+            tasks.create_task(self._keep_sweeping())
 
     async def drain(self) -> int:
+        """Publish every unpublished row now, however young; returns how many."""
         total = 0
         while published := await self.publish_pending():
             total += published
@@ -136,38 +120,82 @@ class OutboxRelay:
                 break
         return total
 
-    async def run(self) -> None:
-        """Publish until cancelled; survives the bus or the database going away for a while."""
-        async with self._listen():
-            while True:
-                self._wake.clear()
+    async def publish_pending(self, older_than: timedelta = timedelta(0)) -> int:
+        """Publish one batch of rows left unpublished (oldest first); returns how many."""
+        t = self._table
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.seq, t.c.id, t.c.subject, t.c.payload)
+                    .where(
+                        t.c.published_at.is_(None), t.c.created_at <= func.now() - older_than
+                    )
+                    .order_by(t.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if rows:
+                await self._publish([OutboxMessage(r.id, r.subject, r.payload) for r in rows])
+                await self._mark(conn, [row.id for row in rows])
+        return len(rows)
+
+    async def _keep_dispatching(self) -> None:
+        while True:
+            await self._publish_wanted.wait()
+            self._publish_wanted.clear()
+            while self._to_publish:
+                batch = self._to_publish[: self._batch_size]
+                del self._to_publish[: len(batch)]
                 try:
-                    await self.drain()
-                except asyncio.CancelledError:
-                    raise
+                    await self._publish(batch)
                 except Exception:
-                    log.exception("outbox relay: publishing failed; retrying")
-                    await asyncio.sleep(self._poll_seconds)
+                    log.warning("outbox relay: %d events wait for the sweep", len(batch), exc_info=True)
                     continue
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll_seconds):
-                        await self._wake.wait()
+                self._to_mark.extend(message.id for message in batch)
+                self._mark_wanted.set()
 
-    @contextlib.asynccontextmanager
-    async def _listen(self):  # noqa: ANN202
-        schema = self._table.schema
-        assert schema is not None
-        channel = notify_channel(schema)
-        async with self._engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
+    async def _keep_marking(self) -> None:
+        while True:
+            await self._mark_wanted.wait()
+            self._mark_wanted.clear()
+            while self._to_mark:
+                ids = self._to_mark[: self._batch_size]
+                del self._to_mark[: len(ids)]
+                try:
+                    async with self._engine.begin() as conn:
+                        await self._mark(conn, ids)
+                except Exception:
+                    # Unmarked rows are published again by the sweep; JetStream drops the copy.
+                    log.warning("outbox relay: could not mark %d events", len(ids), exc_info=True)
 
-            def wake(*_: object) -> None:
-                self._wake.set()
-
-            await raw.add_listener(channel, wake)
+    async def _keep_sweeping(self) -> None:
+        while True:
             try:
-                yield
-            finally:
-                with contextlib.suppress(Exception):
-                    await raw.remove_listener(channel, wake)
+                while await self.publish_pending(self._sweep_after) == self._batch_size:
+                    pass
+            except Exception:
+                log.exception("outbox relay: sweeping failed; retrying")
+            await asyncio.sleep(self._poll_seconds)
+
+    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
+        # nats-py writes the publishes in order on one connection; acks come back in any order.
+        await asyncio.gather(
+            *(
+                self._js.publish(
+                    m.subject,
+                    m.payload,
+                    headers={"Nats-Msg-Id": str(m.id), "Content-Type": CONTENT_TYPE},
+                )
+                for m in messages
+            )
+        )
+
+    async def _mark(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
+        t = self._table
+        await conn.execute(text("SET LOCAL synchronous_commit TO off"))
+        await conn.execute(
+            update(t)
+            .where(t.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid))))
+            .values(published_at=func.now())
+        )

@@ -18,7 +18,7 @@ from shared.consumers import EventConsumer, subscribe
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.inbox import INBOX_TABLE
 from shared.migrations import apply_migrations
-from shared.outbox import OUTBOX_TABLE, OutboxRelay
+from shared.outbox import OUTBOX_TABLE, OutboxMessage, OutboxRelay
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,12 @@ class ServiceRuntime:
         self._relay_task: asyncio.Task | None = None
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessionmaker, self.service, self.outbox)
+        return UnitOfWork(self.sessionmaker, self.service, self.outbox, self._dispatch)
+
+    def _dispatch(self, messages: Sequence[OutboxMessage]) -> None:
+        # Before the relay starts (or after it stops) the sweep publishes them.
+        if self.relay is not None:
+            self.relay.dispatch(messages)
 
     async def start(self) -> None:
         await apply_migrations(self.migrations_dir, self.settings.database_url)

@@ -16,7 +16,7 @@ class ServiceSettings(BaseSettings):
     log_format: str = "text"  # "json" in production: one object a line
     log_level: str = "INFO"
     db_pool_size: int = 20
-    # How long the outbox relay sleeps between polls when no NOTIFY wakes it.
+    # How often the outbox relay sweeps for events the fast path did not publish.
     relay_poll_seconds: float = 1.0
     # A consumer gives an event this many deliveries before it goes to the dead-letter subject.
     max_deliveries: int = 5

@@ -2,14 +2,15 @@
 `/api/v1/gpu-types...` to the jobs service, with the caller as the actor.
 
 The benchmark's hot path: a plain Starlette endpoint (no FastAPI parameter parsing), the body
-read once and passed on as bytes, one pooled keep-alive client for every call.
+read once and passed on as bytes, one pooled keep-alive aiohttp session for every call (httpx
+spent more time scanning its pool than forwarding; see bench/README.md).
 """
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
-import httpx
+import aiohttp
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -35,7 +36,7 @@ JOBS_ROOTS = ("/api/v1/jobs", "/api/v1/gpu-types")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PASSED_ON = ("content-type", "accept", "if-match", "if-none-match")
 _PASSED_BACK = ("content-type", "etag", "location")
-_PROBE_TIMEOUT = 2.0
+_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 
 
 class ServiceProxy:
@@ -62,26 +63,26 @@ class ServiceProxy:
         self._needs_project = needs_project
         self._auth = authenticator
         self._sessionmaker = sessionmaker
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
         """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
-        self._client = httpx.AsyncClient(
+        self._client = aiohttp.ClientSession(
             # Idle connections retire before the services' 5 s keep-alive closes them under us.
-            limits=httpx.Limits(
-                max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0
-            ),
-            timeout=httpx.Timeout(30.0),
+            connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2.0),
+            timeout=aiohttp.ClientTimeout(total=30.0),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
         try:
             yield
         finally:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> aiohttp.ClientSession:
         if self._client is None:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
         return self._client
@@ -109,8 +110,9 @@ class ServiceProxy:
         if query := request.scope["query_string"]:
             url += "?" + query.decode("latin-1")
         try:
-            reply = await self.client.request(method, url, content=body, headers=headers)
-        except httpx.TransportError as exc:
+            async with self.client.request(method, url, data=body, headers=headers) as reply:
+                content = await reply.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(
                 f"the {self._service} did not answer: {type(exc).__name__}", service=self._service
             ) from exc
@@ -122,7 +124,7 @@ class ServiceProxy:
         if location := passed_back.get("location"):
             # The service's own address is internal; its paths are the gateway's paths.
             passed_back["location"] = location.removeprefix(self._origin)
-        return Response(reply.content, status_code=reply.status_code, headers=passed_back)
+        return Response(content, status_code=reply.status, headers=passed_back)
 
     async def _require_project(self, body: bytes) -> None:
         raw = _json_field(body, "project_id")
@@ -143,18 +145,19 @@ class ServiceProxy:
 
     async def ready(self) -> bool:
         try:
-            reply = await self.client.get(self._origin + "/readyz", timeout=_PROBE_TIMEOUT)
-        except httpx.HTTPError:
+            async with self.client.get(self._origin + "/readyz", timeout=_PROBE_TIMEOUT) as reply:
+                return reply.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return reply.status_code == 200
 
     async def openapi(self) -> dict | None:
         """The service's OpenAPI document, or None while it does not answer."""
         try:
-            reply = await self.client.get(self._origin + "/openapi.json", timeout=_PROBE_TIMEOUT)
-            reply.raise_for_status()
-            document = reply.json()
-        except (httpx.HTTPError, ValueError):
+            async with self.client.get(
+                self._origin + "/openapi.json", timeout=_PROBE_TIMEOUT, raise_for_status=True
+            ) as reply:
+                document = orjson.loads(await reply.read())
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
             return None
         return document if isinstance(document, dict) else None
 

@@ -88,6 +88,19 @@ class ModelVersion(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class VersionCount(Base):
+    """How many versions each model has in each stage, kept by triggers on model_versions
+    (migration 0003), so a list's `total` costs one index lookup at any size."""
+
+    __tablename__ = "version_counts"
+
+    model_id: Mapped[UUID] = mapped_column(
+        ForeignKey(RegisteredModel.id, ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class ModelVersionTransition(Base):
     __tablename__ = "model_version_transitions"
     __table_args__ = (Index("ix_model_version_transitions_version_seq", "version_id", "seq"),)

@@ -129,6 +129,49 @@ async def test_list_versions_filters_by_stage_and_pages_by_cursor(client, model)
     problem(await client.get(f"/models/{model['id']}/versions?cursor=%%%"), 422, "invalid-cursor")
 
 
+async def test_list_totals_follow_every_create_transition_delete_and_bulk_insert(
+    client, model, runtime
+):
+    from sqlalchemy import func, select, text  # noqa: PLC0415
+
+    from services.registry.models import ModelVersion  # noqa: PLC0415
+
+    model_id = uuid.UUID(model["id"])
+
+    async def totals() -> dict[str, int]:
+        listed = {
+            stage: (await client.get(f"/models/{model_id}/versions?stage={stage}&limit=1")).json()
+            ["total"]
+            for stage in ("none", "staging", "production", "archived")
+        }
+        listed["all"] = (await client.get(f"/models/{model_id}/versions?limit=1")).json()["total"]
+        async with runtime.sessionmaker() as s:  # the truth, counted row by row
+            rows = dict((await s.execute(
+                select(ModelVersion.stage, func.count()).where(ModelVersion.model_id == model_id)
+                .group_by(ModelVersion.stage)
+            )).all())
+        truth = {stage: rows.get(stage, 0) for stage in ("none", "staging", "production", "archived")}
+        assert listed == truth | {"all": sum(truth.values())}
+        return listed
+
+    v = [await new_version(client, model["id"]) for _ in range(4)]
+    assert (await totals())["none"] == 4
+    await client.post(f"/models/versions/{v[0]['id']}/transition", json={"stage": "production"})
+    await client.post(f"/models/versions/{v[1]['id']}/transition", json={"stage": "staging"})
+    # Promoting another archives the first: two stage changes in one transaction.
+    await client.post(f"/models/versions/{v[2]['id']}/transition", json={"stage": "production"})
+    assert await totals() == {"none": 1, "staging": 1, "production": 1, "archived": 1, "all": 4}
+    assert (await client.delete(f"/models/versions/{v[0]['id']}")).status_code == 204
+    async with runtime.uow() as uow:  # one statement, many rows, as the benchmark seeds
+        await uow.session.execute(text(
+            "INSERT INTO registry.model_versions (id, model_id, version, created_by)"
+            " SELECT gen_random_uuid(), :model_id, 'bulk-' || n, 'bulk'"
+            " FROM generate_series(1, 50) AS n"
+        ), {"model_id": model_id})
+    assert await totals() == {"none": 51, "staging": 1, "production": 1, "archived": 0, "all": 53}
+    assert (await client.delete(f"/models/{model_id}")).status_code == 204
+
+
 async def test_search_models_by_name_project_and_tag(client):
     project = str(uuid.uuid4())
     for name, tags in [("churn-xgb", {"team": "growth"}), ("churn-lr", {"team": "risk"}),
