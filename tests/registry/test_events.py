@@ -85,6 +85,36 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
         runtime._relay_task = asyncio.create_task(runtime.relay.run())
 
 
+async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_sweep(
+    nc, runtime, client, model
+):
+    # A relay whose sweep would not look at a young row for hours: only dispatch can publish.
+    runtime._relay_task.cancel()
+    await asyncio.wait([runtime._relay_task], timeout=5)
+    hourly = OutboxRelay(runtime.engine, runtime.outbox, nc.jetstream(), poll_seconds=3600)
+    runtime.relay, task = hourly, asyncio.create_task(hourly.run())
+    try:
+        await asyncio.sleep(0.1)  # its first sweep has run and found nothing old enough
+        v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+        events = await wait_for_events(nc, "REGISTRY", v["id"], count=1)
+        assert [e.type for e in events] == ["io.modelplane.registry.model_version.created.v1"]
+
+        async def marked():
+            outbox = runtime.outbox
+            async with runtime.engine.connect() as conn:
+                published_at = await conn.scalar(
+                    select(outbox.c.published_at).where(outbox.c.id == events[0].id)
+                )
+            return published_at is not None
+
+        await wait_until(marked)
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        runtime.relay = OutboxRelay(runtime.engine, runtime.outbox, nc.jetstream(), poll_seconds=0.2)
+        runtime._relay_task = asyncio.create_task(runtime.relay.run())
+
+
 async def test_two_concurrent_promotions_leave_exactly_one_production_version(client, runtime, model):
     versions = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
                 for _ in range(6)]
