@@ -47,3 +47,23 @@ async def wait_for_events(
         if len(events) >= count or time.monotonic() > deadline:
             return events
         await asyncio.sleep(0.05)
+
+
+async def publish(nc: NATS, event: CloudEvent, msg_id: str | None = None) -> int:
+    """Put an event on its stream as a producer's relay would; returns its stream sequence.
+    A `msg_id` other than the event's id stores a second copy (a redelivery to consumers)."""
+    ack = await nc.jetstream().publish(
+        event.nats_subject, event.to_json(), headers={"Nats-Msg-Id": msg_id or str(event.id)}
+    )
+    return ack.seq
+
+
+async def wait_consumed(
+    nc: NATS, stream: str, durable: str, seq: int, timeout: float = 10.0
+) -> None:
+    """Until the durable consumer has acked everything up to `seq` of the stream."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    while (await js.consumer_info(stream, durable)).ack_floor.stream_seq < seq:
+        assert time.monotonic() < deadline, f"{durable} has not consumed {stream} #{seq}"
+        await asyncio.sleep(0.05)

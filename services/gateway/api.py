@@ -1,4 +1,5 @@
-"""The gateway's own HTTP routes: health, API tokens, projects. Registry paths: proxy.py."""
+"""The gateway's own HTTP routes: health, API tokens, projects, integration configs. The
+registry's and the jobs service's paths: proxy.py."""
 
 from typing import Annotated
 from uuid import UUID
@@ -9,11 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway import store
 from services.gateway.auth import Authenticator, issue_token
-from services.gateway.domain import Action, Principal
-from shared.events.gateway import ProjectCreated
+from services.gateway.domain import Action, Principal, check_backend
 from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
+    IntegrationConfig,
+    IntegrationConfigList,
+    IntegrationConfigPut,
     Project,
     ProjectCreate,
     ProjectPage,
@@ -22,7 +25,10 @@ from services.gateway.schemas import (
     TokenList,
 )
 from shared import context
+from shared.environments import Env
 from shared.errors import NotFound
+from shared.events.gateway import IntegrationConfigChanged, ProjectCreated
+from shared.integrations import Concern
 from shared.runtime import ServiceRuntime
 
 API_PREFIX = "/api/v1"
@@ -144,3 +150,58 @@ async def get_project(project_id: UUID, caller: Caller, runtime: Runtime) -> Pro
     if row is None:
         raise NotFound(f"there is no project {project_id}")
     return Project.model_validate(row)
+
+
+@router.put("/integrations/{env}/{concern}", tags=["integrations"])
+async def put_integration_config(
+    env: Env, concern: Concern, body: IntegrationConfigPut, caller: Caller, runtime: Runtime,
+    response: Response,
+) -> IntegrationConfig:
+    """Choose the backend that serves a concern in an env (e.g. where prod's training jobs
+    run). The services that use it follow the IntegrationConfigChanged this publishes."""
+    caller.require(Action.MANAGE_INTEGRATIONS)
+    check_backend(concern, body.backend)
+    async with runtime.uow() as uow:
+        row, created = await store.put_integration_config(
+            uow.session, env=env.value, concern=concern.value, backend=body.backend,
+            settings=body.settings, updated_by=caller.subject,
+        )
+        uow.record(
+            IntegrationConfigChanged(
+                env=row.env, concern=row.concern, backend=row.backend, settings=row.settings,
+                changed_by=row.updated_by, changed_at=row.updated_at,
+            ),
+            aggregate_id=f"{row.env}/{row.concern}",
+        )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+        response.headers["Location"] = f"{API_PREFIX}/integrations/{row.env}/{row.concern}"
+    return IntegrationConfig.model_validate(row)
+
+
+@router.get("/integrations", tags=["integrations"])
+async def list_integration_configs(
+    caller: Caller, runtime: Runtime, env: Env | None = None
+) -> IntegrationConfigList:
+    caller.require(Action.MANAGE_INTEGRATIONS)
+    async with runtime.sessionmaker() as session:
+        rows = await store.list_integration_configs(session, env and env.value)
+    return IntegrationConfigList(
+        items=[IntegrationConfig.model_validate(row) for row in rows], total=len(rows)
+    )
+
+
+@router.get("/integrations/{env}/{concern}", tags=["integrations"])
+async def get_integration_config(
+    env: Env, concern: Concern, caller: Caller, runtime: Runtime
+) -> IntegrationConfig:
+    caller.require(Action.MANAGE_INTEGRATIONS)
+    async with runtime.sessionmaker() as session:
+        row = await store.get_integration_config(session, env.value, concern.value)
+    if row is None:
+        raise NotFound(
+            f"{env.value} has no integration config for {concern.value}; its services use "
+            "their own default",
+            kind="integration-config-not-found",
+        )
+    return IntegrationConfig.model_validate(row)

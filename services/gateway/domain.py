@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from shared.errors import Forbidden
+from shared.errors import Forbidden, InvalidInput
+from shared.integrations import BACKENDS, Concern
 
 
 class Role(StrEnum):
@@ -24,6 +25,7 @@ class Action(StrEnum):
     PROMOTE_TO_PRODUCTION = "promote-to-production"
     MANAGE_TOKENS = "manage-tokens"
     MANAGE_GPU_TYPES = "manage-gpu-types"
+    MANAGE_INTEGRATIONS = "manage-integrations"
 
 
 _RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.APPROVER: 3, Role.ADMIN: 4}
@@ -35,6 +37,7 @@ MINIMUM_ROLE = {
     Action.PROMOTE_TO_PRODUCTION: Role.APPROVER,
     Action.MANAGE_TOKENS: Role.ADMIN,
     Action.MANAGE_GPU_TYPES: Role.ADMIN,
+    Action.MANAGE_INTEGRATIONS: Role.ADMIN,
 }
 
 PRODUCTION_STAGE = "production"
@@ -97,3 +100,14 @@ def jobs_action(method: str, path: str) -> Action:
     if path.startswith("gpu-types"):
         return Action.MANAGE_GPU_TYPES
     return Action.WRITE
+
+
+def check_backend(concern: Concern, backend: str) -> None:
+    """An IntegrationConfig names one of the backends that serve its concern."""
+    allowed = BACKENDS[concern]
+    if backend not in allowed:
+        raise InvalidInput(
+            f"{concern.value} has no backend {backend!r}; it is one of {', '.join(allowed)}",
+            kind="unknown-integration-backend",
+            allowed=list(allowed),
+        )

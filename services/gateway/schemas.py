@@ -1,11 +1,13 @@
 """Request and response bodies of the gateway's own API."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.domain import Role
+from shared.environments import Env
 
 
 class _Out(BaseModel):
@@ -52,3 +54,29 @@ class ProjectPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class IntegrationConfigPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(min_length=1, max_length=64, examples=["kubernetes"])
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The backend's options, e.g. {\"namespace\": \"ml-prod\"}. Every service "
+        "that uses the concern receives them in IntegrationConfigChanged: no secrets here.",
+    )
+
+
+class IntegrationConfig(_Out):
+    env: Env
+    concern: str
+    backend: str
+    settings: dict[str, Any]
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class IntegrationConfigList(BaseModel):
+    items: list[IntegrationConfig]
+    total: int

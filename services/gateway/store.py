@@ -1,14 +1,16 @@
 """Queries on the gateway's tables. The caller owns the session and transaction; none commit."""
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.models import api_tokens, projects
+from services.gateway.models import api_tokens, integration_configs, projects
 from shared.errors import Conflict
 
 _TOKEN_COLUMNS = (
@@ -99,3 +101,46 @@ async def list_projects(session: AsyncSession, *, limit: int, offset: int) -> tu
         .offset(offset)
     )
     return list((await session.execute(query)).all()), total or 0
+
+
+async def put_integration_config(
+    session: AsyncSession, *, env: str, concern: str, backend: str, settings: dict[str, Any],
+    updated_by: str,
+) -> tuple[Row, bool]:
+    """The config after the change, and True when it was created rather than replaced."""
+    # clock_timestamp(), not now(): evaluated under the row's lock, so later changes of one
+    # config always carry later times (consumers keep the newest).
+    stmt = upsert(integration_configs).values(
+        env=env, concern=concern, backend=backend, settings=settings, updated_by=updated_by,
+        updated_at=func.clock_timestamp(),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[integration_configs.c.env, integration_configs.c.concern],
+        set_={
+            "backend": stmt.excluded.backend,
+            "settings": stmt.excluded.settings,
+            "updated_by": stmt.excluded.updated_by,
+            "updated_at": func.clock_timestamp(),
+        },
+    ).returning(
+        # xmax is 0 on a row this statement inserted, the locker's id on one it updated.
+        *integration_configs.c, literal_column("xmax = 0").label("created")
+    )
+    row = (await session.execute(stmt)).one()
+    return row, row.created
+
+
+async def get_integration_config(session: AsyncSession, env: str, concern: str) -> Row | None:
+    query = select(*integration_configs.c).where(
+        integration_configs.c.env == env, integration_configs.c.concern == concern
+    )
+    return (await session.execute(query)).one_or_none()
+
+
+async def list_integration_configs(session: AsyncSession, env: str | None) -> list[Row]:
+    query = select(*integration_configs.c).order_by(
+        integration_configs.c.env, integration_configs.c.concern
+    )
+    if env is not None:
+        query = query.where(integration_configs.c.env == env)
+    return list((await session.execute(query)).all())

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import Env, JobRejectedProblem, JobStatus
+from services.jobs.domain import JobRejectedProblem, JobStatus
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -21,6 +21,7 @@ from services.jobs.schemas import (
 )
 from services.jobs.supervisor import JobSupervisor
 from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.environments import Env
 from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -72,7 +73,7 @@ async def submit_job(
     body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response
 ):
     async with rt.uow() as uow:
-        job = await service.submit_job(uow, actor=who, **body.model_dump())
+        job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
         raise JobRejectedProblem(
@@ -87,11 +88,12 @@ async def submit_job(
 @router.get("/jobs", response_model=JobPage)
 async def list_jobs(
     rt: Runtime, project_id: UUID | None = None, status: JobStatus | None = None,
-    limit: Limit = 50, offset: Offset = 0,
+    pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
         items, total = await store.find_jobs(
-            session, project_id=project_id, status=status, limit=limit, offset=offset
+            session, project_id=project_id, status=status, pipeline_run_id=pipeline_run_id,
+            limit=limit, offset=offset,
         )
         runs = await store.runs_of_jobs(session, [j.id for j in items])
     return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}

@@ -1,5 +1,39 @@
-"""Events the jobs service reacts to. None yet: PipelineStageRequested arrives with pipelines."""
+"""Events the jobs service reacts to. Thin: parse the event, call the use case."""
 
+from services.jobs import service
 from shared.consumers import EventConsumer
+from shared.db import UnitOfWork
+from shared.events import CloudEvent
+from shared.events.gateway import IntegrationConfigChanged
+from shared.events.pipelines import PipelineStageRequested
+from shared.integrations import Concern
 
-CONSUMERS: tuple[EventConsumer, ...] = ()
+# Who a stage's job is created by when the event names no actor.
+PIPELINES_ACTOR = "pipelines"
+
+
+async def submit_stage_job(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A pipeline stage's job, validated like one from `POST /api/v1/jobs`: a rejected one is
+    kept with its JobRejected; an accepted one is started by the supervisor's watcher."""
+    requested = event.parse_data(PipelineStageRequested)
+    await service.submit_stage_job(uow, requested, actor=event.actor or PIPELINES_ACTOR)
+
+
+async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
+    change = event.parse_data(IntegrationConfigChanged)
+    if change.concern == Concern.TRAINING_EXECUTION:
+        await service.apply_integration_config(uow, change)
+
+
+CONSUMERS = (
+    EventConsumer(
+        durable="jobs-pipelines-stage-requested",
+        subject=PipelineStageRequested.subject,
+        handle=submit_stage_job,
+    ),
+    EventConsumer(
+        durable="jobs-gateway-integration-config-changed",
+        subject=IntegrationConfigChanged.subject,
+        handle=keep_integration_config,
+    ),
+)

@@ -5,21 +5,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared.environments import Env
 from shared.errors import Conflict, InvalidInput
 
 GPU_TYPE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 MAX_GPU_TYPE_ID_LENGTH = 63
-
-
-class Env(StrEnum):
-    DEV = "dev"
-    STG = "stg"
-    PROD = "prod"
-
-
-class JobType(StrEnum):
-    TRAINING = "training"
-    EVALUATION = "evaluation"
 
 
 class JobStatus(StrEnum):

@@ -50,6 +50,11 @@ class TrainingJob(Base):
         CheckConstraint(ENVS_SQL, name="env"),
         Index("ix_training_jobs_status", "status"),
         Index("ix_training_jobs_project_created", "project_id", "created_at"),
+        # One job per attempt of a pipeline stage (jobs submitted over HTTP have NULLs here).
+        UniqueConstraint(
+            "pipeline_run_id", "pipeline_stage", "pipeline_attempt",
+            name="uq_training_jobs_pipeline_stage_attempt",
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -81,6 +86,10 @@ class TrainingJob(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the job came from when a pipeline stage asked for it (a plain reference, no FK).
+    pipeline_run_id: Mapped[UUID | None]
+    pipeline_stage: Mapped[str | None] = mapped_column(String(255))
+    pipeline_attempt: Mapped[int | None] = mapped_column(Integer)
 
 
 class ExperimentRun(Base):
@@ -101,6 +110,20 @@ class ExperimentRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IntegrationConfig(Base):
+    """The gateway's IntegrationConfig rows this service uses, as its events last said."""
+
+    __tablename__ = "integration_configs"
+    __table_args__ = (CheckConstraint(ENVS_SQL, name="env"),)
+
+    env: Mapped[str] = mapped_column(String(8), primary_key=True)
+    concern: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    changed_by: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

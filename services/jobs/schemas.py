@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.jobs.domain import Env, JobStatus, JobType, RunStatus
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+from services.jobs.domain import JobStatus, RunStatus
+from shared.environments import Env
+from shared.events.jobs import JobRequest, JobType
 
 
 class Body(BaseModel):
@@ -49,30 +49,8 @@ class GpuTypePage(BaseModel):
     total: int
 
 
-class Resources(Body):
-    gpus: int | None = Field(default=None, ge=0)
-    gpu_type: str | None = None
-    cpu: str | None = None
-    memory: str | None = None
-
-
-class RegisterModel(Body):
-    model_id: UUID
-
-
-class JobCreate(Body):
-    name: Name
-    project_id: UUID
-    env: Env
-    job_type: JobType = JobType.TRAINING
-    command: Annotated[list[str], Field(min_length=1)]
-    working_dir: str | None = None
-    image: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    use_gpu: bool = False
-    resources: Resources = Field(default_factory=Resources)
-    dataset_version_ids: list[UUID] = Field(default_factory=list)
-    register_model: RegisterModel | None = None
+class JobCreate(JobRequest):
+    """The body of `POST /api/v1/jobs`: exactly the job request a pipeline stage carries."""
 
 
 class ExperimentRunOut(BaseModel):
@@ -117,6 +95,9 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    pipeline_run_id: UUID | None
+    pipeline_stage: str | None
+    pipeline_attempt: int | None
     experiment_run: ExperimentRunOut | None = None
 
 

@@ -1,22 +1,35 @@
 """The jobs service's use cases that need no outside tool: GPU type options and job submission.
 Each runs inside one unit of work and records the events its changes cause."""
 
+import logging
 from typing import Any
 from uuid import UUID, uuid4
 
 from services.jobs import store
 from services.jobs.domain import (
-    Env,
     JobStatus,
     canonical_gpu_type_id,
     check_gpu_type_option,
     gpu_type_option_violations,
     validate_job,
 )
+from services.jobs.events import job_fields
 from services.jobs.models import GpuTypeOption, TrainingJob
 from shared.db import UnitOfWork, apply_changes
+from shared.environments import Env
 from shared.errors import Conflict, NotFound
-from shared.events.jobs import GpuTypeOptionsChanged, JobRejected, JobValidated, RuleViolation
+from shared.events.gateway import IntegrationConfigChanged
+from shared.events.jobs import (
+    GpuTypeOptionsChanged,
+    JobRejected,
+    JobRequest,
+    JobSubmitted,
+    JobValidated,
+    RuleViolation,
+)
+from shared.events.pipelines import PipelineStageRequested
+
+log = logging.getLogger(__name__)
 
 
 class DuplicateGpuType(Conflict):
@@ -92,36 +105,47 @@ async def delete_gpu_type(uow: UnitOfWork, env: Env, gpu_type_id: str) -> None:
     )
 
 
-async def submit_job(uow: UnitOfWork, *, actor: str, **fields: Any) -> TrainingJob:
+async def submit_job(
+    uow: UnitOfWork, request: JobRequest, *, actor: str,
+    requested_by: PipelineStageRequested | None = None,
+) -> TrainingJob:
     """Validate a job against the data model and keep it: `validated` to be started, or
-    `rejected` with its violations (the caller answers 422 after this commits)."""
-    env = Env(fields["env"])
-    resources = dict(fields.get("resources") or {})
-    enabled = await store.enabled_gpu_types(uow.session, env.value)
+    `rejected` with its violations. The same rules apply whether it came over HTTP (the caller
+    answers 422 for a rejection after this commits) or was `requested_by` a pipeline stage."""
+    resources = request.resources.model_dump()
+    enabled = await store.enabled_gpu_types(uow.session, request.env.value)
     check = validate_job(
-        env=env, use_gpu=fields["use_gpu"], gpu_type=resources.get("gpu_type"),
-        gpus=resources.get("gpus"), enabled_gpu_types=enabled,
+        env=request.env, use_gpu=request.use_gpu, gpu_type=resources["gpu_type"],
+        gpus=resources["gpus"], enabled_gpu_types=enabled,
     )
     if check.gpu_type is not None:
         resources["gpu_type"] = check.gpu_type
     status = JobStatus.VALIDATED if check.accepted else JobStatus.REJECTED
-    job = await store.insert_job(
-        uow.session,
-        {**fields, "id": uuid4(), "env": env.value, "resources": resources,
-         "dataset_version_ids": [str(d) for d in fields.get("dataset_version_ids", [])],
-         "register_model": _json(fields.get("register_model")),
-         "status": status.value, "created_by": actor,
-         "violations": [{"rule": v.rule, "message": v.message} for v in check.violations]},
+    origin = {} if requested_by is None else {
+        "pipeline_run_id": requested_by.pipeline_run_id, "pipeline_stage": requested_by.stage,
+        "pipeline_attempt": requested_by.attempt,
+    }
+    job = await store.insert_job(uow.session, {
+        **request.model_dump(mode="json"), **origin, "id": uuid4(),
+        "project_id": request.project_id, "resources": resources, "status": status.value,
+        "created_by": actor,
+        "violations": [{"rule": v.rule, "message": v.message} for v in check.violations],
+    })
+    identity = job_fields(job)
+    uow.record(
+        JobSubmitted(**identity, env=job.env, job_type=job.job_type, use_gpu=job.use_gpu,
+                     gpu_type=request.resources.gpu_type),
+        job.id,
     )
     if check.accepted:
         uow.record(
-            JobValidated(job_id=job.id, name=job.name, project_id=job.project_id, env=job.env,
-                         job_type=job.job_type, use_gpu=job.use_gpu, gpu_type=check.gpu_type),
+            JobValidated(**identity, env=job.env, job_type=job.job_type, use_gpu=job.use_gpu,
+                         gpu_type=check.gpu_type),
             job.id,
         )
     else:
         uow.record(
-            JobRejected(job_id=job.id, name=job.name, project_id=job.project_id, env=job.env,
+            JobRejected(**identity, env=job.env,
                         violations=[RuleViolation(rule=v.rule, message=v.message)
                                     for v in check.violations]),
             job.id,
@@ -129,7 +153,28 @@ async def submit_job(uow: UnitOfWork, *, actor: str, **fields: Any) -> TrainingJ
     return job
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: str(v) if isinstance(v, UUID) else v for k, v in value.items()}
-    return value
+async def submit_stage_job(
+    uow: UnitOfWork, requested: PipelineStageRequested, *, actor: str
+) -> TrainingJob:
+    """The job of one attempt of a pipeline stage; asking again for that attempt (a pipeline
+    that re-published its request) gives the job it already has."""
+    job = await store.job_of_stage_attempt(
+        uow.session, requested.pipeline_run_id, requested.stage, requested.attempt
+    )
+    if job is not None:
+        log.info("pipeline run %s stage %s attempt %d already has job %s",
+                 requested.pipeline_run_id, requested.stage, requested.attempt, job.id)
+        return job
+    return await submit_job(uow, requested.job, actor=actor, requested_by=requested)
+
+
+async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
+    """Keep the newest IntegrationConfig of each env; the next job started there uses it."""
+    applied = await store.put_integration_config(uow.session, {
+        "env": change.env, "concern": change.concern, "backend": change.backend,
+        "settings": change.settings, "changed_by": change.changed_by,
+        "changed_at": change.changed_at,
+    })
+    if not applied:
+        log.info("%s of %s changed at %s is older than the one kept; ignored",
+                 change.concern, change.env, change.changed_at)

@@ -1,8 +1,9 @@
 """The jobs service's configuration (`MODELPLANE_*` environment variables)."""
 
 from pathlib import Path
-from typing import Literal
 
+from shared.environments import Env
+from shared.integrations import TrainingBackend
 from shared.settings import ServiceSettings
 
 
@@ -11,17 +12,24 @@ class JobsSettings(ServiceSettings):
     jobs_port: int = 8002
     # Where the local executor keeps each job's directory, and the default MLflow store lives.
     jobs_state_dir: Path = Path(".modelplane/jobs")
-    jobs_executor: Literal["local", "kubernetes"] = "local"
+    # Each env's executor while the gateway has no IntegrationConfig for it; unnamed envs run
+    # locally. E.g. MODELPLANE_JOBS_EXECUTORS='{"prod": "kubernetes"}'.
+    jobs_executors: dict[Env, TrainingBackend] = {}
     # Empty: `sqlite:///<jobs_state_dir>/mlflow.db`; production: an MLflow tracking server URL.
     mlflow_tracking_uri: str = ""
     # How often the watcher asks the executor about running jobs.
     jobs_watch_seconds: float = 0.5
     # How long a cancelled local job gets between SIGTERM and SIGKILL.
     jobs_cancel_grace_seconds: float = 5.0
+    # The cluster Kubernetes jobs run on. An env's IntegrationConfig may name another
+    # namespace (settings "namespace") and GPU node label key (settings "gpu_node_label").
     kubernetes_namespace: str = "default"
     kubernetes_host: str | None = None
     kubernetes_token: str | None = None
     kubernetes_verify_ssl: bool = True
+
+    def default_executor(self, env: str) -> TrainingBackend:
+        return self.jobs_executors.get(Env(env), TrainingBackend.LOCAL)
 
     def tracking_uri(self) -> str:
         local = f"sqlite:///{self.jobs_state_dir.resolve() / 'mlflow.db'}"

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.jobs.domain import JobStatus
-from services.jobs.models import ExperimentRun, GpuTypeOption, TrainingJob
+from services.jobs.models import ExperimentRun, GpuTypeOption, IntegrationConfig, TrainingJob
 
 
 async def insert_gpu_type(session: AsyncSession, values: dict[str, Any]) -> GpuTypeOption | None:
@@ -86,6 +86,17 @@ async def lock_job(
     return (await session.scalars(stmt)).one_or_none()
 
 
+async def job_of_stage_attempt(
+    session: AsyncSession, pipeline_run_id: UUID, stage: str, attempt: int
+) -> TrainingJob | None:
+    stmt = select(TrainingJob).where(
+        TrainingJob.pipeline_run_id == pipeline_run_id,
+        TrainingJob.pipeline_stage == stage,
+        TrainingJob.pipeline_attempt == attempt,
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
 async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
     stmt = select(TrainingJob.id).where(TrainingJob.status == status.value).order_by(
         TrainingJob.created_at
@@ -95,11 +106,13 @@ async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
 
 async def find_jobs(
     session: AsyncSession, *, project_id: UUID | None, status: JobStatus | None,
-    limit: int, offset: int,
+    pipeline_run_id: UUID | None = None, limit: int, offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     conditions = []
     if project_id is not None:
         conditions.append(TrainingJob.project_id == project_id)
+    if pipeline_run_id is not None:
+        conditions.append(TrainingJob.pipeline_run_id == pipeline_run_id)
     if status is not None:
         conditions.append(TrainingJob.status == status.value)
     items = await session.scalars(
@@ -133,5 +146,33 @@ async def runs_of_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> dict[U
     return {r.job_id: r for r in runs}
 
 
-async def update_run(session: AsyncSession, run_id: UUID, changes: dict[str, Any]) -> None:
-    await session.execute(update(ExperimentRun).where(ExperimentRun.id == run_id).values(**changes))
+async def update_run(
+    session: AsyncSession, run_id: UUID, changes: dict[str, Any]
+) -> ExperimentRun:
+    """The run as it is after the changes."""
+    stmt = (
+        update(ExperimentRun)
+        .where(ExperimentRun.id == run_id)
+        .values(**changes)
+        .returning(ExperimentRun)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one()
+
+
+async def get_integration_config(
+    session: AsyncSession, env: str, concern: str
+) -> IntegrationConfig | None:
+    return await session.get(IntegrationConfig, (env, concern))
+
+
+async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
+    stmt = insert(IntegrationConfig).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["env", "concern"],
+        set_={name: stmt.excluded[name] for name in ("backend", "settings", "changed_by",
+                                                      "changed_at")},
+        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
+    ).returning(IntegrationConfig.env)
+    return (await session.execute(stmt)).first() is not None

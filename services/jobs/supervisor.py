@@ -8,9 +8,11 @@ back from MLflow and records how it ended. All of it is driven from the database
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from services.jobs import store
@@ -22,6 +24,7 @@ from services.jobs.domain import (
     gpu_count,
     gpu_node_selector,
 )
+from services.jobs.events import job_fields, run_updated
 from services.jobs.integrations.executor import ExecutionState, ExecutionStatus, Executor, JobSpec
 from services.jobs.integrations.mlflow_tracking import MlflowTracking
 from services.jobs.models import TrainingJob
@@ -29,10 +32,14 @@ from services.jobs.settings import JobsSettings
 from shared import context
 from shared.db import UnitOfWork, apply_changes
 from shared.events.jobs import JobCancelled, JobFailed, JobStarted, JobSucceeded, RegisterModel
+from shared.integrations import Concern, TrainingBackend
 
 log = logging.getLogger(__name__)
 
 TRACKING_SYSTEM = "mlflow"
+# What an env's IntegrationConfig may choose for its Kubernetes jobs; the cluster and its
+# credentials are the service's own settings (a job's handle then finds it on any config).
+KUBERNETES_OPTIONS = ("namespace", "gpu_node_label")
 _JOB_STATUS = {
     ExecutionState.SUCCEEDED: JobStatus.SUCCEEDED,
     ExecutionState.FAILED: JobStatus.FAILED,
@@ -40,22 +47,27 @@ _JOB_STATUS = {
 }
 
 
-def build_executor(settings: JobsSettings, name: str) -> Executor:
-    if name == "kubernetes":
+def build_executor(settings: JobsSettings, name: str, options: Mapping[str, Any]) -> Executor:
+    """The executor `name`; an env's IntegrationConfig `options` override the service's settings."""
+    if name == TrainingBackend.KUBERNETES:
         from services.jobs.integrations.kubernetes import (  # noqa: PLC0415 (optional backend)
             KubernetesConfig,
             KubernetesExecutor,
         )
 
-        return KubernetesExecutor(KubernetesConfig(
-            namespace=settings.kubernetes_namespace, host=settings.kubernetes_host,
-            token=settings.kubernetes_token, verify_ssl=settings.kubernetes_verify_ssl,
-        ))
-    from services.jobs.integrations.local import LocalExecutor  # noqa: PLC0415
+        overrides = {key: options[key] for key in KUBERNETES_OPTIONS if key in options}
+        return KubernetesExecutor(KubernetesConfig(**{
+            "namespace": settings.kubernetes_namespace, "host": settings.kubernetes_host,
+            "token": settings.kubernetes_token, "verify_ssl": settings.kubernetes_verify_ssl,
+            **overrides,
+        }))
+    if name == TrainingBackend.LOCAL:
+        from services.jobs.integrations.local import LocalExecutor  # noqa: PLC0415
 
-    return LocalExecutor(
-        settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds
-    )
+        return LocalExecutor(
+            settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds
+        )
+    raise ValueError(f"no training execution backend named {name!r}")
 
 
 class JobSupervisor:
@@ -74,10 +86,23 @@ class JobSupervisor:
         self._executors: dict[str, Executor] = dict(executors or {})
         self._task: asyncio.Task | None = None
 
-    def executor(self, name: str) -> Executor:
-        if name not in self._executors:
-            self._executors[name] = build_executor(self.settings, name)
-        return self._executors[name]
+    def executor(self, name: str, options: Mapping[str, Any] | None = None) -> Executor:
+        """One executor per backend and options. A job's handle is enough for any executor of
+        its backend to follow it (a Kubernetes handle names its namespace), so a job started
+        under options since changed is followed by `executor(job.executor)`."""
+        key = name if not options else f"{name} {json.dumps(options, sort_keys=True)}"
+        if key not in self._executors:
+            self._executors[key] = build_executor(self.settings, name, options or {})
+        return self._executors[key]
+
+    async def _executor_for(self, uow: UnitOfWork, env: str) -> tuple[str, dict[str, Any]]:
+        """The env's executor: its IntegrationConfig, else the service's default for it."""
+        config = await store.get_integration_config(
+            uow.session, env, Concern.TRAINING_EXECUTION
+        )
+        if config is None:
+            return self.settings.default_executor(env).value, {}
+        return config.backend, config.settings
 
     async def start(self, job_id: UUID) -> None:
         """Start a validated job; a job another caller is starting, or started, is left alone."""
@@ -86,7 +111,7 @@ class JobSupervisor:
             if job is None or job.status != JobStatus.VALIDATED:
                 return
             context.actor.set(job.created_by)  # the watcher acts for whoever submitted the job
-            executor_name = self.settings.jobs_executor
+            executor_name, options = await self._executor_for(uow, job.env)
             experiment_name = f"{job.project_id}/{job.name}"
             run_name = f"{job.name}-{str(job.id)[:8]}"
             run_id = await self.tracking.create_run(
@@ -95,7 +120,7 @@ class JobSupervisor:
                       "modelplane.project_id": str(job.project_id)},
             )
             try:
-                handle = await self.executor(executor_name).submit(
+                handle = await self.executor(executor_name, options).submit(
                     await self._spec(uow, job, self.tracking.env_for_run(run_id))
                 )
             except Exception as exc:
@@ -112,8 +137,8 @@ class JobSupervisor:
                 "status": JobStatus.RUNNING.value, "executor": executor_name, "handle": handle,
                 "started_at": datetime.now(UTC),
             })
-            uow.record(JobStarted(job_id=job.id, name=job.name, project_id=job.project_id,
-                                  executor=executor_name, run_id=run_id), job.id)
+            uow.record(JobStarted(**job_fields(job), executor=executor_name, run_id=run_id),
+                       job.id)
 
     async def settle(self, job_id: UUID) -> JobStatus | None:
         """Apply a running job's end if its executor says it has ended; its status after."""
@@ -202,12 +227,15 @@ class JobSupervisor:
         self, uow: UnitOfWork, job: TrainingJob, run_id: str, experiment_name: str,
         run_name: str, status: RunStatus,
     ) -> None:
-        await store.insert_run(uow.session, {
+        now = datetime.now(UTC)
+        run = await store.insert_run(uow.session, {
             "id": uuid4(), "job_id": job.id, "tracking_system": TRACKING_SYSTEM,
             "tracking_run_id": run_id, "experiment_name": experiment_name, "run_name": run_name,
-            "parameters": job.parameters, "status": status.value,
-            "end_time": datetime.now(UTC) if status != RunStatus.RUNNING else None,
+            "parameters": job.parameters, "metrics": {}, "artifact_uris": [],
+            "status": status.value, "start_time": now,
+            "end_time": now if status != RunStatus.RUNNING else None,
         })
+        uow.record(run_updated(job, run), run.id)
 
     async def _finish(self, uow: UnitOfWork, job: TrainingJob, status: ExecutionStatus) -> None:
         """Read the run back from MLflow, end it there and here, and record how the job ended."""
@@ -220,11 +248,12 @@ class JobSupervisor:
             metrics, artifact_uri = snapshot.metrics, snapshot.artifact_uri
             run_status, mlflow_status = TERMINAL_RUN_STATUS[outcome]
             await self.tracking.finish(run.tracking_run_id, mlflow_status)
-            await store.update_run(uow.session, run.id, {
+            run = await store.update_run(uow.session, run.id, {
                 "metrics": metrics, "artifact_uris": [artifact_uri] if artifact_uri else [],
                 "parameters": {**job.parameters, **snapshot.params}, "status": run_status.value,
                 "end_time": datetime.now(UTC),
             })
+            uow.record(run_updated(job, run), run.id)
         await apply_changes(uow.session, job, {"exit_code": status.exit_code})
         await self._end(uow, job, outcome, run.tracking_run_id if run else None,
                         (metrics, artifact_uri), status.message)
@@ -236,8 +265,7 @@ class JobSupervisor:
         await apply_changes(uow.session, job, {
             "status": outcome.value, "message": message, "finished_at": datetime.now(UTC),
         })
-        common = {"job_id": job.id, "name": job.name, "project_id": job.project_id,
-                  "run_id": run_id}
+        common = {**job_fields(job), "run_id": run_id}
         if outcome == JobStatus.SUCCEEDED:
             metrics, artifact_uri = results or ({}, None)
             register = RegisterModel(**job.register_model) if job.register_model else None

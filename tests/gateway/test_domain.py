@@ -2,8 +2,16 @@
 
 import pytest
 
-from services.gateway.domain import Action, Principal, Role, permits, registry_action
-from shared.errors import Forbidden
+from services.gateway.domain import (
+    Action,
+    Principal,
+    Role,
+    check_backend,
+    permits,
+    registry_action,
+)
+from shared.errors import Forbidden, InvalidInput
+from shared.integrations import Concern
 
 ALLOWED = {
     Role.VIEWER: {Action.READ},
@@ -48,3 +56,11 @@ def test_registry_calls_need_the_action_of_what_they_do(
     method: str, path: str, stage: str | None, action: Action
 ) -> None:
     assert registry_action(method, path, stage) is action
+
+
+def test_an_integration_config_names_a_backend_of_its_concern() -> None:
+    check_backend(Concern.TRAINING_EXECUTION, "kubernetes")
+    check_backend(Concern.TRAINING_EXECUTION, "local")
+    with pytest.raises(InvalidInput) as raised:
+        check_backend(Concern.TRAINING_EXECUTION, "Kubernetes")
+    assert raised.value.kind == "unknown-integration-backend"

@@ -23,14 +23,33 @@ def wait_finished() -> WaitFinished:
     return wait
 
 
+CLUSTER_TOKEN = "jobs-cluster-token"
+
+
 @pytest.fixture(scope="session")
-def jobs_settings(database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory):
+def jobs_cluster():
+    """The Kubernetes API the session's jobs service sends its Kubernetes jobs to."""
+    from tests.fakes.kubernetes_api import FakeKubernetes  # noqa: PLC0415
+
+    with FakeKubernetes(token=CLUSTER_TOKEN) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def jobs_settings(
+    database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory, jobs_cluster
+):
     from services.jobs.settings import JobsSettings  # noqa: PLC0415
 
     return JobsSettings(
         database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
         jobs_state_dir=tmp_path_factory.mktemp("jobs-state"), jobs_watch_seconds=0.2,
         jobs_cancel_grace_seconds=2.0,
+        # dev and stg have no IntegrationConfig in these tests (the gateway's tests configure
+        # prod only), so these defaults decide: stg on Kubernetes, dev locally.
+        jobs_executors={"stg": "kubernetes"},
+        kubernetes_host=jobs_cluster.url, kubernetes_token=CLUSTER_TOKEN,
+        kubernetes_namespace="ml-jobs",
     )
 
 

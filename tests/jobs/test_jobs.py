@@ -44,9 +44,11 @@ async def test_each_violated_rule_is_named_and_the_rejection_published(jobs_clie
     problem = r.json()
     assert problem["type"].endswith("/job-rejected")
     assert [v["rule"] for v in problem["violations"]] == ["gpu-type-without-gpu", "gpus-without-gpu"]
-    events = await wait_for_events(nc, "JOBS", problem["job_id"], count=1, timeout=15)
-    assert events[0].type == "io.modelplane.jobs.job.rejected.v1"
-    assert [v["rule"] for v in events[0].data["violations"]] == [
+    events = await wait_for_events(nc, "JOBS", problem["job_id"], count=2, timeout=15)
+    assert [e.type for e in events] == [
+        "io.modelplane.jobs.job.submitted.v1", "io.modelplane.jobs.job.rejected.v1"]
+    assert events[0].data["gpu_type"] == "a100" and events[0].data["pipeline_run_id"] is None
+    assert [v["rule"] for v in events[1].data["violations"]] == [
         "gpu-type-without-gpu", "gpus-without-gpu"]
     stored = (await jobs_client.get(f"/jobs/{problem['job_id']}")).json()
     assert stored["status"] == "rejected"
@@ -92,13 +94,23 @@ async def test_a_local_training_job_succeeds_with_its_mlflow_run(jobs_client, jo
     logs = await jobs_client.get(f"/jobs/{job['id']}/logs")
     assert logs.status_code == 200 and "trained 2 epochs" in logs.text
 
-    events = await wait_for_events(nc, "JOBS", job["id"], count=3, timeout=15)
-    assert [e.type.split(".")[-2] for e in events] == ["validated", "started", "succeeded"]
-    succeeded = events[2].data
+    events = await wait_for_events(nc, "JOBS", job["id"], count=4, timeout=15)
+    assert [e.type.split(".")[-2] for e in events] == [
+        "submitted", "validated", "started", "succeeded"]
+    succeeded = events[3].data
     assert succeeded["run_id"] == run["tracking_run_id"]
     assert succeeded["metrics"] == {"accuracy": 0.7}
     assert succeeded["artifact_uri"] == run["artifact_uris"][0]
     assert succeeded["register_model"] == {"model_id": model_id}
+
+    run_events = await wait_for_events(nc, "JOBS", run["id"], count=2, timeout=15)
+    assert [e.type for e in run_events] == ["io.modelplane.jobs.experiment_run.updated.v1"] * 2
+    created, ended = (e.data for e in run_events)
+    assert (created["status"], created["metrics"], created["end_time"]) == ("running", {}, None)
+    assert created["tracking_run_id"] == run["tracking_run_id"]
+    assert created["job_id"] == job["id"]
+    assert (ended["status"], ended["metrics"]) == ("completed", {"accuracy": 0.7})
+    assert ended["artifact_uris"] == run["artifact_uris"] and ended["end_time"] is not None
 
     listed = (await jobs_client.get("/jobs", params={"project_id": job["project_id"]})).json()
     assert [j["id"] for j in listed["items"]] == [job["id"]] and listed["total"] == 1
@@ -111,8 +123,11 @@ async def test_a_failing_script_ends_failed(jobs_client, nc):
     assert job["status"] == "failed" and job["exit_code"] == 1
     assert job["experiment_run"]["status"] == "failed"
     assert job["experiment_run"]["metrics"] == {"accuracy": 0.5}
-    events = await wait_for_events(nc, "JOBS", job["id"], count=3, timeout=15)
-    assert events[2].type == "io.modelplane.jobs.job.failed.v1"
+    events = await wait_for_events(nc, "JOBS", job["id"], count=4, timeout=15)
+    assert events[3].type == "io.modelplane.jobs.job.failed.v1"
+    run_events = await wait_for_events(nc, "JOBS", job["experiment_run"]["id"], count=2)
+    assert [e.data["status"] for e in run_events] == ["running", "failed"]
+    assert run_events[1].data["metrics"] == {"accuracy": 0.5}
 
 
 async def test_a_cancelled_job_ends_killed_and_cannot_be_cancelled_again(jobs_client, nc):
@@ -126,8 +141,10 @@ async def test_a_cancelled_job_ends_killed_and_cannot_be_cancelled_again(jobs_cl
     again = await jobs_client.post(f"/jobs/{job_id}/cancel")
     assert again.status_code == 409
     assert again.json()["type"].endswith("/job-already-finished")
-    events = await wait_for_events(nc, "JOBS", job_id, count=3, timeout=15)
-    assert events[2].type == "io.modelplane.jobs.job.cancelled.v1"
+    events = await wait_for_events(nc, "JOBS", job_id, count=4, timeout=15)
+    assert events[3].type == "io.modelplane.jobs.job.cancelled.v1"
+    run_events = await wait_for_events(nc, "JOBS", r.json()["experiment_run"]["id"], count=2)
+    assert [e.data["status"] for e in run_events] == ["running", "killed"]
 
 
 async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restart(
