@@ -121,7 +121,7 @@ async def list_latency(
     out: dict[str, dict] = {}
     conn = await connect_raw(database_url)
     try:
-        async with target.client() as client:
+        async with target.client() as client, target.session() as session:
             for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
                 model = (await client.post(target.prefix, json={
                     "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
@@ -157,14 +157,13 @@ async def list_latency(
                 for i in range(config.list_samples * 2 + 10):
                     which = "first" if i % 2 == 0 else "deep"
                     t0 = time.perf_counter()
-                    response = await client.get(
+                    async with session.get(
                         f"{target.prefix}/{model}/versions", params=pages[which]
-                    )
+                    ) as response:
+                        body = await response.read()
                     elapsed = (time.perf_counter() - t0) * 1000
-                    if response.status_code != 200 or len(response.json()["items"]) != 100:
-                        raise RuntimeError(
-                            f"list {key} {which}: {response.status_code} {response.text[:300]}"
-                        )
+                    if response.status != 200 or len(json.loads(body)["items"]) != 100:
+                        raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
                     if i >= 10:  # the first few warm the caches
                         timings[which].append(elapsed)
                 both = timings["first"] + timings["deep"]

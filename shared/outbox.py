@@ -11,8 +11,7 @@ Two paths lead from the outbox to JetStream, both publishing with `Nats-Msg-Id` 
 
 A row is marked published only after JetStream acked it, so nothing is lost; when both paths
 publish one event, or a crash comes between publish and mark, JetStream's duplicate window
-drops the copy. Marks are written with `synchronous_commit = off`: losing one in a database
-crash only causes such a harmless re-publish.
+drops the copy.
 """
 
 import asyncio
@@ -39,7 +38,6 @@ from sqlalchemy import (
     bindparam,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -88,6 +86,8 @@ class OutboxRelay:
         batch_size: int = 500,
     ) -> None:
         self._engine = engine
+        # Marking is one statement; autocommit spares it a BEGIN and a COMMIT round trip.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._table = table
         self._js = js
         self._poll_seconds = poll_seconds
@@ -163,7 +163,7 @@ class OutboxRelay:
                 ids = self._to_mark[: self._batch_size]
                 del self._to_mark[: len(ids)]
                 try:
-                    async with self._engine.begin() as conn:
+                    async with self._autocommit.connect() as conn:
                         await self._mark(conn, ids)
                 except Exception:
                     # Unmarked rows are published again by the sweep; JetStream drops the copy.
@@ -193,7 +193,6 @@ class OutboxRelay:
 
     async def _mark(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
         t = self._table
-        await conn.execute(text("SET LOCAL synchronous_commit TO off"))
         await conn.execute(
             update(t)
             .where(t.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid))))

@@ -2,8 +2,11 @@
 records the events its changes cause, so state, audit trail and events commit together."""
 
 from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
+
+from sqlalchemy import Row
 
 from services.registry import store
 from services.registry.domain import (
@@ -13,7 +16,7 @@ from services.registry.domain import (
     plan_transition,
     requires_approval,
 )
-from services.registry.models import ModelVersion, ModelVersionTransition, RegisteredModel
+from services.registry.models import ModelVersion, RegisteredModel
 from shared.db import UnitOfWork, apply_changes
 from shared.errors import Conflict, NotFound
 from shared.events.registry import (
@@ -95,32 +98,41 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
 
 async def create_version(
     uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str, **fields: Any
-) -> ModelVersion:
+) -> Row:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given."""
-    counter = await store.next_version_number(uow.session, model_id)
-    if counter is None:
-        raise model_not_found(model_id)
-    number, model_name = counter
-    values = {"model_id": model_id, "created_by": actor, "stage": ModelStage.NONE.value}
+    values = {"description": None, "run_id": None, "artifact_version_id": None,
+              "artifact_uri": None, "metrics": {}, "tags": {}, "metadata": {}}  # fmt: skip
     values.update(fields)
-    if "metadata" in values:
-        values["meta"] = values.pop("metadata")
-    while True:
-        label = version if version is not None else str(number)
-        created = await store.insert_version(uow.session, {**values, "id": uuid4(), "version": label})
-        if created is not None:
-            break
-        if version is not None:
-            raise DuplicateVersion(f"model '{model_name}' already has a version '{version}'")
-        number += 1  # an explicit label took this number; the next one is free
+    values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
+                  created_by=actor)  # fmt: skip
+    created = await store.insert_numbered_version(uow.session, values)
+    if created is None:
+        created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
         ModelVersionCreated(
-            model_id=model_id, model_name=model_name, version_id=created.id, version=label,
-            stage=created.stage, run_id=created.run_id, artifact_uri=created.artifact_uri,
-            metrics=created.metrics, created_by=actor,
+            model_id=model_id, model_name=created.model_name, version_id=created.id,
+            version=created.version, stage=created.stage, run_id=created.run_id,
+            artifact_uri=created.artifact_uri, metrics=created.metrics, created_by=actor,
         ),
         created.id,
     )
+    return created
+
+
+async def _create_version_past_a_taken_label(uow: UnitOfWork, values: dict[str, Any]) -> Row:
+    """The first try found no model, or its label taken: a label given by the caller is a
+    conflict; a number someone took as their label is skipped. Each try bumps the counter, so
+    it ends at the number used."""
+    model = await store.lock_model(uow.session, values["model_id"])
+    if model is None:
+        raise model_not_found(values["model_id"])
+    if values["version"] is not None:
+        raise DuplicateVersion(f"model '{model.name}' already has a version '{values['version']}'")
+    number = model.version_counter
+    while (created := await store.insert_numbered_version(
+        uow.session, {**values, "version": str(number := number + 1)}
+    )) is None:
+        pass
     return created
 
 
@@ -156,20 +168,16 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
 
 async def transition_stage(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str
-) -> tuple[ModelVersion, list[ModelVersionTransition]]:
+) -> tuple[Row, Sequence[Row]]:
     """Move a version to a stage. Locking the model row serialises every transition of the
     model, so two concurrent promotions cannot both find production empty."""
-    found = await store.lock_version_and_model(uow.session, version_id)
-    if found is None:
+    version = await store.lock_for_transition(uow.session, version_id)
+    if version is None:
         raise version_not_found(f"with id {version_id}")
-    version, model = found
-    by_id = {version.id: version}
     current_production = None
     if stage == ModelStage.PRODUCTION:
-        serving = await store.latest_in_stage(uow.session, model.id, ModelStage.PRODUCTION)
-        if serving is not None:
-            by_id[serving.id] = serving
-            current_production = _state(serving)
+        serving = await store.version_in_stage(uow.session, version.model_id, ModelStage.PRODUCTION)
+        current_production = None if serving is None else _state(serving)
     changes = plan_transition(_state(version), stage, comment, current_production)
 
     now = datetime.now(UTC)
@@ -178,11 +186,11 @@ async def transition_stage(
         values: dict[str, Any] = {"stage": change.to_stage.value, "updated_at": now}
         if change.version_id == version.id and requires_approval(change.to_stage):
             values.update(approved_by=actor, approved_at=now)
-        await apply_changes(uow.session, by_id[change.version_id], values)
+        moved = await store.set_version_columns(uow.session, change.version_id, values)
     recorded = await store.insert_transitions(
         uow.session,
         [
-            {"id": uuid4(), "version_id": c.version_id, "model_id": model.id,
+            {"id": uuid4(), "version_id": c.version_id, "model_id": version.model_id,
              "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
              "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
             for c in changes
@@ -191,14 +199,14 @@ async def transition_stage(
     for c in changes:
         uow.record(
             ModelVersionTransitioned(
-                model_id=model.id, model_name=model.name, version_id=c.version_id,
+                model_id=version.model_id, model_name=version.model_name, version_id=c.version_id,
                 version=c.version, from_stage=c.from_stage, to_stage=c.to_stage,
                 comment=c.comment, actor=actor,
             ),
             c.version_id,
         )
-    return version, list(recorded)
+    return moved, recorded  # the version's own change comes last
 
 
-def _state(version: ModelVersion) -> VersionState:
+def _state(version: ModelVersion | Row) -> VersionState:
     return VersionState(id=version.id, version=version.version, stage=ModelStage(version.stage))

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, String, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -49,17 +49,6 @@ async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel |
     """The model, row-locked: writes that must see its versions stand still are serialised."""
     stmt = select(RegisteredModel).where(RegisteredModel.id == model_id).with_for_update()
     return (await session.scalars(stmt)).one_or_none()
-
-
-async def next_version_number(session: AsyncSession, model_id: UUID) -> Row | None:
-    """Bump the model's version counter (locking its row); None when the model does not exist."""
-    stmt = (
-        update(RegisteredModel)
-        .where(RegisteredModel.id == model_id)
-        .values(version_counter=RegisteredModel.version_counter + 1)
-        .returning(RegisteredModel.version_counter, RegisteredModel.name)
-    )
-    return (await session.execute(stmt)).one_or_none()
 
 
 async def find_models(
@@ -107,6 +96,36 @@ async def delete_model(session: AsyncSession, model_id: UUID) -> int:
     return versions
 
 
+# Creating a version is the registry's busiest write: the counter bump and the insert are one
+# statement (one round trip). `metadata AS meta` keeps the ORM attribute name.
+_INSERT_NUMBERED_VERSION = text("""
+    WITH model AS (
+        UPDATE registry.registered_models SET version_counter = version_counter + 1
+        WHERE id = :model_id
+        RETURNING version_counter, name
+    )
+    INSERT INTO registry.model_versions (
+        id, model_id, version, stage, description, run_id, artifact_version_id, artifact_uri,
+        metrics, tags, metadata, created_by
+    )
+    SELECT :id, :model_id, coalesce(:version, model.version_counter::text), :stage, :description,
+           :run_id, :artifact_version_id, :artifact_uri, :metrics, :tags, :metadata, :created_by
+    FROM model
+    ON CONFLICT (model_id, version) DO NOTHING
+    RETURNING *, metadata AS meta, (SELECT name FROM model) AS model_name
+""").bindparams(
+    bindparam("metrics", type_=JSONB), bindparam("tags", type_=JSONB),
+    bindparam("metadata", type_=JSONB), bindparam("version", type_=String),
+)
+
+
+async def insert_numbered_version(session: AsyncSession, values: dict[str, Any]) -> Row | None:
+    """Bump the model's counter (locking its row) and insert the version, labelled
+    `values["version"]` or else the new number; the row carries `model_name`. None when the
+    model does not exist or the label is taken (the bump is then kept: the row stays locked)."""
+    return (await session.execute(_INSERT_NUMBERED_VERSION, values)).one_or_none()
+
+
 async def insert_version(session: AsyncSession, values: dict[str, Any]) -> ModelVersion | None:
     """The new version, or None when the model already has a version of that label."""
     stmt = (
@@ -141,6 +160,40 @@ async def lock_version_and_model(
     )
     row = (await session.execute(stmt)).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+# Transitions, the other busy write, use Core statements: rows, not ORM objects to track.
+_versions = ModelVersion.__table__
+_VERSION_ROW = (*(c for c in _versions.c if c.name != "metadata"), _versions.c["metadata"].label("meta"))
+
+
+async def lock_for_transition(session: AsyncSession, version_id: UUID) -> Row | None:
+    """The version with its model's name, both rows locked: the model's transitions queue."""
+    models = RegisteredModel.__table__
+    stmt = (
+        select(_versions.c.id, _versions.c.model_id, _versions.c.version, _versions.c.stage,
+               models.c.name.label("model_name"))
+        .join(models, models.c.id == _versions.c.model_id)
+        .where(_versions.c.id == version_id)
+        .with_for_update()
+    )  # fmt: skip
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def version_in_stage(session: AsyncSession, model_id: UUID, stage: ModelStage) -> Row | None:
+    """The newest version of the model in the stage: id, label, stage."""
+    stmt = (
+        select(_versions.c.id, _versions.c.version, _versions.c.stage)
+        .where(_versions.c.model_id == model_id, _versions.c.stage == stage.value)
+        .order_by(_versions.c.seq.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def set_version_columns(session: AsyncSession, version_id: UUID, values: dict[str, Any]) -> Row:
+    stmt = update(_versions).where(_versions.c.id == version_id).values(values).returning(*_VERSION_ROW)
+    return (await session.execute(stmt)).one()
 
 
 async def count_versions(
@@ -182,11 +235,11 @@ async def delete_version(session: AsyncSession, version_id: UUID) -> None:
     await session.execute(delete(ModelVersion).where(ModelVersion.id == version_id))
 
 
-async def insert_transitions(
-    session: AsyncSession, rows: list[dict[str, Any]]
-) -> Sequence[ModelVersionTransition]:
-    stmt = insert(ModelVersionTransition).values(rows).returning(ModelVersionTransition)
-    return (await session.scalars(stmt)).all()
+async def insert_transitions(session: AsyncSession, rows: list[dict[str, Any]]) -> Sequence[Row]:
+    transitions = ModelVersionTransition.__table__
+    # Rows as parameters, not in the statement, so its compiled form is cached.
+    stmt = insert(transitions).returning(transitions, sort_by_parameter_order=True)
+    return (await session.execute(stmt, rows)).all()
 
 
 async def list_transitions(

@@ -93,6 +93,9 @@ async def test_versions_number_themselves_and_labels_are_unique_per_model(client
     await new_version(client, model["id"], version="2")  # takes the next number
     third = await new_version(client, model["id"])
     assert third["version"] == "3"
+    await new_version(client, model["id"], version="5")  # takes number 4
+    # Number 5 is someone's label: it is skipped, and numbering goes on from the one used.
+    assert [(await new_version(client, model["id"]))["version"] for _ in range(2)] == ["6", "7"]
     problem(await client.post(f"/models/{model['id']}/versions", json={"version": "2"}), 409,
             "duplicate-version")
     r = await client.get(f"/models/{model['id']}/versions/2")
