@@ -19,5 +19,5 @@ COPY services ./services
 RUN useradd --create-home --uid 10001 modelplane
 USER 10001
 
-EXPOSE 8000 8001
+EXPOSE 8000 8001 8002
 CMD ["python", "-m", "services.gateway"]
