@@ -115,6 +115,10 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
+                # An event happens when its change commits: stamped here, not at record().
+                committing = datetime.now(UTC)
+                for event in self._events:
+                    event.time = committing
                 messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
                 if messages:
                     await self.session.execute(

@@ -37,8 +37,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     authenticator = Authenticator(
         runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
     )
-    registry = registry_proxy(settings.registry_url, authenticator, runtime.sessionmaker)
-    jobs = jobs_proxy(settings.jobs_url, authenticator, runtime.sessionmaker)
+    registry = registry_proxy(
+        settings.registry_url, authenticator, runtime.sessionmaker, settings.registry_connections
+    )
+    jobs = jobs_proxy(settings.jobs_url, authenticator, runtime.sessionmaker, settings.jobs_connections)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

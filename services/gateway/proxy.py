@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from services.gateway import store
 from services.gateway.auth import Authenticator
@@ -53,6 +53,7 @@ class ServiceProxy:
         public_paths: tuple[str, ...],
         action: Callable[[str, str, bytes], Action],
         needs_project: Callable[[str, str], bool],
+        connections: int,
     ) -> None:
         self.public_paths = public_paths  # the public API paths this backend serves
         self._service = service
@@ -63,6 +64,9 @@ class ServiceProxy:
         self._needs_project = needs_project
         self._auth = authenticator
         self._sessionmaker = sessionmaker
+        self._connections = connections
+        # Projects are never deleted, so one seen to exist needs no second look.
+        self._known_projects: set[UUID] = set()
         self._client: aiohttp.ClientSession | None = None
 
     @contextlib.asynccontextmanager
@@ -70,7 +74,7 @@ class ServiceProxy:
         """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
         self._client = aiohttp.ClientSession(
             # Idle connections retire before the services' 5 s keep-alive closes them under us.
-            connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=2.0),
+            connector=aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=2.0),
             timeout=aiohttp.ClientTimeout(total=30.0),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
@@ -110,8 +114,10 @@ class ServiceProxy:
         if query := request.scope["query_string"]:
             url += "?" + query.decode("latin-1")
         try:
-            async with self.client.request(method, url, data=body, headers=headers) as reply:
-                content = await reply.read()
+            reply = await self.client.request(method, url, data=body, headers=headers)
+            # A reply of unknown length (a log that follows a running job) is passed on as it
+            # is written; any other is read whole, which frees its connection at once.
+            content = None if reply.content_length is None else await reply.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(
                 f"the {self._service} did not answer: {type(exc).__name__}", service=self._service
@@ -124,6 +130,8 @@ class ServiceProxy:
         if location := passed_back.get("location"):
             # The service's own address is internal; its paths are the gateway's paths.
             passed_back["location"] = location.removeprefix(self._origin)
+        if content is None:
+            return StreamingResponse(_chunks(reply), status_code=reply.status, headers=passed_back)
         return Response(content, status_code=reply.status, headers=passed_back)
 
     async def _require_project(self, body: bytes) -> None:
@@ -134,6 +142,8 @@ class ServiceProxy:
             project_id = None
         if project_id is None:
             raise InvalidInput("body.project_id must be the UUID of an existing project")
+        if project_id in self._known_projects:
+            return
         async with self._sessionmaker() as session:
             exists = await store.project_exists(session, project_id)
         if not exists:
@@ -142,6 +152,7 @@ class ServiceProxy:
                 kind="unknown-project",
                 project_id=str(project_id),
             )
+        self._known_projects.add(project_id)
 
     async def ready(self) -> bool:
         try:
@@ -163,7 +174,10 @@ class ServiceProxy:
 
 
 def registry_proxy(
-    url: str, authenticator: Authenticator, sessionmaker: async_sessionmaker[AsyncSession]
+    url: str,
+    authenticator: Authenticator,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connections: int,
 ) -> ServiceProxy:
     def action(method: str, path: str, body: bytes) -> Action:
         stage = _json_field(body, "stage") if is_transition(method, path) else None
@@ -172,19 +186,30 @@ def registry_proxy(
     return ServiceProxy(
         "registry", url, authenticator, sessionmaker,
         public_prefix=REGISTRY_PREFIX, public_paths=(REGISTRY_PREFIX.rstrip("/"),),
-        action=action, needs_project=is_model_registration,
+        action=action, needs_project=is_model_registration, connections=connections,
     )
 
 
 def jobs_proxy(
-    url: str, authenticator: Authenticator, sessionmaker: async_sessionmaker[AsyncSession]
+    url: str,
+    authenticator: Authenticator,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connections: int,
 ) -> ServiceProxy:
     return ServiceProxy(
         "jobs", url, authenticator, sessionmaker,
         public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
         action=lambda method, path, _: jobs_action(method, path),
-        needs_project=is_job_submission,
+        needs_project=is_job_submission, connections=connections,
     )
+
+
+async def _chunks(reply: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in reply.content.iter_any():
+            yield chunk
+    finally:
+        reply.release()
 
 
 def _json_field(body: bytes, name: str) -> object:

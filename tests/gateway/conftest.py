@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway.app import create_app
@@ -31,8 +31,18 @@ class FakeRegistry:
     url: str = ""
     ready: bool = True
     requests: list[dict] = field(default_factory=list)
+    # A job whose log is followed: its second line comes when this is set.
+    log_goes_on: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> Starlette:
+        async def following_log(_: Request) -> Response:
+            async def lines() -> AsyncIterator[bytes]:
+                yield b"epoch 0\n"
+                await self.log_goes_on.wait()
+                yield b"epoch 1\n"
+
+            return StreamingResponse(lines(), media_type="text/plain")
+
         async def openapi(_: Request) -> Response:
             return JSONResponse(REGISTRY_OPENAPI)
 
@@ -71,6 +81,7 @@ class FakeRegistry:
             routes=[
                 Route("/openapi.json", openapi),
                 Route("/readyz", readyz),
+                Route("/api/v1/jobs/following/logs", following_log),
                 Route("/api/v1/registry/{path:path}", echo, methods=methods),
                 # It stands in for the jobs service too.
                 Route("/api/v1/{path:path}", echo, methods=methods),
@@ -119,11 +130,11 @@ REGISTRY_OPENAPI = {
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
+async def serving(app: Starlette, lifespan: str = "off") -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)

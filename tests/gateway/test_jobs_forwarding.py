@@ -1,10 +1,12 @@
 """`/api/v1/jobs...` and `/api/v1/gpu-types...` reach the jobs service, with role checks first."""
 
+import asyncio
 import uuid
 
 import httpx
 
-from tests.gateway.conftest import FakeRegistry
+from services.gateway.app import create_app
+from tests.gateway.conftest import ADMIN_TOKEN, FakeRegistry, bearer, serving
 
 
 async def test_reads_need_a_viewer_and_are_forwarded(
@@ -54,3 +56,20 @@ async def test_submitting_a_job_needs_an_editor_and_an_existing_project(
     cancel = await client.post("/api/v1/jobs/x/cancel", headers=await token_for("editor"))
     assert cancel.status_code == 200
     assert [r["path"] for r in registry.requests] == ["/api/v1/jobs", "/api/v1/jobs/x/cancel"]
+
+
+async def test_a_followed_log_reaches_the_caller_line_by_line(
+    gateway_settings, registry: FakeRegistry
+) -> None:
+    # A real server: the in-process ASGI transport would hold the reply until it ended.
+    app = create_app(gateway_settings(registry_url=registry.url, jobs_url=registry.url))
+    async with serving(app, lifespan="on") as url, httpx.AsyncClient(base_url=url) as client:
+        async with client.stream(
+            "GET", "/api/v1/jobs/following/logs", headers=bearer(ADMIN_TOKEN)
+        ) as reply:
+            lines = reply.aiter_lines()
+            async with asyncio.timeout(10):
+                assert await anext(lines) == "epoch 0"  # while the job still runs
+                registry.log_goes_on.set()
+                assert await anext(lines) == "epoch 1"
+    registry.log_goes_on.clear()
