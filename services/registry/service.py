@@ -2,7 +2,6 @@
 records the events its changes cause, so state, audit trail and events commit together."""
 
 from datetime import UTC, datetime
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -168,9 +167,10 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
 
 async def transition_stage(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str
-) -> tuple[Row, Sequence[Row]]:
-    """Move a version to a stage. Locking the model row serialises every transition of the
-    model, so two concurrent promotions cannot both find production empty."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Move a version to a stage; returns the version as it is now and the transitions made.
+    Locking the model row serialises every transition of the model, so two concurrent
+    promotions cannot both find production empty."""
     version = await store.lock_for_transition(uow.session, version_id)
     if version is None:
         raise version_not_found(f"with id {version_id}")
@@ -181,21 +181,20 @@ async def transition_stage(
     changes = plan_transition(_state(version), stage, comment, current_production)
 
     now = datetime.now(UTC)
-    for change in changes:
-        # Leaving production first keeps the one-production index satisfied at every statement.
-        values: dict[str, Any] = {"stage": change.to_stage.value, "updated_at": now}
-        if change.version_id == version.id and requires_approval(change.to_stage):
-            values.update(approved_by=actor, approved_at=now)
-        moved = await store.set_version_columns(uow.session, change.version_id, values)
-    recorded = await store.insert_transitions(
-        uow.session,
-        [
-            {"id": uuid4(), "version_id": c.version_id, "model_id": version.model_id,
-             "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
-             "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
-            for c in changes
-        ],
-    )
+    approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
+    # Leaving production first keeps the one-production index satisfied at every statement.
+    await store.move_versions(uow.session, [
+        {"version_id": c.version_id, "stage": c.to_stage.value, "at": now,
+         "approved_by": None, "approved_at": None} | (approval if c.version_id == version.id else {})
+        for c in changes
+    ])  # fmt: skip
+    recorded = [
+        {"id": uuid4(), "version_id": c.version_id, "model_id": version.model_id,
+         "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
+         "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
+        for c in changes
+    ]  # fmt: skip
+    await store.insert_transitions(uow.session, recorded)
     for c in changes:
         uow.record(
             ModelVersionTransitioned(
@@ -205,7 +204,8 @@ async def transition_stage(
             ),
             c.version_id,
         )
-    return moved, recorded  # the version's own change comes last
+    moved = {**version._mapping, "stage": stage.value, "updated_at": now, **approval}
+    return moved, recorded
 
 
 def _state(version: ModelVersion | Row) -> VersionState:

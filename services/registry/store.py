@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, String, bindparam, delete, func, select, text, update
+from sqlalchemy import DateTime, Row, String, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -171,8 +171,7 @@ async def lock_for_transition(session: AsyncSession, version_id: UUID) -> Row | 
     """The version with its model's name, both rows locked: the model's transitions queue."""
     models = RegisteredModel.__table__
     stmt = (
-        select(_versions.c.id, _versions.c.model_id, _versions.c.version, _versions.c.stage,
-               models.c.name.label("model_name"))
+        select(*_VERSION_ROW, models.c.name.label("model_name"))
         .join(models, models.c.id == _versions.c.model_id)
         .where(_versions.c.id == version_id)
         .with_for_update()
@@ -191,9 +190,24 @@ async def version_in_stage(session: AsyncSession, model_id: UUID, stage: ModelSt
     return (await session.execute(stmt)).one_or_none()
 
 
-async def set_version_columns(session: AsyncSession, version_id: UUID, values: dict[str, Any]) -> Row:
-    stmt = update(_versions).where(_versions.c.id == version_id).values(values).returning(*_VERSION_ROW)
-    return (await session.execute(stmt)).one()
+_MOVE = (
+    update(_versions)
+    .where(_versions.c.id == bindparam("version_id"))
+    .values(
+        stage=bindparam("stage"),
+        updated_at=bindparam("at"),
+        approved_by=func.coalesce(bindparam("approved_by", type_=String), _versions.c.approved_by),
+        approved_at=func.coalesce(
+            bindparam("approved_at", type_=DateTime(timezone=True)), _versions.c.approved_at
+        ),
+    )
+)
+
+
+async def move_versions(session: AsyncSession, moves: list[dict[str, Any]]) -> None:
+    """Set each version's stage (and approval, where given), one move after another in the
+    order given, in one round trip."""
+    await session.execute(_MOVE, moves)
 
 
 async def count_versions(
@@ -235,11 +249,9 @@ async def delete_version(session: AsyncSession, version_id: UUID) -> None:
     await session.execute(delete(ModelVersion).where(ModelVersion.id == version_id))
 
 
-async def insert_transitions(session: AsyncSession, rows: list[dict[str, Any]]) -> Sequence[Row]:
-    transitions = ModelVersionTransition.__table__
-    # Rows as parameters, not in the statement, so its compiled form is cached.
-    stmt = insert(transitions).returning(transitions, sort_by_parameter_order=True)
-    return (await session.execute(stmt, rows)).all()
+async def insert_transitions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    # Rows as parameters, not in the statement: its compiled form is cached, one round trip.
+    await session.execute(insert(ModelVersionTransition.__table__), rows)
 
 
 async def list_transitions(
