@@ -6,6 +6,7 @@ from uuid import uuid4
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +32,15 @@ def problem_response(body: dict, headers: dict[str, str] | None = None) -> Respo
     return Response(
         orjson.dumps(body), status_code=body["status"], media_type=PROBLEM_JSON, headers=headers
     )
+
+
+def json_reply(
+    body: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A reply already shaped by its pydantic model, serialized once. Returning the model
+    itself would have FastAPI dump it, validate it against the route's `response_model` (kept
+    for the OpenAPI document) and serialize it again: on a hot read, a third of its CPU."""
+    return Response(body.model_dump_json(), status_code, headers, media_type="application/json")
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ from services.registry.schemas import (
 )
 from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.errors import InvalidInput, NotFound
+from shared.http import json_reply
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -100,7 +101,7 @@ async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
     if version is None:
         raise NotFound(f"model {model_id} has no version in stage '{stage}'",
                        kind="version-not-found")
-    return version
+    return json_reply(VersionOut.model_validate(version))
 
 
 @router.patch("/models/versions/{version_id}", response_model=VersionOut)
@@ -122,7 +123,8 @@ async def transition_stage(version_id: UUID, body: TransitionRequest, rt: Runtim
         version, transitions = await service.transition_stage(
             uow, version_id, stage=body.stage, comment=body.comment, actor=who
         )
-    return {"version": version, "transitions": transitions}
+    result = TransitionResult.model_validate({"version": version, "transitions": transitions})
+    return json_reply(result)
 
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
@@ -163,13 +165,11 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
-async def create_version(
-    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, response: Response
-):
+async def create_version(model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor):
     async with rt.uow() as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
-    response.headers["Location"] = f"{router.prefix}/models/versions/{version.id}"
-    return version
+    location = f"{router.prefix}/models/versions/{version.id}"
+    return json_reply(VersionOut.model_validate(version), 201, {"Location": location})
 
 
 @router.get("/models/{model_id}/versions", response_model=VersionPage)
@@ -189,8 +189,9 @@ async def list_versions(
         items = await store.list_versions(session, model_id, stage=stage, limit=limit, before_seq=before)
         total = await store.count_versions(session, model_id, stage)
     next_cursor = store.encode_cursor(items[-1].seq) if len(items) == limit else None
-    return {"items": [VersionOut.model_validate(v) for v in items], "total": total,
-            "next_cursor": next_cursor}
+    page = VersionPage(items=[VersionOut.model_validate(v) for v in items], total=total,
+                       next_cursor=next_cursor)  # fmt: skip
+    return json_reply(page)
 
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
@@ -199,4 +200,4 @@ async def get_version_by_label(model_id: UUID, version: str, rt: Runtime):
         found = await store.get_version_by_label(session, model_id, version)
     if found is None:
         raise service.version_not_found(f"'{version}' of model {model_id}")
-    return found
+    return json_reply(VersionOut.model_validate(found))
