@@ -15,7 +15,6 @@ drops the copy.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
