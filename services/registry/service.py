@@ -128,11 +128,11 @@ async def _create_version_past_a_taken_label(uow: UnitOfWork, values: dict[str, 
     if values["version"] is not None:
         raise DuplicateVersion(f"model '{model.name}' already has a version '{values['version']}'")
     number = model.version_counter
-    while (created := await store.insert_numbered_version(
-        uow.session, {**values, "version": str(number := number + 1)}
-    )) is None:
-        pass
-    return created
+    while True:
+        number += 1
+        created = await store.insert_numbered_version(uow.session, {**values, "version": str(number)})
+        if created is not None:
+            return created
 
 
 async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, Any]) -> ModelVersion:
@@ -176,7 +176,7 @@ async def transition_stage(
         raise version_not_found(f"with id {version_id}")
     current_production = None
     if stage == ModelStage.PRODUCTION:
-        serving = await store.version_in_stage(uow.session, version.model_id, ModelStage.PRODUCTION)
+        serving = await store.latest_in_stage(uow.session, version.model_id, ModelStage.PRODUCTION)
         current_production = None if serving is None else _state(serving)
     changes = plan_transition(_state(version), stage, comment, current_production)
 
@@ -208,5 +208,5 @@ async def transition_stage(
     return moved, recorded
 
 
-def _state(version: ModelVersion | Row) -> VersionState:
+def _state(version: Row) -> VersionState:
     return VersionState(id=version.id, version=version.version, stage=ModelStage(version.stage))

@@ -126,17 +126,6 @@ async def insert_numbered_version(session: AsyncSession, values: dict[str, Any])
     return (await session.execute(_INSERT_NUMBERED_VERSION, values)).one_or_none()
 
 
-async def insert_version(session: AsyncSession, values: dict[str, Any]) -> ModelVersion | None:
-    """The new version, or None when the model already has a version of that label."""
-    stmt = (
-        insert(ModelVersion)
-        .values(**values)
-        .on_conflict_do_nothing(constraint="uq_model_versions_model_id_version")
-        .returning(ModelVersion)
-    )
-    return (await session.scalars(stmt)).one_or_none()
-
-
 async def get_version(session: AsyncSession, version_id: UUID) -> ModelVersion | None:
     return await session.get(ModelVersion, version_id)
 
@@ -179,10 +168,10 @@ async def lock_for_transition(session: AsyncSession, version_id: UUID) -> Row | 
     return (await session.execute(stmt)).one_or_none()
 
 
-async def version_in_stage(session: AsyncSession, model_id: UUID, stage: ModelStage) -> Row | None:
-    """The newest version of the model in the stage: id, label, stage."""
+async def latest_in_stage(session: AsyncSession, model_id: UUID, stage: ModelStage) -> Row | None:
+    """The newest version of the model in the stage."""
     stmt = (
-        select(_versions.c.id, _versions.c.version, _versions.c.stage)
+        select(*_VERSION_ROW)
         .where(_versions.c.model_id == model_id, _versions.c.stage == stage.value)
         .order_by(_versions.c.seq.desc())
         .limit(1)
@@ -236,13 +225,6 @@ async def list_versions(
         stmt = stmt.where(ModelVersion.seq < before_seq)
     stmt = stmt.order_by(ModelVersion.seq.desc()).limit(limit)
     return (await session.scalars(stmt)).all()
-
-
-async def latest_in_stage(
-    session: AsyncSession, model_id: UUID, stage: ModelStage
-) -> ModelVersion | None:
-    versions = await list_versions(session, model_id, stage=stage, limit=1, before_seq=None)
-    return versions[0] if versions else None
 
 
 async def delete_version(session: AsyncSession, version_id: UUID) -> None:
