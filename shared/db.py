@@ -1,15 +1,22 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy import MetaData, Table, insert
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from shared import context
 from shared.events import CloudEvent, EventData
@@ -72,6 +79,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
+    The unit of work owns the transaction on the driver's connection, so statements sent
+    through the ORM session (`session`) and straight through asyncpg (`conn`, for hot paths:
+    half the CPU per statement) are one transaction. SQLAlchemy runs in autocommit mode on that
+    connection: it never begins or commits on its own.
+
     Events recorded with `record()` are written to the outbox table in the same transaction,
     and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
     a service commits.
@@ -79,22 +91,42 @@ class UnitOfWork:
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         service: str,
         outbox: Table,
         committed: Callable[[Sequence[OutboxMessage]], None] | None = None,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._engine = engine
         self.service = service
-        self._outbox = outbox
+        self._insert_outbox = _insert_outbox_sql(outbox)
         self._committed = committed
         self._events: list[CloudEvent] = []
+        self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessionmaker()
         self._events = []
-        await self.session.begin()
+        self._session = None
+        self._ended = False
+        self._connection = await self._engine.connect()
+        try:
+            await self._connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await self._connection.get_raw_connection()
+            self.conn: asyncpg.Connection = raw.driver_connection
+            self._transaction = self.conn.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self._connection.close()
+            raise
         return self
+
+    @property
+    def session(self) -> AsyncSession:
+        """An ORM session on the unit of work's transaction, made when first asked for."""
+        if self._session is None:
+            self._session = AsyncSession(
+                bind=self._connection, expire_on_commit=False, autoflush=False
+            )
+        return self._session
 
     def record(self, data: EventData, aggregate_id: UUID | str | None) -> CloudEvent:
         event = CloudEvent.wrap(
@@ -115,19 +147,52 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
-                # An event happens when its change commits: stamped here, not at record().
-                committing = datetime.now(UTC)
-                for event in self._events:
-                    event.time = committing
-                messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
-                if messages:
-                    await self.session.execute(
-                        insert(self._outbox), [message._asdict() for message in messages]
-                    )
-                await self.session.commit()
-                if messages and self._committed is not None:
-                    self._committed(messages)
+                await self._commit()
             else:
-                await self.session.rollback()
+                await self._rollback()
+        except BaseException:
+            if not self._ended:
+                # Neither committed nor rolled back: the connection's state is unknown.
+                await self._connection.invalidate()
+            raise
         finally:
-            await self.session.close()
+            if self._session is not None:
+                await self._session.close()
+            await self._connection.close()
+
+    async def _rollback(self) -> None:
+        await self._transaction.rollback()
+        self._ended = True
+
+    async def _commit(self) -> None:
+        try:
+            if self._session is not None:
+                await self._session.flush()
+            # An event happens when its change commits: stamped here, not at record().
+            committing = datetime.now(UTC)
+            for event in self._events:
+                event.time = committing
+            messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
+            if messages:
+                await self.conn.executemany(self._insert_outbox, messages)
+        except BaseException:
+            await self._rollback()
+            raise
+        await self._transaction.commit()
+        self._ended = True
+        if messages and self._committed is not None:
+            self._committed(messages)
+
+
+@functools.cache
+def _insert_outbox_sql(outbox: Table) -> str:
+    return f"INSERT INTO {outbox.schema}.{outbox.name} (id, subject, payload) VALUES ($1, $2, $3)"
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """asyncpg's connection from the engine's pool, each statement its own transaction: for
+    reads on hot paths, at half the CPU of a statement through SQLAlchemy."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield (await connection.get_raw_connection()).driver_connection

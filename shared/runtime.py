@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
@@ -15,7 +16,7 @@ from sqlalchemy import MetaData, Table, text
 
 from shared import messaging
 from shared.consumers import EventConsumer, subscribe
-from shared.db import UnitOfWork, create_engine, create_sessionmaker
+from shared.db import UnitOfWork, create_engine, create_sessionmaker, driver_connection
 from shared.inbox import INBOX_TABLE
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE, OutboxMessage, OutboxRelay
@@ -56,7 +57,11 @@ class ServiceRuntime:
         self._relay_task: asyncio.Task | None = None
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessionmaker, self.service, self.outbox, self._dispatch)
+        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch)
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """asyncpg's connection from the pool, for reads on hot paths (see `driver_connection`)."""
+        return driver_connection(self.engine)
 
     def _dispatch(self, messages: Sequence[OutboxMessage]) -> None:
         # Before the relay starts (or after it stops) the sweep publishes them.

@@ -20,7 +20,7 @@ from services.gateway.proxy import (
     registry_proxy,
 )
 from services.gateway.settings import GatewaySettings
-from shared.db import UnitOfWork, create_engine, create_sessionmaker
+from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
 from shared.http import CorrelationMiddleware, install_problem_handlers, problem_response
 from shared.migrations import apply_migrations
@@ -91,7 +91,7 @@ async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         outbox = metadata.tables[f"{metadata.schema}.{OUTBOX_TABLE}"]
-        async with UnitOfWork(create_sessionmaker(engine), SERVICE, outbox) as uow:
+        async with UnitOfWork(engine, SERVICE, outbox) as uow:
             token, _ = await issue_token(uow.session, subject=subject, role=role)
     finally:
         await engine.dispose()

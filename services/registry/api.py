@@ -47,11 +47,11 @@ def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 @router.post("/models", status_code=201, response_model=ModelOut)
-async def register_model(body: ModelCreate, rt: Runtime, who: Actor, response: Response):
+async def register_model(body: ModelCreate, rt: Runtime, who: Actor):
     async with rt.uow() as uow:
         model = await service.register_model(uow, actor=who, **body.model_dump())
-    response.headers["Location"] = f"{router.prefix}/models/{model.id}"
-    return model
+    location = f"{router.prefix}/models/{model['id']}"
+    return json_reply(ModelOut.model_validate(dict(model)), 201, {"Location": location})
 
 
 @router.get("/models", response_model=ModelPage)
@@ -96,12 +96,12 @@ async def models_summary(
 
 @router.get("/models/stages/{stage}/latest", response_model=VersionOut)
 async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
-    async with rt.sessionmaker() as session:
-        version = await store.latest_in_stage(session, model_id, stage)
+    async with rt.connection() as conn:
+        version = await store.latest_in_stage(conn, model_id, stage)
     if version is None:
         raise NotFound(f"model {model_id} has no version in stage '{stage}'",
                        kind="version-not-found")
-    return json_reply(VersionOut.model_validate(version))
+    return json_reply(VersionOut.model_validate(dict(version)))
 
 
 @router.patch("/models/versions/{version_id}", response_model=VersionOut)
@@ -129,26 +129,26 @@ async def transition_stage(version_id: UUID, body: TransitionRequest, rt: Runtim
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
 async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, offset: Offset = 0):
-    async with rt.sessionmaker() as session:
-        if await store.get_version(session, version_id) is None:
+    async with rt.connection() as conn:
+        if not await store.version_exists(conn, version_id):
             raise service.version_not_found(f"with id {version_id}")
-        items, total = await store.list_transitions(session, version_id, limit=limit, offset=offset)
-    return {"items": [TransitionOut.model_validate(t) for t in items], "total": total}
+        items, total = await store.list_transitions(conn, version_id, limit=limit, offset=offset)
+    return {"items": [TransitionOut.model_validate(dict(t)) for t in items], "total": total}
 
 
 @router.get("/models/{model_id}", response_model=ModelDetail)
 async def get_model(model_id: UUID, rt: Runtime):
-    async with rt.sessionmaker() as session:
-        model = await store.get_model(session, model_id)
+    async with rt.connection() as conn:
+        model = await store.get_model(conn, model_id)
         if model is None:
             raise service.model_not_found(model_id)
-        versions = await store.list_versions(session, model_id, stage=None, limit=100, before_seq=None)
-        total = await store.count_versions(session, model_id)
-    return ModelDetail(
-        **ModelOut.model_validate(model).model_dump(),
-        versions=[VersionOut.model_validate(v) for v in versions],
+        versions = await store.list_versions(conn, model_id, stage=None, limit=100, before_seq=None)
+        total = await store.count_versions(conn, model_id)
+    return json_reply(ModelDetail(
+        **ModelOut.model_validate(dict(model)).model_dump(),
+        versions=[VersionOut.model_validate(dict(v)) for v in versions],
         versions_total=total,
-    )
+    ))  # fmt: skip
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
@@ -168,8 +168,8 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 async def create_version(model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor):
     async with rt.uow() as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
-    location = f"{router.prefix}/models/versions/{version.id}"
-    return json_reply(VersionOut.model_validate(version), 201, {"Location": location})
+    location = f"{router.prefix}/models/versions/{version['id']}"
+    return json_reply(VersionOut.model_validate(dict(version)), 201, {"Location": location})
 
 
 @router.get("/models/{model_id}/versions", response_model=VersionPage)
@@ -183,21 +183,23 @@ async def list_versions(
     before = None
     if cursor is not None and (before := store.decode_cursor(cursor)) is None:
         raise InvalidInput(f"cursor '{cursor}' is not one this API gave out", kind="invalid-cursor")
-    async with rt.sessionmaker() as session:
-        if await store.get_model(session, model_id) is None:
+    async with rt.connection() as conn:
+        total = await store.count_versions_of_existing_model(conn, model_id, stage)
+        if total is None:
             raise service.model_not_found(model_id)
-        items = await store.list_versions(session, model_id, stage=stage, limit=limit, before_seq=before)
-        total = await store.count_versions(session, model_id, stage)
-    next_cursor = store.encode_cursor(items[-1].seq) if len(items) == limit else None
-    page = VersionPage(items=[VersionOut.model_validate(v) for v in items], total=total,
+        items = await store.list_versions(
+            conn, model_id, stage=stage, limit=limit, before_seq=before
+        )
+    next_cursor = store.encode_cursor(items[-1]["seq"]) if len(items) == limit else None
+    page = VersionPage(items=[VersionOut.model_validate(dict(v)) for v in items], total=total,
                        next_cursor=next_cursor)  # fmt: skip
     return json_reply(page)
 
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
 async def get_version_by_label(model_id: UUID, version: str, rt: Runtime):
-    async with rt.sessionmaker() as session:
-        found = await store.get_version_by_label(session, model_id, version)
+    async with rt.connection() as conn:
+        found = await store.get_version_by_label(conn, model_id, version)
     if found is None:
         raise service.version_not_found(f"'{version}' of model {model_id}")
-    return json_reply(VersionOut.model_validate(found))
+    return json_reply(VersionOut.model_validate(dict(found)))

@@ -17,7 +17,7 @@ async def register_trained_version(uow: UnitOfWork, event: CloudEvent) -> None:
     if job.register_model is None:
         return
     model_id = job.register_model.model_id
-    if await store.get_model(uow.session, model_id) is None:
+    if await store.get_model(uow.conn, model_id) is None:
         log.warning("job %s asked to register into unknown model %s; skipped", job.job_id, model_id)
         return
     await service.create_version(

@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row
-
 from services.registry import store
 from services.registry.domain import (
     ModelStage,
@@ -48,18 +46,18 @@ def version_not_found(what: str) -> NotFound:
 async def register_model(
     uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
     tags: dict[str, str], actor: str,
-) -> RegisteredModel:
+) -> store.Record:
     model = await store.insert_model(
-        uow.session,
+        uow.conn,
         {"id": uuid4(), "name": name, "project_id": project_id, "description": description,
          "tags": tags, "created_by": actor},
     )
     if model is None:
         raise DuplicateModelName(f"project {project_id} already has a model named '{name}'")
     uow.record(
-        ModelRegistered(model_id=model.id, name=name, project_id=project_id,
+        ModelRegistered(model_id=model["id"], name=name, project_id=project_id,
                         description=description, tags=tags, created_by=actor),
-        model.id,
+        model["id"],
     )
     return model
 
@@ -87,7 +85,7 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
     model = await store.lock_model(uow.session, model_id)
     if model is None:
         raise model_not_found(model_id)
-    deleted_versions = await store.delete_model(uow.session, model_id)
+    deleted_versions = await store.delete_model(uow.conn, model_id)
     uow.record(
         ModelDeleted(model_id=model.id, name=model.name, project_id=model.project_id,
                      deleted_versions=deleted_versions),
@@ -97,28 +95,30 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
 
 async def create_version(
     uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str, **fields: Any
-) -> Row:
+) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given."""
     values = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": {}, "metadata": {}}  # fmt: skip
     values.update(fields)
     values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
                   created_by=actor)  # fmt: skip
-    created = await store.insert_numbered_version(uow.session, values)
+    created = await store.insert_numbered_version(uow.conn, values)
     if created is None:
         created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
         ModelVersionCreated(
-            model_id=model_id, model_name=created.model_name, version_id=created.id,
-            version=created.version, stage=created.stage, run_id=created.run_id,
-            artifact_uri=created.artifact_uri, metrics=created.metrics, created_by=actor,
+            model_id=model_id, model_name=created["model_name"], version_id=created["id"],
+            version=created["version"], stage=created["stage"], run_id=created["run_id"],
+            artifact_uri=created["artifact_uri"], metrics=created["metrics"], created_by=actor,
         ),
-        created.id,
+        created["id"],
     )
     return created
 
 
-async def _create_version_past_a_taken_label(uow: UnitOfWork, values: dict[str, Any]) -> Row:
+async def _create_version_past_a_taken_label(
+    uow: UnitOfWork, values: dict[str, Any]
+) -> store.Record:
     """The first try found no model, or its label taken: a label given by the caller is a
     conflict; a number someone took as their label is skipped. Each try bumps the counter, so
     it ends at the number used."""
@@ -130,7 +130,7 @@ async def _create_version_past_a_taken_label(uow: UnitOfWork, values: dict[str, 
     number = model.version_counter
     while True:
         number += 1
-        created = await store.insert_numbered_version(uow.session, {**values, "version": str(number)})
+        created = await store.insert_numbered_version(uow.conn, {**values, "version": str(number)})
         if created is not None:
             return created
 
@@ -156,8 +156,8 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
     if found is None:
         raise version_not_found(f"with id {version_id}")
     version, model = found
-    check_deletable(_state(version))
-    await store.delete_version(uow.session, version_id)
+    check_deletable(VersionState(version.id, version.version, ModelStage(version.stage)))
+    await store.delete_version(uow.conn, version_id)
     uow.record(
         ModelVersionDeleted(model_id=model.id, model_name=model.name, version_id=version.id,
                             version=version.version),
@@ -171,42 +171,43 @@ async def transition_stage(
     """Move a version to a stage; returns the version as it is now and the transitions made.
     Locking the model row serialises every transition of the model, so two concurrent
     promotions cannot both find production empty."""
-    version = await store.lock_for_transition(uow.session, version_id)
+    version = await store.lock_for_transition(uow.conn, version_id)
     if version is None:
         raise version_not_found(f"with id {version_id}")
+    model_id = version["model_id"]
     current_production = None
     if stage == ModelStage.PRODUCTION:
-        serving = await store.latest_in_stage(uow.session, version.model_id, ModelStage.PRODUCTION)
+        serving = await store.latest_in_stage(uow.conn, model_id, ModelStage.PRODUCTION)
         current_production = None if serving is None else _state(serving)
     changes = plan_transition(_state(version), stage, comment, current_production)
 
     now = datetime.now(UTC)
     approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
     # Leaving production first keeps the one-production index satisfied at every statement.
-    await store.move_versions(uow.session, [
-        {"version_id": c.version_id, "stage": c.to_stage.value, "at": now,
-         "approved_by": None, "approved_at": None} | (approval if c.version_id == version.id else {})
+    await store.move_versions(uow.conn, [
+        (c.version_id, c.to_stage.value, now, *(
+            (actor, now) if approval and c.version_id == version_id else (None, None)))
         for c in changes
     ])  # fmt: skip
     recorded = [
-        {"id": uuid4(), "version_id": c.version_id, "model_id": version.model_id,
+        {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
          "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
          "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
         for c in changes
     ]  # fmt: skip
-    await store.insert_transitions(uow.session, recorded)
+    await store.insert_transitions(uow.conn, recorded)
     for c in changes:
         uow.record(
             ModelVersionTransitioned(
-                model_id=version.model_id, model_name=version.model_name, version_id=c.version_id,
+                model_id=model_id, model_name=version["model_name"], version_id=c.version_id,
                 version=c.version, from_stage=c.from_stage, to_stage=c.to_stage,
                 comment=c.comment, actor=actor,
             ),
             c.version_id,
         )
-    moved = {**version._mapping, "stage": stage.value, "updated_at": now, **approval}
+    moved = {**dict(version), "stage": stage.value, "updated_at": now, **approval}
     return moved, recorded
 
 
-def _state(version: Row) -> VersionState:
-    return VersionState(id=version.id, version=version.version, stage=ModelStage(version.stage))
+def _state(version: store.Record) -> VersionState:
+    return VersionState(version["id"], version["version"], ModelStage(version["stage"]))

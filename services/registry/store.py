@@ -1,22 +1,41 @@
-"""The registry's queries. Nothing here commits: the unit of work does."""
+"""The registry's queries. Nothing here commits: the unit of work does.
+
+The hot paths (creating, reading, listing and moving versions, creating models) are SQL on the
+transaction's asyncpg connection: a statement through SQLAlchemy costs twice the CPU. jsonb
+parameters go as JSON text and come back decoded (the codec SQLAlchemy's dialect installs on
+each pooled connection). The rest goes through the ORM session of the same transaction.
+"""
 
 import base64
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Row, String, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+import asyncpg
+import orjson
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from services.registry.domain import ModelStage
 from services.registry.models import (
+    SCHEMA,
     ModelVersion,
-    ModelVersionTransition,
     RegisteredModel,
-    VersionCount,
 )
+
+Record = asyncpg.Record
+MODELS = f"{SCHEMA}.registered_models"
+VERSIONS = f"{SCHEMA}.model_versions"
+# A version as the API shows it; `metadata AS meta` keeps the ORM attribute's name.
+VERSION_COLUMNS = """v.seq, v.id, v.model_id, v.version, v.description, v.stage, v.run_id,
+    v.artifact_version_id, v.artifact_uri, v.metrics, v.tags, v.metadata AS meta, v.approved_by,
+    v.approved_at, v.created_by, v.created_at, v.updated_at"""
+MODEL_COLUMNS = "id, name, project_id, description, tags, created_by, created_at, updated_at"
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def encode_cursor(seq: int) -> str:
@@ -30,19 +49,24 @@ def decode_cursor(cursor: str) -> int | None:
         return None
 
 
-async def insert_model(session: AsyncSession, values: dict[str, Any]) -> RegisteredModel | None:
+_INSERT_MODEL = f"""
+    INSERT INTO {MODELS} (id, project_id, name, description, tags, created_by)
+    VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+    ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
+    RETURNING {MODEL_COLUMNS}
+"""
+
+
+async def insert_model(conn: asyncpg.Connection, values: dict[str, Any]) -> Record | None:
     """The new model, or None when its project already has a model of that name."""
-    stmt = (
-        insert(RegisteredModel)
-        .values(**values)
-        .on_conflict_do_nothing(constraint="uq_registered_models_project_id_name")
-        .returning(RegisteredModel)
-    )
-    return (await session.scalars(stmt)).one_or_none()
+    return await conn.fetchrow(
+        _INSERT_MODEL, values["id"], values["project_id"], values["name"],
+        values["description"], _json(values["tags"]), values["created_by"],
+    )  # fmt: skip
 
 
-async def get_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
-    return await session.get(RegisteredModel, model_id)
+async def get_model(conn: asyncpg.Connection, model_id: UUID) -> Record | None:
+    return await conn.fetchrow(f"SELECT {MODEL_COLUMNS} FROM {MODELS} WHERE id = $1", model_id)
 
 
 async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
@@ -89,52 +113,60 @@ async def model_name_taken(session: AsyncSession, project_id: UUID, name: str) -
     return (await session.scalar(stmt)) is not None
 
 
-async def delete_model(session: AsyncSession, model_id: UUID) -> int:
-    """Delete the model; its versions and their history go with it (ON DELETE CASCADE)."""
-    versions = await count_versions(session, model_id)
-    await session.execute(delete(RegisteredModel).where(RegisteredModel.id == model_id))
-    return versions
+async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
+    """Delete the model; its versions and their history go with it (ON DELETE CASCADE).
+    Returns how many versions it had (the counts as they were before the delete)."""
+    return await conn.fetchval(f"""
+        WITH gone AS (DELETE FROM {MODELS} WHERE id = $1)
+        SELECT coalesce(sum(n), 0) FROM {SCHEMA}.version_counts WHERE model_id = $1
+    """, model_id)  # fmt: skip
 
 
 # Creating a version is the registry's busiest write: the counter bump and the insert are one
-# statement (one round trip). `metadata AS meta` keeps the ORM attribute name.
-_INSERT_NUMBERED_VERSION = text("""
+# statement (one round trip).
+_INSERT_NUMBERED_VERSION = f"""
     WITH model AS (
-        UPDATE registry.registered_models SET version_counter = version_counter + 1
-        WHERE id = :model_id
+        UPDATE {MODELS} SET version_counter = version_counter + 1
+        WHERE id = $1
         RETURNING version_counter, name
     )
-    INSERT INTO registry.model_versions (
+    INSERT INTO {VERSIONS} AS v (
         id, model_id, version, stage, description, run_id, artifact_version_id, artifact_uri,
         metrics, tags, metadata, created_by
     )
-    SELECT :id, :model_id, coalesce(:version, model.version_counter::text), :stage, :description,
-           :run_id, :artifact_version_id, :artifact_uri, :metrics, :tags, :metadata, :created_by
+    SELECT $2, $1, coalesce($3::text, model.version_counter::text), $4, $5, $6, $7, $8,
+           $9::jsonb, $10::jsonb, $11::jsonb, $12
     FROM model
     ON CONFLICT (model_id, version) DO NOTHING
-    RETURNING *, metadata AS meta, (SELECT name FROM model) AS model_name
-""").bindparams(
-    bindparam("metrics", type_=JSONB), bindparam("tags", type_=JSONB),
-    bindparam("metadata", type_=JSONB), bindparam("version", type_=String),
-)
+    RETURNING {VERSION_COLUMNS}, (SELECT name FROM model) AS model_name
+"""
 
 
-async def insert_numbered_version(session: AsyncSession, values: dict[str, Any]) -> Row | None:
+async def insert_numbered_version(
+    conn: asyncpg.Connection, values: dict[str, Any]
+) -> Record | None:
     """Bump the model's counter (locking its row) and insert the version, labelled
     `values["version"]` or else the new number; the row carries `model_name`. None when the
     model does not exist or the label is taken (the bump is then kept: the row stays locked)."""
-    return (await session.execute(_INSERT_NUMBERED_VERSION, values)).one_or_none()
+    return await conn.fetchrow(
+        _INSERT_NUMBERED_VERSION, values["model_id"], values["id"], values["version"],
+        values["stage"], values["description"], values["run_id"], values["artifact_version_id"],
+        values["artifact_uri"], _json(values["metrics"]), _json(values["tags"]),
+        _json(values["metadata"]), values["created_by"],
+    )  # fmt: skip
 
 
-async def get_version(session: AsyncSession, version_id: UUID) -> ModelVersion | None:
-    return await session.get(ModelVersion, version_id)
+async def version_exists(conn: asyncpg.Connection, version_id: UUID) -> bool:
+    return await conn.fetchval(f"SELECT EXISTS (SELECT FROM {VERSIONS} WHERE id = $1)", version_id)
 
 
 async def get_version_by_label(
-    session: AsyncSession, model_id: UUID, label: str
-) -> ModelVersion | None:
-    stmt = select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.version == label)
-    return (await session.scalars(stmt)).one_or_none()
+    conn: asyncpg.Connection, model_id: UUID, label: str
+) -> Record | None:
+    return await conn.fetchrow(
+        f"SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE v.model_id = $1 AND v.version = $2",
+        model_id, label,
+    )  # fmt: skip
 
 
 async def lock_version_and_model(
@@ -151,107 +183,116 @@ async def lock_version_and_model(
     return None if row is None else (row[0], row[1])
 
 
-# Transitions, the other busy write, use Core statements: rows, not ORM objects to track.
-_versions = ModelVersion.__table__
-_VERSION_ROW = (*(c for c in _versions.c if c.name != "metadata"), _versions.c["metadata"].label("meta"))
-
-
-async def lock_for_transition(session: AsyncSession, version_id: UUID) -> Row | None:
+async def lock_for_transition(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
     """The version with its model's name, both rows locked: the model's transitions queue."""
-    models = RegisteredModel.__table__
-    stmt = (
-        select(*_VERSION_ROW, models.c.name.label("model_name"))
-        .join(models, models.c.id == _versions.c.model_id)
-        .where(_versions.c.id == version_id)
-        .with_for_update()
-    )  # fmt: skip
-    return (await session.execute(stmt)).one_or_none()
+    return await conn.fetchrow(f"""
+        SELECT {VERSION_COLUMNS}, m.name AS model_name
+        FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
+        WHERE v.id = $1
+        FOR UPDATE
+    """, version_id)  # fmt: skip
 
 
-async def latest_in_stage(session: AsyncSession, model_id: UUID, stage: ModelStage) -> Row | None:
+async def latest_in_stage(
+    conn: asyncpg.Connection, model_id: UUID, stage: ModelStage
+) -> Record | None:
     """The newest version of the model in the stage."""
-    stmt = (
-        select(*_VERSION_ROW)
-        .where(_versions.c.model_id == model_id, _versions.c.stage == stage.value)
-        .order_by(_versions.c.seq.desc())
-        .limit(1)
-    )
-    return (await session.execute(stmt)).one_or_none()
+    return await conn.fetchrow(f"""
+        SELECT {VERSION_COLUMNS} FROM {VERSIONS} v
+        WHERE v.model_id = $1 AND v.stage = $2
+        ORDER BY v.seq DESC LIMIT 1
+    """, model_id, stage.value)  # fmt: skip
 
 
-_MOVE = (
-    update(_versions)
-    .where(_versions.c.id == bindparam("version_id"))
-    .values(
-        stage=bindparam("stage"),
-        updated_at=bindparam("at"),
-        approved_by=func.coalesce(bindparam("approved_by", type_=String), _versions.c.approved_by),
-        approved_at=func.coalesce(
-            bindparam("approved_at", type_=DateTime(timezone=True)), _versions.c.approved_at
-        ),
-    )
-)
+_MOVE = f"""
+    UPDATE {VERSIONS}
+    SET stage = $2, updated_at = $3, approved_by = coalesce($4, approved_by),
+        approved_at = coalesce($5, approved_at)
+    WHERE id = $1
+"""
 
 
-async def move_versions(session: AsyncSession, moves: list[dict[str, Any]]) -> None:
-    """Set each version's stage (and approval, where given), one move after another in the
-    order given, in one round trip."""
-    await session.execute(_MOVE, moves)
+async def move_versions(conn: asyncpg.Connection, moves: list[tuple]) -> None:
+    """Set each version's stage (and approval, where given): (version id, stage, at,
+    approved_by, approved_at), one move after another in the order given, in one round trip."""
+    await conn.executemany(_MOVE, moves)
 
 
 async def count_versions(
-    session: AsyncSession, model_id: UUID, stage: ModelStage | None = None
+    conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None = None
 ) -> int:
     """From the counts the database keeps per model and stage: the same cost at any size."""
-    stmt = select(func.sum(VersionCount.n)).where(VersionCount.model_id == model_id)
-    if stage is not None:
-        stmt = stmt.where(VersionCount.stage == stage)
-    return await session.scalar(stmt) or 0
+    counts = f"SELECT coalesce(sum(n), 0) FROM {SCHEMA}.version_counts WHERE model_id = $1"
+    if stage is None:
+        return await conn.fetchval(counts, model_id)
+    return await conn.fetchval(counts + " AND stage = $2", model_id, stage.value)
+
+
+async def count_versions_of_existing_model(
+    conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None
+) -> int | None:
+    """As count_versions, in the same round trip as the check: None when there is no model."""
+    counts = f"""SELECT sum(n) FROM {SCHEMA}.version_counts
+                  WHERE model_id = $1 AND stage = coalesce($2, stage)"""
+    return await conn.fetchval(
+        f"SELECT coalesce(({counts}), 0) FROM {MODELS} WHERE id = $1",
+        model_id, None if stage is None else stage.value,
+    )  # fmt: skip
 
 
 async def list_versions(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     model_id: UUID,
     *,
     stage: ModelStage | None,
     limit: int,
     before_seq: int | None,
-) -> Sequence[ModelVersion]:
-    """Newest first; keyset pagination on `seq`, so page 1000 costs what page 1 does."""
-    stmt = select(ModelVersion).where(ModelVersion.model_id == model_id)
+) -> list[Record]:
+    """Newest first; keyset pagination on `seq`, so page 1000 costs what page 1 does. Each
+    combination of filters is its own statement, so each gets its own plan on the index."""
+    conditions, arguments = ["v.model_id = $1"], [model_id, limit]
     if stage is not None:
-        stmt = stmt.where(ModelVersion.stage == stage)
+        arguments.append(stage.value)
+        conditions.append(f"v.stage = ${len(arguments)}")
     if before_seq is not None:
-        stmt = stmt.where(ModelVersion.seq < before_seq)
-    stmt = stmt.order_by(ModelVersion.seq.desc()).limit(limit)
-    return (await session.scalars(stmt)).all()
+        arguments.append(before_seq)
+        conditions.append(f"v.seq < ${len(arguments)}")
+    where = " AND ".join(conditions)
+    return await conn.fetch(f"""
+        SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE {where} ORDER BY v.seq DESC LIMIT $2
+    """, *arguments)  # fmt: skip
 
 
-async def delete_version(session: AsyncSession, version_id: UUID) -> None:
-    await session.execute(delete(ModelVersion).where(ModelVersion.id == version_id))
+async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:
+    await conn.execute(f"DELETE FROM {VERSIONS} WHERE id = $1", version_id)
 
 
-async def insert_transitions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    # Rows as parameters, not in the statement: its compiled form is cached, one round trip.
-    await session.execute(insert(ModelVersionTransition.__table__), rows)
+_INSERT_TRANSITION = f"""
+    INSERT INTO {SCHEMA}.model_version_transitions
+        (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by, transitioned_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+
+
+async def insert_transitions(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    await conn.executemany(_INSERT_TRANSITION, [
+        (r["id"], r["version_id"], r["model_id"], r["from_stage"], r["to_stage"], r["comment"],
+         r["transitioned_by"], r["transitioned_at"])
+        for r in rows
+    ])  # fmt: skip
 
 
 async def list_transitions(
-    session: AsyncSession, version_id: UUID, *, limit: int, offset: int
-) -> tuple[Sequence[ModelVersionTransition], int]:
-    items = await session.scalars(
-        select(ModelVersionTransition)
-        .where(ModelVersionTransition.version_id == version_id)
-        .order_by(ModelVersionTransition.seq.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    total = await session.scalar(
-        select(func.count())
-        .select_from(ModelVersionTransition)
-        .where(ModelVersionTransition.version_id == version_id)
-    )
-    return items.all(), total or 0
+    conn: asyncpg.Connection, version_id: UUID, *, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    transitions = f"{SCHEMA}.model_version_transitions WHERE version_id = $1"
+    items = await conn.fetch(f"""
+        SELECT id, version_id, model_id, from_stage, to_stage, comment, transitioned_by,
+               transitioned_at
+        FROM {transitions} ORDER BY seq DESC LIMIT $2 OFFSET $3
+    """, version_id, limit, offset)  # fmt: skip
+    total = await conn.fetchval(f"SELECT count(*) FROM {transitions}", version_id)
+    return items, total
 
 
 async def summarize(

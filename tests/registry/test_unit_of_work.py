@@ -1,0 +1,87 @@
+"""The unit of work against the real database: statements sent through the ORM session and
+straight through asyncpg are one transaction with the outbox rows, committed or rolled back
+together."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from services.registry.models import RegisteredModel
+from shared.events.registry import ModelRegistered
+
+PROJECT = uuid.uuid4()
+
+
+async def _rows(runtime, model_ids: list[uuid.UUID]) -> tuple[int, int]:
+    """(models, outbox rows) for these model ids, read on a connection of its own."""
+    async with runtime.connection() as conn:
+        models = await conn.fetchval(
+            "SELECT count(*) FROM registry.registered_models WHERE id = ANY($1::uuid[])", model_ids
+        )
+        events = await conn.fetchval(
+            "SELECT count(*) FROM registry.outbox WHERE convert_from(payload, 'UTF8')::jsonb"
+            " ->> 'subject' = ANY($1::text[])",
+            [str(m) for m in model_ids],
+        )
+    return models, events
+
+
+def _insert(uow, model_id: uuid.UUID, name: str, *, through_orm: bool):
+    values = {"id": model_id, "project_id": PROJECT, "name": name, "created_by": "test"}
+    uow.record(
+        ModelRegistered(model_id=model_id, name=name, project_id=PROJECT, description=None,
+                        tags={}, created_by="test"),
+        model_id,
+    )
+    if through_orm:
+        uow.session.add(RegisteredModel(**values))  # flushed by the unit of work at commit
+        return None
+    return uow.conn.execute(
+        "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
+        " VALUES ($1, $2, $3, $4)",
+        *values.values(),
+    )
+
+
+async def test_orm_and_driver_statements_commit_together_with_their_events(runtime):
+    by_driver, by_orm = uuid.uuid4(), uuid.uuid4()
+    async with runtime.uow() as uow:
+        await _insert(uow, by_driver, f"driver-{by_driver}", through_orm=False)
+        _insert(uow, by_orm, f"orm-{by_orm}", through_orm=True)
+        # Inside the transaction the session sees what asyncpg wrote, and the reverse.
+        seen = await uow.session.scalar(
+            text("SELECT count(*) FROM registry.registered_models WHERE id = :id"),
+            {"id": by_driver},
+        )
+        assert seen == 1
+        # Before the commit, nobody else does.
+        assert await _rows(runtime, [by_driver]) == (0, 0)
+    assert await _rows(runtime, [by_driver, by_orm]) == (2, 2)
+
+
+async def test_an_error_inside_rolls_back_both_kinds_of_statement(runtime):
+    by_driver, by_orm = uuid.uuid4(), uuid.uuid4()
+    with pytest.raises(RuntimeError, match="the command failed"):
+        async with runtime.uow() as uow:
+            await _insert(uow, by_driver, f"driver-{by_driver}", through_orm=False)
+            _insert(uow, by_orm, f"orm-{by_orm}", through_orm=True)
+            await uow.session.flush()
+            raise RuntimeError("the command failed")
+    assert await _rows(runtime, [by_driver, by_orm]) == (0, 0)
+
+
+async def test_a_failure_at_commit_time_leaves_nothing_and_the_pool_healthy(runtime):
+    taken, clash = uuid.uuid4(), uuid.uuid4()
+    name = f"taken-{taken}"
+    async with runtime.uow() as uow:
+        await _insert(uow, taken, name, through_orm=False)
+    with pytest.raises(Exception, match="uq_registered_models_project_id_name"):
+        async with runtime.uow() as uow:
+            # The ORM insert only reaches the database at the unit of work's final flush.
+            _insert(uow, clash, name, through_orm=True)
+    assert await _rows(runtime, [taken, clash]) == (1, 1)
+    # Every pooled connection is still usable: no transaction was left open on one.
+    for _ in range(runtime.settings.db_pool_size + 1):
+        async with runtime.uow() as uow:
+            assert await uow.conn.fetchval("SELECT txid_current_if_assigned()") is None
