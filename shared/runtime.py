@@ -16,7 +16,8 @@ from sqlalchemy import MetaData, Table, text
 
 from shared import messaging
 from shared.consumers import EventConsumer, subscribe
-from shared.db import UnitOfWork, create_engine, create_sessionmaker, driver_connection
+from shared.db import UnitOfWork, create_engine, create_sessionmaker
+from shared.driver import driver_connection
 from shared.inbox import INBOX_TABLE
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE, OutboxMessage, OutboxRelay
