@@ -6,6 +6,7 @@ from uuid import uuid4
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -26,6 +27,12 @@ _HTTP_KINDS = {
     415: "unsupported-media-type",
     422: "invalid-input",
 }
+
+
+# FastAPI's native OpenTelemetry, off: we configure no provider, yet with it on FastAPI asks
+# OpenTelemetry for the global providers (reading the environment) on every request, about 5 %
+# of a service's CPU per request under load.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def problem_response(body: dict, headers: dict[str, str] | None = None) -> Response:

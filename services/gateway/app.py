@@ -22,7 +22,12 @@ from services.gateway.proxy import (
 from services.gateway.settings import GatewaySettings
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
-from shared.http import CorrelationMiddleware, install_problem_handlers, problem_response
+from shared.http import (
+    NO_TELEMETRY,
+    CorrelationMiddleware,
+    install_problem_handlers,
+    problem_response,
+)
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE
 from shared.runtime import ServiceRuntime
@@ -49,6 +54,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(
+        telemetry=NO_TELEMETRY,
         title="Modelplane",
         summary="The public API of the Modelplane MLOps control plane.",
         version="1",

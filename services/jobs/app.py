@@ -11,7 +11,7 @@ from services.jobs.consumers import CONSUMERS
 from services.jobs.models import metadata
 from services.jobs.settings import JobsSettings
 from services.jobs.supervisor import JobSupervisor
-from shared.http import CorrelationMiddleware, install_problem_handlers
+from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "jobs"
@@ -30,6 +30,7 @@ def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) 
             yield
 
     app = FastAPI(
+        telemetry=NO_TELEMETRY,
         title="Modelplane jobs (internal)",
         version="1",
         lifespan=lifespan,

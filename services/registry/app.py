@@ -8,7 +8,7 @@ from services.registry.api import router
 from services.registry.consumers import CONSUMERS
 from services.registry.models import metadata
 from services.registry.settings import RegistrySettings
-from shared.http import CorrelationMiddleware, install_problem_handlers
+from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "registry"
@@ -18,6 +18,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: RegistrySettings) -> FastAPI:
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
     app = FastAPI(
+        telemetry=NO_TELEMETRY,
         title="Modelplane registry (internal)",
         version="1",
         lifespan=runtime.lifespan,
