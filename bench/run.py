@@ -11,7 +11,9 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import nats
+from sqlalchemy.engine import make_url
 
 from bench import Config, report
 from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
@@ -181,6 +183,24 @@ async def list_latency(
     return out
 
 
+async def settle(server_url: str, databases: list[str]) -> None:
+    """After seeding, before measuring: fresh statistics and visibility maps in both databases,
+    and the seeding's dirty pages written out, so neither side's first cell pays for them."""
+    for name in databases:
+        conn = await connect_raw(make_url(server_url).set(database=name))
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+    conn = await connect_raw(server_url)
+    try:
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+    log.info("settled: VACUUM ANALYZE in %s, CHECKPOINT", ", ".join(databases))
+
+
 async def main() -> int:
     config = Config.from_environment()
     log.info("config %s", config)
@@ -222,6 +242,7 @@ async def main() -> int:
             def ml_pids() -> list[int]:
                 return [p.pid for p in mlflow.tree()[:1]]
 
+            await settle(infra.postgres_url, [mp_db_name, mlflow.database])
             await asyncio.sleep(2)
             results["memory_mib"]["modelplane_idle"] = round(tree_rss_mib(mp_pids()), 1)
             results["memory_mib"]["mlflow_idle"] = round(tree_rss_mib(ml_pids()), 1)
