@@ -183,19 +183,16 @@ async def transition_stage(
 
     now = datetime.now(UTC)
     approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
-    # Leaving production first keeps the one-production index satisfied at every statement.
-    await store.move_versions(uow.conn, [
-        (c.version_id, c.to_stage.value, now, *(
-            (actor, now) if approval and c.version_id == version_id else (None, None)))
-        for c in changes
-    ])  # fmt: skip
     recorded = [
         {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
          "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
          "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
         for c in changes
     ]  # fmt: skip
-    await store.insert_transitions(uow.conn, recorded)
+    # Leaving production first keeps the one-production index satisfied at every statement.
+    await store.move_versions(uow.conn, [
+        move | (approval if move["version_id"] == version["id"] else {}) for move in recorded
+    ])  # fmt: skip
     for c in changes:
         uow.record(
             ModelVersionTransitioned(

@@ -204,18 +204,30 @@ async def latest_in_stage(
     """, model_id, stage.value)  # fmt: skip
 
 
+# One stage change: the version's new stage (and approval, where given) and its audit row, in
+# one statement.
 _MOVE = f"""
-    UPDATE {VERSIONS}
-    SET stage = $2, updated_at = $3, approved_by = coalesce($4, approved_by),
-        approved_at = coalesce($5, approved_at)
-    WHERE id = $1
+    WITH moved AS (
+        UPDATE {VERSIONS}
+        SET stage = $3, updated_at = $6, approved_by = coalesce($7, approved_by),
+            approved_at = coalesce($8, approved_at)
+        WHERE id = $1
+        RETURNING id, model_id
+    )
+    INSERT INTO {SCHEMA}.model_version_transitions
+        (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by, transitioned_at)
+    SELECT $9, id, model_id, $2, $3, $4, $5, $6 FROM moved
 """
 
 
-async def move_versions(conn: asyncpg.Connection, moves: list[tuple]) -> None:
-    """Set each version's stage (and approval, where given): (version id, stage, at,
-    approved_by, approved_at), one move after another in the order given, in one round trip."""
-    await conn.executemany(_MOVE, moves)
+async def move_versions(conn: asyncpg.Connection, moves: list[dict[str, Any]]) -> None:
+    """Apply the stage changes one after another in the order given, each with its audit row
+    (`transitions` row), in one round trip. A move may carry `approved_by`/`approved_at`."""
+    await conn.executemany(_MOVE, [
+        (m["version_id"], m["from_stage"], m["to_stage"], m["comment"], m["transitioned_by"],
+         m["transitioned_at"], m.get("approved_by"), m.get("approved_at"), m["id"])
+        for m in moves
+    ])  # fmt: skip
 
 
 async def count_versions(
@@ -265,21 +277,6 @@ async def list_versions(
 
 async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:
     await conn.execute(f"DELETE FROM {VERSIONS} WHERE id = $1", version_id)
-
-
-_INSERT_TRANSITION = f"""
-    INSERT INTO {SCHEMA}.model_version_transitions
-        (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by, transitioned_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-"""
-
-
-async def insert_transitions(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
-    await conn.executemany(_INSERT_TRANSITION, [
-        (r["id"], r["version_id"], r["model_id"], r["from_stage"], r["to_stage"], r["comment"],
-         r["transitioned_by"], r["transitioned_at"])
-        for r in rows
-    ])  # fmt: skip
 
 
 async def list_transitions(
