@@ -144,11 +144,8 @@ async def get_model(model_id: UUID, rt: Runtime):
             raise service.model_not_found(model_id)
         versions = await store.list_versions(conn, model_id, stage=None, limit=100, before_seq=None)
         total = await store.count_versions(conn, model_id)
-    return json_reply(ModelDetail(
-        **ModelOut.model_validate(dict(model)).model_dump(),
-        versions=[VersionOut.model_validate(dict(v)) for v in versions],
-        versions_total=total,
-    ))  # fmt: skip
+    detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
+    return json_reply(ModelDetail.model_validate(detail))
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
