@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import nats
 from sqlalchemy.engine import make_url
 
 from bench import Config, report
+from bench.events import EventLatency
 from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
 from bench.memory import PeakSampler, tree_rss_mib
 from bench.mlflow_server import MlflowServer
@@ -80,40 +80,6 @@ class Infra:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._stack.close()
-
-
-class EventLatency:
-    """A core NATS subscription on `registry.>`: receive time minus the event's `time`."""
-
-    def __init__(self, nats_url: str) -> None:
-        self.nats_url = nats_url
-        self.samples: list[tuple[float, float]] = []  # (received wall time, latency ms)
-        self._nc = None
-
-    async def __aenter__(self) -> "EventLatency":
-        self._nc = await nats.connect(self.nats_url)
-
-        async def on_message(msg) -> None:
-            received = time.time()
-            if not msg.subject.endswith("model_version.created"):
-                return
-            try:
-                from datetime import datetime
-
-                sent = datetime.fromisoformat(json.loads(msg.data)["time"]).timestamp()
-            except (ValueError, KeyError, TypeError):
-                return
-            self.samples.append((received, (received - sent) * 1000))
-
-        await self._nc.subscribe("registry.>", cb=on_message)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.sleep(0.5)  # the last events of the window
-        await self._nc.drain()
-
-    def in_window(self, start: float, end: float) -> list[float]:
-        return [lat for received, lat in self.samples if start <= received <= end + 0.5]
 
 
 async def list_latency(
