@@ -50,6 +50,8 @@ OUTBOX_TABLE = "outbox"
 CONTENT_TYPE = "application/cloudevents+json"
 # How long published events wait to be marked together; far below the sweep's grace period.
 MARK_GATHER_SECONDS = 0.05
+# An event whose ack has not come by then is left to the sweep (JetStream drops a copy).
+ACK_TIMEOUT_SECONDS = 5.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -145,19 +147,53 @@ class OutboxRelay:
         return len(rows)
 
     async def _keep_dispatching(self) -> None:
-        while True:
-            await self._publish_wanted.wait()
-            self._publish_wanted.clear()
-            while self._to_publish:
-                batch = self._to_publish[: self._batch_size]
-                del self._to_publish[: len(batch)]
-                try:
-                    await self._publish(batch)
-                except Exception:
-                    log.warning("outbox relay: %d events wait for the sweep", len(batch), exc_info=True)
-                    continue
-                self._to_mark.extend(message.id for message in batch)
-                self._mark_wanted.set()
+        """Publish each batch as it comes, in order, without waiting for the previous batch's
+        acks: an event waits for its own ack round trip only, never for another's."""
+        acking: set[asyncio.Task] = set()
+        try:
+            while True:
+                await self._publish_wanted.wait()
+                self._publish_wanted.clear()
+                while self._to_publish:
+                    batch = self._to_publish[: self._batch_size]
+                    del self._to_publish[: len(batch)]
+                    pending: list[asyncio.Future] = []
+                    try:
+                        for message in batch:
+                            pending.append(await self._send(message))
+                    except Exception:
+                        for ack in pending:
+                            ack.cancel()  # frees its slot among nats-py's pending publishes
+                        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                            raise  # nats-py turns a cancellation into TooManyStalledMsgsError
+                        log.warning("outbox relay: %d events wait for the sweep", len(batch),
+                                    exc_info=True)  # fmt: skip
+                        continue
+                    task = asyncio.create_task(self._mark_when_acked(batch, pending))
+                    acking.add(task)
+                    task.add_done_callback(acking.discard)
+        finally:
+            for task in acking:
+                task.cancel()
+
+    async def _send(self, m: OutboxMessage) -> asyncio.Future:
+        """Publish one event; the future resolves with JetStream's ack. Never waits long for a
+        slot among nats-py's pending publishes: `_mark_when_acked` frees them within
+        ACK_TIMEOUT_SECONDS."""
+        return await self._js.publish_async(m.subject, m.payload, headers=_headers(m))
+
+    async def _mark_when_acked(
+        self, batch: Sequence[OutboxMessage], pending: list[asyncio.Future]
+    ) -> None:
+        try:
+            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
+                await asyncio.gather(*pending)
+        except Exception:
+            log.warning("outbox relay: %d events unacked; the sweep publishes them again",
+                        len(batch), exc_info=True)  # fmt: skip
+            return
+        self._to_mark.extend(message.id for message in batch)
+        self._mark_wanted.set()
 
     async def _keep_marking(self) -> None:
         while True:
@@ -188,14 +224,7 @@ class OutboxRelay:
     async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
         # nats-py writes the publishes in order on one connection; acks come back in any order.
         await asyncio.gather(
-            *(
-                self._js.publish(
-                    m.subject,
-                    m.payload,
-                    headers={"Nats-Msg-Id": str(m.id), "Content-Type": CONTENT_TYPE},
-                )
-                for m in messages
-            )
+            *(self._js.publish(m.subject, m.payload, headers=_headers(m)) for m in messages)
         )
 
     async def _mark(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
@@ -205,3 +234,8 @@ class OutboxRelay:
             .where(t.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid))))
             .values(published_at=func.now())
         )
+
+
+def _headers(m: OutboxMessage) -> dict[str, str]:
+    # The event id as Nats-Msg-Id: JetStream drops a second publish of it (sweep, retry).
+    return {"Nats-Msg-Id": str(m.id), "Content-Type": CONTENT_TYPE}
