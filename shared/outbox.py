@@ -33,14 +33,9 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    any_,
-    bindparam,
     func,
-    select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.driver import driver_connection
 
@@ -92,9 +87,15 @@ class OutboxRelay:
     ) -> None:
         self._engine = engine
         self._table = table
-        self._mark_sql = (
-            f"UPDATE {table.schema}.{table.name} SET published_at = now() WHERE id = ANY($1::uuid[])"
-        )
+        outbox = f"{table.schema}.{table.name}"
+        self._mark_sql = f"UPDATE {outbox} SET published_at = now() WHERE id = ANY($1::uuid[])"
+        # Rows another relay is publishing are skipped, not waited for.
+        self._pending_sql = f"""
+            SELECT id, subject, payload FROM {outbox}
+            WHERE published_at IS NULL AND created_at <= now() - $1::interval
+            ORDER BY seq LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        """
         self._js = js
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
@@ -128,22 +129,11 @@ class OutboxRelay:
 
     async def publish_pending(self, older_than: timedelta = timedelta(0)) -> int:
         """Publish one batch of rows left unpublished (oldest first); returns how many."""
-        t = self._table
-        async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.c.seq, t.c.id, t.c.subject, t.c.payload)
-                    .where(
-                        t.c.published_at.is_(None), t.c.created_at <= func.now() - older_than
-                    )
-                    .order_by(t.c.seq)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        async with driver_connection(self._engine) as conn, conn.transaction():
+            rows = await conn.fetch(self._pending_sql, older_than, self._batch_size)
             if rows:
-                await self._publish([OutboxMessage(r.id, r.subject, r.payload) for r in rows])
-                await self._mark(conn, [row.id for row in rows])
+                await self._publish([OutboxMessage(*row) for row in rows])
+                await conn.execute(self._mark_sql, [row["id"] for row in rows])
         return len(rows)
 
     async def _keep_dispatching(self) -> None:
@@ -226,15 +216,6 @@ class OutboxRelay:
         await asyncio.gather(
             *(self._js.publish(m.subject, m.payload, headers=_headers(m)) for m in messages)
         )
-
-    async def _mark(self, conn: AsyncConnection, ids: Sequence[UUID]) -> None:
-        t = self._table
-        await conn.execute(
-            update(t)
-            .where(t.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid))))
-            .values(published_at=func.now())
-        )
-
 
 def _headers(m: OutboxMessage) -> dict[str, str]:
     # The event id as Nats-Msg-Id: JetStream drops a second publish of it (sweep, retry).
