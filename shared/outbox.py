@@ -147,13 +147,9 @@ class OutboxRelay:
                 while self._to_publish:
                     batch = self._to_publish[: self._batch_size]
                     del self._to_publish[: len(batch)]
-                    pending: list[asyncio.Future] = []
                     try:
-                        for message in batch:
-                            pending.append(await self._send(message))
+                        pending = await self._send(batch)
                     except Exception:
-                        for ack in pending:
-                            ack.cancel()  # frees its slot among nats-py's pending publishes
                         if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                             raise  # nats-py turns a cancellation into TooManyStalledMsgsError
                         log.warning("outbox relay: %d events wait for the sweep", len(batch),
@@ -166,18 +162,30 @@ class OutboxRelay:
             for task in acking:
                 task.cancel()
 
-    async def _send(self, m: OutboxMessage) -> asyncio.Future:
-        """Publish one event; the future resolves with JetStream's ack. Never waits long for a
-        slot among nats-py's pending publishes: `_mark_when_acked` frees them within
-        ACK_TIMEOUT_SECONDS."""
-        return await self._js.publish_async(m.subject, m.payload, headers=_headers(m))
+    async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future]:
+        """Publish the events in order without waiting: one future per JetStream ack. If a send
+        fails, the acks already asked for are given up, freeing their slots among nats-py's
+        pending publishes."""
+        pending: list[asyncio.Future] = []
+        try:
+            for m in messages:
+                ack = await self._js.publish_async(m.subject, m.payload, headers=_headers(m))
+                pending.append(ack)
+        except BaseException:
+            for ack in pending:
+                ack.cancel()
+            raise
+        return pending
+
+    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish the events in order and wait until JetStream acked every one."""
+        await _all_acked(await self._send(messages))
 
     async def _mark_when_acked(
         self, batch: Sequence[OutboxMessage], pending: list[asyncio.Future]
     ) -> None:
         try:
-            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
-                await asyncio.gather(*pending)
+            await _all_acked(pending)
         except Exception:
             log.warning("outbox relay: %d events unacked; the sweep publishes them again",
                         len(batch), exc_info=True)  # fmt: skip
@@ -211,11 +219,11 @@ class OutboxRelay:
                 log.exception("outbox relay: sweeping failed; retrying")
             await asyncio.sleep(self._poll_seconds)
 
-    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
-        # nats-py writes the publishes in order on one connection; acks come back in any order.
-        await asyncio.gather(
-            *(self._js.publish(m.subject, m.payload, headers=_headers(m)) for m in messages)
-        )
+async def _all_acked(pending: list[asyncio.Future]) -> None:
+    """Every ack, or an error after ACK_TIMEOUT_SECONDS (the acks left are then given up)."""
+    async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
+        await asyncio.gather(*pending)
+
 
 def _headers(m: OutboxMessage) -> dict[str, str]:
     # The event id as Nats-Msg-Id: JetStream drops a second publish of it (sweep, retry).
