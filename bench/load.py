@@ -1,8 +1,9 @@
 """Closed-loop HTTP load: N workers, each with its own keep-alive connection, each sending its
 next request as soon as the previous one answered. A warm-up, then a measured window.
 
-The measured load goes through aiohttp (TCP_NODELAY, about a third of httpx's CPU per request:
-the load generator shares the machine's cores with both servers). Seeding uses httpx.
+The measured load goes through `shared.http_pool` (the gateway's own client: TCP_NODELAY, about
+an eighth of aiohttp's CPU per request, a twentieth of httpx's): the load generator shares the
+machine's cores with both servers, so what it spends is taken from both. Seeding uses httpx.
 """
 
 import asyncio
@@ -10,9 +11,12 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
-import aiohttp
 import httpx
+import orjson
+
+from shared.http_pool import HttpPool, UpstreamError
 
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -62,6 +66,8 @@ class Target:
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         self.base_url = base_url
         self.headers = headers
+        self._plain_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self._json_headers = [*self._plain_headers, (b"content-type", b"application/json")]
         self.seed = SeedData()
         self._transition_next: dict[str, int] = {}
 
@@ -73,14 +79,17 @@ class Target:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
 
-    def session(self) -> aiohttp.ClientSession:
+    def connection(self) -> HttpPool:
         """One worker's keep-alive connection for the measured load."""
-        return aiohttp.ClientSession(
-            base_url=self.base_url,
-            headers=self.headers,
-            connector=aiohttp.TCPConnector(limit=1),
-            timeout=aiohttp.ClientTimeout(total=30.0),
-        )
+        return HttpPool(self.base_url, size=1)
+
+    def send(self, connection: HttpPool, method: str, path: str, *, json: object = None,
+             params: dict | None = None):  # fmt: skip
+        """Send one request the way every load worker does; returns the pool's reply."""
+        target = f"{path}?{urlencode(params)}" if params else path
+        if json is None:
+            return connection.request(method, target, self._plain_headers)
+        return connection.request(method, target, self._json_headers, orjson.dumps(json))
 
     def next_transition(self, worker: int) -> tuple[str, str, str]:
         """(model, label, version id) of the version worker `worker` promotes next.
@@ -96,7 +105,7 @@ class Target:
         return model, label, version_id
 
     def request(self, op: str, worker: int, rng: random.Random) -> tuple[str, str, dict]:
-        """The operation's (method, path, aiohttp request arguments)."""
+        """The operation's (method, path, `send` arguments: json, params)."""
         raise NotImplementedError
 
 
@@ -168,7 +177,7 @@ MLFLOW_SOURCE = "s3://bench-artifacts/model"
 
 async def run_load(target: Target, op: str, clients: int, warmup: float, seconds: float) -> Result:
     """Warm up for `warmup` s, then count what completes inside the next `seconds` s."""
-    sessions = [target.session() for _ in range(clients)]
+    connections = [target.connection() for _ in range(clients)]
     latencies: list[float] = []
     counters = {"ops": 0, "errors": 0}
     first_error: list[str] = []
@@ -177,16 +186,16 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
     measure_from = t_start + warmup
     measure_to = measure_from + seconds
 
-    async def worker(index: int, session: aiohttp.ClientSession) -> None:
+    async def worker(index: int, connection: HttpPool) -> None:
         rng = random.Random(index)
         while (t0 := time.perf_counter()) < measure_to:
             method, path, arguments = target.request(op, index, rng)
             try:
-                async with session.request(method, path, **arguments) as response:
-                    body = await response.read()
+                response = await target.send(connection, method, path, **arguments)
+                body = await response.read()
                 ok = response.status < 400
                 error = None if ok else f"{response.status} {body[:300]!r}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except UpstreamError as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             t1 = time.perf_counter()
             if measure_from <= t0 and t1 <= measure_to:
@@ -201,9 +210,9 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
                 await asyncio.sleep(0.01)  # a failing server must not turn this into a spin
 
     try:
-        await asyncio.gather(*(worker(i, s) for i, s in enumerate(sessions)))
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(connections)))
     finally:
-        await asyncio.gather(*(s.close() for s in sessions))
+        await asyncio.gather(*(c.close() for c in connections))
     return Result(
         ops=counters["ops"],
         errors=counters["errors"],

@@ -89,7 +89,8 @@ async def list_latency(
     out: dict[str, dict] = {}
     conn = await connect_raw(database_url)
     try:
-        async with target.client() as client, target.session() as session:
+        connection = target.connection()
+        async with target.client() as client:
             for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
                 model = (await client.post(target.prefix, json={
                     "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
@@ -125,10 +126,10 @@ async def list_latency(
                 for i in range(config.list_samples * 2 + 10):
                     which = "first" if i % 2 == 0 else "deep"
                     t0 = time.perf_counter()
-                    async with session.get(
-                        f"{target.prefix}/{model}/versions", params=pages[which]
-                    ) as response:
-                        body = await response.read()
+                    response = await target.send(
+                        connection, "GET", f"{target.prefix}/{model}/versions", params=pages[which]
+                    )
+                    body = await response.read()
                     elapsed = (time.perf_counter() - t0) * 1000
                     if response.status != 200 or len(json.loads(body)["items"]) != 100:
                         raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
@@ -145,6 +146,7 @@ async def list_latency(
                     percentile(timings["deep"], 50), percentile(timings["deep"], 99),
                 )  # fmt: skip
     finally:
+        await connection.close()
         await conn.close()
     return out
 

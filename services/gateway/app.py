@@ -8,17 +8,11 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from services.gateway import api
-from services.gateway.auth import Authenticator, issue_token
+from services.gateway.auth import CHALLENGE, Authenticator, issue_token
 from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
-from services.gateway.proxy import (
-    JOBS_ROOTS,
-    METHODS,
-    REGISTRY_PREFIX,
-    jobs_proxy,
-    registry_proxy,
-)
+from services.gateway.proxy import Forwarding, jobs_proxy, registry_proxy
 from services.gateway.settings import GatewaySettings
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
@@ -71,24 +65,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
+    # The services' paths go to them before FastAPI's routing; the last added runs first.
+    app.add_middleware(Forwarding, proxies=(registry, jobs))
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
     app.include_router(api.health)
     app.include_router(api.router)
-    app.add_route(
-        REGISTRY_PREFIX + "{path:path}", registry.forward, methods=METHODS, include_in_schema=False
-    )
-    for root in JOBS_ROOTS:
-        for route in (root, root + "/{path:path}"):
-            app.add_route(route, jobs.forward, methods=METHODS, include_in_schema=False)
     return app
 
 
 async def _challenge(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Unauthorized)
-    return problem_response(
-        exc.to_dict(instance=request.url.path), headers={"WWW-Authenticate": "Bearer"}
-    )
+    return problem_response(exc.to_dict(instance=request.url.path), headers=CHALLENGE)
 
 
 async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -> str:

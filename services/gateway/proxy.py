@@ -1,23 +1,23 @@
 """Forwards `/api/v1/registry/{path}` to the registry service, and `/api/v1/jobs...` and
 `/api/v1/gpu-types...` to the jobs service, with the caller as the actor.
 
-The benchmark's hot path: a plain Starlette endpoint (no FastAPI parameter parsing), the body
-read once and passed on as bytes, one pooled keep-alive aiohttp session for every call (httpx
-spent more time scanning its pool than forwarding; see bench/README.md).
+The benchmark's hot path, so it is plain ASGI: `Forwarding` hands these paths to their
+`ServiceProxy` before FastAPI's routing, the body is read once and passed on as bytes, the
+path and query go on exactly as they came, and each service is reached through one pool of
+keep-alive connections (`shared.http_pool`; see bench/README.md for what each step bought).
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from uuid import UUID
 
-import aiohttp
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import store
-from services.gateway.auth import Authenticator
+from services.gateway.auth import CHALLENGE, Authenticator
 from services.gateway.domain import (
     Action,
     is_job_submission,
@@ -28,15 +28,18 @@ from services.gateway.domain import (
 )
 from shared import context
 from shared.context import ACTOR_HEADER, CORRELATION_HEADER
-from shared.errors import InvalidInput, NotFound, ServiceUnavailable
+from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable, Unauthorized
+from shared.http import problem_response
+from shared.http_pool import Header, HttpPool, UpstreamError
 
 REGISTRY_PREFIX = "/api/v1/registry/"
 JOBS_PREFIX = "/api/v1/"
 JOBS_ROOTS = ("/api/v1/jobs", "/api/v1/gpu-types")
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_PASSED_ON = ("content-type", "accept", "if-match", "if-none-match")
-_PASSED_BACK = ("content-type", "etag", "location")
-_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
+_PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
+_PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
+_ACTOR = ACTOR_HEADER.lower().encode()
+_CORRELATION = CORRELATION_HEADER.lower().encode()
+_PROBE_SECONDS = 2.0
 
 
 class ServiceProxy:
@@ -57,9 +60,10 @@ class ServiceProxy:
     ) -> None:
         self.public_paths = public_paths  # the public API paths this backend serves
         self._service = service
-        self._origin = origin_url.rstrip("/")
+        self._origin_url = origin_url.rstrip("/")
+        self._origin = self._origin_url.encode("latin-1")
         self._public_prefix = public_prefix
-        self._prefix = self._origin + public_prefix
+        self._roots = tuple(p.rstrip("/") for p in public_paths)
         self._action = action
         self._needs_project = needs_project
         self._auth = authenticator
@@ -67,72 +71,80 @@ class ServiceProxy:
         self._connections = connections
         # Projects are never deleted, so one seen to exist needs no second look.
         self._known_projects: set[UUID] = set()
-        self._client: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
+
+    def serves(self, path: str) -> bool:
+        return any(path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")
+                   for root in self._roots)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
         """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
-        self._client = aiohttp.ClientSession(
-            # Idle connections retire before the services' 5 s keep-alive closes them under us.
-            connector=aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=2.0),
-            timeout=aiohttp.ClientTimeout(total=30.0),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
+        self._pool = HttpPool(self._origin_url, size=self._connections)
         try:
             yield
         finally:
-            await self._client.close()
-            self._client = None
+            await self._pool.close()
+            self._pool = None
 
     @property
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None:
+    def pool(self) -> HttpPool:
+        if self._pool is None:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
-        return self._client
+        return self._pool
 
-    async def forward(self, request: Request) -> Response:
-        principal = await self._auth.authenticate(request.headers.get("authorization"))
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        authorization = None
+        headers: list[Header] = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name in _PASSED_ON:
+                headers.append((name, value))
+        principal = await self._auth.authenticate(authorization)
         context.actor.set(principal.subject)
-        method = request.method
-        path = request.url.path.removeprefix(self._public_prefix)
+        path = scope["path"]
+        path = path[len(self._public_prefix) :] if path.startswith(self._public_prefix) else ""
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
-        body = await request.body()
+        body = await _read_body(receive)
         principal.require(self._action(method, path, body))
         if self._needs_project(method, path):
             await self._require_project(body)
 
-        headers = {
-            ACTOR_HEADER: principal.subject,
-            CORRELATION_HEADER: context.correlation_id.get() or "",
-        }
-        for name in _PASSED_ON:
-            if value := request.headers.get(name):
-                headers[name] = value
-        url = self._prefix + path
-        if query := request.scope["query_string"]:
-            url += "?" + query.decode("latin-1")
+        headers.append((_ACTOR, principal.subject.encode()))
+        headers.append((_CORRELATION, (context.correlation_id.get() or "").encode("latin-1")))
+        # The service serves the public path itself: it goes on as the caller wrote it.
+        target = scope.get("raw_path") or scope["path"].encode()
+        if query := scope["query_string"]:
+            target += b"?" + query
         try:
-            reply = await self.client.request(method, url, data=body, headers=headers)
-            # A reply of unknown length (a log that follows a running job) is passed on as it
-            # is written; any other is read whole, which frees its connection at once.
-            content = None if reply.content_length is None else await reply.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            reply = await self.pool.request(method, target, headers, body)
+        except UpstreamError as exc:
             raise ServiceUnavailable(
-                f"the {self._service} did not answer: {type(exc).__name__}", service=self._service
+                f"the {self._service} did not answer: {exc}", service=self._service
             ) from exc
 
-        passed_back = {}
-        for name in _PASSED_BACK:
-            if value := reply.headers.get(name):
-                passed_back[name] = value
-        if location := passed_back.get("location"):
-            # The service's own address is internal; its paths are the gateway's paths.
-            passed_back["location"] = location.removeprefix(self._origin)
-        if content is None:
-            return StreamingResponse(_chunks(reply), status_code=reply.status, headers=passed_back)
-        return Response(content, status_code=reply.status, headers=passed_back)
+        passed_back = [(n, v) for n, v in reply.headers if n in _PASSED_BACK]
+        for i, (name, value) in enumerate(passed_back):
+            if name == b"location":
+                # The service's own address is internal; its paths are the gateway's paths.
+                passed_back[i] = (name, value.removeprefix(self._origin))
+        if reply.body is None:
+            # A reply of unknown length (a log that follows a running job) goes on as written.
+            streamed = StreamingResponse(
+                reply.chunks(), status_code=reply.status,
+                headers={n.decode("latin-1"): v.decode("latin-1") for n, v in passed_back},
+            )  # fmt: skip
+            await streamed(scope, receive, send)
+            return
+        if method != "HEAD":
+            passed_back.append((b"content-length", str(len(reply.body)).encode()))
+        elif (length := reply.header(b"content-length")) is not None:
+            passed_back.append((b"content-length", length))
+        await send({"type": "http.response.start", "status": reply.status, "headers": passed_back})
+        await send({"type": "http.response.body", "body": reply.body})
 
     async def _require_project(self, body: bytes) -> None:
         raw = _json_field(body, "project_id")
@@ -156,21 +168,44 @@ class ServiceProxy:
 
     async def ready(self) -> bool:
         try:
-            async with self.client.get(self._origin + "/readyz", timeout=_PROBE_TIMEOUT) as reply:
-                return reply.status == 200
-        except (aiohttp.ClientError, TimeoutError):
+            reply = await self.pool.request("GET", "/readyz", timeout=_PROBE_SECONDS)
+            await reply.read()
+        except UpstreamError:
             return False
+        return reply.status == 200
 
     async def openapi(self) -> dict | None:
         """The service's OpenAPI document, or None while it does not answer."""
         try:
-            async with self.client.get(
-                self._origin + "/openapi.json", timeout=_PROBE_TIMEOUT, raise_for_status=True
-            ) as reply:
-                document = orjson.loads(await reply.read())
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            reply = await self.pool.request("GET", "/openapi.json", timeout=_PROBE_SECONDS)
+            document = orjson.loads(await reply.read())
+        except (UpstreamError, orjson.JSONDecodeError):
             return None
-        return document if isinstance(document, dict) else None
+        return document if reply.status == 200 and isinstance(document, dict) else None
+
+
+class Forwarding:
+    """ASGI middleware: a request for a path a proxy serves goes to it, past FastAPI's router
+    and its middleware (each layer costs every forwarded request); anything else goes on.
+    Its errors are problem+json like the rest of the API's."""
+
+    def __init__(self, app: ASGIApp, proxies: Sequence[ServiceProxy]) -> None:
+        self.app = app
+        self.proxies = tuple(proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            for proxy in self.proxies:
+                if proxy.serves(path):
+                    try:
+                        await proxy.forward(scope, receive, send)
+                    except Problem as problem:
+                        headers = CHALLENGE if isinstance(problem, Unauthorized) else None
+                        reply = problem_response(problem.to_dict(instance=path), headers)
+                        await reply(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def registry_proxy(
@@ -187,7 +222,7 @@ def registry_proxy(
         "registry", url, authenticator, sessionmaker,
         public_prefix=REGISTRY_PREFIX, public_paths=(REGISTRY_PREFIX.rstrip("/"),),
         action=action, needs_project=is_model_registration, connections=connections,
-    )
+    )  # fmt: skip
 
 
 def jobs_proxy(
@@ -201,15 +236,19 @@ def jobs_proxy(
         public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
         action=lambda method, path, _: jobs_action(method, path),
         needs_project=is_job_submission, connections=connections,
-    )
+    )  # fmt: skip
 
 
-async def _chunks(reply: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in reply.content.iter_any():
-            yield chunk
-    finally:
-        reply.release()
+async def _read_body(receive: Receive) -> bytes:
+    message: Message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
 
 
 def _json_field(body: bytes, name: str) -> object:
