@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared import context
-from shared.driver import checkout
+from shared.driver import check_in, checkout, orm_connection
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
 from shared.outbox import OutboxMessage, outbox_table
@@ -64,11 +64,15 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
 
 
 def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
+    """SQLAlchemy never begins, commits or resets here: transactions are the unit of work's,
+    on the driver's connection (see `shared.driver`), and reads outside one autocommit."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
     )
 
 
@@ -82,7 +86,7 @@ class UnitOfWork:
     The unit of work owns the transaction on the driver's connection, so statements sent
     through the ORM session (`session`) and straight through asyncpg (`conn`, for hot paths:
     half the CPU per statement) are one transaction. SQLAlchemy runs in autocommit mode on that
-    connection: it never begins or commits on its own.
+    connection (`create_engine`): it never begins or commits on its own.
 
     Events recorded with `record()` are written to the outbox table in the same transaction,
     and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
@@ -106,13 +110,13 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._events = []
         self._session = None
-        self._ended = False
-        self._connection, self.conn = await checkout(self._engine)
+        self._pooled = await checkout(self._engine)
+        self.conn: asyncpg.Connection = self._pooled.driver_connection
         try:
             self._transaction = self.conn.transaction()
             await self._transaction.start()
         except BaseException:
-            await self._connection.close()
+            check_in(self._pooled)
             raise
         return self
 
@@ -121,7 +125,9 @@ class UnitOfWork:
         """An ORM session on the unit of work's transaction, made when first asked for."""
         if self._session is None:
             self._session = AsyncSession(
-                bind=self._connection, expire_on_commit=False, autoflush=False
+                bind=orm_connection(self._engine, self._pooled),
+                expire_on_commit=False,
+                autoflush=False,
             )
         return self._session
 
@@ -147,19 +153,16 @@ class UnitOfWork:
                 await self._commit()
             else:
                 await self._rollback()
-        except BaseException:
-            if not self._ended:
-                # Neither committed nor rolled back: the connection's state is unknown.
-                await self._connection.invalidate()
-            raise
         finally:
-            if self._session is not None:
-                await self._session.close()
-            await self._connection.close()
+            try:
+                if self._session is not None:
+                    await self._session.close()
+            finally:
+                # If neither commit nor rollback went through, it is closed, not pooled.
+                check_in(self._pooled)
 
     async def _rollback(self) -> None:
         await self._transaction.rollback()
-        self._ended = True
 
     async def _commit(self) -> None:
         try:
@@ -176,7 +179,6 @@ class UnitOfWork:
             await self._rollback()
             raise
         await self._transaction.commit()
-        self._ended = True
         if messages and self._committed is not None:
             self._committed(messages)
 
