@@ -1,6 +1,5 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
-import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -21,7 +20,7 @@ from shared import context
 from shared.driver import check_in, checkout, orm_connection
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
-from shared.outbox import OutboxMessage, outbox_table
+from shared.outbox import OutboxMessage, insert_literal_sql, outbox_table
 
 # Stable constraint names, so a store can tell a duplicate name from a duplicate version.
 NAMING_CONVENTION = {
@@ -91,6 +90,9 @@ class UnitOfWork:
     Events recorded with `record()` are written to the outbox table in the same transaction,
     and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
     a service commits.
+
+    Round trips are what a command costs most (bench/README.md), so the outbox rows go in the
+    same message as the COMMIT: BEGIN, the command's own statements, then `INSERT ...; COMMIT`.
     """
 
     def __init__(
@@ -102,7 +104,7 @@ class UnitOfWork:
     ) -> None:
         self._engine = engine
         self.service = service
-        self._insert_outbox = _insert_outbox_sql(outbox)
+        self._outbox = outbox
         self._committed = committed
         self._events: list[CloudEvent] = []
         self._session: AsyncSession | None = None
@@ -110,13 +112,13 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._events = []
         self._session = None
+        self._ended = False
         self._pooled = await checkout(self._engine)
         self.conn: asyncpg.Connection = self._pooled.driver_connection
         try:
-            self._transaction = self.conn.transaction()
-            await self._transaction.start()
+            await self.conn.execute("BEGIN")
         except BaseException:
-            check_in(self._pooled)
+            check_in(self._pooled, reusable=False)
             raise
         return self
 
@@ -158,11 +160,13 @@ class UnitOfWork:
                 if self._session is not None:
                     await self._session.close()
             finally:
-                # If neither commit nor rollback went through, it is closed, not pooled.
-                check_in(self._pooled)
+                # If neither commit nor rollback went through, its state is unknown: closed.
+                check_in(self._pooled, reusable=self._ended)
 
     async def _rollback(self) -> None:
-        await self._transaction.rollback()
+        if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
+            await self.conn.execute("ROLLBACK")
+        self._ended = True
 
     async def _commit(self) -> None:
         try:
@@ -173,21 +177,14 @@ class UnitOfWork:
             for event in self._events:
                 event.time = committing
             messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
+            commit = "COMMIT"
             if messages:
-                await self.conn.execute(self._insert_outbox, *zip(*messages, strict=True))
+                commit = f"{insert_literal_sql(self._outbox, messages)}; COMMIT"
+            await self.conn.execute(commit)
         except BaseException:
             await self._rollback()
             raise
-        await self._transaction.commit()
+        self._ended = True
         if messages and self._committed is not None:
             self._committed(messages)
-
-
-@functools.cache
-def _insert_outbox_sql(outbox: Table) -> str:
-    """All of a command's events in one statement: their ids, subjects and payloads as arrays."""
-    return f"""
-        INSERT INTO {outbox.schema}.{outbox.name} (id, subject, payload)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
-    """
 

@@ -23,11 +23,12 @@ async def checkout(engine: AsyncEngine) -> PoolProxiedConnection:
     return await engine.raw_connection()
 
 
-def check_in(pooled: PoolProxiedConnection) -> None:
-    """Back to the pool, unless it is broken or still inside a transaction: then it is closed,
-    so no caller ever gets a connection in a state it did not make."""
+def check_in(pooled: PoolProxiedConnection, *, reusable: bool = True) -> None:
+    """Back to the pool, unless it is broken, still inside a transaction, or its user cannot
+    tell what state it is in: then it is closed, so nobody gets a connection in a state they
+    did not make."""
     conn: asyncpg.Connection = pooled.driver_connection
-    if conn.is_closed() or conn.is_in_transaction():
+    if not reusable or conn.is_closed() or conn.is_in_transaction():
         pooled.invalidate()
     else:
         pooled.close()

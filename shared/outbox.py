@@ -16,6 +16,7 @@ drops the copy.
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import NamedTuple
@@ -71,6 +72,22 @@ class OutboxMessage(NamedTuple):
     id: UUID
     subject: str
     payload: bytes
+
+
+_SUBJECT = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+
+
+def insert_literal_sql(table: Table, messages: Sequence[OutboxMessage]) -> str:
+    """The messages as one INSERT whose values are literals, for the unit of work to send with
+    its COMMIT in one message (the simple protocol that allows two statements takes no
+    parameters). No value can leave its literal: ids are rendered from their UUID, subjects
+    must be dotted names, payloads go hex-encoded."""
+    rows = []
+    for m in messages:
+        if not _SUBJECT.fullmatch(m.subject):
+            raise ValueError(f"not an event subject: {m.subject!r}")
+        rows.append(f"('{m.id.hex}', '{m.subject}', decode('{m.payload.hex()}', 'hex'))")
+    return f"INSERT INTO {table.schema}.{table.name} (id, subject, payload) VALUES {', '.join(rows)}"
 
 
 class OutboxRelay:

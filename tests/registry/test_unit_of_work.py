@@ -1,13 +1,15 @@
 """The unit of work against the real database: statements sent through the ORM session and
-straight through asyncpg are one transaction with the outbox rows, committed or rolled back
-together."""
+straight through asyncpg are one transaction with the outbox rows (sent as literals with the
+COMMIT), committed or rolled back together."""
 
 import uuid
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import text
 
 from services.registry.models import RegisteredModel
+from shared.events import CloudEvent, EventData
 from shared.events.registry import ModelRegistered
 
 PROJECT = uuid.uuid4()
@@ -85,3 +87,34 @@ async def test_a_failure_at_commit_time_leaves_nothing_and_the_pool_healthy(runt
     for _ in range(runtime.settings.db_pool_size + 1):
         async with runtime.uow() as uow:
             assert await uow.conn.fetchval("SELECT txid_current_if_assigned()") is None
+
+
+async def test_an_events_payload_reaches_the_outbox_byte_for_byte(runtime):
+    # The outbox rows travel as literals in the COMMIT's message: no value may leave its quotes.
+    model_id = uuid.uuid4()
+    tricky = "it's \\' -- ); DROP TABLE registry.outbox; -- zoë \u2603"
+    async with runtime.uow() as uow:
+        event = uow.record(
+            ModelRegistered(model_id=model_id, name=tricky, project_id=PROJECT,
+                            description=tricky, tags={tricky: tricky}, created_by="test"),
+            model_id,
+        )  # fmt: skip
+    async with runtime.connection() as conn:
+        stored = await conn.fetchval("SELECT payload FROM registry.outbox WHERE id = $1", event.id)
+    assert stored == event.to_json()
+    assert CloudEvent.from_json(stored).data["name"] == tricky
+
+
+class _Misnamed(EventData):
+    subject: ClassVar[str] = "registry.model'); DELETE FROM registry.outbox; --"
+
+
+async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runtime):
+    model_id = uuid.uuid4()
+    with pytest.raises(ValueError, match="not an event subject"):
+        async with runtime.uow() as uow:
+            await _insert(uow, model_id, f"misnamed-{model_id}", through_orm=False)
+            uow.record(_Misnamed(), model_id)
+    assert await _rows(runtime, [model_id]) == (0, 0)
+    async with runtime.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM registry.outbox") > 0
