@@ -102,8 +102,15 @@ async def list_latency(
                        FROM generate_series(1, $2::int) AS g""",
                     model, size,
                 )  # fmt: skip
+                # Written past the registry, so the counts its statements keep are kept here.
                 await conn.execute(
                     "UPDATE registry.registered_models SET version_counter = $2 WHERE id = $1::uuid",
+                    model,
+                    size,
+                )
+                await conn.execute(
+                    "UPDATE registry.version_counts SET n = n + $2"
+                    " WHERE model_id = $1::uuid AND stage = 'none'",
                     model,
                     size,
                 )

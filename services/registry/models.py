@@ -48,6 +48,9 @@ class RegisteredModel(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Numbers the versions created without a label: 1, 2, 3, ...
     version_counter: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The version serving production, if one does: set by the transition that moves it.
+    production_version_id: Mapped[UUID | None]
+    production_version: Mapped[str | None] = mapped_column(String(128))
 
 
 class ModelVersion(Base):
@@ -89,8 +92,9 @@ class ModelVersion(Base):
 
 
 class VersionCount(Base):
-    """How many versions each model has in each stage, kept by triggers on model_versions
-    (migration 0003), so a list's `total` costs one index lookup at any size."""
+    """How many versions each model has in each stage, so a list's `total` costs one index
+    lookup at any size. A row per stage from the model's registration on; moved by the same
+    statement that creates, moves or deletes a version (store.py; migration 0004)."""
 
     __tablename__ = "version_counts"
 

@@ -175,11 +175,11 @@ async def transition_stage(
     if version is None:
         raise version_not_found(f"with id {version_id}")
     model_id = version["model_id"]
-    current_production = None
-    if stage == ModelStage.PRODUCTION:
-        serving = await store.latest_in_stage(uow.conn, model_id, ModelStage.PRODUCTION)
-        current_production = None if serving is None else _state(serving)
-    changes = plan_transition(_state(version), stage, comment, current_production)
+    serving = None
+    if version["production_version_id"] is not None:
+        serving = VersionState(version["production_version_id"], version["production_version"],
+                               ModelStage.PRODUCTION)  # fmt: skip
+    changes = plan_transition(_state(version), stage, comment, serving)
 
     now = datetime.now(UTC)
     approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}

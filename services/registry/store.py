@@ -27,6 +27,9 @@ from services.registry.models import (
 Record = asyncpg.Record
 MODELS = f"{SCHEMA}.registered_models"
 VERSIONS = f"{SCHEMA}.model_versions"
+# How many versions each model has in each stage: moved by the statement that moves versions.
+COUNTS = f"{SCHEMA}.version_counts"
+_STAGES = ", ".join(f"'{stage.value}'" for stage in ModelStage)
 # A version as the API shows it; `metadata AS meta` keeps the ORM attribute's name.
 VERSION_COLUMNS = """v.seq, v.id, v.model_id, v.version, v.description, v.stage, v.run_id,
     v.artifact_version_id, v.artifact_uri, v.metrics, v.tags, v.metadata AS meta, v.approved_by,
@@ -50,10 +53,15 @@ def decode_cursor(cursor: str) -> int | None:
 
 
 _INSERT_MODEL = f"""
-    INSERT INTO {MODELS} (id, project_id, name, description, tags, created_by)
-    VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-    ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
-    RETURNING {MODEL_COLUMNS}
+    WITH model AS (
+        INSERT INTO {MODELS} (id, project_id, name, description, tags, created_by)
+        VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+        ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
+        RETURNING {MODEL_COLUMNS}
+    ), counts AS (
+        INSERT INTO {COUNTS} (model_id, stage, n) SELECT id, unnest(ARRAY[{_STAGES}]), 0 FROM model
+    )
+    SELECT * FROM model
 """
 
 
@@ -118,27 +126,32 @@ async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
     Returns how many versions it had (the counts as they were before the delete)."""
     return await conn.fetchval(f"""
         WITH gone AS (DELETE FROM {MODELS} WHERE id = $1)
-        SELECT coalesce(sum(n), 0) FROM {SCHEMA}.version_counts WHERE model_id = $1
+        SELECT coalesce(sum(n), 0) FROM {COUNTS} WHERE model_id = $1
     """, model_id)  # fmt: skip
 
 
-# Creating a version is the registry's busiest write: the counter bump and the insert are one
-# statement (one round trip).
+# Creating a version is the registry's busiest write: the counter bump, the insert and the
+# count of the version's stage are one statement (one round trip).
 _INSERT_NUMBERED_VERSION = f"""
     WITH model AS (
         UPDATE {MODELS} SET version_counter = version_counter + 1
         WHERE id = $1
         RETURNING version_counter, name
+    ), inserted AS (
+        INSERT INTO {VERSIONS} AS v (
+            id, model_id, version, stage, description, run_id, artifact_version_id, artifact_uri,
+            metrics, tags, metadata, created_by
+        )
+        SELECT $2, $1, coalesce($3::text, model.version_counter::text), $4, $5, $6, $7, $8,
+               $9::jsonb, $10::jsonb, $11::jsonb, $12
+        FROM model
+        ON CONFLICT (model_id, version) DO NOTHING
+        RETURNING {VERSION_COLUMNS}, (SELECT name FROM model) AS model_name
+    ), counted AS (
+        UPDATE {COUNTS} c SET n = c.n + 1
+        FROM inserted WHERE c.model_id = inserted.model_id AND c.stage = inserted.stage
     )
-    INSERT INTO {VERSIONS} AS v (
-        id, model_id, version, stage, description, run_id, artifact_version_id, artifact_uri,
-        metrics, tags, metadata, created_by
-    )
-    SELECT $2, $1, coalesce($3::text, model.version_counter::text), $4, $5, $6, $7, $8,
-           $9::jsonb, $10::jsonb, $11::jsonb, $12
-    FROM model
-    ON CONFLICT (model_id, version) DO NOTHING
-    RETURNING {VERSION_COLUMNS}, (SELECT name FROM model) AS model_name
+    SELECT * FROM inserted
 """
 
 
@@ -184,9 +197,13 @@ async def lock_version_and_model(
 
 
 async def lock_for_transition(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
-    """The version with its model's name, both rows locked: the model's transitions queue."""
+    """The version with its model's name and production version, both rows locked: the
+    model's transitions queue. A lock that waited for another transition returns both rows as
+    that one left them (Postgres re-reads a locked row that changed), so the production version
+    is current."""
     return await conn.fetchrow(f"""
-        SELECT {VERSION_COLUMNS}, m.name AS model_name
+        SELECT {VERSION_COLUMNS}, m.name AS model_name, m.production_version_id,
+               m.production_version
         FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
         WHERE v.id = $1
         FOR UPDATE
@@ -204,15 +221,23 @@ async def latest_in_stage(
     """, model_id, stage.value)  # fmt: skip
 
 
-# One stage change: the version's new stage (and approval, where given) and its audit row, in
-# one statement.
+# One stage change in one statement: the version's new stage (and approval, where given), the
+# counts of the two stages, the model's production version if it comes or goes, the audit row.
 _MOVE = f"""
     WITH moved AS (
         UPDATE {VERSIONS}
         SET stage = $3, updated_at = $6, approved_by = coalesce($7, approved_by),
             approved_at = coalesce($8, approved_at)
         WHERE id = $1
-        RETURNING id, model_id
+        RETURNING id, model_id, version
+    ), counted AS (
+        UPDATE {COUNTS} c SET n = c.n + CASE WHEN c.stage = $3 THEN 1 ELSE -1 END
+        FROM moved WHERE c.model_id = moved.model_id AND c.stage IN ($2, $3)
+    ), serving AS (
+        UPDATE {MODELS} m
+        SET production_version_id = CASE WHEN $3 = 'production' THEN moved.id END,
+            production_version = CASE WHEN $3 = 'production' THEN moved.version END
+        FROM moved WHERE m.id = moved.model_id AND 'production' IN ($2, $3)
     )
     INSERT INTO {SCHEMA}.model_version_transitions
         (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by, transitioned_at)
@@ -233,8 +258,8 @@ async def move_versions(conn: asyncpg.Connection, moves: list[dict[str, Any]]) -
 async def count_versions(
     conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None = None
 ) -> int:
-    """From the counts the database keeps per model and stage: the same cost at any size."""
-    counts = f"SELECT coalesce(sum(n), 0) FROM {SCHEMA}.version_counts WHERE model_id = $1"
+    """From the counts kept per model and stage: the same cost at any size."""
+    counts = f"SELECT coalesce(sum(n), 0) FROM {COUNTS} WHERE model_id = $1"
     if stage is None:
         return await conn.fetchval(counts, model_id)
     return await conn.fetchval(counts + " AND stage = $2", model_id, stage.value)
@@ -244,8 +269,7 @@ async def count_versions_of_existing_model(
     conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None
 ) -> int | None:
     """As count_versions, in the same round trip as the check: None when there is no model."""
-    counts = f"""SELECT sum(n) FROM {SCHEMA}.version_counts
-                  WHERE model_id = $1 AND stage = coalesce($2, stage)"""
+    counts = f"""SELECT sum(n) FROM {COUNTS} WHERE model_id = $1 AND stage = coalesce($2, stage)"""
     return await conn.fetchval(
         f"SELECT coalesce(({counts}), 0) FROM {MODELS} WHERE id = $1",
         model_id, None if stage is None else stage.value,
@@ -276,7 +300,12 @@ async def list_versions(
 
 
 async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:
-    await conn.execute(f"DELETE FROM {VERSIONS} WHERE id = $1", version_id)
+    """Delete the version (its history goes with it) and count it out of its stage."""
+    await conn.execute(f"""
+        WITH gone AS (DELETE FROM {VERSIONS} WHERE id = $1 RETURNING model_id, stage)
+        UPDATE {COUNTS} c SET n = c.n - 1
+        FROM gone WHERE c.model_id = gone.model_id AND c.stage = gone.stage
+    """, version_id)  # fmt: skip
 
 
 async def list_transitions(

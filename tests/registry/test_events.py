@@ -130,6 +130,17 @@ async def test_two_concurrent_promotions_leave_exactly_one_production_version(cl
             .group_by(ModelVersion.stage)
         )).all()
     assert dict(stages) == {"production": 1, "archived": 5}
+    # What the model keeps of its versions agrees: the counts, and which one serves production.
+    for stage, n in (("production", 1), ("archived", 5), ("none", 0)):
+        listed = await client.get(f"/models/{model['id']}/versions?stage={stage}&limit=1")
+        assert listed.json()["total"] == n
+    serving = (await client.get(f"/models/{model['id']}/versions?stage=production")).json()
+    async with runtime.connection() as conn:
+        pointer = await conn.fetchval(
+            "SELECT production_version_id FROM registry.registered_models WHERE id = $1",
+            uuid.UUID(model["id"]),
+        )
+    assert str(pointer) == serving["items"][0]["id"]
     # Every archive is itself on record: 6 promotions + 5 supersessions.
     total = 0
     for v in versions:

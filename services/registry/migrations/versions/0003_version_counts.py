@@ -1,4 +1,5 @@
-"""Version counts per model and stage, kept by statement triggers on model_versions.
+"""Version counts per model and stage, kept by statement triggers on model_versions (until
+0004, which has the registry's own statements keep them).
 
 A list's `total` was a count(*) over the model's versions on every page: 115 ms at a million
 versions. The triggers see each statement's rows once (transition tables), so a bulk insert
@@ -60,6 +61,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", "stage", name=op.f("pk_version_counts")),
         schema=SCHEMA,
     )
+    create_triggers()
+    op.execute(_ADD.format(rows=f"{SCHEMA}.model_versions"))
+
+
+def downgrade() -> None:
+    drop_triggers()
+    op.drop_table("version_counts", schema=SCHEMA)
+
+
+def create_triggers() -> None:
     for name, event, referencing, body in _TRIGGERS:
         op.execute(f"""
             CREATE FUNCTION {SCHEMA}.version_counts_{name}() RETURNS trigger
@@ -70,10 +81,9 @@ def upgrade() -> None:
             REFERENCING {referencing} FOR EACH STATEMENT
             EXECUTE FUNCTION {SCHEMA}.version_counts_{name}()
         """)
-    op.execute(_ADD.format(rows=f"{SCHEMA}.model_versions"))
 
 
-def downgrade() -> None:
+def drop_triggers() -> None:
+    """Also called by 0004, which replaced the triggers."""
     for name, _, _, _ in _TRIGGERS:
         op.execute(f"DROP FUNCTION {SCHEMA}.version_counts_{name}() CASCADE")
-    op.drop_table("version_counts", schema=SCHEMA)

@@ -1,0 +1,85 @@
+"""The registry's migrations build exactly the tables models.py declares, and carry existing
+data forward."""
+
+import asyncio
+import secrets
+import uuid
+
+from alembic import command
+
+from services.registry.app import MIGRATIONS
+from services.registry.models import metadata
+from shared.db import connect_raw
+from shared.local_infra import create_database, drop_database
+from shared.migrations import alembic_config
+from tests.migrations import schema_differences
+
+
+async def test_the_migrated_schema_matches_the_models(registry_app, database_url: str) -> None:
+    # `registry_app` started the service, which applied its migrations.
+    assert await schema_differences(database_url, metadata) == []
+
+
+async def test_0004_names_each_models_production_version_and_gives_it_every_count_row(
+    database_server_url: str,
+) -> None:
+    name = f"registry_upgrade_{secrets.token_hex(4)}"
+    url = await create_database(database_server_url, name)
+    config = alembic_config(MIGRATIONS, url)
+    try:
+        await asyncio.to_thread(command.upgrade, config, "0003")
+        serving, idle = uuid.uuid4(), uuid.uuid4()
+        live, retired = uuid.uuid4(), uuid.uuid4()
+        conn = await connect_raw(url)
+        try:
+            await conn.execute(
+                "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
+                " VALUES ($1, $3, 'serving', 'a'), ($2, $3, 'idle', 'a')",
+                serving, idle, uuid.uuid4(),
+            )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
+                " VALUES ($1, $3, '1', 'production', 'a'), ($2, $3, '2', 'archived', 'a')",
+                live, retired, serving,
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+
+        conn = await connect_raw(url)
+        try:
+            models = {
+                r["id"]: (r["production_version_id"], r["production_version"])
+                for r in await conn.fetch("SELECT * FROM registry.registered_models")
+            }
+            counts = {
+                (r["model_id"], r["stage"]): r["n"]
+                for r in await conn.fetch("SELECT * FROM registry.version_counts")
+            }
+        finally:
+            await conn.close()
+        assert models == {serving: (live, "1"), idle: (None, None)}
+        stages = ("none", "staging", "production", "archived")
+        assert counts == {
+            **{(idle, stage): 0 for stage in stages},
+            **{(serving, stage): 0 for stage in stages},
+            (serving, "production"): 1,
+            (serving, "archived"): 1,
+        }
+        # And back: the triggers count again.
+        await asyncio.to_thread(command.downgrade, config, "0003")
+        conn = await connect_raw(url)
+        try:
+            await conn.execute(
+                "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
+                " VALUES ($1, $2, '1', 'none', 'a')",
+                uuid.uuid4(), idle,
+            )  # fmt: skip
+            assert await conn.fetchval(
+                "SELECT n FROM registry.version_counts WHERE model_id = $1 AND stage = 'none'", idle
+            ) == 1
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(database_server_url, name)
