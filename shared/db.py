@@ -1,5 +1,7 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
+import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -7,6 +9,7 @@ from typing import Any, Self
 from uuid import UUID
 
 import asyncpg
+import orjson
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -72,7 +75,25 @@ def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
+        json_deserializer=_json_loads,
     )
+
+
+# orjson reads an integer past 64 bits as a float and refuses numbers past a double's range;
+# such a value (a run of 19 digits or more, as any integer from 10**18 up has) is read exactly
+# by the standard library instead.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _json_loads(text: str) -> Any:
+    """json and jsonb values as they come back: by orjson, in a tenth of the standard library's
+    time on a page of versions, unless a number in them needs the standard library's exactness."""
+    if _LONG_NUMBER.search(text):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

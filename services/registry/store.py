@@ -7,6 +7,7 @@ each pooled connection). The rest goes through the ORM session of the same trans
 """
 
 import base64
+import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -38,7 +39,10 @@ MODEL_COLUMNS = "id, name, project_id, description, tags, created_by, created_at
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits: the standard library keeps it
+        return json.dumps(value)
 
 
 def encode_cursor(seq: int) -> str:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID, uuid4
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 SPEC_VERSION = "1.0"
@@ -71,7 +70,8 @@ class CloudEvent(BaseModel):
         return self.type.removeprefix(TYPE_PREFIX).rsplit(".", 1)[0]
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        # pydantic's serializer, not orjson: it writes integers of any size.
+        return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:

@@ -212,6 +212,19 @@ async def test_update_version(client, model):
             "invalid-input")
 
 
+async def test_metadata_numbers_come_back_exactly_whatever_their_size(client, model):
+    metadata = {"seed": 2**70, "tiny": -(2**65), "ratio": 0.1, "id": "9" * 30}
+    v = await new_version(client, model["id"], metadata=metadata)
+    assert v["metadata"] == metadata
+    got = await client.get(f"/models/{model['id']}/versions/{v['version']}")
+    assert got.json()["metadata"] == metadata
+    patched = {**metadata, "seed": 3**50}
+    r = await client.patch(f"/models/versions/{v['id']}", json={"metadata": patched})
+    assert r.json()["metadata"] == patched
+    listed = (await client.get(f"/models/{model['id']}/versions")).json()["items"]
+    assert [item["metadata"] for item in listed if item["id"] == v["id"]] == [patched]
+
+
 async def test_transition_to_the_same_stage_is_a_conflict(client, model):
     v = await new_version(client, model["id"])
     problem(await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "none"}),
