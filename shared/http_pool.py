@@ -137,7 +137,7 @@ class _Connection(asyncio.Protocol):
 
     def abandon(self) -> None:
         """Give the connection up mid-exchange: its state is unknown, so it is closed."""
-        self._close()
+        self.close()
         self._finish(UpstreamError("the exchange was abandoned"))
 
     def pause(self) -> None:
@@ -151,7 +151,10 @@ class _Connection(asyncio.Protocol):
             self._transport.resume_reading()
 
     def close(self) -> None:
-        self._close()
+        if not self.closed:
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()
 
     # asyncio.Protocol ---------------------------------------------------------------------
 
@@ -165,7 +168,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._close()
+            self.close()
             self._finish(UpstreamError(f"the reply is not HTTP/1.1: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -184,7 +187,7 @@ class _Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if self._head_request:
             # No body follows, whatever its headers say; the parser would wait for one.
-            self._close()
+            self.close()
             self._complete(Reply(status, self._headers, b""))
             return
         if reply is not None and not _has_length(self._headers):
@@ -199,7 +202,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if not self._parser.should_keep_alive():
-            self._close()
+            self.close()
         if self._stream is not None:
             self._stream.end()
             self._complete(None)
@@ -225,12 +228,6 @@ class _Connection(asyncio.Protocol):
         if stream is not None:
             stream.end(error)
         self._pool._release(self)
-
-    def _close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self._transport is not None:
-                self._transport.close()
 
 
 def _has_length(headers: list[Header]) -> bool:

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from services.gateway import api
-from services.gateway.auth import CHALLENGE, Authenticator, issue_token
+from services.gateway.auth import Authenticator, issue_token, problem_reply
 from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
@@ -20,7 +20,6 @@ from shared.http import (
     NO_TELEMETRY,
     CorrelationMiddleware,
     install_problem_handlers,
-    problem_response,
 )
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE
@@ -76,7 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 async def _challenge(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Unauthorized)
-    return problem_response(exc.to_dict(instance=request.url.path), headers=CHALLENGE)
+    return problem_reply(exc, request.url.path)
 
 
 async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -> str:

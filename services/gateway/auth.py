@@ -12,14 +12,22 @@ from uuid import UUID
 from pydantic import SecretStr
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.responses import Response
 
 from services.gateway import store
 from services.gateway.domain import Principal, Role
-from shared.errors import Unauthorized
+from shared.errors import Problem, Unauthorized
+from shared.http import problem_response
 
 TOKEN_PREFIX = "mp_"
 ADMIN_SUBJECT = "admin"
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def problem_reply(problem: Problem, instance: str) -> Response:
+    """A problem as the gateway answers it; a failed authentication also names the scheme."""
+    headers = CHALLENGE if isinstance(problem, Unauthorized) else None
+    return problem_response(problem.to_dict(instance=instance), headers)
 
 
 def new_token() -> str:

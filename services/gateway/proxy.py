@@ -17,7 +17,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import store
-from services.gateway.auth import CHALLENGE, Authenticator
+from services.gateway.auth import Authenticator, problem_reply
 from services.gateway.domain import (
     Action,
     is_job_submission,
@@ -28,8 +28,7 @@ from services.gateway.domain import (
 )
 from shared import context
 from shared.context import ACTOR_HEADER, CORRELATION_HEADER
-from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable, Unauthorized
-from shared.http import problem_response
+from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable
 from shared.http_pool import Header, HttpPool, UpstreamError
 
 REGISTRY_PREFIX = "/api/v1/registry/"
@@ -201,9 +200,7 @@ class Forwarding:
                     try:
                         await proxy.forward(scope, receive, send)
                     except Problem as problem:
-                        headers = CHALLENGE if isinstance(problem, Unauthorized) else None
-                        reply = problem_response(problem.to_dict(instance=path), headers)
-                        await reply(scope, receive, send)
+                        await problem_reply(problem, path)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
 
