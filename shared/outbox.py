@@ -17,7 +17,7 @@ drops the copy.
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import NamedTuple
 from uuid import UUID
@@ -88,6 +88,32 @@ def insert_literal_sql(table: Table, messages: Sequence[OutboxMessage]) -> str:
             raise ValueError(f"not an event subject: {m.subject!r}")
         rows.append(f"('{m.id.hex}', '{m.subject}', decode('{m.payload.hex()}', 'hex'))")
     return f"INSERT INTO {table.schema}.{table.name} (id, subject, payload) VALUES {', '.join(rows)}"
+
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def written_by_statement_sql(
+    table: Table, first_parameter: int, source: str, fill: Mapping[str, str] = {}
+) -> str:
+    """A CTE `events`, for a command whose one statement writes its event to the outbox itself
+    (`UnitOfWork.fetchrow_writing_event`), once for the row of the CTE `source`: none when the
+    statement wrote nothing. Parameters `$n` to `$n+2` are the event's id, subject and payload.
+
+    `fill` maps fields of the event's data to columns of `source` whose values the statement
+    makes (a version's number, say): they are set into the payload from the row written."""
+    payload = f"${first_parameter + 2}::bytea"
+    if fill:
+        document = f"convert_from({payload}, 'UTF8')::jsonb"
+        for field, column in fill.items():
+            if not (_NAME.fullmatch(field) and _NAME.fullmatch(column)):
+                raise ValueError(f"not a field and a column: {field!r}, {column!r}")
+            document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
+        payload = f"convert_to({document}::text, 'UTF8')"
+    return f"""events AS (
+        INSERT INTO {table.schema}.{table.name} (id, subject, payload)
+        SELECT ${first_parameter}::uuid, ${first_parameter + 1}::text, {payload} FROM {source}
+    )"""
 
 
 class OutboxRelay:

@@ -58,8 +58,9 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task | None = None
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch)
+    def uow(self, *, begin: bool = True) -> UnitOfWork:
+        """A command's unit of work; `begin=False` for one whose change is one statement."""
+        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch, begin=begin)
 
     def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """asyncpg's connection from the pool, for reads on hot paths (see `driver_connection`)."""

@@ -48,7 +48,7 @@ def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
 
 @router.post("/models", status_code=201, response_model=ModelOut)
 async def register_model(body: ModelCreate, rt: Runtime, who: Actor):
-    async with rt.uow() as uow:
+    async with rt.uow(begin=False) as uow:
         model = await service.register_model(uow, actor=who, **body.model_dump())
     location = f"{router.prefix}/models/{model['id']}"
     return json_reply(ModelOut.model_validate(dict(model)), 201, {"Location": location})
@@ -163,7 +163,7 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
 async def create_version(model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor):
-    async with rt.uow() as uow:
+    async with rt.uow(begin=False) as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
     location = f"{router.prefix}/models/versions/{version['id']}"
     return json_reply(VersionOut.model_validate(dict(version)), 201, {"Location": location})

@@ -47,18 +47,17 @@ async def register_model(
     uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
     tags: dict[str, str], actor: str,
 ) -> store.Record:
+    """Runs in a unit of work that has not begun: the model and its event are one statement."""
+    model_id = uuid4()
     model = await store.insert_model(
-        uow.conn,
-        {"id": uuid4(), "name": name, "project_id": project_id, "description": description,
+        uow,
+        {"id": model_id, "name": name, "project_id": project_id, "description": description,
          "tags": tags, "created_by": actor},
-    )
+        ModelRegistered(model_id=model_id, name=name, project_id=project_id,
+                        description=description, tags=tags, created_by=actor),
+    )  # fmt: skip
     if model is None:
         raise DuplicateModelName(f"project {project_id} already has a model named '{name}'")
-    uow.record(
-        ModelRegistered(model_id=model["id"], name=name, project_id=project_id,
-                        description=description, tags=tags, created_by=actor),
-        model["id"],
-    )
     return model
 
 
@@ -96,24 +95,40 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
 async def create_version(
     uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str, **fields: Any
 ) -> store.Record:
-    """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given."""
+    """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
+    of work that has not begun, a numbered version and its event are one statement."""
     values = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": {}, "metadata": {}}  # fmt: skip
     values.update(fields)
     values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
                   created_by=actor)  # fmt: skip
+    if version is None and not uow.begun:
+        # The model's name and the number are the statement's to fill in.
+        event = _version_created(values, model_name="", version="")
+        created = await store.insert_numbered_version_with_event(uow, values, event)
+        if created is not None:
+            return created
+    if not uow.begun:
+        await uow.begin()
     created = await store.insert_numbered_version(uow.conn, values)
     if created is None:
         created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
-        ModelVersionCreated(
-            model_id=model_id, model_name=created["model_name"], version_id=created["id"],
-            version=created["version"], stage=created["stage"], run_id=created["run_id"],
-            artifact_uri=created["artifact_uri"], metrics=created["metrics"], created_by=actor,
-        ),
+        _version_created(values, model_name=created["model_name"], version=created["version"]),
         created["id"],
     )
     return created
+
+
+def _version_created(
+    values: dict[str, Any], *, model_name: str, version: str
+) -> ModelVersionCreated:
+    return ModelVersionCreated(
+        model_id=values["model_id"], model_name=model_name, version_id=values["id"],
+        version=version, stage=values["stage"], run_id=values["run_id"],
+        artifact_uri=values["artifact_uri"], metrics=values["metrics"],
+        created_by=values["created_by"],
+    )  # fmt: skip
 
 
 async def _create_version_past_a_taken_label(

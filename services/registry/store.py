@@ -1,4 +1,6 @@
-"""The registry's queries. Nothing here commits: the unit of work does.
+"""The registry's queries. Nothing here commits but the unit of work's own statements: a
+command that is one statement (creating a model, numbering a version) writes its event with it
+and commits by itself (`UnitOfWork.fetchrow_writing_event`).
 
 The hot paths (creating, reading, listing and moving versions, creating models) are SQL on the
 transaction's asyncpg connection: a statement through SQLAlchemy costs twice the CPU. jsonb
@@ -23,7 +25,11 @@ from services.registry.models import (
     SCHEMA,
     ModelVersion,
     RegisteredModel,
+    metadata,
 )
+from shared.db import UnitOfWork
+from shared.events.registry import ModelRegistered, ModelVersionCreated
+from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
 
 Record = asyncpg.Record
 MODELS = f"{SCHEMA}.registered_models"
@@ -36,6 +42,7 @@ VERSION_COLUMNS = """v.seq, v.id, v.model_id, v.version, v.description, v.stage,
     v.artifact_version_id, v.artifact_uri, v.metrics, v.tags, v.metadata AS meta, v.approved_by,
     v.approved_at, v.created_by, v.created_at, v.updated_at"""
 MODEL_COLUMNS = "id, name, project_id, description, tags, created_by, created_at, updated_at"
+OUTBOX = metadata.tables[f"{SCHEMA}.{OUTBOX_TABLE}"]
 
 
 def _json(value: Any) -> str:
@@ -56,6 +63,7 @@ def decode_cursor(cursor: str) -> int | None:
         return None
 
 
+# The model, its counts and its event: one statement, one round trip.
 _INSERT_MODEL = f"""
     WITH model AS (
         INSERT INTO {MODELS} (id, project_id, name, description, tags, created_by)
@@ -64,16 +72,20 @@ _INSERT_MODEL = f"""
         RETURNING {MODEL_COLUMNS}
     ), counts AS (
         INSERT INTO {COUNTS} (model_id, stage, n) SELECT id, unnest(ARRAY[{_STAGES}]), 0 FROM model
-    )
+    ), {written_by_statement_sql(OUTBOX, 7, "model")}
     SELECT * FROM model
 """
 
 
-async def insert_model(conn: asyncpg.Connection, values: dict[str, Any]) -> Record | None:
-    """The new model, or None when its project already has a model of that name."""
-    return await conn.fetchrow(
+async def insert_model(
+    uow: UnitOfWork, values: dict[str, Any], event: ModelRegistered
+) -> Record | None:
+    """The new model, committed with its event; None when its project already has a model of
+    that name (then nothing was written)."""
+    return await uow.fetchrow_writing_event(
         _INSERT_MODEL, values["id"], values["project_id"], values["name"],
         values["description"], _json(values["tags"]), values["created_by"],
+        data=event, aggregate_id=values["id"],
     )  # fmt: skip
 
 
@@ -135,8 +147,9 @@ async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
 
 
 # Creating a version is the registry's busiest write: the counter bump, the insert and the
-# count of the version's stage are one statement (one round trip).
-_INSERT_NUMBERED_VERSION = f"""
+# count of the version's stage are one statement (one round trip), and for a numbered version
+# outside a transaction its event too.
+_NUMBERED_VERSION = f"""
     WITH model AS (
         UPDATE {MODELS} SET version_counter = version_counter + 1
         WHERE id = $1
@@ -154,9 +167,23 @@ _INSERT_NUMBERED_VERSION = f"""
     ), counted AS (
         UPDATE {COUNTS} c SET n = c.n + 1
         FROM inserted WHERE c.model_id = inserted.model_id AND c.stage = inserted.stage
-    )
+    )"""
+_INSERT_NUMBERED_VERSION = f"{_NUMBERED_VERSION} SELECT * FROM inserted"
+# The event's model name and version label are the statement's to know.
+_VERSION_FILL = {"model_name": "model_name", "version": "version"}
+_INSERT_NUMBERED_VERSION_WITH_EVENT = f"""{_NUMBERED_VERSION},
+    {written_by_statement_sql(OUTBOX, 13, "inserted", _VERSION_FILL)}
     SELECT * FROM inserted
 """
+
+
+def _version_arguments(values: dict[str, Any]) -> tuple:
+    return (
+        values["model_id"], values["id"], values["version"], values["stage"],
+        values["description"], values["run_id"], values["artifact_version_id"],
+        values["artifact_uri"], _json(values["metrics"]), _json(values["tags"]),
+        _json(values["metadata"]), values["created_by"],
+    )  # fmt: skip
 
 
 async def insert_numbered_version(
@@ -165,11 +192,18 @@ async def insert_numbered_version(
     """Bump the model's counter (locking its row) and insert the version, labelled
     `values["version"]` or else the new number; the row carries `model_name`. None when the
     model does not exist or the label is taken (the bump is then kept: the row stays locked)."""
-    return await conn.fetchrow(
-        _INSERT_NUMBERED_VERSION, values["model_id"], values["id"], values["version"],
-        values["stage"], values["description"], values["run_id"], values["artifact_version_id"],
-        values["artifact_uri"], _json(values["metrics"]), _json(values["tags"]),
-        _json(values["metadata"]), values["created_by"],
+    return await conn.fetchrow(_INSERT_NUMBERED_VERSION, *_version_arguments(values))
+
+
+async def insert_numbered_version_with_event(
+    uow: UnitOfWork, values: dict[str, Any], event: ModelVersionCreated
+) -> Record | None:
+    """As `insert_numbered_version`, committed by itself with its event, whose `model_name`
+    and `version` the statement fills in. None when nothing was written; a bump made then is
+    kept (the number is taken by a label: the next try skips it anyway)."""
+    return await uow.fetchrow_writing_event(
+        _INSERT_NUMBERED_VERSION_WITH_EVENT, *_version_arguments(values),
+        data=event, aggregate_id=values["id"], fill=_VERSION_FILL,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from shared.events import CloudEvent
 from shared.events.jobs import JobSucceeded, RegisterModel
 from shared.outbox import OutboxRelay
 from tests.bus import stream_events, wait_for_events
+from tests.registry.conftest import ACTOR
 
 
 async def test_each_change_publishes_its_event_exactly_once(client, nc, runtime, model):
@@ -41,10 +42,33 @@ async def test_a_failed_command_publishes_nothing(client, nc, runtime, model):
     await client.post(f"/models/{model['id']}/versions", json={"version": "a"})
     r = await client.post(f"/models/{model['id']}/versions", json={"version": "a"})
     assert r.status_code == 409
+    again = {"name": model["name"], "project_id": model["project_id"]}
+    assert (await client.post("/models", json=again)).status_code == 409
     await runtime.relay.drain()
     created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
                if e.data["model_id"] == model["id"]]
     assert len(created) == 1
+    registered = [e for e in await stream_events(nc, "REGISTRY", "registry.model.registered")
+                  if e.data["project_id"] == model["project_id"]]
+    assert len(registered) == 1
+
+
+async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, runtime):
+    # The number and the name are filled into the event by the statement that writes both.
+    name = f"it's \\ \" ünïcode \u2603 {uuid.uuid4()}"
+    r = await client.post("/models", json={"name": name, "project_id": str(uuid.uuid4())})
+    versions = f"/models/{r.json()['id']}/versions"
+    labelled = (await client.post(versions, json={"version": "1"})).json()
+    numbered = [(await client.post(versions, json={"metrics": {"acc": 0.5}})).json()
+                for _ in range(2)]  # fmt: skip
+    assert [v["version"] for v in numbered] == ["2", "3"]  # 1 is a label: skipped
+    await runtime.relay.drain()
+    events = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+              if e.data["model_id"] == r.json()["id"]]
+    assert [(e.subject, e.data["model_name"], e.data["version"]) for e in events] == [
+        (v["id"], name, v["version"]) for v in [labelled, *numbered]
+    ]
+    assert events[1].data["metrics"] == {"acc": 0.5} and events[1].data["created_by"] == ACTOR
 
 
 async def test_relay_killed_between_commit_and_publish_loses_nothing(

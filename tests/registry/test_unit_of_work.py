@@ -1,6 +1,7 @@
 """The unit of work against the real database: statements sent through the ORM session and
 straight through asyncpg are one transaction with the outbox rows (sent as literals with the
-COMMIT), committed or rolled back together."""
+COMMIT), committed or rolled back together; a command that is one statement writes its event
+in that statement."""
 
 import uuid
 from typing import ClassVar
@@ -9,8 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from services.registry.models import RegisteredModel
+from shared.db import UnitOfWork
 from shared.events import CloudEvent, EventData
 from shared.events.registry import ModelRegistered
+from shared.outbox import OutboxMessage, written_by_statement_sql
 
 PROJECT = uuid.uuid4()
 
@@ -118,3 +121,82 @@ async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runti
     assert await _rows(runtime, [model_id]) == (0, 0)
     async with runtime.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM registry.outbox") > 0
+
+
+def _one_statement(outbox) -> str:
+    """A model insert that writes its event itself; the event's name is the statement's."""
+    return f"""
+        WITH model AS (
+            INSERT INTO registry.registered_models (id, project_id, name, created_by)
+            VALUES ($1, $2, $3, 'test')
+            ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
+            RETURNING id, upper(name) AS shouted
+        ), {written_by_statement_sql(outbox, 4, "model", {"name": "shouted"})}
+        SELECT * FROM model
+    """
+
+
+def _registered(model_id: uuid.UUID, name: str) -> ModelRegistered:
+    return ModelRegistered(model_id=model_id, name=name, project_id=PROJECT, description=None,
+                           tags={}, created_by="test")  # fmt: skip
+
+
+async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_statement(runtime):
+    model_id = uuid.uuid4()
+    tricky = f"it's \\' \" -- ); zoë \u2603 {model_id}"
+    dispatched: list[OutboxMessage] = []
+    async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
+                          begin=False) as uow:  # fmt: skip
+        row = await uow.fetchrow_writing_event(
+            _one_statement(runtime.outbox), model_id, PROJECT, tricky,
+            data=_registered(model_id, "placeholder"), aggregate_id=model_id,
+            fill={"name": "shouted"},
+        )  # fmt: skip
+        assert row["shouted"] == tricky.upper()
+        # Committed already, before the unit of work ends: no transaction was open.
+        assert await _rows(runtime, [model_id]) == (1, 1)
+    [message] = dispatched
+    async with runtime.connection() as conn:
+        stored = await conn.fetchval(
+            "SELECT payload FROM registry.outbox WHERE id = $1", message.id
+        )
+    # The same event in both: the relay publishes the one, a sweep would publish the other.
+    assert CloudEvent.from_json(stored) == CloudEvent.from_json(message.payload)
+    assert CloudEvent.from_json(stored).data["name"] == tricky.upper()
+    assert message.subject == "registry.model.registered"
+
+
+async def test_a_one_statement_command_that_writes_nothing_records_no_event(runtime):
+    model_id, clash = uuid.uuid4(), uuid.uuid4()
+    name = f"once-{model_id}"
+    dispatched: list[OutboxMessage] = []
+    for key in (model_id, clash):
+        async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
+                              begin=False) as uow:  # fmt: skip
+            await uow.fetchrow_writing_event(
+                _one_statement(runtime.outbox), key, PROJECT, name,
+                data=_registered(key, name), aggregate_id=key, fill={"name": "shouted"},
+            )  # fmt: skip
+    assert await _rows(runtime, [model_id, clash]) == (1, 1)
+    assert [m.subject for m in dispatched] == ["registry.model.registered"]
+
+
+async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_both_events(runtime):
+    first, second = uuid.uuid4(), uuid.uuid4()
+    dispatched: list[OutboxMessage] = []
+    async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
+                          begin=False) as uow:  # fmt: skip
+        with pytest.raises(RuntimeError, match="begin"):
+            uow.session  # noqa: B018 - an ORM session needs the transaction
+        await uow.fetchrow_writing_event(
+            _one_statement(runtime.outbox), first, PROJECT, f"first-{first}",
+            data=_registered(first, "x"), aggregate_id=first, fill={"name": "shouted"},
+        )  # fmt: skip
+        await uow.begin()
+        with pytest.raises(RuntimeError, match="cannot join a transaction"):
+            await uow.fetchrow_writing_event("SELECT 1", data=_registered(first, "x"),
+                                             aggregate_id=first)  # fmt: skip
+        await _insert(uow, second, f"second-{second}", through_orm=False)
+        assert await _rows(runtime, [second]) == (0, 0)  # not yet committed
+    assert await _rows(runtime, [first, second]) == (2, 2)
+    assert len(dispatched) == 2
