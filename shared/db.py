@@ -116,8 +116,8 @@ class UnitOfWork:
     Round trips are what a command costs most (bench/README.md), so the outbox rows go in the
     same message as the COMMIT: BEGIN, the command's own statements, then `INSERT ...; COMMIT`.
     A command whose change is one statement does better: made with `begin=False`, its unit of
-    work sends no BEGIN, and `fetchrow_writing_event` runs the statement, which writes the
-    command's event itself (`shared.outbox.written_by_statement_sql`), as a transaction of its
+    work sends no BEGIN, and `fetchrow_writing_events` runs the statement, which writes the
+    command's events itself (`shared.outbox.written_by_statement_sql`), as a transaction of its
     own: one round trip. Should the command need more, `begin()` starts the transaction.
     """
 
@@ -136,12 +136,14 @@ class UnitOfWork:
         self._committed = committed
         self._begin_at_start = begin
         self._events: list[CloudEvent] = []
-        self._written: list[OutboxMessage] = []
+        self._written: list[OutboxMessage] = []  # committed: for the relay
+        self._written_in_transaction: list[OutboxMessage] = []
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         self._events = []
         self._written = []
+        self._written_in_transaction = []
         self._session = None
         self._begun = False
         self._ended = False
@@ -181,32 +183,43 @@ class UnitOfWork:
 
     def record(self, data: EventData, aggregate_id: UUID | str | None) -> CloudEvent:
         """An event the commit writes to the outbox."""
+        if not self._begun:
+            raise RuntimeError("an event is recorded inside the transaction: begin() first")
         event = self._wrap(data, aggregate_id)
         self._events.append(event)
         return event
 
-    async def fetchrow_writing_event(
+    async def fetchrow_writing_events(
         self,
         sql: str,
         *args: Any,
-        data: EventData,
-        aggregate_id: UUID | str | None,
+        events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
-        """Run the command's one statement, before any transaction: it commits by itself, with
-        the event it writes (`written_by_statement_sql` with `fill`, its parameters after
-        `args`). The statement returns the row of its CTE `source`, or nothing when it wrote
-        nothing; the event was written, and goes to the relay, only with a row. The data's
-        `fill` fields are placeholders until then."""
-        if self._begun:
-            raise RuntimeError("a statement that commits by itself cannot join a transaction")
-        event = self._wrap(data, aggregate_id)
-        event.time = datetime.now(UTC)  # as the statement commits: see _commit
-        row = await self.conn.fetchrow(sql, *args, event.id, event.nats_subject, event.to_json())
-        if row is not None:
-            for field, column in fill.items():
-                event.data[field] = row[column]
-            self._written.append(OutboxMessage(event.id, event.nats_subject, event.to_json()))
+        """Run a statement that writes the command's events itself: its SQL holds
+        `written_by_statement_sql` with the same `fill`, whose parameters follow `args`. The
+        statement returns its `source` row, or no row when it wrote nothing; only with a row
+        were the events written. The `fill` fields of their data are placeholders until then.
+
+        Before `begin()`, the statement is a transaction of its own: the command's change and
+        its events commit together in one round trip. Inside the transaction, they commit with
+        it."""
+        written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
+        committing = datetime.now(UTC)  # the statement's own commit, or very near the COMMIT
+        for event in written:
+            event.time = committing
+        messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in written]
+        row = await self.conn.fetchrow(
+            sql, *args, [m.id for m in messages], [m.subject for m in messages],
+            [m.payload for m in messages],
+        )  # fmt: skip
+        if row is None:
+            return None
+        if fill:
+            for event in written:
+                event.data.update({field: row[column] for field, column in fill.items()})
+            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written)]
+        (self._written_in_transaction if self._begun else self._written).extend(messages)
         return row
 
     def _wrap(self, data: EventData, aggregate_id: UUID | str | None) -> CloudEvent:
@@ -266,6 +279,7 @@ class UnitOfWork:
             await self._rollback()
             raise
         self._ended = True
+        self._written.extend(self._written_in_transaction)
         self._written.extend(messages)
 
     def _dispatch(self) -> None:

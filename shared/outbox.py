@@ -96,13 +96,14 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 def written_by_statement_sql(
     table: Table, first_parameter: int, source: str, fill: Mapping[str, str] = {}
 ) -> str:
-    """A CTE `events`, for a command whose one statement writes its event to the outbox itself
-    (`UnitOfWork.fetchrow_writing_event`), once for the row of the CTE `source`: none when the
-    statement wrote nothing. Parameters `$n` to `$n+2` are the event's id, subject and payload.
+    """A CTE `events` for a statement that writes its command's events to the outbox itself
+    (`UnitOfWork.fetchrow_writing_events`), once for the row of the CTE `source`: none when
+    the statement wrote nothing. Parameters `$n` to `$n+2` are the arrays of the events' ids,
+    subjects and payloads.
 
-    `fill` maps fields of the event's data to columns of `source` whose values the statement
-    makes (a version's number, say): they are set into the payload from the row written."""
-    payload = f"${first_parameter + 2}::bytea"
+    `fill` maps fields of the events' data to columns of `source` whose values the statement
+    makes (a version's number, say): they are set into each payload from the row written."""
+    payload = "e.payload"
     if fill:
         document = f"convert_from({payload}, 'UTF8')::jsonb"
         for field, column in fill.items():
@@ -110,9 +111,14 @@ def written_by_statement_sql(
                 raise ValueError(f"not a field and a column: {field!r}, {column!r}")
             document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
         payload = f"convert_to({document}::text, 'UTF8')"
+    ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
     return f"""events AS (
         INSERT INTO {table.schema}.{table.name} (id, subject, payload)
-        SELECT ${first_parameter}::uuid, ${first_parameter + 1}::text, {payload} FROM {source}
+        SELECT e.id, e.subject, {payload}
+        FROM unnest({ids}::uuid[], {subjects}::text[], {payloads}::bytea[]) WITH ORDINALITY
+            AS e(id, subject, payload, n),
+            {source}
+        ORDER BY e.n
     )"""
 
 

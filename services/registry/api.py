@@ -119,7 +119,7 @@ async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 @router.post("/models/versions/{version_id}/transition", response_model=TransitionResult)
 async def transition_stage(version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor):
-    async with rt.uow() as uow:
+    async with rt.uow(begin=False) as uow:
         version, transitions = await service.transition_stage(
             uow, version_id, stage=body.stage, comment=body.comment, actor=who
         )

@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
@@ -61,12 +61,15 @@ class ModelVersion(Base):
         # Keyset pagination of one model's versions, newest first, and "latest in a stage".
         Index("ix_model_versions_model_seq", "model_id", "seq"),
         Index("ix_model_versions_model_stage_seq", "model_id", "stage", "seq"),
-        # The database itself refuses a second production version of a model.
-        Index(
-            "uq_model_versions_one_production",
-            "model_id",
-            unique=True,
-            postgresql_where=text("stage = 'production'"),
+        # The database itself refuses a second production version of a model, checked as each
+        # statement ends: a transition archives one and promotes another in one statement.
+        ExcludeConstraint(
+            ("model_id", "="),
+            name="ex_model_versions_one_production",
+            using="btree",
+            where=text("stage = 'production'"),
+            deferrable=True,
+            initially="IMMEDIATE",
         ),
     )
 

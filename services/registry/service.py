@@ -184,42 +184,56 @@ async def transition_stage(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
-    Locking the model row serialises every transition of the model, so two concurrent
-    promotions cannot both find production empty."""
-    version = await store.lock_for_transition(uow.conn, version_id)
-    if version is None:
-        raise version_not_found(f"with id {version_id}")
-    model_id = version["model_id"]
-    serving = None
-    if version["production_version_id"] is not None:
-        serving = VersionState(version["production_version_id"], version["production_version"],
-                               ModelStage.PRODUCTION)  # fmt: skip
-    changes = plan_transition(_state(version), stage, comment, serving)
 
-    now = datetime.now(UTC)
-    approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
-    recorded = [
-        {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
-         "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
-         "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
-        for c in changes
-    ]  # fmt: skip
-    # Leaving production first keeps the one-production index satisfied at every statement.
-    await store.move_versions(uow.conn, [
-        move | (approval if move["version_id"] == version["id"] else {}) for move in recorded
-    ])  # fmt: skip
-    for c in changes:
-        uow.record(
-            ModelVersionTransitioned(
+    In a unit of work that has not begun, the transition is planned from the version as read,
+    and one statement applies the plan, with its audit rows and events, only if the version's
+    stage and its model's production version are still the same (the statement locks both
+    rows, so two concurrent promotions cannot both find production as it was). If another
+    transition got in between, the unit of work begins, locks both rows and plans again: a
+    plan made under the lock cannot go stale."""
+    # Inside a transaction already, both tries lock.
+    for lock in (uow.begun, True):
+        if lock and not uow.begun:
+            await uow.begin()
+        version = await store.version_for_transition(uow.conn, version_id, lock=lock)
+        if version is None:
+            raise version_not_found(f"with id {version_id}")
+        changes = plan_transition(_state(version), stage, comment, _serving(version))
+
+        now = datetime.now(UTC)
+        approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
+        model_id = version["model_id"]
+        recorded = [
+            {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
+             "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
+             "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
+            for c in changes
+        ]  # fmt: skip
+        events = [
+            (ModelVersionTransitioned(
                 model_id=model_id, model_name=version["model_name"], version_id=c.version_id,
                 version=c.version, from_stage=c.from_stage, to_stage=c.to_stage,
                 comment=c.comment, actor=actor,
-            ),
-            c.version_id,
-        )
-    moved = {**dict(version), "stage": stage.value, "updated_at": now, **approval}
-    return moved, recorded
+            ), c.version_id)
+            for c in changes
+        ]  # fmt: skip
+        applied = await store.transition(
+            uow, version, changes, [r["id"] for r in recorded], actor=actor, at=now,
+            approved_by=approval.get("approved_by"), events=events,
+        )  # fmt: skip
+        if applied:
+            moved = {**dict(version), "stage": stage.value, "updated_at": now, **approval}
+            return moved, recorded
+    raise RuntimeError(f"the transition of version {version_id} went stale under its lock")
 
 
 def _state(version: store.Record) -> VersionState:
     return VersionState(version["id"], version["version"], ModelStage(version["stage"]))
+
+
+def _serving(version: store.Record) -> VersionState | None:
+    """The version serving production in the model of `version`, as read with it."""
+    if version["production_version_id"] is None:
+        return None
+    return VersionState(version["production_version_id"], version["production_version"],
+                        ModelStage.PRODUCTION)  # fmt: skip

@@ -1,6 +1,6 @@
 """The registry's queries. Nothing here commits but the unit of work's own statements: a
 command that is one statement (creating a model, numbering a version) writes its event with it
-and commits by itself (`UnitOfWork.fetchrow_writing_event`).
+and commits by itself (`UnitOfWork.fetchrow_writing_events`).
 
 The hot paths (creating, reading, listing and moving versions, creating models) are SQL on the
 transaction's asyncpg connection: a statement through SQLAlchemy costs twice the CPU. jsonb
@@ -11,6 +11,7 @@ each pooled connection). The rest goes through the ORM session of the same trans
 import base64
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from services.registry.domain import ModelStage
+from services.registry.domain import ModelStage, StageChange
 from services.registry.models import (
     SCHEMA,
     ModelVersion,
@@ -28,7 +29,7 @@ from services.registry.models import (
     metadata,
 )
 from shared.db import UnitOfWork
-from shared.events.registry import ModelRegistered, ModelVersionCreated
+from shared.events.registry import ModelRegistered, ModelVersionCreated, ModelVersionTransitioned
 from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
 
 Record = asyncpg.Record
@@ -82,10 +83,10 @@ async def insert_model(
 ) -> Record | None:
     """The new model, committed with its event; None when its project already has a model of
     that name (then nothing was written)."""
-    return await uow.fetchrow_writing_event(
+    return await uow.fetchrow_writing_events(
         _INSERT_MODEL, values["id"], values["project_id"], values["name"],
         values["description"], _json(values["tags"]), values["created_by"],
-        data=event, aggregate_id=values["id"],
+        events=[(event, values["id"])],
     )  # fmt: skip
 
 
@@ -201,9 +202,9 @@ async def insert_numbered_version_with_event(
     """As `insert_numbered_version`, committed by itself with its event, whose `model_name`
     and `version` the statement fills in. None when nothing was written; a bump made then is
     kept (the number is taken by a label: the next try skips it anyway)."""
-    return await uow.fetchrow_writing_event(
+    return await uow.fetchrow_writing_events(
         _INSERT_NUMBERED_VERSION_WITH_EVENT, *_version_arguments(values),
-        data=event, aggregate_id=values["id"], fill=_VERSION_FILL,
+        events=[(event, values["id"])], fill=_VERSION_FILL,
     )  # fmt: skip
 
 
@@ -234,18 +235,22 @@ async def lock_version_and_model(
     return None if row is None else (row[0], row[1])
 
 
-async def lock_for_transition(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
-    """The version with its model's name and production version, both rows locked: the
-    model's transitions queue. A lock that waited for another transition returns both rows as
-    that one left them (Postgres re-reads a locked row that changed), so the production version
-    is current."""
-    return await conn.fetchrow(f"""
-        SELECT {VERSION_COLUMNS}, m.name AS model_name, m.production_version_id,
-               m.production_version
-        FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
-        WHERE v.id = $1
-        FOR UPDATE
-    """, version_id)  # fmt: skip
+_FOR_TRANSITION = f"""
+    SELECT {VERSION_COLUMNS}, m.name AS model_name, m.production_version_id,
+           m.production_version
+    FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
+    WHERE v.id = $1
+"""
+
+
+async def version_for_transition(
+    conn: asyncpg.Connection, version_id: UUID, *, lock: bool
+) -> Record | None:
+    """The version with its model's name and production version. With `lock`, both rows are
+    locked (in a transaction): the model's transitions queue, and a lock that waited for
+    another transition returns both rows as that one left them (Postgres re-reads a locked row
+    that changed), so the production version is current."""
+    return await conn.fetchrow(_FOR_TRANSITION + (" FOR UPDATE" if lock else ""), version_id)
 
 
 async def latest_in_stage(
@@ -259,38 +264,80 @@ async def latest_in_stage(
     """, model_id, stage.value)  # fmt: skip
 
 
-# One stage change in one statement: the version's new stage (and approval, where given), the
-# counts of the two stages, the model's production version if it comes or goes, the audit row.
-_MOVE = f"""
-    WITH moved AS (
-        UPDATE {VERSIONS}
-        SET stage = $3, updated_at = $6, approved_by = coalesce($7, approved_by),
-            approved_at = coalesce($8, approved_at)
-        WHERE id = $1
-        RETURNING id, model_id, version
+# A whole transition in one statement, applied only if the version's stage and its model's
+# production version are still those it was planned from (`guard`, which locks both rows; a
+# lock that waited re-reads them). Then the versions move (`moved`: a promotion archives the
+# version it replaces in the same UPDATE, see migration 0005), the counts of their stages, the
+# model's production version, one audit row per move in the order planned, and the events.
+_TRANSITION = f"""
+    WITH guard AS MATERIALIZED (
+        SELECT m.id AS model_id
+        FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
+        WHERE v.id = $1 AND v.stage = $2 AND m.production_version_id IS NOT DISTINCT FROM $3
+        FOR UPDATE
+    ), planned AS MATERIALIZED (
+        SELECT p.* FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[])
+            WITH ORDINALITY AS p (version_id, from_stage, to_stage, comment, audit_id, n)
+        WHERE EXISTS (SELECT FROM guard)
+    ), moved AS (
+        UPDATE {VERSIONS} v
+        SET stage = p.to_stage, updated_at = $10,
+            approved_by = CASE WHEN v.id = $1 AND $11::text IS NOT NULL THEN $11
+                               ELSE v.approved_by END,
+            approved_at = CASE WHEN v.id = $1 AND $11::text IS NOT NULL THEN $10
+                               ELSE v.approved_at END
+        FROM planned p WHERE v.id = p.version_id
     ), counted AS (
-        UPDATE {COUNTS} c SET n = c.n + CASE WHEN c.stage = $3 THEN 1 ELSE -1 END
-        FROM moved WHERE c.model_id = moved.model_id AND c.stage IN ($2, $3)
+        UPDATE {COUNTS} c SET n = c.n + d.delta
+        FROM guard, (
+            SELECT stage, sum(delta) AS delta FROM (
+                SELECT from_stage AS stage, -1 AS delta FROM planned
+                UNION ALL SELECT to_stage, 1 FROM planned
+            ) each_move GROUP BY stage
+        ) d
+        WHERE c.model_id = guard.model_id AND c.stage = d.stage AND d.delta <> 0
     ), serving AS (
-        UPDATE {MODELS} m
-        SET production_version_id = CASE WHEN $3 = 'production' THEN moved.id END,
-            production_version = CASE WHEN $3 = 'production' THEN moved.version END
-        FROM moved WHERE m.id = moved.model_id AND 'production' IN ($2, $3)
-    )
-    INSERT INTO {SCHEMA}.model_version_transitions
-        (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by, transitioned_at)
-    SELECT $9, id, model_id, $2, $3, $4, $5, $6 FROM moved
+        UPDATE {MODELS} m SET production_version_id = $12, production_version = $13
+        FROM guard WHERE m.id = guard.model_id AND $14
+    ), audit AS (
+        INSERT INTO {SCHEMA}.model_version_transitions
+            (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by,
+             transitioned_at)
+        SELECT p.audit_id, p.version_id, guard.model_id, p.from_stage, p.to_stage, p.comment,
+               $9, $10
+        FROM planned p, guard ORDER BY p.n
+    ), {written_by_statement_sql(OUTBOX, 15, "guard")}
+    SELECT model_id FROM guard
 """
 
 
-async def move_versions(conn: asyncpg.Connection, moves: list[dict[str, Any]]) -> None:
-    """Apply the stage changes one after another in the order given, each with its audit row
-    (`transitions` row), in one round trip. A move may carry `approved_by`/`approved_at`."""
-    await conn.executemany(_MOVE, [
-        (m["version_id"], m["from_stage"], m["to_stage"], m["comment"], m["transitioned_by"],
-         m["transitioned_at"], m.get("approved_by"), m.get("approved_at"), m["id"])
-        for m in moves
-    ])  # fmt: skip
+async def transition(
+    uow: UnitOfWork,
+    version: Record,
+    changes: Sequence[StageChange],
+    audit_ids: Sequence[UUID],
+    *,
+    actor: str,
+    at: datetime,
+    approved_by: str | None,
+    events: list[tuple[ModelVersionTransitioned, UUID]],
+) -> bool:
+    """Apply the stage changes planned for `version` (as `version_for_transition` read it),
+    each with its audit row (ids `audit_ids`), and the events, if neither the version's stage
+    nor its model's production version changed since: False when one did (nothing written).
+    `approved_by` records an approval on `version`."""
+    production = ModelStage.PRODUCTION
+    serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
+                   (None, None))  # fmt: skip
+    row = await uow.fetchrow_writing_events(
+        _TRANSITION, version["id"], version["stage"], version["production_version_id"],
+        [c.version_id for c in changes], [c.from_stage.value for c in changes],
+        [c.to_stage.value for c in changes], [c.comment for c in changes], list(audit_ids),
+        actor, at, approved_by, *serving,
+        any(production in (c.from_stage, c.to_stage) for c in changes),
+        events=events,
+    )  # fmt: skip
+    return row is not None
 
 
 async def count_versions(

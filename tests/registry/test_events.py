@@ -172,6 +172,55 @@ async def test_two_concurrent_promotions_leave_exactly_one_production_version(cl
     assert total == 11
 
 
+async def test_a_promotion_planned_from_a_state_gone_stale_is_planned_again_under_the_lock(
+    client, nc, runtime, model
+):
+    # Both promotions read "no production version" before either writes: the model row is
+    # held by another transaction until both wait for it. The one that goes second finds its
+    # plan stale, locks and plans again, and so archives the version promoted first.
+    first, second = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
+                     for _ in range(2)]  # fmt: skip
+    async with runtime.connection() as holder:
+        async with holder.transaction():
+            await holder.execute("SELECT FROM registry.registered_models WHERE id = $1 FOR UPDATE",
+                                 uuid.UUID(model["id"]))  # fmt: skip
+            promotions = [asyncio.create_task(client.post(
+                f"/models/versions/{v['id']}/transition", json={"stage": "production"}
+            )) for v in (first, second)]  # fmt: skip
+
+            async def both_waiting() -> bool:
+                # Asked on a connection of its own: inside a transaction the view stands still.
+                async with runtime.connection() as conn:
+                    return await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'"
+                    ) == 2
+
+            await wait_until(both_waiting)
+        replies = await asyncio.gather(*promotions)
+    assert [r.status_code for r in replies] == [200, 200]
+    later = max(replies, key=lambda r: len(r.json()["transitions"])).json()
+    earlier = min(replies, key=lambda r: len(r.json()["transitions"])).json()
+    assert [(t["version_id"], t["from_stage"], t["to_stage"]) for t in later["transitions"]] == [
+        (earlier["version"]["id"], "production", "archived"),
+        (later["version"]["id"], "none", "production"),
+    ]
+    for stage, n in (("production", 1), ("archived", 1), ("none", 0)):
+        listed = await client.get(f"/models/{model['id']}/versions?stage={stage}&limit=1")
+        assert listed.json()["total"] == n
+    await runtime.relay.drain()
+    moves = sorted(
+        (e.data["version_id"], e.data["from_stage"], e.data["to_stage"])
+        for e in await stream_events(nc, "REGISTRY", "registry.model_version.transitioned")
+        if e.data["model_id"] == model["id"]
+    )
+    assert moves == sorted([
+        (earlier["version"]["id"], "none", "production"),
+        (earlier["version"]["id"], "production", "archived"),
+        (later["version"]["id"], "none", "production"),
+    ])  # fmt: skip
+
+
 def job_succeeded(model_id: str, job_id: uuid.UUID | None = None) -> CloudEvent:
     job_id = job_id or uuid.uuid4()
     data = JobSucceeded(

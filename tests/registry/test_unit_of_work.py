@@ -147,10 +147,9 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     dispatched: list[OutboxMessage] = []
     async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
                           begin=False) as uow:  # fmt: skip
-        row = await uow.fetchrow_writing_event(
+        row = await uow.fetchrow_writing_events(
             _one_statement(runtime.outbox), model_id, PROJECT, tricky,
-            data=_registered(model_id, "placeholder"), aggregate_id=model_id,
-            fill={"name": "shouted"},
+            events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
         )  # fmt: skip
         assert row["shouted"] == tricky.upper()
         # Committed already, before the unit of work ends: no transaction was open.
@@ -173,30 +172,49 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
     for key in (model_id, clash):
         async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
                               begin=False) as uow:  # fmt: skip
-            await uow.fetchrow_writing_event(
+            await uow.fetchrow_writing_events(
                 _one_statement(runtime.outbox), key, PROJECT, name,
-                data=_registered(key, name), aggregate_id=key, fill={"name": "shouted"},
+                events=[(_registered(key, name), key)], fill={"name": "shouted"},
             )  # fmt: skip
     assert await _rows(runtime, [model_id, clash]) == (1, 1)
     assert [m.subject for m in dispatched] == ["registry.model.registered"]
 
 
-async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_both_events(runtime):
-    first, second = uuid.uuid4(), uuid.uuid4()
+async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_every_event(runtime):
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     dispatched: list[OutboxMessage] = []
     async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
                           begin=False) as uow:  # fmt: skip
         with pytest.raises(RuntimeError, match="begin"):
             uow.session  # noqa: B018 - an ORM session needs the transaction
-        await uow.fetchrow_writing_event(
+        with pytest.raises(RuntimeError, match="begin"):
+            uow.record(_registered(first, "x"), first)  # nothing would ever write it
+        await uow.fetchrow_writing_events(
             _one_statement(runtime.outbox), first, PROJECT, f"first-{first}",
-            data=_registered(first, "x"), aggregate_id=first, fill={"name": "shouted"},
+            events=[(_registered(first, "x"), first)], fill={"name": "shouted"},
         )  # fmt: skip
         await uow.begin()
-        with pytest.raises(RuntimeError, match="cannot join a transaction"):
-            await uow.fetchrow_writing_event("SELECT 1", data=_registered(first, "x"),
-                                             aggregate_id=first)  # fmt: skip
-        await _insert(uow, second, f"second-{second}", through_orm=False)
-        assert await _rows(runtime, [second]) == (0, 0)  # not yet committed
-    assert await _rows(runtime, [first, second]) == (2, 2)
-    assert len(dispatched) == 2
+        # Inside the transaction a statement's own events commit with it, as recorded ones do.
+        await uow.fetchrow_writing_events(
+            _one_statement(runtime.outbox), second, PROJECT, f"second-{second}",
+            events=[(_registered(second, "x"), second)], fill={"name": "shouted"},
+        )  # fmt: skip
+        await _insert(uow, third, f"third-{third}", through_orm=False)
+        assert await _rows(runtime, [first, second, third]) == (1, 1)  # the rest: not yet
+    assert await _rows(runtime, [first, second, third]) == (3, 3)
+    assert len(dispatched) == 3
+
+
+async def test_events_a_statement_wrote_inside_a_transaction_roll_back_with_it(runtime):
+    model_id = uuid.uuid4()
+    dispatched: list[OutboxMessage] = []
+    with pytest.raises(RuntimeError, match="the command failed"):
+        async with UnitOfWork(runtime.engine, "registry", runtime.outbox,
+                              dispatched.extend) as uow:  # fmt: skip
+            await uow.fetchrow_writing_events(
+                _one_statement(runtime.outbox), model_id, PROJECT, f"rolled-back-{model_id}",
+                events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
+            )  # fmt: skip
+            raise RuntimeError("the command failed")
+    assert await _rows(runtime, [model_id]) == (0, 0)
+    assert dispatched == []
