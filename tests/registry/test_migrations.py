@@ -1,10 +1,12 @@
-"""The registry's migrations build exactly the tables models.py declares, and carry existing
-data forward."""
+"""The registry's migrations build exactly the tables models.py declares, carry existing data
+forward, and the constraints they make hold."""
 
 import asyncio
 import secrets
 import uuid
 
+import asyncpg
+import pytest
 from alembic import command
 
 from services.registry.app import MIGRATIONS
@@ -83,3 +85,26 @@ async def test_0004_names_each_models_production_version_and_gives_it_every_coun
             await conn.close()
     finally:
         await drop_database(database_server_url, name)
+
+
+async def test_the_database_refuses_a_second_production_version_when_a_statement_ends(
+    client, runtime, model
+) -> None:
+    versions = [(await client.post(f"/models/{model['id']}/versions", json={})).json()["id"]
+                for _ in range(2)]  # fmt: skip
+    ids = [uuid.UUID(v) for v in versions]
+    update = "UPDATE registry.model_versions SET stage = $2 WHERE id = ANY($1::uuid[])"
+    async with runtime.connection() as conn:
+        await conn.execute(update, ids[:1], "production")
+        with pytest.raises(asyncpg.ExclusionViolationError):
+            await conn.execute(update, ids[1:], "production")
+        # One statement may archive the one and promote the other, whatever its row order.
+        await conn.execute(
+            "UPDATE registry.model_versions SET stage = CASE WHEN id = $1 THEN 'archived'"
+            " ELSE 'production' END WHERE id = ANY($2::uuid[])",
+            ids[0], ids,
+        )  # fmt: skip
+        stages = dict(await conn.fetch(
+            "SELECT id, stage FROM registry.model_versions WHERE id = ANY($1::uuid[])", ids
+        ))  # fmt: skip
+    assert stages == {ids[0]: "archived", ids[1]: "production"}
