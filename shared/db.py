@@ -205,10 +205,7 @@ class UnitOfWork:
         its events commit together in one round trip. Inside the transaction, they commit with
         it."""
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
-        committing = datetime.now(UTC)  # the statement's own commit, or very near the COMMIT
-        for event in written:
-            event.time = committing
-        messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in written]
+        messages = _committing(written)  # the statement's own commit, or very near the COMMIT
         row = await self.conn.fetchrow(
             sql, *args, [m.id for m in messages], [m.subject for m in messages],
             [m.payload for m in messages],
@@ -266,11 +263,7 @@ class UnitOfWork:
         try:
             if self._session is not None:
                 await self._session.flush()
-            # An event happens when its change commits: stamped here, not at record().
-            committing = datetime.now(UTC)
-            for event in self._events:
-                event.time = committing
-            messages = [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in self._events]
+            messages = _committing(self._events)
             commit = "COMMIT"
             if messages:
                 commit = f"{insert_literal_sql(self._outbox, messages)}; COMMIT"
@@ -285,3 +278,12 @@ class UnitOfWork:
     def _dispatch(self) -> None:
         if self._written and self._committed is not None:
             self._committed(self._written)
+
+
+def _committing(events: Sequence[CloudEvent]) -> list[OutboxMessage]:
+    """The events as outbox rows, stamped now: an event happens when its change commits, not
+    when it was recorded."""
+    committing = datetime.now(UTC)
+    for event in events:
+        event.time = committing
+    return [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in events]
