@@ -42,8 +42,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime.lifespan(app), registry.connected(), jobs.connected(), \
-                docs.kept_fresh():
+        async with runtime.lifespan(app), registry.connected(), jobs.connected():
             yield
 
     app = FastAPI(
@@ -51,8 +50,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Modelplane",
         summary="The public API of the Modelplane MLOps control plane.",
         version="1",
-        openapi_url=f"{api.API_PREFIX}/openapi.json",
-        docs_url=f"{api.API_PREFIX}/docs",
+        openapi_url=None,  # served by `docs` below, as the merge with the backends' documents
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -70,6 +69,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
     app.include_router(api.health)
     app.include_router(api.router)
+    app.include_router(docs.router(f"{api.API_PREFIX}/openapi.json", f"{api.API_PREFIX}/docs"))
     return app
 
 

@@ -1,18 +1,17 @@
 """One OpenAPI document for the public API: the gateway's own paths plus its backends' (the
 registry's, the jobs service's).
 
-Each backend's document is fetched once it answers and kept; until then the gateway serves
-the parts it has.
+Each backend's document is fetched when the document is asked for and kept once had; while a
+backend does not answer, the gateway serves the parts it has.
 """
 
-import asyncio
-import contextlib
 import copy
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.gateway.proxy import ServiceProxy
 
@@ -56,19 +55,19 @@ def merge_openapi(
 
 
 class MergedOpenAPI:
-    """Replaces `app.openapi` so FastAPI's `/api/v1/openapi.json` and docs serve the merge."""
+    """Serves `/api/v1/openapi.json` and the docs page as the merge: a backend's document is
+    fetched when the merge is asked for and the gateway does not have it yet, then kept, so
+    the document is whole whenever every backend answers."""
 
-    def __init__(
-        self, app: FastAPI, proxies: list[ServiceProxy], retry_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, app: FastAPI, proxies: list[ServiceProxy]) -> None:
         self._app = app
         self._proxies = proxies
-        self._retry_seconds = retry_seconds
         self._documents: list[dict[str, Any] | None] = [None] * len(proxies)
         self._merged: dict[str, Any] | None = None
         app.openapi = self.schema  # type: ignore[method-assign]
 
     def schema(self) -> dict[str, Any]:
+        """The merge of the documents at hand (what FastAPI's `app.openapi()` returns)."""
         if self._merged is not None:
             return self._merged
         merged = FastAPI.openapi(self._app)  # built once and cached by FastAPI
@@ -79,24 +78,24 @@ class MergedOpenAPI:
             self._merged = merged  # complete: keep it
         return merged
 
-    async def fetch(self) -> bool:
+    async def fetch(self) -> None:
+        """Ask each backend whose document is missing for it."""
         for i, proxy in enumerate(self._proxies):
             self._documents[i] = self._documents[i] or await proxy.openapi()
-        return all(d is not None for d in self._documents)
 
-    @contextlib.asynccontextmanager
-    async def kept_fresh(self) -> AsyncIterator[None]:
-        """Fetch at start-up; if a backend is not up yet, keep trying in the background."""
-        task = None if await self.fetch() else asyncio.create_task(self._retry())
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    def router(self, openapi_url: str, docs_url: str) -> APIRouter:
+        router = APIRouter(include_in_schema=False)
 
-    async def _retry(self) -> None:
-        while not await self.fetch():
-            await asyncio.sleep(self._retry_seconds)
-        log.info("openapi: merged every backend's paths")
+        @router.get(openapi_url)
+        async def openapi() -> JSONResponse:
+            if self._merged is None:
+                await self.fetch()
+            return JSONResponse(self.schema())
+
+        @router.get(docs_url)
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(
+                openapi_url=openapi_url, title=f"{self._app.title} - Swagger UI"
+            )
+
+        return router

@@ -130,9 +130,10 @@ REGISTRY_OPENAPI = {
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Starlette, lifespan: str = "off") -> AsyncIterator[str]:
+async def serving(app: Starlette, lifespan: str = "off", port: int = 0) -> AsyncIterator[str]:
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))

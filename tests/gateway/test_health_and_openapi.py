@@ -3,7 +3,7 @@
 import httpx
 
 from shared.local_infra import free_port
-from tests.gateway.conftest import FakeRegistry, running_gateway
+from tests.gateway.conftest import FakeRegistry, running_gateway, serving
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:
@@ -53,3 +53,17 @@ async def test_with_the_registry_down_readyz_is_503_and_openapi_has_the_gateways
     assert ready.json()["checks"]["database"] is True
     assert "/api/v1/projects" in document["paths"]
     assert not any(path.startswith("/api/v1/registry") for path in document["paths"])
+
+
+async def test_a_registry_that_comes_up_after_the_gateway_is_in_the_next_openapi_document(
+    gateway_settings, fake_registry: FakeRegistry
+) -> None:
+    port = free_port()
+    settings = gateway_settings(registry_url=f"http://127.0.0.1:{port}", jobs_url=fake_registry.url)
+    async with running_gateway(settings) as gateway:
+        before = (await gateway.get("/api/v1/openapi.json")).json()
+        async with serving(FakeRegistry().app(), port=port):
+            after = (await gateway.get("/api/v1/openapi.json")).json()
+    assert "/api/v1/jobs" in before["paths"]
+    assert "/api/v1/registry/models" not in before["paths"]
+    assert "/api/v1/registry/models/versions/{version_id}/transition" in after["paths"]
