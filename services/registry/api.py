@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.registry import service, store
 from services.registry.domain import ModelStage
@@ -31,6 +31,13 @@ from shared.http import json_reply
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
 
+async def known_stages(request: Request) -> service.KnownStages:
+    return request.app.state.known_stages
+
+
+Known = Annotated[service.KnownStages, Depends(known_stages)]
+
+
 def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
     """`tag=key:value` matches that value; `tag=key` matches any model that has the key."""
     pairs: dict[str, str] = {}
@@ -47,9 +54,10 @@ def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 @router.post("/models", status_code=201, response_model=ModelOut)
-async def register_model(body: ModelCreate, rt: Runtime, who: Actor):
+async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Known):
     async with rt.uow(begin=False) as uow:
         model = await service.register_model(uow, actor=who, **body.model_dump())
+    known.registered(model["id"])
     location = f"{router.prefix}/models/{model['id']}"
     return json_reply(ModelOut.model_validate(dict(model)), 201, {"Location": location})
 
@@ -118,10 +126,12 @@ async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 
 @router.post("/models/versions/{version_id}/transition", response_model=TransitionResult)
-async def transition_stage(version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor):
+async def transition_stage(
+    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known
+):
     async with rt.uow(begin=False) as uow:
         version, transitions = await service.transition_stage(
-            uow, version_id, stage=body.stage, comment=body.comment, actor=who
+            uow, version_id, stage=body.stage, comment=body.comment, actor=who, known=known
         )
     result = TransitionResult.model_validate({"version": version, "transitions": transitions})
     return json_reply(result)
@@ -162,9 +172,12 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
-async def create_version(model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor):
+async def create_version(
+    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known
+):
     async with rt.uow(begin=False) as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
+    known.created(version)
     location = f"{router.prefix}/models/versions/{version['id']}"
     return json_reply(VersionOut.model_validate(dict(version)), 201, {"Location": location})
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.registry.api import router
 from services.registry.consumers import CONSUMERS
 from services.registry.models import metadata
+from services.registry.service import KnownStages
 from services.registry.settings import RegistrySettings
 from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
 from shared.runtime import ServiceRuntime, install_health_routes
@@ -29,6 +30,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         routes=router.routes,
     )
     app.state.runtime = runtime
+    app.state.known_stages = KnownStages()
     app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
     install_problem_handlers(app)
     install_health_routes(app, runtime)

@@ -1,6 +1,7 @@
 """The registry's use cases: each runs inside one unit of work, applies the domain's rules, and
 records the events its changes cause, so state, audit trail and events commit together."""
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -8,6 +9,8 @@ from uuid import UUID, uuid4
 from services.registry import store
 from services.registry.domain import (
     ModelStage,
+    StageChange,
+    StageUnchanged,
     VersionState,
     check_deletable,
     plan_transition,
@@ -181,24 +184,41 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
 
 
 async def transition_stage(
-    uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str
+    uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
+    known: "KnownStages",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
 
-    In a unit of work that has not begun, the transition is planned from the version as read,
-    and one statement applies the plan, with its audit rows and events, only if the version's
-    stage and its model's production version are still the same (the statement locks both
-    rows, so two concurrent promotions cannot both find production as it was). If another
-    transition got in between, the unit of work begins, locks both rows and plans again: a
-    plan made under the lock cannot go stale."""
-    # Inside a transaction already, both tries lock.
-    for lock in (uow.begun, True):
-        if lock and not uow.begun:
-            await uow.begin()
-        version = await store.version_for_transition(uow.conn, version_id, lock=lock)
-        if version is None:
-            raise version_not_found(f"with id {version_id}")
-        changes = plan_transition(_state(version), stage, comment, _serving(version))
+    In a unit of work that has not begun, the transition is planned from what `known`
+    remembers of the version, else from the version as read, and one statement applies the
+    plan, with its audit rows and events, only if the version's stage and its model's
+    production version are still the same (the statement locks both rows, so two concurrent
+    promotions cannot both find production as it was). If they are not, the version is read
+    and the transition planned again; if another transition got in between once more, the
+    unit of work begins, locks both rows and plans again: a plan made under the lock cannot
+    go stale."""
+    # Inside a transaction already, the version is read under the lock at once.
+    for source in ("known", "read", "locked"):
+        if source == "known":
+            version = None if uow.begun else known.version(version_id)
+            if version is None:
+                continue
+        else:
+            lock = source == "locked"
+            if uow.begun and not lock:
+                continue
+            if lock and not uow.begun:
+                await uow.begin()
+            version = await store.version_for_transition(uow.conn, version_id, lock=lock)
+            if version is None:
+                raise version_not_found(f"with id {version_id}")
+            known.read(version)
+        try:
+            changes = plan_transition(_state(version), stage, comment, _serving(version))
+        except StageUnchanged:
+            if source == "known":
+                continue  # perhaps it was, but is no longer: the version as read decides
+            raise
 
         now = datetime.now(UTC)
         approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
@@ -211,20 +231,75 @@ async def transition_stage(
         ]  # fmt: skip
         events = [
             (ModelVersionTransitioned(
-                model_id=model_id, model_name=version["model_name"], version_id=c.version_id,
-                version=c.version, from_stage=c.from_stage, to_stage=c.to_stage,
-                comment=c.comment, actor=actor,
-            ), c.version_id)
+                model_id=model_id, model_name="", version_id=c.version_id, version=c.version,
+                from_stage=c.from_stage, to_stage=c.to_stage, comment=c.comment, actor=actor,
+            ), c.version_id)  # the model's name is the statement's to fill in
             for c in changes
         ]  # fmt: skip
-        applied = await store.transition(
+        moved = await store.transition(
             uow, version, changes, [r["id"] for r in recorded], actor=actor, at=now,
             approved_by=approval.get("approved_by"), events=events,
         )  # fmt: skip
-        if applied:
-            moved = {**dict(version), "stage": stage.value, "updated_at": now, **approval}
-            return moved, recorded
+        if moved is not None:
+            known.moved(model_id, _serving(version), changes)
+            return dict(moved), recorded
     raise RuntimeError(f"the transition of version {version_id} went stale under its lock")
+
+
+class KnownStages:
+    """What this process last saw of versions' stages and of models' production versions, so
+    that a transition can be planned without reading them first. It is never trusted: the
+    transition's statement checks what the plan was made from, so an entry gone stale (another
+    registry process moved the version, say) costs a read and nothing else. Bounded: when
+    full, the entry written longest ago goes."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._limit = limit
+        # version id -> (model id, label, stage); model id -> its production version or None
+        self._versions: dict[UUID, tuple[UUID, str, str]] = {}
+        self._production: dict[UUID, VersionState | None] = {}
+
+    def version(self, version_id: UUID) -> dict[str, Any] | None:
+        """The version as `store.version_for_transition` reads it, if both it and its model's
+        production version are known."""
+        known = self._versions.get(version_id)
+        if known is None or known[0] not in self._production:
+            return None
+        model_id, label, stage = known
+        serving = self._production[model_id]
+        return {"id": version_id, "model_id": model_id, "version": label, "stage": stage,
+                "production_version_id": serving and serving.id,
+                "production_version": serving and serving.version}  # fmt: skip
+
+    def created(self, version: Mapping[str, Any]) -> None:
+        self._put(self._versions, version["id"],
+                  (version["model_id"], version["version"], version["stage"]))  # fmt: skip
+
+    def registered(self, model_id: UUID) -> None:
+        self._put(self._production, model_id, None)
+
+    def read(self, version: Mapping[str, Any]) -> None:
+        self.created(version)
+        self._put(self._production, version["model_id"], _serving(version))
+
+    def moved(
+        self, model_id: UUID, serving: VersionState | None, changes: Sequence[StageChange]
+    ) -> None:
+        """`changes` were applied to versions of the model that `serving` served."""
+        for change in changes:
+            entry = (model_id, change.version, change.to_stage.value)
+            self._put(self._versions, change.version_id, entry)
+            if change.to_stage == ModelStage.PRODUCTION:
+                serving = VersionState(change.version_id, change.version, change.to_stage)
+            elif serving is not None and change.version_id == serving.id:
+                serving = None
+        self._put(self._production, model_id, serving)
+
+    def _put(self, entries: dict, key: UUID, value: Any) -> None:
+        entries.pop(key, None)  # so that it goes last
+        entries[key] = value
+        if len(entries) > self._limit:
+            del entries[next(iter(entries))]
 
 
 def _state(version: store.Record) -> VersionState:

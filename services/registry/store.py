@@ -10,7 +10,7 @@ each pooled connection). The rest goes through the ORM session of the same trans
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -264,14 +264,17 @@ async def latest_in_stage(
     """, model_id, stage.value)  # fmt: skip
 
 
+_TRANSITION_FILL = {"model_name": "model_name"}
+
 # A whole transition in one statement, applied only if the version's stage and its model's
 # production version are still those it was planned from (`guard`, which locks both rows; a
 # lock that waited re-reads them). Then the versions move (`moved`: a promotion archives the
 # version it replaces in the same UPDATE, see migration 0005), the counts of their stages, the
-# model's production version, one audit row per move in the order planned, and the events.
+# model's production version, one audit row per move in the order planned, and the events,
+# whose model name is the model's as locked. It returns the version as moved.
 _TRANSITION = f"""
     WITH guard AS MATERIALIZED (
-        SELECT m.id AS model_id
+        SELECT m.id AS model_id, m.name AS model_name
         FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
         WHERE v.id = $1 AND v.stage = $2 AND m.production_version_id IS NOT DISTINCT FROM $3
         FOR UPDATE
@@ -287,6 +290,7 @@ _TRANSITION = f"""
             approved_at = CASE WHEN v.id = $1 AND $11::text IS NOT NULL THEN $10
                                ELSE v.approved_at END
         FROM planned p WHERE v.id = p.version_id
+        RETURNING {VERSION_COLUMNS}
     ), counted AS (
         UPDATE {COUNTS} c SET n = c.n + d.delta
         FROM guard, (
@@ -306,14 +310,14 @@ _TRANSITION = f"""
         SELECT p.audit_id, p.version_id, guard.model_id, p.from_stage, p.to_stage, p.comment,
                $9, $10
         FROM planned p, guard ORDER BY p.n
-    ), {written_by_statement_sql(OUTBOX, 15, "guard")}
-    SELECT model_id FROM guard
+    ), {written_by_statement_sql(OUTBOX, 15, "guard", _TRANSITION_FILL)}
+    SELECT v.*, guard.model_name FROM moved v, guard WHERE v.id = $1
 """
 
 
 async def transition(
     uow: UnitOfWork,
-    version: Record,
+    version: Mapping[str, Any],
     changes: Sequence[StageChange],
     audit_ids: Sequence[UUID],
     *,
@@ -321,23 +325,24 @@ async def transition(
     at: datetime,
     approved_by: str | None,
     events: list[tuple[ModelVersionTransitioned, UUID]],
-) -> bool:
-    """Apply the stage changes planned for `version` (as `version_for_transition` read it),
-    each with its audit row (ids `audit_ids`), and the events, if neither the version's stage
-    nor its model's production version changed since: False when one did (nothing written).
-    `approved_by` records an approval on `version`."""
+) -> Record | None:
+    """Apply the stage changes planned for `version` (its id, stage and model's production
+    version as the plan was made from them), each with its audit row (ids `audit_ids`), and
+    the events, whose `model_name` the statement fills in, if neither the version's stage nor
+    its model's production version changed since. Returns the version as moved, with its
+    model's name; None when one did (nothing written). `approved_by` records an approval on
+    `version`."""
     production = ModelStage.PRODUCTION
     serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
                    (None, None))  # fmt: skip
-    row = await uow.fetchrow_writing_events(
+    return await uow.fetchrow_writing_events(
         _TRANSITION, version["id"], version["stage"], version["production_version_id"],
         [c.version_id for c in changes], [c.from_stage.value for c in changes],
         [c.to_stage.value for c in changes], [c.comment for c in changes], list(audit_ids),
         actor, at, approved_by, *serving,
         any(production in (c.from_stage, c.to_stage) for c in changes),
-        events=events,
+        events=events, fill=_TRANSITION_FILL,
     )  # fmt: skip
-    return row is not None
 
 
 async def count_versions(

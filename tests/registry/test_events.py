@@ -3,9 +3,11 @@
 import asyncio
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from services.registry.models import ModelVersion
+from services.registry.service import KnownStages
 from shared.events import CloudEvent
 from shared.events.jobs import JobSucceeded, RegisterModel
 from shared.outbox import OutboxRelay
@@ -172,12 +174,16 @@ async def test_two_concurrent_promotions_leave_exactly_one_production_version(cl
     assert total == 11
 
 
-async def test_a_promotion_planned_from_a_state_gone_stale_is_planned_again_under_the_lock(
-    client, nc, runtime, model
+@pytest.mark.parametrize("remembered", [True, False], ids=["remembered", "read"])
+async def test_a_promotion_planned_from_a_state_gone_stale_is_planned_again(
+    client, nc, runtime, model, registry_app, monkeypatch, remembered
 ):
-    # Both promotions read "no production version" before either writes: the model row is
+    # Both promotions find "no production version" before either writes: the model row is
     # held by another transaction until both wait for it. The one that goes second finds its
-    # plan stale, locks and plans again, and so archives the version promoted first.
+    # plan stale and plans again, and so archives the version promoted first: from the version
+    # as read when it had planned from what the process remembered, else under the lock.
+    if not remembered:
+        monkeypatch.setattr(registry_app.state, "known_stages", KnownStages(limit=0))
     first, second = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
                      for _ in range(2)]  # fmt: skip
     async with runtime.connection() as holder:
