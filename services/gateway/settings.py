@@ -10,10 +10,10 @@ class GatewaySettings(ServiceSettings):
     http_port: int = 8000
     registry_url: str = "http://127.0.0.1:8001"
     jobs_url: str = "http://127.0.0.1:8002"
-    # Requests in flight to the registry at once; more wait here. Past about two per core of
-    # the registry, extra ones only queue in its event loop, where they delay every reply and
-    # the events it publishes (bench/README.md).
-    registry_connections: int = 4
+    # Requests in flight to the registry at once; more wait here. Enough to keep the registry
+    # busy while some wait for Postgres; past that, extra ones only queue in its event loop,
+    # where they delay every reply and the events it publishes (bench/README.md).
+    registry_connections: int = 8
     # Each client following a running job's log holds one.
     jobs_connections: int = 100
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
