@@ -13,7 +13,7 @@ class GatewaySettings(ServiceSettings):
     # Requests in flight to the registry at once; more wait here. Enough to keep the registry
     # busy while some wait for Postgres; past that, extra ones only queue in its event loop,
     # where they delay every reply and the events it publishes (bench/README.md).
-    registry_connections: int = 8
+    registry_connections: int = 6
     # Each client following a running job's log holds one.
     jobs_connections: int = 100
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
