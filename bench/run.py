@@ -159,9 +159,9 @@ async def list_latency(
 
 
 async def settle(server_url: str, databases: list[str]) -> None:
-    """Before each operation: dead rows vacuumed, fresh statistics and visibility maps in both
-    databases, and the dirty pages written out, so neither side's next cell pays for what the
-    last one (or the seeding) left."""
+    """Before each cell (an operation at a client count): dead rows vacuumed, fresh statistics
+    and visibility maps in both databases, and the dirty pages written out, so neither side's
+    next cell pays for what the last one (or the seeding) left."""
     for name in databases:
         conn = await connect_raw(make_url(server_url).set(database=name))
         try:
@@ -225,11 +225,11 @@ async def main() -> int:
             ml_peak = PeakSampler(ml_pids)
 
             for op in config.operations:
-                # Postgres on these machines runs without autovacuum: the dead rows one
-                # operation leaves (every transition's, every outbox mark's) would slow the
-                # next. Both databases are vacuumed before each, as autovacuum would.
-                await settle(infra.postgres_url, [mp_db_name, mlflow.database])
                 for clients in config.clients:
+                    # Postgres on these machines runs without autovacuum: the dead rows one
+                    # cell leaves (every transition's, every outbox mark's) would slow the
+                    # next. Both databases are vacuumed before each, as autovacuum would.
+                    await settle(infra.postgres_url, [mp_db_name, mlflow.database])
                     row: dict = {"op": op, "clients": clients}
                     for target, sampler in ((mp, mp_peak), (ml, ml_peak)):
                         events = None
