@@ -250,8 +250,8 @@ class KnownStages:
     """What this process last saw of versions' stages and of models' production versions, so
     that a transition can be planned without reading them first. It is never trusted: the
     transition's statement checks what the plan was made from, so an entry gone stale (another
-    registry process moved the version, say) costs a read and nothing else. Bounded: when
-    full, the entry written longest ago goes."""
+    registry process moved the version, say) costs a statement that writes nothing and a read,
+    nothing else. Bounded: when full, the entry written longest ago goes."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self._limit = limit
