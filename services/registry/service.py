@@ -1,7 +1,7 @@
 """The registry's use cases: each runs inside one unit of work, applies the domain's rules, and
 records the events its changes cause, so state, audit trail and events commit together."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -197,26 +197,11 @@ async def transition_stage(
     and the transition planned again; if another transition got in between once more, the
     unit of work begins, locks both rows and plans again: a plan made under the lock cannot
     go stale."""
-    # Inside a transaction already, the version is read under the lock at once.
-    for source in ("known", "read", "locked"):
-        if source == "known":
-            version = None if uow.begun else known.version(version_id)
-            if version is None:
-                continue
-        else:
-            lock = source == "locked"
-            if uow.begun and not lock:
-                continue
-            if lock and not uow.begun:
-                await uow.begin()
-            version = await store.version_for_transition(uow.conn, version_id, lock=lock)
-            if version is None:
-                raise version_not_found(f"with id {version_id}")
-            known.read(version)
+    async for version, remembered in _versions_to_plan_from(uow, version_id, known):
         try:
             changes = plan_transition(_state(version), stage, comment, _serving(version))
         except StageUnchanged:
-            if source == "known":
+            if remembered:
                 continue  # perhaps it was, but is no longer: the version as read decides
             raise
 
@@ -244,6 +229,26 @@ async def transition_stage(
             known.moved(model_id, _serving(version), changes)
             return dict(moved), recorded
     raise RuntimeError(f"the transition of version {version_id} went stale under its lock")
+
+
+async def _versions_to_plan_from(
+    uow: UnitOfWork, version_id: UUID, known: "KnownStages"
+) -> AsyncIterator[tuple[Mapping[str, Any], bool]]:
+    """The version to plan a transition from, and whether it is only remembered: remembered,
+    then as read, then as read under the lock in a transaction. Inside a transaction already,
+    read under the lock at once."""
+    if not uow.begun:
+        remembered = known.version(version_id)
+        if remembered is not None:
+            yield remembered, True
+    for lock in (uow.begun, True):
+        if lock and not uow.begun:
+            await uow.begin()
+        version = await store.version_for_transition(uow.conn, version_id, lock=lock)
+        if version is None:
+            raise version_not_found(f"with id {version_id}")
+        known.read(version)
+        yield version, False
 
 
 class KnownStages:
