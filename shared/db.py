@@ -65,9 +65,18 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
     await session.flush()
 
 
-def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
+def create_engine(
+    database_url: str, pool_size: int = 20, *, generic_plans: bool = False
+) -> AsyncEngine:
     """SQLAlchemy never begins, commits or resets here: transactions are the unit of work's,
-    on the driver's connection (see `shared.driver`), and reads outside one autocommit."""
+    on the driver's connection (see `shared.driver`), and reads outside one autocommit.
+
+    With `generic_plans`, each prepared statement is planned once per connection, never again
+    for its parameters (`plan_cache_mode`): for a service whose statements all find rows by key.
+    Postgres's own choice tries five custom plans and keeps planning anew whenever the generic
+    plan's estimate is higher; it is, wherever arrays are unnested (their length unknown, ten
+    rows assumed), so a statement of several CTEs cost more to plan each time than to run."""
+    server_settings = {"plan_cache_mode": "force_generic_plan"} if generic_plans else {}
     return create_async_engine(
         database_url,
         pool_size=pool_size,
@@ -77,6 +86,7 @@ def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
         pool_reset_on_return=None,
         pool_use_lifo=True,
         json_deserializer=_json_loads,
+        connect_args={"server_settings": server_settings},
     )
 
 

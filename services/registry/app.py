@@ -17,7 +17,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
+    # Every registry statement finds its rows by key: planned once per connection, not per call.
+    runtime = ServiceRuntime(
+        SERVICE, settings, metadata, MIGRATIONS, CONSUMERS, generic_plans=True
+    )
     app = FastAPI(
         telemetry=NO_TELEMETRY,
         title="Modelplane registry (internal)",
