@@ -19,10 +19,11 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import NamedTuple
 from uuid import UUID
 
-from nats.js import JetStreamContext
+from nats.aio.client import Client as NATS
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.driver import driver_connection
+from shared.jetstream import JetStreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class OutboxRelay:
         self,
         engine: AsyncEngine,
         table: Table,
-        js: JetStreamContext,
+        nc: NATS,
         *,
         poll_seconds: float = 1.0,
         batch_size: int = 500,
@@ -145,7 +147,7 @@ class OutboxRelay:
             ORDER BY seq LIMIT $2
             FOR UPDATE SKIP LOCKED
         """
-        self._js = js
+        self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         # A row younger than this is the dispatch path's to publish; the sweep leaves it alone.
@@ -162,10 +164,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled; survives the bus or the database going away for a while."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._keep_dispatching())
-            tasks.create_task(self._keep_marking())
-            tasks.create_task(self._keep_sweeping())
+        await self._publisher.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._keep_dispatching())
+                tasks.create_task(self._keep_marking())
+                tasks.create_task(self._keep_sweeping())
+        finally:
+            await self._publisher.stop()
 
     async def drain(self) -> int:
         """Publish every unpublished row now, however young; returns how many."""
@@ -178,6 +184,7 @@ class OutboxRelay:
 
     async def publish_pending(self, older_than: timedelta = timedelta(0)) -> int:
         """Publish one batch of rows left unpublished (oldest first); returns how many."""
+        await self._publisher.start()
         async with driver_connection(self._engine) as conn, conn.transaction():
             rows = await conn.fetch(self._pending_sql, older_than, self._batch_size)
             if rows:
@@ -186,61 +193,42 @@ class OutboxRelay:
         return len(rows)
 
     async def _keep_dispatching(self) -> None:
-        """Publish each batch as it comes, in order, without waiting for the previous batch's
-        acks: an event waits for its own ack round trip only, never for another's."""
-        acking: set[asyncio.Task] = set()
-        try:
-            while True:
-                await self._publish_wanted.wait()
-                self._publish_wanted.clear()
-                while self._to_publish:
-                    batch = self._to_publish[: self._batch_size]
-                    del self._to_publish[: len(batch)]
-                    try:
-                        pending = await self._send(batch)
-                    except Exception:
-                        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                            raise  # nats-py turns a cancellation into TooManyStalledMsgsError
-                        log.warning("outbox relay: %d events wait for the sweep", len(batch),
-                                    exc_info=True)  # fmt: skip
-                        continue
-                    task = asyncio.create_task(self._mark_when_acked(batch, pending))
-                    acking.add(task)
-                    task.add_done_callback(acking.discard)
-        finally:
-            for task in acking:
-                task.cancel()
+        """Publish each batch as it comes, in order, without waiting for acks: each event is
+        marked when its own ack arrives, never waits for another's."""
+        while True:
+            await self._publish_wanted.wait()
+            self._publish_wanted.clear()
+            while self._to_publish:
+                batch = self._to_publish[: self._batch_size]
+                del self._to_publish[: len(batch)]
+                try:
+                    for m in batch:
+                        ack = await self._publisher.publish(m.subject, m.payload, _headers(m))
+                        ack.add_done_callback(partial(self._acked, m.id))
+                except Exception:
+                    log.warning("outbox relay: events wait for the sweep (%d in the batch)",
+                                len(batch), exc_info=True)  # fmt: skip
 
-    async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future]:
-        """Publish the events in order without waiting: one future per JetStream ack. If a send
-        fails, the acks already asked for are given up, freeing their slots among nats-py's
-        pending publishes."""
-        pending: list[asyncio.Future] = []
-        try:
-            for m in messages:
-                ack = await self._js.publish_async(m.subject, m.payload, headers=_headers(m))
-                pending.append(ack)
-        except BaseException:
-            for ack in pending:
-                ack.cancel()
-            raise
-        return pending
+    def _acked(self, event_id: UUID, ack: asyncio.Future[int]) -> None:
+        if ack.cancelled():
+            return  # no ack in time: the sweep publishes it again, JetStream drops a copy
+        if (error := ack.exception()) is not None:
+            log.warning("outbox relay: event %s not stored (%s); the sweep publishes it again",
+                        event_id, error)  # fmt: skip
+            return
+        self._to_mark.append(event_id)
+        self._mark_wanted.set()
 
     async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
-        """Publish the events in order and wait until JetStream acked every one."""
-        await _all_acked(await self._send(messages))
-
-    async def _mark_when_acked(
-        self, batch: Sequence[OutboxMessage], pending: list[asyncio.Future]
-    ) -> None:
+        """Publish the events in order and wait until JetStream stored every one, or raise
+        (the acks not come by then are given up)."""
+        acks = [await self._publisher.publish(m.subject, m.payload, _headers(m)) for m in messages]
         try:
-            await _all_acked(pending)
-        except Exception:
-            log.warning("outbox relay: %d events unacked; the sweep publishes them again",
-                        len(batch), exc_info=True)  # fmt: skip
-            return
-        self._to_mark.extend(message.id for message in batch)
-        self._mark_wanted.set()
+            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
+                await asyncio.gather(*acks)
+        finally:
+            for ack in acks:
+                ack.cancel()
 
     async def _keep_marking(self) -> None:
         while True:
@@ -261,17 +249,15 @@ class OutboxRelay:
 
     async def _keep_sweeping(self) -> None:
         while True:
+            if expired := self._publisher.expire():
+                log.warning("outbox relay: %d events unacked after %.0f s; the sweep publishes "
+                            "them again", expired, ACK_TIMEOUT_SECONDS)  # fmt: skip
             try:
                 while await self.publish_pending(self._sweep_after) == self._batch_size:
                     pass
             except Exception:
                 log.exception("outbox relay: sweeping failed; retrying")
             await asyncio.sleep(self._poll_seconds)
-
-async def _all_acked(pending: list[asyncio.Future]) -> None:
-    """Every ack, or an error after ACK_TIMEOUT_SECONDS (the acks left are then given up)."""
-    async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
-        await asyncio.gather(*pending)
 
 
 def _headers(m: OutboxMessage) -> dict[str, str]:

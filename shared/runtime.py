@@ -81,7 +81,9 @@ class ServiceRuntime:
         js = self.nats.jetstream()
         producers = tuple(dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)]))
         await messaging.ensure_service_streams(js, producers, self.settings.duplicate_window_seconds)
-        self.relay = OutboxRelay(self.engine, self.outbox, js, poll_seconds=self.settings.relay_poll_seconds)
+        self.relay = OutboxRelay(
+            self.engine, self.outbox, self.nats, poll_seconds=self.settings.relay_poll_seconds
+        )
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
         if self.consumers:
             await self.broker.start()

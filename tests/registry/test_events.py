@@ -98,7 +98,7 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
             await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": str(row.id)})
 
         # A fresh relay (the restarted process) publishes what is left, and dedup drops the copy.
-        restarted = OutboxRelay(runtime.engine, runtime.outbox, js)
+        restarted = OutboxRelay(runtime.engine, runtime.outbox, nc)
         assert await restarted.drain() == len(rows)
         events = [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]]
         assert [e.type for e in events] == ["io.modelplane.registry.model_version.created.v1"]
@@ -117,7 +117,7 @@ async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_swee
     # A relay whose sweep would not look at a young row for hours: only dispatch can publish.
     runtime._relay_task.cancel()
     await asyncio.wait([runtime._relay_task], timeout=5)
-    hourly = OutboxRelay(runtime.engine, runtime.outbox, nc.jetstream(), poll_seconds=3600)
+    hourly = OutboxRelay(runtime.engine, runtime.outbox, nc, poll_seconds=3600)
     runtime.relay, task = hourly, asyncio.create_task(hourly.run())
     try:
         await asyncio.sleep(0.1)  # its first sweep has run and found nothing old enough
@@ -137,7 +137,7 @@ async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_swee
     finally:
         task.cancel()
         await asyncio.wait([task], timeout=5)
-        runtime.relay = OutboxRelay(runtime.engine, runtime.outbox, nc.jetstream(), poll_seconds=0.2)
+        runtime.relay = OutboxRelay(runtime.engine, runtime.outbox, nc, poll_seconds=0.2)
         runtime._relay_task = asyncio.create_task(runtime.relay.run())
 
 

@@ -1,0 +1,105 @@
+"""shared.jetstream against a real NATS JetStream: stored, deduplicated, refused, unacked."""
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js.api import StreamConfig
+
+from shared.jetstream import JetStreamPublisher, NotStored
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def stream(nc: NATS) -> AsyncIterator[str]:
+    """A stream of this test's own (subjects `<name>.>`), small messages only."""
+    name = f"probe{secrets.token_hex(4)}"
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name=name.upper(), subjects=[f"{name}.>"],
+                                     duplicate_window=60, max_msg_size=1024))  # fmt: skip
+    yield name
+    await js.delete_stream(name.upper())
+
+
+@pytest.fixture
+async def publisher(nc: NATS) -> AsyncIterator[JetStreamPublisher]:
+    publisher = JetStreamPublisher(nc, ack_timeout=0.3)
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
+
+
+def headers(msg_id: str | None = None) -> dict[str, str]:
+    return {"Nats-Msg-Id": msg_id or str(uuid.uuid4()), "Content-Type": "application/json"}
+
+
+async def test_each_message_resolves_to_its_sequence_in_the_stream(nc, stream, publisher):
+    acks = [await publisher.publish(f"{stream}.thing.happened", b'{"n": %d}' % n, headers())
+            for n in range(3)]  # fmt: skip
+    assert await asyncio.gather(*acks) == [1, 2, 3]
+    stored = await nc.jetstream().get_msg(stream.upper(), 2)
+    assert stored.data == b'{"n": 1}'
+    assert stored.headers["Content-Type"] == "application/json"
+    assert publisher.waiting == 0
+
+
+async def test_a_second_publish_of_one_message_id_is_acked_and_stored_once(
+    nc, stream, publisher
+):
+    msg_id = str(uuid.uuid4())
+    first = await publisher.publish(f"{stream}.a", b"once", headers(msg_id))
+    again = await publisher.publish(f"{stream}.a", b"once", headers(msg_id))
+    assert await asyncio.gather(first, again) == [1, 1]
+    assert (await nc.jetstream().stream_info(stream.upper())).state.messages == 1
+
+
+async def test_a_message_jetstream_refuses_fails_its_ack(stream, publisher):
+    too_big = await publisher.publish(f"{stream}.a", b"x" * 2048, headers())
+    with pytest.raises(NotStored, match="refused"):
+        await too_big
+
+
+async def test_a_subject_no_stream_takes_fails_its_ack(publisher):
+    nowhere = await publisher.publish(f"nowhere{secrets.token_hex(4)}.a", b"{}", headers())
+    with pytest.raises(NotStored, match="no stream"):
+        await nowhere
+
+
+async def test_an_ack_that_never_comes_is_given_up_after_its_time(nc, publisher):
+    # Someone listens on the subject but is not JetStream: nothing ever answers.
+    subject = f"silent{secrets.token_hex(4)}.a"
+    listener = await nc.subscribe(subject)
+    try:
+        unanswered = await publisher.publish(subject, b"{}", headers())
+        assert publisher.expire() == 0
+        await asyncio.sleep(0.4)
+        assert publisher.expire() == 1
+        assert unanswered.cancelled()
+        assert publisher.waiting == 0
+    finally:
+        await listener.unsubscribe()
+
+
+async def test_stopping_gives_up_the_acks_still_awaited(nc):
+    subject = f"silent{secrets.token_hex(4)}.a"
+    listener = await nc.subscribe(subject)
+    publisher = JetStreamPublisher(nc, ack_timeout=30)
+    await publisher.start()
+    try:
+        unanswered = await publisher.publish(subject, b"{}", headers())
+    finally:
+        await publisher.stop()
+        await listener.unsubscribe()
+    assert unanswered.cancelled()
+    with pytest.raises(RuntimeError, match="not started"):
+        await publisher.publish(subject, b"{}", headers())
