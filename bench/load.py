@@ -7,6 +7,7 @@ machine's cores with both servers, so what it spends is taken from both. Seeding
 """
 
 import asyncio
+import gc
 import random
 import time
 import uuid
@@ -209,9 +210,13 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
                     first_error.append(error or "")
                 await asyncio.sleep(0.01)  # a failing server must not turn this into a spin
 
+    # The load generator's own collector must not stop every client mid-window (a full
+    # collection here took 70-120 ms after seeding): off while measuring, as timeit does.
+    gc.disable()
     try:
         await asyncio.gather(*(worker(i, c) for i, c in enumerate(connections)))
     finally:
+        gc.enable()
         await asyncio.gather(*(c.close() for c in connections))
     return Result(
         ops=counters["ops"],
