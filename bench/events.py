@@ -3,10 +3,11 @@ consuming service would be. Latency = receive wall time - the CloudEvent's `time
 the outbox rows are written, just before COMMIT; same machine clock).
 
 In the load generator's own event loop the subscriber's receive waited behind 32 clients'
-replies, which measured the load generator, not the platform.
+replies, which measured the load generator, not the platform. It keeps its samples until the
+window is over: a line written per event woke the load generator a thousand times a second.
 
-`python -m bench.events <nats url>` prints `ready`, then `<received> <latency ms>` per
-`model_version.created` event, until stdin closes.
+`python -m bench.events <nats url>` prints `ready`; once stdin closes, `<received> <latency
+ms>` per `model_version.created` event it received.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Self
 
 import nats
+import uvloop
 
 
 class EventLatency:
@@ -59,7 +61,7 @@ class EventLatency:
 
 async def subscribe(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
-    out = sys.stdout
+    samples: list[tuple[float, float]] = []
 
     async def on_message(msg) -> None:
         received = time.time()
@@ -69,17 +71,16 @@ async def subscribe(nats_url: str) -> None:
             sent = datetime.fromisoformat(json.loads(msg.data)["time"]).timestamp()
         except (ValueError, KeyError, TypeError):
             return
-        out.write(f"{received:.6f} {(received - sent) * 1000:.3f}\n")
-        out.flush()
+        samples.append((received, (received - sent) * 1000))
 
     await nc.subscribe("registry.>", cb=on_message)
     await nc.flush()
-    out.write("ready\n")
-    out.flush()
+    print("ready", flush=True)
     # Until the bench closes our stdin.
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await nc.drain()
+    sys.stdout.writelines(f"{received:.6f} {latency:.3f}\n" for received, latency in samples)
 
 
 if __name__ == "__main__":
-    asyncio.run(subscribe(sys.argv[1]))
+    uvloop.run(subscribe(sys.argv[1]))
