@@ -9,7 +9,6 @@ own receives every ack, and each message costs a future and a dictionary entry.
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Mapping
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -59,7 +58,7 @@ class JetStreamPublisher:
         return len(self._waiting)
 
     async def publish(
-        self, subject: str, payload: bytes, headers: Mapping[str, str]
+        self, subject: str, payload: bytes, headers: dict[str, str]
     ) -> asyncio.Future[int]:
         if self._subscription is None:
             raise RuntimeError("the publisher is not started")
@@ -68,7 +67,7 @@ class JetStreamPublisher:
         ack: asyncio.Future[int] = loop.create_future()
         self._waiting[token] = (ack, loop.time() + self._ack_timeout)
         try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=dict(headers))
+            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         except BaseException:
             del self._waiting[token]
             ack.cancel()
