@@ -174,23 +174,28 @@ class OutboxRelay:
             await self._publisher.stop()
 
     async def drain(self) -> int:
-        """Publish every unpublished row now, however young; returns how many."""
-        total = 0
-        while published := await self.publish_pending():
-            total += published
-            if published < self._batch_size:
-                break
-        return total
+        """Publish every unpublished row now, however young; returns how many JetStream stored."""
+        return await self._publish_unpublished(timedelta(0))
 
-    async def publish_pending(self, older_than: timedelta = timedelta(0)) -> int:
-        """Publish one batch of rows left unpublished (oldest first); returns how many."""
-        await self._publisher.start()
+    async def _publish_unpublished(self, older_than: timedelta) -> int:
+        total = 0
+        while True:
+            taken, stored = await self._publish_batch(older_than)
+            total += stored
+            # A full batch leaves more behind; a batch JetStream refused whole would come back.
+            if taken < self._batch_size or not stored:
+                return total
+
+    async def _publish_batch(self, older_than: timedelta) -> tuple[int, int]:
+        """Publish the oldest rows left unpublished and mark those JetStream stored; returns how
+        many were taken and how many stored. A row it refuses stays unpublished, logged, and
+        holds up none of the others."""
         async with driver_connection(self._engine) as conn, conn.transaction():
             rows = await conn.fetch(self._pending_sql, older_than, self._batch_size)
-            if rows:
-                await self._publish([OutboxMessage(*row) for row in rows])
-                await conn.execute(self._mark_sql, [row["id"] for row in rows])
-        return len(rows)
+            stored = await self._publish([OutboxMessage(*row) for row in rows]) if rows else []
+            if stored:
+                await conn.execute(self._mark_sql, stored)
+        return len(rows), len(stored)
 
     async def _keep_dispatching(self) -> None:
         """Publish each batch as it comes, in order, without waiting for acks: each event is
@@ -219,16 +224,26 @@ class OutboxRelay:
         self._to_mark.append(event_id)
         self._mark_wanted.set()
 
-    async def _publish(self, messages: Sequence[OutboxMessage]) -> None:
-        """Publish the events in order and wait until JetStream stored every one, or raise
-        (the acks not come by then are given up)."""
+    async def _publish(self, messages: Sequence[OutboxMessage]) -> list[UUID]:
+        """Publish the events in order; returns the ids of those JetStream stored before the
+        ack timeout (the acks still awaited then are given up)."""
+        await self._publisher.start()
         acks = [await self._publisher.publish(m.subject, m.payload, _headers(m)) for m in messages]
-        try:
-            async with asyncio.timeout(ACK_TIMEOUT_SECONDS):
-                await asyncio.gather(*acks)
-        finally:
-            for ack in acks:
-                ack.cancel()
+        done, late = await asyncio.wait(acks, timeout=ACK_TIMEOUT_SECONDS)
+        for ack in late:
+            ack.cancel()
+        stored = []
+        for message, ack in zip(messages, acks, strict=True):
+            if ack not in done:
+                continue
+            if (error := ack.exception()) is None:
+                stored.append(message.id)
+            else:
+                log.warning("outbox relay: event %s not stored: %s", message.id, error)
+        if late:
+            log.warning("outbox relay: %d events unacked after %.0f s", len(late),
+                        ACK_TIMEOUT_SECONDS)  # fmt: skip
+        return stored
 
     async def _keep_marking(self) -> None:
         while True:
@@ -253,8 +268,7 @@ class OutboxRelay:
                 log.warning("outbox relay: %d events unacked after %.0f s; the sweep publishes "
                             "them again", expired, ACK_TIMEOUT_SECONDS)  # fmt: skip
             try:
-                while await self.publish_pending(self._sweep_after) == self._batch_size:
-                    pass
+                await self._publish_unpublished(self._sweep_after)
             except Exception:
                 log.exception("outbox relay: sweeping failed; retrying")
             await asyncio.sleep(self._poll_seconds)

@@ -111,6 +111,33 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
         runtime._relay_task = asyncio.create_task(runtime.relay.run())
 
 
+async def test_an_event_jetstream_refuses_stays_unpublished_and_holds_up_no_other(
+    nc, runtime, client, model
+):
+    # An outbox row whose subject no stream takes (say, written by a newer version of the
+    # service before its stream was widened), followed by an ordinary event.
+    refused = uuid.uuid4()
+    async with runtime.connection() as conn:
+        await conn.execute(
+            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
+            refused, "nowhere.model.renamed", b"{}",
+        )  # fmt: skip
+    try:
+        v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+        await runtime.relay.drain()
+        assert [e.type for e in await wait_for_events(nc, "REGISTRY", v["id"], count=1)] == [
+            "io.modelplane.registry.model_version.created.v1"
+        ]
+        async with runtime.connection() as conn:
+            unpublished = await conn.fetch(
+                "SELECT id FROM registry.outbox WHERE published_at IS NULL"
+            )
+        assert [row["id"] for row in unpublished] == [refused]
+    finally:
+        async with runtime.connection() as conn:
+            await conn.execute("DELETE FROM registry.outbox WHERE id = $1", refused)
+
+
 async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_sweep(
     nc, runtime, client, model
 ):
