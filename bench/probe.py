@@ -1,0 +1,172 @@
+"""The probe behind bench/README.md's "CPU ms/op" columns: Modelplane alone (no MLflow), seeded
+as `make bench` seeds it, one operation at a time for a window, and what each process spent.
+
+    .venv/bin/python -m bench.probe transition,create_version
+    .venv/bin/python -m bench.probe transition --env MODELPLANE_REGISTRY_CONNECTIONS=6 \\
+        --env MODELPLANE_REGISTRY_CONNECTIONS=12 --rounds 3
+
+Each `--env` is a variant of the platform's environment (`A=1,B=2` sets two variables); the
+variants take turns, round after round, each on a platform started afresh over the same seeded
+database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
+ops/s, p50, p99, the machine's idle share (`/proc/stat`), and CPU milliseconds per operation of
+each service, Postgres (all its processes), NATS and the load generator (this process), read
+from `/proc` around the window. Like `make bench`, a cell starts after VACUUM and CHECKPOINT.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from bench import OPERATIONS
+from bench.load import ModelplaneTarget, Result, percentile, run_load
+from bench.run import Infra, settle
+from bench.seed import seed
+from deploy.launcher import Platform
+from shared.local_infra import create_database, drop_database
+
+SHARED_PROCESSES = {"postgres": "postgres", "nats-server": "nats"}
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def cpu_by_part(services: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far: each service with its children, Postgres, NATS, this process."""
+    spent: dict[str, float] = {}
+    for name, pid in services.items():
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            tree = [process, *process.children(recursive=True)]
+            spent[name] = sum(_cpu_seconds(p) for p in tree)
+    for part in SHARED_PROCESSES.values():
+        spent[part] = 0.0
+    for process in psutil.process_iter(["name"]):
+        part = SHARED_PROCESSES.get(process.info["name"])
+        if part:
+            with contextlib.suppress(psutil.Error):
+                spent[part] += _cpu_seconds(process)
+    spent["load generator"] = _cpu_seconds(psutil.Process())
+    return spent
+
+
+def idle_ticks() -> tuple[int, int]:
+    """(idle + iowait, all) jiffies of the whole machine since boot."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def parse_variant(spec: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in spec.split(",") if item)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+async def probe(args: argparse.Namespace) -> None:
+    variants = [parse_variant(spec) for spec in args.env] or [{}]
+    async with Infra() as infra:
+        database_name = f"modelplane_probe_{uuid.uuid4().hex[:8]}"
+        database_url = await create_database(infra.postgres_url, database_name)
+        seeded: ModelplaneTarget | None = None
+        try:
+            for _ in range(args.rounds):
+                for variant in variants:
+                    platform = Platform(
+                        database_url=database_url,
+                        nats_url=infra.nats_url,
+                        log_dir=Path(tempfile.mkdtemp(prefix="probe_logs_")),
+                        env=variant,
+                    )
+                    await platform.start()
+                    try:
+                        target = ModelplaneTarget(platform.gateway_url, platform.admin_token or "")
+                        if seeded is None:
+                            await seed(target, args.models, args.versions, args.clients, 32)
+                            gc.collect()
+                            gc.freeze()
+                        else:  # the same data; transitions go on from where the last stopped
+                            target.project_id = seeded.project_id
+                            target.seed = seeded.seed
+                            target._transition_next = seeded._transition_next
+                        seeded = target
+                        label = ",".join(f"{k}={v}" for k, v in variant.items()) or "(as is)"
+                        for op in args.operations:
+                            await settle(infra.postgres_url, [database_name])
+                            result, idle, per_op = await measure(platform, target, op, args)
+                            print(window_line(f"{label} {op} x{args.clients}", result, idle, per_op),
+                                  flush=True)  # fmt: skip
+                    finally:
+                        await platform.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await drop_database(infra.postgres_url, database_name)
+
+
+async def measure(
+    platform: Platform, target: ModelplaneTarget, op: str, args: argparse.Namespace
+) -> tuple[Result, float, dict[str, float]]:
+    before, idle_before = cpu_by_part(dict(platform.pids)), idle_ticks()
+    started = time.perf_counter()
+    result = await run_load(target, op, args.clients, args.warmup, args.seconds)
+    elapsed = time.perf_counter() - started
+    after, idle_after = cpu_by_part(dict(platform.pids)), idle_ticks()
+    # CPU is read around warm-up and window alike: per operation, at the window's rate.
+    operations = result.ops / result.seconds * elapsed
+    per_op = {part: (after[part] - before.get(part, 0.0)) * 1000 / max(operations, 1)
+              for part in after}  # fmt: skip
+    idle = (idle_after[0] - idle_before[0]) / max(1, idle_after[1] - idle_before[1]) * 100
+    return result, idle, per_op
+
+
+def window_line(cell: str, result: Result, idle: float, per_op: dict[str, float]) -> str:
+    latencies = result.latencies_ms
+    parts = " ".join(f"{part} {ms:.2f}" for part, ms in per_op.items())
+    return (
+        f"{cell} {result.ops / result.seconds:8.1f} ops/s  p50 {percentile(latencies, 50):6.2f}"
+        f"  p99 {percentile(latencies, 99):6.2f} ms  errors {result.errors}  idle {idle:4.1f} %"
+        f"  | CPU ms/op: {parts}  total {sum(per_op.values()):.2f}"
+    )
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("operations", type=lambda s: s.split(","),
+                        help=f"comma list of: {', '.join(OPERATIONS)}")  # fmt: skip
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,…]",
+                        help="a variant of the platform's environment; repeat for an A/B")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured window (8)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up before it (1)")
+    parser.add_argument("--clients", type=int, default=32, help="closed-loop clients (32)")
+    parser.add_argument("--rounds", type=int, default=2, help="times through the variants (2)")
+    parser.add_argument("--models", type=int, default=100, help="seeded models (100)")
+    parser.add_argument("--versions", type=int, default=100, help="versions of each (100)")
+    args = parser.parse_args(argv)
+    unknown = [op for op in args.operations if op not in OPERATIONS]
+    if unknown:
+        parser.error(f"unknown operations {unknown}; known: {', '.join(OPERATIONS)}")
+    return args
+
+
+def main() -> None:
+    args = arguments()
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        asyncio.run(probe(args))
+    else:
+        uvloop.run(probe(args))
+
+
+if __name__ == "__main__":
+    main()
