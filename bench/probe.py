@@ -8,9 +8,9 @@ as `make bench` seeds it, one operation at a time for a window, and what each pr
 Each `--env` is a variant of the platform's environment (`A=1,B=2` sets two variables); the
 variants take turns, round after round, each on a platform started afresh over the same seeded
 database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
-ops/s, p50, p99, the machine's idle share (`/proc/stat`), and CPU milliseconds per operation of
-each service, Postgres (all its processes), NATS and the load generator (this process), read
-from `/proc` around the window. Like `make bench`, a cell starts after VACUUM and CHECKPOINT.
+ops/s, p50, p99, the machine's idle share and context switches per operation (`/proc/stat`),
+and CPU milliseconds per operation of each service, Postgres (all its processes), NATS and the
+load generator (this process), read from `/proc` around the window. Like `make bench`, a cell starts after VACUUM and CHECKPOINT.
 """
 
 import argparse
@@ -59,11 +59,13 @@ def cpu_by_part(services: dict[str, int]) -> dict[str, float]:
     return spent
 
 
-def idle_ticks() -> tuple[int, int]:
-    """(idle + iowait, all) jiffies of the whole machine since boot."""
+def machine_counters() -> tuple[int, int, int]:
+    """(idle + iowait jiffies, all jiffies, context switches) of the whole machine since boot."""
     with open("/proc/stat") as stat:
-        ticks = [int(field) for field in stat.readline().split()[1:]]
-    return ticks[3] + ticks[4], sum(ticks)
+        lines = stat.read().splitlines()
+    ticks = [int(field) for field in lines[0].split()[1:]]
+    switches = next(int(line.split()[1]) for line in lines if line.startswith("ctxt "))
+    return ticks[3] + ticks[4], sum(ticks), switches
 
 
 def parse_variant(spec: str) -> dict[str, str]:
@@ -101,8 +103,8 @@ async def probe(args: argparse.Namespace) -> None:
                         label = ",".join(f"{k}={v}" for k, v in variant.items()) or "(as is)"
                         for op in args.operations:
                             await settle(infra.postgres_url, [database_name])
-                            result, idle, per_op = await measure(platform, target, op, args)
-                            print(window_line(f"{label} {op} x{args.clients}", result, idle, per_op),
+                            result, machine, per_op = await measure(platform, target, op, args)
+                            print(window_line(f"{label} {op} x{args.clients}", result, machine, per_op),
                                   flush=True)  # fmt: skip
                     finally:
                         await platform.stop()
@@ -113,26 +115,30 @@ async def probe(args: argparse.Namespace) -> None:
 
 async def measure(
     platform: Platform, target: ModelplaneTarget, op: str, args: argparse.Namespace
-) -> tuple[Result, float, dict[str, float]]:
-    before, idle_before = cpu_by_part(dict(platform.pids)), idle_ticks()
+) -> tuple[Result, dict[str, float], dict[str, float]]:
+    before, machine_before = cpu_by_part(dict(platform.pids)), machine_counters()
     started = time.perf_counter()
     result = await run_load(target, op, args.clients, args.warmup, args.seconds)
     elapsed = time.perf_counter() - started
-    after, idle_after = cpu_by_part(dict(platform.pids)), idle_ticks()
+    after, machine_after = cpu_by_part(dict(platform.pids)), machine_counters()
     # CPU is read around warm-up and window alike: per operation, at the window's rate.
     operations = result.ops / result.seconds * elapsed
     per_op = {part: (after[part] - before.get(part, 0.0)) * 1000 / max(operations, 1)
               for part in after}  # fmt: skip
-    idle = (idle_after[0] - idle_before[0]) / max(1, idle_after[1] - idle_before[1]) * 100
-    return result, idle, per_op
+    idle, ticks, switches = (b - a for a, b in zip(machine_before, machine_after, strict=True))
+    machine = {"idle": idle / max(1, ticks) * 100, "switches": switches / max(operations, 1)}
+    return result, machine, per_op
 
 
-def window_line(cell: str, result: Result, idle: float, per_op: dict[str, float]) -> str:
+def window_line(
+    cell: str, result: Result, machine: dict[str, float], per_op: dict[str, float]
+) -> str:
     latencies = result.latencies_ms
     parts = " ".join(f"{part} {ms:.2f}" for part, ms in per_op.items())
     return (
         f"{cell} {result.ops / result.seconds:8.1f} ops/s  p50 {percentile(latencies, 50):6.2f}"
-        f"  p99 {percentile(latencies, 99):6.2f} ms  errors {result.errors}  idle {idle:4.1f} %"
+        f"  p99 {percentile(latencies, 99):6.2f} ms  errors {result.errors}"
+        f"  idle {machine['idle']:4.1f} %  context switches/op {machine['switches']:.1f}"
         f"  | CPU ms/op: {parts}  total {sum(per_op.values()):.2f}"
     )
 
