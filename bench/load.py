@@ -92,6 +92,12 @@ class Target:
             return connection.request(method, target, self._plain_headers)
         return connection.request(method, target, self._json_headers, orjson.dumps(json))
 
+    def adopt(self, other: "Target") -> None:
+        """Take over what `other` seeded and where its transitions got to: the same server,
+        restarted (`bench.probe`)."""
+        self.seed = other.seed
+        self._transition_next = other._transition_next
+
     def next_transition(self, worker: int) -> tuple[str, str, str]:
         """(model, label, version id) of the version worker `worker` promotes next.
 
@@ -128,7 +134,11 @@ class ModelplaneTarget(Target):
             return "POST", f"{p}/{model}/versions", {"json": {}}
         if op == "transition":
             _, _, version_id = self.next_transition(worker)
-            return "POST", f"{p}/versions/{version_id}/transition", {"json": {"stage": "production"}}
+            return (
+                "POST",
+                f"{p}/versions/{version_id}/transition",
+                {"json": {"stage": "production"}},
+            )
         model = rng.choice(self.seed.models)
         if op == "latest_in_stage":
             return "GET", f"{p}/stages/production/latest", {"params": {"model_id": model}}
@@ -150,7 +160,11 @@ class MlflowTarget(Target):
     def request(self, op, worker, rng):
         p = self.prefix
         if op == "create_model":
-            return "POST", f"{p}/registered-models/create", {"json": {"name": f"bench-{uuid.uuid4().hex}"}}
+            return (
+                "POST",
+                f"{p}/registered-models/create",
+                {"json": {"name": f"bench-{uuid.uuid4().hex}"}},
+            )
         if op == "create_version":
             model = self.seed.write_models[worker % len(self.seed.write_models)]
             body = {"name": model, "source": MLFLOW_SOURCE}

@@ -10,7 +10,8 @@ variants take turns, round after round, each on a platform started afresh over t
 database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
 ops/s, p50, p99, the machine's idle share and context switches per operation (`/proc/stat`),
 and CPU milliseconds per operation of each service, Postgres (all its processes), NATS and the
-load generator (this process), read from `/proc` around the window. Like `make bench`, a cell starts after VACUUM and CHECKPOINT.
+load generator (this process), read from `/proc` around the window. Like `make bench`, a cell
+starts after VACUUM and CHECKPOINT.
 """
 
 import argparse
@@ -68,49 +69,59 @@ def machine_counters() -> tuple[int, int, int]:
     return ticks[3] + ticks[4], sum(ticks), switches
 
 
-def parse_variant(spec: str) -> dict[str, str]:
-    pairs = (item.split("=", 1) for item in spec.split(",") if item)
+def variant(spec: str) -> dict[str, str]:
+    """`A=1,B=2` -> {"A": "1", "B": "2"}."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    malformed = [item for item in items if "=" not in item or item.startswith("=")]
+    if malformed or not items:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE…], got {spec!r}")
+    pairs = (item.split("=", 1) for item in items)
     return {name.strip(): value.strip() for name, value in pairs}
 
 
 async def probe(args: argparse.Namespace) -> None:
-    variants = [parse_variant(spec) for spec in args.env] or [{}]
     async with Infra() as infra:
         database_name = f"modelplane_probe_{uuid.uuid4().hex[:8]}"
         database_url = await create_database(infra.postgres_url, database_name)
         seeded: ModelplaneTarget | None = None
         try:
             for _ in range(args.rounds):
-                for variant in variants:
+                for env in args.env or [{}]:
                     platform = Platform(
                         database_url=database_url,
                         nats_url=infra.nats_url,
                         log_dir=Path(tempfile.mkdtemp(prefix="probe_logs_")),
-                        env=variant,
+                        env=env,
                     )
                     await platform.start()
                     try:
                         target = ModelplaneTarget(platform.gateway_url, platform.admin_token or "")
-                        if seeded is None:
-                            await seed(target, args.models, args.versions, args.clients, 32)
-                            gc.collect()
-                            gc.freeze()
-                        else:  # the same data; transitions go on from where the last stopped
-                            target.project_id = seeded.project_id
-                            target.seed = seeded.seed
-                            target._transition_next = seeded._transition_next
+                        await seed_or_adopt(target, seeded, args)
                         seeded = target
-                        label = ",".join(f"{k}={v}" for k, v in variant.items()) or "(as is)"
+                        label = ",".join(f"{k}={v}" for k, v in env.items()) or "(as is)"
                         for op in args.operations:
                             await settle(infra.postgres_url, [database_name])
                             result, machine, per_op = await measure(platform, target, op, args)
-                            print(window_line(f"{label} {op} x{args.clients}", result, machine, per_op),
-                                  flush=True)  # fmt: skip
+                            cell = f"{label} {op} x{args.clients}"
+                            print(window_line(cell, result, machine, per_op), flush=True)
                     finally:
                         await platform.stop()
         finally:
             with contextlib.suppress(Exception):
                 await drop_database(infra.postgres_url, database_name)
+
+
+async def seed_or_adopt(
+    target: ModelplaneTarget, seeded: ModelplaneTarget | None, args: argparse.Namespace
+) -> None:
+    """The first platform is seeded; the next ones, over the same database, take its data."""
+    if seeded is None:
+        await seed(target, args.models, args.versions, args.clients, 32)
+        gc.collect()
+        gc.freeze()
+    else:
+        target.project_id = seeded.project_id
+        target.adopt(seeded)
 
 
 async def measure(
@@ -123,8 +134,9 @@ async def measure(
     after, machine_after = cpu_by_part(dict(platform.pids)), machine_counters()
     # CPU is read around warm-up and window alike: per operation, at the window's rate.
     operations = result.ops / result.seconds * elapsed
-    per_op = {part: (after[part] - before.get(part, 0.0)) * 1000 / max(operations, 1)
-              for part in after}  # fmt: skip
+    per_op = {
+        part: (after[part] - before.get(part, 0.0)) * 1000 / max(operations, 1) for part in after
+    }
     idle, ticks, switches = (b - a for a, b in zip(machine_before, machine_after, strict=True))
     machine = {"idle": idle / max(1, ticks) * 100, "switches": switches / max(operations, 1)}
     return result, machine, per_op
@@ -144,12 +156,22 @@ def window_line(
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("operations", type=lambda s: s.split(","),
-                        help=f"comma list of: {', '.join(OPERATIONS)}")  # fmt: skip
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,…]",
-                        help="a variant of the platform's environment; repeat for an A/B")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.probe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "operations", type=lambda s: s.split(","), help=f"comma list of: {', '.join(OPERATIONS)}"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=variant,
+        metavar="NAME=VALUE[,…]",
+        help="a variant of the platform's environment; repeat for an A/B",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window (8)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up before it (1)")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop clients (32)")
