@@ -76,15 +76,15 @@ class JetStreamPublisher:
 
     def expire(self) -> int:
         """Cancel the acks whose time is up (the message may or may not be stored); returns
-        how many."""
+        how many it gave up. Those its caller already gave up on are only forgotten."""
         now = asyncio.get_running_loop().time()
         expired = 0
         for token, (ack, deadline) in list(self._waiting.items()):
             if deadline > now:
                 break  # the rest were published later
             del self._waiting[token]
-            ack.cancel()
-            expired += 1
+            if ack.cancel():
+                expired += 1
         return expired
 
     async def _on_reply(self, msg: Msg) -> None:

@@ -90,6 +90,23 @@ async def test_an_ack_that_never_comes_is_given_up_after_its_time(nc, publisher)
         await listener.unsubscribe()
 
 
+async def test_an_ack_its_caller_gave_up_on_is_forgotten_not_counted_again(nc, publisher):
+    # The sweep gives up the acks it waited for too long and logs them; expiry must not count
+    # (and log) them a second time.
+    subject = f"silent{secrets.token_hex(4)}.a"
+    listener = await nc.subscribe(subject)
+    try:
+        given_up = await publisher.publish(subject, b"{}", headers())
+        unanswered = await publisher.publish(subject, b"{}", headers())
+        given_up.cancel()
+        await asyncio.sleep(0.4)
+        assert publisher.expire() == 1
+        assert unanswered.cancelled()
+        assert publisher.waiting == 0
+    finally:
+        await listener.unsubscribe()
+
+
 async def test_stopping_gives_up_the_acks_still_awaited(nc):
     subject = f"silent{secrets.token_hex(4)}.a"
     listener = await nc.subscribe(subject)
