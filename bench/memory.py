@@ -9,16 +9,21 @@ import psutil
 MIB = 1024 * 1024
 
 
-def tree_rss_mib(pids: Iterable[int]) -> float:
-    """Sum of RSS over each pid and all its descendants (each process counted once)."""
+def process_trees(pids: Iterable[int]) -> list[psutil.Process]:
+    """Each pid's process and all its descendants, each process once; gone ones left out."""
     seen: dict[int, psutil.Process] = {}
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             root = psutil.Process(pid)
             for proc in (root, *root.children(recursive=True)):
                 seen[proc.pid] = proc
+    return list(seen.values())
+
+
+def tree_rss_mib(pids: Iterable[int]) -> float:
+    """Sum of RSS over each pid and all its descendants (each process counted once)."""
     total = 0
-    for proc in seen.values():
+    for proc in process_trees(pids):
         with contextlib.suppress(psutil.Error):
             total += proc.memory_info().rss
     return total / MIB

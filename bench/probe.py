@@ -22,12 +22,14 @@ import logging
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
 from bench import OPERATIONS
-from bench.load import ModelplaneTarget, Result, percentile, run_load
+from bench.load import ModelplaneTarget, Result, run_load
+from bench.memory import process_trees
 from bench.run import Infra, settle
 from bench.seed import seed
 from deploy.launcher import Platform
@@ -36,27 +38,24 @@ from shared.local_infra import create_database, drop_database
 SHARED_PROCESSES = {"postgres": "postgres", "nats-server": "nats"}
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+def _cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def cpu_by_part(services: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far: each service with its children, Postgres, NATS, this process."""
-    spent: dict[str, float] = {}
-    for name, pid in services.items():
-        with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            tree = [process, *process.children(recursive=True)]
-            spent[name] = sum(_cpu_seconds(p) for p in tree)
-    for part in SHARED_PROCESSES.values():
-        spent[part] = 0.0
+    spent = {name: _cpu_seconds(process_trees([pid])) for name, pid in services.items()}
+    shared: dict[str, list[psutil.Process]] = {part: [] for part in SHARED_PROCESSES.values()}
     for process in psutil.process_iter(["name"]):
-        part = SHARED_PROCESSES.get(process.info["name"])
-        if part:
-            with contextlib.suppress(psutil.Error):
-                spent[part] += _cpu_seconds(process)
-    spent["load generator"] = _cpu_seconds(psutil.Process())
+        if part := SHARED_PROCESSES.get(process.info["name"]):
+            shared[part].append(process)
+    spent.update({part: _cpu_seconds(processes) for part, processes in shared.items()})
+    spent["load generator"] = _cpu_seconds([psutil.Process()])
     return spent
 
 
@@ -145,11 +144,11 @@ async def measure(
 def window_line(
     cell: str, result: Result, machine: dict[str, float], per_op: dict[str, float]
 ) -> str:
-    latencies = result.latencies_ms
+    summary = result.summary()
     parts = " ".join(f"{part} {ms:.2f}" for part, ms in per_op.items())
     return (
-        f"{cell} {result.ops / result.seconds:8.1f} ops/s  p50 {percentile(latencies, 50):6.2f}"
-        f"  p99 {percentile(latencies, 99):6.2f} ms  errors {result.errors}"
+        f"{cell} {summary['ops_per_s']:8.1f} ops/s  p50 {summary['p50_ms']:6.2f}"
+        f"  p99 {summary['p99_ms']:6.2f} ms  errors {summary['errors']}"
         f"  idle {machine['idle']:4.1f} %  context switches/op {machine['switches']:.1f}"
         f"  | CPU ms/op: {parts}  total {sum(per_op.values()):.2f}"
     )
