@@ -75,48 +75,45 @@ async def test_a_subject_no_stream_takes_fails_its_ack(publisher):
         await nowhere
 
 
-async def test_an_ack_that_never_comes_is_given_up_after_its_time(nc, publisher):
-    # Someone listens on the subject but is not JetStream: nothing ever answers.
+@pytest.fixture
+async def silent_subject(nc: NATS) -> AsyncIterator[str]:
+    """A subject someone listens on who is not JetStream: a publish to it is never acked."""
     subject = f"silent{secrets.token_hex(4)}.a"
     listener = await nc.subscribe(subject)
-    try:
-        unanswered = await publisher.publish(subject, b"{}", headers())
-        assert publisher.expire() == 0
-        await asyncio.sleep(0.4)
-        assert publisher.expire() == 1
-        assert unanswered.cancelled()
-        assert publisher.waiting == 0
-    finally:
-        await listener.unsubscribe()
+    yield subject
+    await listener.unsubscribe()
 
 
-async def test_an_ack_its_caller_gave_up_on_is_forgotten_not_counted_again(nc, publisher):
+async def test_an_ack_that_never_comes_is_given_up_after_its_time(silent_subject, publisher):
+    unanswered = await publisher.publish(silent_subject, b"{}", headers())
+    assert publisher.expire() == 0
+    await asyncio.sleep(0.4)
+    assert publisher.expire() == 1
+    assert unanswered.cancelled()
+    assert publisher.waiting == 0
+
+
+async def test_an_ack_its_caller_gave_up_on_is_forgotten_not_counted_again(
+    silent_subject, publisher
+):
     # The sweep gives up the acks it waited for too long and logs them; expiry must not count
     # (and log) them a second time.
-    subject = f"silent{secrets.token_hex(4)}.a"
-    listener = await nc.subscribe(subject)
-    try:
-        given_up = await publisher.publish(subject, b"{}", headers())
-        unanswered = await publisher.publish(subject, b"{}", headers())
-        given_up.cancel()
-        await asyncio.sleep(0.4)
-        assert publisher.expire() == 1
-        assert unanswered.cancelled()
-        assert publisher.waiting == 0
-    finally:
-        await listener.unsubscribe()
+    given_up = await publisher.publish(silent_subject, b"{}", headers())
+    unanswered = await publisher.publish(silent_subject, b"{}", headers())
+    given_up.cancel()
+    await asyncio.sleep(0.4)
+    assert publisher.expire() == 1
+    assert unanswered.cancelled()
+    assert publisher.waiting == 0
 
 
-async def test_stopping_gives_up_the_acks_still_awaited(nc):
-    subject = f"silent{secrets.token_hex(4)}.a"
-    listener = await nc.subscribe(subject)
+async def test_stopping_gives_up_the_acks_still_awaited(nc, silent_subject):
     publisher = JetStreamPublisher(nc, ack_timeout=30)
     await publisher.start()
     try:
-        unanswered = await publisher.publish(subject, b"{}", headers())
+        unanswered = await publisher.publish(silent_subject, b"{}", headers())
     finally:
         await publisher.stop()
-        await listener.unsubscribe()
     assert unanswered.cancelled()
     with pytest.raises(RuntimeError, match="not started"):
-        await publisher.publish(subject, b"{}", headers())
+        await publisher.publish(silent_subject, b"{}", headers())
