@@ -10,8 +10,9 @@ variants take turns, round after round, each on a platform started afresh over t
 database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
 ops/s, p50, p99, the machine's idle share and context switches per operation (`/proc/stat`),
 and CPU milliseconds per operation of each service, Postgres (all its processes), NATS and the
-load generator (this process), read from `/proc` around the window. Like `make bench`, a cell
-starts after VACUUM and CHECKPOINT.
+load generator (this process), read from `/proc` around the window; under create_version, also
+the event latency as `make bench` measures it (commit to a subscriber in its own process). Like
+`make bench`, a cell starts after VACUUM and CHECKPOINT.
 """
 
 import argparse
@@ -28,7 +29,8 @@ from pathlib import Path
 import psutil
 
 from bench import OPERATIONS
-from bench.load import ModelplaneTarget, Result, run_load
+from bench.events import EventLatency
+from bench.load import ModelplaneTarget, Result, percentile, run_load
 from bench.memory import process_trees
 from bench.run import Infra, settle
 from bench.seed import seed
@@ -100,9 +102,8 @@ async def probe(args: argparse.Namespace) -> None:
                         label = ",".join(f"{k}={v}" for k, v in env.items()) or "(as is)"
                         for op in args.operations:
                             await settle(infra.postgres_url, [database_name])
-                            result, machine, per_op = await measure(platform, target, op, args)
-                            cell = f"{label} {op} x{args.clients}"
-                            print(window_line(cell, result, machine, per_op), flush=True)
+                            line = await measure_cell(platform, target, op, args, infra)
+                            print(f"{label} {line}", flush=True)
                     finally:
                         await platform.stop()
         finally:
@@ -121,6 +122,23 @@ async def seed_or_adopt(
     else:
         target.project_id = seeded.project_id
         target.adopt(seeded)
+
+
+async def measure_cell(
+    platform: Platform, target: ModelplaneTarget, op: str, args: argparse.Namespace, infra: Infra
+) -> str:
+    """One window of `op`, as a line; under create_version, with the event latency beside it."""
+    async with contextlib.AsyncExitStack() as stack:
+        events = None
+        if op == "create_version":  # the load make bench measures it under
+            events = await stack.enter_async_context(EventLatency(infra.nats_url))
+        result, machine, per_op = await measure(platform, target, op, args)
+    line = window_line(f"{op} x{args.clients}", result, machine, per_op)
+    if events is not None:
+        latencies = events.in_window(*result.window_wall)
+        line += (f"  | events p50 {percentile(latencies, 50):.2f}"
+                 f"  p99 {percentile(latencies, 99):.2f} ms")  # fmt: skip
+    return line
 
 
 async def measure(
