@@ -5,6 +5,7 @@ import zlib
 from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -90,19 +91,38 @@ def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
 
 
 def create_messaging_tables(schema: str) -> None:
-    """Called from a service's first migration: its outbox (with the NOTIFY trigger that woke
-    the relay until `drop_outbox_notify`) and inbox."""
+    """Called from a service's first migration: its outbox as it was then (with the NOTIFY
+    trigger that woke the relay until `drop_outbox_notify`, and the `published_at` mark until
+    `remove_published_outbox_rows`) and its inbox."""
     from alembic import op  # noqa: PLC0415 (only inside a running migration)
 
     from shared.inbox import inbox_table  # noqa: PLC0415
-    from shared.outbox import outbox_table  # noqa: PLC0415
 
-    tables = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
     bind = op.get_bind()
-    outbox_table(tables).create(bind)
+    tables = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+        sa.Column("id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        schema=schema,
+    )
+    _create_unpublished_index(schema)
     inbox_table(tables).create(bind)
     for statement in _notify_trigger_sql(schema):
         op.execute(statement)
+
+
+def _create_unpublished_index(schema: str) -> None:
+    from alembic import op  # noqa: PLC0415
+
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
+                    postgresql_where=sa.text("published_at IS NULL"))  # fmt: skip
 
 
 def _notify_trigger_sql(schema: str) -> list[str]:
@@ -135,6 +155,24 @@ def restore_outbox_notify(schema: str) -> None:
 
     for statement in _notify_trigger_sql(schema):
         op.execute(statement)
+
+
+def remove_published_outbox_rows(schema: str) -> None:
+    """The relay removes a row once JetStream acked its event, instead of marking it published:
+    the rows marked so far go, and with them the mark and its index."""
+    from alembic import op  # noqa: PLC0415
+
+    op.execute(f'DELETE FROM "{schema}".outbox WHERE published_at IS NOT NULL')
+    op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
+    op.drop_column("outbox", "published_at", schema=schema)
+
+
+def restore_outbox_published_at(schema: str) -> None:
+    """Back to marking: the rows left are those not yet published."""
+    from alembic import op  # noqa: PLC0415
+
+    op.add_column("outbox", sa.Column("published_at", sa.DateTime(timezone=True)), schema=schema)
+    _create_unpublished_index(schema)
 
 
 def drop_messaging_tables(schema: str) -> None:

@@ -4,14 +4,16 @@ Two paths lead from the outbox to JetStream, both publishing with `Nats-Msg-Id` 
 
 - **Dispatch** (the fast path): right after a unit of work commits, it hands its events to
   `OutboxRelay.dispatch`. The relay publishes them at once, without reading them back, and
-  marks their rows published in batches.
+  removes their rows in batches once JetStream acked them.
 - **Sweep** (the safety net): every `poll_seconds` the relay publishes rows that are still
-  unpublished a while after they were written: events of a process that died between commit
+  there a while after they were written: events of a process that died between commit
   and publish, or of a publish that failed while the bus was away.
 
-A row is marked published only after JetStream acked it, so nothing is lost; when both paths
-publish one event, or a crash comes between publish and mark, JetStream's duplicate window
-drops the copy.
+A row leaves the outbox only after JetStream acked it, so nothing is lost; when both paths
+publish one event, or a crash comes between publish and removal, JetStream's duplicate window
+drops the copy. Every row in the outbox is an event still to publish: the table holds what is
+in flight, not the history (the stream keeps that), and a delete writes less than marking the
+row would (no new row version, no index entries).
 """
 
 import asyncio
@@ -29,7 +31,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
-    Index,
     LargeBinary,
     MetaData,
     String,
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 
 OUTBOX_TABLE = "outbox"
 CONTENT_TYPE = "application/cloudevents+json"
-# How long published events wait to be marked together; far below the sweep's grace period.
-MARK_GATHER_SECONDS = 0.05
+# How long published events wait to be removed together; far below the sweep's grace period.
+REMOVE_GATHER_SECONDS = 0.05
 # An event whose ack has not come by then is left to the sweep (JetStream drops a copy).
 ACK_TIMEOUT_SECONDS = 5.0
 
@@ -61,12 +62,6 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("subject", String(255), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("published_at", DateTime(timezone=True)),
-        Index(
-            "ix_outbox_unpublished",
-            "seq",
-            postgresql_where=Column("published_at").is_(None),
-        ),
     )
 
 
@@ -139,11 +134,11 @@ class OutboxRelay:
         self._engine = engine
         self._table = table
         outbox = f"{table.schema}.{table.name}"
-        self._mark_sql = f"UPDATE {outbox} SET published_at = now() WHERE id = ANY($1::uuid[])"
+        self._remove_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::uuid[])"
         # Rows another relay is publishing are skipped, not waited for.
         self._pending_sql = f"""
             SELECT id, subject, payload FROM {outbox}
-            WHERE published_at IS NULL AND created_at <= now() - $1::interval
+            WHERE created_at <= now() - $1::interval
             ORDER BY seq LIMIT $2
             FOR UPDATE SKIP LOCKED
         """
@@ -153,9 +148,9 @@ class OutboxRelay:
         # A row younger than this is the dispatch path's to publish; the sweep leaves it alone.
         self._sweep_after = timedelta(seconds=max(2.0, 2 * poll_seconds))
         self._to_publish: list[OutboxMessage] = []
-        self._to_mark: list[UUID] = []
+        self._to_remove: list[UUID] = []
         self._publish_wanted = asyncio.Event()
-        self._mark_wanted = asyncio.Event()
+        self._remove_wanted = asyncio.Event()
 
     def dispatch(self, messages: Sequence[OutboxMessage]) -> None:
         """Take events whose transaction just committed; they leave without waiting for a poll."""
@@ -168,16 +163,16 @@ class OutboxRelay:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._keep_dispatching())
-                tasks.create_task(self._keep_marking())
+                tasks.create_task(self._keep_removing())
                 tasks.create_task(self._keep_sweeping())
         finally:
             await self._publisher.stop()
 
     async def drain(self) -> int:
-        """Publish every unpublished row now, however young; returns how many JetStream stored."""
-        return await self._publish_unpublished(timedelta(0))
+        """Publish every row now, however young; returns how many JetStream stored."""
+        return await self._publish_waiting(timedelta(0))
 
-    async def _publish_unpublished(self, older_than: timedelta) -> int:
+    async def _publish_waiting(self, older_than: timedelta) -> int:
         total = 0
         while True:
             taken, stored = await self._publish_batch(older_than)
@@ -187,19 +182,19 @@ class OutboxRelay:
                 return total
 
     async def _publish_batch(self, older_than: timedelta) -> tuple[int, int]:
-        """Publish the oldest rows left unpublished and mark those JetStream stored; returns how
-        many were taken and how many stored. A row it refuses stays unpublished, logged, and
-        holds up none of the others."""
+        """Publish the oldest rows left and remove those JetStream stored; returns how many were
+        taken and how many stored. A row it refuses stays, logged, and holds up none of the
+        others."""
         async with driver_connection(self._engine) as conn, conn.transaction():
             rows = await conn.fetch(self._pending_sql, older_than, self._batch_size)
             stored = await self._publish([OutboxMessage(*row) for row in rows]) if rows else []
             if stored:
-                await conn.execute(self._mark_sql, stored)
+                await conn.execute(self._remove_sql, stored)
         return len(rows), len(stored)
 
     async def _keep_dispatching(self) -> None:
-        """Publish each batch as it comes, in order, without waiting for acks: each event is
-        marked when its own ack arrives, never waits for another's."""
+        """Publish each batch as it comes, in order, without waiting for acks: each event's row
+        is removed when its own ack arrives, never waits for another's."""
         while True:
             await self._publish_wanted.wait()
             self._publish_wanted.clear()
@@ -221,8 +216,8 @@ class OutboxRelay:
             log.warning("outbox relay: event %s not stored (%s); the sweep publishes it again",
                         event_id, error)  # fmt: skip
             return
-        self._to_mark.append(event_id)
-        self._mark_wanted.set()
+        self._to_remove.append(event_id)
+        self._remove_wanted.set()
 
     async def _publish(self, messages: Sequence[OutboxMessage]) -> list[UUID]:
         """Publish the events in order; returns the ids of those JetStream stored before the
@@ -245,22 +240,23 @@ class OutboxRelay:
                         ACK_TIMEOUT_SECONDS)  # fmt: skip
         return stored
 
-    async def _keep_marking(self) -> None:
+    async def _keep_removing(self) -> None:
         while True:
-            await self._mark_wanted.wait()
-            # Nothing waits on a mark: gathering a moment's worth makes one commit of many.
-            await asyncio.sleep(MARK_GATHER_SECONDS)
-            self._mark_wanted.clear()
-            while self._to_mark:
-                ids = self._to_mark[: self._batch_size]
-                del self._to_mark[: len(ids)]
+            await self._remove_wanted.wait()
+            # Nothing waits on a removal: gathering a moment's worth makes one commit of many.
+            await asyncio.sleep(REMOVE_GATHER_SECONDS)
+            self._remove_wanted.clear()
+            while self._to_remove:
+                ids = self._to_remove[: self._batch_size]
+                del self._to_remove[: len(ids)]
                 try:
                     # One autocommit statement, straight through asyncpg.
                     async with driver_connection(self._engine) as conn:
-                        await conn.execute(self._mark_sql, ids)
+                        await conn.execute(self._remove_sql, ids)
                 except Exception:
-                    # Unmarked rows are published again by the sweep; JetStream drops the copy.
-                    log.warning("outbox relay: could not mark %d events", len(ids), exc_info=True)
+                    # Rows left are published again by the sweep; JetStream drops the copy.
+                    log.warning("outbox relay: could not remove %d published events", len(ids),
+                                exc_info=True)  # fmt: skip
 
     async def _keep_sweeping(self) -> None:
         while True:
@@ -268,7 +264,7 @@ class OutboxRelay:
                 log.warning("outbox relay: %d events unacked after %.0f s; the sweep publishes "
                             "them again", expired, ACK_TIMEOUT_SECONDS)  # fmt: skip
             try:
-                await self._publish_unpublished(self._sweep_after)
+                await self._publish_waiting(self._sweep_after)
             except Exception:
                 log.exception("outbox relay: sweeping failed; retrying")
             await asyncio.sleep(self._poll_seconds)

@@ -87,6 +87,46 @@ async def test_0004_names_each_models_production_version_and_gives_it_every_coun
         await drop_database(database_server_url, name)
 
 
+async def test_0006_keeps_the_events_still_to_publish_and_drops_the_published(
+    database_server_url: str,
+) -> None:
+    name = f"registry_upgrade_{secrets.token_hex(4)}"
+    url = await create_database(database_server_url, name)
+    config = alembic_config(MIGRATIONS, url)
+    published, waiting = uuid.uuid4(), uuid.uuid4()
+    try:
+        await asyncio.to_thread(command.upgrade, config, "0005")
+        conn = await connect_raw(url)
+        try:
+            await conn.execute(
+                "INSERT INTO registry.outbox (id, subject, payload, published_at)"
+                " VALUES ($1, 'registry.a', 'a', now()), ($2, 'registry.b', 'b', NULL)",
+                published, waiting,
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        conn = await connect_raw(url)
+        try:
+            rows = [tuple(r) for r in await conn.fetch("SELECT * FROM registry.outbox")]
+        finally:
+            await conn.close()
+        assert [row[1:4] for row in rows] == [(waiting, "registry.b", b"b")]
+        assert len(rows[0]) == 5  # seq, id, subject, payload, created_at: no mark
+
+        # And back: what is left is what was not published.
+        await asyncio.to_thread(command.downgrade, config, "0005")
+        conn = await connect_raw(url)
+        try:
+            left = await conn.fetch("SELECT id, published_at FROM registry.outbox")
+        finally:
+            await conn.close()
+        assert [tuple(r) for r in left] == [(waiting, None)]
+    finally:
+        await drop_database(database_server_url, name)
+
+
 async def test_the_database_refuses_a_second_production_version_when_a_statement_ends(
     client, runtime, model
 ) -> None:

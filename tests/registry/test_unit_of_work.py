@@ -113,14 +113,26 @@ class _Misnamed(EventData):
 
 
 async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runtime):
-    model_id = uuid.uuid4()
-    with pytest.raises(ValueError, match="not an event subject"):
-        async with runtime.uow() as uow:
-            await _insert(uow, model_id, f"misnamed-{model_id}", through_orm=False)
-            uow.record(_Misnamed(), model_id)
-    assert await _rows(runtime, [model_id]) == (0, 0)
+    # A row waiting in the outbox (no stream takes its subject, so it stays): the misnamed
+    # subject's DELETE must not reach it.
+    waiting = uuid.uuid4()
     async with runtime.connection() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM registry.outbox") > 0
+        await conn.execute(
+            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, 'nowhere.x', '{}')",
+            waiting,
+        )  # fmt: skip
+    model_id = uuid.uuid4()
+    try:
+        with pytest.raises(ValueError, match="not an event subject"):
+            async with runtime.uow() as uow:
+                await _insert(uow, model_id, f"misnamed-{model_id}", through_orm=False)
+                uow.record(_Misnamed(), model_id)
+        assert await _rows(runtime, [model_id]) == (0, 0)
+        async with runtime.connection() as conn:
+            assert await conn.fetchval("SELECT id FROM registry.outbox WHERE id = $1", waiting)
+    finally:
+        async with runtime.connection() as conn:
+            await conn.execute("DELETE FROM registry.outbox WHERE id = $1", waiting)
 
 
 def _one_statement(outbox) -> str:
