@@ -4,6 +4,7 @@ forward, and the constraints they make hold."""
 import asyncio
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -22,109 +23,112 @@ async def test_the_migrated_schema_matches_the_models(registry_app, database_url
     assert await schema_differences(database_url, metadata) == []
 
 
-async def test_0004_names_each_models_production_version_and_gives_it_every_count_row(
-    database_server_url: str,
-) -> None:
+class ScratchDatabase:
+    """A database of its own, migrated by hand to the revisions a test names."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._config = alembic_config(MIGRATIONS, url)
+
+    async def upgrade(self, revision: str) -> None:
+        await asyncio.to_thread(command.upgrade, self._config, revision)
+
+    async def downgrade(self, revision: str) -> None:
+        await asyncio.to_thread(command.downgrade, self._config, revision)
+
+    async def execute(self, sql: str, *args: object) -> None:
+        conn = await connect_raw(self.url)
+        try:
+            await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await connect_raw(self.url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def scratch(database_server_url: str) -> AsyncIterator[ScratchDatabase]:
     name = f"registry_upgrade_{secrets.token_hex(4)}"
     url = await create_database(database_server_url, name)
-    config = alembic_config(MIGRATIONS, url)
     try:
-        await asyncio.to_thread(command.upgrade, config, "0003")
-        serving, idle = uuid.uuid4(), uuid.uuid4()
-        live, retired = uuid.uuid4(), uuid.uuid4()
-        conn = await connect_raw(url)
-        try:
-            await conn.execute(
-                "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
-                " VALUES ($1, $3, 'serving', 'a'), ($2, $3, 'idle', 'a')",
-                serving, idle, uuid.uuid4(),
-            )  # fmt: skip
-            await conn.execute(
-                "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
-                " VALUES ($1, $3, '1', 'production', 'a'), ($2, $3, '2', 'archived', 'a')",
-                live, retired, serving,
-            )  # fmt: skip
-        finally:
-            await conn.close()
-
-        await asyncio.to_thread(command.upgrade, config, "head")
-
-        conn = await connect_raw(url)
-        try:
-            models = {
-                r["id"]: (r["production_version_id"], r["production_version"])
-                for r in await conn.fetch("SELECT * FROM registry.registered_models")
-            }
-            counts = {
-                (r["model_id"], r["stage"]): r["n"]
-                for r in await conn.fetch("SELECT * FROM registry.version_counts")
-            }
-        finally:
-            await conn.close()
-        assert models == {serving: (live, "1"), idle: (None, None)}
-        stages = ("none", "staging", "production", "archived")
-        assert counts == {
-            **{(idle, stage): 0 for stage in stages},
-            **{(serving, stage): 0 for stage in stages},
-            (serving, "production"): 1,
-            (serving, "archived"): 1,
-        }
-        # And back: the triggers count again.
-        await asyncio.to_thread(command.downgrade, config, "0003")
-        conn = await connect_raw(url)
-        try:
-            await conn.execute(
-                "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
-                " VALUES ($1, $2, '1', 'none', 'a')",
-                uuid.uuid4(), idle,
-            )  # fmt: skip
-            assert await conn.fetchval(
-                "SELECT n FROM registry.version_counts WHERE model_id = $1 AND stage = 'none'", idle
-            ) == 1
-        finally:
-            await conn.close()
+        yield ScratchDatabase(url)
     finally:
         await drop_database(database_server_url, name)
+
+
+async def test_0004_names_each_models_production_version_and_gives_it_every_count_row(
+    scratch: ScratchDatabase,
+) -> None:
+    await scratch.upgrade("0003")
+    serving, idle = uuid.uuid4(), uuid.uuid4()
+    live, retired = uuid.uuid4(), uuid.uuid4()
+    await scratch.execute(
+        "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
+        " VALUES ($1, $3, 'serving', 'a'), ($2, $3, 'idle', 'a')",
+        serving, idle, uuid.uuid4(),
+    )  # fmt: skip
+    await scratch.execute(
+        "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
+        " VALUES ($1, $3, '1', 'production', 'a'), ($2, $3, '2', 'archived', 'a')",
+        live, retired, serving,
+    )  # fmt: skip
+
+    await scratch.upgrade("head")
+
+    models = {
+        r["id"]: (r["production_version_id"], r["production_version"])
+        for r in await scratch.fetch("SELECT * FROM registry.registered_models")
+    }
+    counts = {
+        (r["model_id"], r["stage"]): r["n"]
+        for r in await scratch.fetch("SELECT * FROM registry.version_counts")
+    }
+    assert models == {serving: (live, "1"), idle: (None, None)}
+    stages = ("none", "staging", "production", "archived")
+    assert counts == {
+        **{(idle, stage): 0 for stage in stages},
+        **{(serving, stage): 0 for stage in stages},
+        (serving, "production"): 1,
+        (serving, "archived"): 1,
+    }
+    # And back: the triggers count again.
+    await scratch.downgrade("0003")
+    await scratch.execute(
+        "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
+        " VALUES ($1, $2, '1', 'none', 'a')",
+        uuid.uuid4(), idle,
+    )  # fmt: skip
+    counted = await scratch.fetch(
+        "SELECT n FROM registry.version_counts WHERE model_id = $1 AND stage = 'none'", idle
+    )
+    assert [r["n"] for r in counted] == [1]
 
 
 async def test_0006_keeps_the_events_still_to_publish_and_drops_the_published(
-    database_server_url: str,
+    scratch: ScratchDatabase,
 ) -> None:
-    name = f"registry_upgrade_{secrets.token_hex(4)}"
-    url = await create_database(database_server_url, name)
-    config = alembic_config(MIGRATIONS, url)
+    await scratch.upgrade("0005")
     published, waiting = uuid.uuid4(), uuid.uuid4()
-    try:
-        await asyncio.to_thread(command.upgrade, config, "0005")
-        conn = await connect_raw(url)
-        try:
-            await conn.execute(
-                "INSERT INTO registry.outbox (id, subject, payload, published_at)"
-                " VALUES ($1, 'registry.a', 'a', now()), ($2, 'registry.b', 'b', NULL)",
-                published, waiting,
-            )  # fmt: skip
-        finally:
-            await conn.close()
+    await scratch.execute(
+        "INSERT INTO registry.outbox (id, subject, payload, published_at)"
+        " VALUES ($1, 'registry.a', 'a', now()), ($2, 'registry.b', 'b', NULL)",
+        published, waiting,
+    )  # fmt: skip
 
-        await asyncio.to_thread(command.upgrade, config, "head")
-        conn = await connect_raw(url)
-        try:
-            rows = [tuple(r) for r in await conn.fetch("SELECT * FROM registry.outbox")]
-        finally:
-            await conn.close()
-        assert [row[1:4] for row in rows] == [(waiting, "registry.b", b"b")]
-        assert len(rows[0]) == 5  # seq, id, subject, payload, created_at: no mark
+    await scratch.upgrade("head")
+    rows = [tuple(r) for r in await scratch.fetch("SELECT * FROM registry.outbox")]
+    assert [row[1:4] for row in rows] == [(waiting, "registry.b", b"b")]
+    assert len(rows[0]) == 5  # seq, id, subject, payload, created_at: no mark
 
-        # And back: what is left is what was not published.
-        await asyncio.to_thread(command.downgrade, config, "0005")
-        conn = await connect_raw(url)
-        try:
-            left = await conn.fetch("SELECT id, published_at FROM registry.outbox")
-        finally:
-            await conn.close()
-        assert [tuple(r) for r in left] == [(waiting, None)]
-    finally:
-        await drop_database(database_server_url, name)
+    # And back: what is left is what was not published.
+    await scratch.downgrade("0005")
+    left = await scratch.fetch("SELECT id, published_at FROM registry.outbox")
+    assert [tuple(r) for r in left] == [(waiting, None)]
 
 
 async def test_the_database_refuses_a_second_production_version_when_a_statement_ends(
