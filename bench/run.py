@@ -235,8 +235,9 @@ async def main() -> int:
             for op in config.operations:
                 for clients in config.clients:
                     # Postgres on these machines runs without autovacuum: the dead rows one
-                    # cell leaves (every transition's, every published event's outbox row) would slow the
-                    # next. Both databases are vacuumed before each, as autovacuum would.
+                    # cell leaves (every transition's, every published event's in the outbox)
+                    # would slow the next. Both databases are vacuumed before each, as
+                    # autovacuum would.
                     await settle(infra.postgres_url, [mp_db_name, mlflow.database])
                     row: dict = {"op": op, "clients": clients}
                     for target, sampler in ((mp, mp_peak), (ml, ml_peak)):
