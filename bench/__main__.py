@@ -1,9 +1,14 @@
 import logging
 import sys
 
+from bench import Config, ConfigError
 from bench.run import main
 
 if __name__ == "__main__":
+    try:
+        config = Config.from_environment()
+    except ConfigError as error:
+        sys.exit(f"make bench: {error}")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-5s %(name)s: %(message)s"
     )
@@ -14,5 +19,5 @@ if __name__ == "__main__":
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(main()))
-    sys.exit(uvloop.run(main()))
+        sys.exit(asyncio.run(main(config)))
+    sys.exit(uvloop.run(main(config)))

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import signal
 import tempfile
 import time
 import uuid
@@ -181,8 +182,25 @@ async def settle(server_url: str, databases: list[str]) -> None:
     log.info("settled: VACUUM ANALYZE in %s, CHECKPOINT", ", ".join(databases))
 
 
-async def main() -> int:
-    config = Config.from_environment()
+async def main(config: Config) -> int:
+    """The whole run; Ctrl-C or SIGTERM stops it the way a failure does, with the servers it
+    started stopped and its databases dropped."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, task.cancel)
+    try:
+        return await _run(config)
+    except asyncio.CancelledError:
+        log.warning("stopped: the servers it started are stopped and its databases dropped")
+        return 128 + signal.SIGTERM
+    finally:
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(stop_signal)
+
+
+async def _run(config: Config) -> int:
     log.info("config %s", config)
     log_dir = Path(tempfile.mkdtemp(prefix="bench_logs_"))
     max_clients = max(config.clients)
