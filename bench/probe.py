@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +34,7 @@ from bench import OPERATIONS
 from bench.events import EventLatency
 from bench.load import ModelplaneTarget, Result, percentile, run_load
 from bench.memory import process_trees
-from bench.run import Infra, settle
+from bench.run import Infra, settle, until_stopped
 from bench.seed import seed
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
@@ -81,6 +83,14 @@ def variant(spec: str) -> dict[str, str]:
 
 
 async def probe(args: argparse.Namespace) -> None:
+    """Ctrl-C or SIGTERM stops the platform and drops the probe's database."""
+    try:
+        await until_stopped(_probe(args))
+    except asyncio.CancelledError:
+        sys.exit(128 + signal.SIGTERM)
+
+
+async def _probe(args: argparse.Namespace) -> None:
     async with Infra() as infra:
         database_name = f"modelplane_probe_{uuid.uuid4().hex[:8]}"
         database_url = await create_database(infra.postgres_url, database_name)

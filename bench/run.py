@@ -11,7 +11,9 @@ import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -32,6 +34,8 @@ from shared.local_infra import (
     start_embedded_postgres,
     tcp_answers,
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger("bench")
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -185,16 +189,23 @@ async def settle(server_url: str, databases: list[str]) -> None:
 async def main(config: Config) -> int:
     """The whole run; Ctrl-C or SIGTERM stops it the way a failure does, with the servers it
     started stopped and its databases dropped."""
+    try:
+        return await until_stopped(_run(config))
+    except asyncio.CancelledError:
+        log.warning("stopped: the servers it started are stopped and its databases dropped")
+        return 128 + signal.SIGTERM
+
+
+async def until_stopped(run: Awaitable[T]) -> T:
+    """Await `run` in this task, which Ctrl-C or SIGTERM cancels: `finally` blocks run and
+    clean up as on a failure, where the default SIGTERM would end the process without them."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, task.cancel)
     try:
-        return await _run(config)
-    except asyncio.CancelledError:
-        log.warning("stopped: the servers it started are stopped and its databases dropped")
-        return 128 + signal.SIGTERM
+        return await run
     finally:
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(stop_signal)
