@@ -34,8 +34,8 @@ async def ensure_database(database_url: str) -> None:
         admin = await connect_raw(url.set(database="postgres"))
         try:
             await admin.execute(f'CREATE DATABASE "{url.database}"')
-        except asyncpg.DuplicateDatabaseError:
-            pass
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # made meanwhile by a service starting beside this one (a race on the catalog)
         finally:
             await admin.close()
     else:
