@@ -11,8 +11,8 @@ class ConfigError(ValueError):
     """A `BENCH_*` variable the bench cannot run with; the message names it and says why."""
 
 
-def _whole(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+def _whole_at_least(text: str, least: int) -> bool:
+    return text.isascii() and text.isdigit() and int(text) >= least
 
 
 class _Environment:
@@ -42,7 +42,7 @@ class _Environment:
         if raw is None:
             return default
         parts = [part.strip() for part in raw.split(",") if part.strip()]
-        if not parts or not all(_whole(part) and int(part) >= least for part in parts):
+        if not parts or not all(_whole_at_least(part, least) for part in parts):
             raise ConfigError(
                 f"{name}: expected whole numbers >= {least}, separated by commas, got {raw!r}"
             )
@@ -52,7 +52,7 @@ class _Environment:
         raw = self._raw(name)
         if raw is None:
             return default
-        if not _whole(raw) or int(raw) < least:
+        if not _whole_at_least(raw, least):
             raise ConfigError(f"{name}: expected a whole number >= {least}, got {raw!r}")
         return int(raw)
 

@@ -20,8 +20,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -84,10 +82,7 @@ def variant(spec: str) -> dict[str, str]:
 
 async def probe(args: argparse.Namespace) -> None:
     """Ctrl-C or SIGTERM stops the platform and drops the probe's database."""
-    try:
-        await until_stopped(_probe(args))
-    except asyncio.CancelledError:
-        sys.exit(128 + signal.SIGTERM)
+    await until_stopped(_probe(args))
 
 
 async def _probe(args: argparse.Namespace) -> None:

@@ -189,16 +189,13 @@ async def settle(server_url: str, databases: list[str]) -> None:
 async def main(config: Config) -> int:
     """The whole run; Ctrl-C or SIGTERM stops it the way a failure does, with the servers it
     started stopped and its databases dropped."""
-    try:
-        return await until_stopped(_run(config))
-    except asyncio.CancelledError:
-        log.warning("stopped: the servers it started are stopped and its databases dropped")
-        return 128 + signal.SIGTERM
+    return await until_stopped(_run(config))
 
 
 async def until_stopped(run: Awaitable[T]) -> T:
     """Await `run` in this task, which Ctrl-C or SIGTERM cancels: `finally` blocks run and
-    clean up as on a failure, where the default SIGTERM would end the process without them."""
+    clean up as on a failure, where the default SIGTERM would end the process without them;
+    then the process exits with status 143."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -206,6 +203,9 @@ async def until_stopped(run: Awaitable[T]) -> T:
         loop.add_signal_handler(stop_signal, task.cancel)
     try:
         return await run
+    except asyncio.CancelledError:
+        log.warning("stopped: the servers it started are stopped and its databases dropped")
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(stop_signal)
