@@ -1,10 +1,18 @@
 """Bearer tokens: nothing reaches a service without one, and revoked ones stop working."""
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from services.gateway import store
+from services.gateway.app import create_app
+from services.gateway.auth import Authenticator
+from services.gateway.settings import GatewaySettings
+from shared.errors import Unauthorized
 from tests.gateway.conftest import ADMIN, FakeRegistry, bearer
 
 
@@ -89,3 +97,97 @@ async def test_a_token_with_an_unknown_role_is_rejected(client: httpx.AsyncClien
         "/api/v1/tokens", json={"subject": "x", "role": "owner"}, headers=ADMIN
     )
     assert reply.status_code == 422
+
+
+@pytest.fixture
+async def forgetful_gateway(
+    gateway_settings: Callable[..., GatewaySettings], fake_registry: FakeRegistry
+) -> AsyncIterator[FastAPI]:
+    """A gateway that remembers no token: every request finds its token expired."""
+    app = create_app(gateway_settings(registry_url=fake_registry.url,
+                                      jobs_url=fake_registry.url, token_cache_seconds=0))  # fmt: skip
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+def slow_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Token lookups take 100 ms after reading the token; returns the hashes looked up."""
+    lookups: list[str] = []
+    find_active_token = store.find_active_token
+
+    async def slow_lookup(session, token_hash):
+        lookups.append(token_hash)
+        row = await find_active_token(session, token_hash)
+        await asyncio.sleep(0.1)
+        return row
+
+    monkeypatch.setattr(store, "find_active_token", slow_lookup)
+    return lookups
+
+
+async def issue(app: FastAPI, subject: str) -> tuple[str, uuid.UUID]:
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        reply = await client.post(
+            "/api/v1/tokens", json={"subject": subject, "role": "editor"}, headers=ADMIN
+        )
+    assert reply.status_code == 201, reply.text
+    return reply.json()["token"], uuid.UUID(reply.json()["id"])
+
+
+async def revoke(app: FastAPI, authenticator: Authenticator, token_id: uuid.UUID) -> None:
+    async with app.state.runtime.sessionmaker() as session, session.begin():
+        assert await store.revoke_token(session, token_id)
+    authenticator.forget(token_id)
+
+
+async def authenticate_32(authenticator: Authenticator, token: str) -> list:
+    calls = [authenticator.authenticate(f"Bearer {token}") for _ in range(32)]
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+async def test_requests_that_find_a_token_expired_wait_for_one_lookup_together(
+    forgetful_gateway: FastAPI, slow_lookups: list[str]
+) -> None:
+    subject = f"dave-{uuid.uuid4().hex[:6]}"
+    token, token_id = await issue(forgetful_gateway, subject)
+    authenticator: Authenticator = forgetful_gateway.state.authenticator
+
+    principals = await authenticate_32(authenticator, token)
+    assert len(slow_lookups) == 1
+    assert {(p.subject, p.token_id) for p in principals} == {(subject, token_id)}
+
+    # A caller that gives up leaves the lookup to those still waiting.
+    impatient = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
+    await asyncio.sleep(0.03)
+    patient = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    assert (await patient).token_id == token_id
+    assert len(slow_lookups) == 2
+
+    unknown = await authenticate_32(authenticator, "mp_never-issued")
+    assert len(slow_lookups) == 3
+    assert all(isinstance(e, Unauthorized) for e in unknown)
+
+
+async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its_waiters(
+    forgetful_gateway: FastAPI, slow_lookups: list[str]
+) -> None:
+    for remember_seconds in (0, 30):
+        token, token_id = await issue(forgetful_gateway, f"erin-{uuid.uuid4().hex[:6]}")
+        authenticator = Authenticator(forgetful_gateway.state.runtime.sessionmaker, None,
+                                      remember_seconds)  # fmt: skip
+        slow_lookups.clear()
+        before = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
+        await asyncio.sleep(0.03)  # its lookup has read the token, still active
+        await revoke(forgetful_gateway, authenticator, token_id)
+        if remember_seconds:  # and once it has answered, nothing remembers what it read
+            assert (await before).token_id == token_id
+            after = await authenticate_32(authenticator, token)
+        else:  # the requests after the revocation wait for a lookup of their own
+            after = await authenticate_32(authenticator, token)
+            assert (await before).token_id == token_id
+        assert len(slow_lookups) == 2
+        assert all(isinstance(e, Unauthorized) for e in after)
