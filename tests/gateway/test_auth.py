@@ -112,13 +112,13 @@ async def forgetful_gateway(
 
 @pytest.fixture
 def slow_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Token lookups take 100 ms after reading the token; returns the hashes looked up."""
+    """Token lookups take 100 ms more once they have read the token; returns the hashes read."""
     lookups: list[str] = []
     find_active_token = store.find_active_token
 
     async def slow_lookup(session, token_hash):
-        lookups.append(token_hash)
         row = await find_active_token(session, token_hash)
+        lookups.append(token_hash)
         await asyncio.sleep(0.1)
         return row
 
@@ -181,7 +181,8 @@ async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its
                                       remember_seconds)  # fmt: skip
         slow_lookups.clear()
         before = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
-        await asyncio.sleep(0.03)  # its lookup has read the token, still active
+        while not slow_lookups:  # until its lookup has read the token, still active
+            await asyncio.sleep(0.005)
         await revoke(forgetful_gateway, authenticator, token_id)
         if remember_seconds:  # and once it has answered, nothing remembers what it read
             assert (await before).token_id == token_id
