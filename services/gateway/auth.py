@@ -55,7 +55,6 @@ class Authenticator:
         # Lookups under way, by token hash: a client's 32 requests in flight when its entry
         # expires made 32 lookups at once, a stall of every request behind them.
         self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
-        self._revocations = 0  # a lookup that saw none since it began may fill the cache
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller named by an `Authorization: Bearer <token>` header, or 401."""
@@ -81,7 +80,6 @@ class Authenticator:
         """Stop trusting a revoked token at once in this process. A lookup under way may have
         read it before the revocation: it answers the requests already waiting on it, no later
         one, and is not remembered."""
-        self._revocations += 1
         self._lookups.clear()
         for key in [k for k, (p, _) in self._cache.items() if p.token_id == token_id]:
             del self._cache[key]
@@ -101,14 +99,13 @@ class Authenticator:
             del self._lookups[token_hash]
 
     async def _lookup(self, token_hash: str) -> Principal | None:
-        revocations = self._revocations
         async with self._sessionmaker() as session:
             row = await store.find_active_token(session, token_hash)
         if row is None:
             self._cache.pop(token_hash, None)
             return None
         principal = Principal(subject=row.subject, role=Role(row.role), token_id=row.id)
-        if revocations == self._revocations:
+        if self._lookups.get(token_hash) is asyncio.current_task():  # not forgotten meanwhile
             self._cache[token_hash] = (principal, time.monotonic() + self._ttl)
         return principal
 
