@@ -181,7 +181,8 @@ async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its
                                       remember_seconds)  # fmt: skip
         slow_lookups.clear()
         before = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
-        while not slow_lookups:  # until its lookup has read the token, still active
+        # Until its lookup has read the token, still active (or failed: `await before` says why).
+        while not slow_lookups and not before.done():
             await asyncio.sleep(0.005)
         await revoke(forgetful_gateway, authenticator, token_id)
         if remember_seconds:  # and once it has answered, nothing remembers what it read
