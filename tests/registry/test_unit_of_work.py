@@ -32,6 +32,14 @@ async def _rows(runtime, model_ids: list[uuid.UUID]) -> tuple[int, int]:
     return models, events
 
 
+def _uow(runtime, dispatched: list[OutboxMessage] | None = None, *, begin: bool = True):
+    """The service's unit of work with its committed events handed to `dispatched`, not to the
+    relay: their rows stay in the outbox until a sweep takes them, seconds later, so a test
+    reads them there (the relay removes a dispatched row within milliseconds)."""
+    committed = dispatched.extend if dispatched is not None else None
+    return UnitOfWork(runtime.engine, runtime.service, runtime.outbox, committed, begin=begin)
+
+
 def _insert(uow, model_id: uuid.UUID, name: str, *, through_orm: bool):
     values = {"id": model_id, "project_id": PROJECT, "name": name, "created_by": "test"}
     uow.record(
@@ -51,7 +59,7 @@ def _insert(uow, model_id: uuid.UUID, name: str, *, through_orm: bool):
 
 async def test_orm_and_driver_statements_commit_together_with_their_events(runtime):
     by_driver, by_orm = uuid.uuid4(), uuid.uuid4()
-    async with runtime.uow() as uow:
+    async with _uow(runtime) as uow:
         await _insert(uow, by_driver, f"driver-{by_driver}", through_orm=False)
         _insert(uow, by_orm, f"orm-{by_orm}", through_orm=True)
         # Inside the transaction the session sees what asyncpg wrote, and the reverse.
@@ -68,7 +76,7 @@ async def test_orm_and_driver_statements_commit_together_with_their_events(runti
 async def test_an_error_inside_rolls_back_both_kinds_of_statement(runtime):
     by_driver, by_orm = uuid.uuid4(), uuid.uuid4()
     with pytest.raises(RuntimeError, match="the command failed"):
-        async with runtime.uow() as uow:
+        async with _uow(runtime) as uow:
             await _insert(uow, by_driver, f"driver-{by_driver}", through_orm=False)
             _insert(uow, by_orm, f"orm-{by_orm}", through_orm=True)
             await uow.session.flush()
@@ -79,16 +87,16 @@ async def test_an_error_inside_rolls_back_both_kinds_of_statement(runtime):
 async def test_a_failure_at_commit_time_leaves_nothing_and_the_pool_healthy(runtime):
     taken, clash = uuid.uuid4(), uuid.uuid4()
     name = f"taken-{taken}"
-    async with runtime.uow() as uow:
+    async with _uow(runtime) as uow:
         await _insert(uow, taken, name, through_orm=False)
     with pytest.raises(Exception, match="uq_registered_models_project_id_name"):
-        async with runtime.uow() as uow:
+        async with _uow(runtime) as uow:
             # The ORM insert only reaches the database at the unit of work's final flush.
             _insert(uow, clash, name, through_orm=True)
     assert await _rows(runtime, [taken, clash]) == (1, 1)
     # Every pooled connection is still usable: no transaction was left open on one.
     for _ in range(runtime.settings.db_pool_size + 1):
-        async with runtime.uow() as uow:
+        async with _uow(runtime) as uow:
             assert await uow.conn.fetchval("SELECT txid_current_if_assigned()") is None
 
 
@@ -96,7 +104,7 @@ async def test_an_events_payload_reaches_the_outbox_byte_for_byte(runtime):
     # The outbox rows travel as literals in the COMMIT's message: no value may leave its quotes.
     model_id = uuid.uuid4()
     tricky = "it's \\' -- ); DROP TABLE registry.outbox; -- zoë \u2603"
-    async with runtime.uow() as uow:
+    async with _uow(runtime) as uow:
         event = uow.record(
             ModelRegistered(model_id=model_id, name=tricky, project_id=PROJECT,
                             description=tricky, tags={tricky: tricky}, created_by="test"),
@@ -124,7 +132,7 @@ async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runti
     model_id = uuid.uuid4()
     try:
         with pytest.raises(ValueError, match="not an event subject"):
-            async with runtime.uow() as uow:
+            async with _uow(runtime) as uow:
                 await _insert(uow, model_id, f"misnamed-{model_id}", through_orm=False)
                 uow.record(_Misnamed(), model_id)
         assert await _rows(runtime, [model_id]) == (0, 0)
@@ -157,8 +165,7 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     model_id = uuid.uuid4()
     tricky = f"it's \\' \" -- ); zoë \u2603 {model_id}"
     dispatched: list[OutboxMessage] = []
-    async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
-                          begin=False) as uow:  # fmt: skip
+    async with _uow(runtime, dispatched, begin=False) as uow:
         row = await uow.fetchrow_writing_events(
             _one_statement(runtime.outbox), model_id, PROJECT, tricky,
             events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
@@ -182,8 +189,7 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
     name = f"once-{model_id}"
     dispatched: list[OutboxMessage] = []
     for key in (model_id, clash):
-        async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
-                              begin=False) as uow:  # fmt: skip
+        async with _uow(runtime, dispatched, begin=False) as uow:
             await uow.fetchrow_writing_events(
                 _one_statement(runtime.outbox), key, PROJECT, name,
                 events=[(_registered(key, name), key)], fill={"name": "shouted"},
@@ -195,8 +201,7 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
 async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_every_event(runtime):
     first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     dispatched: list[OutboxMessage] = []
-    async with UnitOfWork(runtime.engine, "registry", runtime.outbox, dispatched.extend,
-                          begin=False) as uow:  # fmt: skip
+    async with _uow(runtime, dispatched, begin=False) as uow:
         with pytest.raises(RuntimeError, match="begin"):
             uow.session  # noqa: B018 - an ORM session needs the transaction
         with pytest.raises(RuntimeError, match="begin"):
@@ -221,8 +226,7 @@ async def test_events_a_statement_wrote_inside_a_transaction_roll_back_with_it(r
     model_id = uuid.uuid4()
     dispatched: list[OutboxMessage] = []
     with pytest.raises(RuntimeError, match="the command failed"):
-        async with UnitOfWork(runtime.engine, "registry", runtime.outbox,
-                              dispatched.extend) as uow:  # fmt: skip
+        async with _uow(runtime, dispatched) as uow:
             await uow.fetchrow_writing_events(
                 _one_statement(runtime.outbox), model_id, PROJECT, f"rolled-back-{model_id}",
                 events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
