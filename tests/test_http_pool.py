@@ -151,7 +151,9 @@ async def test_a_reply_that_closes_its_connection_is_followed_by_a_new_one(origi
 async def test_no_more_than_size_requests_are_in_flight(origin: Origin) -> None:
     async with pool_for(origin, size=2) as pool:
         calls = [asyncio.create_task(pool.request("GET", "/held")) for _ in range(5)]
-        await asyncio.sleep(0.2)
+        while origin.in_flight < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # a third would be on its way by now
         assert origin.in_flight == 2
         origin.release.set()
         replies = await asyncio.gather(*calls)

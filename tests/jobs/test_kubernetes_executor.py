@@ -218,10 +218,14 @@ async def test_fake_watch_streams_job_events_to_the_real_client(cluster, executo
             if event["type"] == "DELETED":
                 return
 
+    async def seen_at_least(count: int) -> None:
+        while len(seen) < count and not watcher.done():
+            await asyncio.sleep(0.01)
+
     watcher = asyncio.create_task(asyncio.to_thread(watch_until_deleted))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(seen_at_least(1), 10)  # the job as the watch found it
     cluster.finish_job(name, NAMESPACE, succeeded=False)
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(seen_at_least(2), 10)
     await asyncio.to_thread(
         api.delete_namespaced_job, name, NAMESPACE, body=k8s.V1DeleteOptions(propagation_policy="Background")
     )
