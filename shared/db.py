@@ -1,6 +1,7 @@
 """Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from shared.driver import check_in, checkout, orm_connection
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
 from shared.outbox import OutboxMessage, insert_literal_sql, outbox_table
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names, so a store can tell a duplicate name from a duplicate version.
 NAMING_CONVENTION = {
@@ -253,7 +256,7 @@ class UnitOfWork:
             elif exc_type is None:
                 await self._commit()
             else:
-                await self._rollback()
+                await self._rollback_after(exc)
         finally:
             try:
                 if self._session is not None:
@@ -264,10 +267,19 @@ class UnitOfWork:
                 # Whatever committed is published, even when the command failed afterwards.
                 self._dispatch()
 
-    async def _rollback(self) -> None:
-        if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
-            await self.conn.execute("ROLLBACK")
-        self._ended = True
+    async def _rollback_after(self, error: BaseException | None) -> None:
+        """End the transaction after the command's error, which stays the one raised. A command
+        cancelled (or interrupted) mid-way leaves its connection in a state nobody knows, and
+        SQLAlchemy may have closed it already: that connection, like one whose ROLLBACK fails,
+        is closed instead (`check_in`), which ends its transaction as well."""
+        if isinstance(error, Exception):
+            try:
+                if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
+                    await self.conn.execute("ROLLBACK")
+            except Exception:
+                log.warning("unit of work: rollback failed; closing its connection", exc_info=True)
+                return
+            self._ended = True
 
     async def _commit(self) -> None:
         try:
@@ -278,8 +290,8 @@ class UnitOfWork:
             if messages:
                 commit = f"{insert_literal_sql(self._outbox, messages)}; COMMIT"
             await self.conn.execute(commit)
-        except BaseException:
-            await self._rollback()
+        except BaseException as error:
+            await self._rollback_after(error)
             raise
         self._ended = True
         self._written.extend(self._written_in_transaction)

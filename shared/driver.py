@@ -27,6 +27,8 @@ def check_in(pooled: PoolProxiedConnection, *, reusable: bool = True) -> None:
     """Back to the pool, unless it is broken, still inside a transaction, or its user cannot
     tell what state it is in: then it is closed, so nobody gets a connection in a state they
     did not make."""
+    if not pooled.is_valid:  # SQLAlchemy closed it already and gave the pool its place back
+        return
     conn: asyncpg.Connection = pooled.driver_connection
     if not reusable or conn.is_closed() or conn.is_in_transaction():
         pooled.invalidate()

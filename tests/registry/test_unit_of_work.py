@@ -3,6 +3,7 @@ straight through asyncpg are one transaction with the outbox rows (sent as liter
 COMMIT), committed or rolled back together; a command that is one statement writes its event
 in that statement."""
 
+import asyncio
 import uuid
 from typing import ClassVar
 
@@ -94,10 +95,61 @@ async def test_a_failure_at_commit_time_leaves_nothing_and_the_pool_healthy(runt
             # The ORM insert only reaches the database at the unit of work's final flush.
             _insert(uow, clash, name, through_orm=True)
     assert await _rows(runtime, [taken, clash]) == (1, 1)
-    # Every pooled connection is still usable: no transaction was left open on one.
+    await _assert_pool_healthy(runtime)
+
+
+async def _assert_pool_healthy(runtime) -> None:
+    """Every pooled connection is still usable: no transaction was left open on one."""
     for _ in range(runtime.settings.db_pool_size + 1):
         async with _uow(runtime) as uow:
             assert await uow.conn.fetchval("SELECT txid_current_if_assigned()") is None
+
+
+async def test_a_command_whose_connection_is_lost_raises_its_own_error(runtime):
+    # Its ROLLBACK fails too; the caller must still see why the command failed.
+    model_id = uuid.uuid4()
+    with pytest.raises(RuntimeError, match="the command failed"):
+        async with _uow(runtime) as uow:
+            await _insert(uow, model_id, f"lost-{model_id}", through_orm=False)
+            backend = await uow.conn.fetchval("SELECT pg_backend_pid()")
+            async with runtime.connection() as conn:
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", backend)
+            raise RuntimeError("the command failed")
+    assert await _rows(runtime, [model_id]) == (0, 0)
+    await _assert_pool_healthy(runtime)
+
+
+@pytest.mark.parametrize("through_orm", [False, True], ids=["driver", "orm"])
+async def test_a_command_cancelled_mid_statement_ends_cancelled_and_leaves_nothing(
+    runtime, through_orm
+):
+    # As when a service shuts down under a command: the cancellation must reach the caller (a
+    # watcher loop that saw "connection is closed" instead took it for a failed step and kept
+    # running), and what the command wrote must not stay, nor its connection in the pool.
+    model_id = uuid.uuid4()
+    marker = f"cancelled-{model_id}"
+    stalled = f"SELECT pg_sleep(30), '{marker}'"
+
+    async def command() -> None:
+        async with _uow(runtime) as uow:
+            await _insert(uow, model_id, marker, through_orm=False)
+            if through_orm:
+                await uow.session.execute(text(stalled))
+            else:
+                await uow.conn.execute(stalled)
+
+    task = asyncio.create_task(command())
+    async with runtime.connection() as conn:
+        while not await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1", stalled
+        ):
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _rows(runtime, [model_id]) == (0, 0)
+    await _assert_pool_healthy(runtime)
 
 
 async def test_an_events_payload_reaches_the_outbox_byte_for_byte(runtime):
