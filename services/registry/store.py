@@ -345,27 +345,6 @@ async def transition(
     )  # fmt: skip
 
 
-async def count_versions(
-    conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None = None
-) -> int:
-    """From the counts kept per model and stage: the same cost at any size."""
-    counts = f"SELECT coalesce(sum(n), 0) FROM {COUNTS} WHERE model_id = $1"
-    if stage is None:
-        return await conn.fetchval(counts, model_id)
-    return await conn.fetchval(counts + " AND stage = $2", model_id, stage.value)
-
-
-async def count_versions_of_existing_model(
-    conn: asyncpg.Connection, model_id: UUID, stage: ModelStage | None
-) -> int | None:
-    """As count_versions, in the same round trip as the check: None when there is no model."""
-    counts = f"""SELECT sum(n) FROM {COUNTS} WHERE model_id = $1 AND stage = coalesce($2, stage)"""
-    return await conn.fetchval(
-        f"SELECT coalesce(({counts}), 0) FROM {MODELS} WHERE id = $1",
-        model_id, None if stage is None else stage.value,
-    )  # fmt: skip
-
-
 async def list_versions(
     conn: asyncpg.Connection,
     model_id: UUID,
@@ -373,20 +352,37 @@ async def list_versions(
     stage: ModelStage | None,
     limit: int,
     before_seq: int | None,
-) -> list[Record]:
-    """Newest first; keyset pagination on `seq`, so page 1000 costs what page 1 does. Each
-    combination of filters is its own statement, so each gets its own plan on the index."""
+) -> tuple[int, list[Record]] | None:
+    """How many versions the model has (in `stage`, if given) and a page of them, newest
+    first, in one round trip; None when there is no model. Keyset pagination on `seq`, so
+    page 1000 costs what page 1 does, and the count comes from the counts kept per stage, the
+    same at any size. Each combination of filters is its own statement, so each gets its own
+    plan on the index."""
     conditions, arguments = ["v.model_id = $1"], [model_id, limit]
+    counted = "stage"  # every stage
     if stage is not None:
         arguments.append(stage.value)
-        conditions.append(f"v.stage = ${len(arguments)}")
+        counted = f"${len(arguments)}"
+        conditions.append(f"v.stage = {counted}")
     if before_seq is not None:
         arguments.append(before_seq)
         conditions.append(f"v.seq < ${len(arguments)}")
     where = " AND ".join(conditions)
-    return await conn.fetch(f"""
-        SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE {where} ORDER BY v.seq DESC LIMIT $2
+    # The model's row carries the count; a model without versions (on this page) still
+    # comes back as one row, its version columns null.
+    rows = await conn.fetch(f"""
+        SELECT m.total, page.* FROM (
+            SELECT coalesce((
+                SELECT sum(n) FROM {COUNTS} WHERE model_id = $1 AND stage = {counted}
+            ), 0) AS total
+            FROM {MODELS} WHERE id = $1
+        ) m LEFT JOIN LATERAL (
+            SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE {where} ORDER BY v.seq DESC LIMIT $2
+        ) page ON true
     """, *arguments)  # fmt: skip
+    if not rows:
+        return None
+    return rows[0]["total"], [] if rows[0]["id"] is None else rows
 
 
 async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:

@@ -130,6 +130,23 @@ async def test_list_versions_filters_by_stage_and_pages_by_cursor(client, model)
             break
     assert seen == ["5", "4", "3", "2", "1"]
     problem(await client.get(f"/models/{model['id']}/versions?cursor=%%%"), 422, "invalid-cursor")
+    # A page past the last version, and a stage no version is in: empty, the count still told.
+    whole = (await client.get(f"/models/{model['id']}/versions", params={"limit": 5})).json()
+    past = {"limit": 5, "cursor": whole["next_cursor"]}  # a full page: there might be more
+    assert (await client.get(f"/models/{model['id']}/versions", params=past)).json() == {
+        "items": [], "total": 5, "next_cursor": None
+    }
+    assert (await client.get(f"/models/{model['id']}/versions?stage=production")).json() == {
+        "items": [], "total": 0, "next_cursor": None
+    }
+
+
+async def test_a_model_without_versions_lists_none(client, model):
+    assert (await client.get(f"/models/{model['id']}/versions")).json() == {
+        "items": [], "total": 0, "next_cursor": None
+    }
+    body = (await client.get(f"/models/{model['id']}")).json()
+    assert (body["versions"], body["versions_total"]) == ([], 0)
 
 
 async def test_list_totals_follow_every_create_transition_and_delete(client, model, runtime):
