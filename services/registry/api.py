@@ -150,12 +150,12 @@ async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, of
 async def get_model(model_id: UUID, rt: Runtime):
     async with rt.connection() as conn:
         model = await store.get_model(conn, model_id)
-        page = None if model is None else await store.list_versions(
+        listed = None if model is None else await store.list_versions(
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
-    if page is None:  # no model, or deleted between the two statements
+    if listed is None:  # no model, or deleted between the two statements
         raise service.model_not_found(model_id)
-    total, versions = page
+    total, versions = listed
     detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
     return json_reply(ModelDetail.model_validate(detail))
 
@@ -196,12 +196,12 @@ async def list_versions(
     if cursor is not None and (before := store.decode_cursor(cursor)) is None:
         raise InvalidInput(f"cursor '{cursor}' is not one this API gave out", kind="invalid-cursor")
     async with rt.connection() as conn:
-        page = await store.list_versions(
+        listed = await store.list_versions(
             conn, model_id, stage=stage, limit=limit, before_seq=before
         )
-    if page is None:
+    if listed is None:
         raise service.model_not_found(model_id)
-    total, items = page
+    total, items = listed
     next_cursor = store.encode_cursor(items[-1]["seq"]) if len(items) == limit else None
     page = VersionPage(items=[VersionOut.model_validate(dict(v)) for v in items], total=total,
                        next_cursor=next_cursor)  # fmt: skip

@@ -73,7 +73,8 @@ class ModelVersion(Base):
         ),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    # Unique by its identity; indexed only after the model's id (migration 0007 says why).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     id: Mapped[UUID] = mapped_column(primary_key=True)
     model_id: Mapped[UUID] = mapped_column(ForeignKey(RegisteredModel.id, ondelete="CASCADE"))
     version: Mapped[str] = mapped_column(String(128))
@@ -112,7 +113,7 @@ class ModelVersionTransition(Base):
     __tablename__ = "model_version_transitions"
     __table_args__ = (Index("ix_model_version_transitions_version_seq", "version_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))  # as a version's
     id: Mapped[UUID] = mapped_column(primary_key=True)
     version_id: Mapped[UUID] = mapped_column(ForeignKey(ModelVersion.id, ondelete="CASCADE"))
     model_id: Mapped[UUID]

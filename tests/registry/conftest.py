@@ -1,11 +1,18 @@
+import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import nats
 import pytest
+from alembic import command
 
-from services.registry.app import create_app
+from services.registry.app import MIGRATIONS, create_app
 from services.registry.settings import RegistrySettings
+from shared.db import connect_raw
+from shared.local_infra import create_database, drop_database
+from shared.migrations import alembic_config
 from shared.runtime import ServiceRuntime
 
 ACTOR = "alice@example.com"
@@ -57,3 +64,41 @@ async def model(client: httpx.AsyncClient) -> dict:
     )
     assert r.status_code == 201, r.text
     return r.json()
+
+
+class ScratchDatabase:
+    """A database of its own, migrated by hand to the revisions a test names."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._config = alembic_config(MIGRATIONS, url)
+
+    async def upgrade(self, revision: str) -> None:
+        await asyncio.to_thread(command.upgrade, self._config, revision)
+
+    async def downgrade(self, revision: str) -> None:
+        await asyncio.to_thread(command.downgrade, self._config, revision)
+
+    async def execute(self, sql: str, *args: object) -> None:
+        conn = await connect_raw(self.url)
+        try:
+            await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await connect_raw(self.url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def scratch(database_server_url: str) -> AsyncIterator[ScratchDatabase]:
+    name = f"registry_upgrade_{secrets.token_hex(4)}"
+    url = await create_database(database_server_url, name)
+    try:
+        yield ScratchDatabase(url)
+    finally:
+        await drop_database(database_server_url, name)

@@ -1,64 +1,19 @@
 """The registry's migrations build exactly the tables models.py declares, carry existing data
 forward, and the constraints they make hold."""
 
-import asyncio
-import secrets
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from alembic import command
 
-from services.registry.app import MIGRATIONS
 from services.registry.models import metadata
-from shared.db import connect_raw
-from shared.local_infra import create_database, drop_database
-from shared.migrations import alembic_config
 from tests.migrations import schema_differences
+from tests.registry.conftest import ScratchDatabase
 
 
 async def test_the_migrated_schema_matches_the_models(registry_app, database_url: str) -> None:
     # `registry_app` started the service, which applied its migrations.
     assert await schema_differences(database_url, metadata) == []
-
-
-class ScratchDatabase:
-    """A database of its own, migrated by hand to the revisions a test names."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._config = alembic_config(MIGRATIONS, url)
-
-    async def upgrade(self, revision: str) -> None:
-        await asyncio.to_thread(command.upgrade, self._config, revision)
-
-    async def downgrade(self, revision: str) -> None:
-        await asyncio.to_thread(command.downgrade, self._config, revision)
-
-    async def execute(self, sql: str, *args: object) -> None:
-        conn = await connect_raw(self.url)
-        try:
-            await conn.execute(sql, *args)
-        finally:
-            await conn.close()
-
-    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
-        conn = await connect_raw(self.url)
-        try:
-            return await conn.fetch(sql, *args)
-        finally:
-            await conn.close()
-
-
-@pytest.fixture
-async def scratch(database_server_url: str) -> AsyncIterator[ScratchDatabase]:
-    name = f"registry_upgrade_{secrets.token_hex(4)}"
-    url = await create_database(database_server_url, name)
-    try:
-        yield ScratchDatabase(url)
-    finally:
-        await drop_database(database_server_url, name)
 
 
 async def test_0004_names_each_models_production_version_and_gives_it_every_count_row(
