@@ -91,80 +91,87 @@ class Infra:
 async def list_latency(
     target: ModelplaneTarget, server_url: str, database_url: str, config: Config
 ) -> dict:
-    """One model with N versions, inserted by SQL; GET its first page and a page in the middle."""
+    """A model with N versions for each size, inserted by SQL, all before any is measured: the
+    smaller models' versions then sit behind the largest one's, newer, as in a registry whose
+    big model keeps growing. GET each model's first page and a page in the middle."""
     out: dict[str, dict] = {}
     conn = await connect_raw(database_url)
     try:
         connection = target.connection()
         async with target.client() as client:
+            models = {}
             for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
-                model = (await client.post(target.prefix, json={
-                    "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
-                })).json()["id"]  # fmt: skip
-                started = time.perf_counter()
-                await conn.execute(
-                    """INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)
-                       SELECT gen_random_uuid(), $1::uuid, g::text, 'none', 'bench'
-                       FROM generate_series(1, $2::int) AS g""",
-                    model, size,
-                )  # fmt: skip
-                # Written past the registry, so the counts its statements keep are kept here.
-                await conn.execute(
-                    "UPDATE registry.registered_models SET version_counter = $2 WHERE id = $1::uuid",
-                    model,
-                    size,
-                )
-                await conn.execute(
-                    "UPDATE registry.version_counts SET n = n + $2"
-                    " WHERE model_id = $1::uuid AND stage = 'none'",
-                    model,
-                    size,
-                )
-                log.info(
-                    "list %s: inserted %d versions in %.1f s",
-                    key,
-                    size,
-                    time.perf_counter() - started,
-                )
-                # As before every cell: the insert's rows vacuumed and its dirty pages written,
-                # so the list at 1M pays for its size, not for the checkpoint that a million
-                # inserted rows set off, which ran through its window.
-                await settle(server_url, [make_url(database_url).database])
-                middle = await conn.fetchval(
-                    "SELECT seq FROM registry.model_versions WHERE model_id = $1::uuid ORDER BY seq OFFSET $2 LIMIT 1",
-                    model, size // 2,
-                )  # fmt: skip
-                pages = {
-                    "first": {"limit": 100},
-                    "deep": {"limit": 100, "cursor": encode_cursor(middle)},
-                }
-                timings: dict[str, list[float]] = {"first": [], "deep": []}
-                for i in range(config.list_samples * 2 + 10):
-                    which = "first" if i % 2 == 0 else "deep"
-                    t0 = time.perf_counter()
-                    response = await target.send(
-                        connection, "GET", f"{target.prefix}/{model}/versions", params=pages[which]
-                    )
-                    body = await response.read()
-                    elapsed = (time.perf_counter() - t0) * 1000
-                    if response.status != 200 or len(json.loads(body)["items"]) != 100:
-                        raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
-                    if i >= 10:  # the first few warm the caches
-                        timings[which].append(elapsed)
-                both = timings["first"] + timings["deep"]
-                out[key] = {
-                    "p50": round(percentile(both, 50), 2),
-                    "p99": round(percentile(both, 99), 2),
-                }
-                log.info(
-                    "list %s (%d versions): first page p50 %.2f p99 %.2f ms; deep page p50 %.2f p99 %.2f ms",
-                    key, size, percentile(timings["first"], 50), percentile(timings["first"], 99),
-                    percentile(timings["deep"], 50), percentile(timings["deep"], 99),
-                )  # fmt: skip
+                models[key] = await _model_with_versions(conn, client, target, key, size)
+            # As before every cell: the inserted rows vacuumed and their dirty pages written,
+            # so the list at 1M pays for its size, not for the checkpoint that a million
+            # inserted rows set off, which ran through its window.
+            await settle(server_url, [make_url(database_url).database])
+            for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
+                out[key] = await _page_latency(conn, connection, target, key, models[key], size, config)
     finally:
         await connection.close()
         await conn.close()
     return out
+
+
+async def _model_with_versions(conn, client, target: ModelplaneTarget, key: str, size: int) -> str:
+    model = (await client.post(target.prefix, json={
+        "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
+    })).json()["id"]  # fmt: skip
+    started = time.perf_counter()
+    await conn.execute(
+        """INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)
+           SELECT gen_random_uuid(), $1::uuid, g::text, 'none', 'bench'
+           FROM generate_series(1, $2::int) AS g""",
+        model, size,
+    )  # fmt: skip
+    # Written past the registry, so the counts its statements keep are kept here.
+    await conn.execute(
+        "UPDATE registry.registered_models SET version_counter = $2 WHERE id = $1::uuid",
+        model,
+        size,
+    )
+    await conn.execute(
+        "UPDATE registry.version_counts SET n = n + $2"
+        " WHERE model_id = $1::uuid AND stage = 'none'",
+        model,
+        size,
+    )
+    log.info("list %s: inserted %d versions in %.1f s", key, size, time.perf_counter() - started)
+    return model
+
+
+async def _page_latency(
+    conn, connection, target: ModelplaneTarget, key: str, model: str, size: int, config: Config
+) -> dict:
+    middle = await conn.fetchval(
+        "SELECT seq FROM registry.model_versions WHERE model_id = $1::uuid ORDER BY seq OFFSET $2 LIMIT 1",
+        model, size // 2,
+    )  # fmt: skip
+    pages = {
+        "first": {"limit": 100},
+        "deep": {"limit": 100, "cursor": encode_cursor(middle)},
+    }
+    timings: dict[str, list[float]] = {"first": [], "deep": []}
+    for i in range(config.list_samples * 2 + 10):
+        which = "first" if i % 2 == 0 else "deep"
+        t0 = time.perf_counter()
+        response = await target.send(
+            connection, "GET", f"{target.prefix}/{model}/versions", params=pages[which]
+        )
+        body = await response.read()
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status != 200 or len(json.loads(body)["items"]) != 100:
+            raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
+        if i >= 10:  # the first few warm the caches
+            timings[which].append(elapsed)
+    both = timings["first"] + timings["deep"]
+    log.info(
+        "list %s (%d versions): first page p50 %.2f p99 %.2f ms; deep page p50 %.2f p99 %.2f ms",
+        key, size, percentile(timings["first"], 50), percentile(timings["first"], 99),
+        percentile(timings["deep"], 50), percentile(timings["deep"], 99),
+    )  # fmt: skip
+    return {"p50": round(percentile(both, 50), 2), "p99": round(percentile(both, 99), 2)}
 
 
 async def settle(server_url: str, databases: list[str]) -> None:
