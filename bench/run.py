@@ -99,14 +99,16 @@ async def list_latency(
     try:
         connection = target.connection()
         async with target.client() as client:
-            models = {}
-            for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
-                models[key] = await _model_with_versions(conn, client, target, key, size)
+            sizes = dict(zip(LIST_KEYS, config.list_sizes, strict=False))
+            models = {
+                key: await _model_with_versions(conn, client, target, key, size)
+                for key, size in sizes.items()
+            }
             # As before every cell: the inserted rows vacuumed and their dirty pages written,
             # so the list at 1M pays for its size, not for the checkpoint that a million
             # inserted rows set off, which ran through its window.
             await settle(server_url, [make_url(database_url).database])
-            for key, size in zip(LIST_KEYS, config.list_sizes, strict=False):
+            for key, size in sizes.items():
                 out[key] = await _page_latency(conn, connection, target, key, models[key], size, config)
     finally:
         await connection.close()
