@@ -22,9 +22,16 @@ from sqlalchemy.ext.asyncio import (
 
 from shared import context
 from shared.driver import check_in, checkout, orm_connection
+from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
-from shared.outbox import OutboxMessage, insert_literal_sql, outbox_table
+from shared.outbox import (
+    DEFAULT_MAX_PAYLOAD,
+    EVENT_HEADROOM,
+    OutboxMessage,
+    insert_literal_sql,
+    outbox_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +149,14 @@ class UnitOfWork:
         committed: Callable[[Sequence[OutboxMessage]], None] | None = None,
         *,
         begin: bool = True,
+        max_event_bytes: int = DEFAULT_MAX_PAYLOAD - EVENT_HEADROOM,
     ) -> None:
         self._engine = engine
         self.service = service
         self._outbox = outbox
         self._committed = committed
         self._begin_at_start = begin
+        self._max_event_bytes = max_event_bytes
         self._events: list[CloudEvent] = []
         self._written: list[OutboxMessage] = []  # committed: for the relay
         self._written_in_transaction: list[OutboxMessage] = []
@@ -218,7 +227,8 @@ class UnitOfWork:
         its events commit together in one round trip. Inside the transaction, they commit with
         it."""
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
-        messages = _committing(written)  # the statement's own commit, or very near the COMMIT
+        # Stamped at the statement's own commit, or very near the COMMIT.
+        messages = _committing(written, self._max_event_bytes)
         row = await self.conn.fetchrow(
             sql, *args, [m.id for m in messages], [m.subject for m in messages],
             [m.payload for m in messages],
@@ -285,7 +295,7 @@ class UnitOfWork:
         try:
             if self._session is not None:
                 await self._session.flush()
-            messages = _committing(self._events)
+            messages = _committing(self._events, self._max_event_bytes)
             commit = "COMMIT"
             if messages:
                 commit = f"{insert_literal_sql(self._outbox, messages)}; COMMIT"
@@ -302,10 +312,19 @@ class UnitOfWork:
             self._committed(self._written)
 
 
-def _committing(events: Sequence[CloudEvent]) -> list[OutboxMessage]:
+def _committing(events: Sequence[CloudEvent], max_bytes: int) -> list[OutboxMessage]:
     """The events as outbox rows, stamped now: an event happens when its change commits, not
-    when it was recorded."""
+    when it was recorded. An event larger than the bus takes refuses the change (413): stored,
+    it could never be published."""
     committing = datetime.now(UTC)
+    messages = []
     for event in events:
         event.time = committing
-    return [OutboxMessage(e.id, e.nats_subject, e.to_json()) for e in events]
+        payload = event.to_json()
+        if len(payload) > max_bytes:
+            raise TooLarge(
+                f"the change makes a {event.type} event of {len(payload)} bytes, more than the "
+                f"{max_bytes} an event may have", kind="event-too-large", max_bytes=max_bytes,
+            )  # fmt: skip
+        messages.append(OutboxMessage(event.id, event.nats_subject, payload))
+    return messages

@@ -53,5 +53,9 @@ class Conflict(Problem):
     status, kind, title = 409, "conflict", "Conflict with the current state"
 
 
+class TooLarge(Problem):
+    status, kind, title = 413, "too-large", "Content too large"
+
+
 class ServiceUnavailable(Problem):
     status, kind, title = 503, "service-unavailable", "A service is unavailable"

@@ -63,8 +63,15 @@ class JetStreamPublisher:
         if self._subscription is None:
             raise RuntimeError("the publisher is not started")
         loop = asyncio.get_running_loop()
-        token = str(next(self._tokens))
         ack: asyncio.Future[int] = loop.create_future()
+        if (size := len(payload) + _headers_size(headers)) > self._nc.max_payload:
+            # The server would close the connection on it: it is refused here instead.
+            ack.set_exception(NotStored(
+                f"{size} bytes with its headers, more than the server takes "
+                f"({self._nc.max_payload})"
+            ))  # fmt: skip
+            return ack
+        token = str(next(self._tokens))
         self._waiting[token] = (ack, loop.time() + self._ack_timeout)
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
@@ -104,3 +111,8 @@ class JetStreamPublisher:
             ack.set_exception(NotStored(f"JetStream refused it: {error}"))
         else:
             ack.set_result(reply["seq"])
+
+
+def _headers_size(headers: dict[str, str]) -> int:
+    """The bytes of a message's header block: `NATS/1.0`, a line per header, a blank line."""
+    return 12 + sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())

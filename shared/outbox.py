@@ -51,6 +51,11 @@ CONTENT_TYPE = "application/cloudevents+json"
 REMOVE_GATHER_SECONDS = 0.05
 # An event whose ack has not come by then is left to the sweep (JetStream drops a copy).
 ACK_TIMEOUT_SECONDS = 5.0
+# The most a message on the bus may hold: nats-server's default `max_payload`, until a
+# service has connected and its server said its own.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+# What a message holds beside its event: its headers, and what a statement fills in (a name).
+EVENT_HEADROOM = 8 * 1024
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -137,9 +142,9 @@ class OutboxRelay:
         self._remove_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::uuid[])"
         # Rows another relay is publishing are skipped, not waited for.
         self._pending_sql = f"""
-            SELECT id, subject, payload FROM {outbox}
-            WHERE created_at <= now() - $1::interval
-            ORDER BY seq LIMIT $2
+            SELECT seq, id, subject, payload FROM {outbox}
+            WHERE created_at <= now() - $1::interval AND seq > $2
+            ORDER BY seq LIMIT $3
             FOR UPDATE SKIP LOCKED
         """
         self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
@@ -174,23 +179,24 @@ class OutboxRelay:
 
     async def _publish_waiting(self, older_than: timedelta) -> int:
         total = 0
+        after_seq = 0  # batch after batch in commit order, past rows JetStream refused
         while True:
-            taken, stored = await self._publish_batch(older_than)
+            taken, stored, after_seq = await self._publish_batch(older_than, after_seq)
             total += stored
-            # A full batch leaves more behind; a batch JetStream refused whole would come back.
-            if taken < self._batch_size or not stored:
+            if taken < self._batch_size:
                 return total
 
-    async def _publish_batch(self, older_than: timedelta) -> tuple[int, int]:
-        """Publish the oldest rows left and remove those JetStream stored; returns how many were
-        taken and how many stored. A row it refuses stays, logged, and holds up none of the
-        others."""
+    async def _publish_batch(self, older_than: timedelta, after_seq: int) -> tuple[int, int, int]:
+        """Publish the oldest rows left after `after_seq` and remove those JetStream stored;
+        returns how many were taken, how many stored, and the last one's seq. A row it refuses
+        stays, logged, and holds up none of the others."""
         async with driver_connection(self._engine) as conn, conn.transaction():
-            rows = await conn.fetch(self._pending_sql, older_than, self._batch_size)
-            stored = await self._publish([OutboxMessage(*row) for row in rows]) if rows else []
+            rows = await conn.fetch(self._pending_sql, older_than, after_seq, self._batch_size)
+            messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
+            stored = await self._publish(messages) if rows else []
             if stored:
                 await conn.execute(self._remove_sql, stored)
-        return len(rows), len(stored)
+        return len(rows), len(stored), rows[-1]["seq"] if rows else after_seq
 
     async def _keep_dispatching(self) -> None:
         """Publish each batch as it comes, in order, without waiting for acks: each event's row

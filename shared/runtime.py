@@ -21,7 +21,13 @@ from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.driver import driver_connection
 from shared.inbox import INBOX_TABLE
 from shared.migrations import apply_migrations
-from shared.outbox import OUTBOX_TABLE, OutboxMessage, OutboxRelay
+from shared.outbox import (
+    DEFAULT_MAX_PAYLOAD,
+    EVENT_HEADROOM,
+    OUTBOX_TABLE,
+    OutboxMessage,
+    OutboxRelay,
+)
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -66,12 +72,15 @@ class ServiceRuntime:
                 max_deliveries=settings.max_deliveries,
             )
         self.nats: NATS | None = None
+        # The largest event a change may make: what the bus's server takes, once connected.
+        self.max_event_bytes = DEFAULT_MAX_PAYLOAD - EVENT_HEADROOM
         self.relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task | None = None
 
     def uow(self, *, begin: bool = True) -> UnitOfWork:
         """A command's unit of work; `begin=False` for one whose change is one statement."""
-        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch, begin=begin)
+        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch, begin=begin,
+                          max_event_bytes=self.max_event_bytes)  # fmt: skip
 
     def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """asyncpg's connection from the pool, for reads on hot paths (see `driver_connection`)."""
@@ -85,6 +94,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         await apply_migrations(self.migrations_dir, self.settings.database_url)
         self.nats = await messaging.connect(self.settings.nats_url, f"{self.service}-relay")
+        self.max_event_bytes = self.nats.max_payload - EVENT_HEADROOM
         js = self.nats.jetstream()
         producers = tuple(dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)]))
         await messaging.ensure_service_streams(js, producers, self.settings.duplicate_window_seconds)

@@ -69,6 +69,18 @@ async def test_a_message_jetstream_refuses_fails_its_ack(stream, publisher):
         await too_big
 
 
+async def test_a_message_larger_than_the_server_takes_fails_its_ack_and_sends_nothing(
+    nc, stream, publisher
+):
+    # Payload within max_payload, headers past it: the server would drop the connection.
+    past = await publisher.publish(f"{stream}.a", b"x" * (nc.max_payload - 10), headers())
+    with pytest.raises(NotStored, match="more than the server takes"):
+        await past
+    assert publisher.waiting == 0
+    assert nc.is_connected
+    assert await (await publisher.publish(f"{stream}.a", b"fits", headers())) == 1
+
+
 async def test_a_subject_no_stream_takes_fails_its_ack(publisher):
     nowhere = await publisher.publish(f"nowhere{secrets.token_hex(4)}.a", b"{}", headers())
     with pytest.raises(NotStored, match="no stream"):

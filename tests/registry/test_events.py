@@ -10,6 +10,7 @@ from services.registry.models import ModelVersion
 from services.registry.service import KnownStages
 from shared.events import CloudEvent
 from shared.events.jobs import JobSucceeded, RegisterModel
+from shared.events.registry import ModelRegistered
 from shared.outbox import OutboxRelay
 from tests.bus import stream_events, wait_for_events
 from tests.registry.conftest import ACTOR
@@ -130,6 +131,56 @@ async def test_an_event_jetstream_refuses_stays_in_the_outbox_and_holds_up_no_ot
     finally:
         async with runtime.connection() as conn:
             await conn.execute("DELETE FROM registry.outbox WHERE id = $1", refused)
+
+
+async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtime):
+    # More refused rows than a batch holds, then one JetStream takes: it is published too.
+    refused = [uuid.uuid4() for _ in range(3)]
+    model_id = uuid.uuid4()
+    taken = CloudEvent.wrap(
+        ModelRegistered(model_id=model_id, name="swept", project_id=uuid.uuid4(),
+                        description=None, tags={}, created_by=ACTOR),
+        service="registry", aggregate_id=model_id, actor=ACTOR, correlation_id=None,
+    )  # fmt: skip
+    async with runtime.connection() as conn:
+        await conn.executemany(
+            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
+            [*((r, "nowhere.model.renamed", b"{}") for r in refused),
+             (taken.id, taken.nats_subject, taken.to_json())],
+        )  # fmt: skip
+    try:
+        sweeping = OutboxRelay(runtime.engine, runtime.outbox, nc, batch_size=2)
+        assert await sweeping.drain() == 1
+        [swept] = await wait_for_events(nc, "REGISTRY", str(model_id), count=1)
+        assert swept.id == taken.id
+        async with runtime.connection() as conn:
+            left = await conn.fetch("SELECT id FROM registry.outbox ORDER BY seq")
+        assert [row["id"] for row in left] == refused
+    finally:
+        async with runtime.connection() as conn:
+            await conn.execute("DELETE FROM registry.outbox WHERE id = ANY($1)", refused)
+
+
+async def test_a_change_whose_event_the_bus_cannot_carry_is_413_and_stores_nothing(
+    client, runtime, model
+):
+    too_large = "https://modelplane.dev/problems/event-too-large"
+    # Each metric some 30 bytes of the event: past the bus's limit, whatever it is.
+    metrics = {f"metric_{i}": i / 7 for i in range(runtime.max_event_bytes // 20)}
+    r = await client.post(f"/models/{model['id']}/versions", json={"metrics": metrics})
+    assert r.status_code == 413
+    assert r.json()["type"] == too_large
+    assert r.json()["max_bytes"] == runtime.max_event_bytes
+
+    # The same in a transaction, refused at its commit: the version keeps what it had.
+    v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    assert v["version"] == "1"  # the refused one took no number
+    r = await client.patch(f"/models/versions/{v['id']}",
+                           json={"metadata": {"notes": "x" * runtime.max_event_bytes}})  # fmt: skip
+    assert r.status_code == 413
+    assert r.json()["type"] == too_large
+    listed = (await client.get(f"/models/{model['id']}/versions")).json()
+    assert listed["total"] == 1 and listed["items"][0]["metadata"] == {}
 
 
 async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_sweep(
