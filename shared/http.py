@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
+from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,91 @@ class CorrelationMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# What a refused body may still send: read and dropped, so that a client that sends the whole
+# body before it reads the reply gets the 413 rather than a reset connection. Past it, or past
+# a Content-Length beyond it, the connection closes unread.
+REFUSED_BYTES_DRAINED = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuses a request body longer than `max_bytes` with 413 problem+json
+    (`request-too-large`) before the app reads any of it: at once when its Content-Length
+    says so; a chunked body is read here up to the limit and handed on whole. No request
+    holds more than the limit in memory."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":  # the server reads that many bytes and no more
+                if (length := int(value)) > self.max_bytes:
+                    drained = length <= REFUSED_BYTES_DRAINED and await _drain(receive)
+                    await self._refuse(scope, receive, send, keep_alive=drained)
+                    return
+                break
+            if name == b"transfer-encoding":
+                message, within = await self._read_chunked(receive)
+                if not within:
+                    await self._refuse(scope, receive, send,
+                                       keep_alive=await _drain(receive, message))  # fmt: skip
+                    return
+                receive = _replaying(message, receive)
+                break
+        await self.app(scope, receive, send)
+
+    async def _read_chunked(self, receive: Receive) -> tuple[Message, bool]:
+        """The body as one message and True; or, once it passes the limit, the last message
+        read and False."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message, True  # the client went away: the app learns it as it would have
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return message, False
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                return whole, True
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, *, keep_alive: bool
+    ) -> None:
+        problem = TooLarge(f"the request body is larger than {self.max_bytes} bytes",
+                           kind="request-too-large", max_bytes=self.max_bytes)  # fmt: skip
+        headers = None if keep_alive else {"Connection": "close"}
+        reply = problem_response(problem.to_dict(instance=scope["path"]), headers)
+        await reply(scope, receive, send)
+
+
+async def _drain(receive: Receive, last: Message | None = None) -> bool:
+    """Read and drop what is left of a body after `last`, the message read last (None: none
+    read yet), up to `REFUSED_BYTES_DRAINED`; whether it all came."""
+    left = REFUSED_BYTES_DRAINED
+    message = last or {"type": "http.request", "more_body": True}
+    while message["type"] == "http.request" and message.get("more_body"):
+        if left < 0:
+            return False
+        message = await receive()
+        left -= len(message.get("body", b""))
+    return message["type"] == "http.request"
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """A `receive` that gives `first`, then goes on to the server's (for a disconnect)."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

@@ -18,6 +18,7 @@ from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
 from shared.http import (
     NO_TELEMETRY,
+    BodyLimit,
     CorrelationMiddleware,
     install_problem_handlers,
 )
@@ -65,6 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=(registry, jobs))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
     app.include_router(api.health)

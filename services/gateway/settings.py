@@ -14,6 +14,9 @@ class GatewaySettings(ServiceSettings):
     # busy while some wait for Postgres; past that, extra ones only queue in its event loop,
     # where they delay every reply and the events it publishes (bench/README.md).
     registry_connections: int = 6
+    # The largest request body taken (MODELPLANE_MAX_BODY_BYTES); a larger one is 413. What a
+    # request writes goes out as an event too, and the bus takes 1 MiB a message by default.
+    max_body_bytes: int = 512 * 1024
     # Each client following a running job's log holds one.
     jobs_connections: int = 100
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
