@@ -72,8 +72,6 @@ class ServiceRuntime:
                 max_deliveries=settings.max_deliveries,
             )
         self.nats: NATS | None = None
-        # The largest event a change may make: what the bus's server takes, once connected.
-        self.max_event_bytes = DEFAULT_MAX_PAYLOAD - EVENT_HEADROOM
         self.relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task | None = None
 
@@ -81,6 +79,13 @@ class ServiceRuntime:
         """A command's unit of work; `begin=False` for one whose change is one statement."""
         return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch, begin=begin,
                           max_event_bytes=self.max_event_bytes)  # fmt: skip
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest event a change may make: what the bus's server takes in a message
+        (nats-server's default until connected), less room for the message's headers."""
+        max_payload = DEFAULT_MAX_PAYLOAD if self.nats is None else self.nats.max_payload
+        return max_payload - EVENT_HEADROOM
 
     def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """asyncpg's connection from the pool, for reads on hot paths (see `driver_connection`)."""
@@ -94,7 +99,6 @@ class ServiceRuntime:
     async def start(self) -> None:
         await apply_migrations(self.migrations_dir, self.settings.database_url)
         self.nats = await messaging.connect(self.settings.nats_url, f"{self.service}-relay")
-        self.max_event_bytes = self.nats.max_payload - EVENT_HEADROOM
         js = self.nats.jetstream()
         producers = tuple(dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)]))
         await messaging.ensure_service_streams(js, producers, self.settings.duplicate_window_seconds)
