@@ -175,6 +175,25 @@ def restore_outbox_published_at(schema: str) -> None:
     _create_unpublished_index(schema)
 
 
+def add_outbox_retries(schema: str) -> None:
+    """An event JetStream refuses stays with how often it was refused, why, and when the relay
+    tries it again. Nullable or with a constant default: no row is rewritten."""
+    from alembic import op  # noqa: PLC0415
+
+    op.add_column("outbox", sa.Column("attempts", sa.Integer, nullable=False,
+                                      server_default="0"), schema=schema)  # fmt: skip
+    op.add_column("outbox", sa.Column("last_error", sa.Text), schema=schema)
+    op.add_column("outbox", sa.Column("retry_at", sa.DateTime(timezone=True)), schema=schema)
+
+
+def drop_outbox_retries(schema: str) -> None:
+    """Back to trying every refused event at every sweep."""
+    from alembic import op  # noqa: PLC0415
+
+    for column in ("retry_at", "last_error", "attempts"):
+        op.drop_column("outbox", column, schema=schema)
+
+
 def drop_messaging_tables(schema: str) -> None:
     from alembic import op  # noqa: PLC0415
 

@@ -14,6 +14,11 @@ publish one event, or a crash comes between publish and removal, JetStream's dup
 drops the copy. Every row in the outbox is an event still to publish: the table holds what is
 in flight, not the history (the stream keeps that), and a delete writes less than marking the
 row would (no new row version, no index entries).
+
+An event JetStream refuses (no stream takes its subject, say) stays, with how often it was
+refused and why. The sweep tries it again after a pause that doubles each time, up to
+`RETRY_MAX_SECONDS`: it holds up none of the others, and until an operator fixes what refused
+it, neither the bus nor the log has it every second.
 """
 
 import asyncio
@@ -25,16 +30,19 @@ from functools import partial
 from typing import NamedTuple
 from uuid import UUID
 
+import asyncpg
 from nats.aio.client import Client as NATS
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
     Identity,
+    Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
     func,
 )
@@ -56,6 +64,8 @@ ACK_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 # What a message holds beside its event: its headers, and what a statement fills in (a name).
 EVENT_HEADROOM = 8 * 1024
+# The longest pause before a refused event is tried again.
+RETRY_MAX_SECONDS = 300.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -67,6 +77,10 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("subject", String(255), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Set only when JetStream refused the event: how often, why, when to try again.
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text),
+        Column("retry_at", DateTime(timezone=True)),
     )
 
 
@@ -140,18 +154,29 @@ class OutboxRelay:
         self._table = table
         outbox = f"{table.schema}.{table.name}"
         self._remove_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::uuid[])"
-        # Rows another relay is publishing are skipped, not waited for.
+        # Rows another relay is publishing are skipped, not waited for; so are refused rows
+        # until their pause is over.
         self._pending_sql = f"""
             SELECT seq, id, subject, payload FROM {outbox}
             WHERE created_at <= now() - $1::interval AND seq > $2
+                AND (retry_at IS NULL OR retry_at <= now())
             ORDER BY seq LIMIT $3
             FOR UPDATE SKIP LOCKED
+        """
+        # The pause after the nth refusal: the sweep's grace period, doubled n - 1 times.
+        self._refused_sql = f"""
+            UPDATE {outbox} o SET attempts = o.attempts + 1, last_error = r.error,
+                retry_at = now() + make_interval(secs => least(
+                    $3::float8, $4::float8 * power(2.0::float8, least(o.attempts, 30))))
+            FROM unnest($1::uuid[], $2::text[]) AS r (id, error)
+            WHERE o.id = r.id
         """
         self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         # A row younger than this is the dispatch path's to publish; the sweep leaves it alone.
         self._sweep_after = timedelta(seconds=max(2.0, 2 * poll_seconds))
+        self._retry_max_seconds = max(RETRY_MAX_SECONDS, self._sweep_after.total_seconds())
         self._to_publish: list[OutboxMessage] = []
         self._to_remove: list[UUID] = []
         self._publish_wanted = asyncio.Event()
@@ -174,7 +199,8 @@ class OutboxRelay:
             await self._publisher.stop()
 
     async def drain(self) -> int:
-        """Publish every row now, however young; returns how many JetStream stored."""
+        """Publish every row now, however young (a refused one once its pause is over);
+        returns how many JetStream stored."""
         return await self._publish_waiting(timedelta(0))
 
     async def _publish_waiting(self, older_than: timedelta) -> int:
@@ -189,14 +215,26 @@ class OutboxRelay:
     async def _publish_batch(self, older_than: timedelta, after_seq: int) -> tuple[int, int, int]:
         """Publish the oldest rows left after `after_seq` and remove those JetStream stored;
         returns how many were taken, how many stored, and the last one's seq. A row it refuses
-        stays, logged, and holds up none of the others."""
+        stays, paused before its next attempt, and holds up none of the others."""
         async with driver_connection(self._engine) as conn, conn.transaction():
             rows = await conn.fetch(self._pending_sql, older_than, after_seq, self._batch_size)
             messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
-            stored = await self._publish(messages) if rows else []
+            stored, refused = await self._publish(messages) if rows else ([], {})
             if stored:
                 await conn.execute(self._remove_sql, stored)
+            if refused:
+                await self._pause(conn, refused)
         return len(rows), len(stored), rows[-1]["seq"] if rows else after_seq
+
+    async def _pause(self, conn: asyncpg.Connection, refused: dict[UUID, str]) -> None:
+        """Record why JetStream refused these events and pause each before its next attempt."""
+        pause = self._sweep_after.total_seconds()
+        await conn.execute(self._refused_sql, list(refused), list(refused.values()),
+                           self._retry_max_seconds, pause)  # fmt: skip
+        first, why = next(iter(refused.items()))
+        log.warning("outbox relay: JetStream refused %d events (the first, %s: %s); each is "
+                    "tried again after a pause that doubles each time, up to %.0f s",
+                    len(refused), first, why, self._retry_max_seconds)  # fmt: skip
 
     async def _keep_dispatching(self) -> None:
         """Publish each batch as it comes, in order, without waiting for acks: each event's row
@@ -225,26 +263,29 @@ class OutboxRelay:
         self._to_remove.append(event_id)
         self._remove_wanted.set()
 
-    async def _publish(self, messages: Sequence[OutboxMessage]) -> list[UUID]:
+    async def _publish(
+        self, messages: Sequence[OutboxMessage]
+    ) -> tuple[list[UUID], dict[UUID, str]]:
         """Publish the events in order; returns the ids of those JetStream stored before the
-        ack timeout (the acks still awaited then are given up)."""
+        ack timeout (the acks still awaited then are given up), and why it refused the ones
+        it refused."""
         await self._publisher.start()
         acks = [await self._publisher.publish(m.subject, m.payload, _headers(m)) for m in messages]
         done, late = await asyncio.wait(acks, timeout=ACK_TIMEOUT_SECONDS)
         for ack in late:
             ack.cancel()
-        stored = []
+        stored, refused = [], {}
         for message, ack in zip(messages, acks, strict=True):
             if ack not in done:
                 continue
             if (error := ack.exception()) is None:
                 stored.append(message.id)
             else:
-                log.warning("outbox relay: event %s not stored: %s", message.id, error)
+                refused[message.id] = str(error)
         if late:
             log.warning("outbox relay: %d events unacked after %.0f s", len(late),
                         ACK_TIMEOUT_SECONDS)  # fmt: skip
-        return stored
+        return stored, refused
 
     async def _keep_removing(self) -> None:
         while True:

@@ -1,9 +1,11 @@
 """Events on a real NATS JetStream: once per change, nothing lost, nothing applied twice."""
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
+from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 
 from services.registry.models import ModelVersion
@@ -74,38 +76,52 @@ async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, 
     assert events[1].data["metrics"] == {"acc": 0.5} and events[1].data["created_by"] == ACTOR
 
 
-async def test_relay_killed_between_commit_and_publish_loses_nothing(
-    registry_settings, nc, runtime, client, model
-):
-    # Stop the running relay: the change commits with nobody to publish it.
+def _model_registered(name: str) -> CloudEvent:
+    """The event of a model registered just now, as the registry would write it."""
+    model_id = uuid.uuid4()
+    return CloudEvent.wrap(
+        ModelRegistered(model_id=model_id, name=name, project_id=uuid.uuid4(),
+                        description=None, tags={}, created_by=ACTOR),
+        service="registry", aggregate_id=model_id, actor=ACTOR, correlation_id=None,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def relay_stopped(runtime):
+    """The service's running relay stopped for the test: only the test's own relays publish."""
     runtime._relay_task.cancel()
     done, _ = await asyncio.wait([runtime._relay_task], timeout=5)
     if not done:
         runtime._relay_task.print_stack()
         raise AssertionError("relay did not stop")
-    try:
-        v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
-        await asyncio.sleep(0.3)
-        assert [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]] == []
+    yield
+    runtime._relay_task = asyncio.create_task(runtime.relay.run())
 
-        # A relay that crashed after publishing but before removing: the same rows go out again.
-        js = nc.jetstream()
-        async with runtime.engine.connect() as conn:
-            rows = (await conn.execute(select(runtime.outbox))).all()
-        assert rows, "the committed event waits in the outbox"
-        for row in rows:
-            await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": str(row.id)})
 
-        # A fresh relay (the restarted process) publishes what is left, and dedup drops the copy.
-        restarted = OutboxRelay(runtime.engine, runtime.outbox, nc)
-        assert await restarted.drain() == len(rows)
-        events = [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]]
-        assert [e.type for e in events] == ["io.modelplane.registry.model_version.created.v1"]
-        async with runtime.engine.connect() as conn:
-            left = await conn.scalar(select(func.count()).select_from(runtime.outbox))
-        assert left == 0
-    finally:
-        runtime._relay_task = asyncio.create_task(runtime.relay.run())
+async def test_relay_killed_between_commit_and_publish_loses_nothing(
+    relay_stopped, nc, runtime, client, model
+):
+    # The change commits with nobody to publish it.
+    v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    await asyncio.sleep(0.3)
+    assert [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]] == []
+
+    # A relay that crashed after publishing but before removing: the same rows go out again.
+    js = nc.jetstream()
+    async with runtime.engine.connect() as conn:
+        rows = (await conn.execute(select(runtime.outbox))).all()
+    assert rows, "the committed event waits in the outbox"
+    for row in rows:
+        await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": str(row.id)})
+
+    # A fresh relay (the restarted process) publishes what is left, and dedup drops the copy.
+    restarted = OutboxRelay(runtime.engine, runtime.outbox, nc)
+    assert await restarted.drain() == len(rows)
+    events = [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]]
+    assert [e.type for e in events] == ["io.modelplane.registry.model_version.created.v1"]
+    async with runtime.engine.connect() as conn:
+        left = await conn.scalar(select(func.count()).select_from(runtime.outbox))
+    assert left == 0
 
 
 async def test_an_event_jetstream_refuses_stays_in_the_outbox_and_holds_up_no_other(
@@ -136,12 +152,8 @@ async def test_an_event_jetstream_refuses_stays_in_the_outbox_and_holds_up_no_ot
 async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtime):
     # More refused rows than a batch holds, then one JetStream takes: it is published too.
     refused = [uuid.uuid4() for _ in range(3)]
-    model_id = uuid.uuid4()
-    taken = CloudEvent.wrap(
-        ModelRegistered(model_id=model_id, name="swept", project_id=uuid.uuid4(),
-                        description=None, tags={}, created_by=ACTOR),
-        service="registry", aggregate_id=model_id, actor=ACTOR, correlation_id=None,
-    )  # fmt: skip
+    taken = _model_registered("swept")
+    model_id = taken.subject
     async with runtime.connection() as conn:
         await conn.executemany(
             "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
@@ -159,6 +171,61 @@ async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtim
     finally:
         async with runtime.connection() as conn:
             await conn.execute("DELETE FROM registry.outbox WHERE id = ANY($1)", refused)
+
+
+async def test_a_refused_event_waits_longer_each_time_and_goes_out_once_a_stream_takes_it(
+    relay_stopped, nc, runtime
+):
+    # An event whose subject no stream takes yet (its stream not yet widened, say).
+    event = _model_registered("refused for a while")
+    refused = event.id
+    async with runtime.connection() as conn:
+        await conn.execute(
+            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
+            refused, "nowhere.model.registered", event.to_json(),
+        )  # fmt: skip
+
+    async def the_row() -> tuple[int, str, float] | None:
+        async with runtime.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT attempts, last_error, extract(epoch FROM retry_at - now()) AS pause"
+                " FROM registry.outbox WHERE id = $1", refused,
+            )  # fmt: skip
+        return row and (row["attempts"], row["last_error"], float(row["pause"]))
+
+    async def its_pause_is_over() -> None:
+        async with runtime.connection() as conn:
+            await conn.execute("UPDATE registry.outbox SET retry_at = now() WHERE id = $1", refused)
+
+    js = nc.jetstream()
+    relay = OutboxRelay(runtime.engine, runtime.outbox, nc)
+    try:
+        assert await relay.drain() == 0
+        attempts, why, pause = await the_row()
+        assert (attempts, why) == (1, "no stream takes the message's subject")
+        assert 1.5 < pause <= 2.0  # the sweep's grace period
+
+        # Until its pause is over, sweeps leave it alone: no second attempt.
+        assert await relay.drain() == 0
+        assert (await the_row())[0] == 1
+
+        # Refused again: the pause doubles.
+        await its_pause_is_over()
+        assert await relay.drain() == 0
+        attempts, _, pause = await the_row()
+        assert attempts == 2 and 3.5 < pause <= 4.0
+
+        # A stream takes the subject now: once its pause is over, the event goes out.
+        await js.add_stream(name="NOWHERE", subjects=["nowhere.>"])
+        await its_pause_is_over()
+        assert await relay.drain() == 1
+        assert await the_row() is None
+        assert [e.id for e in await stream_events(nc, "NOWHERE")] == [refused]
+    finally:
+        async with runtime.connection() as conn:
+            await conn.execute("DELETE FROM registry.outbox WHERE id = $1", refused)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream("NOWHERE")
 
 
 async def test_a_change_whose_event_the_bus_cannot_carry_is_413_and_stores_nothing(

@@ -75,7 +75,7 @@ async def test_0006_keeps_the_events_still_to_publish_and_drops_the_published(
         published, waiting,
     )  # fmt: skip
 
-    await scratch.upgrade("head")
+    await scratch.upgrade("0006")
     rows = [tuple(r) for r in await scratch.fetch("SELECT * FROM registry.outbox")]
     assert [row[1:4] for row in rows] == [(waiting, "registry.b", b"b")]
     assert len(rows[0]) == 5  # seq, id, subject, payload, created_at: no mark
@@ -84,6 +84,24 @@ async def test_0006_keeps_the_events_still_to_publish_and_drops_the_published(
     await scratch.downgrade("0005")
     left = await scratch.fetch("SELECT id, published_at FROM registry.outbox")
     assert [tuple(r) for r in left] == [(waiting, None)]
+
+
+async def test_0008_keeps_the_events_waiting_as_never_refused(scratch: ScratchDatabase) -> None:
+    await scratch.upgrade("0007")
+    waiting = uuid.uuid4()
+    await scratch.execute(
+        "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, 'registry.a', 'a')", waiting
+    )
+
+    await scratch.upgrade("0008")
+    rows = await scratch.fetch("SELECT id, payload, attempts, last_error, retry_at"
+                               " FROM registry.outbox")  # fmt: skip
+    assert [tuple(r) for r in rows] == [(waiting, b"a", 0, None, None)]
+
+    await scratch.downgrade("0007")
+    left = await scratch.fetch("SELECT * FROM registry.outbox")
+    assert [tuple(r)[1:4] for r in left] == [(waiting, "registry.a", b"a")]
+    assert len(left[0]) == 5
 
 
 async def test_the_database_refuses_a_second_production_version_when_a_statement_ends(
