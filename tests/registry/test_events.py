@@ -251,13 +251,12 @@ async def test_a_change_whose_event_the_bus_cannot_carry_is_413_and_stores_nothi
 
 
 async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_sweep(
-    nc, runtime, client, model
+    relay_stopped, nc, runtime, client, model
 ):
     # A relay whose sweep would not look at a young row for hours: only dispatch can publish.
-    runtime._relay_task.cancel()
-    await asyncio.wait([runtime._relay_task], timeout=5)
     hourly = OutboxRelay(runtime.engine, runtime.outbox, nc, poll_seconds=3600)
-    runtime.relay, task = hourly, asyncio.create_task(hourly.run())
+    running, runtime.relay = runtime.relay, hourly
+    task = asyncio.create_task(hourly.run())
     try:
         await asyncio.sleep(0.1)  # its first sweep has run and found nothing old enough
         v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
@@ -276,8 +275,7 @@ async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_swee
     finally:
         task.cancel()
         await asyncio.wait([task], timeout=5)
-        runtime.relay = OutboxRelay(runtime.engine, runtime.outbox, nc, poll_seconds=0.2)
-        runtime._relay_task = asyncio.create_task(runtime.relay.run())
+        runtime.relay = running  # for `relay_stopped` to start again
 
 
 async def test_two_concurrent_promotions_leave_exactly_one_production_version(client, runtime, model):
