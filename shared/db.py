@@ -26,9 +26,8 @@ from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
 from shared.outbox import (
-    DEFAULT_MAX_PAYLOAD,
-    EVENT_HEADROOM,
     OutboxMessage,
+    event_bytes_carried,
     insert_literal_sql,
     outbox_table,
 )
@@ -149,7 +148,7 @@ class UnitOfWork:
         committed: Callable[[Sequence[OutboxMessage]], None] | None = None,
         *,
         begin: bool = True,
-        max_event_bytes: int = DEFAULT_MAX_PAYLOAD - EVENT_HEADROOM,
+        max_event_bytes: int = event_bytes_carried(),
     ) -> None:
         self._engine = engine
         self.service = service

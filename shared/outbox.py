@@ -68,6 +68,11 @@ EVENT_HEADROOM = 8 * 1024
 RETRY_MAX_SECONDS = 300.0
 
 
+def event_bytes_carried(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """The largest event a message of `max_payload` bytes carries, with `EVENT_HEADROOM` left."""
+    return max_payload - EVENT_HEADROOM
+
+
 def outbox_table(metadata: MetaData) -> Table:
     return Table(
         OUTBOX_TABLE,

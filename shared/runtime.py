@@ -23,10 +23,10 @@ from shared.inbox import INBOX_TABLE
 from shared.migrations import apply_migrations
 from shared.outbox import (
     DEFAULT_MAX_PAYLOAD,
-    EVENT_HEADROOM,
     OUTBOX_TABLE,
     OutboxMessage,
     OutboxRelay,
+    event_bytes_carried,
 )
 from shared.settings import ServiceSettings
 
@@ -84,8 +84,9 @@ class ServiceRuntime:
     def max_event_bytes(self) -> int:
         """The largest event a change may make: what the bus's server takes in a message
         (nats-server's default until connected), less room for the message's headers."""
-        max_payload = DEFAULT_MAX_PAYLOAD if self.nats is None else self.nats.max_payload
-        return max_payload - EVENT_HEADROOM
+        return event_bytes_carried(
+            DEFAULT_MAX_PAYLOAD if self.nats is None else self.nats.max_payload
+        )
 
     def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """asyncpg's connection from the pool, for reads on hot paths (see `driver_connection`)."""
