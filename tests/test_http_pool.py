@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from shared.http_pool import HttpPool, UpstreamError
 from shared.local_infra import free_port
+from shared.serve import OneWriteReplies
 
 
 class Origin:
@@ -77,12 +78,14 @@ class Origin:
         ])  # fmt: skip
 
 
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
+# uvicorn as it comes, and as the platform's services run it.
+@pytest.fixture(params=["httptools", OneWriteReplies], ids=["uvicorn", "one-write-replies"])
+async def origin(request: pytest.FixtureRequest) -> AsyncIterator[Origin]:
     origin = Origin()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(origin.app(), lifespan="off", log_level="warning"))
+    config = uvicorn.Config(origin.app(), lifespan="off", log_level="warning", http=request.param)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
