@@ -8,11 +8,11 @@ as `make bench` seeds it, one operation at a time for a window, and what each pr
 Each `--env` is a variant of the platform's environment (`A=1,B=2` sets two variables); the
 variants take turns, round after round, each on a platform started afresh over the same seeded
 database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
-ops/s, p50, p99, the machine's idle share and context switches per operation (`/proc/stat`),
-and CPU milliseconds per operation of each service, Postgres (all its processes), NATS and the
-load generator (this process), read from `/proc` around the window; under create_version, also
-the event latency as `make bench` measures it (commit to a subscriber in its own process). Like
-`make bench`, a cell starts after VACUUM and CHECKPOINT.
+ops/s, p50, p99, the machine's idle share, the share the hypervisor stole and context switches
+per operation (`/proc/stat`), and CPU milliseconds per operation of each service, Postgres (all
+its processes), NATS and the load generator (this process), read from `/proc` around the
+window; under create_version, also the event latency as `make bench` measures it (commit to a
+subscriber in its own process). Like `make bench`, a cell starts after VACUUM and CHECKPOINT.
 """
 
 import argparse
@@ -61,13 +61,14 @@ def cpu_by_part(services: dict[str, int]) -> dict[str, float]:
     return spent
 
 
-def machine_counters() -> tuple[int, int, int]:
-    """(idle + iowait jiffies, all jiffies, context switches) of the whole machine since boot."""
+def machine_counters() -> tuple[int, int, int, int]:
+    """(idle + iowait jiffies, stolen jiffies, all jiffies, context switches) of the whole
+    machine since boot. Stolen: the hypervisor ran someone else on our cores."""
     with open("/proc/stat") as stat:
         lines = stat.read().splitlines()
     ticks = [int(field) for field in lines[0].split()[1:]]
     switches = next(int(line.split()[1]) for line in lines if line.startswith("ctxt "))
-    return ticks[3] + ticks[4], sum(ticks), switches
+    return ticks[3] + ticks[4], ticks[7], sum(ticks), switches
 
 
 def variant(spec: str) -> dict[str, str]:
@@ -159,8 +160,11 @@ async def measure(
     per_op = {
         part: (after[part] - before.get(part, 0.0)) * 1000 / max(operations, 1) for part in after
     }
-    idle, ticks, switches = (b - a for a, b in zip(machine_before, machine_after, strict=True))
-    machine = {"idle": idle / max(1, ticks) * 100, "switches": switches / max(operations, 1)}
+    idle, stolen, ticks, switches = (
+        b - a for a, b in zip(machine_before, machine_after, strict=True)
+    )
+    machine = {"idle": idle / max(1, ticks) * 100, "stolen": stolen / max(1, ticks) * 100,
+               "switches": switches / max(operations, 1)}  # fmt: skip
     return result, machine, per_op
 
 
@@ -172,7 +176,8 @@ def window_line(
     return (
         f"{cell} {summary['ops_per_s']:8.1f} ops/s  p50 {summary['p50_ms']:6.2f}"
         f"  p99 {summary['p99_ms']:6.2f} ms  errors {summary['errors']}"
-        f"  idle {machine['idle']:4.1f} %  context switches/op {machine['switches']:.1f}"
+        f"  idle {machine['idle']:4.1f} %  stolen {machine['stolen']:4.1f} %"
+        f"  context switches/op {machine['switches']:.1f}"
         f"  | CPU ms/op: {parts}  total {sum(per_op.values()):.2f}"
     )
 
