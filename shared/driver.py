@@ -44,9 +44,17 @@ def orm_connection(engine: AsyncEngine, pooled: PoolProxiedConnection) -> AsyncC
 
 @contextlib.asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """asyncpg's connection from the engine's pool, each statement its own transaction."""
+    """asyncpg's connection from the engine's pool, each statement its own transaction.
+
+    A user interrupted (cancelled, say) leaves it in a state nobody knows: a statement still
+    on the server may have begun a transaction that asyncpg has not heard of yet, and the
+    next user's statements would run in it. Such a connection is closed, not given back."""
     pooled = await checkout(engine)
     try:
         yield pooled.driver_connection
-    finally:
-        check_in(pooled)
+    except BaseException as error:
+        # An error (an Exception) came with a reply, or between statements; an interruption
+        # (a cancellation, an exit) may have come before a reply.
+        check_in(pooled, reusable=isinstance(error, Exception))
+        raise
+    check_in(pooled)

@@ -103,6 +103,7 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
 ):
     # The change commits with nobody to publish it.
     v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    assert "id" in v, v
     await asyncio.sleep(0.3)
     assert [e for e in await stream_events(nc, "REGISTRY") if e.subject == v["id"]] == []
 

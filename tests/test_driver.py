@@ -1,0 +1,70 @@
+"""shared.driver against the real database: a connection whose user was interrupted mid-statement
+goes back to nobody."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import create_engine
+from shared.driver import driver_connection
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=1)  # every checkout, the same connection
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _interrupted_mid_statement(engine: AsyncEngine, sql: str) -> None:
+    """A task that sends `sql` and is cancelled while the server still runs it."""
+    started = asyncio.Event()
+
+    async def user() -> None:
+        async with driver_connection(engine) as conn:
+            started.set()
+            await conn.execute(sql)
+
+    task = asyncio.create_task(user())
+    await started.wait()
+    await asyncio.sleep(0.1)  # the statement is on the server now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_transaction_begun_by_an_interrupted_statement_is_nobody_elses(
+    engine: AsyncEngine,
+) -> None:
+    # The server began a transaction that the client never heard of: when the cancellation
+    # came, asyncpg had no reply yet, so to it the connection was not in one.
+    await _interrupted_mid_statement(engine, "BEGIN; SELECT pg_sleep(0.5)")
+
+    async with driver_connection(engine) as conn:
+        await conn.fetchval("SELECT 1")  # fails in the aborted transaction if handed over
+        assert not conn.is_in_transaction()
+
+
+async def test_a_statement_interrupted_in_a_transaction_leaves_the_next_user_its_own(
+    engine: AsyncEngine,
+) -> None:
+    started = asyncio.Event()
+
+    async def user() -> None:
+        async with driver_connection(engine) as conn, conn.transaction():
+            started.set()
+            await conn.execute("SELECT pg_sleep(0.5)")
+
+    task = asyncio.create_task(user())
+    await started.wait()
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async with driver_connection(engine) as conn, conn.transaction():
+        assert await conn.fetchval("SELECT 1") == 1
