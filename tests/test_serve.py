@@ -36,12 +36,13 @@ class RecordingTransport(asyncio.Transport):
         self.closed = True
 
     def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
 
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
-
 
 
 def app(gate: asyncio.Event) -> Starlette:
@@ -73,8 +74,9 @@ def app(gate: asyncio.Event) -> Starlette:
 class Connection:
     def __init__(self) -> None:
         self.gate = asyncio.Event()
-        config = uvicorn.Config(app(self.gate), lifespan="off", http=OneWriteReplies,
-                                access_log=False)
+        config = uvicorn.Config(
+            app(self.gate), lifespan="off", http=OneWriteReplies, access_log=False
+        )
         config.load()
         self.protocol = OneWriteReplies(config, ServerState(), app_state={})
         self.transport = RecordingTransport()
@@ -107,7 +109,9 @@ async def test_a_reply_of_known_length_is_one_write(connection: Connection) -> N
 
 async def test_each_reply_on_a_kept_connection_is_one_write(connection: Connection) -> None:
     for _ in range(3):
-        writes = await connection.send(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
+        writes = await connection.send(
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello"
+        )
         assert len(writes) == 1
         assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
         assert writes[0].endswith(b"\r\n\r\nhello")
@@ -137,4 +141,6 @@ async def test_a_streamed_reply_sends_its_headers_before_its_body_is_ready(
     async with asyncio.timeout(5):
         while connection.protocol.server_state.total_requests < 1:
             await asyncio.sleep(0.001)
-    assert b"".join(connection.transport.writes[1:]) == b"6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n"
+    assert (
+        b"".join(connection.transport.writes[1:]) == b"6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n"
+    )
