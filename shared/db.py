@@ -262,6 +262,8 @@ class UnitOfWork:
                 # connection in a state nobody knows.
                 interrupted = exc_type is not None and not issubclass(exc_type, Exception)
                 self._ended = not interrupted and not self.conn.is_in_transaction()
+                if exc_type is None and not self._ended:
+                    self._uncommitted()
             elif exc_type is None:
                 await self._commit()
             else:
@@ -275,6 +277,17 @@ class UnitOfWork:
                 check_in(self._pooled, reusable=self._ended)
                 # Whatever committed is published, even when the command failed afterwards.
                 self._dispatch()
+
+    def _uncommitted(self) -> None:
+        """The statements ran in a transaction nobody here began, on a connection handed over
+        inside one: nothing they wrote committed, and closing the connection rolls it back.
+        The command fails rather than answer for a change that is not stored, and its events,
+        whose rows go with it, are not published."""
+        self._written.clear()
+        raise RuntimeError(
+            "the unit of work's statements ran in a transaction it did not begin: nothing it "
+            "wrote committed"
+        )
 
     async def _rollback_after(self, error: BaseException | None) -> None:
         """End the transaction after the command's error, which stays the one raised. A command

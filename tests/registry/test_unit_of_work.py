@@ -250,6 +250,24 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
     assert [m.subject for m in dispatched] == ["registry.model.registered"]
 
 
+async def test_a_one_statement_command_that_found_a_transaction_open_fails_and_keeps_nothing(
+    runtime,
+):
+    # As a connection handed over inside a transaction nobody here began would be: the
+    # statement does not commit by itself, so the command must not answer as if it had.
+    model_id = uuid.uuid4()
+    dispatched: list[OutboxMessage] = []
+    with pytest.raises(RuntimeError, match="nothing it wrote committed"):
+        async with _uow(runtime, dispatched, begin=False) as uow:
+            await uow.conn.execute("BEGIN")
+            await uow.fetchrow_writing_events(
+                _one_statement(runtime.outbox), model_id, PROJECT, f"lost-{model_id}",
+                events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
+            )  # fmt: skip
+    assert await _rows(runtime, [model_id]) == (0, 0)
+    assert dispatched == []
+
+
 async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_every_event(runtime):
     first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     dispatched: list[OutboxMessage] = []
