@@ -2,7 +2,7 @@
 would, writes a reply of known length in one piece and a streamed one as it comes."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import uvicorn
@@ -82,15 +82,20 @@ class Connection:
         self.transport = RecordingTransport()
         self.protocol.connection_made(self.transport)
 
-    async def send(self, request: bytes, replies: int = 1) -> list[bytes]:
-        """Feed `request` and return the writes made until `replies` replies are complete."""
+    async def send(self, request: bytes) -> list[bytes]:
+        """Feed `request` (or the rest of one) and return the writes made until its reply is
+        complete."""
         done_before = self.protocol.server_state.total_requests
         self.transport.writes.clear()
         self.protocol.data_received(request)
-        async with asyncio.timeout(5):
-            while self.protocol.server_state.total_requests < done_before + replies:
-                await asyncio.sleep(0.001)
+        await until(lambda: self.protocol.server_state.total_requests > done_before)
         return list(self.transport.writes)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
 
 
 @pytest.fixture
@@ -118,6 +123,19 @@ async def test_each_reply_on_a_kept_connection_is_one_write(connection: Connecti
     assert not connection.transport.closed
 
 
+async def test_a_reply_after_a_100_continue_is_still_one_write(connection: Connection) -> None:
+    connection.protocol.data_received(
+        b"POST /echo HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n"
+    )
+    await until(lambda: bool(connection.transport.writes))
+    assert connection.transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+
+    writes = await connection.send(b"hello")  # the body the client held back
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\nhello")
+
+
 async def test_replies_without_a_body_still_go_out_whole(connection: Connection) -> None:
     head = await connection.send(b"HEAD /item HTTP/1.1\r\nhost: x\r\n\r\n")
     no_content = await connection.send(b"GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -130,17 +148,13 @@ async def test_a_streamed_reply_sends_its_headers_before_its_body_is_ready(
     connection: Connection,
 ) -> None:
     connection.protocol.data_received(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
-    async with asyncio.timeout(5):
-        while not connection.transport.writes:
-            await asyncio.sleep(0.001)
+    await until(lambda: bool(connection.transport.writes))
     assert connection.transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"transfer-encoding: chunked" in connection.transport.writes[0]
     assert connection.transport.writes[0].endswith(b"\r\n\r\n")  # headers only: no body yet
 
     connection.gate.set()
-    async with asyncio.timeout(5):
-        while connection.protocol.server_state.total_requests < 1:
-            await asyncio.sleep(0.001)
+    await until(lambda: connection.protocol.server_state.total_requests == 1)
     assert (
         b"".join(connection.transport.writes[1:]) == b"6\r\nfirst\n\r\n7\r\nsecond\n\r\n0\r\n\r\n"
     )
