@@ -2,8 +2,9 @@
 goes back to nobody."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,14 +21,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-async def _interrupted_mid_statement(engine: AsyncEngine, sql: str) -> None:
-    """A task that sends `sql` and is cancelled while the server still runs it."""
+async def _interrupted_mid_statement(
+    engine: AsyncEngine, use: Callable[[asyncpg.Connection], Awaitable[object]]
+) -> None:
+    """A task that `use`s a pooled connection and is cancelled while the server still runs
+    its statement."""
     started = asyncio.Event()
 
     async def user() -> None:
         async with driver_connection(engine) as conn:
             started.set()
-            await conn.execute(sql)
+            await use(conn)
 
     task = asyncio.create_task(user())
     await started.wait()
@@ -42,7 +46,9 @@ async def test_a_transaction_begun_by_an_interrupted_statement_is_nobody_elses(
 ) -> None:
     # The server began a transaction that the client never heard of: when the cancellation
     # came, asyncpg had no reply yet, so to it the connection was not in one.
-    await _interrupted_mid_statement(engine, "BEGIN; SELECT pg_sleep(0.5)")
+    await _interrupted_mid_statement(
+        engine, lambda conn: conn.execute("BEGIN; SELECT pg_sleep(0.5)")
+    )
 
     async with driver_connection(engine) as conn:
         await conn.fetchval("SELECT 1")  # fails in the aborted transaction if handed over
@@ -52,19 +58,11 @@ async def test_a_transaction_begun_by_an_interrupted_statement_is_nobody_elses(
 async def test_a_statement_interrupted_in_a_transaction_leaves_the_next_user_its_own(
     engine: AsyncEngine,
 ) -> None:
-    started = asyncio.Event()
-
-    async def user() -> None:
-        async with driver_connection(engine) as conn, conn.transaction():
-            started.set()
+    async def in_a_transaction(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
             await conn.execute("SELECT pg_sleep(0.5)")
 
-    task = asyncio.create_task(user())
-    await started.wait()
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _interrupted_mid_statement(engine, in_a_transaction)
 
     async with driver_connection(engine) as conn, conn.transaction():
         assert await conn.fetchval("SELECT 1") == 1
