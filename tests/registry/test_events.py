@@ -98,6 +98,24 @@ async def relay_stopped(runtime):
     runtime._relay_task = asyncio.create_task(runtime.relay.run())
 
 
+@pytest.fixture
+async def outbox_rows(runtime):
+    """Writes rows `(id, subject, payload)` into the registry's outbox by hand; whatever is left
+    of them is removed after the test."""
+    ids: list[uuid.UUID] = []
+
+    async def put(*rows: tuple[uuid.UUID, str, bytes]) -> None:
+        ids.extend(row[0] for row in rows)
+        async with runtime.connection() as conn:
+            await conn.executemany(
+                "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)", rows
+            )
+
+    yield put
+    async with runtime.connection() as conn:
+        await conn.execute("DELETE FROM registry.outbox WHERE id = ANY($1::uuid[])", ids)
+
+
 async def test_relay_killed_between_commit_and_publish_loses_nothing(
     relay_stopped, nc, runtime, client, model
 ):
@@ -126,65 +144,45 @@ async def test_relay_killed_between_commit_and_publish_loses_nothing(
 
 
 async def test_an_event_jetstream_refuses_stays_in_the_outbox_and_holds_up_no_other(
-    nc, runtime, client, model
+    nc, runtime, client, model, outbox_rows
 ):
     # An outbox row whose subject no stream takes (say, written by a newer version of the
     # service before its stream was widened), followed by an ordinary event.
     refused = uuid.uuid4()
+    await outbox_rows((refused, "nowhere.model.renamed", b"{}"))
+    v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    await runtime.relay.drain()
+    assert [e.type for e in await wait_for_events(nc, "REGISTRY", v["id"], count=1)] == [
+        "io.modelplane.registry.model_version.created.v1"
+    ]
     async with runtime.connection() as conn:
-        await conn.execute(
-            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
-            refused, "nowhere.model.renamed", b"{}",
-        )  # fmt: skip
-    try:
-        v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
-        await runtime.relay.drain()
-        assert [e.type for e in await wait_for_events(nc, "REGISTRY", v["id"], count=1)] == [
-            "io.modelplane.registry.model_version.created.v1"
-        ]
-        async with runtime.connection() as conn:
-            left = await conn.fetch("SELECT id FROM registry.outbox")
-        assert [row["id"] for row in left] == [refused]
-    finally:
-        async with runtime.connection() as conn:
-            await conn.execute("DELETE FROM registry.outbox WHERE id = $1", refused)
+        left = await conn.fetch("SELECT id FROM registry.outbox")
+    assert [row["id"] for row in left] == [refused]
 
 
-async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtime):
+async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtime, outbox_rows):
     # More refused rows than a batch holds, then one JetStream takes: it is published too.
     refused = [uuid.uuid4() for _ in range(3)]
     taken = _model_registered("swept")
     model_id = taken.subject
+    await outbox_rows(*((r, "nowhere.model.renamed", b"{}") for r in refused),
+                      (taken.id, taken.nats_subject, taken.to_json()))  # fmt: skip
+    sweeping = OutboxRelay(runtime.engine, runtime.outbox, nc, batch_size=2)
+    assert await sweeping.drain() == 1
+    [swept] = await wait_for_events(nc, "REGISTRY", str(model_id), count=1)
+    assert swept.id == taken.id
     async with runtime.connection() as conn:
-        await conn.executemany(
-            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
-            [*((r, "nowhere.model.renamed", b"{}") for r in refused),
-             (taken.id, taken.nats_subject, taken.to_json())],
-        )  # fmt: skip
-    try:
-        sweeping = OutboxRelay(runtime.engine, runtime.outbox, nc, batch_size=2)
-        assert await sweeping.drain() == 1
-        [swept] = await wait_for_events(nc, "REGISTRY", str(model_id), count=1)
-        assert swept.id == taken.id
-        async with runtime.connection() as conn:
-            left = await conn.fetch("SELECT id FROM registry.outbox ORDER BY seq")
-        assert [row["id"] for row in left] == refused
-    finally:
-        async with runtime.connection() as conn:
-            await conn.execute("DELETE FROM registry.outbox WHERE id = ANY($1)", refused)
+        left = await conn.fetch("SELECT id FROM registry.outbox ORDER BY seq")
+    assert [row["id"] for row in left] == refused
 
 
 async def test_a_refused_event_waits_longer_each_time_and_goes_out_once_a_stream_takes_it(
-    relay_stopped, nc, runtime
+    relay_stopped, nc, runtime, outbox_rows
 ):
     # An event whose subject no stream takes yet (its stream not yet widened, say).
     event = _model_registered("refused for a while")
     refused = event.id
-    async with runtime.connection() as conn:
-        await conn.execute(
-            "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, $2, $3)",
-            refused, "nowhere.model.registered", event.to_json(),
-        )  # fmt: skip
+    await outbox_rows((refused, "nowhere.model.registered", event.to_json()))
 
     async def the_row() -> tuple[int, str, float] | None:
         async with runtime.connection() as conn:
@@ -223,8 +221,6 @@ async def test_a_refused_event_waits_longer_each_time_and_goes_out_once_a_stream
         assert await the_row() is None
         assert [e.id for e in await stream_events(nc, "NOWHERE")] == [refused]
     finally:
-        async with runtime.connection() as conn:
-            await conn.execute("DELETE FROM registry.outbox WHERE id = $1", refused)
         with contextlib.suppress(NotFoundError):
             await js.delete_stream("NOWHERE")
 
