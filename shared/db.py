@@ -84,8 +84,17 @@ def create_engine(
     for its parameters (`plan_cache_mode`): for a service whose statements all find rows by key.
     Postgres's own choice tries five custom plans and keeps planning anew whenever the generic
     plan's estimate is higher; it is, wherever arrays are unnested (their length unknown, ten
-    rows assumed), so a statement of several CTEs cost more to plan each time than to run."""
-    server_settings = {"plan_cache_mode": "force_generic_plan"} if generic_plans else {}
+    rows assumed), so a statement of several CTEs cost more to plan each time than to run.
+
+    Planned once, such a statement is planned for its keys, not for the size of its tables at
+    the time (`enable_seqscan` off: a table is read whole only where no index serves). A plan
+    lasts as long as its connection, and one made while a table was empty, as on a new
+    registry or on the outbox between two bursts of writes, read the table whole ever after,
+    however it grew: the relay's removal of published events read every page of the outbox,
+    of rows removed since the last vacuum, twenty times a second (bench/README.md)."""
+    server_settings = (
+        {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"} if generic_plans else {}
+    )
     return create_async_engine(
         database_url,
         pool_size=pool_size,

@@ -1,17 +1,26 @@
 """The registry's statements are planned once per connection. Postgres's default re-plans a
 prepared statement for its parameters whenever the generic plan looks dearer, which for the
 transition statement (arrays unnested: ten rows assumed) it does once a registry holds a
-hundred models; planning it then cost more than running it (bench/README.md)."""
+hundred models; planning it then cost more than running it (bench/README.md). Planned once,
+each is planned for its keys: a plan made while the tables were empty must not read them whole
+once they have grown."""
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from functools import partial
 
+import httpx
 import pytest
 
 from services.registry import store
+from services.registry.app import create_app
 from services.registry.domain import ModelStage
-from shared.db import create_engine
+from services.registry.settings import RegistrySettings
+from shared.db import connect_raw, create_engine
 from shared.driver import driver_connection
+from tests.registry.conftest import ACTOR, ScratchDatabase
 from tests.registry.test_transition_planning import new_versions, promote
 
 TRANSITION_STATEMENT = "%WITH guard AS MATERIALIZED%"
@@ -88,3 +97,80 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
         await engine.dispose()
     pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     assert pages < 50, plan
+
+
+@contextlib.asynccontextmanager
+async def registry_on(url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A registry of its own on the database at `url`, stopped (its connections closed) on
+    leaving."""
+    app = create_app(RegistrySettings(database_url=url, nats_url=nats_url))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://registry/api/v1/registry",
+            headers={"X-Modelplane-Actor": ACTOR},
+        ) as client,
+    ):
+        yield client
+
+
+async def whole_table_reads(scratch: ScratchDatabase) -> dict[str, int]:
+    """Sequential scans of each of the registry's tables so far, once every other session has
+    ended: a backend reports its counts as it exits."""
+    conn = await connect_raw(scratch.url)
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ):  # fmt: skip
+                await asyncio.sleep(0.05)
+        rows = await conn.fetch(  # but Alembic's one row, read at each start-up
+            "SELECT relname, seq_scan FROM pg_stat_user_tables"
+            " WHERE schemaname = 'registry' AND relname <> 'alembic_version'"
+        )
+    finally:
+        await conn.close()
+    return {row["relname"]: row["seq_scan"] for row in rows}
+
+
+async def outbox_rows(scratch: ScratchDatabase) -> int:
+    conn = await connect_raw(scratch.url)
+    try:
+        await conn.execute("SET enable_seqscan = off")  # counted by index: not a table read
+        return await conn.fetchval("SELECT count(*) FROM registry.outbox")
+    finally:
+        await conn.close()
+
+
+async def test_a_registry_started_on_empty_tables_reads_no_table_whole(scratch, nats_url):
+    # Each statement is planned once per connection, when it first runs: on a new registry,
+    # or on the outbox between two bursts of writes, while the tables are empty, when reading
+    # a table whole costs least. That plan would stay as the table grows: the relay's removal
+    # of published events read every page of the outbox (thousands, of rows removed since the
+    # last vacuum) twenty times a second, and every transition read every model.
+    async with registry_on(scratch.url, nats_url):
+        pass  # its migrations applied
+    before = await whole_table_reads(scratch)
+
+    async with registry_on(scratch.url, nats_url) as client:
+        project = str(uuid.uuid4())
+        for n in range(2):
+            reply = await client.post("/models", json={"name": f"m{n}", "project_id": project})
+            assert reply.status_code == 201, reply.text
+            model = reply.json()
+            versions = await new_versions(client, model, 3)
+            for version in versions * 2:
+                assert (await promote(client, version)).status_code == 200
+            for read in (
+                f"/models/{model['id']}/versions/{versions[0]['version']}",
+                f"/models/stages/production/latest?model_id={model['id']}",
+                f"/models/{model['id']}/versions?limit=100",
+            ):
+                assert (await client.get(read)).status_code == 200
+        async with asyncio.timeout(10):
+            while await outbox_rows(scratch):  # the relay has published and removed them
+                await asyncio.sleep(0.05)
+
+    assert await whole_table_reads(scratch) == before
