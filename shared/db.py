@@ -88,10 +88,10 @@ def create_engine(
 
     Planned once, such a statement is planned for its keys, not for the size of its tables at
     the time (`enable_seqscan` off: a table is read whole only where no index serves). A plan
-    lasts as long as its connection, and one made while a table was empty, as on a new
-    registry or on the outbox between two bursts of writes, read the table whole ever after,
+    lasts until its connection closes or its tables are vacuumed or analyzed, and one made
+    while a table was empty (a new registry; the outbox just after a vacuum) read it whole
     however it grew: the relay's removal of published events read every page of the outbox,
-    of rows removed since the last vacuum, twenty times a second (bench/README.md)."""
+    of rows removed since that vacuum, twenty times a second (bench/README.md)."""
     server_settings = (
         {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"} if generic_plans else {}
     )

@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    # Every registry statement finds its rows by key: planned once per connection, not per call.
+    # Every registry statement finds its rows by key: planned once per connection, for its keys.
     runtime = ServiceRuntime(
         SERVICE, settings, metadata, MIGRATIONS, CONSUMERS, generic_plans=True
     )
