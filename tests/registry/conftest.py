@@ -37,13 +37,19 @@ def runtime(registry_app) -> ServiceRuntime:
     return registry_app.state.runtime
 
 
-@pytest.fixture(scope="session")
-async def client(registry_app) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=registry_app),
+def client_of(app) -> httpx.AsyncClient:
+    """A client of the registry's API served by `app` in-process, acting as `ACTOR` (as the
+    gateway says who acts)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
         base_url="http://registry/api/v1/registry",
         headers={"X-Modelplane-Actor": ACTOR},
-    ) as c:
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(registry_app) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(registry_app) as c:
         yield c
 
 
