@@ -99,6 +99,25 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
     assert pages < 50, plan
 
 
+async def test_a_statement_that_reads_a_table_whole_is_not_compiled_at_each_run(scratch):
+    # A search of models by name has no index to serve it: with sequential scans disabled, its
+    # plan carries the cost of a disabled path, past every JIT threshold, and Postgres would
+    # compile it (130 ms) at every run.
+    await scratch.upgrade("head")
+    engine = create_engine(scratch.url, pool_size=1, generic_plans=True)
+    try:
+        async with driver_connection(engine) as conn:
+            [plan] = await conn.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM registry.registered_models"
+                " WHERE name ILIKE $1 ORDER BY name, id LIMIT 100",
+                "%bench%",
+            )
+    finally:
+        await engine.dispose()
+    assert plan["Plan"]["Total Cost"] > 100_000, plan  # so it would be compiled
+    assert "JIT" not in plan, plan
+
+
 @contextlib.asynccontextmanager
 async def registry_on(url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A registry of its own on the database at `url`, stopped (its connections closed) on
