@@ -17,15 +17,15 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy import Row, func, select
+from sqlalchemy import BigInteger, ColumnElement, Row, cast, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from services.registry.domain import ModelStage, StageChange
 from services.registry.models import (
     SCHEMA,
     ModelVersion,
     RegisteredModel,
+    VersionCount,
     metadata,
 )
 from shared.db import UnitOfWork
@@ -410,26 +410,29 @@ async def list_transitions(
 async def summarize(
     session: AsyncSession, *, project_id: UUID | None, limit: int, offset: int
 ) -> tuple[list[Row], int, dict[str, int]]:
-    """Per-model version counts by stage, plus the totals over every model selected."""
-    v = ModelVersion
-    per_stage = {
-        stage: func.count(v.id).filter(v.stage == stage.value).label(stage.value)
-        for stage in ModelStage
-    }
-    newest = aliased(ModelVersion)
+    """Per-model version counts by stage, newest and production version, plus the totals over
+    every model selected. The counts are those the writes keep (`version_counts`) and the
+    production version the model's row names, so a summary reads a few rows per model at any
+    number of versions, not every version."""
+    c = VersionCount
+
+    def counted(stage: ModelStage | None = None) -> ColumnElement[int]:
+        n = func.sum(c.n) if stage is None else func.sum(c.n).filter(c.stage == stage.value)
+        return cast(func.coalesce(n, 0), BigInteger)
+
+    per_stage = [counted(stage).label(stage.value) for stage in ModelStage]
+    counts = (
+        select(counted().label("versions"), *per_stage)
+        .where(c.model_id == RegisteredModel.id)
+        .lateral("counts")
+    )
     latest = (
-        select(newest.version)
-        .where(newest.model_id == RegisteredModel.id)
-        .order_by(newest.seq.desc())
+        select(ModelVersion.version)
+        .where(ModelVersion.model_id == RegisteredModel.id)
+        .order_by(ModelVersion.seq.desc())
         .limit(1)
-        .correlate(RegisteredModel)
-    ).scalar_subquery()
-    serving = aliased(ModelVersion)
-    production = (
-        select(serving.version)
-        .where(serving.model_id == RegisteredModel.id, serving.stage == ModelStage.PRODUCTION.value)
-        .correlate(RegisteredModel)
-    ).scalar_subquery()
+        .scalar_subquery()
+    )
     where = [] if project_id is None else [RegisteredModel.project_id == project_id]
     rows = (
         await session.execute(
@@ -438,23 +441,23 @@ async def summarize(
                 RegisteredModel.name,
                 RegisteredModel.project_id,
                 RegisteredModel.updated_at,
-                func.count(v.id).label("versions"),
-                *per_stage.values(),
+                *counts.c,
                 latest.label("latest_version"),
-                production.label("production_version"),
+                RegisteredModel.production_version,
             )
-            .outerjoin(v, v.model_id == RegisteredModel.id)
+            .join(counts, true())
             .where(*where)
-            .group_by(RegisteredModel.id)
             .order_by(RegisteredModel.name, RegisteredModel.id)
             .limit(limit)
             .offset(offset)
         )
     ).all()
-    totals_stmt = select(
-        func.count(func.distinct(RegisteredModel.id)).label("models"),
-        func.count(v.id).label("versions"),
-        *per_stage.values(),
-    ).outerjoin(v, v.model_id == RegisteredModel.id).where(*where)
+    models = select(func.count()).select_from(RegisteredModel).where(*where).scalar_subquery()
+    totals_stmt = (
+        select(models.label("models"), counted().label("versions"), *per_stage)
+        .select_from(c)
+        .join(RegisteredModel, RegisteredModel.id == c.model_id)
+        .where(*where)
+    )
     totals = (await session.execute(totals_stmt)).one()._mapping
     return list(rows), totals["models"], {k: totals[k] for k in ["versions", *ModelStage]}

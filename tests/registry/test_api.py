@@ -327,3 +327,33 @@ async def test_summary_counts_versions_by_stage(client):
     empty, s = body["items"]
     assert (empty["name"], empty["versions"], empty["latest_version"]) == ("empty", 0, None)
     assert (s["versions"], s["latest_version"], s["production_version"]) == (3, "3", "1")
+
+
+async def test_summary_follows_promotions_deletions_and_pages(client):
+    # Read from the counts the writes keep and the production version the model names: each
+    # write that moves them must show.
+    project = str(uuid.uuid4())
+    a = (await client.post("/models", json={"name": "a", "project_id": project})).json()
+    b = (await client.post("/models", json={"name": "b", "project_id": project})).json()
+    await client.post("/models", json={"name": "elsewhere", "project_id": str(uuid.uuid4())})
+    va = [await new_version(client, a["id"]) for _ in range(4)]
+    vb = [await new_version(client, b["id"], version="v1")]
+    for v in (va[0], va[1], vb[0]):  # va[1] archives va[0]
+        promoted = {"stage": "production"}
+        r = await client.post(f"/models/versions/{v['id']}/transition", json=promoted)
+        assert r.status_code == 200, r.text
+    await client.post(f"/models/versions/{va[2]['id']}/transition", json={"stage": "staging"})
+    assert (await client.delete(f"/models/versions/{va[3]['id']}")).status_code == 204
+
+    body = (await client.get(f"/models/summary?project_id={project}")).json()
+    assert (body["total"], body["versions"]) == (2, 4)
+    assert body["by_stage"] == {"none": 0, "staging": 1, "production": 2, "archived": 1}
+    assert [(m["name"], m["versions"], m["latest_version"], m["production_version"])
+            for m in body["items"]] == [("a", 3, "3", "2"), ("b", 1, "v1", "v1")]  # fmt: skip
+    assert body["items"][0]["by_stage"] == {"none": 0, "staging": 1, "production": 1, "archived": 1}
+
+    page = (await client.get(f"/models/summary?project_id={project}&limit=1&offset=1")).json()
+    assert [item["name"] for item in page["items"]] == ["b"]
+    assert (page["total"], page["versions"]) == (2, 4)
+    everything = (await client.get("/models/summary?limit=1")).json()
+    assert everything["total"] >= 3 and everything["versions"] >= 4
