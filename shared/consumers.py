@@ -36,7 +36,7 @@ def _fetch_timeouts_raised_as_nats_errors() -> None:
     pull loop waits for and goes on. nats-py 2.15 and 2.16 raise the builtin one instead when
     the deadline passed before the fetch's second request (nats-io/nats.py#1008, open): one
     whose event loop was busy past it, as a service's is under load. The loop's task then
-    died and FastStream restarted it, logging an ERROR with its traceback (20 times in the
+    died and FastStream restarted it, logging an ERROR with its traceback (68 times in the
     registry in one `make bench`). Here such a timeout is raised as nats's, as before 2.15."""
     pull = JetStreamContext.PullSubscription
     fetch = pull.fetch
