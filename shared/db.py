@@ -92,9 +92,9 @@ def create_engine(
     while a table was empty (a new registry; the outbox just after a vacuum) read it whole
     however it grew: the relay's removal of published events read every page of the outbox,
     of rows removed since that vacuum, twenty times a second (bench/README.md). Where no index
-    serves, the whole-table read's plan carries the cost Postgres gives a disabled path, past
-    every JIT threshold: `jit` is off, or each such statement (a search of models by name) is
-    compiled anew at every run, 130 ms of it."""
+    serves, the whole-table read's plan carries the cost Postgres (up to 17) gives a disabled
+    path, past every JIT threshold: `jit` is off, or each such statement (a search of models
+    by name) is compiled anew at every run, 130 ms of it."""
     server_settings = (
         {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
         if generic_plans

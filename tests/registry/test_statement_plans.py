@@ -100,9 +100,9 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
 
 
 async def test_a_statement_that_reads_a_table_whole_is_not_compiled_at_each_run(scratch):
-    # A search of models by name has no index to serve it: with sequential scans disabled, its
-    # plan carries the cost of a disabled path, past every JIT threshold, and Postgres would
-    # compile it (130 ms) at every run.
+    # A search of models by name has no index to serve it: with sequential scans disabled,
+    # Postgres 15-17 price its plan at the cost of a disabled path, past every JIT threshold,
+    # and would compile it (130 ms) at every run. (18 counts disabled paths apart from cost.)
     await scratch.upgrade("head")
     engine = create_engine(scratch.url, pool_size=1, generic_plans=True)
     try:
@@ -114,8 +114,12 @@ async def test_a_statement_that_reads_a_table_whole_is_not_compiled_at_each_run(
             )
     finally:
         await engine.dispose()
-    assert plan["Plan"]["Total Cost"] > 100_000, plan  # so it would be compiled
+    assert _node_types(plan["Plan"]) >= {"Seq Scan"}, plan
     assert "JIT" not in plan, plan
+
+
+def _node_types(node: dict) -> set[str]:
+    return {node["Node Type"]}.union(*(_node_types(n) for n in node.get("Plans", ())))
 
 
 @contextlib.asynccontextmanager
