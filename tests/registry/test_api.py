@@ -3,6 +3,7 @@
 import uuid
 
 from shared.errors import PROBLEM_BASE
+from tests.registry.test_transition_planning import promote
 
 PROBLEM = "application/problem+json"
 
@@ -339,10 +340,8 @@ async def test_summary_follows_promotions_deletions_and_pages(client):
     va = [await new_version(client, a["id"]) for _ in range(4)]
     vb = [await new_version(client, b["id"], version="v1")]
     for v in (va[0], va[1], vb[0]):  # va[1] archives va[0]
-        promoted = {"stage": "production"}
-        r = await client.post(f"/models/versions/{v['id']}/transition", json=promoted)
-        assert r.status_code == 200, r.text
-    await client.post(f"/models/versions/{va[2]['id']}/transition", json={"stage": "staging"})
+        assert (await promote(client, v)).status_code == 200
+    assert (await promote(client, va[2], "staging")).status_code == 200
     assert (await client.delete(f"/models/versions/{va[3]['id']}")).status_code == 204
 
     body = (await client.get(f"/models/summary?project_id={project}")).json()

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 
+import asyncpg
 import httpx
 import pytest
 
@@ -83,18 +84,14 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
     }  # fmt: skip
     call, statement, arguments = reads[read]
 
-    engine = create_engine(scratch.url, pool_size=1, generic_plans=True)
-    try:
-        async with driver_connection(engine) as conn:
-            assert await call(conn)
-            name = await conn.fetchval(
-                "SELECT name FROM pg_prepared_statements WHERE statement LIKE $1", statement
-            )
-            [plan] = await conn.fetchval(  # json: read back by the engine's codec
-                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}({arguments})"
-            )
-    finally:
-        await engine.dispose()
+    async with registry_connection(scratch) as conn:
+        assert await call(conn)
+        name = await conn.fetchval(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE $1", statement
+        )
+        [plan] = await conn.fetchval(  # json: read back by the engine's codec
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name}({arguments})"
+        )
     pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     assert pages < 50, plan
 
@@ -104,22 +101,29 @@ async def test_a_statement_that_reads_a_table_whole_is_not_compiled_at_each_run(
     # Postgres 15-17 price its plan at the cost of a disabled path, past every JIT threshold,
     # and would compile it (130 ms) at every run. (18 counts disabled paths apart from cost.)
     await scratch.upgrade("head")
-    engine = create_engine(scratch.url, pool_size=1, generic_plans=True)
-    try:
-        async with driver_connection(engine) as conn:
-            [plan] = await conn.fetchval(
-                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM registry.registered_models"
-                " WHERE name ILIKE $1 ORDER BY name, id LIMIT 100",
-                "%bench%",
-            )
-    finally:
-        await engine.dispose()
+    async with registry_connection(scratch) as conn:
+        [plan] = await conn.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM registry.registered_models"
+            " WHERE name ILIKE $1 ORDER BY name, id LIMIT 100",
+            "%bench%",
+        )
     assert _node_types(plan["Plan"]) >= {"Seq Scan"}, plan
     assert "JIT" not in plan, plan
 
 
 def _node_types(node: dict) -> set[str]:
     return {node["Node Type"]}.union(*(_node_types(n) for n in node.get("Plans", ())))
+
+
+@contextlib.asynccontextmanager
+async def registry_connection(scratch: ScratchDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the scratch database set up as the registry's are (`generic_plans`)."""
+    engine = create_engine(scratch.url, pool_size=1, generic_plans=True)
+    try:
+        async with driver_connection(engine) as conn:
+            yield conn
+    finally:
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager
