@@ -15,7 +15,6 @@ from services.registry.schemas import (
     ModelSummary,
     ModelUpdate,
     SummaryPage,
-    TransitionOut,
     TransitionPage,
     TransitionRequest,
     TransitionResult,
@@ -26,7 +25,7 @@ from services.registry.schemas import (
 )
 from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.errors import InvalidInput, NotFound
-from shared.http import json_reply
+from shared.http import json_reply, rows_reply
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -109,7 +108,7 @@ async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
     if version is None:
         raise NotFound(f"model {model_id} has no version in stage '{stage}'",
                        kind="version-not-found")
-    return json_reply(VersionOut.model_validate(dict(version)))
+    return rows_reply(VersionOut, dict(version))
 
 
 @router.patch("/models/versions/{version_id}", response_model=VersionOut)
@@ -143,7 +142,7 @@ async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, of
         if not await store.version_exists(conn, version_id):
             raise service.version_not_found(f"with id {version_id}")
         items, total = await store.list_transitions(conn, version_id, limit=limit, offset=offset)
-    return {"items": [TransitionOut.model_validate(dict(t)) for t in items], "total": total}
+    return rows_reply(TransitionPage, {"items": [dict(t) for t in items], "total": total})
 
 
 @router.get("/models/{model_id}", response_model=ModelDetail)
@@ -157,7 +156,7 @@ async def get_model(model_id: UUID, rt: Runtime):
         raise service.model_not_found(model_id)
     total, versions = listed
     detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
-    return json_reply(ModelDetail.model_validate(detail))
+    return rows_reply(ModelDetail, detail)
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
@@ -203,9 +202,8 @@ async def list_versions(
         raise service.model_not_found(model_id)
     total, items = listed
     next_cursor = store.encode_cursor(items[-1]["seq"]) if len(items) == limit else None
-    page = VersionPage(items=[VersionOut.model_validate(dict(v)) for v in items], total=total,
-                       next_cursor=next_cursor)  # fmt: skip
-    return json_reply(page)
+    page = {"items": [dict(v) for v in items], "total": total, "next_cursor": next_cursor}
+    return rows_reply(VersionPage, page)
 
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
@@ -214,4 +212,4 @@ async def get_version_by_label(model_id: UUID, version: str, rt: Runtime):
         found = await store.get_version_by_label(conn, model_id, version)
     if found is None:
         raise service.version_not_found(f"'{version}' of model {model_id}")
-    return json_reply(VersionOut.model_validate(dict(found)))
+    return rows_reply(VersionOut, dict(found))

@@ -373,7 +373,7 @@ async def list_versions(
     rows = await conn.fetch(f"""
         SELECT m.total, page.* FROM (
             SELECT coalesce((
-                SELECT sum(n) FROM {COUNTS} WHERE model_id = $1 AND stage = {counted}
+                SELECT sum(n)::bigint FROM {COUNTS} WHERE model_id = $1 AND stage = {counted}
             ), 0) AS total
             FROM {MODELS} WHERE id = $1
         ) m LEFT JOIN LATERAL (

@@ -2,6 +2,9 @@
 
 import uuid
 
+import pytest
+
+from services.registry.schemas import ModelDetail, TransitionPage, VersionOut, VersionPage
 from shared.errors import PROBLEM_BASE
 from tests.registry.test_transition_planning import promote
 
@@ -111,6 +114,38 @@ async def test_get_model_returns_its_versions(client, model):
     assert body["name"] == model["name"]
     assert [v["version"] for v in body["versions"]] == ["3", "2", "1"]
     assert body["versions_total"] == 3
+
+
+@pytest.mark.filterwarnings("error")  # a value the serializer did not expect fails the read
+async def test_reads_send_what_their_documented_shape_validates_and_writes_back(client, model):
+    """The reads write rows without building the models (`rows_reply`): each body, validated
+    by the schema the route documents and written again, comes back byte for byte."""
+    full = await new_version(
+        client, model["id"], description="d", run_id="r1", artifact_uri="s3://b/m",
+        artifact_version_id=str(uuid.uuid4()), metrics={"auc": 1.0, "f1": 0.25},
+        tags={"team": "risk"}, metadata={"seed": 2**70, "layers": [64, 32]},
+    )  # fmt: skip
+    assert (await promote(client, full, "staging")).status_code == 200
+    assert (await promote(client, full)).status_code == 200
+    await new_version(client, model["id"])
+    reads = {
+        f"/models/{model['id']}": ModelDetail,
+        f"/models/{model['id']}/versions": VersionPage,
+        f"/models/{model['id']}/versions?limit=1": VersionPage,
+        f"/models/{model['id']}/versions/{full['version']}": VersionOut,
+        f"/models/stages/production/latest?model_id={model['id']}": VersionOut,
+        f"/models/versions/{full['id']}/transitions": TransitionPage,
+    }
+    for path, shape in reads.items():
+        r = await client.get(path)
+        assert r.status_code == 200, r.text
+        assert r.content == shape.model_validate_json(r.content, by_name=True).model_dump_json().encode(), path
+    got = (await client.get(f"/models/{model['id']}/versions/{full['version']}")).json()
+    assert {k: got[k] for k in ("stage", "metrics", "tags", "metadata")} == {
+        "stage": "production", "metrics": {"auc": 1.0, "f1": 0.25}, "tags": {"team": "risk"},
+        "metadata": {"seed": 2**70, "layers": [64, 32]},
+    }
+    assert got["approved_at"] is not None
 
 
 async def test_list_versions_filters_by_stage_and_pages_by_cursor(client, model):
