@@ -3,9 +3,11 @@
 import enum
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from pydantic import AliasChoices, BaseModel, Field, computed_field
+from pydantic_core import PydanticSerializationError
 
 from shared.http import rows_reply
 
@@ -39,14 +41,24 @@ def row(colour: str, seen_at: datetime | None) -> dict:
 
 @pytest.mark.filterwarnings("error")
 def test_rows_come_out_as_the_validated_model_would():
-    rows = [row("red", datetime(2026, 12, 3, 19, 15, 17, 123456, UTC)),
-            row("blue", datetime(2026, 12, 3, 19, 15, 17, tzinfo=UTC)), row("red", None)]  # fmt: skip
+    rows = [
+        row("red", datetime(2026, 12, 3, 19, 15, 17, 123456, UTC)),
+        row("blue", datetime(2026, 12, 3, 19, 15, 17, tzinfo=UTC)),
+        row("red", None),
+    ]
     body = {"items": rows, "first": rows[0], "total": 3}
     expected = Page.model_validate(body).model_dump_json().encode()
     assert rows_reply(Page, body).body == expected
     assert rows_reply(Page, {"items": [], "first": None, "total": 0}).body == (
         b'{"items":[],"first":null,"total":0}'
     )
+
+
+def test_a_value_not_of_its_fields_type_raises_rather_than_leave():
+    """Validation would have made an int of `numeric`'s Decimal; the serializer would write a
+    string, which the documented shape does not allow."""
+    with pytest.raises(PydanticSerializationError, match="Expected `int`"):
+        rows_reply(Page, {"items": [], "first": None, "total": Decimal(3)})
 
 
 def test_a_reply_keeps_its_status_and_headers():

@@ -139,7 +139,8 @@ async def test_reads_send_what_their_documented_shape_validates_and_writes_back(
     for path, shape in reads.items():
         r = await client.get(path)
         assert r.status_code == 200, r.text
-        assert r.content == shape.model_validate_json(r.content, by_name=True).model_dump_json().encode(), path
+        written_back = shape.model_validate_json(r.content, by_name=True).model_dump_json()
+        assert r.content == written_back.encode(), path
     got = (await client.get(f"/models/{model['id']}/versions/{full['version']}")).json()
     assert {k: got[k] for k in ("stage", "metrics", "tags", "metadata")} == {
         "stage": "production", "metrics": {"auc": 1.0, "f1": 0.25}, "tags": {"team": "risk"},
