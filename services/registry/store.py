@@ -143,7 +143,7 @@ async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
     Returns how many versions it had (the counts as they were before the delete)."""
     return await conn.fetchval(f"""
         WITH gone AS (DELETE FROM {MODELS} WHERE id = $1)
-        SELECT coalesce(sum(n), 0) FROM {COUNTS} WHERE model_id = $1
+        SELECT coalesce(sum(n), 0)::bigint FROM {COUNTS} WHERE model_id = $1
     """, model_id)  # fmt: skip
 
 

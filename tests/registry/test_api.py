@@ -136,12 +136,13 @@ async def test_reads_send_what_their_documented_shape_validates_and_writes_back(
         f"/models/stages/production/latest?model_id={model['id']}": VersionOut,
         f"/models/versions/{full['id']}/transitions": TransitionPage,
     }
+    replies = {path: await client.get(path) for path in reads}
     for path, shape in reads.items():
-        r = await client.get(path)
+        r = replies[path]
         assert r.status_code == 200, r.text
         written_back = shape.model_validate_json(r.content, by_name=True).model_dump_json()
         assert r.content == written_back.encode(), path
-    got = (await client.get(f"/models/{model['id']}/versions/{full['version']}")).json()
+    got = replies[f"/models/{model['id']}/versions/{full['version']}"].json()
     assert {k: got[k] for k in ("stage", "metrics", "tags", "metadata")} == {
         "stage": "production", "metrics": {"auc": 1.0, "f1": 0.25}, "tags": {"team": "risk"},
         "metadata": {"seed": 2**70, "layers": [64, 32]},
