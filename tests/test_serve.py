@@ -2,6 +2,8 @@
 would, writes a reply of known length in one piece and a streamed one as it comes."""
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -121,6 +123,22 @@ async def test_each_reply_on_a_kept_connection_is_one_write(connection: Connecti
         assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
         assert writes[0].endswith(b"\r\n\r\nhello")
     assert not connection.transport.closed
+
+
+async def test_a_served_request_is_freed_without_the_garbage_collector(
+    connection: Connection,
+) -> None:
+    # Whatever a request leaves in a reference cycle waits for a collection, and a collection
+    # of a thousand requests' leftovers stopped a service for 5-27 ms under load.
+    gc.disable()
+    try:
+        await connection.send(b"GET /item HTTP/1.1\r\nhost: x\r\n\r\n")
+        served = weakref.ref(connection.protocol.cycle)
+        await connection.send(b"GET /item HTTP/1.1\r\nhost: x\r\n\r\n")  # the next one
+        await until(lambda: not connection.protocol.tasks)  # its task has ended
+        assert served() is None
+    finally:
+        gc.enable()
 
 
 async def test_a_reply_after_a_100_continue_is_still_one_write(connection: Connection) -> None:
