@@ -47,6 +47,17 @@ def client_of(app) -> httpx.AsyncClient:
     )
 
 
+async def new_versions(client: httpx.AsyncClient, model: dict, n: int) -> list[dict]:
+    return [(await client.post(f"/models/{model['id']}/versions", json={})).json()
+            for _ in range(n)]  # fmt: skip
+
+
+async def promote(
+    client: httpx.AsyncClient, version: dict, stage: str = "production"
+) -> httpx.Response:
+    return await client.post(f"/models/versions/{version['id']}/transition", json={"stage": stage})
+
+
 @pytest.fixture(scope="session")
 async def client(registry_app) -> AsyncIterator[httpx.AsyncClient]:
     async with client_of(registry_app) as c:

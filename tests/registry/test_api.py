@@ -6,7 +6,7 @@ import pytest
 
 from services.registry.schemas import ModelDetail, TransitionPage, VersionOut, VersionPage
 from shared.errors import PROBLEM_BASE
-from tests.registry.test_transition_planning import promote
+from tests.registry.conftest import promote
 
 PROBLEM = "application/problem+json"
 

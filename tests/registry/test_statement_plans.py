@@ -21,8 +21,7 @@ from services.registry.domain import ModelStage
 from services.registry.settings import RegistrySettings
 from shared.db import connect_raw, create_engine
 from shared.driver import driver_connection
-from tests.registry.conftest import ScratchDatabase, client_of
-from tests.registry.test_transition_planning import new_versions, promote
+from tests.registry.conftest import ScratchDatabase, client_of, new_versions, promote
 
 TRANSITION_STATEMENT = "%WITH guard AS MATERIALIZED%"
 

@@ -9,6 +9,7 @@ import pytest
 
 from services.registry import service, store
 from tests.bus import stream_events
+from tests.registry.conftest import new_versions, promote
 
 
 @pytest.fixture
@@ -38,15 +39,6 @@ def elsewhere(registry_app, monkeypatch):
             monkeypatch.setattr(registry_app.state, "known_stages", ours)
 
     return Elsewhere()
-
-
-async def new_versions(client, model: dict, n: int) -> list[dict]:
-    return [(await client.post(f"/models/{model['id']}/versions", json={})).json()
-            for _ in range(n)]  # fmt: skip
-
-
-async def promote(client, version: dict, stage: str = "production"):
-    return await client.post(f"/models/versions/{version['id']}/transition", json={"stage": stage})
 
 
 def moves(reply) -> list[tuple[str, str, str]]:
