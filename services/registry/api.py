@@ -25,7 +25,7 @@ from services.registry.schemas import (
 )
 from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.errors import InvalidInput, NotFound
-from shared.http import json_reply, rows_reply
+from shared.http import rows_reply
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -58,7 +58,7 @@ async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Know
         model = await service.register_model(uow, actor=who, **body.model_dump())
     known.registered(model["id"])
     location = f"{router.prefix}/models/{model['id']}"
-    return json_reply(ModelOut.model_validate(dict(model)), 201, {"Location": location})
+    return rows_reply(ModelOut, dict(model), 201, {"Location": location})
 
 
 @router.get("/models", response_model=ModelPage)
@@ -132,8 +132,7 @@ async def transition_stage(
         version, transitions = await service.transition_stage(
             uow, version_id, stage=body.stage, comment=body.comment, actor=who, known=known
         )
-    result = TransitionResult.model_validate({"version": version, "transitions": transitions})
-    return json_reply(result)
+    return rows_reply(TransitionResult, {"version": version, "transitions": transitions})
 
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
@@ -180,7 +179,7 @@ async def create_version(
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
     known.created(version)
     location = f"{router.prefix}/models/versions/{version['id']}"
-    return json_reply(VersionOut.model_validate(dict(version)), 201, {"Location": location})
+    return rows_reply(VersionOut, dict(version), 201, {"Location": location})
 
 
 @router.get("/models/{model_id}/versions", response_model=VersionPage)

@@ -4,7 +4,14 @@ import uuid
 
 import pytest
 
-from services.registry.schemas import ModelDetail, TransitionPage, VersionOut, VersionPage
+from services.registry.schemas import (
+    ModelDetail,
+    ModelOut,
+    TransitionPage,
+    TransitionResult,
+    VersionOut,
+    VersionPage,
+)
 from shared.errors import PROBLEM_BASE
 from tests.registry.conftest import promote
 
@@ -116,17 +123,21 @@ async def test_get_model_returns_its_versions(client, model):
     assert body["versions_total"] == 3
 
 
-@pytest.mark.filterwarnings("error")  # a value the serializer did not expect fails the read
-async def test_reads_send_what_their_documented_shape_validates_and_writes_back(client, model):
-    """The reads write rows without building the models (`rows_reply`): each body, validated
-    by the schema the route documents and written again, comes back byte for byte."""
-    full = await new_version(
-        client, model["id"], description="d", run_id="r1", artifact_uri="s3://b/m",
-        artifact_version_id=str(uuid.uuid4()), metrics={"auc": 1.0, "f1": 0.25},
-        tags={"team": "risk"}, metadata={"seed": 2**70, "layers": [64, 32]},
-    )  # fmt: skip
-    assert (await promote(client, full, "staging")).status_code == 200
-    assert (await promote(client, full)).status_code == 200
+@pytest.mark.filterwarnings("error")  # a value the serializer did not expect fails the reply
+async def test_replies_send_what_their_documented_shape_validates_and_writes_back(client, model):
+    """Reads and writes reply with rows without building the models (`rows_reply`): each body,
+    validated by the schema the route documents and written again, comes back byte for byte."""
+    registered = await client.post("/models", json={
+        "name": f"m-{uuid.uuid4().hex[:8]}", "project_id": str(uuid.uuid4()),
+        "description": "d", "tags": {"team": "risk"},
+    })  # fmt: skip
+    created = await client.post(f"/models/{model['id']}/versions", json={
+        "description": "d", "run_id": "r1", "artifact_uri": "s3://b/m",
+        "artifact_version_id": str(uuid.uuid4()), "metrics": {"auc": 1.0, "f1": 0.25},
+        "tags": {"team": "risk"}, "metadata": {"seed": 2**70, "layers": [64, 32]},
+    })  # fmt: skip
+    full = created.json()
+    staged, promoted = await promote(client, full, "staging"), await promote(client, full)
     await new_version(client, model["id"])
     reads = {
         f"/models/{model['id']}": ModelDetail,
@@ -137,11 +148,13 @@ async def test_reads_send_what_their_documented_shape_validates_and_writes_back(
         f"/models/versions/{full['id']}/transitions": TransitionPage,
     }
     replies = {path: await client.get(path) for path in reads}
-    for path, shape in reads.items():
-        r = replies[path]
-        assert r.status_code == 200, r.text
+    checks = [(registered, 201, ModelOut), (created, 201, VersionOut),
+              (staged, 200, TransitionResult), (promoted, 200, TransitionResult),
+              *((replies[path], 200, shape) for path, shape in reads.items())]  # fmt: skip
+    for r, status, shape in checks:
+        assert r.status_code == status, r.text
         written_back = shape.model_validate_json(r.content, by_name=True).model_dump_json()
-        assert r.content == written_back.encode(), path
+        assert r.content == written_back.encode(), r.request.url
     got = replies[f"/models/{model['id']}/versions/{full['version']}"].json()
     assert {k: got[k] for k in ("stage", "metrics", "tags", "metadata")} == {
         "stage": "production", "metrics": {"auc": 1.0, "f1": 0.25}, "tags": {"team": "risk"},
