@@ -36,6 +36,8 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float] = field(repr=False)
+    # When each counted request finished, in seconds from the window's start.
+    finished_s: list[float] = field(default_factory=list, repr=False)
     window_wall: tuple[float, float] = (0.0, 0.0)
     first_error: str | None = None
 
@@ -194,6 +196,7 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
     """Warm up for `warmup` s, then count what completes inside the next `seconds` s."""
     connections = [target.connection() for _ in range(clients)]
     latencies: list[float] = []
+    finished: list[float] = []
     counters = {"ops": 0, "errors": 0}
     first_error: list[str] = []
     t_start = time.perf_counter()
@@ -217,6 +220,7 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
                 if ok:
                     counters["ops"] += 1
                     latencies.append((t1 - t0) * 1000)
+                    finished.append(t1 - measure_from)
                 else:
                     counters["errors"] += 1
             if not ok:
@@ -237,6 +241,7 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
         errors=counters["errors"],
         seconds=seconds,
         latencies_ms=latencies,
+        finished_s=finished,
         window_wall=(measure_from + wall_offset, measure_to + wall_offset),
         first_error=first_error[0] if first_error else None,
     )

@@ -8,7 +8,8 @@ as `make bench` seeds it, one operation at a time for a window, and what each pr
 Each `--env` is a variant of the platform's environment (`A=1,B=2` sets two variables); the
 variants take turns, round after round, each on a platform started afresh over the same seeded
 database, so an A/B reads the same data on the same machine minutes apart. Per window it prints
-ops/s, p50, p99, the machine's idle share, the share the hypervisor stole and context switches
+ops/s, p50, p99, how steadily the requests finished (the spread of the number finished per
+0.1 s and per 1 s), the machine's idle share, the share the hypervisor stole and context switches
 per operation (`/proc/stat`), and CPU milliseconds per operation of each service, Postgres (all
 its processes), NATS and the load generator (this process), read from `/proc` around the
 window; under create_version, also the event latency as `make bench` measures it (commit to a
@@ -34,6 +35,7 @@ from bench.load import ModelplaneTarget, Result, percentile, run_load
 from bench.memory import process_trees
 from bench.run import Infra, settle, until_stopped
 from bench.seed import seed
+from bench.steadiness import spread
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
 
@@ -168,14 +170,29 @@ async def measure(
     return result, machine, per_op
 
 
+def rate_spread(result: Result, bucket_s: float) -> tuple[float, float]:
+    """How steady the window's completions came: the standard deviation of the number finished
+    per `bucket_s` seconds, and the fewest, each in % of the mean. A closed loop's latency is
+    the time its other clients' requests take to finish, so a slow stretch of a second lifts
+    every latency in it: the tail follows this spread as much as the mean rate."""
+    counts = [0] * int(result.seconds / bucket_s)
+    for finished in result.finished_s:
+        if (index := int(finished / bucket_s)) < len(counts):
+            counts[index] += 1
+    return spread(counts)
+
+
 def window_line(
     cell: str, result: Result, machine: dict[str, float], per_op: dict[str, float]
 ) -> str:
     summary = result.summary()
     parts = " ".join(f"{part} {ms:.2f}" for part, ms in per_op.items())
+    (sd_short, least_short), (sd_long, least_long) = (rate_spread(result, s) for s in (0.1, 1))
     return (
         f"{cell} {summary['ops_per_s']:8.1f} ops/s  p50 {summary['p50_ms']:6.2f}"
         f"  p99 {summary['p99_ms']:6.2f} ms  errors {summary['errors']}"
+        f"  rate per 0.1 s / 1 s: sd {sd_short:.0f} / {sd_long:.0f} %,"
+        f" fewest {least_short:.0f} / {least_long:.0f} %"
         f"  idle {machine['idle']:4.1f} %  stolen {machine['stolen']:4.1f} %"
         f"  context switches/op {machine['switches']:.1f}"
         f"  | CPU ms/op: {parts}  total {sum(per_op.values()):.2f}"
