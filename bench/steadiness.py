@@ -4,7 +4,7 @@ gets through in each 0.1 s, for a few seconds, and the spread of those counts is
     .venv/bin/python -m bench.steadiness [SECONDS]
 
 A latency tail at 32 clients follows the machine's slow stretches (`bench/README.md`, the
-twenty-first round). On these VMs the hypervisor can take a third of a core for a second
+twenty-first round). On these VMs the hypervisor can take a third of a core for most of a second
 without it showing as stolen time in `/proc/stat`; run this before reading a p99 as the code's.
 """
 
