@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
+from bench.steadiness import spread
 from shared.http_pool import HttpPool, UpstreamError
 
 TIMEOUT = httpx.Timeout(30.0)
@@ -48,6 +49,17 @@ class Result:
             "p99_ms": round(percentile(self.latencies_ms, 99), 2),
             "errors": self.errors,
         }
+
+    def rate_spread(self, bucket_s: float) -> tuple[float, float]:
+        """How steady the window's completions came: the standard deviation of the number
+        finished per `bucket_s` seconds, and the fewest, each in % of the mean. A closed loop's
+        latency is the time its other clients' requests take to finish, so a slow stretch of a
+        second lifts every latency in it: the tail follows this spread as much as the mean rate."""
+        counts = [0] * int(self.seconds / bucket_s)
+        for finished in self.finished_s:
+            if (index := int(finished / bucket_s)) < len(counts):
+                counts[index] += 1
+        return spread(counts)
 
 
 @dataclass

@@ -35,7 +35,6 @@ from bench.load import ModelplaneTarget, Result, percentile, run_load
 from bench.memory import process_trees
 from bench.run import Infra, settle, until_stopped
 from bench.seed import seed
-from bench.steadiness import spread
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
 
@@ -170,24 +169,12 @@ async def measure(
     return result, machine, per_op
 
 
-def rate_spread(result: Result, bucket_s: float) -> tuple[float, float]:
-    """How steady the window's completions came: the standard deviation of the number finished
-    per `bucket_s` seconds, and the fewest, each in % of the mean. A closed loop's latency is
-    the time its other clients' requests take to finish, so a slow stretch of a second lifts
-    every latency in it: the tail follows this spread as much as the mean rate."""
-    counts = [0] * int(result.seconds / bucket_s)
-    for finished in result.finished_s:
-        if (index := int(finished / bucket_s)) < len(counts):
-            counts[index] += 1
-    return spread(counts)
-
-
 def window_line(
     cell: str, result: Result, machine: dict[str, float], per_op: dict[str, float]
 ) -> str:
     summary = result.summary()
     parts = " ".join(f"{part} {ms:.2f}" for part, ms in per_op.items())
-    (sd_short, least_short), (sd_long, least_long) = (rate_spread(result, s) for s in (0.1, 1))
+    (sd_short, least_short), (sd_long, least_long) = (result.rate_spread(s) for s in (0.1, 1))
     return (
         f"{cell} {summary['ops_per_s']:8.1f} ops/s  p50 {summary['p50_ms']:6.2f}"
         f"  p99 {summary['p99_ms']:6.2f} ms  errors {summary['errors']}"

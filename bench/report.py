@@ -27,6 +27,14 @@ def table(results: dict) -> str:
             f"{_fmt(mp['p99_ms'], 2):>8}{mp['errors']:>5} | {_fmt(ml['ops_per_s']):>12}"
             f"{_fmt(ml['p50_ms'], 2):>8}{_fmt(ml['p99_ms'], 2):>8}{ml['errors']:>5} | {_fmt(row['ratio'], 2):>6}"
         )
+    lines += ["", "requests finished per 1 s, sd / fewest in % of the mean (a slow second lifts p99):"]
+    for row in results["operations"]:
+        if spreads := row.get("rate_per_1s"):
+            sides = "   ".join(
+                f"{label} {_fmt(spreads[side]['sd_pct'], 0):>3} / {_fmt(spreads[side]['fewest_pct'], 0):>3}"
+                for label, side in (("MP", "modelplane"), ("MLflow", "mlflow"))
+            )
+            lines.append(f"{row['op']:<16}{row['clients']:>8} | {sides}")
     ev = results["event_latency_ms"]
     mem = results["memory_mib"]
     lines += [

@@ -291,6 +291,10 @@ async def _run(config: Config) -> int:
                                 target, op, clients, config.warmup_seconds, config.seconds
                             )
                         row[target.name] = result.summary()
+                        sd, fewest = result.rate_spread(1.0)
+                        row.setdefault("rate_per_1s", {})[target.name] = {
+                            "sd_pct": round(sd, 1), "fewest_pct": round(fewest, 1),
+                        }  # fmt: skip
                         if result.first_error:
                             log.warning(
                                 "%s %s x%d: first error: %s",
