@@ -188,7 +188,7 @@ class UnitOfWork:
             try:
                 await self.begin()
             except BaseException:
-                check_in(self._pooled, reusable=False)
+                await check_in(self._engine, self._pooled, reusable=False)
                 raise
         return self
 
@@ -288,7 +288,7 @@ class UnitOfWork:
                     await self._session.close()
             finally:
                 # If neither commit nor rollback went through, its state is unknown: closed.
-                check_in(self._pooled, reusable=self._ended)
+                await check_in(self._engine, self._pooled, reusable=self._ended)
                 # Whatever committed is published, even when the command failed afterwards.
                 self._dispatch()
 

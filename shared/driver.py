@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 
 async def checkout(engine: AsyncEngine) -> PoolProxiedConnection:
@@ -23,7 +24,9 @@ async def checkout(engine: AsyncEngine) -> PoolProxiedConnection:
     return await engine.raw_connection()
 
 
-def check_in(pooled: PoolProxiedConnection, *, reusable: bool = True) -> None:
+async def check_in(
+    engine: AsyncEngine, pooled: PoolProxiedConnection, *, reusable: bool = True
+) -> None:
     """Back to the pool, unless it is broken, still inside a transaction, or its user cannot
     tell what state it is in: then it is closed, so nobody gets a connection in a state they
     did not make."""
@@ -31,9 +34,20 @@ def check_in(pooled: PoolProxiedConnection, *, reusable: bool = True) -> None:
         return
     conn: asyncpg.Connection = pooled.driver_connection
     if not reusable or conn.is_closed() or conn.is_in_transaction():
-        pooled.invalidate()
-    else:
+        pooled.invalidate()  # asyncpg's `terminate`, which needs no awaiting
+    elif _has_room(engine.sync_engine.pool):
         pooled.close()
+    else:
+        # One opened past the pool's size goes, and asyncpg closes a connection only by
+        # awaiting: SQLAlchemy can await only inside its greenlet. Called without one, the
+        # pool logged an ERROR (MissingGreenlet) and the connection stayed open on the server.
+        await greenlet_spawn(pooled.close)
+
+
+def _has_room(pool: Pool) -> bool:
+    """Whether a connection given back now stays in the pool: the engine's is a QueuePool;
+    any other is taken to close what comes back."""
+    return isinstance(pool, QueuePool) and pool.checkedin() < pool.size()
 
 
 def orm_connection(engine: AsyncEngine, pooled: PoolProxiedConnection) -> AsyncConnection:
@@ -55,6 +69,6 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     except BaseException as error:
         # An error (an Exception) came with a reply, or between statements; an interruption
         # (a cancellation, an exit) may have come before a reply.
-        check_in(pooled, reusable=isinstance(error, Exception))
+        await check_in(engine, pooled, reusable=isinstance(error, Exception))
         raise
-    check_in(pooled)
+    await check_in(engine, pooled)

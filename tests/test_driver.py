@@ -2,6 +2,7 @@
 goes back to nobody."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -66,3 +67,27 @@ async def test_a_statement_interrupted_in_a_transaction_leaves_the_next_user_its
 
     async with driver_connection(engine) as conn, conn.transaction():
         assert await conn.fetchval("SELECT 1") == 1
+
+
+async def test_a_connection_past_the_pool_s_size_is_closed_when_it_comes_back(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two users at once on a pool of one: the second gets an overflow connection, which the
+    # pool closes when it comes back (its place is taken), and which asyncpg closes only by
+    # awaiting. Closed where nothing could await, it stayed open on the server and the pool
+    # logged an ERROR (MissingGreenlet), as the gateway did under the seeding's 32 clients.
+    both_in = asyncio.Barrier(2)
+
+    async def user() -> int:
+        async with driver_connection(engine) as conn:
+            await both_in.wait()
+            return await conn.fetchval("SELECT pg_backend_pid()")
+
+    first, second = await asyncio.gather(user(), user())
+
+    async with driver_connection(engine) as conn:
+        alive = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", [first, second]
+        )
+    assert alive == 1  # the one the pool kept (and this check used)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
