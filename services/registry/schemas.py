@@ -71,7 +71,10 @@ class ModelOut(Out):
     tags: Tags
     created_by: str
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(
+        description="When the model was last changed, or a version of it created, moved to "
+        "another stage or deleted (as MLflow's last_updated_timestamp)"
+    )
 
 
 class VersionOut(Out):

@@ -152,7 +152,7 @@ async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
 # outside a transaction its event too.
 _NUMBERED_VERSION = f"""
     WITH model AS (
-        UPDATE {MODELS} SET version_counter = version_counter + 1
+        UPDATE {MODELS} SET version_counter = version_counter + 1, updated_at = now()
         WHERE id = $1
         RETURNING version_counter, name
     ), inserted AS (
@@ -190,9 +190,10 @@ def _version_arguments(values: dict[str, Any]) -> tuple:
 async def insert_numbered_version(
     conn: asyncpg.Connection, values: dict[str, Any]
 ) -> Record | None:
-    """Bump the model's counter (locking its row) and insert the version, labelled
-    `values["version"]` or else the new number; the row carries `model_name`. None when the
-    model does not exist or the label is taken (the bump is then kept: the row stays locked)."""
+    """Bump the model's counter and `updated_at` (locking its row) and insert the version,
+    labelled `values["version"]` or else the new number; the row carries `model_name`. None when
+    the model does not exist or the label is taken (the bump is then kept: the row stays
+    locked)."""
     return await conn.fetchrow(_INSERT_NUMBERED_VERSION, *_version_arguments(values))
 
 
@@ -270,8 +271,8 @@ _TRANSITION_FILL = {"model_name": "model_name"}
 # production version are still those it was planned from (`guard`, which locks both rows; a
 # lock that waited re-reads them). Then the versions move (`moved`: a promotion archives the
 # version it replaces in the same UPDATE, see migration 0005), the counts of their stages, the
-# model's production version, one audit row per move in the order planned, and the events,
-# whose model name is the model's as locked. It returns the version as moved.
+# model's production version and `updated_at`, one audit row per move in the order planned,
+# and the events, whose model name is the model's as locked. It returns the version as moved.
 _TRANSITION = f"""
     WITH guard AS MATERIALIZED (
         SELECT m.id AS model_id, m.name AS model_name
@@ -300,9 +301,11 @@ _TRANSITION = f"""
             ) each_move GROUP BY stage
         ) d
         WHERE c.model_id = guard.model_id AND c.stage = d.stage AND d.delta <> 0
-    ), serving AS (
-        UPDATE {MODELS} m SET production_version_id = $12, production_version = $13
-        FROM guard WHERE m.id = guard.model_id AND $14
+    ), touched AS (
+        UPDATE {MODELS} m SET updated_at = $10,
+            production_version_id = CASE WHEN $14 THEN $12 ELSE m.production_version_id END,
+            production_version = CASE WHEN $14 THEN $13 ELSE m.production_version END
+        FROM guard WHERE m.id = guard.model_id
     ), audit AS (
         INSERT INTO {SCHEMA}.model_version_transitions
             (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by,
@@ -386,9 +389,11 @@ async def list_versions(
 
 
 async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:
-    """Delete the version (its history goes with it) and count it out of its stage."""
+    """Delete the version (its history goes with it), count it out of its stage and mark its
+    model updated."""
     await conn.execute(f"""
-        WITH gone AS (DELETE FROM {VERSIONS} WHERE id = $1 RETURNING model_id, stage)
+        WITH gone AS (DELETE FROM {VERSIONS} WHERE id = $1 RETURNING model_id, stage),
+        touched AS (UPDATE {MODELS} m SET updated_at = now() FROM gone WHERE m.id = gone.model_id)
         UPDATE {COUNTS} c SET n = c.n - 1
         FROM gone WHERE c.model_id = gone.model_id AND c.stage = gone.stage
     """, version_id)  # fmt: skip
