@@ -1,6 +1,7 @@
 """The registry's HTTP API on a real Postgres: what a caller sends and gets back."""
 
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -25,6 +26,10 @@ def problem(response, status: int, kind: str) -> dict:
     assert body["type"] == PROBLEM_BASE + kind
     assert body["status"] == status
     return body
+
+
+def at(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
 
 
 async def new_version(client, model_id, **body) -> dict:
@@ -272,26 +277,26 @@ async def test_update_and_rename_model(client):
 async def test_a_model_is_updated_when_a_version_is_created_moved_or_deleted(client, model):
     """As MLflow's `last_updated_timestamp`: a version's own PATCH updates the version only."""
 
-    async def updated_at() -> str:
-        return (await client.get(f"/models/{model['id']}")).json()["updated_at"]
+    async def updated_at() -> datetime:
+        return at((await client.get(f"/models/{model['id']}")).json()["updated_at"])
 
     v1 = await new_version(client, model["id"])
     created = await updated_at()
-    assert created > model["updated_at"]
-    assert created == v1["created_at"]
+    assert created > at(model["updated_at"])
+    assert created == at(v1["created_at"])
 
     r = await client.post(f"/models/versions/{v1['id']}/transition", json={"stage": "staging"})
     moved = await updated_at()
     assert moved > created
-    assert moved == r.json()["version"]["updated_at"]
+    assert moved == at(r.json()["version"]["updated_at"])
 
     r = await client.patch(f"/models/versions/{v1['id']}", json={"description": "d"})
-    assert r.json()["updated_at"] > moved
+    assert at(r.json()["updated_at"]) > moved
     assert await updated_at() == moved
 
     v2 = await new_version(client, model["id"])
     assert (await client.delete(f"/models/versions/{v2['id']}")).status_code == 204
-    assert await updated_at() > v2["created_at"]
+    assert await updated_at() > at(v2["created_at"])
 
 
 async def test_update_version(client, model):
