@@ -54,6 +54,11 @@ def _clean(value):
     return value
 
 
+def _p50_p99(values_ms: list[float]) -> dict[str, float]:
+    """The JSON's `{"p50", "p99"}` of a list of latencies, in ms to two decimals."""
+    return {"p50": round(percentile(values_ms, 50), 2), "p99": round(percentile(values_ms, 99), 2)}
+
+
 class Infra:
     """Postgres and NATS: named by URL, else the local ones if they answer, else embedded."""
 
@@ -120,8 +125,7 @@ async def list_latency(
             key, size, percentile(first, 50), percentile(first, 99),
             percentile(deep, 50), percentile(deep, 99),
         )  # fmt: skip
-        both = first + deep
-        out[key] = {"p50": round(percentile(both, 50), 2), "p99": round(percentile(both, 99), 2)}
+        out[key] = _p50_p99(first + deep)
     return out
 
 
@@ -316,9 +320,7 @@ async def _run(config: Config) -> int:
                             )
                         if events is not None:
                             lat = events.in_window(*result.window_wall)
-                            results["event_latency_ms"] = {
-                                "p50": round(percentile(lat, 50), 2), "p99": round(percentile(lat, 99), 2),
-                            }  # fmt: skip
+                            results["event_latency_ms"] = _p50_p99(lat)
                             log.info("event latency: %d events, p50 %.2f p99 %.2f ms",
                                      len(lat), percentile(lat, 50), percentile(lat, 99))  # fmt: skip
                         log.info("%-10s %-16s x%-3d %s", target.name, op, clients, row[target.name])

@@ -52,5 +52,6 @@ def test_the_table_prints_each_cell_s_spread_and_a_dash_where_a_side_had_none() 
     }  # fmt: skip
     lines = report.table(results).splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("requests finished"))
-    assert lines[header + 1].split() == ["transition", "32", "|", "MP", "11", "/", "75", "MLflow", "-",
-                                   "/", "-"]  # fmt: skip
+    assert lines[header + 1].split() == [
+        "transition", "32", "|", "MP", "11", "/", "75", "MLflow", "-", "/", "-",
+    ]  # fmt: skip
