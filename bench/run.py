@@ -320,9 +320,9 @@ async def _run(config: Config) -> int:
                             )
                         if events is not None:
                             lat = events.in_window(*result.window_wall)
-                            results["event_latency_ms"] = _p50_p99(lat)
+                            results["event_latency_ms"] = event_ms = _p50_p99(lat)
                             log.info("event latency: %d events, p50 %.2f p99 %.2f ms",
-                                     len(lat), percentile(lat, 50), percentile(lat, 99))  # fmt: skip
+                                     len(lat), event_ms["p50"], event_ms["p99"])  # fmt: skip
                         log.info("%-10s %-16s x%-3d %s", target.name, op, clients, row[target.name])
                     mp_ops, ml_ops = row["modelplane"]["ops_per_s"], row["mlflow"]["ops_per_s"]
                     row["ratio"] = round(mp_ops / ml_ops, 2) if ml_ops else None
