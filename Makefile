@@ -18,8 +18,12 @@ install: $(VENV)/.installed
 up: install
 	$(PY) -m deploy.launcher
 
-test: install
+# The checks first: they take seconds, the tests minutes.
+lint: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest
 
 # MLflow (the comparison) goes into the venv only here, never for `make test`.

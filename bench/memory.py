@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
+from typing import Self
 
 import psutil
 
@@ -47,7 +48,7 @@ class PeakSampler:
         self._processes: list[psutil.Process] = []
         self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "PeakSampler":
+    async def __aenter__(self) -> Self:
         self._processes = process_trees(self._pids())
         self._task = asyncio.create_task(self._run())
         return self

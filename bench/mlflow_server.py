@@ -68,9 +68,11 @@ class MlflowServer:
         env = {
             **os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"
         }
-        self.process = subprocess.Popen(
+        # A Popen, started once before any load: tree() reads it synchronously.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True, preexec_fn=die_with_parent,
+            env=env, start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - see die_with_parent
         )  # fmt: skip
         log_file.close()
         log.info(

@@ -39,10 +39,10 @@ def table(results: dict) -> str:
     mem = results["memory_mib"]
     lines += [
         "",
-        f"event latency (commit -> NATS subscriber, create_version load): p50 {_fmt(ev['p50'], 2)} ms, "
-        f"p99 {_fmt(ev['p99'], 2)} ms",
-        f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
-        f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}",
+        (f"event latency (commit -> NATS subscriber, create_version load): p50 {_fmt(ev['p50'], 2)} ms, "
+         f"p99 {_fmt(ev['p99'], 2)} ms"),
+        (f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
+         f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}"),
     ]
     for key, value in results["list_latency_ms"].items():
         lines.append(

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -67,7 +67,7 @@ class Infra:
         self.nats_url = ""
         self._stack = contextlib.ExitStack()
 
-    async def __aenter__(self) -> "Infra":
+    async def __aenter__(self) -> Self:
         self.postgres_url = os.environ.get("MODELPLANE_DATABASE_URL") or ""
         if not self.postgres_url:
             if tcp_answers("127.0.0.1", 5432):
@@ -257,7 +257,7 @@ async def _run(config: Config) -> int:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(platform.start())
                     group.create_task(mlflow.start())
-            except* Exception as errors:
+            except* Exception as errors:  # noqa: BLE001 - raised again at once
                 raise errors.exceptions[0] from None
             log.info("platform at %s (pids %s); mlflow at %s; logs in %s",
                      platform.gateway_url, platform.pids, mlflow.url, log_dir)  # fmt: skip

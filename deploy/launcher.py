@@ -268,7 +268,7 @@ class Platform:
             stderr=subprocess.STDOUT if log_file is not None else None,
             # Own session: Ctrl-C reaches only the launcher, which stops services in order.
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - see die_with_parent
         )
         log.info("started %s (pid %d) on %s", spec.name, process.pid, self.service_url(spec.name))
         return ServiceProcess(spec, self.service_url(spec.name), process, log_path, log_file)

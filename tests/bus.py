@@ -4,8 +4,8 @@ import asyncio
 import time
 
 from nats.aio.client import Client as NATS
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.events import CloudEvent
 
@@ -26,7 +26,7 @@ async def stream_events(nc: NATS, stream: str, subject: str | None = None) -> li
         while True:
             try:
                 batch = await sub.fetch(500, timeout=0.3)
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 # nats-py raises the plain asyncio error when a slow fetch runs out its deadline.
                 break
             for msg in batch:

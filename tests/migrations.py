@@ -10,12 +10,12 @@ async def schema_differences(database_url: str, metadata: MetaData) -> list:
     """What Alembic's autogenerate would change to make the database match the models."""
     schema = metadata.schema
 
-    def include_name(name, type_, parent_names) -> bool:  # noqa: ANN001
+    def include_name(name, type_, parent_names) -> bool:
         if type_ == "schema":
             return name == schema
         return not (type_ == "table" and name == "alembic_version")
 
-    def diff(connection) -> list:  # noqa: ANN001
+    def diff(connection) -> list:
         context = MigrationContext.configure(
             connection,
             opts={"include_schemas": True, "include_name": include_name, "compare_type": True},

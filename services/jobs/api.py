@@ -137,7 +137,7 @@ async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
     return _shape(job, run)
 
 
-def _shape(job, run) -> JobOut:  # noqa: ANN001
+def _shape(job, run) -> JobOut:
     out = JobOut.model_validate(job)
     out.experiment_run = ExperimentRunOut.model_validate(run) if run is not None else None
     return out

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from pydantic import Field
+
 from shared.environments import Env
 from shared.integrations import TrainingBackend
 from shared.settings import ServiceSettings
@@ -14,7 +16,7 @@ class JobsSettings(ServiceSettings):
     jobs_state_dir: Path = Path(".modelplane/jobs")
     # Each env's executor while the gateway has no IntegrationConfig for it; unnamed envs run
     # locally. E.g. MODELPLANE_JOBS_EXECUTORS='{"prod": "kubernetes"}'.
-    jobs_executors: dict[Env, TrainingBackend] = {}
+    jobs_executors: dict[Env, TrainingBackend] = Field(default_factory=dict)
     # Empty: `sqlite:///<jobs_state_dir>/mlflow.db`; production: an MLflow tracking server URL.
     mlflow_tracking_uri: str = ""
     # How often the watcher asks the executor about running jobs.

@@ -50,7 +50,8 @@ _JOB_STATUS = {
 def build_executor(settings: JobsSettings, name: str, options: Mapping[str, Any]) -> Executor:
     """The executor `name`; an env's IntegrationConfig `options` override the service's settings."""
     if name == TrainingBackend.KUBERNETES:
-        from services.jobs.integrations.kubernetes import (  # noqa: PLC0415 (optional backend)
+        # Imported only when used: the kubernetes client is heavy, and local needs none of it.
+        from services.jobs.integrations.kubernetes import (
             KubernetesConfig,
             KubernetesExecutor,
         )
@@ -62,7 +63,7 @@ def build_executor(settings: JobsSettings, name: str, options: Mapping[str, Any]
             **overrides,
         }))
     if name == TrainingBackend.LOCAL:
-        from services.jobs.integrations.local import LocalExecutor  # noqa: PLC0415
+        from services.jobs.integrations.local import LocalExecutor
 
         return LocalExecutor(
             settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs(?:/(?P<name>[^/]+))?$")
@@ -98,7 +98,7 @@ class FakeKubernetes:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeKubernetes":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -334,7 +334,8 @@ class FakeKubernetes:
                             self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
                     with fake._changed:
                         fake._changed.wait_for(
-                            lambda: fake._stopping or (fake._events and fake._events[-1][0] > since),
+                            lambda since=since: fake._stopping
+                            or (fake._events and fake._events[-1][0] > since),
                             timeout=max(0.0, deadline - time.monotonic()),
                         )
                         if fake._stopping or time.monotonic() >= deadline:

@@ -63,13 +63,14 @@ async def test_a_followed_log_reaches_the_caller_line_by_line(
 ) -> None:
     # A real server: the in-process ASGI transport would hold the reply until it ended.
     app = create_app(gateway_settings(registry_url=registry.url, jobs_url=registry.url))
-    async with serving(app, lifespan="on") as url, httpx.AsyncClient(base_url=url) as client:
-        async with client.stream(
-            "GET", "/api/v1/jobs/following/logs", headers=bearer(ADMIN_TOKEN)
-        ) as reply:
-            lines = reply.aiter_lines()
-            async with asyncio.timeout(10):
-                assert await anext(lines) == "epoch 0"  # while the job still runs
-                registry.log_goes_on.set()
-                assert await anext(lines) == "epoch 1"
+    async with (
+        serving(app, lifespan="on") as url,
+        httpx.AsyncClient(base_url=url) as client,
+        client.stream("GET", "/api/v1/jobs/following/logs", headers=bearer(ADMIN_TOKEN)) as reply,
+    ):
+        lines = reply.aiter_lines()
+        async with asyncio.timeout(10):
+            assert await anext(lines) == "epoch 0"  # while the job still runs
+            registry.log_goes_on.set()
+            assert await anext(lines) == "epoch 1"
     registry.log_goes_on.clear()

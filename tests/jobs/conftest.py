@@ -29,7 +29,7 @@ CLUSTER_TOKEN = "jobs-cluster-token"
 @pytest.fixture(scope="session")
 def jobs_cluster():
     """The Kubernetes API the session's jobs service sends its Kubernetes jobs to."""
-    from tests.fakes.kubernetes_api import FakeKubernetes  # noqa: PLC0415
+    from tests.fakes.kubernetes_api import FakeKubernetes
 
     with FakeKubernetes(token=CLUSTER_TOKEN) as cluster:
         yield cluster
@@ -39,7 +39,7 @@ def jobs_cluster():
 def jobs_settings(
     database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory, jobs_cluster
 ):
-    from services.jobs.settings import JobsSettings  # noqa: PLC0415
+    from services.jobs.settings import JobsSettings
 
     return JobsSettings(
         database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
@@ -55,7 +55,7 @@ def jobs_settings(
 
 @pytest.fixture(scope="session")
 async def jobs_app(jobs_settings):
-    from services.jobs.app import create_app  # noqa: PLC0415
+    from services.jobs.app import create_app
 
     app = create_app(jobs_settings)
     async with app.router.lifespan_context(app):
@@ -64,7 +64,7 @@ async def jobs_app(jobs_settings):
 
 @pytest.fixture(scope="session")
 async def jobs_client(jobs_app):
-    import httpx  # noqa: PLC0415
+    import httpx
 
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=jobs_app),
@@ -77,7 +77,7 @@ async def jobs_client(jobs_app):
 
 @pytest.fixture(scope="session")
 async def nc(nats_url: str):
-    import nats  # noqa: PLC0415
+    import nats
 
     client = await nats.connect(nats_url)
     yield client

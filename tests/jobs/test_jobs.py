@@ -150,18 +150,19 @@ async def test_a_cancelled_job_ends_killed_and_cannot_be_cancelled_again(jobs_cl
 async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restart(
     jobs_client, jobs_settings
 ):
-    from services.jobs.app import create_app  # noqa: PLC0415
+    from services.jobs.app import create_app
 
     # A second service instance, stopped while its job runs; the job ends meanwhile.
     second = create_app(jobs_settings)
-    import httpx  # noqa: PLC0415
+    import httpx
 
-    async with second.router.lifespan_context(second):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second),
-                                     base_url="http://jobs/api/v1",
-                                     headers={"X-Modelplane-Actor": "bob"}) as c:
-            r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
-            assert r.status_code == 201, r.text
+    async with (
+        second.router.lifespan_context(second),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://jobs/api/v1",
+                          headers={"X-Modelplane-Actor": "bob"}) as c,
+    ):
+        r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
+        assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     # The session-wide instance (still up) plays the restarted service: its watcher resumes.
     job = await wait_status(jobs_client, job_id, {"succeeded", "failed", "killed"})

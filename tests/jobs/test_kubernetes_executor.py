@@ -31,21 +31,21 @@ def executor(cluster):
 
 
 def gpu_spec(**fields) -> JobSpec:
-    values = dict(
-        job_id=uuid.uuid4(),
-        name="fine-tune llama",
-        command=["python", "-m", "train"],
-        image="registry.example/train:1.2",
-        env={"WANDB_MODE": "offline"},
-        parameters={"epochs": 3, "lr": 0.0001},
-        use_gpu=True,
-        gpus=4,
-        gpu_type="NVIDIA-A100-SXM4-80GB",
-        cpu="8",
-        memory="64Gi",
-        deadline_seconds=3600,
-        backoff_limit=2,
-    )
+    values = {
+        "job_id": uuid.uuid4(),
+        "name": "fine-tune llama",
+        "command": ["python", "-m", "train"],
+        "image": "registry.example/train:1.2",
+        "env": {"WANDB_MODE": "offline"},
+        "parameters": {"epochs": 3, "lr": 0.0001},
+        "use_gpu": True,
+        "gpus": 4,
+        "gpu_type": "NVIDIA-A100-SXM4-80GB",
+        "cpu": "8",
+        "memory": "64Gi",
+        "deadline_seconds": 3600,
+        "backoff_limit": 2,
+    }
     return JobSpec(**{**values, **fields})
 
 

@@ -74,7 +74,7 @@ async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
 @pytest.fixture
 async def model(client: httpx.AsyncClient) -> dict:
     """A fresh model in a project of its own."""
-    import uuid  # noqa: PLC0415
+    import uuid
 
     r = await client.post(
         "/models", json={"name": f"model-{uuid.uuid4().hex[:8]}", "project_id": str(uuid.uuid4())}

@@ -206,9 +206,9 @@ async def test_a_model_without_versions_lists_none(client, model):
 
 
 async def test_list_totals_follow_every_create_transition_and_delete(client, model, runtime):
-    from sqlalchemy import func, select  # noqa: PLC0415
+    from sqlalchemy import func, select
 
-    from services.registry.models import ModelVersion  # noqa: PLC0415
+    from services.registry.models import ModelVersion
 
     model_id = uuid.UUID(model["id"])
 
@@ -379,9 +379,9 @@ async def test_production_version_cannot_be_deleted_but_others_can(client, model
 
 
 async def test_deleting_a_model_deletes_its_versions_and_history(client, model, runtime):
-    from sqlalchemy import func, select  # noqa: PLC0415
+    from sqlalchemy import func, select
 
-    from services.registry.models import ModelVersion, ModelVersionTransition  # noqa: PLC0415
+    from services.registry.models import ModelVersion, ModelVersionTransition
 
     v = await new_version(client, model["id"])
     await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "staging"})

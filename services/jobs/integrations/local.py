@@ -68,7 +68,7 @@ class LocalExecutor:
         runner_args = ["--job-dir", str(job_dir)]
         if spec.deadline_seconds:
             runner_args += ["--deadline", str(spec.deadline_seconds)]
-        with open(job_dir / LOG_FILE, "ab") as log:
+        with await asyncio.to_thread(open, job_dir / LOG_FILE, "ab") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", str(RUNNER_PATH), *runner_args, "--", *argv,
                 stdin=subprocess.DEVNULL,
@@ -117,9 +117,10 @@ class LocalExecutor:
     async def logs(self, handle: str) -> AsyncIterator[str]:
         job_dir = self._job_dir(handle)
         partial = b""
-        with open(job_dir / LOG_FILE, "rb") as log:
+        # Reads in a thread: a large log must not hold up the service's other requests.
+        with await asyncio.to_thread(open, job_dir / LOG_FILE, "rb") as log:
             while True:
-                chunk = log.read(65536)
+                chunk = await asyncio.to_thread(log.read, 65536)
                 if chunk:
                     *lines, partial = (partial + chunk).split(b"\n")
                     for line in lines:
@@ -127,7 +128,7 @@ class LocalExecutor:
                     continue
                 if (await self.status(handle)).finished:
                     # Output written between the last read and the status check is still there.
-                    rest = log.read()
+                    rest = await asyncio.to_thread(log.read)
                     if not rest:
                         break
                     *lines, partial = (partial + rest).split(b"\n")
