@@ -36,6 +36,11 @@ class RegisteredModel(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
         Index("ix_registered_models_tags", "tags", postgresql_using="gin"),
+        # Every project's models in name order, and a search by a substring of the name
+        # (ILIKE '%…%', by trigrams): migration 0009.
+        Index("ix_registered_models_name_id", "name", "id"),
+        Index("ix_registered_models_name_trgm", "name", postgresql_using="gin",
+              postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
