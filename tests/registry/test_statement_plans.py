@@ -96,10 +96,10 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
 
 
 async def test_a_statement_that_reads_a_table_whole_is_not_compiled_at_each_run(scratch):
-    # A statement no index serves (the API searches no description; a statement that did
-    # would be planned so): with sequential scans disabled, Postgres 15-17 price its plan at
-    # the cost of a disabled path, past every JIT threshold, and would compile it (130 ms) at
-    # every run. (18 counts disabled paths apart from cost.)
+    # A statement no index serves, here a search of descriptions (which the API does not
+    # offer): with sequential scans disabled, Postgres 15-17 price its plan at the cost of a
+    # disabled path, past every JIT threshold, and would compile it (130 ms) at every run.
+    # (18 counts disabled paths apart from cost.)
     await scratch.upgrade("head")
     async with registry_connection(scratch) as conn:
         [plan] = await conn.fetchval(
