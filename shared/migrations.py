@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 import sqlalchemy as sa
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import MetaData, text
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import NAMING_CONVENTION, connect_raw
+from shared.inbox import inbox_table
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -94,10 +95,6 @@ def create_messaging_tables(schema: str) -> None:
     """Called from a service's first migration: its outbox as it was then (with the NOTIFY
     trigger that woke the relay until `drop_outbox_notify`, and the `published_at` mark until
     `remove_published_outbox_rows`) and its inbox."""
-    from alembic import op  # here, not at the top: `op` exists only inside a running migration
-
-    from shared.inbox import inbox_table
-
     bind = op.get_bind()
     tables = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
     op.create_table(
@@ -119,8 +116,6 @@ def create_messaging_tables(schema: str) -> None:
 
 
 def _create_unpublished_index(schema: str) -> None:
-    from alembic import op
-
     op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
                     postgresql_where=sa.text("published_at IS NULL"))  # fmt: skip
 
@@ -145,14 +140,10 @@ def _notify_trigger_sql(schema: str) -> list[str]:
 def drop_outbox_notify(schema: str) -> None:
     """The relay is handed each commit's events directly now. A NOTIFY also took a lock that
     serialised every notifying commit in the database, so it goes."""
-    from alembic import op
-
     op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox() CASCADE')
 
 
 def restore_outbox_notify(schema: str) -> None:
-    from alembic import op
-
     for statement in _notify_trigger_sql(schema):
         op.execute(statement)
 
@@ -160,8 +151,6 @@ def restore_outbox_notify(schema: str) -> None:
 def remove_published_outbox_rows(schema: str) -> None:
     """The relay removes a row once JetStream acked its event, instead of marking it published:
     the rows marked so far go, and with them the mark and its index."""
-    from alembic import op
-
     op.execute(f'DELETE FROM "{schema}".outbox WHERE published_at IS NOT NULL')
     op.drop_index("ix_outbox_unpublished", table_name="outbox", schema=schema)
     op.drop_column("outbox", "published_at", schema=schema)
@@ -169,8 +158,6 @@ def remove_published_outbox_rows(schema: str) -> None:
 
 def restore_outbox_published_at(schema: str) -> None:
     """Back to marking: the rows left are those not yet published."""
-    from alembic import op
-
     op.add_column("outbox", sa.Column("published_at", sa.DateTime(timezone=True)), schema=schema)
     _create_unpublished_index(schema)
 
@@ -178,8 +165,6 @@ def restore_outbox_published_at(schema: str) -> None:
 def add_outbox_retries(schema: str) -> None:
     """An event JetStream refuses stays with how often it was refused, why, and when the relay
     tries it again. Nullable or with a constant default: no row is rewritten."""
-    from alembic import op
-
     op.add_column("outbox", sa.Column("attempts", sa.Integer, nullable=False,
                                       server_default="0"), schema=schema)  # fmt: skip
     op.add_column("outbox", sa.Column("last_error", sa.Text), schema=schema)
@@ -188,15 +173,11 @@ def add_outbox_retries(schema: str) -> None:
 
 def drop_outbox_retries(schema: str) -> None:
     """Back to trying every refused event at every sweep."""
-    from alembic import op
-
     for column in ("retry_at", "last_error", "attempts"):
         op.drop_column("outbox", column, schema=schema)
 
 
 def drop_messaging_tables(schema: str) -> None:
-    from alembic import op
-
     op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox() CASCADE')
     op.drop_table("outbox", schema=schema)
     op.drop_table("inbox", schema=schema)
