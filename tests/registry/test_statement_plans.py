@@ -128,13 +128,13 @@ async def test_every_projects_models_are_paged_and_searched_by_name_without_read
     # As autovacuum would: until then new names wait in the GIN index's pending list (at
     # most `gin_pending_list_limit`, 4 MB), which every search reads through.
     await scratch.execute("VACUUM ANALYZE registry.registered_models")
-    statement, arguments, expected = {
-        "page": ("ORDER BY name, id LIMIT $1 OFFSET $2", (1, 0), ["Churn-XGB"]),
-        "search": ("WHERE name ILIKE $1 ORDER BY name, id LIMIT 50", ("%churn-x%",), ["Churn-XGB"]),
+    statement, arguments = {
+        "page": ("ORDER BY name, id LIMIT $1 OFFSET $2", (1, 0)),
+        "search": ("WHERE name ILIKE $1 ORDER BY name, id LIMIT 50", ("%churn-x%",)),
     }[read]  # fmt: skip
     statement = f"SELECT * FROM registry.registered_models {statement}"
     async with registry_connection(scratch) as conn:
-        assert [r["name"] for r in await conn.fetch(statement, *arguments)] == expected
+        assert [r["name"] for r in await conn.fetch(statement, *arguments)] == ["Churn-XGB"]
         [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}",
                                      *arguments)  # fmt: skip
     pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
