@@ -48,6 +48,13 @@ def table(results: dict) -> str:
         lines.append(
             f"list latency {key}: p50 {_fmt(value['p50'], 2)} ms, p99 {_fmt(value['p99'], 2)} ms"
         )
+    if checks := results.get("targets"):
+        lines += ["", "targets (issue 4, bench/README.md):"]
+        for check in checks:
+            bound = "at least" if "at_least" in check else "at most"
+            limit = check.get("at_least", check.get("at_most"))
+            lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
+                         f"{_fmt(check['value'], 2)} ({bound} {limit:g})")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from typing import Self, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bench import Config, report
+from bench import Config, report, targets
 from bench.events import EventLatency
 from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
 from bench.memory import PeakSampler, tree_rss_mib
@@ -339,6 +339,7 @@ async def _run(config: Config) -> int:
             with contextlib.suppress(Exception):
                 await drop_database(infra.postgres_url, mp_db_name)
     results = _clean(results)
+    results["targets"] = [check.as_json() for check in targets.checks(results)]
     print()
     print(report.table(results))
     latest, dated = report.write(results)

@@ -1,0 +1,69 @@
+"""Issue 4's targets, read off a run's results: which held in this run and which did not.
+
+Each is a bound on one number of the results. A target whose cell the run did not measure
+(`BENCH_OPERATIONS`, `BENCH_CLIENTS`) is left out rather than called met or missed.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+WRITES = ("create_version", "transition")  # the cells with a ratio and a p99 to meet at 32
+MANY_CLIENTS = 32
+RATIO_AT_LEAST = 2.0
+P99_AT_MOST_MS = 50.0
+ONE_CLIENT_P50_AT_MOST_MS = 3.0
+EVENT_P99_AT_MOST_MS = 25.0
+IDLE_MEMORY_AT_MOST_MIB = 1024.0
+# Keyset pagination reads a page at 1M versions as fast as at 10k; an OFFSET scan would be
+# ~100× slower. The bound leaves room for the noise between two lists measured in turn.
+LIST_1M_OVER_10K_AT_MOST = 1.5
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    value: float | None  # None: measured, but nothing came back (every request failed)
+    bound: Literal["at_least", "at_most"]
+    limit: float
+
+    @property
+    def met(self) -> bool:
+        if self.value is None:
+            return False
+        return self.value >= self.limit if self.bound == "at_least" else self.value <= self.limit
+
+    def as_json(self) -> dict:
+        return {"target": self.target, "value": self.value, self.bound: self.limit,
+                "met": self.met}  # fmt: skip
+
+
+def checks(results: dict) -> list[Check]:
+    """Every target this run measured, in the order issue 4 lists them."""
+    cells = {(row["op"], row["clients"]): row for row in results["operations"]}
+    found: list[Check] = []
+    for op in WRITES:
+        if row := cells.get((op, MANY_CLIENTS)):
+            found += [
+                Check(f"{op} x{MANY_CLIENTS}, ops/s ÷ MLflow's", row["ratio"], "at_least",
+                      RATIO_AT_LEAST),
+                Check(f"{op} x{MANY_CLIENTS}, p99 ms", row["modelplane"]["p99_ms"], "at_most",
+                      P99_AT_MOST_MS),
+            ]  # fmt: skip
+    found += [
+        Check(f"{op} x1, p50 ms", row["modelplane"]["p50_ms"], "at_most", ONE_CLIENT_P50_AT_MOST_MS)
+        for (op, clients), row in cells.items()
+        if clients == 1
+    ]
+    # Measured while create_version runs at the run's most clients, whether events came or not.
+    if ("create_version", max((clients for _, clients in cells), default=0)) in cells:
+        found.append(Check("event latency under the write load, p99 ms",
+                           results["event_latency_ms"]["p99"], "at_most", EVENT_P99_AT_MOST_MS))  # fmt: skip
+    if (idle := results["memory_mib"].get("modelplane_idle")) is not None:
+        found.append(Check("platform idle memory, MiB", idle, "at_most", IDLE_MEMORY_AT_MOST_MIB))
+    lists = results.get("list_latency_ms", {})
+    if "10k" in lists and "1m" in lists:
+        small, large = lists["10k"]["p50"], lists["1m"]["p50"]
+        ratio = round(large / small, 2) if small and large is not None else None
+        found.append(Check("list of 1M versions, p50 ÷ the 10k list's", ratio, "at_most",
+                           LIST_1M_OVER_10K_AT_MOST))  # fmt: skip
+    return found

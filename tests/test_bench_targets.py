@@ -1,0 +1,93 @@
+"""`make bench` reads issue 4's targets off its own results: each one the run measured, met or
+missed, in the JSON and under the table."""
+
+import copy
+
+from bench import report, targets
+
+
+def side(ops_per_s: float, p50_ms: float, p99_ms: float) -> dict:
+    return {"ops_per_s": ops_per_s, "p50_ms": p50_ms, "p99_ms": p99_ms, "errors": 0}
+
+
+def cell(op: str, clients: int, modelplane: dict, ratio: float | None) -> dict:
+    return {"op": op, "clients": clients, "modelplane": modelplane,
+            "mlflow": side(300.0, 90.0, 120.0), "ratio": ratio}  # fmt: skip
+
+
+RUN = {
+    "operations": [
+        cell("create_version", 1, side(580.0, 1.65, 2.8), 3.2),
+        cell("create_version", 32, side(1190.0, 26.3, 36.2), 2.96),
+        cell("transition", 1, side(500.0, 3.28, 4.0), 3.0),  # one client over 3 ms
+        cell("transition", 32, side(620.0, 51.0, 82.8), 1.9),  # under 2x and over 50 ms
+    ],
+    "event_latency_ms": {"p50": 4.9, "p99": 9.4},
+    "memory_mib": {"modelplane_idle": 497.4, "modelplane_load": 536.3, "mlflow_idle": 1360.8,
+                   "mlflow_load": 1385.4},
+    "list_latency_ms": {"10k": {"p50": 1.62, "p99": 2.23}, "1m": {"p50": 1.7, "p99": 2.38}},
+}  # fmt: skip
+
+
+def verdicts(results: dict) -> dict[str, tuple[float | None, bool]]:
+    return {check.target: (check.value, check.met) for check in targets.checks(results)}
+
+
+def test_each_target_the_run_measured_is_met_or_missed_by_its_own_number() -> None:
+    assert verdicts(RUN) == {
+        "create_version x32, ops/s ÷ MLflow's": (2.96, True),
+        "create_version x32, p99 ms": (36.2, True),
+        "transition x32, ops/s ÷ MLflow's": (1.9, False),
+        "transition x32, p99 ms": (82.8, False),
+        "create_version x1, p50 ms": (1.65, True),
+        "transition x1, p50 ms": (3.28, False),
+        "event latency under the write load, p99 ms": (9.4, True),
+        "platform idle memory, MiB": (497.4, True),
+        "list of 1M versions, p50 ÷ the 10k list's": (1.05, True),
+    }
+
+
+def test_a_bound_is_met_on_the_limit_itself_and_missed_past_it() -> None:
+    run = copy.deepcopy(RUN)
+    run["operations"][1]["modelplane"]["p99_ms"] = 50.0
+    run["operations"][3]["ratio"] = 2.0
+    run["memory_mib"]["modelplane_idle"] = 1024.1
+    run["list_latency_ms"]["1m"]["p50"] = 162.0  # what an OFFSET scan to the millionth row costs
+    found = verdicts(run)
+    assert found["create_version x32, p99 ms"] == (50.0, True)
+    assert found["transition x32, ops/s ÷ MLflow's"] == (2.0, True)
+    assert found["platform idle memory, MiB"] == (1024.1, False)
+    assert found["list of 1M versions, p50 ÷ the 10k list's"] == (100.0, False)
+
+
+def test_a_cell_measured_without_a_number_is_missed_and_one_not_measured_is_left_out() -> None:
+    run = copy.deepcopy(RUN)
+    run["event_latency_ms"] = {"p50": None, "p99": None}  # create_version ran, no event came
+    run["operations"][3]["ratio"] = None  # MLflow finished nothing
+    del run["operations"][0]  # BENCH_CLIENTS without 1 for this operation
+    del run["list_latency_ms"]["1m"]
+    found = verdicts(run)
+    assert found["event latency under the write load, p99 ms"] == (None, False)
+    assert found["transition x32, ops/s ÷ MLflow's"] == (None, False)
+    assert "create_version x1, p50 ms" not in found
+    assert "list of 1M versions, p50 ÷ the 10k list's" not in found
+
+    only_reads = {**RUN, "operations": [cell("get_version", 32, side(3400.0, 9.0, 16.0), 8.0)]}
+    assert "event latency under the write load, p99 ms" not in verdicts(only_reads)
+
+
+def test_the_json_gives_each_target_its_bound_and_the_table_names_what_missed() -> None:
+    run = copy.deepcopy(RUN)
+    run["targets"] = [check.as_json() for check in targets.checks(run)]
+    assert run["targets"][3] == {
+        "target": "transition x32, p99 ms", "value": 82.8, "at_most": 50.0, "met": False,
+    }  # fmt: skip
+    assert run["targets"][2]["at_least"] == 2.0
+    lines = report.table(run).splitlines()
+    start = lines.index("targets (issue 4, bench/README.md):")
+    printed = lines[start + 1:]
+    assert len(printed) == len(run["targets"])
+    assert printed[0].split() == ["met", "create_version", "x32,", "ops/s", "÷", "MLflow's:",
+                                  "2.96", "(at", "least", "2)"]  # fmt: skip
+    assert printed[3].split()[0] == "MISSED"
+    assert [line.split()[0] for line in printed].count("MISSED") == 3
