@@ -44,6 +44,7 @@ def test_each_target_the_run_measured_is_met_or_missed_by_its_own_number() -> No
         "event latency under the write load, p99 ms": (9.4, True),
         "platform idle memory, MiB": (497.4, True),
         "list of 1M versions, p50 ÷ the 10k list's": (1.05, True),
+        "Modelplane's errors, all cells": (0, True),
     }
 
 
@@ -53,11 +54,13 @@ def test_a_bound_is_met_on_the_limit_itself_and_missed_past_it() -> None:
     run["operations"][3]["ratio"] = 2.0
     run["memory_mib"]["modelplane_idle"] = 1024.1
     run["list_latency_ms"]["1m"]["p50"] = 162.0  # what an OFFSET scan to the millionth row costs
+    run["operations"][2]["modelplane"]["errors"] = 1
     found = verdicts(run)
     assert found["create_version x32, p99 ms"] == (50.0, True)
     assert found["transition x32, ops/s ÷ MLflow's"] == (2.0, True)
     assert found["platform idle memory, MiB"] == (1024.1, False)
     assert found["list of 1M versions, p50 ÷ the 10k list's"] == (100.0, False)
+    assert found["Modelplane's errors, all cells"] == (1, False)
 
 
 def test_a_cell_measured_without_a_number_is_missed_and_one_not_measured_is_left_out() -> None:
