@@ -3,8 +3,8 @@
 
 The benchmark's hot path, so it is plain ASGI: `Forwarding` hands these paths to their
 `ServiceProxy` before FastAPI's routing, the body is read once and passed on as bytes, the
-path and query go on exactly as they came, and each service is reached through one pool of
-keep-alive connections (`shared.http_pool`; see bench/README.md for what each step bought).
+path and query go on exactly as they came, and each service is reached through its
+`Upstream` (aiohttp's keep-alive pools, one per replica).
 """
 
 import contextlib
@@ -26,10 +26,10 @@ from services.gateway.domain import (
     jobs_action,
     registry_action,
 )
+from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
 from shared.context import ACTOR_HEADER, CORRELATION_HEADER
 from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable
-from shared.http_pool import Header, HttpPool, UpstreamError
 
 REGISTRY_PREFIX = "/api/v1/registry/"
 JOBS_PREFIX = "/api/v1/"
@@ -60,7 +60,7 @@ class ServiceProxy:
         self.public_paths = public_paths  # the public API paths this backend serves
         self._service = service
         self._origin_url = origin_url.rstrip("/")
-        self._origin = self._origin_url.encode("latin-1")
+        self._origins = (self._origin_url.encode("latin-1"),)
         self._public_prefix = public_prefix
         self._roots = tuple(p.rstrip("/") for p in public_paths)
         self._action = action
@@ -70,7 +70,7 @@ class ServiceProxy:
         self._connections = connections
         # Projects are never deleted, so one seen to exist needs no second look.
         self._known_projects: set[UUID] = set()
-        self._pool: HttpPool | None = None
+        self._pool: Upstream | None = None
 
     def serves(self, path: str) -> bool:
         return any(path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")
@@ -78,16 +78,18 @@ class ServiceProxy:
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
-        """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
-        self._pool = HttpPool(self._origin_url, size=self._connections)
+        """Keep-alive pools for the process's lifetime (the lifespan holds them)."""
+        upstream = Upstream([self._origin_url], connections=self._connections)
+        await upstream.start()
+        self._pool = upstream
         try:
             yield
         finally:
-            await self._pool.close()
             self._pool = None
+            await upstream.close()
 
     @property
-    def pool(self) -> HttpPool:
+    def pool(self) -> Upstream:
         if self._pool is None:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
         return self._pool
@@ -129,7 +131,9 @@ class ServiceProxy:
         for i, (name, value) in enumerate(passed_back):
             if name == b"location":
                 # The service's own address is internal; its paths are the gateway's paths.
-                passed_back[i] = (name, value.removeprefix(self._origin))
+                for origin in self._origins:
+                    value = value.removeprefix(origin)
+                passed_back[i] = (name, value)
         if reply.body is None:
             # A reply of unknown length (a log that follows a running job) goes on as written.
             streamed = StreamingResponse(
