@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
+from services.gateway.deadline import BodyDeadline
 from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
@@ -67,6 +68,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=(registry, jobs))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
     app.include_router(api.health)

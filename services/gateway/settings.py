@@ -19,6 +19,13 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = 512 * 1024
     # Each client following a running job's log holds one.
     jobs_connections: int = 100
+    # A client connection gets this long for each request's headers, its first included, and
+    # to start its next request on a kept-alive connection; then it is closed.
+    header_timeout_seconds: float = 5.0
+    # ... and this long to send a request's body, counted from the request's start (408 after).
+    body_timeout_seconds: float = 30.0
+    # Client connections held at once; more wait in the listen backlog until one closes.
+    max_connections: int = 1024
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
     admin_token: SecretStr | None = None
     # How long a verified token is trusted without asking the database again (revocation lag
