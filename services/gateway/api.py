@@ -1,6 +1,7 @@
 """The gateway's own HTTP routes: health, API tokens, projects, integration configs. The
 registry's and the jobs service's paths: proxy.py."""
 
+import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -65,11 +66,11 @@ async def healthz() -> dict[str, str]:
 @health.get("/readyz", include_in_schema=False)
 async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
     """Ready when the gateway's database, bus and relay work and its backends are ready."""
-    registry: ServiceProxy = request.app.state.registry
-    jobs: ServiceProxy = request.app.state.jobs
+    proxies: list[ServiceProxy] = request.app.state.proxies
     checks = await runtime.readiness()
-    checks["registry"] = await registry.ready()
-    checks["jobs"] = await jobs.ready()
+    for proxy, ready in zip(proxies, await asyncio.gather(*(p.ready() for p in proxies)),
+                            strict=True):  # fmt: skip
+        checks[proxy.name] = ready
     ready = all(checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

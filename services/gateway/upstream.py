@@ -112,10 +112,11 @@ class Upstream:
         for session in sessions:
             await session.close()
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _session(self, replica: int | None) -> aiohttp.ClientSession:
         if not self._sessions:
             raise UpstreamError("the gateway is not started")
-        return self._sessions[next(self._turn) % len(self._sessions)]
+        index = next(self._turn) if replica is None else replica
+        return self._sessions[index % len(self._sessions)]
 
     async def request(
         self,
@@ -125,16 +126,17 @@ class Upstream:
         body: bytes = b"",
         *,
         timeout: float | None = None,
+        replica: int | None = None,
     ) -> Reply:
-        """Send one request (`target`: path and query, as the caller wrote them) and return
-        its reply; UpstreamError when the service cannot be reached, breaks off or takes
-        longer than `timeout` to answer."""
+        """Send one request (`target`: path and query, as the caller wrote them) to the next
+        replica in turn (or to `replica`) and return its reply; UpstreamError when it cannot
+        be reached, breaks off or takes longer than `timeout` to answer."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
         sent_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
         options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
-        session = self._session()
+        session = self._session(replica)
         for attempt in (1, 2):
             progress: dict[str, bool] = {}
             try:
