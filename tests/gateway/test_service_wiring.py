@@ -53,11 +53,11 @@ async def replicas() -> AsyncIterator[tuple[list[DummyReplica], str]]:
 
 
 async def test_a_service_in_the_table_is_forwarded_asked_and_documented(
-    gateway_settings, fake_registry: FakeRegistry, replicas
+    gateway_settings, registry: FakeRegistry, replicas
 ) -> None:
     (first, second), urls = replicas
     settings = gateway_settings(
-        registry_url=fake_registry.url, jobs_url=fake_registry.url, dummy_url=urls
+        registry_url=registry.url, jobs_url=registry.url, dummy_url=urls
     )
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         replies = [await gateway.get(f"/api/v1/dummies/{i}", headers=ADMIN) for i in range(6)]
@@ -83,11 +83,11 @@ async def test_a_service_in_the_table_is_forwarded_asked_and_documented(
 
 
 async def test_a_path_outside_every_services_roots_is_not_forwarded(
-    gateway_settings, fake_registry: FakeRegistry, replicas
+    gateway_settings, registry: FakeRegistry, replicas
 ) -> None:
     (first, second), urls = replicas
     settings = gateway_settings(
-        registry_url=fake_registry.url, jobs_url=fake_registry.url, dummy_url=urls
+        registry_url=registry.url, jobs_url=registry.url, dummy_url=urls
     )
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         reply = await gateway.get("/api/v1/dummiesx", headers=ADMIN)
