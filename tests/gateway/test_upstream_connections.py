@@ -23,6 +23,9 @@ class ClosingService:
 
     url: str = ""
     seen: list[tuple[int, str]] = field(default_factory=list)  # (connection, request line)
+    # Close each connection right after its first reply instead (as a keep-alive timeout
+    # would, a moment later).
+    close_after_reply: bool = False
     _connections: int = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,6 +48,8 @@ class ClosingService:
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                              b"content-length: %d\r\n\r\n%s" % (len(OK), OK))  # fmt: skip
                 await writer.drain()
+                if self.close_after_reply:
+                    break
         writer.close()
 
     @contextlib.asynccontextmanager
@@ -85,6 +90,24 @@ async def test_a_write_that_reached_the_service_is_never_sent_twice(gateway_sett
     assert second.status_code == 503
     assert second.json()["type"] == "https://modelplane.dev/problems/service-unavailable"
     assert [line for _, line in service.seen].count("PATCH /api/v1/registry/models/b HTTP/1.1") == 1
+
+
+async def test_a_write_after_the_service_closed_an_idle_connection_goes_on_a_new_one(
+    gateway_settings,
+) -> None:
+    async with ClosingService(close_after_reply=True).running() as service:
+        settings = gateway_settings(registry_url=service.url, jobs_url=service.url)
+        async with running_gateway(settings) as gateway:
+            first = await gateway.patch("/api/v1/registry/models/a", json={}, headers=ADMIN)
+            await asyncio.sleep(0.2)  # the service's close reaches the gateway's pool
+            second = await gateway.patch("/api/v1/registry/models/b", json={}, headers=ADMIN)
+    assert (first.status_code, second.status_code) == (200, 200)
+    patches = [(connection, line) for connection, line in service.seen if "PATCH" in line]
+    assert [line for _, line in patches] == [
+        "PATCH /api/v1/registry/models/a HTTP/1.1",
+        "PATCH /api/v1/registry/models/b HTTP/1.1",
+    ]
+    assert patches[0][0] != patches[1][0]
 
 
 def failing_service() -> FastAPI:
