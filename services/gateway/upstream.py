@@ -2,14 +2,13 @@
 in turn, with a failed exchange retried once where that is safe.
 
 Safe: a method HTTP calls idempotent (aiohttp retries those on a kept-alive connection found
-closed, RFC 9112 section 9.3.1), and any request whose headers never left (the connection was
-found closing as it was written). A write that did leave is not repeated: the service may have
-applied it.
+closed, RFC 9112 section 9.3.1), and any request that never wholly left: aiohttp raises
+`ClientConnectionResetError` only when it writes to a connection already closing. A write that
+did leave is not repeated: the service may have applied it.
 """
 
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
-from types import SimpleNamespace
 
 import aiohttp
 from yarl import URL
@@ -64,12 +63,6 @@ class Reply:
         return b"".join([chunk async for chunk in self.chunks()])
 
 
-async def _headers_sent(
-    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
-) -> None:
-    context.trace_request_ctx["sent"] = True
-
-
 class Upstream:
     """Up to `connections` requests in flight to each replica (more wait their turn)."""
 
@@ -90,8 +83,6 @@ class Upstream:
         self._turn = itertools.count()
 
     async def start(self) -> None:
-        tracing = aiohttp.TraceConfig()
-        tracing.on_request_headers_sent.append(_headers_sent)
         for url in self.urls:
             connector = aiohttp.TCPConnector(
                 limit=self._connections, keepalive_timeout=IDLE_SECONDS
@@ -103,7 +94,6 @@ class Upstream:
                     timeout=self._timeout,
                     auto_decompress=False,  # the body goes on as the service wrote it
                     skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                    trace_configs=[tracing],
                 )
             )
 
@@ -138,20 +128,20 @@ class Upstream:
         options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
         session = self._session(replica)
         for attempt in (1, 2):
-            progress: dict[str, bool] = {}
             try:
                 response = await session.request(
-                    method, url, headers=sent_headers, data=body or None,
-                    trace_request_ctx=progress, **options,
-                )  # fmt: skip
+                    method, url, headers=sent_headers, data=body or None, **options
+                )
                 return await _reply(response, method)
             except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
                 raise UpstreamError("no reply in time") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise UpstreamError(f"cannot connect: {exc}") from exc
+            except aiohttp.ClientConnectionResetError as exc:
+                if attempt == 1:
+                    continue  # it never left: sending it again cannot apply it twice
+                raise UpstreamError(f"the connection closed: {exc}") from exc
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                if attempt == 1 and not progress.get("sent"):
-                    continue  # the request never left: sending it again cannot apply it twice
                 raise UpstreamError(f"the exchange broke off: {exc or type(exc).__name__}") from exc
         raise AssertionError("unreachable")
 
