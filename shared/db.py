@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared import context
-from shared.driver import check_in, checkout, orm_connection
 from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
@@ -77,24 +76,11 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
 def create_engine(
     database_url: str, pool_size: int = 20, *, generic_plans: bool = False
 ) -> AsyncEngine:
-    """SQLAlchemy never begins, commits or resets here: transactions are the unit of work's,
-    on the driver's connection (see `shared.driver`), and reads outside one autocommit.
+    """An engine in autocommit mode that resets nothing on check-in: transactions are the unit
+    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits.
 
-    With `generic_plans`, each prepared statement is planned once per connection, never again
-    for its parameters (`plan_cache_mode`): for a service whose statements all find rows by key.
-    Postgres's own choice tries five custom plans and keeps planning anew whenever the generic
-    plan's estimate is higher; it is, wherever arrays are unnested (their length unknown, ten
-    rows assumed), so a statement of several CTEs cost more to plan each time than to run.
-
-    Planned once, such a statement is planned for its keys, not for the size of its tables at
-    the time (`enable_seqscan` off: a table is read whole only where no index serves). A plan
-    lasts until its connection closes or its tables are vacuumed or analyzed, and one made
-    while a table was empty (a new registry; the outbox just after a vacuum) read it whole
-    however it grew: the relay's removal of published events read every page of the outbox,
-    of rows removed since that vacuum, twenty times a second (bench/README.md). Where no index
-    serves, the whole-table read's plan carries the cost Postgres (up to 17) gives a disabled
-    path, past every JIT threshold: `jit` is off, or each such statement (a search of models
-    by name) is compiled anew at every run, 130 ms of it."""
+    `generic_plans` plans each prepared statement once per connection (the registry's, until
+    its indexes make it unnecessary)."""
     server_settings = (
         {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
         if generic_plans
@@ -182,14 +168,15 @@ class UnitOfWork:
         self._session = None
         self._begun = False
         self._ended = False
-        self._pooled = await checkout(self._engine)
-        self.conn: asyncpg.Connection = self._pooled.driver_connection
-        if self._begin_at_start:
-            try:
+        self._connection = await self._engine.connect()
+        try:
+            raw = await self._connection.get_raw_connection()
+            self.conn: asyncpg.Connection = raw.driver_connection
+            if self._begin_at_start:
                 await self.begin()
-            except BaseException:
-                await check_in(self._engine, self._pooled, reusable=False)
-                raise
+        except BaseException:
+            await self._give_back()
+            raise
         return self
 
     @property
@@ -210,7 +197,7 @@ class UnitOfWork:
             raise RuntimeError("an ORM session needs the unit of work's transaction: begin() first")
         if self._session is None:
             self._session = AsyncSession(
-                bind=orm_connection(self._engine, self._pooled),
+                bind=self._connection,
                 expire_on_commit=False,
                 autoflush=False,
             )
@@ -287,10 +274,20 @@ class UnitOfWork:
                 if self._session is not None:
                     await self._session.close()
             finally:
-                # If neither commit nor rollback went through, its state is unknown: closed.
-                await check_in(self._engine, self._pooled, reusable=self._ended)
-                # Whatever committed is published, even when the command failed afterwards.
-                self._dispatch()
+                try:
+                    await self._give_back()
+                finally:
+                    # Whatever committed is published, even when the command failed afterwards.
+                    self._dispatch()
+
+    async def _give_back(self) -> None:
+        """The connection back to the pool; if neither commit nor rollback went through, its
+        state is unknown, so it is closed instead."""
+        try:
+            if not self._ended:
+                await self._connection.invalidate()
+        finally:
+            await self._connection.close()
 
     def _uncommitted(self) -> None:
         """The statements ran in a transaction nobody here began, on a connection handed over
@@ -307,7 +304,7 @@ class UnitOfWork:
         """End the transaction after the command's error, which stays the one raised. A command
         cancelled (or interrupted) mid-way leaves its connection in a state nobody knows, and
         SQLAlchemy may have closed it already: that connection, like one whose ROLLBACK fails,
-        is closed instead (`check_in`), which ends its transaction as well."""
+        is closed instead, which ends its transaction as well."""
         if isinstance(error, Exception):
             try:
                 if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
