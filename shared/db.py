@@ -1,4 +1,18 @@
-"""Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
+"""Async SQLAlchemy: the engine, a metadata bound to one service's schema, the unit of work.
+
+The house rule for queries (STYLE.md habit 12), the same in every service:
+
+- A service's queries live in its `store.py`, which says its style in its docstring. The
+  style is SQLAlchemy (ORM or Core) on an `AsyncSession`. A hot path may instead be SQL on
+  asyncpg, as a `shared.statements.Statement`: built once at import from the tables (Core, or
+  `text()` with named parameters), run with named values.
+- A store function takes one handle: the session (`uow.session`), asyncpg's connection
+  (`uow.conn`; `runtime.connection()` for a read outside a command), or the `UnitOfWork`
+  itself for a statement that writes its own events (`fetchrow_writing_events`).
+- A command (in `service.py`) is one unit of work, `async with runtime.uow() as uow:`; its
+  events go with `uow.record(...)`. Nothing else begins or commits.
+- A duplicate is found by `ON CONFLICT ... DO NOTHING`, never by a constraint's name.
+"""
 
 import json
 import logging
@@ -25,15 +39,17 @@ from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
 from shared.outbox import (
+    EVENT_PARAMETERS,
     OutboxMessage,
     event_bytes_carried,
     insert_literal_sql,
     outbox_table,
 )
+from shared.statements import Statement
 
 log = logging.getLogger(__name__)
 
-# Stable constraint names, so a store can tell a duplicate name from a duplicate version.
+# Stable constraint names: migrations and `ON CONFLICT ON CONSTRAINT` name them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -123,21 +139,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
-    The unit of work owns the transaction on the driver's connection, so statements sent
-    through the ORM session (`session`) and straight through asyncpg (`conn`, for hot paths:
-    half the CPU per statement) are one transaction. SQLAlchemy runs in autocommit mode on that
-    connection (`create_engine`): it never begins or commits on its own.
-
-    Events recorded with `record()` are written to the outbox table in the same transaction,
-    and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
-    a service commits.
-
-    Round trips are what a command costs most (bench/README.md), so the outbox rows go in the
-    same message as the COMMIT: BEGIN, the command's own statements, then `INSERT ...; COMMIT`.
-    A command whose change is one statement does better: made with `begin=False`, its unit of
-    work sends no BEGIN, and `fetchrow_writing_events` runs the statement, which writes the
-    command's events itself (`shared.outbox.written_by_statement_sql`), as a transaction of its
-    own: one round trip. Should the command need more, `begin()` starts the transaction.
+    `session` (SQLAlchemy) and `conn` (asyncpg, under it) are one transaction, begun with
+    `BEGIN` on asyncpg's connection; events recorded go to the outbox in the message of the
+    COMMIT, and to `committed` (the relay) once it succeeded. Made with `begin=False`, it
+    sends no BEGIN: a command that is one statement writes its events in that statement
+    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed.
     """
 
     def __init__(
@@ -213,15 +219,17 @@ class UnitOfWork:
 
     async def fetchrow_writing_events(
         self,
-        sql: str,
+        statement: Statement | str,
         *args: Any,
         events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
         """Run a statement that writes the command's events itself: its SQL holds
-        `written_by_statement_sql` with the same `fill`, whose parameters follow `args`. The
-        statement returns its `source` row, or no row when it wrote nothing; only with a row
-        were the events written. The `fill` fields of their data are placeholders until then.
+        `written_by_statement_sql` with the same `fill`. A `Statement` takes its values as
+        the one argument (a mapping; the events go in as `EVENT_PARAMETERS`); SQL text, as
+        positional arguments that the events' three arrays follow. The statement returns its
+        `source` row, or no row when it wrote nothing; only with a row were the events
+        written. The `fill` fields of their data are placeholders until then.
 
         Before `begin()`, the statement is a transaction of its own: the command's change and
         its events commit together in one round trip. Inside the transaction, they commit with
@@ -229,10 +237,15 @@ class UnitOfWork:
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)
-        row = await self.conn.fetchrow(
-            sql, *args, [m.id for m in messages], [m.subject for m in messages],
-            [m.payload for m in messages],
-        )  # fmt: skip
+        arrays = ([m.id for m in messages], [m.subject for m in messages],
+                  [m.payload for m in messages])  # fmt: skip
+        if isinstance(statement, Statement):
+            (values,) = args
+            row = await statement.fetchrow(
+                self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
+            )
+        else:
+            row = await self.conn.fetchrow(statement, *args, *arrays)
         if row is None:
             return None
         if fill:

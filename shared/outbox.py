@@ -119,13 +119,17 @@ def insert_literal_sql(table: Table, messages: Sequence[OutboxMessage]) -> str:
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
+# The parameters a statement that writes its events takes them in (`Statement` values).
+EVENT_PARAMETERS = ("event_ids", "event_subjects", "event_payloads")
+
+
 def written_by_statement_sql(
-    table: Table, first_parameter: int, source: str, fill: Mapping[str, str] = {}
+    table: Table, first_parameter: int | None, source: str, fill: Mapping[str, str] = {}
 ) -> str:
     """A CTE `events` for a statement that writes its command's events to the outbox itself
     (`UnitOfWork.fetchrow_writing_events`), once for the row of the CTE `source`: none when
-    the statement wrote nothing. Parameters `$n` to `$n+2` are the arrays of the events' ids,
-    subjects and payloads.
+    the statement wrote nothing. The events' ids, subjects and payloads are arrays in the
+    parameters `EVENT_PARAMETERS` (`text()`, `first_parameter` None) or `$n` to `$n+2`.
 
     `fill` maps fields of the events' data to columns of `source` whose values the statement
     makes (a version's number, say): they are set into each payload from the row written."""
@@ -137,12 +141,15 @@ def written_by_statement_sql(
                 raise ValueError(f"not a field and a column: {field!r}, {column!r}")
             document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
         payload = f"convert_to({document}::text, 'UTF8')"
-    ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
+    if first_parameter is None:
+        ids, subjects, payloads = (f":{name}" for name in EVENT_PARAMETERS)
+    else:
+        ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
     return f"""events AS (
         INSERT INTO {table.schema}.{table.name} (id, subject, payload)
         SELECT e.id, e.subject, {payload}
-        FROM unnest({ids}::uuid[], {subjects}::text[], {payloads}::bytea[]) WITH ORDINALITY
-            AS e(id, subject, payload, n),
+        FROM unnest(CAST({ids} AS uuid[]), CAST({subjects} AS text[]),
+                    CAST({payloads} AS bytea[])) WITH ORDINALITY AS e(id, subject, payload, n),
             {source}
         ORDER BY e.n
     )"""
