@@ -3,7 +3,6 @@ together by its FastAPI lifespan. Built by `create_app(settings)`, never at impo
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -31,14 +30,6 @@ from shared.outbox import (
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-# The collector's generations (Python's defaults: 700, 10, 10). A request's objects die by
-# reference count; what the collector finds is mostly what outlives requests (remembered
-# stages, cached statements). With the defaults a registry under load ran a full collection
-# every 3-5 s, each stopping every request in flight for 5-26 ms; with these, none in 20 s at
-# 600 transitions/s (bench/README.md).
-GC_THRESHOLDS = (10_000, 10, 100)
-
 
 class ServiceRuntime:
     def __init__(
@@ -109,11 +100,6 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
         if self.consumers:
             await self.broker.start()
-        # What start-up built lives as long as the process: out of the collector's sight, a
-        # full collection no longer walks it, and no longer stalls every request for many ms.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
