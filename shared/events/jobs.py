@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic import (
 
 from shared.environments import Env
 from shared.events.envelope import EventData
+from shared.validation import JsonObject, Text, refuse_nul
 
 
 class JobType(StrEnum):
@@ -104,8 +106,8 @@ MemoryQuantity = Annotated[
 
 
 class JobResources(_Request):
-    gpus: int | None = Field(default=None, ge=0)
-    gpu_type: str | None = None
+    gpus: int | None = Field(default=None, ge=0, le=1024)
+    gpu_type: Text | None = None
     cpu: CpuQuantity = Field(
         default=None,
         description="Cores, a Kubernetes quantity: 1, 0.5 or '500m'. Kept and answered in "
@@ -122,17 +124,48 @@ class RegisterModelRequest(_Request):
     model_id: UUID
 
 
+COMMAND_DESCRIPTION = (
+    "The program and its arguments; `parameters` follow as `--key value`. The local executor "
+    "runs it as a process on the jobs service's machine with the service's environment: "
+    "`python` is the first one on the service's PATH (under `make up`, the platform's own "
+    "virtualenv) unless `python_env` names another. The Kubernetes executor runs it in "
+    "`image`. Either way the job gets MLFLOW_TRACKING_URI and MLFLOW_RUN_ID of its run."
+)
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+AbsolutePath = Annotated[Text, AfterValidator(_absolute_path)]
+
+
 class JobRequest(_Request):
     """A training or evaluation job as asked for, before the data model's rules are applied."""
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    name: Annotated[Name, AfterValidator(refuse_nul)]
     project_id: UUID
     env: Env
     job_type: JobType = JobType.TRAINING
-    command: Annotated[list[str], Field(min_length=1)]
-    working_dir: str | None = None
-    image: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    command: Annotated[list[Text], Field(min_length=1, description=COMMAND_DESCRIPTION)]
+    working_dir: Text | None = Field(
+        default=None,
+        description="Where the command runs; by default a directory of the job's own "
+        "(local executor) or the image's working directory (Kubernetes).",
+    )
+    python_env: AbsolutePath | None = Field(
+        default=None,
+        description="Local executor only: the absolute path of a virtualenv or conda prefix "
+        "whose bin/ goes first on the job's PATH, so `python` is that environment's. The "
+        "Kubernetes executor ignores it (the image decides) and says so in `warnings`.",
+    )
+    image: Text | None = Field(
+        default=None, description="Kubernetes executor: the container image the job runs in."
+    )
+    parameters: JsonObject = Field(default_factory=dict)
     use_gpu: bool = False
     resources: JobResources = Field(default_factory=JobResources)
     dataset_version_ids: list[UUID] = Field(default_factory=list)
@@ -232,5 +265,6 @@ class ExperimentRunUpdated(EventData):
     parameters: dict[str, Any]
     metrics: dict[str, float]
     artifact_uris: list[str]
+    artifacts: list[str] = Field(default_factory=list)  # the files logged, under the root
     start_time: datetime
     end_time: datetime | None
