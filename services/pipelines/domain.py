@@ -587,6 +587,22 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+class InvalidRunParameters(InvalidInput):
+    kind = "invalid-run-parameters"
+    title = "The run's parameters do not fit its pipeline's definition"
+
+
+def check_run_parameters(definition: PipelineDefinition, parameters: Mapping[str, Any]) -> None:
+    """A run gives only declared parameters, and every one whose default is null."""
+    problems = [f"'{name}' is not a parameter of the pipeline" for name in parameters
+                if name not in definition.parameters]
+    problems += [f"'{name}' has no default, so the run must give it"
+                 for name, default in definition.parameters.items()
+                 if default is None and parameters.get(name) is None]
+    if problems:
+        raise InvalidRunParameters("; ".join(problems), problems=problems)
+
+
 # ---- the status machines -------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ from shared.events.pipelines import (
     PipelineSucceeded,
     StageJobCancellationRequested,
 )
+from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 
 DEFAULT_RUN_MAX_RETRIES = 3
 
@@ -224,6 +225,32 @@ def answer_of_job_event(data: JobEvent, at: datetime) -> Answer | None:
         case JobCancelled():
             return StageFailed(stage, attempt, at, f"job {data.job_id} was cancelled")
     return None
+
+
+def answer_of_version_created(data: ModelVersionCreated, stage: str, attempt: int,
+                              at: datetime) -> Answer:
+    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
+               "version": data.version}
+    return StageSucceeded(stage, attempt, at, outputs)
+
+
+def answer_of_version_transitioned(data: ModelVersionTransitioned, stage: str, attempt: int,
+                                   at: datetime) -> Answer:
+    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
+               "stage": data.to_stage}
+    return StageSucceeded(stage, attempt, at, outputs)
+
+
+def answer_of_deployment(data: Mapping[str, Any], stage: str, attempt: int, healthy: bool,
+                         at: datetime) -> Answer:
+    """Serving's DeploymentHealthy or DeploymentFailed (read from its data's fields)."""
+    if not healthy:
+        return StageFailed(stage, attempt, at,
+                           f"deployment {data.get('deployment_id')} failed: {data.get('reason')}")
+    outputs = {"deployment_id": data.get("deployment_id"),
+               "endpoint_id": data.get("endpoint_id"),
+               "version_id": data.get("model_version_id")}
+    return StageSucceeded(stage, attempt, at, outputs)
 
 
 # ---- the plan ------------------------------------------------------------------------------
@@ -423,6 +450,10 @@ class _Step:
             self.set_run(RunStatus.RUNNING, PipelineStarted)
 
     def stage_succeeded(self, name: str, outputs: Mapping[str, Any]) -> None:
+        spec = self.spec(name)
+        if spec.kind == StageKind.PROMOTE and outputs.get("stage") != substitute(
+                spec.parameters["stage"], self.resolve):
+            return  # the registry's other move of that promotion (the former version archived)
         self.stage_started(name, _uuid(outputs.get("job_id")))
         self.set_stage(
             name,
