@@ -13,7 +13,8 @@ def pipelines_settings(database_url: str, nats_url: str):
                              pipelines_deadline_sweep_seconds=0.2)
 
 
-@pytest.fixture(scope="session")
+# Per module: a test module that stops and starts its own service has no other one beside it.
+@pytest.fixture(scope="module")
 async def pipelines_app(pipelines_settings):
     from services.pipelines.app import create_app
 
@@ -22,7 +23,7 @@ async def pipelines_app(pipelines_settings):
         yield app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def pipelines_client(pipelines_app):
     import httpx
 
