@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from kubernetes import client as k8s
 
 from services.pipelines import service, store
 from services.pipelines.api import router
+from services.pipelines.argo_runs import ArgoRuns
 from services.pipelines.consumers import CONSUMERS
 from services.pipelines.engine import Tick
 from services.pipelines.models import metadata
@@ -37,22 +39,30 @@ async def sweep_deadlines(runtime: ServiceRuntime, every_seconds: float) -> None
             log.exception("the deadline sweep failed; it runs again in %s s", every_seconds)
 
 
-def create_app(settings: PipelinesSettings) -> FastAPI:
+def create_app(
+    settings: PipelinesSettings, argo_api_client: k8s.ApiClient | None = None
+) -> FastAPI:
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
+    argo_runs = ArgoRuns(runtime, settings, argo_api_client)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with runtime.lifespan(app):
-            sweeper = asyncio.create_task(
-                sweep_deadlines(runtime, settings.pipelines_deadline_sweep_seconds),
-                name="pipelines-deadline-sweep",
-            )
+            tasks = [
+                asyncio.create_task(
+                    sweep_deadlines(runtime, settings.pipelines_deadline_sweep_seconds),
+                    name="pipelines-deadline-sweep",
+                )
+            ]
+            if settings.uses_argo:
+                tasks.append(asyncio.create_task(argo_runs.watch(), name="pipelines-argo-watch"))
             try:
                 yield
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = FastAPI(
         telemetry=NO_TELEMETRY,
@@ -63,6 +73,7 @@ def create_app(settings: PipelinesSettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.argo_runs = argo_runs
     app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
     install_problem_handlers(app)
     install_health_routes(app, runtime)

@@ -31,8 +31,13 @@ class PipelineNameTaken(Conflict):
     title = "The project has a pipeline by that name"
 
 
+class RetryUnsupported(Conflict):
+    kind = "pipeline-run-retry-unsupported"
+    title = "Only a run of the local engine is retried; start a new run instead"
+
+
 PROBLEMS = (
     InvalidDefinition, InvalidRunParameters, IllegalRunTransition, PipelineNotFound,
     DefinitionVersionNotFound, RunNotFound, PipelineNameTaken, RunFinished, RunNotFailed,
-    RunRetriesExhausted, StageNotAwaitingApproval, StageNotFound,
+    RunRetriesExhausted, StageNotAwaitingApproval, StageNotFound, RetryUnsupported,
 )

@@ -3,6 +3,7 @@ a run driven by the local engine, whose every plan (the run's new state, its eve
 commands to other services) commits in one transaction."""
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,13 +24,16 @@ from services.pipelines.engine import (
     Start,
     new_run,
     plan,
+    reconcile,
 )
 from services.pipelines.errors import (
     DefinitionVersionNotFound,
     PipelineNameTaken,
     PipelineNotFound,
+    RetryUnsupported,
     RunNotFound,
 )
+from services.pipelines.integrations.argo import WorkflowObservation, workflow_name
 from services.pipelines.models import WorkflowPipeline
 from services.pipelines.schemas import PipelineCreate, RunCreate
 from shared import context
@@ -86,8 +90,13 @@ async def _keep_definition(
     ), pipeline.id)
 
 
-async def start_run(uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, actor: str) -> UUID:
-    """A run of the pipeline's chosen definition, its first stages asked for in the same commit."""
+async def start_run(
+    uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, actor: str,
+    orchestration: OrchestrationSystem = OrchestrationSystem.LOCAL,
+    workflow_namespace: str = LOCAL_NAMESPACE,
+) -> UUID:
+    """A run of the pipeline's chosen definition. On the local engine its first stages are asked
+    for in the same commit; on Argo the workflow is submitted once this commits."""
     pipeline = await store.get_pipeline(uow.session, pipeline_id)
     if pipeline is None:
         raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
@@ -101,11 +110,13 @@ async def start_run(uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, acto
         id=uuid4(), pipeline_id=pipeline.id, pipeline_name=pipeline.name,
         project_id=pipeline.project_id, env=body.env.value, definition=definition,
         definition_version=version, parameters=body.parameters, started_by=actor,
-        max_retries=body.max_retries, orchestration_system=OrchestrationSystem.LOCAL,
+        max_retries=body.max_retries, orchestration_system=orchestration,
     )
     started = plan(run, Start(now()))
-    await store.insert_run(uow.session, started.run, workflow_id=str(run.id),
-                           workflow_namespace=LOCAL_NAMESPACE)
+    workflow_id = str(run.id) if orchestration == OrchestrationSystem.LOCAL \
+        else workflow_name(pipeline.name, run.id)
+    await store.insert_run(uow.session, started.run, workflow_id=workflow_id,
+                           workflow_namespace=workflow_namespace)
     _record(uow, started)
     return run.id
 
@@ -119,12 +130,29 @@ async def _locked_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID) -> RunSt
 
 async def cancel_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, *, actor: str) -> None:
     run = await _locked_run(uow, pipeline_id, run_id)
-    await _apply(uow, plan(run, Cancel(actor, now())))
+    result = plan(run, Cancel(actor, now()))
+    if run.orchestration_system != OrchestrationSystem.LOCAL:
+        result = replace(result, commands=())  # its orchestrator stops its pods itself
+    await _apply(uow, result)
 
 
 async def retry_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, *, actor: str) -> None:
     run = await _locked_run(uow, pipeline_id, run_id)
+    if run.orchestration_system != OrchestrationSystem.LOCAL:
+        raise RetryUnsupported(
+            f"run {run_id} runs on {run.orchestration_system}; start a new run instead")
     await _apply(uow, plan(run, Retry(actor, now())))
+
+
+async def sync_run(uow: UnitOfWork, run_id: UUID, observation: WorkflowObservation) -> None:
+    """Take over what the run's workflow reports, with the events of each change."""
+    run = await store.lock_run(uow.session, run_id)
+    if run is None or run.status.finished:
+        return
+    result = reconcile(run, observation.status, observation.stages, now(),
+                       message=observation.message)
+    if result.changed:
+        await _apply(uow, result)
 
 
 async def approve_stage(

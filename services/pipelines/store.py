@@ -142,6 +142,16 @@ async def list_runs(
     return (await session.scalars(stmt)).all(), total or 0
 
 
+async def active_runs(session: AsyncSession, system: str) -> list[tuple[UUID, str]]:
+    """(run id, workflow id) of every run of `system` that has not finished."""
+    finished = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+    stmt = (select(PipelineRun.id, PipelineRun.workflow_id)
+            .where(PipelineRun.orchestration_system == system,
+                   PipelineRun.status.not_in(finished))
+            .order_by(PipelineRun.created_at))
+    return [(row.id, row.workflow_id) for row in await session.execute(stmt)]
+
+
 async def runs_past_deadline(session: AsyncSession, now: datetime) -> list[UUID]:
     """Runs with a stage at work past its timeout: the sweep plans a Tick for each."""
     stmt = (select(PipelineRunStage.run_id).distinct()
