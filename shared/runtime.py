@@ -3,7 +3,6 @@ together by its FastAPI lifespan. Built by `create_app(settings)`, never at impo
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -31,13 +30,6 @@ from shared.outbox import (
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-# The collector's generations (Python's defaults: 700, 10, 10). A request's objects die by
-# reference count; what the collector finds is mostly what outlives requests (remembered
-# stages, cached statements). With the defaults a registry under load ran a full collection
-# every 3-5 s, each stopping every request in flight for 5-26 ms; with these, none in 20 s at
-# 600 transitions/s (bench/README.md).
-GC_THRESHOLDS = (10_000, 10, 100)
 
 # What a service cannot serve without. Not the bus: while it is down the outbox takes every
 # write and the relay publishes them once it is back, so the service is ready, degraded; a
@@ -115,11 +107,6 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
         if self.consumers:
             await self.broker.start()
-        # What start-up built lives as long as the process: out of the collector's sight, a
-        # full collection no longer walks it, and no longer stalls every request for many ms.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
