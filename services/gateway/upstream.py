@@ -102,11 +102,15 @@ class Upstream:
         for session in sessions:
             await session.close()
 
-    def _session(self, replica: int | None) -> aiohttp.ClientSession:
+    def _turns(self, replica: int | None) -> list[aiohttp.ClientSession]:
+        """The sessions to try in order: the next replica in turn, then the others."""
         if not self._sessions:
             raise UpstreamError("the gateway is not started")
-        index = next(self._turn) if replica is None else replica
-        return self._sessions[index % len(self._sessions)]
+        count = len(self._sessions)
+        if replica is not None:
+            return [self._sessions[replica % count]]
+        first = next(self._turn)
+        return [self._sessions[(first + i) % count] for i in range(count)]
 
     async def request(
         self,
@@ -119,31 +123,37 @@ class Upstream:
         replica: int | None = None,
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
-        replica in turn (or to `replica`) and return its reply; UpstreamError when it cannot
-        be reached, breaks off or takes longer than `timeout` to answer."""
+        replica in turn (another when it cannot be reached; only `replica` if given) and
+        return its reply; UpstreamError when none can be reached, or the exchange breaks off
+        or takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
         sent_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
         options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
-        session = self._session(replica)
-        for attempt in (1, 2):
-            try:
-                response = await session.request(
-                    method, url, headers=sent_headers, data=body or None, **options
-                )
-                return await _reply(response, method)
-            except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-                raise UpstreamError("no reply in time") from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise UpstreamError(f"cannot connect: {exc}") from exc
-            except aiohttp.ClientConnectionResetError as exc:
-                if attempt == 1:
-                    continue  # it never left: sending it again cannot apply it twice
-                raise UpstreamError(f"the connection closed: {exc}") from exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                raise UpstreamError(f"the exchange broke off: {exc or type(exc).__name__}") from exc
-        raise AssertionError("unreachable")
+        unreachable: aiohttp.ClientConnectorError | None = None
+        resent = False
+        for session in self._turns(replica):
+            while True:
+                try:
+                    response = await session.request(
+                        method, url, headers=sent_headers, data=body or None, **options
+                    )
+                    return await _reply(response, method)
+                except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+                    raise UpstreamError("no reply in time") from exc
+                except aiohttp.ClientConnectorError as exc:
+                    unreachable = exc  # nothing was sent: the next replica may take it
+                    break
+                except aiohttp.ClientConnectionResetError as exc:
+                    if not resent:
+                        resent = True
+                        continue  # it never left: sending it again cannot apply it twice
+                    raise UpstreamError(f"the connection closed: {exc}") from exc
+                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                    detail = exc or type(exc).__name__
+                    raise UpstreamError(f"the exchange broke off: {detail}") from exc
+        raise UpstreamError(f"cannot connect: {unreachable}") from unreachable
 
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:

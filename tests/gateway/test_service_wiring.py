@@ -85,6 +85,22 @@ async def test_a_service_in_the_table_is_forwarded_asked_and_documented(
         assert "/api/v1/registry/models" in document["paths"]
 
 
+async def test_a_replica_that_cannot_be_reached_is_passed_over(
+    gateway_settings, registry: FakeRegistry, replicas
+) -> None:
+    (first, second), urls = replicas
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = gateway_settings(
+        registry_url=registry.url, jobs_url=registry.url, dummy_url=f"{down},{urls}"
+    )
+    async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
+        replies = [await gateway.post(f"/api/v1/dummies/{i}", headers=ADMIN) for i in range(6)]
+        ready = (await gateway.get("/readyz")).json()
+    assert [reply.status_code for reply in replies] == [200] * 6
+    assert len(first.served) + len(second.served) == 6  # each once, writes included
+    assert ready["checks"]["dummy"] is True
+
+
 async def test_a_path_outside_every_services_roots_is_not_forwarded(
     gateway_settings, registry: FakeRegistry, replicas
 ) -> None:
