@@ -7,6 +7,7 @@ closed, RFC 9112 section 9.3.1), and any request that never wholly left: aiohttp
 did leave is not repeated: the service may have applied it.
 """
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
 
@@ -78,7 +79,9 @@ class Upstream:
             raise ValueError("a service needs at least one URL")
         self.urls = tuple(url.rstrip("/") for url in urls)
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self._timeout = timeout
+        # No total: a streamed reply (a followed log) may last; `request` bounds the rest.
+        self._client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._sessions: list[aiohttp.ClientSession] = []
         self._turn = itertools.count()
 
@@ -91,7 +94,7 @@ class Upstream:
                 aiohttp.ClientSession(
                     base_url=url,
                     connector=connector,
-                    timeout=self._timeout,
+                    timeout=self._client_timeout,
                     auto_decompress=False,  # the body goes on as the service wrote it
                     skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
                 )
@@ -124,23 +127,28 @@ class Upstream:
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
         replica in turn (another when it cannot be reached; only `replica` if given) and
-        return its reply; UpstreamError when none can be reached, or the exchange breaks off
-        or takes longer than `timeout`."""
+        return its reply; UpstreamError when none can be reached, or the exchange breaks off,
+        or the reply's head (and its body, when of known length) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
         sent_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-        options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._timeout if timeout is None else timeout)
         unreachable: aiohttp.ClientConnectorError | None = None
         resent = False
         for session in self._turns(replica):
             while True:
+                response: aiohttp.ClientResponse | None = None
                 try:
-                    response = await session.request(
-                        method, url, headers=sent_headers, data=body or None, **options
-                    )
-                    return await _reply(response, method)
+                    async with asyncio.timeout_at(deadline):
+                        response = await session.request(
+                            method, url, headers=sent_headers, data=body or None
+                        )
+                        return await _reply(response, method)
                 except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+                    if response is not None:
+                        response.close()  # its state is unknown: the connection goes
                     raise UpstreamError("no reply in time") from exc
                 except aiohttp.ClientConnectorError as exc:
                     unreachable = exc  # nothing was sent: the next replica may take it

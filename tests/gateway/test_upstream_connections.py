@@ -7,8 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 
+from services.gateway.upstream import Upstream, UpstreamError
 from shared.http import install_problem_handlers
 from tests.gateway.conftest import ADMIN, running_gateway, serving
 
@@ -151,3 +157,33 @@ async def test_concurrent_requests_beside_failures_get_their_own_replies(
             replies = await asyncio.gather(*(call(name) for name in names))
     statuses = [(name, reply.status_code) for name, reply in zip(names, replies, strict=True)]
     assert statuses == [(name, 500 if name == "boom" else 200) for name in names]
+
+
+def slow_service() -> Starlette:
+    async def slow(_: Request) -> Response:
+        await asyncio.sleep(2)
+        return JSONResponse({"late": True})
+
+    async def follow(_: Request) -> Response:
+        async def lines() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield b"line %d\n" % i
+                await asyncio.sleep(0.6)
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+    return Starlette(routes=[Route("/slow", slow), Route("/follow", follow)])
+
+
+async def test_a_reply_is_timed_but_a_stream_may_outlast_the_timeout() -> None:
+    async with serving(slow_service()) as url:
+        upstream = Upstream([url], connections=2, timeout=1.0)
+        await upstream.start()
+        try:
+            with pytest.raises(UpstreamError, match="in time"):
+                await upstream.request("GET", "/slow")
+            streamed = await upstream.request("GET", "/follow")
+            assert streamed.body is None
+            assert await streamed.read() == b"line 0\nline 1\nline 2\n"  # over 1.2 s
+        finally:
+            await upstream.close()
