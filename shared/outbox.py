@@ -1,24 +1,13 @@
 """Transactional outbox: events are rows committed with the change; a relay publishes them.
 
-Two paths lead from the outbox to JetStream, both publishing with `Nats-Msg-Id` = event id:
+- **Dispatch**: a unit of work hands its committed events to `OutboxRelay.dispatch`, which
+  publishes them at once (`publish_async`) and removes their rows in batches once acked.
+- **Sweep**: every `poll_seconds`, rows still there a while after they were written (a process
+  died before publishing, the bus was away) are published (`js.publish`) and removed.
 
-- **Dispatch** (the fast path): right after a unit of work commits, it hands its events to
-  `OutboxRelay.dispatch`. The relay publishes them at once, without reading them back, and
-  removes their rows in batches once JetStream acked them.
-- **Sweep** (the safety net): every `poll_seconds` the relay publishes rows that are still
-  there a while after they were written: events of a process that died between commit
-  and publish, or of a publish that failed while the bus was away.
-
-A row leaves the outbox only after JetStream acked it, so nothing is lost; when both paths
-publish one event, or a crash comes between publish and removal, JetStream's duplicate window
-drops the copy. Every row in the outbox is an event still to publish: the table holds what is
-in flight, not the history (the stream keeps that), and a delete writes less than marking the
-row would (no new row version, no index entries).
-
-An event JetStream refuses (no stream takes its subject, say) stays, with how often it was
-refused and why. The sweep tries it again after a pause that doubles each time, up to
-`RETRY_MAX_SECONDS`: it holds up none of the others, and until an operator fixes what refused
-it, neither the bus nor the log has it every second.
+Both publish with `Nats-Msg-Id` = the event's id, so JetStream's duplicate window drops a copy;
+a row goes only once acked, so nothing is lost. An event JetStream refuses stays, with why, and
+is tried again after a pause that doubles each time (up to `RETRY_MAX_SECONDS`).
 """
 
 import asyncio
