@@ -178,6 +178,7 @@ class OutboxRelay:
             WHERE o.id = r.id
         """
         self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
+        self._nc = nc
         self._js = nc.jetstream()
         self._logger = RepeatedLog(log)  # a problem of every message, once per window
         self._poll_seconds = poll_seconds
@@ -260,8 +261,11 @@ class OutboxRelay:
                         ack = await self._publisher.publish(m.subject, m.payload, _headers(m))
                         ack.add_done_callback(partial(self._acked, m.id))
                 except Exception:
+                    # The rest queued fare no better: all of it is the sweep's now.
+                    left = len(batch) + len(self._to_publish)
+                    self._to_publish.clear()
                     self._logger.warning("outbox relay: publishing failed; the sweep publishes "
-                                          "the events", count=len(batch), exc_info=True)  # fmt: skip
+                                          "the events", count=left, exc_info=True)  # fmt: skip
 
     def _acked(self, event_id: UUID, ack: asyncio.Future[int]) -> None:
         if ack.cancelled():
@@ -324,7 +328,8 @@ class OutboxRelay:
                                       "publishes them again", ACK_TIMEOUT_SECONDS,
                                       count=expired)  # fmt: skip
             try:
-                await self._publish_waiting(self._sweep_after)
+                if self._nc.is_connected:
+                    await self._publish_waiting(self._sweep_after)
             except Exception:
                 self._logger.warning("outbox relay: sweeping failed; retrying", exc_info=True)
             await asyncio.sleep(self._poll_seconds)
