@@ -64,9 +64,10 @@ class JetStreamPublisher:
                 f"({self._nc.max_payload})"
             ))  # fmt: skip
             return refused
-        ack = await self._js.publish_async(
-            subject, payload, wait_stall=self._ack_timeout, headers=headers
-        )
+        # No `wait_stall`: with one, each publish waits a turn of the event loop (a task for
+        # `wait_for`), and under load the dispatch fell seconds behind the commits. A place
+        # among the pending is freed by its ack or by `expire`.
+        ack = await self._js.publish_async(subject, payload, headers=headers)
         self._waiting.append((ack, asyncio.get_running_loop().time() + self._ack_timeout))
         return ack
 
