@@ -110,7 +110,10 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": "The server failed; the correlation id identifies its log lines.",
                 "instance": request.url.path,
                 "correlation_id": context.correlation_id.get(),
-            }
+            },
+            # The server closes the connection after an unhandled error: said here, a client
+            # that keeps connections does not send its next request down a closing one.
+            headers={"Connection": "close"},
         )
 
 

@@ -4,7 +4,7 @@ together by its FastAPI lifespan. Built by `create_app(settings)`, never at impo
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -30,6 +30,13 @@ from shared.outbox import (
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+# What a service cannot serve without. Not the bus: while it is down the outbox takes every
+# write and the relay publishes them once it is back, so the service is ready, degraded; a
+# readiness probe that failed would turn a bus outage into an outage of the API.
+REQUIRED = ("database", "outbox_relay")
+READINESS_SECONDS = 2.0
+
 
 class ServiceRuntime:
     def __init__(
@@ -114,9 +121,10 @@ class ServiceRuntime:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
+        """Whether each part works: the database, the bus, the outbox relay."""
         checks = {"database": False, "nats": bool(self.nats and self.nats.is_connected)}
         with contextlib.suppress(Exception):
-            async with self.engine.connect() as conn:
+            async with asyncio.timeout(READINESS_SECONDS), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = True
         checks["outbox_relay"] = self._relay_task is not None and not self._relay_task.done()
@@ -131,17 +139,23 @@ class ServiceRuntime:
             await self.stop()
 
 
+def readiness_reply(checks: dict[str, bool], required: Iterable[str] = REQUIRED) -> JSONResponse:
+    """200 while every `required` check holds, "degraded" when another one fails; else 503."""
+    ready = all(checks[name] for name in required)
+    degraded = ready and not all(checks.values())
+    status = "degraded" if degraded else "ready" if ready else "not ready"
+    return JSONResponse(
+        {"status": status, "ready": ready, "degraded": degraded, "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
 def install_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """`/healthz`: the process answers. `/readyz`: its database, bus and relay work."""
+    """`/healthz`: the process answers. `/readyz`: it can serve (`readiness_reply`)."""
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = await runtime.readiness()
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        return readiness_reply(await runtime.readiness())
