@@ -53,6 +53,9 @@ CONTENT_TYPE = "application/cloudevents+json"
 REMOVE_GATHER_SECONDS = 0.05
 # An event whose ack has not come by then is left to the sweep (JetStream drops a copy).
 ACK_TIMEOUT_SECONDS = 5.0
+# How long the sweep claims the rows it publishes: past it, a relay that died meanwhile or
+# heard no ack leaves them to the next sweep.
+CLAIM_SECONDS = 2 * ACK_TIMEOUT_SECONDS
 # The most a message on the bus may hold: nats-server's default `max_payload`, until a
 # service has connected and its server said its own.
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -76,7 +79,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("subject", String(255), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        # Set only when JetStream refused the event: how often, why, when to try again.
+        # How often JetStream refused the event and why; when the sweep may take it (again):
+        # after a refusal's pause, or once a sweep's claim on it ended.
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),
         Column("retry_at", DateTime(timezone=True)),
@@ -160,14 +164,20 @@ class OutboxRelay:
         self._table = table
         outbox = f"{table.schema}.{table.name}"
         self._remove_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::uuid[])"
-        # Rows another relay is publishing are skipped, not waited for; so are refused rows
-        # until their pause is over.
-        self._pending_sql = f"""
-            SELECT seq, id, subject, payload FROM {outbox}
-            WHERE created_at <= now() - $1::interval AND seq > $2
-                AND (retry_at IS NULL OR retry_at <= now())
-            ORDER BY seq LIMIT $3
-            FOR UPDATE SKIP LOCKED
+        # Rows are claimed for the time their publish may take (`retry_at`, in a statement of
+        # their own: no transaction is held while the bus answers). Rows another relay claimed
+        # are skipped, not waited for; so are refused rows until their pause is over.
+        self._claim_sql = f"""
+            UPDATE {outbox} o SET retry_at = now() + make_interval(secs => $4::float8)
+            FROM (
+                SELECT seq FROM {outbox}
+                WHERE created_at <= now() - $1::interval AND seq > $2
+                    AND (retry_at IS NULL OR retry_at <= now())
+                ORDER BY seq LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            ) claimed
+            WHERE o.seq = claimed.seq
+            RETURNING o.seq, o.id, o.subject, o.payload
         """
         # The pause after the nth refusal: the sweep's grace period, doubled n - 1 times.
         self._refused_sql = f"""
@@ -224,15 +234,19 @@ class OutboxRelay:
     async def _publish_batch(self, older_than: timedelta, after_seq: int) -> tuple[int, int, int]:
         """Publish the oldest rows left after `after_seq` and remove those JetStream stored;
         returns how many were taken, how many stored, and the last one's seq. A row it refuses
-        stays, paused before its next attempt, and holds up none of the others."""
-        async with driver_connection(self._engine) as conn, conn.transaction():
-            rows = await conn.fetch(self._pending_sql, older_than, after_seq, self._batch_size)
-            messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
-            stored, refused = await self._publish(messages) if rows else ([], {})
-            if stored:
-                await conn.execute(self._remove_sql, stored)
-            if refused:
-                await self._pause(conn, refused)
+        stays, paused before its next attempt; one unacked stays claimed until its claim ends."""
+        async with driver_connection(self._engine) as conn:
+            rows = await conn.fetch(self._claim_sql, older_than, after_seq, self._batch_size,
+                                    CLAIM_SECONDS)  # fmt: skip
+        rows = sorted(rows, key=lambda row: row["seq"])
+        messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
+        stored, refused = await self._publish(messages) if rows else ([], {})
+        if stored or refused:
+            async with driver_connection(self._engine) as conn:
+                if stored:
+                    await conn.execute(self._remove_sql, stored)
+                if refused:
+                    await self._pause(conn, refused)
         return len(rows), len(stored), rows[-1]["seq"] if rows else after_seq
 
     async def _pause(self, conn: asyncpg.Connection, refused: dict[UUID, str]) -> None:
