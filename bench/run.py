@@ -282,6 +282,9 @@ async def _run(config: Config) -> int:
             await asyncio.sleep(2)
             results["memory_mib"]["modelplane_idle"] = round(tree_rss_mib(mp_pids()), 1)
             results["memory_mib"]["mlflow_idle"] = round(tree_rss_mib(ml_pids()), 1)
+            # The platform's own MLflow tracking server, apart from the services it serves.
+            tracking = [pid for name, pid in platform.infra_pids.items() if name == "mlflow"]
+            results["memory_mib"]["tracking_idle"] = round(tree_rss_mib(tracking), 1)
             mp_peak = PeakSampler(mp_pids)
             ml_peak = PeakSampler(ml_pids)
 
@@ -330,7 +333,8 @@ async def _run(config: Config) -> int:
             results["memory_mib"]["modelplane_load"] = round(mp_peak.peak, 1)
             results["memory_mib"]["mlflow_load"] = round(ml_peak.peak, 1)
             results["memory_mib"] = {k: results["memory_mib"][k] for k in
-                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load")}  # fmt: skip
+                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load",
+                                      "tracking_idle")}  # fmt: skip
             await mlflow.stop()  # its CPU is not the list benchmark's
             results["list_latency_ms"] = await list_latency(mp, infra.postgres_url, mp_db, config)
         finally:
