@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
@@ -162,6 +162,7 @@ class Platform:
         self._embedded_nats: EmbeddedNats | None = None
         self._env: dict[str, str] = {}
         self._supervisor: asyncio.Task | None = None
+        self._infra_restarts: dict[str, asyncio.Task] = {}
         self._stopping = False
 
     @classmethod
@@ -273,6 +274,11 @@ class Platform:
                 with contextlib.suppress(asyncio.CancelledError):
                     await replica.restarting
                 replica.restarting = None
+        for restarting in self._infra_restarts.values():
+            restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
+        self._infra_restarts.clear()
         for group in reversed(start_groups(self.table)):
             replicas = [replica for spec in group for replica in self.replicas[spec.name]]
             await asyncio.gather(*map(self._stop_replica, replicas))
@@ -472,7 +478,43 @@ class Platform:
             for replica in self._all_replicas():
                 if replica.exited() and replica.restarting is None:
                     replica.restarting = asyncio.create_task(self._restart(replica))
+            nats_server, tracking = self._embedded_nats, self.tracking
+            if nats_server is not None and nats_server.process.poll() is not None:
+                self._restart_infrastructure("nats", self._restart_embedded_nats(nats_server))
+            if tracking is not None and tracking.exited():
+                self._restart_infrastructure("mlflow", self._restart_tracking(tracking))
             await asyncio.sleep(0.2)
+
+    def _restart_infrastructure(self, name: str, restart: Coroutine[None, None, None]) -> None:
+        """One restart at a time per server; a failed one is tried again after the back-off."""
+        if (running := self._infra_restarts.get(name)) is not None and not running.done():
+            restart.close()
+            return
+
+        async def attempt() -> None:
+            try:
+                await restart
+            except Exception as error:  # noqa: BLE001 - logged; the next round tries again
+                log.error("%s did not come back: %s", name, error)
+                await asyncio.sleep(self.restart.longest)
+
+        self._infra_restarts[name] = asyncio.create_task(attempt())
+
+    async def _restart_embedded_nats(self, server: EmbeddedNats) -> None:
+        log.warning("embedded NATS exited with code %s; restarting", server.process.returncode)
+        # Started from the event loop's thread, as at start: it dies with that thread.
+        self._embedded_nats = start_embedded_nats(self.state_dir / "nats")
+        if self._embedded_nats.port != server.port:
+            log.error(
+                "embedded NATS came back on port %d, its old port %d taken; services still "
+                "use the old one", self._embedded_nats.port, server.port,
+            )  # fmt: skip
+
+    async def _restart_tracking(self, tracking: TrackingServer) -> None:
+        code = tracking.process.returncode if tracking.process is not None else None
+        log.warning("mlflow server exited with code %s; restarting", code)
+        await tracking.stop()  # what is left of its process group
+        await tracking.start()
 
     async def _restart(self, replica: Replica) -> None:
         assert replica.process is not None

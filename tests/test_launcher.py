@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from deploy.launcher import REPO_ROOT, Platform, PlatformError, RestartPolicy
-from shared.local_infra import free_port
+from shared.local_infra import free_port, tcp_answers
 from shared.service_table import TABLE_VARIABLE, ServiceSpec, current_table
 from tests.dummy_service import FAIL_VARIABLE
 
@@ -118,3 +118,33 @@ def test_make_up_with_a_bad_database_url_stops_with_one_line_naming_it(
     assert result.returncode == 1
     assert len(output) == 1, output
     assert "MODELPLANE_DATABASE_URL" in output[0] and said in output[0]
+
+
+async def test_the_embedded_nats_keeps_its_port_when_killed_and_when_the_platform_restarts(
+    database_url: str, tmp_path: Path
+) -> None:
+    def alone() -> Platform:
+        return Platform(
+            table=(ALPHA,),
+            database_url=database_url,
+            state_dir=tmp_path / "state",
+            log_dir=tmp_path / "logs",
+            start_tracking=False,
+            restart=FAST_RESTART,
+        )
+
+    async with alone() as running:
+        url, killed = running.nats_url, running.infra_pids["nats"]
+        os.kill(killed, signal.SIGKILL)
+        for _ in range(100):
+            if running.infra_pids["nats"] != killed and tcp_answers("127.0.0.1", port_of(url)):
+                break
+            await asyncio.sleep(0.1)
+        assert running.infra_pids["nats"] != killed
+        assert tcp_answers("127.0.0.1", port_of(url))
+    async with alone() as again:
+        assert again.nats_url == url
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
