@@ -537,13 +537,14 @@ class Platform:
 
 
 async def _check_nats_answers(url: str, variable: str = "MODELPLANE_NATS_URL") -> None:
-    async def no_reconnect(_error: Exception) -> None:
-        return None
+    async def quiet(_error: Exception) -> None:
+        """The one line below says it; nats-py's default would log each attempt's traceback."""
 
     try:
-        client = await nats.connect(
-            url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0,
-            error_cb=no_reconnect,
+        client = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=5, max_reconnect_attempts=1,
+                         reconnect_time_wait=0.1, error_cb=quiet),
+            timeout=20,
         )  # fmt: skip
     except Exception as error:  # noqa: BLE001 - any failure to connect means the same to a user
         raise PlatformError(f"{variable}: no NATS server answers at {url} ({error})") from None

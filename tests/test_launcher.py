@@ -148,3 +148,22 @@ async def test_the_embedded_nats_keeps_its_port_when_killed_and_when_the_platfor
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
+
+
+async def test_make_up_with_a_nats_url_nothing_answers_stops_with_one_line(
+    database_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "MODELPLANE_DATABASE_URL": database_url,
+        "MODELPLANE_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "MODELPLANE_HTTP_PORT": str(free_port()),
+    }
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.launcher",
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(launcher.communicate(), 60)
+    lines = output.decode().strip().splitlines()
+    assert launcher.returncode == 1
+    assert len(lines) == 1 and "MODELPLANE_NATS_URL: no NATS server answers" in lines[0], lines
