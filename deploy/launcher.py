@@ -44,6 +44,7 @@ from shared.service_table import (
     ServiceSpec,
     backends,
     by_name,
+    current_table,
     dump_table,
     format_urls,
     start_groups,
@@ -168,13 +169,15 @@ class Platform:
     @classmethod
     def from_environment(cls) -> Self:
         """`make up`: the gateway on its table port, others where their variables say or free."""
+        table = current_table()
         ports: dict[str, int] = {}
-        for spec in SERVICES:
+        for spec in table:
             if value := os.environ.get(spec.port_variable):
                 ports[spec.name] = int(value)
             elif spec.name == GATEWAY:
                 ports[spec.name] = spec.default_port
         return cls(
+            table=table,
             database_url=os.environ.get("MODELPLANE_DATABASE_URL") or None,
             nats_url=os.environ.get("MODELPLANE_NATS_URL") or None,
             host=os.environ.get(by_name()[GATEWAY].host_variable, "127.0.0.1"),
@@ -202,7 +205,7 @@ class Platform:
         """Replica label -> pid of its process, for memory and CPU measurement."""
         return {
             replica.label: replica.process.pid
-            for replica in self._all_replicas()
+            for replica in self.all_replicas()
             if replica.process is not None
         }
 
@@ -222,7 +225,8 @@ class Platform:
         """How often the supervisor restarted the service's processes since start."""
         return sum(replica.restarts for replica in self.replicas[name])
 
-    def _all_replicas(self) -> list[Replica]:
+    def all_replicas(self) -> list[Replica]:
+        """Every process of every service, in table order."""
         return [replica for group in self.replicas.values() for replica in group]
 
     def _replica(self, spec: ServiceSpec, index: int, port: int | None) -> Replica:
@@ -268,7 +272,7 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if replica.restarting is not None:
                 replica.restarting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -327,7 +331,7 @@ class Platform:
             log.info("embedded Postgres at %s", self.database_url)
 
     def _check_ports_free(self) -> None:
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if tcp_answers(self.host, replica.port):
                 variable = replica.spec.port_variable
                 raise PlatformError(
@@ -445,7 +449,7 @@ class Platform:
                 await asyncio.sleep(0.2)
 
     def _exited_replica(self) -> Replica | None:
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if replica.exited():
                 return replica
         return None
@@ -475,7 +479,7 @@ class Platform:
     async def _supervise(self) -> None:
         """Restart each process that dies, with back-off; the others go on serving."""
         while not self._stopping:
-            for replica in self._all_replicas():
+            for replica in self.all_replicas():
                 if replica.exited() and replica.restarting is None:
                     replica.restarting = asyncio.create_task(self._restart(replica))
             nats_server, tracking = self._embedded_nats, self.tracking
@@ -552,14 +556,13 @@ async def _check_nats_answers(url: str, variable: str = "MODELPLANE_NATS_URL") -
 
 
 def welcome(platform: Platform) -> str:
-    url = platform.gateway_url
-    lines = [
-        "",
-        "Modelplane is up.",
-        f"  API                {url}",
-        f"  OpenAPI            {url}/api/v1/openapi.json",
-    ]
-    lines += [f"  API (replica)      {other}" for other in platform.service_urls(GATEWAY)[1:]]
+    lines = ["", "Modelplane is up."]
+    if GATEWAY in platform.replicas:
+        url = platform.gateway_url
+        lines += [f"  API                {url}", f"  OpenAPI            {url}/api/v1/openapi.json"]
+        lines += [f"  API (replica)      {other}" for other in platform.service_urls(GATEWAY)[1:]]
+    else:  # a table without the gateway (a test's): where each service answers
+        lines += [f"  {r.label:<18} {r.url}" for r in platform.all_replicas()]
     if platform.tracking_uri is not None:
         started = "" if platform.tracking is not None else "  (yours)"
         lines.append(f"  MLflow tracking    {platform.tracking_uri}{started}")
@@ -568,13 +571,14 @@ def welcome(platform: Platform) -> str:
         f"  Admin token        {platform.admin_token}",
         f"  Database           {database}",
         f"  NATS               {platform.nats_url}",
-        "",
-        "Try:",
-        f'  curl -H "Authorization: Bearer {platform.admin_token}" {url}/api/v1/projects',
-        "",
-        "A service that dies is restarted. Ctrl-C stops everything.",
-        "",
     ]
+    if GATEWAY in platform.replicas:
+        lines += [
+            "",
+            "Try:",
+            f'  curl -H "Authorization: Bearer {platform.admin_token}" {url}/api/v1/projects',
+        ]
+    lines += ["", "A service that dies is restarted. Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
 

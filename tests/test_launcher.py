@@ -2,6 +2,7 @@
 in its order, with its replicas on ports of their own, restarted when killed, and stopped."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from deploy.launcher import REPO_ROOT, Platform, PlatformError, RestartPolicy
 from shared.local_infra import free_port, tcp_answers
-from shared.service_table import TABLE_VARIABLE, ServiceSpec, current_table
+from shared.service_table import TABLE_VARIABLE, ServiceSpec, current_table, dump_table
 from tests.dummy_service import FAIL_VARIABLE
 
 DUMMY = "tests.dummy_service"
@@ -167,3 +168,54 @@ async def test_make_up_with_a_nats_url_nothing_answers_stops_with_one_line(
     lines = output.decode().strip().splitlines()
     assert launcher.returncode == 1
     assert len(lines) == 1 and "MODELPLANE_NATS_URL: no NATS server answers" in lines[0], lines
+
+
+async def test_make_up_restarts_a_killed_service_and_ctrl_c_stops_everything(
+    database_url: str, nats_url: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        TABLE_VARIABLE: dump_table((ALPHA,)),
+        ALPHA.port_variable: str(port),
+        "MODELPLANE_DATABASE_URL": database_url,
+        "MODELPLANE_NATS_URL": nats_url,
+        "MODELPLANE_MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
+    }
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.launcher",
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    said: list[str] = []
+    up = asyncio.Event()
+
+    async def read() -> None:
+        assert launcher.stdout is not None
+        async for line in launcher.stdout:
+            said.append(line.decode())
+            if "Modelplane is up." in said[-1]:
+                up.set()
+
+    reading = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(up.wait(), 60)
+        url = f"http://127.0.0.1:{port}"
+        killed = (await served(url, "/api/v1/alpha"))["pid"]
+        os.kill(killed, signal.SIGKILL)
+        back = killed
+        for _ in range(200):
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(httpx.HTTPError):
+                if (back := (await served(url, "/api/v1/alpha"))["pid"]) != killed:
+                    break
+        assert back != killed
+        launcher.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(launcher.wait(), 30) == 0
+    finally:
+        if launcher.returncode is None:
+            launcher.kill()
+        await reading
+    assert any("alpha exited with code -9" in line for line in said), said
+    with pytest.raises(ProcessLookupError):
+        os.kill(back, 0)
