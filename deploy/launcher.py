@@ -128,7 +128,7 @@ class Platform:
         state_dir: Path = STATE_DIR,
         log_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
-        ready_timeout: float = 60.0,
+        ready_timeout: float = 120.0,
         tracking_uri: str | None = None,
         start_tracking: bool = True,
         tracking_port: int | None = None,
