@@ -35,7 +35,6 @@ from shared.service_table import ServiceSpec
 
 API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
-JOBS_PREFIX = API_PREFIX
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
 _PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
 _ACTOR = ACTOR_HEADER.lower().encode()
@@ -253,7 +252,7 @@ def _registry_rules() -> Rules:
 
 
 def _jobs_rules() -> Rules:
-    return JOBS_PREFIX, lambda method, path, _: jobs_action(method, path), is_job_submission
+    return API_PREFIX, lambda method, path, _: jobs_action(method, path), is_job_submission
 
 
 def _default_rules() -> Rules:
