@@ -55,6 +55,10 @@ class Conflict(Problem):
     status, kind, title = 409, "conflict", "Conflict with the current state"
 
 
+class RequestTimeout(Problem):
+    status, kind, title = 408, "request-timeout", "The request took too long to arrive"
+
+
 class TooLarge(Problem):
     status, kind, title = 413, "too-large", "Content too large"
 
