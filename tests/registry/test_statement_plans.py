@@ -85,8 +85,7 @@ async def test_hot_statements_run_on_a_generic_plan_once_postgres_has_tried_five
         async with app.state.runtime.connection() as conn:
             plans = await conn.fetch(
                 "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE generic_plans + custom_plans >= $1",
-                calls,
+                " WHERE generic_plans + custom_plans > 5"
             )
     assert len(plans) >= 7, plans
     replanned = [p["statement"] for p in plans if p["custom_plans"] > 5]
