@@ -179,13 +179,12 @@ async def _page_timings(
         for key, model in models.items():
             for which, params in pages[key].items():
                 t0 = time.perf_counter()
-                response = await target.send(
+                status, body = await target.send(
                     connection, "GET", f"{target.prefix}/{model}/versions", params=params
                 )
-                body = await response.read()
                 elapsed = (time.perf_counter() - t0) * 1000
-                if response.status != 200 or len(json.loads(body)["items"]) != 100:
-                    raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
+                if status != 200 or len(json.loads(body)["items"]) != 100:
+                    raise RuntimeError(f"list {key} {which}: {status} {body[:300]!r}")
                 if i >= warmup:
                     timings[key][which].append(elapsed)
     return timings
@@ -282,6 +281,9 @@ async def _run(config: Config) -> int:
             await asyncio.sleep(2)
             results["memory_mib"]["modelplane_idle"] = round(tree_rss_mib(mp_pids()), 1)
             results["memory_mib"]["mlflow_idle"] = round(tree_rss_mib(ml_pids()), 1)
+            # The platform's own MLflow tracking server, apart from the services it serves.
+            tracking = [pid for name, pid in platform.infra_pids.items() if name == "mlflow"]
+            results["memory_mib"]["tracking_idle"] = round(tree_rss_mib(tracking), 1)
             mp_peak = PeakSampler(mp_pids)
             ml_peak = PeakSampler(ml_pids)
 
@@ -330,7 +332,8 @@ async def _run(config: Config) -> int:
             results["memory_mib"]["modelplane_load"] = round(mp_peak.peak, 1)
             results["memory_mib"]["mlflow_load"] = round(ml_peak.peak, 1)
             results["memory_mib"] = {k: results["memory_mib"][k] for k in
-                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load")}  # fmt: skip
+                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load",
+                                      "tracking_idle")}  # fmt: skip
             await mlflow.stop()  # its CPU is not the list benchmark's
             results["list_latency_ms"] = await list_latency(mp, infra.postgres_url, mp_db, config)
         finally:
