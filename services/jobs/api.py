@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import JobRejectedProblem, JobStatus, job_warnings
+from services.jobs.domain import JobStatus, job_warnings
+from services.jobs.errors import JobNotFound, JobRejected
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -77,7 +78,7 @@ async def submit_job(
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
-        raise JobRejectedProblem(
+        raise JobRejected(
             "; ".join(v["message"] for v in job.violations),
             job_id=str(job.id), violations=job.violations,
         )
@@ -111,7 +112,7 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
     if job is None:
-        raise service.job_not_found(job_id)
+        raise JobNotFound(job_id)
 
     async def lines() -> AsyncIterator[bytes]:
         if job.handle is None:
@@ -133,7 +134,7 @@ async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
         if job is None:
-            raise service.job_not_found(job_id)
+            raise JobNotFound(job_id)
         run = await store.run_of_job(session, job_id)
     return _shape(job, run)
 
