@@ -88,7 +88,7 @@ class LocalRayHead:
         self.stop()
         raise TimeoutError(f"the Ray dashboard did not answer within {timeout} s; see {log.name}")
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None and not self._group_alive():
             return
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
