@@ -1,5 +1,30 @@
 """The pipelines service's rules, pure Python: a pipeline definition (a DAG of named stages) and
-its validation, and the status machines of a run and of its stages."""
+its validation, and the status machines of a run and of its stages.
+
+A definition, as JSON:
+
+    {"parameters": {"threshold": 0.9},            # the run's parameters and their defaults
+     "stages": [
+       {"name": "train", "kind": "train", "max_retries": 1, "timeout_seconds": 3600,
+        "parameters": {"command": ["python", "train.py"], "image": "...", "resources": {...}}},
+       {"name": "evaluate", "kind": "evaluate", "depends_on": ["train"],
+        "parameters": {"command": ["python", "eval.py", "--run", "${train.run_id}"]}},
+       {"name": "register", "kind": "register", "depends_on": ["evaluate"],
+        "when": "auc >= params.threshold",
+        "parameters": {"model_id": "...", "run_id": "${train.run_id}",
+                       "metrics": "${evaluate.metrics}"}},
+       {"name": "staging", "kind": "promote", "depends_on": ["register"],
+        "parameters": {"version_id": "${register.version_id}", "stage": "staging"}},
+       {"name": "approve", "kind": "approve", "depends_on": ["staging"]},
+       {"name": "deploy", "kind": "deploy", "depends_on": ["approve"],
+        "parameters": {"endpoint_id": "...", "version_id": "${register.version_id}"}}]}
+
+A train or evaluate stage's parameters are its job (JobRequest's fields but name, project, env
+and type, which the run gives). `when` reads upstream stages' metrics (`evaluate.auc`, or a bare
+`auc` when the stage has one dependency) and run parameters (`params.x`); when it is false the
+stage and every stage after it are skipped. `${stage.output}` passes an upstream stage's output
+(OUTPUTS lists each kind's) or a run parameter (`${params.x}`) into a stage's parameters.
+"""
 
 import re
 from collections.abc import Iterator, Mapping
@@ -585,6 +610,22 @@ def substitute(value: Any, lookup) -> Any:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+class InvalidRunParameters(InvalidInput):
+    kind = "invalid-run-parameters"
+    title = "The run's parameters do not fit its pipeline's definition"
+
+
+def check_run_parameters(definition: PipelineDefinition, parameters: Mapping[str, Any]) -> None:
+    """A run gives only declared parameters, and every one whose default is null."""
+    problems = [f"'{name}' is not a parameter of the pipeline" for name in parameters
+                if name not in definition.parameters]
+    problems += [f"'{name}' has no default, so the run must give it"
+                 for name, default in definition.parameters.items()
+                 if default is None and parameters.get(name) is None]
+    if problems:
+        raise InvalidRunParameters("; ".join(problems), problems=problems)
 
 
 # ---- the status machines -------------------------------------------------------------------

@@ -10,7 +10,7 @@ stage's) changes nothing.
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -61,6 +61,7 @@ from shared.events.pipelines import (
     PipelineSucceeded,
     StageJobCancellationRequested,
 )
+from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 
 DEFAULT_RUN_MAX_RETRIES = 3
 
@@ -226,6 +227,32 @@ def answer_of_job_event(data: JobEvent, at: datetime) -> Answer | None:
     return None
 
 
+def answer_of_version_created(data: ModelVersionCreated, stage: str, attempt: int,
+                              at: datetime) -> Answer:
+    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
+               "version": data.version}
+    return StageSucceeded(stage, attempt, at, outputs)
+
+
+def answer_of_version_transitioned(data: ModelVersionTransitioned, stage: str, attempt: int,
+                                   at: datetime) -> Answer:
+    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
+               "stage": data.to_stage}
+    return StageSucceeded(stage, attempt, at, outputs)
+
+
+def answer_of_deployment(data: Mapping[str, Any], stage: str, attempt: int, healthy: bool,
+                         at: datetime) -> Answer:
+    """Serving's DeploymentHealthy or DeploymentFailed (read from its data's fields)."""
+    if not healthy:
+        return StageFailed(stage, attempt, at,
+                           f"deployment {data.get('deployment_id')} failed: {data.get('reason')}")
+    outputs = {"deployment_id": data.get("deployment_id"),
+               "endpoint_id": data.get("endpoint_id"),
+               "version_id": data.get("model_version_id")}
+    return StageSucceeded(stage, attempt, at, outputs)
+
+
 # ---- the plan ------------------------------------------------------------------------------
 
 
@@ -298,7 +325,9 @@ def plan(run: RunState, answer: Answer) -> Plan:
             step.retry(actor)
         case Tick():
             step.check_deadlines()
-    if step.run_status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING):
+    # Only the local engine schedules stages; another orchestrator is reconciled with instead.
+    if run.orchestration_system == OrchestrationSystem.LOCAL and step.run_status in (
+            RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING):
         step.advance()
     return step.plan()
 
@@ -423,6 +452,10 @@ class _Step:
             self.set_run(RunStatus.RUNNING, PipelineStarted)
 
     def stage_succeeded(self, name: str, outputs: Mapping[str, Any]) -> None:
+        spec = self.spec(name)
+        if spec.kind == StageKind.PROMOTE and outputs.get("stage") != substitute(
+                spec.parameters["stage"], self.resolve):
+            return  # the registry's other move of that promotion (the former version archived)
         self.stage_started(name, _uuid(outputs.get("job_id")))
         self.set_stage(
             name,
@@ -715,3 +748,79 @@ def _uuid(value: Any) -> UUID | None:
 
 def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+# ---- runs another system orchestrates --------------------------------------------------------
+
+
+class ObservedStage(Protocol):
+    """One stage as the orchestrator reports it (Argo's StageObservation)."""
+
+    status: StageStatus
+    attempt: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    message: str | None
+    outputs: Mapping[str, Any]
+
+
+RUN_EVENTS: dict[RunStatus, type[PipelineRunEvent]] = {
+    RunStatus.RUNNING: PipelineStarted,
+    RunStatus.SUCCEEDED: PipelineSucceeded,
+    RunStatus.FAILED: PipelineFailed,
+    RunStatus.CANCELLED: PipelineCancelled,
+}
+
+
+def reconcile(
+    run: RunState, status: RunStatus, observed: Mapping[str, ObservedStage], at: datetime,
+    *, message: str | None = None,
+) -> Plan:
+    """Take over what an orchestrator (Argo) reports: each stage's new state and the run's,
+    with the events a local run would have published for the same changes. Between two looks
+    a stage may have gone from pending to its end: it is reported started, then ended."""
+    step = _Step(run, at)
+    for name in run.definition.names():
+        seen = observed.get(name)
+        if seen is None:
+            continue
+        before = step.stage(name)
+        if (seen.status, seen.attempt, dict(seen.outputs)) == (
+                before.status, before.attempt, dict(before.outputs)):
+            continue
+        at_work_or_done = seen.status not in (StageStatus.PENDING, StageStatus.SKIPPED)
+        if at_work_or_done and before.status in (StageStatus.PENDING, StageStatus.REQUESTED) \
+                and seen.status != StageStatus.REQUESTED:
+            step.stages[name] = replace(before, attempt=max(seen.attempt, 1))
+            step.events.append(PipelineStageStarted(**step._stage_fields(name)))
+        step.stages[name] = replace(
+            before, status=seen.status, attempt=max(seen.attempt, before.attempt),
+            outputs=dict(seen.outputs), reason=seen.message,
+            started_at=seen.started_at or before.started_at, ended_at=seen.ended_at,
+        )
+        step.changed[name] = None
+        fields = step._stage_fields(name)
+        match seen.status:
+            case StageStatus.SUCCEEDED:
+                step.events.append(PipelineStageSucceeded(**fields, outputs=dict(seen.outputs)))
+            case StageStatus.FAILED:
+                step.events.append(PipelineStageFailed(
+                    **fields, reason=seen.message or "failed", will_retry=False))
+            case StageStatus.SKIPPED:
+                step.events.append(PipelineStageSkipped(
+                    **fields, reason=seen.message or "its condition was false"))
+            case StageStatus.CANCELLED:
+                step.events.append(PipelineStageCancelled(**fields, reason=seen.message or ""))
+    if status != step.run_status and not step.run_status.finished:
+        if status.finished and step.run_status == RunStatus.PENDING:
+            step.set_run(RunStatus.RUNNING, PipelineStarted)
+        if status != step.run_status and status in RUN_EVENTS:
+            extra: dict[str, Any] = {}
+            if status == RunStatus.FAILED:
+                failed = next((n for n in run.definition.names()
+                               if step.stage(n).status == StageStatus.FAILED), None)
+                extra = {"failed_stage": failed, "reason": message or "the workflow failed"}
+            elif status == RunStatus.CANCELLED:
+                extra = {"cancelled_by": "argo"}
+            step.set_run(status, RUN_EVENTS[status], **extra)
+    return step.plan()

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from shared.events.envelope import EventData
 from shared.events.jobs import JobRequest
@@ -79,6 +79,35 @@ class StageJobCancellationRequested(StageCommand):
 
     subject = "pipelines.stage.cancellation_requested"
     reason: str
+
+
+class StageAttemptAnswer(BaseModel):
+    """The stage attempt an answering service's event names. The events that answer a command
+    (JobEvent's, and the registry's and serving's answers to the commands above) carry these
+    three fields in their `data`; the pipelines service reads them from any event that way."""
+
+    pipeline_run_id: UUID | None = None
+    pipeline_stage: str | None = None
+    pipeline_attempt: int | None = None
+
+    @property
+    def names_a_stage(self) -> bool:
+        return None not in (self.pipeline_run_id, self.pipeline_stage, self.pipeline_attempt)
+
+
+# ---- what happened to a pipeline -----------------------------------------------------------
+
+
+class PipelineDefined(EventData):
+    """A pipeline was created (version 1) or given a new definition version."""
+
+    subject = "pipelines.pipeline.defined"
+    pipeline_id: UUID
+    name: str
+    project_id: UUID
+    version: int
+    definition: dict[str, Any]
+    defined_by: str
 
 
 # ---- what happened to a run ----------------------------------------------------------------

@@ -421,3 +421,26 @@ def test_replanning_from_the_stored_state_repeats_no_finished_stage():
     assert not again.changed and again.run == stored
     with pytest.raises(IllegalRunTransition):
         plan(stored, Start(run.now()))
+
+
+def test_an_orchestrated_run_takes_over_what_its_workflow_reports():
+    """Argo's run: Start asks for nothing; a look that finds a stage already ended reports it
+    started then ended, and the run's jump from pending to succeeded passes through running."""
+    from services.pipelines.domain import OrchestrationSystem
+    from services.pipelines.engine import reconcile
+    from services.pipelines.integrations.argo import StageObservation
+
+    run = Driver({"stages": [stage("train", "train"), stage("gate", "approve", "train")]})
+    run.run = RunState(**{**run.run.__dict__,
+                          "orchestration_system": OrchestrationSystem.ARGO_WORKFLOWS})
+    run.start()
+    assert run.commands == [] and run.run.status == RunStatus.PENDING
+    seen = {"train": StageObservation(StageStatus.SUCCEEDED, attempt=2,
+                                      outputs={"metrics": {"auc": 1.0}}),
+            "gate": StageObservation(StageStatus.SKIPPED, message="omitted")}
+    result = reconcile(run.run, RunStatus.SUCCEEDED, seen, run.now())
+    assert [e.subject.removeprefix("pipelines.") for e in result.events] == [
+        "stage.started", "stage.succeeded", "stage.skipped", "run.started", "run.succeeded"]
+    assert result.run.stages["train"].attempt == 2 and result.commands == ()
+    again = reconcile(result.run, RunStatus.SUCCEEDED, seen, run.now())
+    assert not again.changed

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from hera.workflows import models as m
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from services.pipelines.conditions import Reference
@@ -452,6 +453,22 @@ def observe(workflow: Mapping[str, Any], definition: PipelineDefinition) -> Work
 # ---- the Kubernetes API --------------------------------------------------------------------
 
 
+def build_api_client(host: str | None, token: str | None, verify_ssl: bool = True) -> k8s.ApiClient:
+    """A client of the API server at `host`; without one, in-cluster config or the kubeconfig."""
+    configuration = k8s.Configuration(host=host) if host else k8s.Configuration()
+    if host:
+        configuration.verify_ssl = verify_ssl
+        if token:
+            configuration.api_key = {"authorization": token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        return k8s.ApiClient(configuration)
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        return k8s_config.new_client_from_config()
+    return k8s.ApiClient(configuration)
+
+
 class ArgoWorkflows:
     """Workflows in one namespace, through the Kubernetes API (blocking calls: run them in a
     thread from async code)."""
@@ -482,13 +499,18 @@ class ArgoWorkflows:
             GROUP, VERSION, self.config.namespace, PLURAL, name, {"spec": {"shutdown": "Terminate"}}
         )
 
-    def resume(self, name: str, node_id: str, actor: str) -> dict[str, Any]:
-        """Approve a suspended stage, as `argo resume` does: its node succeeds, naming who."""
+    def resume(
+        self, name: str, node_id: str, actor: str, *, approved: bool = True,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Approve a suspended stage, as `argo resume` does: its node succeeds, naming who; a
+        rejection fails the node (and so the workflow), as `argo stop --node-field-selector`."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        verdict = "approved" if approved else "rejected"
         node = {
-            "phase": "Succeeded",
+            "phase": "Succeeded" if approved else "Failed",
             "finishedAt": now,
-            "message": f"approved by {actor}",
+            "message": f"{verdict} by {actor}" + (f": {comment}" if comment else ""),
             "outputs": {"parameters": [{"name": "approved_by", "value": actor}]},
         }
         return self.api.patch_namespaced_custom_object(
