@@ -1,4 +1,5 @@
-"""The serving service's tables: endpoints, deployments, local copies, outbox, inbox.
+"""The serving service's tables: endpoints, deployments, and its copies of other services' facts
+(its outbox and inbox are shared/messaging_migrations').
 
 Revision ID: 0001
 Revises:
@@ -10,16 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.migrations import (
-    add_outbox_retries,
-    create_messaging_tables,
-    drop_messaging_tables,
-    drop_outbox_notify,
-    remove_published_outbox_rows,
-)
-
-SCHEMA = "serving"
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -27,11 +18,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # The outbox as every service has it now (each step one of the older services' migrations).
-    create_messaging_tables(SCHEMA)
-    drop_outbox_notify(SCHEMA)
-    remove_published_outbox_rows(SCHEMA)
-    add_outbox_retries(SCHEMA)
     op.create_table('gpu_types',
     sa.Column('env', sa.String(length=8), nullable=False),
     sa.Column('id', sa.String(length=63), nullable=False),
@@ -139,4 +125,3 @@ def downgrade() -> None:
     op.drop_table('model_versions', schema='serving')
     op.drop_table('integration_configs', schema='serving')
     op.drop_table('gpu_types', schema='serving')
-    drop_messaging_tables(SCHEMA)
