@@ -52,7 +52,7 @@ def save_model(root: Path, name: str, factor: float) -> str:
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     head = LocalRayHead(temp_dir=Path(f"/tmp/ray-serving-{uuid.uuid4().hex[:6]}"), num_cpus=1)
-    head.start(timeout=600)
+    head.start(timeout=600, attempts=3)
     try:
         yield head
     finally:

@@ -284,3 +284,65 @@ async def test_an_undeployed_endpoint_takes_its_deployments_down(serving_client,
     predict = await serving_client.post(f"/endpoints/{endpoint_id}/predict", json={"inputs": [1]})
     assert predict.status_code == 409
     assert datetime.fromisoformat(retired.json()["updated_at"]) <= datetime.now(UTC)
+
+
+class Retiring(Model):
+    """The old deployment's model server: each request it takes is still in flight when its
+    InferenceService is deleted, and is cut off then (503), as when its pods terminate."""
+
+    gone = staticmethod(lambda: False)
+
+    def do_POST(self):
+        deadline = time.monotonic() + 30
+        while not self.gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.gone():
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_POST()
+
+
+async def test_no_prediction_fails_while_a_promotion_switches_traffic(serving_client, serving_cluster, nc):
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler) for handler in (Retiring, Model)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    urls = [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    registry = Registry(nc)
+    endpoint_id = (await serving_client.post("/endpoints", json=endpoint_body(registry))).json()["id"]
+    v1 = await registry.create_version(1)
+    await publish(nc, registry.transition(v1))
+    first = await until(lambda: _deployment(serving_client, endpoint_id, v1, "deploying"))
+    serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, first["framework_resource_id"],
+                               {**READY, "address": {"url": urls[0]}})
+    assert await until(lambda: _live_is(serving_client, endpoint_id, first["id"]))
+    Retiring.gone = staticmethod(
+        lambda: serving_cluster.custom_object(GROUP, PLURAL, first["framework_resource_id"], NAMESPACE) is None)
+    answers: list[int] = []
+    switching = True
+
+    async def keep_predicting():
+        request = {"dataframe_split": {"columns": ["x"], "data": [[1]]}}
+        while switching:
+            answers.append((await serving_client.post(f"/endpoints/{endpoint_id}/predict", json=request)).status_code)
+
+    predicting = asyncio.create_task(keep_predicting())
+    try:
+        v2 = await registry.create_version(2)
+        await publish(nc, registry.transition(v2))
+        second = await until(lambda: _deployment(serving_client, endpoint_id, v2, "deploying"))
+        serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, second["framework_resource_id"],
+                                   {**READY, "address": {"url": urls[1]}})
+        assert await until(lambda: _deployment(serving_client, endpoint_id, v1, "retired"))
+        await asyncio.sleep(0.5)
+    finally:
+        switching = False
+        await predicting
+        for server in servers:
+            server.shutdown()
+
+    assert (await endpoint_of(serving_client, endpoint_id))["live_deployment_id"] == second["id"]
+    assert len(answers) > 3
+    assert set(answers) == {200}

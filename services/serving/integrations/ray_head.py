@@ -49,7 +49,28 @@ class LocalRayHead:
     def proxy_url(self) -> str:
         return f"http://127.0.0.1:{self.serve_port}"
 
-    def start(self, timeout: float = 180.0) -> Self:
+    def start(self, timeout: float = 180.0, attempts: int = 2) -> Self:
+        """Start the head and wait for its dashboard's Serve API. Ray gives its raylet a fixed
+        30 s to register, which a busy machine can miss: a head that exited is started again."""
+        for attempt in range(1, attempts + 1):
+            log = self._launch()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if httpx.get(f"{self.dashboard_url}/api/serve/applications/", timeout=5).status_code == 200:
+                        logger.info("Ray head up: dashboard %s, Serve %s", self.dashboard_url, self.proxy_url)
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            exited = self.process.poll()
+            self.stop()
+            if exited is None:
+                raise TimeoutError(f"the Ray dashboard did not answer within {timeout} s; see {log}")
+            logger.warning("ray start exited with %s (attempt %d of %d); see %s", exited, attempt, attempts, log)
+        raise RuntimeError(f"ray start failed {attempts} times; see {log}")
+
+    def _launch(self) -> Path:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         ray = Path(sys.executable).with_name("ray")
         command = [
@@ -70,23 +91,11 @@ class LocalRayHead:
             "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "300",
             **self.extra_env,
         }
-        log = open(self.temp_dir / "ray-start.log", "ab")  # noqa: SIM115 - the head outlives this call
-        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, cwd=PROJECT_ROOT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{self.dashboard_url}/api/serve/applications/", timeout=5).status_code == 200:
-                    logger.info("Ray head up: dashboard %s, Serve %s", self.dashboard_url, self.proxy_url)
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        raise TimeoutError(f"the Ray dashboard did not answer within {timeout} s; see {log.name}")
+        path = self.temp_dir / "ray-start.log"
+        with open(path, "ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, cwd=PROJECT_ROOT)
+        return path
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None and not self._group_alive():
