@@ -6,6 +6,7 @@ from enum import StrEnum
 
 class Concern(StrEnum):
     TRAINING_EXECUTION = "training_execution"
+    SERVING = "serving"
 
 
 class TrainingBackend(StrEnum):
@@ -13,6 +14,14 @@ class TrainingBackend(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class ServingBackend(StrEnum):
+    """An env's serving framework; its settings' `enabled_frameworks` may enable more."""
+
+    RAY_SERVE = "ray_serve"
+    KSERVE = "kserve"
+
+
 BACKENDS: dict[Concern, tuple[str, ...]] = {
     Concern.TRAINING_EXECUTION: tuple(TrainingBackend),
+    Concern.SERVING: tuple(ServingBackend),
 }
