@@ -6,6 +6,7 @@ from enum import StrEnum
 
 class Concern(StrEnum):
     TRAINING_EXECUTION = "training_execution"
+    PIPELINE_ORCHESTRATION = "pipeline_orchestration"
 
 
 class TrainingBackend(StrEnum):
@@ -13,6 +14,12 @@ class TrainingBackend(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class PipelineBackend(StrEnum):
+    LOCAL = "local"
+    ARGO_WORKFLOWS = "argo_workflows"
+
+
 BACKENDS: dict[Concern, tuple[str, ...]] = {
     Concern.TRAINING_EXECUTION: tuple(TrainingBackend),
+    Concern.PIPELINE_ORCHESTRATION: tuple(PipelineBackend),
 }

@@ -109,7 +109,9 @@ async def start_run(
 ):
     """Start a run on its env's orchestrator: the local engine asks for its first stages in the
     commit that stores it; Argo gets the workflow once it is stored."""
-    orchestration = rt.settings.orchestration(body.env)
+    async with rt.sessionmaker() as session:
+        orchestration = await service.orchestration_of(
+            session, body.env.value, rt.settings.orchestration(body.env))
     namespace = (
         argo.config.namespace
         if orchestration == OrchestrationSystem.ARGO_WORKFLOWS

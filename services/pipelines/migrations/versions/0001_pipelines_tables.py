@@ -1,5 +1,5 @@
-"""The pipelines service's tables: pipelines, their definitions, runs and their stages, outbox
-and inbox.
+"""The pipelines service's tables: pipelines, their definitions, runs and their stages, the
+IntegrationConfig rows choosing each env's orchestrator, outbox and inbox.
 
 Revision ID: 0001
 Revises:
@@ -126,9 +126,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_pipeline_run_stages_deadline", "pipeline_run_stages", ["deadline"],
                     schema=SCHEMA, postgresql_where=sa.text("deadline IS NOT NULL"))
+    op.create_table(
+        "integration_configs",
+        sa.Column("env", sa.String(length=8), nullable=False),
+        sa.Column("concern", sa.String(length=64), nullable=False),
+        sa.Column("backend", sa.String(length=64), nullable=False),
+        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
+                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column("changed_by", sa.String(length=255), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("env IN ('dev', 'stg', 'prod')",
+                           name=op.f("ck_integration_configs_env")),
+        sa.PrimaryKeyConstraint("env", "concern", name=op.f("pk_integration_configs")),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("integration_configs", schema=SCHEMA)
     op.drop_table("pipeline_run_stages", schema=SCHEMA)
     op.drop_table("pipeline_runs", schema=SCHEMA)
     op.drop_table("pipeline_definitions", schema=SCHEMA)
