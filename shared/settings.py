@@ -1,6 +1,9 @@
 """Configuration from `MODELPLANE_*` environment variables, one settings class per service."""
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.database_url import normalize_database_url
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelplane"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -22,3 +25,9 @@ class ServiceSettings(BaseSettings):
     max_deliveries: int = 5
     # Seconds within which JetStream drops a re-published event with the same Nats-Msg-Id.
     duplicate_window_seconds: float = 600.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        """`postgresql://...?sslmode=require` as users write it, in the form services use."""
+        return normalize_database_url(value)

@@ -1,7 +1,7 @@
 """The gateway's composition root: `create_app(settings)` wires everything; nothing at import."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -9,10 +9,11 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
+from services.gateway.deadline import BodyDeadline
 from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
-from services.gateway.proxy import Forwarding, jobs_proxy, registry_proxy
+from services.gateway.proxy import Forwarding, service_proxy
 from services.gateway.settings import GatewaySettings
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
@@ -25,25 +26,38 @@ from shared.http import (
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE
 from shared.runtime import ServiceRuntime
+from shared.service_table import ServiceSpec, backends, current_table
 
 SERVICE = "gateway"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, services: Sequence[ServiceSpec] | None = None
+) -> FastAPI:
+    """The gateway in front of `services` (the table this process runs with, by default)."""
     settings = settings if settings is not None else GatewaySettings()
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS_DIR)
     authenticator = Authenticator(
         runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
     )
-    registry = registry_proxy(
-        settings.registry_url, authenticator, runtime.sessionmaker, settings.registry_connections
-    )
-    jobs = jobs_proxy(settings.jobs_url, authenticator, runtime.sessionmaker, settings.jobs_connections)
+    table = backends(services if services is not None else current_table())
+    proxies = [
+        service_proxy(
+            spec,
+            settings.urls(spec),
+            settings.connections(spec),
+            authenticator,
+            runtime.sessionmaker,
+        )
+        for spec in table
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime.lifespan(app), registry.connected(), jobs.connected():
+        async with runtime.lifespan(app), contextlib.AsyncExitStack() as stack:
+            for proxy in proxies:
+                await stack.enter_async_context(proxy.connected())
             yield
 
     app = FastAPI(
@@ -58,15 +72,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator
-    app.state.registry = registry
-    app.state.jobs = jobs
-    docs = MergedOpenAPI(app, [registry, jobs])
+    app.state.proxies = proxies
+    docs = MergedOpenAPI(app, proxies)
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
-    app.add_middleware(Forwarding, proxies=(registry, jobs))
+    app.add_middleware(Forwarding, proxies=proxies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
     app.include_router(api.health)

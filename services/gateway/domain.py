@@ -102,6 +102,11 @@ def jobs_action(method: str, path: str) -> Action:
     return Action.WRITE
 
 
+def default_action(method: str) -> Action:
+    """The action a call to a service with no rules of its own performs."""
+    return Action.READ if method in _READ_METHODS else Action.WRITE
+
+
 def check_backend(concern: Concern, backend: str) -> None:
     """An IntegrationConfig names one of the backends that serve its concern."""
     allowed = BACKENDS[concern]

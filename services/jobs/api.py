@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import JobRejectedProblem, JobStatus
+from services.jobs.domain import JobRejectedProblem, JobStatus, job_warnings
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -23,6 +23,7 @@ from services.jobs.supervisor import JobSupervisor
 from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.environments import Env
 from shared.runtime import ServiceRuntime
+from shared.validation import Text
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -55,14 +56,14 @@ async def list_gpu_types(
 
 
 @router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
-async def update_gpu_type(env: Env, gpu_type_id: str, body: GpuTypeUpdate, rt: Runtime, _: Actor):
+async def update_gpu_type(env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, _: Actor):
     async with rt.uow() as uow:
         changes = body.model_dump(exclude_unset=True)
         return await service.update_gpu_type(uow, env, gpu_type_id, changes)
 
 
 @router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
-async def delete_gpu_type(env: Env, gpu_type_id: str, rt: Runtime, _: Actor) -> Response:
+async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, _: Actor) -> Response:
     async with rt.uow() as uow:
         await service.delete_gpu_type(uow, env, gpu_type_id)
     return Response(status_code=204)
@@ -140,4 +141,5 @@ async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
 def _shape(job, run) -> JobOut:
     out = JobOut.model_validate(job)
     out.experiment_run = ExperimentRunOut.model_validate(run) if run is not None else None
+    out.warnings = job_warnings(job.executor, job.python_env)
     return out

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from shared.service_table import ServiceSpec
 
 ADMIN_TOKEN = "test-admin-secret"
 
@@ -164,8 +165,10 @@ def registry(fake_registry: FakeRegistry) -> FakeRegistry:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def running_gateway(
+    settings: GatewaySettings, services: tuple[ServiceSpec, ...] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
