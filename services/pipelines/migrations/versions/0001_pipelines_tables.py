@@ -1,5 +1,6 @@
-"""The pipelines service's tables: pipelines, their definitions, runs and their stages, the
-IntegrationConfig rows choosing each env's orchestrator, outbox and inbox.
+"""The pipelines service's tables: pipelines, their definitions, runs and their stages, and the
+IntegrationConfig rows choosing each env's orchestrator (the outbox and inbox are made by
+`shared/messaging_migrations`).
 
 Revision ID: 0001
 Revises:
@@ -11,14 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from shared.migrations import (
-    add_outbox_retries,
-    create_messaging_tables,
-    drop_messaging_tables,
-    drop_outbox_notify,
-    remove_published_outbox_rows,
-)
 
 SCHEMA = "pipelines"
 
@@ -38,11 +31,6 @@ def _timestamps() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    # The outbox as the other services' migrations have left theirs.
-    create_messaging_tables(SCHEMA)
-    drop_outbox_notify(SCHEMA)
-    remove_published_outbox_rows(SCHEMA)
-    add_outbox_retries(SCHEMA)
     op.create_table(
         "pipelines",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -148,4 +136,3 @@ def downgrade() -> None:
     op.drop_table("pipeline_runs", schema=SCHEMA)
     op.drop_table("pipeline_definitions", schema=SCHEMA)
     op.drop_table("pipelines", schema=SCHEMA)
-    drop_messaging_tables(SCHEMA)
