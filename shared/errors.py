@@ -57,5 +57,9 @@ class TooLarge(Problem):
     status, kind, title = 413, "too-large", "Content too large"
 
 
+class UnsupportedMediaType(Problem):
+    status, kind, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class ServiceUnavailable(Problem):
     status, kind, title = 503, "service-unavailable", "A service is unavailable"

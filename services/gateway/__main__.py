@@ -6,8 +6,8 @@ import asyncio
 import sys
 
 from services.gateway.app import create_app, create_token
-from services.gateway.domain import Role
 from services.gateway.settings import GatewaySettings
+from shared.auth import Role
 from shared.serve import serve
 
 

@@ -9,17 +9,18 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
-from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Forwarding, jobs_proxy, registry_proxy
 from services.gateway.settings import GatewaySettings
+from shared.auth import CredentialSigner, CredentialVerifier, Role
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
 from shared.http import (
     NO_TELEMETRY,
     BodyLimit,
     CorrelationMiddleware,
+    Utf8JsonOnly,
     install_problem_handlers,
 )
 from shared.migrations import apply_migrations
@@ -33,13 +34,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings if settings is not None else GatewaySettings()
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS_DIR)
+    signer = CredentialSigner(settings.internal_keys, settings.credential_seconds)
     authenticator = Authenticator(
-        runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
+        runtime.sessionmaker, settings.admin_token, signer, settings.token_cache_seconds
     )
-    registry = registry_proxy(
-        settings.registry_url, authenticator, runtime.sessionmaker, settings.registry_connections
-    )
-    jobs = jobs_proxy(settings.jobs_url, authenticator, runtime.sessionmaker, settings.jobs_connections)
+    registry = registry_proxy(settings.registry_url, authenticator, settings.registry_connections)
+    jobs = jobs_proxy(settings.jobs_url, authenticator, settings.jobs_connections)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator
+    app.state.verifier = CredentialVerifier(settings.internal_keys)
     app.state.registry = registry
     app.state.jobs = jobs
     docs = MergedOpenAPI(app, [registry, jobs])
@@ -66,11 +67,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=(registry, jobs))
+    app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
+    app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)
     app.include_router(api.router)
+    app.include_router(api.internal)
     app.include_router(docs.router(f"{api.API_PREFIX}/openapi.json", f"{api.API_PREFIX}/docs"))
     return app
 
@@ -80,7 +83,7 @@ async def _challenge(request: Request, exc: Exception) -> Response:
     return problem_reply(exc, request.url.path)
 
 
-async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -> str:
+async def create_token(settings: GatewaySettings, *, subject: str, role: Role | None) -> str:
     """What `python -m services.gateway create-token` does: migrate, create, return plaintext."""
     await apply_migrations(MIGRATIONS_DIR, settings.database_url)
     engine = create_engine(settings.database_url, pool_size=1)

@@ -8,27 +8,17 @@ keep-alive connections (`shared.http_pool`; see bench/README.md for what each st
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from uuid import UUID
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway import store
 from services.gateway.auth import Authenticator, problem_reply
-from services.gateway.domain import (
-    Action,
-    is_job_submission,
-    is_model_registration,
-    is_transition,
-    jobs_action,
-    registry_action,
-)
 from shared import context
-from shared.context import ACTOR_HEADER, CORRELATION_HEADER
-from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable
+from shared.auth import CREDENTIAL_HEADER
+from shared.context import CORRELATION_HEADER
+from shared.errors import NotFound, Problem, ServiceUnavailable
 from shared.http_pool import Header, HttpPool, UpstreamError
 
 REGISTRY_PREFIX = "/api/v1/registry/"
@@ -36,25 +26,23 @@ JOBS_PREFIX = "/api/v1/"
 JOBS_ROOTS = ("/api/v1/jobs", "/api/v1/gpu-types")
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
 _PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
-_ACTOR = ACTOR_HEADER.lower().encode()
+_CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _PROBE_SECONDS = 2.0
 
 
 class ServiceProxy:
-    """Forwards one service's public paths to it, after authentication and the role check."""
+    """Forwards one service's public paths to it, with the authenticated caller's credential:
+    what the caller may do there is the service's to decide."""
 
     def __init__(
         self,
         service: str,
         origin_url: str,
         authenticator: Authenticator,
-        sessionmaker: async_sessionmaker[AsyncSession],
         *,
         public_prefix: str,
         public_paths: tuple[str, ...],
-        action: Callable[[str, str, bytes], Action],
-        needs_project: Callable[[str, str], bool],
         connections: int,
     ) -> None:
         self.public_paths = public_paths  # the public API paths this backend serves
@@ -63,13 +51,8 @@ class ServiceProxy:
         self._origin = self._origin_url.encode("latin-1")
         self._public_prefix = public_prefix
         self._roots = tuple(p.rstrip("/") for p in public_paths)
-        self._action = action
-        self._needs_project = needs_project
         self._auth = authenticator
-        self._sessionmaker = sessionmaker
         self._connections = connections
-        # Projects are never deleted, so one seen to exist needs no second look.
-        self._known_projects: set[UUID] = set()
         self._pool: HttpPool | None = None
 
     def serves(self, path: str) -> bool:
@@ -101,18 +84,15 @@ class ServiceProxy:
                 authorization = value.decode("latin-1")
             elif name in _PASSED_ON:
                 headers.append((name, value))
-        principal = await self._auth.authenticate(authorization)
-        context.actor.set(principal.subject)
+        authenticated = await self._auth.authenticate(authorization)
+        context.actor.set(authenticated.caller.subject)
         path = scope["path"]
         path = path[len(self._public_prefix) :] if path.startswith(self._public_prefix) else ""
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
         body = await _read_body(receive)
-        principal.require(self._action(method, path, body))
-        if self._needs_project(method, path):
-            await self._require_project(body)
 
-        headers.append((_ACTOR, principal.subject.encode()))
+        headers.append((_CREDENTIAL, authenticated.credential.encode("latin-1")))
         headers.append((_CORRELATION, (context.correlation_id.get() or "").encode("latin-1")))
         # The service serves the public path itself: it goes on as the caller wrote it.
         target = scope.get("raw_path") or scope["path"].encode()
@@ -144,26 +124,6 @@ class ServiceProxy:
             passed_back.append((b"content-length", length))
         await send({"type": "http.response.start", "status": reply.status, "headers": passed_back})
         await send({"type": "http.response.body", "body": reply.body})
-
-    async def _require_project(self, body: bytes) -> None:
-        raw = _json_field(body, "project_id")
-        try:
-            project_id = UUID(raw) if isinstance(raw, str) else None
-        except ValueError:
-            project_id = None
-        if project_id is None:
-            raise InvalidInput("body.project_id must be the UUID of an existing project")
-        if project_id in self._known_projects:
-            return
-        async with self._sessionmaker() as session:
-            exists = await store.project_exists(session, project_id)
-        if not exists:
-            raise InvalidInput(
-                f"there is no project {project_id}; create it with POST /api/v1/projects",
-                kind="unknown-project",
-                project_id=str(project_id),
-            )
-        self._known_projects.add(project_id)
 
     async def ready(self) -> bool:
         try:
@@ -205,34 +165,17 @@ class Forwarding:
         await self.app(scope, receive, send)
 
 
-def registry_proxy(
-    url: str,
-    authenticator: Authenticator,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    connections: int,
-) -> ServiceProxy:
-    def action(method: str, path: str, body: bytes) -> Action:
-        stage = _json_field(body, "stage") if is_transition(method, path) else None
-        return registry_action(method, path, stage)
-
+def registry_proxy(url: str, authenticator: Authenticator, connections: int) -> ServiceProxy:
     return ServiceProxy(
-        "registry", url, authenticator, sessionmaker,
-        public_prefix=REGISTRY_PREFIX, public_paths=(REGISTRY_PREFIX.rstrip("/"),),
-        action=action, needs_project=is_model_registration, connections=connections,
+        "registry", url, authenticator, public_prefix=REGISTRY_PREFIX,
+        public_paths=(REGISTRY_PREFIX.rstrip("/"),), connections=connections,
     )  # fmt: skip
 
 
-def jobs_proxy(
-    url: str,
-    authenticator: Authenticator,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    connections: int,
-) -> ServiceProxy:
+def jobs_proxy(url: str, authenticator: Authenticator, connections: int) -> ServiceProxy:
     return ServiceProxy(
-        "jobs", url, authenticator, sessionmaker,
-        public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
-        action=lambda method, path, _: jobs_action(method, path),
-        needs_project=is_job_submission, connections=connections,
+        "jobs", url, authenticator, public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
+        connections=connections,
     )  # fmt: skip
 
 
@@ -246,14 +189,3 @@ async def _read_body(receive: Receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
-
-
-def _json_field(body: bytes, name: str) -> object:
-    """One top-level field of a JSON object body; None when absent or not JSON."""
-    if not body:
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document.get(name) if isinstance(document, dict) else None

@@ -9,7 +9,13 @@ from services.registry.consumers import CONSUMERS
 from services.registry.models import metadata
 from services.registry.service import KnownStages
 from services.registry.settings import RegistrySettings
-from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
+from shared.auth import CredentialVerifier
+from shared.http import (
+    NO_TELEMETRY,
+    CorrelationMiddleware,
+    Utf8JsonOnly,
+    install_problem_handlers,
+)
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "registry"
@@ -34,7 +40,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.known_stages = KnownStages()
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    app.add_middleware(Utf8JsonOnly)
+    # Only the gateway's signed credential says who calls (shared/auth.py).
+    app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))
     install_problem_handlers(app)
     install_health_routes(app, runtime)
     return app

@@ -66,10 +66,12 @@ async def jobs_app(jobs_settings):
 async def jobs_client(jobs_app):
     import httpx
 
+    from tests.credentials import credential_headers
+
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=jobs_app),
         base_url="http://jobs/api/v1",
-        headers={"X-Modelplane-Actor": "alice@example.com"},
+        headers=credential_headers("alice@example.com"),
         timeout=30,
     ) as c:
         yield c

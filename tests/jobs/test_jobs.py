@@ -10,6 +10,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.bus import wait_for_events
+from tests.credentials import credential_headers
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -159,7 +160,7 @@ async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restar
     async with (
         second.router.lifespan_context(second),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://jobs/api/v1",
-                          headers={"X-Modelplane-Actor": "bob"}) as c,
+                          headers=credential_headers("bob")) as c,
     ):
         r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
         assert r.status_code == 201, r.text

@@ -14,6 +14,7 @@ from shared.db import connect_raw
 from shared.local_infra import create_database, drop_database
 from shared.migrations import alembic_config
 from shared.runtime import ServiceRuntime
+from tests.credentials import credential_headers
 
 ACTOR = "alice@example.com"
 
@@ -38,12 +39,12 @@ def runtime(registry_app) -> ServiceRuntime:
 
 
 def client_of(app) -> httpx.AsyncClient:
-    """A client of the registry's API served by `app` in-process, acting as `ACTOR` (as the
-    gateway says who acts)."""
+    """A client of the registry's API served by `app` in-process, acting as `ACTOR`, a platform
+    admin, with a credential as the gateway signs it."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://registry/api/v1/registry",
-        headers={"X-Modelplane-Actor": ACTOR},
+        headers=credential_headers(ACTOR),
     )
 
 

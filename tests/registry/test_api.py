@@ -94,12 +94,12 @@ async def test_unknown_ids_are_404(client):
     problem(await client.delete(f"/models/versions/{missing}"), 404, "version-not-found")
 
 
-async def test_writes_without_an_actor_are_refused(client):
+async def test_writes_without_a_credential_are_refused(client):
     r = await client.post(
         "/models", json={"name": "anon", "project_id": str(uuid.uuid4())},
-        headers={"X-Modelplane-Actor": ""},
+        headers={"X-Modelplane-Credential": "", "X-Modelplane-Actor": "mallory"},
     )
-    problem(r, 401, "unauthorized")
+    problem(r, 401, "credential-required")
 
 
 async def test_versions_number_themselves_and_labels_are_unique_per_model(client, model):
