@@ -246,6 +246,8 @@ class Platform:
             env[spec.port_variable] = str(self.ports[spec.name])
             if spec.url_variable is not None:
                 env[spec.url_variable] = self.service_url(spec.name)
+        # The services ask the gateway whether a project exists (shared/projects.py).
+        env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
         if self.admin_token is not None:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
         # The jobs' directories and the default MLflow store live with the platform's state.

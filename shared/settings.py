@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     internal_keys: Annotated[list[SecretStr], NoDecode] = [SecretStr(LOCAL_INTERNAL_KEY)]
     # How long a credential the gateway signs is good for.
     credential_seconds: float = 60.0
+    # Where a service asks the gateway what it owns (whether a project exists).
+    gateway_url: str = "http://127.0.0.1:8000"
 
     @field_validator("internal_keys", mode="before")
     @classmethod

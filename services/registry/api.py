@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.registry import service, store
+from services.registry.access import Access, role_to_move_to
 from services.registry.domain import ModelStage
 from services.registry.schemas import (
     ModelCreate,
@@ -23,7 +24,8 @@ from services.registry.schemas import (
     VersionPage,
     VersionUpdate,
 )
-from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.auth import Role
+from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.errors import InvalidInput, NotFound
 from shared.http import rows_reply
 
@@ -34,7 +36,12 @@ async def known_stages(request: Request) -> service.KnownStages:
     return request.app.state.known_stages
 
 
+async def access(request: Request) -> Access:
+    return request.app.state.access
+
+
 Known = Annotated[service.KnownStages, Depends(known_stages)]
+Allowed = Annotated[Access, Depends(access)]
 
 
 def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -53,7 +60,10 @@ def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 @router.post("/models", status_code=201, response_model=ModelOut)
-async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Known):
+async def register_model(
+    body: ModelCreate, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed
+):
+    await allowed.to_register(caller, body.project_id)
     async with rt.uow(begin=False) as uow:
         model = await service.register_model(uow, actor=who, **body.model_dump())
     known.registered(model["id"])
@@ -64,6 +74,7 @@ async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Know
 @router.get("/models", response_model=ModelPage)
 async def list_models(
     rt: Runtime,
+    caller: Who,
     project_id: UUID | None = None,
     name: Annotated[str | None, Query(description="Case-insensitive substring of the name")] = None,
     tag: Annotated[list[str], Query(description="key or key:value; repeat to AND")] = [],  # noqa: B006
@@ -73,7 +84,7 @@ async def list_models(
     pairs, keys = parse_tag_filters(tag)
     async with rt.sessionmaker() as session:
         items, total = await store.find_models(
-            session, project_id=project_id, name=name, tags=pairs, tag_keys=keys,
+            session, projects=caller.scope(project_id), name=name, tags=pairs, tag_keys=keys,
             limit=limit, offset=offset,
         )
     return {"items": items, "total": total}
@@ -81,11 +92,12 @@ async def list_models(
 
 @router.get("/models/summary", response_model=SummaryPage)
 async def models_summary(
-    rt: Runtime, project_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0
+    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 50,
+    offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
         rows, total, totals = await store.summarize(
-            session, project_id=project_id, limit=limit, offset=offset
+            session, projects=caller.scope(project_id), limit=limit, offset=offset
         )
     items = [
         ModelSummary(
@@ -102,7 +114,10 @@ async def models_summary(
 
 
 @router.get("/models/stages/{stage}/latest", response_model=VersionOut)
-async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
+async def latest_in_stage(
+    stage: ModelStage, model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         version = await store.latest_in_stage(conn, model_id, stage)
     if version is None:
@@ -112,13 +127,19 @@ async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
 
 
 @router.patch("/models/versions/{version_id}", response_model=VersionOut)
-async def update_version(version_id: UUID, body: VersionUpdate, rt: Runtime, _: Actor):
+async def update_version(
+    version_id: UUID, body: VersionUpdate, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_version(caller, version_id, Role.EDITOR)
     async with rt.uow() as uow:
         return await service.update_version(uow, version_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/models/versions/{version_id}", status_code=204)
-async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
+async def delete_version(
+    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
+) -> Response:
+    await allowed.to_version(caller, version_id, Role.EDITOR)
     async with rt.uow() as uow:
         await service.delete_version(uow, version_id)
     return Response(status_code=204)
@@ -126,8 +147,10 @@ async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 @router.post("/models/versions/{version_id}/transition", response_model=TransitionResult)
 async def transition_stage(
-    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known
+    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known,
+    caller: Who, allowed: Allowed,
 ):
+    await allowed.to_version(caller, version_id, role_to_move_to(body.stage))
     async with rt.uow(begin=False) as uow:
         version, transitions = await service.transition_stage(
             uow, version_id, stage=body.stage, comment=body.comment, actor=who, known=known
@@ -136,7 +159,11 @@ async def transition_stage(
 
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
-async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, offset: Offset = 0):
+async def list_transitions(
+    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed, limit: Limit = 100,
+    offset: Offset = 0,
+):
+    await allowed.to_version(caller, version_id, Role.VIEWER)
     async with rt.connection() as conn:
         if not await store.version_exists(conn, version_id):
             raise service.version_not_found(f"with id {version_id}")
@@ -145,7 +172,8 @@ async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, of
 
 
 @router.get("/models/{model_id}", response_model=ModelDetail)
-async def get_model(model_id: UUID, rt: Runtime):
+async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         model = await store.get_model(conn, model_id)
         listed = None if model is None else await store.list_versions(
@@ -159,13 +187,17 @@ async def get_model(model_id: UUID, rt: Runtime):
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
-async def update_model(model_id: UUID, body: ModelUpdate, rt: Runtime, _: Actor):
+async def update_model(
+    model_id: UUID, body: ModelUpdate, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow() as uow:
         return await service.update_model(uow, model_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/models/{model_id}", status_code=204)
-async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
+async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed) -> Response:
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow() as uow:
         await service.delete_model(uow, model_id)
     return Response(status_code=204)
@@ -173,8 +205,10 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
 async def create_version(
-    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known
+    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known, caller: Who,
+    allowed: Allowed,
 ):
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow(begin=False) as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
     known.created(version)
@@ -186,10 +220,13 @@ async def create_version(
 async def list_versions(
     model_id: UUID,
     rt: Runtime,
+    caller: Who,
+    allowed: Allowed,
     stage: ModelStage | None = None,
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     before = None
     if cursor is not None and (before := store.decode_cursor(cursor)) is None:
         raise InvalidInput(f"cursor '{cursor}' is not one this API gave out", kind="invalid-cursor")
@@ -206,7 +243,10 @@ async def list_versions(
 
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
-async def get_version_by_label(model_id: UUID, version: str, rt: Runtime):
+async def get_version_by_label(
+    model_id: UUID, version: str, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         found = await store.get_version_by_label(conn, model_id, version)
     if found is None:

@@ -21,7 +21,10 @@ from services.registry.domain import ModelStage
 from services.registry.settings import RegistrySettings
 from shared.db import connect_raw, create_engine
 from shared.driver import driver_connection
+from tests.credentials import known_project
 from tests.registry.conftest import ScratchDatabase, client_of, new_versions, promote
+
+PROJECT = uuid.uuid4()  # the project the registries of these tests take to exist
 
 TRANSITION_STATEMENT = "%WITH guard AS MATERIALIZED%"
 
@@ -161,6 +164,7 @@ async def registry_on(url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClien
     """A registry of its own on the database at `url`, stopped (its connections closed) on
     leaving."""
     app = create_app(RegistrySettings(database_url=url, nats_url=nats_url))
+    known_project(app, PROJECT)
     async with app.router.lifespan_context(app), client_of(app) as client:
         yield client
 
@@ -205,9 +209,8 @@ async def test_a_registry_started_on_empty_tables_reads_no_table_whole(scratch, 
     before = await whole_table_reads(scratch)
 
     async with registry_on(scratch.url, nats_url) as client:
-        project = str(uuid.uuid4())
         for n in range(2):
-            reply = await client.post("/models", json={"name": f"m{n}", "project_id": project})
+            reply = await client.post("/models", json={"name": f"m{n}", "project_id": str(PROJECT)})
             assert reply.status_code == 201, reply.text
             model = reply.json()
             versions = await new_versions(client, model, 3)
