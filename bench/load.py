@@ -1,9 +1,9 @@
 """Closed-loop HTTP load: N workers, each with its own keep-alive connection, each sending its
 next request as soon as the previous one answered. A warm-up, then a measured window.
 
-The measured load goes through `shared.http_pool` (the gateway's own client: TCP_NODELAY, about
-an eighth of aiohttp's CPU per request, a twentieth of httpx's): the load generator shares the
-machine's cores with both servers, so what it spends is taken from both. Seeding uses httpx.
+The measured load goes through aiohttp (a tenth of httpx's CPU per request here): the load
+generator shares the machine's cores with both servers, so what it spends is taken from both.
+Seeding uses httpx.
 """
 
 import asyncio
@@ -14,11 +14,11 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+import aiohttp
 import httpx
 import orjson
 
 from bench.steadiness import spread
-from shared.http_pool import HttpPool, UpstreamError
 
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -81,8 +81,7 @@ class Target:
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         self.base_url = base_url
         self.headers = headers
-        self._plain_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        self._json_headers = [*self._plain_headers, (b"content-type", b"application/json")]
+        self._json_headers = {**headers, "Content-Type": "application/json"}
         self.seed = SeedData()
         self._transition_next: dict[str, int] = {}
 
@@ -94,17 +93,26 @@ class Target:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
 
-    def connection(self) -> HttpPool:
+    def connection(self) -> aiohttp.ClientSession:
         """One worker's keep-alive connection for the measured load."""
-        return HttpPool(self.base_url, size=1)
+        return aiohttp.ClientSession(
+            base_url=self.base_url,
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT.read),
+            skip_auto_headers=("User-Agent",),
+        )
 
-    def send(self, connection: HttpPool, method: str, path: str, *, json: object = None,
-             params: dict | None = None):  # fmt: skip
-        """Send one request the way every load worker does; returns the pool's reply."""
+    async def send(self, connection: aiohttp.ClientSession, method: str, path: str, *,
+                   json: object = None, params: dict | None = None) -> tuple[int, bytes]:  # fmt: skip
+        """Send one request the way every load worker does; its status and body."""
         target = f"{path}?{urlencode(params)}" if params else path
         if json is None:
-            return connection.request(method, target, self._plain_headers)
-        return connection.request(method, target, self._json_headers, orjson.dumps(json))
+            reply = connection.request(method, target, headers=self.headers)
+        else:
+            reply = connection.request(method, target, headers=self._json_headers,
+                                       data=orjson.dumps(json))  # fmt: skip
+        async with reply as response:
+            return response.status, await response.read()
 
     def adopt(self, other: "Target") -> None:
         """Take over what `other` seeded and where its transitions got to: the same server,
@@ -216,16 +224,15 @@ async def run_load(target: Target, op: str, clients: int, warmup: float, seconds
     measure_from = t_start + warmup
     measure_to = measure_from + seconds
 
-    async def worker(index: int, connection: HttpPool) -> None:
+    async def worker(index: int, connection: aiohttp.ClientSession) -> None:
         rng = random.Random(index)
         while (t0 := time.perf_counter()) < measure_to:
             method, path, arguments = target.request(op, index, rng)
             try:
-                response = await target.send(connection, method, path, **arguments)
-                body = await response.read()
-                ok = response.status < 400
-                error = None if ok else f"{response.status} {body[:300]!r}"
-            except UpstreamError as exc:
+                status, body = await target.send(connection, method, path, **arguments)
+                ok = status < 400
+                error = None if ok else f"{status} {body[:300]!r}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             t1 = time.perf_counter()
             if measure_from <= t0 and t1 <= measure_to:

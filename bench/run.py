@@ -179,13 +179,12 @@ async def _page_timings(
         for key, model in models.items():
             for which, params in pages[key].items():
                 t0 = time.perf_counter()
-                response = await target.send(
+                status, body = await target.send(
                     connection, "GET", f"{target.prefix}/{model}/versions", params=params
                 )
-                body = await response.read()
                 elapsed = (time.perf_counter() - t0) * 1000
-                if response.status != 200 or len(json.loads(body)["items"]) != 100:
-                    raise RuntimeError(f"list {key} {which}: {response.status} {body[:300]!r}")
+                if status != 200 or len(json.loads(body)["items"]) != 100:
+                    raise RuntimeError(f"list {key} {which}: {status} {body[:300]!r}")
                 if i >= warmup:
                     timings[key][which].append(elapsed)
     return timings

@@ -118,6 +118,14 @@ class Caller:
         return visible
 
 
+class CredentialRequired(Unauthorized):
+    kind, title = "credential-required", "The gateway's credential is required"
+
+
+class InvalidCredential(Unauthorized):
+    kind, title = "invalid-credential", "The gateway's credential is not valid"
+
+
 def key_id(key: str) -> str:
     """A key's name in a credential's header: not the key, but enough to pick it among several."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -164,10 +172,9 @@ class CredentialVerifier:
     def verify(self, credential: str | None) -> Caller:
         """The caller, or 401 (`Unauthorized`)."""
         if not credential:
-            raise Unauthorized(
+            raise CredentialRequired(
                 f"a {CREDENTIAL_HEADER} header signed by the gateway is required; call the "
-                "gateway, not the service",
-                kind="credential-required",
+                "gateway, not the service"
             )
         known = self._verified.get(credential)
         if known is not None and known[1] > time.time():
@@ -183,9 +190,7 @@ class CredentialVerifier:
             )  # fmt: skip
             caller = _caller(claims)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-            raise Unauthorized(
-                f"the {CREDENTIAL_HEADER} is not valid: {exc}", kind="invalid-credential"
-            ) from exc
+            raise InvalidCredential(f"the {CREDENTIAL_HEADER} is not valid: {exc}") from exc
         if len(self._verified) >= self._remembered:
             self._verified.clear()
         self._verified[credential] = (caller, float(claims["exp"]))

@@ -6,17 +6,14 @@ without a second effect. A handler that keeps failing is retried with back-off; 
 delivery the event goes to `deadletter.<consumer>` (stream DEADLETTER) for operators.
 """
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 
@@ -24,39 +21,12 @@ from shared import context
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.streams import dead_letter_subject, stream_name
+from shared.repeats import RepeatedLog
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
 UnitOfWorkFactory = Callable[[], UnitOfWork]
-
-
-def _fetch_timeouts_raised_as_nats_errors() -> None:
-    """A pull fetch that runs out its deadline raises nats's `TimeoutError`, which FastStream's
-    pull loop waits for and goes on. nats-py 2.15 and 2.16 raise the builtin one instead when
-    the deadline passed before the fetch's second request (nats-io/nats.py#1008, open): one
-    whose event loop was busy past it, as a service's is under load. The loop's task then
-    died and FastStream restarted it, logging an ERROR with its traceback (68 times in the
-    registry in one `make bench`). Here such a timeout is raised as nats's, as before 2.15."""
-    pull = JetStreamContext.PullSubscription
-    fetch = pull.fetch
-    if getattr(fetch, "raises_nats_timeouts", False):
-        return
-
-    @functools.wraps(fetch)
-    async def fetch_raising_nats_timeouts(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fetch(self, *args, **kwargs)
-        except nats.errors.TimeoutError:
-            raise
-        except TimeoutError as exc:
-            raise nats.errors.TimeoutError from exc
-
-    fetch_raising_nats_timeouts.raises_nats_timeouts = True  # type: ignore[attr-defined]
-    pull.fetch = fetch_raising_nats_timeouts  # type: ignore[method-assign]
-
-
-_fetch_timeouts_raised_as_nats_errors()
 
 
 @dataclass(frozen=True)
@@ -98,6 +68,7 @@ def subscribe(
     max_deliveries: int,
 ) -> None:
     """Register the consumer on the broker; it starts consuming when the broker starts."""
+    logger = RepeatedLog(log)  # while the database is away, every event fails alike
 
     async def on_message(_: Any, message: NatsMessage) -> None:
         body = message.raw_message.data  # the envelope exactly as published, not FastStream's decode
@@ -115,12 +86,13 @@ def subscribe(
             applied = await apply_once(new_uow, inbox, consumer, event)
         except Exception as exc:
             if metadata.num_delivered >= max_deliveries:
-                log.exception("%s: event %s failed for good", consumer.durable, event.id)
+                logger.warning("%s: event %s failed for good, dead-lettered", consumer.durable,
+                               event.id, exc_info=True)  # fmt: skip
                 await _dead_letter(broker, consumer, body, repr(exc))
                 await message.ack()
             else:
-                log.warning("%s: event %s failed (delivery %d): %r", consumer.durable, event.id,
-                            metadata.num_delivered, exc)
+                logger.warning("%s: event %s failed (delivery %d): %r", consumer.durable,
+                               event.id, metadata.num_delivered, exc)  # fmt: skip
                 await message.nack(delay=min(2 ** metadata.num_delivered * 0.1, 30.0))
             return
         if not applied:
@@ -131,7 +103,10 @@ def subscribe(
         consumer.subject,
         stream=JStream(consumer.stream, declare=False),
         durable=consumer.durable,
-        pull_sub=PullSub(batch_size=16, timeout=1.0),
+        # One message a fetch: nats-py's fetch of a batch raises the builtin TimeoutError, which
+        # ends FastStream's pull loop, when its deadline passed before its second request
+        # (nats-io/nats.py#1008); one message is handed on as soon as it arrives, too.
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
         config=ConsumerConfig(
             durable_name=consumer.durable,
             deliver_policy=DeliverPolicy.ALL,

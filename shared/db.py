@@ -1,4 +1,18 @@
-"""Async SQLAlchemy: engines, a metadata bound to one service's schema, and the unit of work."""
+"""Async SQLAlchemy: the engine, a metadata bound to one service's schema, the unit of work.
+
+The house rule for queries (STYLE.md habit 12), the same in every service:
+
+- A service's queries live in its `store.py`, which says its style in its docstring. The
+  style is SQLAlchemy (ORM or Core) on an `AsyncSession`. A hot path may instead be SQL on
+  asyncpg, as a `shared.statements.Statement`: built once at import from the tables (Core, or
+  `text()` with named parameters), run with named values.
+- A store function takes one handle: the session (`uow.session`), asyncpg's connection
+  (`uow.conn`; `runtime.connection()` for a read outside a command), or the `UnitOfWork`
+  itself for a statement that writes its own events (`fetchrow_writing_events`).
+- A command (in `service.py`) is one unit of work, `async with runtime.uow() as uow:`; its
+  events go with `uow.record(...)`. Nothing else begins or commits.
+- A duplicate is found by `ON CONFLICT ... DO NOTHING`, never by a constraint's name.
+"""
 
 import json
 import logging
@@ -21,20 +35,21 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared import context
-from shared.driver import check_in, checkout, orm_connection
 from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
 from shared.outbox import (
+    EVENT_PARAMETERS,
     OutboxMessage,
     event_bytes_carried,
     insert_literal_sql,
     outbox_table,
 )
+from shared.statements import Statement
 
 log = logging.getLogger(__name__)
 
-# Stable constraint names, so a store can tell a duplicate name from a duplicate version.
+# Stable constraint names: migrations and `ON CONFLICT ON CONSTRAINT` name them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -77,24 +92,11 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
 def create_engine(
     database_url: str, pool_size: int = 20, *, generic_plans: bool = False
 ) -> AsyncEngine:
-    """SQLAlchemy never begins, commits or resets here: transactions are the unit of work's,
-    on the driver's connection (see `shared.driver`), and reads outside one autocommit.
+    """An engine in autocommit mode that resets nothing on check-in: transactions are the unit
+    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits.
 
-    With `generic_plans`, each prepared statement is planned once per connection, never again
-    for its parameters (`plan_cache_mode`): for a service whose statements all find rows by key.
-    Postgres's own choice tries five custom plans and keeps planning anew whenever the generic
-    plan's estimate is higher; it is, wherever arrays are unnested (their length unknown, ten
-    rows assumed), so a statement of several CTEs cost more to plan each time than to run.
-
-    Planned once, such a statement is planned for its keys, not for the size of its tables at
-    the time (`enable_seqscan` off: a table is read whole only where no index serves). A plan
-    lasts until its connection closes or its tables are vacuumed or analyzed, and one made
-    while a table was empty (a new registry; the outbox just after a vacuum) read it whole
-    however it grew: the relay's removal of published events read every page of the outbox,
-    of rows removed since that vacuum, twenty times a second (bench/README.md). Where no index
-    serves, the whole-table read's plan carries the cost Postgres (up to 17) gives a disabled
-    path, past every JIT threshold: `jit` is off, or each such statement (a search of models
-    by name) is compiled anew at every run, 130 ms of it."""
+    `generic_plans` plans each prepared statement once per connection (the registry's, until
+    its indexes make it unnecessary)."""
     server_settings = (
         {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
         if generic_plans
@@ -137,21 +139,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
-    The unit of work owns the transaction on the driver's connection, so statements sent
-    through the ORM session (`session`) and straight through asyncpg (`conn`, for hot paths:
-    half the CPU per statement) are one transaction. SQLAlchemy runs in autocommit mode on that
-    connection (`create_engine`): it never begins or commits on its own.
-
-    Events recorded with `record()` are written to the outbox table in the same transaction,
-    and handed to `committed` (the relay's dispatch) once the commit succeeded. Nothing else in
-    a service commits.
-
-    Round trips are what a command costs most (bench/README.md), so the outbox rows go in the
-    same message as the COMMIT: BEGIN, the command's own statements, then `INSERT ...; COMMIT`.
-    A command whose change is one statement does better: made with `begin=False`, its unit of
-    work sends no BEGIN, and `fetchrow_writing_events` runs the statement, which writes the
-    command's events itself (`shared.outbox.written_by_statement_sql`), as a transaction of its
-    own: one round trip. Should the command need more, `begin()` starts the transaction.
+    `session` (SQLAlchemy) and `conn` (asyncpg, under it) are one transaction, begun with
+    `BEGIN` on asyncpg's connection; events recorded go to the outbox in the message of the
+    COMMIT, and to `committed` (the relay) once it succeeded. Made with `begin=False`, it
+    sends no BEGIN: a command that is one statement writes its events in that statement
+    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed.
     """
 
     def __init__(
@@ -182,14 +174,15 @@ class UnitOfWork:
         self._session = None
         self._begun = False
         self._ended = False
-        self._pooled = await checkout(self._engine)
-        self.conn: asyncpg.Connection = self._pooled.driver_connection
-        if self._begin_at_start:
-            try:
+        self._connection = await self._engine.connect()
+        try:
+            raw = await self._connection.get_raw_connection()
+            self.conn: asyncpg.Connection = raw.driver_connection
+            if self._begin_at_start:
                 await self.begin()
-            except BaseException:
-                await check_in(self._engine, self._pooled, reusable=False)
-                raise
+        except BaseException:
+            await self._give_back()
+            raise
         return self
 
     @property
@@ -210,7 +203,7 @@ class UnitOfWork:
             raise RuntimeError("an ORM session needs the unit of work's transaction: begin() first")
         if self._session is None:
             self._session = AsyncSession(
-                bind=orm_connection(self._engine, self._pooled),
+                bind=self._connection,
                 expire_on_commit=False,
                 autoflush=False,
             )
@@ -226,15 +219,17 @@ class UnitOfWork:
 
     async def fetchrow_writing_events(
         self,
-        sql: str,
+        statement: Statement | str,
         *args: Any,
         events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
         """Run a statement that writes the command's events itself: its SQL holds
-        `written_by_statement_sql` with the same `fill`, whose parameters follow `args`. The
-        statement returns its `source` row, or no row when it wrote nothing; only with a row
-        were the events written. The `fill` fields of their data are placeholders until then.
+        `written_by_statement_sql` with the same `fill`. A `Statement` takes its values as
+        the one argument (a mapping; the events go in as `EVENT_PARAMETERS`); SQL text, as
+        positional arguments that the events' three arrays follow. The statement returns its
+        `source` row, or no row when it wrote nothing; only with a row were the events
+        written. The `fill` fields of their data are placeholders until then.
 
         Before `begin()`, the statement is a transaction of its own: the command's change and
         its events commit together in one round trip. Inside the transaction, they commit with
@@ -242,10 +237,15 @@ class UnitOfWork:
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)
-        row = await self.conn.fetchrow(
-            sql, *args, [m.id for m in messages], [m.subject for m in messages],
-            [m.payload for m in messages],
-        )  # fmt: skip
+        arrays = ([m.id for m in messages], [m.subject for m in messages],
+                  [m.payload for m in messages])  # fmt: skip
+        if isinstance(statement, Statement):
+            (values,) = args
+            row = await statement.fetchrow(
+                self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
+            )
+        else:
+            row = await self.conn.fetchrow(statement, *args, *arrays)
         if row is None:
             return None
         if fill:
@@ -287,10 +287,20 @@ class UnitOfWork:
                 if self._session is not None:
                     await self._session.close()
             finally:
-                # If neither commit nor rollback went through, its state is unknown: closed.
-                await check_in(self._engine, self._pooled, reusable=self._ended)
-                # Whatever committed is published, even when the command failed afterwards.
-                self._dispatch()
+                try:
+                    await self._give_back()
+                finally:
+                    # Whatever committed is published, even when the command failed afterwards.
+                    self._dispatch()
+
+    async def _give_back(self) -> None:
+        """The connection back to the pool; if neither commit nor rollback went through, its
+        state is unknown, so it is closed instead."""
+        try:
+            if not self._ended:
+                await self._connection.invalidate()
+        finally:
+            await self._connection.close()
 
     def _uncommitted(self) -> None:
         """The statements ran in a transaction nobody here began, on a connection handed over
@@ -307,7 +317,7 @@ class UnitOfWork:
         """End the transaction after the command's error, which stays the one raised. A command
         cancelled (or interrupted) mid-way leaves its connection in a state nobody knows, and
         SQLAlchemy may have closed it already: that connection, like one whose ROLLBACK fails,
-        is closed instead (`check_in`), which ends its transaction as well."""
+        is closed instead, which ends its transaction as well."""
         if isinstance(error, Exception):
             try:
                 if self.conn.is_in_transaction():  # a failed COMMIT has already ended it

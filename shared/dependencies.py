@@ -10,7 +10,8 @@ from shared.errors import Unauthorized
 from shared.runtime import ServiceRuntime
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+# A bigint, as Postgres takes it.
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 
 async def runtime(request: Request) -> ServiceRuntime:

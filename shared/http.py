@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 from uuid import uuid4
 
@@ -11,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
-from pydantic_core import SchemaSerializer
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +22,7 @@ from shared.errors import (
     Problem,
     TooLarge,
     Unauthorized,
-    UnsupportedMediaType,
+    UnsupportedEncoding,
 )
 
 log = logging.getLogger(__name__)
@@ -59,60 +57,14 @@ def rows_reply(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A reply shaped by `shape` from rows as the database returned them (nested ones
-    included), each keyed as the model validates: a field's validation alias, else its name.
-    pydantic's own serializer for `shape` writes them without building a model or validating
-    anything, so the JSON is byte for byte the validated model's `model_dump_json()`, in three
-    fifths of the time on a page of 100 versions. (Returning a model would have FastAPI dump
-    it, validate it against the route's `response_model`, kept for the OpenAPI document, and
-    serialize it again: on a hot read, a third of its CPU.) A value not of its field's type (a
-    `numeric` count where the field is an int, say) raises rather than leave in a shape the
-    API does not document. For what the service stored itself, never for what a client sent."""
+    """A reply of `shape` validated from rows (keyed as the model validates) and written by
+    pydantic; returned as a response, so FastAPI does not validate and serialize it again."""
     return Response(
-        _rows_serializer(shape).to_json(body, by_alias=True, warnings="error"),
+        shape.model_validate(body).model_dump_json(),
         status_code,
         headers,
         media_type="application/json",
     )
-
-
-@cache
-def _rows_serializer(shape: type[BaseModel]) -> SchemaSerializer:
-    return SchemaSerializer(_read_from_rows(shape.__pydantic_core_schema__))
-
-
-def _read_from_rows(schema: Any) -> Any:
-    """`schema` (a pydantic core schema) with each model a typed dict read by the keys the
-    model validates and written under its fields' names, and each enum the type of its values,
-    which is what a row holds."""
-    if isinstance(schema, list):
-        return [_read_from_rows(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    kind = schema.get("type")
-    # A schema another refers to keeps its `ref` (an enum or a model used twice, say).
-    ref = {"ref": schema["ref"]} if "ref" in schema else {}
-    if kind == "enum" and schema.get("sub_type") in ("str", "int", "float"):
-        return {"type": schema["sub_type"]} | ref
-    if kind == "model":
-        fields = schema["schema"]
-        if schema.get("serialization") or fields.get("computed_fields"):
-            raise TypeError(f"{fields['model_name']} computes what it writes: no row holds it")
-        typed: dict[str, Any] = {}
-        for name, field in fields["fields"].items():
-            key = field.get("validation_alias", name)
-            if not isinstance(key, str):
-                raise TypeError(f"{fields['model_name']}.{name}: a row holds it under one key")
-            typed[key] = {
-                "type": "typed-dict-field",
-                "schema": _read_from_rows(field["schema"]),
-                "required": True,
-                "serialization_alias": name,
-                **{k: v for k, v in field.items() if k.startswith("serialization_exclude")},
-            }
-        config = {"config": schema["config"]} if "config" in schema else {}
-        return {"type": "typed-dict", "fields": typed, "extra_behavior": "ignore"} | ref | config
-    return {key: _read_from_rows(value) for key, value in schema.items()}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -166,7 +118,10 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": "The server failed; the correlation id identifies its log lines.",
                 "instance": request.url.path,
                 "correlation_id": context.correlation_id.get(),
-            }
+            },
+            # The server closes the connection after an unhandled error: said here, a client
+            # that keeps connections does not send its next request down a closing one.
+            headers={"Connection": "close"},
         )
 
 
@@ -266,9 +221,8 @@ class Utf8JsonOnly:
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, found: str) -> None:
-        problem = UnsupportedMediaType(
-            f"request bodies are JSON in UTF-8 without a byte-order mark; this one has {found}",
-            kind="unsupported-encoding",
+        problem = UnsupportedEncoding(
+            f"request bodies are JSON in UTF-8 without a byte-order mark; this one has {found}"
         )
         await problem_response(problem.to_dict(instance=scope["path"]))(scope, receive, send)
 

@@ -162,9 +162,11 @@ class EmbeddedNats:
 
 
 def start_embedded_nats(data_dir: Path, timeout: float = 10.0) -> EmbeddedNats:
+    """Start it on the port it had last time on `data_dir` (a fresh one if that is taken), so
+    clients given its URL before a restart of the platform find it again."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "nats-server.log"
-    port = free_port()
+    port = _remembered_port(data_dir / "port")
     process = subprocess.Popen(
         [
             str(nats_server_binary()),
@@ -188,6 +190,26 @@ def start_embedded_nats(data_dir: Path, timeout: float = 10.0) -> EmbeddedNats:
             raise RuntimeError(f"nats-server did not start on port {port}:\n{log_tail(log_path)}")
         time.sleep(0.05)
     return EmbeddedNats(process, port, log_path)
+
+
+def _remembered_port(path: Path) -> int:
+    """The port stored at `path` if it is free now, else a free one, stored there for next time."""
+    with contextlib.suppress(OSError, ValueError):
+        port = int(path.read_text())
+        if 0 < port < 65536 and not tcp_answers("127.0.0.1", port) and _bindable(port):
+            return port
+    port = free_port()
+    path.write_text(str(port))
+    return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 # Docker (only when an engine answers) ----------------------------------------------------------

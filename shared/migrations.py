@@ -1,4 +1,9 @@
-"""Alembic, one environment per service: each creates, versions and sees only its own schema."""
+"""Alembic, one environment per service: each creates, versions and sees only its own schema.
+
+The outbox and inbox every service has are migrated once for all, by the environment in
+`shared/messaging_migrations`, run in each service's schema after its own (with a version
+table of its own): a change to them is one revision there, not one in every service.
+"""
 
 import asyncio
 import zlib
@@ -13,8 +18,11 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db import NAMING_CONVENTION, connect_raw
+from shared.db import NAMING_CONVENTION, connect_raw, schema_metadata
 from shared.inbox import inbox_table
+
+MESSAGING_MIGRATIONS = Path(__file__).parent / "messaging_migrations"
+MESSAGING_VERSION_TABLE = "alembic_version_messaging"
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
@@ -44,16 +52,23 @@ async def ensure_database(database_url: str) -> None:
 
 
 async def apply_migrations(migrations_dir: Path, database_url: str) -> None:
-    """Upgrade the service's schema to head (Alembic runs its own loop, so in a thread)."""
+    """Upgrade the service's schema to head, then its outbox and inbox (Alembic runs its own
+    loop, so in a thread)."""
     await ensure_database(database_url)
     config = alembic_config(migrations_dir, database_url)
     await asyncio.to_thread(command.upgrade, config, "head")
+    messaging = alembic_config(MESSAGING_MIGRATIONS, database_url)
+    messaging.attributes["schema"] = config.attributes["schema"]  # named by the service's env
+    await asyncio.to_thread(command.upgrade, messaging, "head")
 
 
-def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
+def run_env(
+    context: EnvironmentContext, metadata: MetaData, version_table: str = "alembic_version"
+) -> None:
     """The body of every service's `migrations/env.py`."""
     schema = metadata.schema
     assert schema, "a service's metadata names its schema"
+    context.config.attributes["schema"] = schema
     url = context.config.attributes.get("database_url") or context.config.get_main_option(
         "sqlalchemy.url"
     )
@@ -72,6 +87,7 @@ def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
         context.configure(
             connection=connection,
             target_metadata=metadata,
+            version_table=version_table,
             version_table_schema=schema,
             include_schemas=True,
             include_name=include_name,
@@ -89,6 +105,12 @@ def run_env(context: EnvironmentContext, metadata: MetaData) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def run_messaging_env(context: EnvironmentContext) -> None:
+    """The body of `shared/messaging_migrations/env.py`: the schema is the service's."""
+    run_env(context, schema_metadata(context.config.attributes["schema"]),
+            MESSAGING_VERSION_TABLE)  # fmt: skip
 
 
 def create_messaging_tables(schema: str) -> None:

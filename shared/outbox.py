@@ -32,6 +32,10 @@ from uuid import UUID
 
 import asyncpg
 from nats.aio.client import Client as NATS
+from nats.errors import MaxPayloadError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import Error as JetStreamError
+from nats.js.errors import NoStreamResponseError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -50,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.driver import driver_connection
 from shared.jetstream import JetStreamPublisher
+from shared.repeats import RepeatedLog
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +119,17 @@ def insert_literal_sql(table: Table, messages: Sequence[OutboxMessage]) -> str:
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
+# The parameters a statement that writes its events takes them in (`Statement` values).
+EVENT_PARAMETERS = ("event_ids", "event_subjects", "event_payloads")
+
+
 def written_by_statement_sql(
-    table: Table, first_parameter: int, source: str, fill: Mapping[str, str] = {}
+    table: Table, first_parameter: int | None, source: str, fill: Mapping[str, str] = {}
 ) -> str:
     """A CTE `events` for a statement that writes its command's events to the outbox itself
     (`UnitOfWork.fetchrow_writing_events`), once for the row of the CTE `source`: none when
-    the statement wrote nothing. Parameters `$n` to `$n+2` are the arrays of the events' ids,
-    subjects and payloads.
+    the statement wrote nothing. The events' ids, subjects and payloads are arrays in the
+    parameters `EVENT_PARAMETERS` (`text()`, `first_parameter` None) or `$n` to `$n+2`.
 
     `fill` maps fields of the events' data to columns of `source` whose values the statement
     makes (a version's number, say): they are set into each payload from the row written."""
@@ -132,12 +141,15 @@ def written_by_statement_sql(
                 raise ValueError(f"not a field and a column: {field!r}, {column!r}")
             document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
         payload = f"convert_to({document}::text, 'UTF8')"
-    ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
+    if first_parameter is None:
+        ids, subjects, payloads = (f":{name}" for name in EVENT_PARAMETERS)
+    else:
+        ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
     return f"""events AS (
         INSERT INTO {table.schema}.{table.name} (id, subject, payload)
         SELECT e.id, e.subject, {payload}
-        FROM unnest({ids}::uuid[], {subjects}::text[], {payloads}::bytea[]) WITH ORDINALITY
-            AS e(id, subject, payload, n),
+        FROM unnest(CAST({ids} AS uuid[]), CAST({subjects} AS text[]),
+                    CAST({payloads} AS bytea[])) WITH ORDINALITY AS e(id, subject, payload, n),
             {source}
         ORDER BY e.n
     )"""
@@ -177,6 +189,8 @@ class OutboxRelay:
             WHERE o.id = r.id
         """
         self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
+        self._js = nc.jetstream()
+        self._logger = RepeatedLog(log)  # a problem of every message, once per window
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         # A row younger than this is the dispatch path's to publish; the sweep leaves it alone.
@@ -237,9 +251,11 @@ class OutboxRelay:
         await conn.execute(self._refused_sql, list(refused), list(refused.values()),
                            self._retry_max_seconds, pause)  # fmt: skip
         first, why = next(iter(refused.items()))
-        log.warning("outbox relay: JetStream refused %d events (the first, %s: %s); each is "
-                    "tried again after a pause that doubles each time, up to %.0f s",
-                    len(refused), first, why, self._retry_max_seconds)  # fmt: skip
+        self._logger.warning(
+            "outbox relay: JetStream refused %d events (the first, %s: %s); each is tried again "
+            "after a pause that doubles each time, up to %.0f s",
+            len(refused), first, why, self._retry_max_seconds,
+        )  # fmt: skip
 
     async def _keep_dispatching(self) -> None:
         """Publish each batch as it comes, in order, without waiting for acks: each event's row
@@ -255,15 +271,15 @@ class OutboxRelay:
                         ack = await self._publisher.publish(m.subject, m.payload, _headers(m))
                         ack.add_done_callback(partial(self._acked, m.id))
                 except Exception:
-                    log.warning("outbox relay: events wait for the sweep (%d in the batch)",
-                                len(batch), exc_info=True)  # fmt: skip
+                    self._logger.warning("outbox relay: publishing failed; the sweep publishes "
+                                          "the events", count=len(batch), exc_info=True)  # fmt: skip
 
     def _acked(self, event_id: UUID, ack: asyncio.Future[int]) -> None:
         if ack.cancelled():
             return  # no ack in time: the sweep publishes it again, JetStream drops a copy
         if (error := ack.exception()) is not None:
-            log.warning("outbox relay: event %s not stored (%s); the sweep publishes it again",
-                        event_id, error)  # fmt: skip
+            self._logger.warning("outbox relay: an event was not stored (%s); the sweep "
+                                  "publishes it again", type(error).__name__)  # fmt: skip
             return
         self._to_remove.append(event_id)
         self._remove_wanted.set()
@@ -271,25 +287,27 @@ class OutboxRelay:
     async def _publish(
         self, messages: Sequence[OutboxMessage]
     ) -> tuple[list[UUID], dict[UUID, str]]:
-        """Publish the events in order; returns the ids of those JetStream stored before the
-        ack timeout (the acks still awaited then are given up), and why it refused the ones
-        it refused."""
-        await self._publisher.start()
-        acks = [await self._publisher.publish(m.subject, m.payload, _headers(m)) for m in messages]
-        done, late = await asyncio.wait(acks, timeout=ACK_TIMEOUT_SECONDS)
-        for ack in late:
-            ack.cancel()
-        stored, refused = [], {}
-        for message, ack in zip(messages, acks, strict=True):
-            if ack not in done:
-                continue
-            if (error := ack.exception()) is None:
-                stored.append(message.id)
+        """Publish the events, each with JetStream's request and reply (`js.publish`, which
+        raises what JetStream refused, unlike `publish_async`: nats-io/nats.py#985); returns the
+        ids of those stored before the ack timeout, and why it refused the ones it refused."""
+        replies = await asyncio.gather(*(
+            self._js.publish(m.subject, m.payload, timeout=ACK_TIMEOUT_SECONDS, headers=_headers(m))
+            for m in messages
+        ), return_exceptions=True)  # fmt: skip
+        stored, refused, late = [], {}, 0
+        for message, reply in zip(messages, replies, strict=True):
+            if isinstance(reply, NatsTimeoutError):
+                late += 1
+            elif isinstance(reply, NoStreamResponseError):
+                refused[message.id] = "no stream takes the message's subject"
+            elif isinstance(reply, JetStreamError | MaxPayloadError):
+                refused[message.id] = f"JetStream refused it: {reply}"
+            elif isinstance(reply, BaseException):
+                raise reply
             else:
-                refused[message.id] = str(error)
+                stored.append(message.id)
         if late:
-            log.warning("outbox relay: %d events unacked after %.0f s", len(late),
-                        ACK_TIMEOUT_SECONDS)  # fmt: skip
+            self._logger.warning("events unacked after %.0f s", ACK_TIMEOUT_SECONDS, count=late)
         return stored, refused
 
     async def _keep_removing(self) -> None:
@@ -307,18 +325,19 @@ class OutboxRelay:
                         await conn.execute(self._remove_sql, ids)
                 except Exception:
                     # Rows left are published again by the sweep; JetStream drops the copy.
-                    log.warning("outbox relay: could not remove %d published events", len(ids),
-                                exc_info=True)  # fmt: skip
+                    self._logger.warning("outbox relay: could not remove published events",
+                                          count=len(ids), exc_info=True)  # fmt: skip
 
     async def _keep_sweeping(self) -> None:
         while True:
             if expired := self._publisher.expire():
-                log.warning("outbox relay: %d events unacked after %.0f s; the sweep publishes "
-                            "them again", expired, ACK_TIMEOUT_SECONDS)  # fmt: skip
+                self._logger.warning("outbox relay: events unacked after %.0f s; the sweep "
+                                      "publishes them again", ACK_TIMEOUT_SECONDS,
+                                      count=expired)  # fmt: skip
             try:
                 await self._publish_waiting(self._sweep_after)
             except Exception:
-                log.exception("outbox relay: sweeping failed; retrying")
+                self._logger.warning("outbox relay: sweeping failed; retrying", exc_info=True)
             await asyncio.sleep(self._poll_seconds)
 
 

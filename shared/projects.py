@@ -11,6 +11,10 @@ from shared.errors import InvalidInput, ServiceUnavailable
 _ASK_SECONDS = 5.0
 
 
+class UnknownProject(InvalidInput):
+    kind, title = "unknown-project", "No such project"
+
+
 class ProjectDirectory:
     """Remembers each project seen to exist (projects are never deleted) and asks the gateway
     (`GET /internal/projects/{id}`, with a credential the service signs) about any other. A
@@ -41,9 +45,8 @@ class ProjectDirectory:
                 service="gateway",
             ) from exc
         if reply.status_code == 404:
-            raise InvalidInput(
+            raise UnknownProject(
                 f"there is no project {project_id}; create it with POST /api/v1/projects",
-                kind="unknown-project",
                 project_id=str(project_id),
             )
         if reply.status_code != 200:

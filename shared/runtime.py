@@ -3,9 +3,8 @@ together by its FastAPI lifespan. Built by `create_app(settings)`, never at impo
 
 import asyncio
 import contextlib
-import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -32,12 +31,11 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# The collector's generations (Python's defaults: 700, 10, 10). A request's objects die by
-# reference count; what the collector finds is mostly what outlives requests (remembered
-# stages, cached statements). With the defaults a registry under load ran a full collection
-# every 3-5 s, each stopping every request in flight for 5-26 ms; with these, none in 20 s at
-# 600 transitions/s (bench/README.md).
-GC_THRESHOLDS = (10_000, 10, 100)
+# What a service cannot serve without. Not the bus: while it is down the outbox takes every
+# write and the relay publishes them once it is back, so the service is ready, degraded; a
+# readiness probe that failed would turn a bus outage into an outage of the API.
+REQUIRED = ("database", "outbox_relay")
+READINESS_SECONDS = 2.0
 
 
 class ServiceRuntime:
@@ -109,11 +107,6 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
         if self.consumers:
             await self.broker.start()
-        # What start-up built lives as long as the process: out of the collector's sight, a
-        # full collection no longer walks it, and no longer stalls every request for many ms.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
@@ -128,9 +121,10 @@ class ServiceRuntime:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, bool]:
+        """Whether each part works: the database, the bus, the outbox relay."""
         checks = {"database": False, "nats": bool(self.nats and self.nats.is_connected)}
         with contextlib.suppress(Exception):
-            async with self.engine.connect() as conn:
+            async with asyncio.timeout(READINESS_SECONDS), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = True
         checks["outbox_relay"] = self._relay_task is not None and not self._relay_task.done()
@@ -145,17 +139,23 @@ class ServiceRuntime:
             await self.stop()
 
 
+def readiness_reply(checks: dict[str, bool], required: Iterable[str] = REQUIRED) -> JSONResponse:
+    """200 while every `required` check holds, "degraded" when another one fails; else 503."""
+    ready = all(checks[name] for name in required)
+    degraded = ready and not all(checks.values())
+    status = "degraded" if degraded else "ready" if ready else "not ready"
+    return JSONResponse(
+        {"status": status, "ready": ready, "degraded": degraded, "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
 def install_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """`/healthz`: the process answers. `/readyz`: its database, bus and relay work."""
+    """`/healthz`: the process answers. `/readyz`: it can serve (`readiness_reply`)."""
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = await runtime.readiness()
-        ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        return readiness_reply(await runtime.readiness())

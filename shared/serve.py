@@ -1,63 +1,19 @@
-"""Run one service's ASGI app: uvloop and httptools, no access log on the hot path, and each
-reply's headers and body in one write."""
+"""Run a service's ASGI app. The internal services run under uvicorn as it ships; the gateway,
+which faces clients, under granian, whose header-read timeout closes a connection that sends
+no request in time (a silent socket, a trickle of headers, an idle keep-alive), and whose
+backpressure caps the connections it holds: uvicorn has neither."""
 
-import asyncio
-import weakref
-from typing import Any
+import contextlib
+import resource
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
+from granian.server import Server
 
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
-
-
-class OneWriteReplies(HttpToolsProtocol):
-    """uvicorn's httptools protocol, but a reply whose length is known leaves in one write:
-    uvicorn writes the status line and headers, then the body, each by itself, so every reply
-    cost two sends, two segments (TCP_NODELAY) and often two wake-ups of its reader."""
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        cycle = self.cycle  # a new request's, unless the request is an upgrade
-        if cycle is not None and cycle.transport is self.transport:
-            cycle.transport = _HeadersWithBody(self.transport, cycle)
-
-
-class _HeadersWithBody:
-    """A request cycle's transport that holds the reply's status line and headers when a body
-    of known length follows them, and writes them with the body's first part. A streamed
-    reply's headers (chunked: its body may take a while), a reply to HEAD (no body) and
-    anything else go out as they are written."""
-
-    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
-        self._transport = transport
-        # Not the cycle itself: it holds this as its transport, and a cycle of the two would
-        # leave each request's objects to the garbage collector, whose pass over them stopped
-        # the service for 5-27 ms about once a second under load.
-        self._cycle = weakref.proxy(cycle)
-        self._held: bytes | None = None
-        self._past_headers = False
-
-    def write(self, data: bytes) -> None:
-        if self._held is not None:
-            self._transport.writelines((self._held, data))
-            self._held = None
-        elif not self._past_headers and self._body_follows():
-            self._held = data  # the status line and headers
-        else:
-            self._transport.write(data)
-        self._past_headers = self._cycle.response_started
-
-    def _body_follows(self) -> bool:
-        """Whether uvicorn writes a body after the headers it is writing now: it does for a
-        Content-Length (an empty body too), except in reply to HEAD."""
-        cycle = self._cycle
-        return cycle.chunked_encoding is False and cycle.scope["method"] != "HEAD"
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def serve(app: FastAPI, settings: ServiceSettings, service: str, host: str, port: int) -> None:
@@ -67,8 +23,48 @@ def serve(app: FastAPI, settings: ServiceSettings, service: str, host: str, port
         host=host,
         port=port,
         loop="uvloop",
-        http=OneWriteReplies,
+        http="httptools",
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
     )
+
+
+def serve_public(
+    factory: str,
+    host: str,
+    port: int,
+    *,
+    header_timeout_seconds: float,
+    max_connections: int,
+) -> None:
+    """Serve the app `factory` ("module:function", called in the worker process) to clients:
+    a connection gets `header_timeout_seconds` for each request's headers, the first one's
+    included; at most `max_connections` are held, more wait in the listen backlog."""
+    raise_descriptor_limit()
+    Server(
+        factory,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=1,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        backpressure=max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(header_timeout_seconds * 1000)), keep_alive=True
+        ),
+        log_access=False,
+        workers_kill_timeout=10,  # an open event stream does not hold a shutdown up for ever
+    ).serve()
+
+
+def raise_descriptor_limit() -> None:
+    """Open files up to the hard limit: each connection held is one (a worker inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    with contextlib.suppress(ValueError, OSError):  # a limit the system does not allow stays
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -6,6 +6,7 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.auth import LOCAL_INTERNAL_KEY
+from shared.database_url import normalize_database_url
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelplane"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -44,3 +45,9 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("MODELPLANE_INTERNAL_KEYS names no key")
             return keys
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        """`postgresql://...?sslmode=require` as users write it, in the form services use."""
+        return normalize_database_url(value)

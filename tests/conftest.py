@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
+from shared.database_url import normalize_database_url
 from shared.events.streams import DEAD_LETTER_STREAM, SERVICES, stream_name
 from shared.local_infra import (
     create_database,
@@ -30,7 +31,7 @@ LOCAL_NATS_URL = "nats://127.0.0.1:4222"
 def database_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SQLAlchemy async URL to a Postgres server's `postgres` database."""
     if url := os.environ.get("MODELPLANE_TEST_DATABASE_URL"):
-        yield url
+        yield normalize_database_url(url, "MODELPLANE_TEST_DATABASE_URL")
     elif tcp_answers("127.0.0.1", 5432):
         yield LOCAL_POSTGRES_URL
     elif docker_answers():

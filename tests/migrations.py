@@ -13,7 +13,7 @@ async def schema_differences(database_url: str, metadata: MetaData) -> list:
     def include_name(name, type_, parent_names) -> bool:
         if type_ == "schema":
             return name == schema
-        return not (type_ == "table" and name == "alembic_version")
+        return not (type_ == "table" and name.startswith("alembic_version"))
 
     def diff(connection) -> list:
         context = MigrationContext.configure(

@@ -1,4 +1,4 @@
-"""shared.consumers against a real NATS JetStream."""
+"""shared.consumers' pull fetches against a real NATS JetStream, in a busy event loop."""
 
 import asyncio
 import secrets
@@ -8,14 +8,10 @@ import nats
 import nats.errors
 from nats.js.api import StreamConfig
 
-import shared.consumers  # noqa: F401  (what it does on import is under test)
 
-
-async def test_a_fetch_whose_deadline_passed_in_a_busy_loop_raises_nats_timeout(nats_url):
-    # FastStream's pull loop carries on after nats's TimeoutError only; nats-py 2.15-2.16 raise
-    # the builtin one when the event loop was busy past a fetch's deadline, and the loop's
-    # task died (FastStream restarted it, logging an ERROR). Here the loop is held past the
-    # deadline while each fetch waits for the answer to its first request.
+async def _timeouts_in_a_busy_loop(nats_url: str, batch: int) -> list[type]:
+    """What each of 8 fetches of `batch` raises when the loop is held past its deadline while
+    it waits for the answer to its first request."""
     nc = await nats.connect(nats_url)
     name = f"fetch{secrets.token_hex(4)}"
     js = nc.jetstream()
@@ -26,10 +22,21 @@ async def test_a_fetch_whose_deadline_passed_in_a_busy_loop_raises_nats_timeout(
         for _ in range(8):
             asyncio.get_running_loop().call_soon(time.sleep, 0.08)  # the loop, busy
             try:
-                await sub.fetch(16, timeout=0.05)  # FastStream's batched fetch
+                await sub.fetch(batch, timeout=0.05)
             except TimeoutError as exc:
                 raised.append(type(exc))
-        assert raised == [nats.errors.TimeoutError] * 8
+        return raised
     finally:
         await js.delete_stream(name.upper())
         await nc.close()
+
+
+async def test_a_one_message_fetch_past_its_deadline_raises_nats_timeout(nats_url):
+    # FastStream's pull loop carries on after nats's TimeoutError only; any other ends it.
+    assert await _timeouts_in_a_busy_loop(nats_url, 1) == [nats.errors.TimeoutError] * 8
+
+
+async def test_nats_py_still_raises_the_builtin_timeout_from_a_batched_fetch(nats_url):
+    # nats-io/nats.py#1008, why consumers fetch one message at a time. When this fails, nats-py
+    # raises its own: `PullSub(batch_size=...)` may grow again.
+    assert TimeoutError in await _timeouts_in_a_busy_loop(nats_url, 16)

@@ -99,3 +99,15 @@ async def test_session_database_is_fresh_and_empty(database_url: str) -> None:
         await engine.dispose()
     assert name.startswith("modelplane_test_")
     assert tables == 0
+
+
+async def test_embedded_nats_comes_back_on_its_port_after_a_restart(tmp_path: Path) -> None:
+    first = start_embedded_nats(tmp_path / "nats")
+    first.stop()
+    again = start_embedded_nats(tmp_path / "nats")
+    try:
+        assert again.port == first.port
+        client = await nats.connect(first.url)
+        await client.close()
+    finally:
+        again.stop()

@@ -5,10 +5,13 @@ import argparse
 import asyncio
 import sys
 
+from fastapi import FastAPI
+
 from services.gateway.app import create_app, create_token
 from services.gateway.settings import GatewaySettings
 from shared.auth import Role
-from shared.serve import serve
+from shared.logs import configure_logging
+from shared.serve import serve_public
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +31,20 @@ def main(argv: list[str] | None = None) -> None:
         plaintext = asyncio.run(create_token(settings, subject=args.subject, role=Role(args.role)))
         sys.stdout.write(plaintext + "\n")
         return
-    serve(create_app(settings), settings, "gateway", settings.http_host, settings.http_port)
+    serve_public(
+        "services.gateway.__main__:served_app",
+        settings.http_host,
+        settings.http_port,
+        header_timeout_seconds=settings.header_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
+
+
+def served_app() -> FastAPI:
+    """The app as the server's worker process builds it: settings from the environment."""
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_format, settings.log_level)
+    return create_app(settings)
 
 
 if __name__ == "__main__":

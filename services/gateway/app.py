@@ -1,7 +1,7 @@
 """The gateway's composition root: `create_app(settings)` wires everything; nothing at import."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
+from services.gateway.deadline import BodyDeadline
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
-from services.gateway.proxy import Forwarding, jobs_proxy, registry_proxy
+from services.gateway.proxy import Forwarding, service_proxy
 from services.gateway.settings import GatewaySettings
 from shared.auth import CredentialSigner, CredentialVerifier, Role
 from shared.db import UnitOfWork, create_engine
@@ -26,24 +27,38 @@ from shared.http import (
 from shared.migrations import apply_migrations
 from shared.outbox import OUTBOX_TABLE
 from shared.runtime import ServiceRuntime
+from shared.service_table import ServiceSpec, backends, current_table
 
 SERVICE = "gateway"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, services: Sequence[ServiceSpec] | None = None
+) -> FastAPI:
+    """The gateway in front of `services` (the table this process runs with, by default)."""
     settings = settings if settings is not None else GatewaySettings()
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS_DIR)
     signer = CredentialSigner(settings.internal_keys, settings.credential_seconds)
     authenticator = Authenticator(
         runtime.sessionmaker, settings.admin_token, signer, settings.token_cache_seconds
     )
-    registry = registry_proxy(settings.registry_url, authenticator, settings.registry_connections)
-    jobs = jobs_proxy(settings.jobs_url, authenticator, settings.jobs_connections)
+    table = backends(services if services is not None else current_table())
+    proxies = [
+        service_proxy(
+            spec,
+            settings.urls(spec),
+            settings.connections(spec),
+            authenticator,
+        )
+        for spec in table
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with runtime.lifespan(app), registry.connected(), jobs.connected():
+        async with runtime.lifespan(app), contextlib.AsyncExitStack() as stack:
+            for proxy in proxies:
+                await stack.enter_async_context(proxy.connected())
             yield
 
     app = FastAPI(
@@ -59,16 +74,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     app.state.verifier = CredentialVerifier(settings.internal_keys)
-    app.state.registry = registry
-    app.state.jobs = jobs
-    docs = MergedOpenAPI(app, [registry, jobs])
+    app.state.proxies = proxies
+    docs = MergedOpenAPI(app, proxies)
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
-    app.add_middleware(Forwarding, proxies=(registry, jobs))
+    app.add_middleware(Forwarding, proxies=proxies)
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)

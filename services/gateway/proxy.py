@@ -1,10 +1,10 @@
-"""Forwards `/api/v1/registry/{path}` to the registry service, and `/api/v1/jobs...` and
-`/api/v1/gpu-types...` to the jobs service, with the caller as the actor.
+"""Forwards each service's public paths (its `path_roots` in shared/service_table.py) to it,
+with the caller's credential signed by the gateway (shared/auth.py).
 
 The benchmark's hot path, so it is plain ASGI: `Forwarding` hands these paths to their
 `ServiceProxy` before FastAPI's routing, the body is read once and passed on as bytes, the
-path and query go on exactly as they came, and each service is reached through one pool of
-keep-alive connections (`shared.http_pool`; see bench/README.md for what each step bought).
+path and query go on exactly as they came, and each service is reached through its
+`Upstream` (aiohttp's keep-alive pools, one per replica).
 """
 
 import contextlib
@@ -15,15 +15,15 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator, problem_reply
+from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
 from shared.auth import CREDENTIAL_HEADER
 from shared.context import CORRELATION_HEADER
 from shared.errors import NotFound, Problem, ServiceUnavailable
-from shared.http_pool import Header, HttpPool, UpstreamError
+from shared.service_table import ServiceSpec
 
+API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
-JOBS_PREFIX = "/api/v1/"
-JOBS_ROOTS = ("/api/v1/jobs", "/api/v1/gpu-types")
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
 _PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
 _CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
@@ -38,22 +38,24 @@ class ServiceProxy:
     def __init__(
         self,
         service: str,
-        origin_url: str,
+        origin_urls: Sequence[str],
         authenticator: Authenticator,
         *,
         public_prefix: str,
         public_paths: tuple[str, ...],
         connections: int,
+        readiness_path: str = "/readyz",
     ) -> None:
         self.public_paths = public_paths  # the public API paths this backend serves
         self._service = service
-        self._origin_url = origin_url.rstrip("/")
-        self._origin = self._origin_url.encode("latin-1")
+        self._origin_urls = tuple(url.rstrip("/") for url in origin_urls)
+        self._origins = tuple(url.encode("latin-1") for url in self._origin_urls)
         self._public_prefix = public_prefix
         self._roots = tuple(p.rstrip("/") for p in public_paths)
         self._auth = authenticator
         self._connections = connections
-        self._pool: HttpPool | None = None
+        self._readiness_path = readiness_path
+        self._pool: Upstream | None = None
 
     def serves(self, path: str) -> bool:
         return any(path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")
@@ -61,16 +63,18 @@ class ServiceProxy:
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
-        """One keep-alive pool for the process's lifetime (the lifespan holds it)."""
-        self._pool = HttpPool(self._origin_url, size=self._connections)
+        """Keep-alive pools for the process's lifetime (the lifespan holds them)."""
+        upstream = Upstream(self._origin_urls, connections=self._connections)
+        await upstream.start()
+        self._pool = upstream
         try:
             yield
         finally:
-            await self._pool.close()
             self._pool = None
+            await upstream.close()
 
     @property
-    def pool(self) -> HttpPool:
+    def pool(self) -> Upstream:
         if self._pool is None:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
         return self._pool
@@ -109,7 +113,9 @@ class ServiceProxy:
         for i, (name, value) in enumerate(passed_back):
             if name == b"location":
                 # The service's own address is internal; its paths are the gateway's paths.
-                passed_back[i] = (name, value.removeprefix(self._origin))
+                for origin in self._origins:
+                    value = value.removeprefix(origin)
+                passed_back[i] = (name, value)
         if reply.body is None:
             # A reply of unknown length (a log that follows a running job) goes on as written.
             streamed = StreamingResponse(
@@ -125,13 +131,23 @@ class ServiceProxy:
         await send({"type": "http.response.start", "status": reply.status, "headers": passed_back})
         await send({"type": "http.response.body", "body": reply.body})
 
+    @property
+    def name(self) -> str:
+        return self._service
+
     async def ready(self) -> bool:
-        try:
-            reply = await self.pool.request("GET", "/readyz", timeout=_PROBE_SECONDS)
-            await reply.read()
-        except UpstreamError:
-            return False
-        return reply.status == 200
+        """Whether a replica of the service is ready (the others are the pool's to avoid)."""
+        for replica in range(len(self._origin_urls)):
+            try:
+                reply = await self.pool.request(
+                    "GET", self._readiness_path, timeout=_PROBE_SECONDS, replica=replica
+                )
+                await reply.read()
+            except UpstreamError:
+                continue
+            if reply.status == 200:
+                return True
+        return False
 
     async def openapi(self) -> dict | None:
         """The service's OpenAPI document, or None while it does not answer."""
@@ -165,17 +181,15 @@ class Forwarding:
         await self.app(scope, receive, send)
 
 
-def registry_proxy(url: str, authenticator: Authenticator, connections: int) -> ServiceProxy:
+def service_proxy(
+    spec: ServiceSpec, urls: Sequence[str], connections: int, authenticator: Authenticator
+) -> ServiceProxy:
+    """The proxy of one service of the table. What a caller may do there is the service's to
+    decide: the gateway only authenticates."""
+    prefix = REGISTRY_PREFIX if spec.name == "registry" else API_PREFIX
     return ServiceProxy(
-        "registry", url, authenticator, public_prefix=REGISTRY_PREFIX,
-        public_paths=(REGISTRY_PREFIX.rstrip("/"),), connections=connections,
-    )  # fmt: skip
-
-
-def jobs_proxy(url: str, authenticator: Authenticator, connections: int) -> ServiceProxy:
-    return ServiceProxy(
-        "jobs", url, authenticator, public_prefix=JOBS_PREFIX, public_paths=JOBS_ROOTS,
-        connections=connections,
+        spec.name, urls, authenticator, public_prefix=prefix, public_paths=spec.path_roots,
+        connections=connections, readiness_path=spec.readiness_path,
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import JobRejectedProblem, JobStatus
+from services.jobs.domain import JobRejectedProblem, JobStatus, job_warnings
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -25,6 +25,7 @@ from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.environments import Env
 from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime
+from shared.validation import Text
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -33,13 +34,11 @@ async def supervisor(request: Request) -> JobSupervisor:
     return request.app.state.supervisor
 
 
-Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
-
-
 async def projects(request: Request) -> ProjectDirectory:
     return request.app.state.projects
 
 
+Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
 Projects = Annotated[ProjectDirectory, Depends(projects)]
 
 
@@ -66,7 +65,7 @@ async def list_gpu_types(
 
 @router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
 async def update_gpu_type(
-    env: Env, gpu_type_id: str, body: GpuTypeUpdate, rt: Runtime, caller: Who
+    env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, caller: Who
 ):
     caller.require_platform_admin()
     async with rt.uow() as uow:
@@ -75,7 +74,7 @@ async def update_gpu_type(
 
 
 @router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
-async def delete_gpu_type(env: Env, gpu_type_id: str, rt: Runtime, caller: Who) -> Response:
+async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who) -> Response:
     caller.require_platform_admin()
     async with rt.uow() as uow:
         await service.delete_gpu_type(uow, env, gpu_type_id)
@@ -163,4 +162,5 @@ async def _job_out(
 def _shape(job, run) -> JobOut:
     out = JobOut.model_validate(job)
     out.experiment_run = ExperimentRunOut.model_validate(run) if run is not None else None
+    out.warnings = job_warnings(job.executor, job.python_env)
     return out

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from shared.environments import Env
 from shared.errors import Conflict, InvalidInput
+from shared.integrations import TrainingBackend
 
 GPU_TYPE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 MAX_GPU_TYPE_ID_LENGTH = 63
@@ -146,6 +147,18 @@ def gpu_count(use_gpu: bool, gpus: int | None) -> int:
 def check_cancellable(status: JobStatus) -> None:
     if status.finished:
         raise JobAlreadyFinished(f"the job has already finished: it is {status}")
+
+
+PYTHON_ENV_IGNORED = (
+    "python_env is ignored on the Kubernetes executor: the job's image decides its environment"
+)
+
+
+def job_warnings(executor: str | None, python_env: str | None) -> list[str]:
+    """What of a job's request its executor ignores, to tell the one who asked."""
+    if executor == TrainingBackend.KUBERNETES and python_env:
+        return [PYTHON_ENV_IGNORED]
+    return []
 
 
 def gpu_node_selector(node_label: str | None) -> tuple[str | None, str | None]:

@@ -20,6 +20,6 @@ def run_updated(job: TrainingJob, run: ExperimentRun) -> ExperimentRunUpdated:
         experiment_run_id=run.id, job_id=job.id, project_id=job.project_id,
         tracking_system=run.tracking_system, tracking_run_id=run.tracking_run_id,
         experiment_name=run.experiment_name, run_name=run.run_name, status=run.status,
-        parameters=run.parameters, metrics=run.metrics, artifact_uris=run.artifact_uris,
+        parameters=run.parameters, metrics=run.metrics, artifact_uris=run.artifact_uris, artifacts=run.artifacts,
         start_time=run.start_time, end_time=run.end_time,
     )

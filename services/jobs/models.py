@@ -64,6 +64,7 @@ class TrainingJob(Base):
     job_type: Mapped[str] = mapped_column(String(16))
     command: Mapped[list[str]] = mapped_column(JSONB)
     working_dir: Mapped[str | None] = mapped_column(Text)
+    python_env: Mapped[str | None] = mapped_column(Text)
     image: Mapped[str | None] = mapped_column(Text)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     use_gpu: Mapped[bool] = mapped_column(Boolean)
@@ -86,6 +87,8 @@ class TrainingJob(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while a supervisor starts the validated job; an old one is a start that crashed.
+    start_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Where the job came from when a pipeline stage asked for it (a plain reference, no FK).
     pipeline_run_id: Mapped[UUID | None]
     pipeline_stage: Mapped[str | None] = mapped_column(String(255))
@@ -107,6 +110,7 @@ class ExperimentRun(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     metrics: Mapped[dict[str, float]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     artifact_uris: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    artifacts: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     status: Mapped[str] = mapped_column(String(16))
     start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

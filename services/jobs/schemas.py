@@ -4,31 +4,36 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.jobs.domain import JobStatus, RunStatus
 from shared.environments import Env
 from shared.events.jobs import JobRequest, JobType
+from shared.validation import INT32_MAX, INT32_MIN, Text
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Label = Annotated[Text, StringConstraints(max_length=255)]
+Priority = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX, description="Lower comes first")]
+
+
 class GpuTypeCreate(Body):
-    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=63)]
-    label: Annotated[str, StringConstraints(max_length=255)]
+    id: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=63)]
+    label: Label
     env: Env
     enabled: bool = True
-    priority: int = 0
-    node_label: str | None = None
+    priority: Priority = 0
+    node_label: Label | None = None
 
 
 class GpuTypeUpdate(Body):
-    label: Annotated[str, StringConstraints(max_length=255)] | None = None
+    label: Label | None = None
     enabled: bool | None = None
-    priority: int | None = None
-    node_label: str | None = None
+    priority: Priority | None = None
+    node_label: Label | None = None
 
 
 class GpuTypeOut(BaseModel):
@@ -63,7 +68,8 @@ class ExperimentRunOut(BaseModel):
     run_name: str
     parameters: dict[str, Any]
     metrics: dict[str, float]
-    artifact_uris: list[str]
+    artifact_uris: list[str] = Field(description="The run's artifact root, as MLflow reports it")
+    artifacts: list[str] = Field(description="The files the run logged, as paths under its root")
     status: RunStatus
     start_time: datetime
     end_time: datetime | None
@@ -79,6 +85,7 @@ class JobOut(BaseModel):
     job_type: JobType
     command: list[str]
     working_dir: str | None
+    python_env: str | None
     image: str | None
     parameters: dict[str, Any]
     use_gpu: bool
@@ -99,6 +106,9 @@ class JobOut(BaseModel):
     pipeline_stage: str | None
     pipeline_attempt: int | None
     experiment_run: ExperimentRunOut | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="What of the request the job's executor ignores"
+    )
 
 
 class JobPage(BaseModel):

@@ -1,5 +1,6 @@
 """The jobs service's configuration (`MODELPLANE_*` environment variables)."""
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -19,6 +20,8 @@ class JobsSettings(ServiceSettings):
     jobs_executors: dict[Env, TrainingBackend] = Field(default_factory=dict)
     # Empty: `sqlite:///<jobs_state_dir>/mlflow.db`; production: an MLflow tracking server URL.
     mlflow_tracking_uri: str = ""
+    # The user local jobs run as when the service runs as root; empty: root, as the service.
+    jobs_run_as: str = "nobody"
     # How often the watcher asks the executor about running jobs.
     jobs_watch_seconds: float = 0.5
     # How long a cancelled local job gets between SIGTERM and SIGKILL.
@@ -32,6 +35,10 @@ class JobsSettings(ServiceSettings):
 
     def default_executor(self, env: str) -> TrainingBackend:
         return self.jobs_executors.get(Env(env), TrainingBackend.LOCAL)
+
+    def local_jobs_user(self) -> str | None:
+        """Whom local jobs run as: `jobs_run_as` if the service can switch to it (is root)."""
+        return self.jobs_run_as if self.jobs_run_as and os.geteuid() == 0 else None
 
     def tracking_uri(self) -> str:
         local = f"sqlite:///{self.jobs_state_dir.resolve() / 'mlflow.db'}"

@@ -66,7 +66,8 @@ def build_executor(settings: JobsSettings, name: str, options: Mapping[str, Any]
         from services.jobs.integrations.local import LocalExecutor
 
         return LocalExecutor(
-            settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds
+            settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds,
+            run_as=settings.local_jobs_user(),
         )
     raise ValueError(f"no training execution backend named {name!r}")
 
@@ -218,7 +219,7 @@ class JobSupervisor:
             node_key, node_value = gpu_node_selector(option.node_label if option else None)
         return JobSpec(
             job_id=job.id, name=job.name, command=list(job.command), working_dir=job.working_dir,
-            image=job.image, env=env, parameters=job.parameters, use_gpu=job.use_gpu,
+            image=job.image, python_env=job.python_env, env=env, parameters=job.parameters, use_gpu=job.use_gpu,
             gpus=gpu_count(job.use_gpu, resources.get("gpus")),
             gpu_type=node_value or gpu_type, gpu_node_label=node_key,
             cpu=resources.get("cpu"), memory=resources.get("memory"),
@@ -232,7 +233,7 @@ class JobSupervisor:
         run = await store.insert_run(uow.session, {
             "id": uuid4(), "job_id": job.id, "tracking_system": TRACKING_SYSTEM,
             "tracking_run_id": run_id, "experiment_name": experiment_name, "run_name": run_name,
-            "parameters": job.parameters, "metrics": {}, "artifact_uris": [],
+            "parameters": job.parameters, "metrics": {}, "artifact_uris": [], "artifacts": [],
             "status": status.value, "start_time": now,
             "end_time": now if status != RunStatus.RUNNING else None,
         })
@@ -251,6 +252,7 @@ class JobSupervisor:
             await self.tracking.finish(run.tracking_run_id, mlflow_status)
             run = await store.update_run(uow.session, run.id, {
                 "metrics": metrics, "artifact_uris": [artifact_uri] if artifact_uri else [],
+                "artifacts": snapshot.artifacts,
                 "parameters": {**job.parameters, **snapshot.params}, "status": run_status.value,
                 "end_time": datetime.now(UTC),
             })

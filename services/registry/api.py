@@ -8,6 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from services.registry import service, store
 from services.registry.access import Access, role_to_move_to
 from services.registry.domain import ModelStage
+from services.registry.errors import (
+    DuplicateModelName,
+    DuplicateVersion,
+    EventTooLarge,
+    InvalidCursor,
+    InvalidTagFilter,
+    ModelNotFound,
+    StageUnchanged,
+    VersionInProduction,
+    VersionNotFound,
+)
 from services.registry.schemas import (
     ModelCreate,
     ModelDetail,
@@ -16,6 +27,7 @@ from services.registry.schemas import (
     ModelSummary,
     ModelUpdate,
     SummaryPage,
+    Text,
     TransitionPage,
     TransitionRequest,
     TransitionResult,
@@ -26,10 +38,30 @@ from services.registry.schemas import (
 )
 from shared.auth import Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
-from shared.errors import InvalidInput, NotFound
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
 from shared.http import rows_reply
+from shared.projects import UnknownProject
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
+
+
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a read may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+def write_answers(*problems: type[Problem]) -> dict:
+    """The problem replies a write may give: those of a read, a body not in UTF-8, or an event
+    too large for the bus."""
+    return answers(UnsupportedEncoding, EventTooLarge, *problems)
 
 
 async def known_stages(request: Request) -> service.KnownStages:
@@ -44,22 +76,26 @@ Known = Annotated[service.KnownStages, Depends(known_stages)]
 Allowed = Annotated[Access, Depends(access)]
 
 
-def parse_tag_filters(tag: list[str]) -> tuple[dict[str, str], list[str]]:
-    """`tag=key:value` matches that value; `tag=key` matches any model that has the key."""
-    pairs: dict[str, str] = {}
-    keys: list[str] = []
+def parse_tag_filters(tag: list[str]) -> list[tuple[str, str | None]]:
+    """Each filter's key, and its value if it names one (`key:value`)."""
+    filters: list[tuple[str, str | None]] = []
     for item in tag:
         key, sep, value = item.partition(":")
         if not key:
-            raise InvalidInput(f"tag filter '{item}' needs a key", kind="invalid-tag-filter")
-        if sep:
-            pairs[key] = value
-        else:
-            keys.append(key)
-    return pairs, keys
+            raise InvalidTagFilter(f"tag filter '{item}' needs a key")
+        filters.append((key, value if sep else None))
+    return filters
 
 
-@router.post("/models", status_code=201, response_model=ModelOut)
+TAG_FILTER = (
+    "`key` matches a model whose tags hold it, as a label of a list or as a key of an object; "
+    "`key:value` matches an object with that value for the key, or a list holding the label "
+    "`key:value`. Repeat to AND."
+)
+
+
+@router.post("/models", status_code=201, response_model=ModelOut,
+             responses=write_answers(DuplicateModelName, UnknownProject))
 async def register_model(
     body: ModelCreate, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed
 ):
@@ -71,26 +107,26 @@ async def register_model(
     return rows_reply(ModelOut, dict(model), 201, {"Location": location})
 
 
-@router.get("/models", response_model=ModelPage)
+@router.get("/models", response_model=ModelPage, responses=answers(InvalidTagFilter))
 async def list_models(
     rt: Runtime,
     caller: Who,
     project_id: UUID | None = None,
-    name: Annotated[str | None, Query(description="Case-insensitive substring of the name")] = None,
-    tag: Annotated[list[str], Query(description="key or key:value; repeat to AND")] = [],  # noqa: B006
+    name: Annotated[Text | None, Query(description="Case-insensitive substring of the name")] = None,
+    tag: Annotated[list[Text], Query(description=TAG_FILTER)] = [],  # noqa: B006
     limit: Limit = 50,
     offset: Offset = 0,
 ):
-    pairs, keys = parse_tag_filters(tag)
+    filters = parse_tag_filters(tag)
     async with rt.sessionmaker() as session:
         items, total = await store.find_models(
-            session, projects=caller.scope(project_id), name=name, tags=pairs, tag_keys=keys,
-            limit=limit, offset=offset,
+            session, projects=caller.scope(project_id), name=name, tags=filters, limit=limit,
+            offset=offset,
         )
     return {"items": items, "total": total}
 
 
-@router.get("/models/summary", response_model=SummaryPage)
+@router.get("/models/summary", response_model=SummaryPage, responses=answers())
 async def models_summary(
     rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 50,
     offset: Offset = 0,
@@ -113,7 +149,8 @@ async def models_summary(
     )
 
 
-@router.get("/models/stages/{stage}/latest", response_model=VersionOut)
+@router.get("/models/stages/{stage}/latest", response_model=VersionOut,
+            responses=answers(VersionNotFound))
 async def latest_in_stage(
     stage: ModelStage, model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -121,12 +158,12 @@ async def latest_in_stage(
     async with rt.connection() as conn:
         version = await store.latest_in_stage(conn, model_id, stage)
     if version is None:
-        raise NotFound(f"model {model_id} has no version in stage '{stage}'",
-                       kind="version-not-found")
+        raise VersionNotFound(f"of model {model_id} in stage '{stage}'")
     return rows_reply(VersionOut, dict(version))
 
 
-@router.patch("/models/versions/{version_id}", response_model=VersionOut)
+@router.patch("/models/versions/{version_id}", response_model=VersionOut,
+              responses=write_answers(VersionNotFound))
 async def update_version(
     version_id: UUID, body: VersionUpdate, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -135,7 +172,8 @@ async def update_version(
         return await service.update_version(uow, version_id, body.model_dump(exclude_unset=True))
 
 
-@router.delete("/models/versions/{version_id}", status_code=204)
+@router.delete("/models/versions/{version_id}", status_code=204,
+               responses=write_answers(VersionNotFound, VersionInProduction))
 async def delete_version(
     version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
 ) -> Response:
@@ -145,7 +183,8 @@ async def delete_version(
     return Response(status_code=204)
 
 
-@router.post("/models/versions/{version_id}/transition", response_model=TransitionResult)
+@router.post("/models/versions/{version_id}/transition", response_model=TransitionResult,
+             responses=write_answers(VersionNotFound, StageUnchanged))
 async def transition_stage(
     version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known,
     caller: Who, allowed: Allowed,
@@ -158,7 +197,8 @@ async def transition_stage(
     return rows_reply(TransitionResult, {"version": version, "transitions": transitions})
 
 
-@router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage)
+@router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage,
+            responses=answers(VersionNotFound))
 async def list_transitions(
     version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed, limit: Limit = 100,
     offset: Offset = 0,
@@ -166,12 +206,12 @@ async def list_transitions(
     await allowed.to_version(caller, version_id, Role.VIEWER)
     async with rt.connection() as conn:
         if not await store.version_exists(conn, version_id):
-            raise service.version_not_found(f"with id {version_id}")
+            raise VersionNotFound(f"with id {version_id}")
         items, total = await store.list_transitions(conn, version_id, limit=limit, offset=offset)
     return rows_reply(TransitionPage, {"items": [dict(t) for t in items], "total": total})
 
 
-@router.get("/models/{model_id}", response_model=ModelDetail)
+@router.get("/models/{model_id}", response_model=ModelDetail, responses=answers(ModelNotFound))
 async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
@@ -180,13 +220,14 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
     if listed is None:  # no model, or deleted between the two statements
-        raise service.model_not_found(model_id)
+        raise ModelNotFound(model_id)
     total, versions = listed
     detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
     return rows_reply(ModelDetail, detail)
 
 
-@router.patch("/models/{model_id}", response_model=ModelOut)
+@router.patch("/models/{model_id}", response_model=ModelOut,
+              responses=write_answers(ModelNotFound, DuplicateModelName))
 async def update_model(
     model_id: UUID, body: ModelUpdate, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -195,7 +236,7 @@ async def update_model(
         return await service.update_model(uow, model_id, body.model_dump(exclude_unset=True))
 
 
-@router.delete("/models/{model_id}", status_code=204)
+@router.delete("/models/{model_id}", status_code=204, responses=write_answers(ModelNotFound))
 async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed) -> Response:
     await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow() as uow:
@@ -203,7 +244,8 @@ async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowe
     return Response(status_code=204)
 
 
-@router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut)
+@router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut,
+             responses=write_answers(ModelNotFound, DuplicateVersion))
 async def create_version(
     model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known, caller: Who,
     allowed: Allowed,
@@ -216,7 +258,8 @@ async def create_version(
     return rows_reply(VersionOut, dict(version), 201, {"Location": location})
 
 
-@router.get("/models/{model_id}/versions", response_model=VersionPage)
+@router.get("/models/{model_id}/versions", response_model=VersionPage,
+            responses=answers(InvalidCursor, ModelNotFound))
 async def list_versions(
     model_id: UUID,
     rt: Runtime,
@@ -229,26 +272,27 @@ async def list_versions(
     await allowed.to_model(caller, model_id, Role.VIEWER)
     before = None
     if cursor is not None and (before := store.decode_cursor(cursor)) is None:
-        raise InvalidInput(f"cursor '{cursor}' is not one this API gave out", kind="invalid-cursor")
+        raise InvalidCursor(f"cursor '{cursor}' is not one this API gave out")
     async with rt.connection() as conn:
         listed = await store.list_versions(
             conn, model_id, stage=stage, limit=limit, before_seq=before
         )
     if listed is None:
-        raise service.model_not_found(model_id)
+        raise ModelNotFound(model_id)
     total, items = listed
     next_cursor = store.encode_cursor(items[-1]["seq"]) if len(items) == limit else None
     page = {"items": [dict(v) for v in items], "total": total, "next_cursor": next_cursor}
     return rows_reply(VersionPage, page)
 
 
-@router.get("/models/{model_id}/versions/{version}", response_model=VersionOut)
+@router.get("/models/{model_id}/versions/{version}", response_model=VersionOut,
+            responses=answers(VersionNotFound))
 async def get_version_by_label(
-    model_id: UUID, version: str, rt: Runtime, caller: Who, allowed: Allowed
+    model_id: UUID, version: Text, rt: Runtime, caller: Who, allowed: Allowed
 ):
     await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         found = await store.get_version_by_label(conn, model_id, version)
     if found is None:
-        raise service.version_not_found(f"'{version}' of model {model_id}")
+        raise VersionNotFound(f"'{version}' of model {model_id}")
     return rows_reply(VersionOut, dict(found))

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from shared.errors import Conflict
+from services.registry.errors import StageUnchanged, VersionInProduction
 
 
 class ModelStage(StrEnum):
@@ -12,16 +12,6 @@ class ModelStage(StrEnum):
     STAGING = "staging"
     PRODUCTION = "production"
     ARCHIVED = "archived"
-
-
-class StageUnchanged(Conflict):
-    kind = "stage-unchanged"
-    title = "The version is already in that stage"
-
-
-class VersionInProduction(Conflict):
-    kind = "version-in-production"
-    title = "The version is serving production"
 
 
 MAX_VERSION_LENGTH = 128

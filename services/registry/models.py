@@ -25,6 +25,8 @@ from shared.db import schema_metadata
 
 SCHEMA = "registry"
 STAGES_SQL = "stage IN ('none', 'staging', 'production', 'archived')"
+# Tags are a list of labels or an object of key and value; never JSON null (migration 0010).
+TAGS_SQL = "jsonb_typeof(tags) IN ('array', 'object')"
 
 
 class Base(DeclarativeBase):
@@ -35,6 +37,7 @@ class RegisteredModel(Base):
     __tablename__ = "registered_models"
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
+        CheckConstraint(TAGS_SQL, name="tags_json"),
         Index("ix_registered_models_tags", "tags", postgresql_using="gin"),
         # Every project's models in name order, and a search by a substring of the name
         # (ILIKE '%…%', by trigrams): migration 0009.
@@ -47,7 +50,9 @@ class RegisteredModel(Base):
     project_id: Mapped[UUID]
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
-    tags: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    tags: Mapped[dict[str, str] | list[str]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -63,6 +68,9 @@ class ModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "version"),
         CheckConstraint(STAGES_SQL, name="stage"),
+        CheckConstraint(TAGS_SQL, name="tags_json"),
+        CheckConstraint("jsonb_typeof(metrics) IN ('object')", name="metrics_json"),
+        CheckConstraint("jsonb_typeof(metadata) IN ('object')", name="metadata_json"),
         # Keyset pagination of one model's versions, newest first, and "latest in a stage".
         Index("ix_model_versions_model_seq", "model_id", "seq"),
         Index("ix_model_versions_model_stage_seq", "model_id", "stage", "seq"),
@@ -89,7 +97,9 @@ class ModelVersion(Base):
     artifact_version_id: Mapped[UUID | None]
     artifact_uri: Mapped[str | None] = mapped_column(Text)
     metrics: Mapped[dict[str, float]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    tags: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    tags: Mapped[dict[str, str] | list[str]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     meta: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, server_default=text("'{}'::jsonb")
     )

@@ -1,21 +1,116 @@
 """The registry's request and response bodies."""
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    Tag,
+)
 
 from services.registry.domain import MAX_VERSION_LENGTH, ModelStage
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+def storable(value: Any) -> Any:
+    """Refuses strings Postgres cannot store in text or jsonb: with NUL, or with half of a
+    surrogate pair (which JSON's `\\ud800` escapes can make). Before any other check of the
+    string: pydantic's own fail on a surrogate with an exception of their own."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (U+0000)")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain a lone surrogate (U+D800 to U+DFFF)") from None
+    return value
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep it as it is")
+    return value
+
+
+def _json_storable(value: Any, path: str = "") -> Any:
+    """Checks every key and value of a JSON document as `storable`, and every number finite:
+    jsonb has no NaN or Infinity."""
+    if isinstance(value, str):
+        try:
+            storable(value)
+        except ValueError as refused:
+            raise ValueError(f"{path or 'a value'} {refused}") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'a value'} must be a finite number, not {value}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _json_storable(key, f"a key of {path}" if path else "a key")  # not itself named
+            _json_storable(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _json_storable(item, f"{path}[{n}]")
+    return value
+
+
+NotNull = BeforeValidator(_not_null)
+Text = Annotated[str, BeforeValidator(storable)]
+Name = Annotated[
+    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NotNull
+]
 VersionLabel = Annotated[
-    str,
+    Text,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=MAX_VERSION_LENGTH, pattern=r"^[^/]+$"
     ),
 ]
-Tags = dict[str, str]
+TagList = list[Annotated[Text, StringConstraints(min_length=1)]]
+TagMap = dict[Text, Text]
+
+
+def _tags_form(value: Any) -> str | None:
+    return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else None
+
+
+TAGS = Field(
+    description="Tags in either of two forms, kept and returned in the form sent: a list of "
+    'labels (`["risk", "credit"]`, the registry design\'s form, and the default, `[]`), or an '
+    'object of key and value (`{"team": "risk"}`, as MLflow\'s tags). An update replaces them '
+    "whole, in the form it sends.",
+    examples=[["risk", "credit"], {"team": "risk"}],
+)
+Tags = Annotated[
+    Annotated[TagList, Tag("list")] | Annotated[TagMap, Tag("object")],
+    Discriminator(
+        _tags_form,
+        custom_error_type="tags_type",
+        custom_error_message="Input should be a list of strings or an object of strings",
+    ),
+    NotNull,
+    TAGS,
+]
+StoredTags = Annotated[list[str] | dict[str, str], TAGS]
+Metrics = dict[Text, FiniteFloat]
+Metadata = Annotated[dict[Text, Any], AfterValidator(_json_storable), NotNull]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable(**kwargs: Any) -> Any:
+    """A field an update may leave out, which then stays as it is; null is refused (by the
+    field's `NotNull`), so no `default` is documented."""
+    return Field(default=None, json_schema_extra=_no_default, **kwargs)
 
 
 class Body(BaseModel):
@@ -25,38 +120,38 @@ class Body(BaseModel):
 class ModelCreate(Body):
     name: Name
     project_id: UUID
-    description: str | None = None
-    tags: Tags = Field(default_factory=dict)
+    description: Text | None = None
+    tags: Tags = Field(default_factory=list)
 
 
 class ModelUpdate(Body):
-    name: Name | None = None
-    description: str | None = None
-    tags: Tags | None = None
+    name: Name = omittable()
+    description: Text | None = None
+    tags: Tags = omittable()
 
 
 class VersionCreate(Body):
     version: VersionLabel | None = Field(
         default=None, description="The version's label; numbered 1, 2, 3, ... when omitted."
     )
-    description: str | None = None
-    run_id: str | None = None
+    description: Text | None = None
+    run_id: Text | None = None
     artifact_version_id: UUID | None = None
-    artifact_uri: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
-    tags: Tags = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    artifact_uri: Text | None = None
+    metrics: Annotated[Metrics, NotNull] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class VersionUpdate(Body):
-    description: str | None = None
-    tags: Tags | None = None
-    metadata: dict[str, Any] | None = None
+    description: Text | None = None
+    tags: Tags = omittable()
+    metadata: Metadata = omittable()
 
 
 class TransitionRequest(Body):
     stage: ModelStage
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: Text | None = Field(default=None, max_length=10_000)
 
 
 class Out(BaseModel):
@@ -68,7 +163,7 @@ class ModelOut(Out):
     name: str
     project_id: UUID
     description: str | None
-    tags: Tags
+    tags: StoredTags
     created_by: str
     created_at: datetime
     updated_at: datetime = Field(
@@ -87,7 +182,7 @@ class VersionOut(Out):
     artifact_version_id: UUID | None
     artifact_uri: str | None
     metrics: dict[str, float]
-    tags: Tags
+    tags: StoredTags
     metadata: dict[str, Any] = Field(validation_alias="meta")
     approved_by: str | None
     approved_at: datetime | None

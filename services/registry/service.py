@@ -10,15 +10,20 @@ from services.registry import store
 from services.registry.domain import (
     ModelStage,
     StageChange,
-    StageUnchanged,
     VersionState,
     check_deletable,
     plan_transition,
     requires_approval,
 )
+from services.registry.errors import (
+    DuplicateModelName,
+    DuplicateVersion,
+    ModelNotFound,
+    StageUnchanged,
+    VersionNotFound,
+)
 from services.registry.models import ModelVersion, RegisteredModel
 from shared.db import UnitOfWork, apply_changes
-from shared.errors import Conflict, NotFound
 from shared.events.registry import (
     ModelDeleted,
     ModelRegistered,
@@ -27,28 +32,13 @@ from shared.events.registry import (
     ModelVersionDeleted,
     ModelVersionTransitioned,
     ModelVersionUpdated,
+    tag_fields,
 )
-
-
-class DuplicateModelName(Conflict):
-    kind = "duplicate-model-name"
-
-
-class DuplicateVersion(Conflict):
-    kind = "duplicate-version"
-
-
-def model_not_found(model_id: UUID) -> NotFound:
-    return NotFound(f"no registered model with id {model_id}", kind="model-not-found")
-
-
-def version_not_found(what: str) -> NotFound:
-    return NotFound(f"no model version {what}", kind="version-not-found")
 
 
 async def register_model(
     uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
-    tags: dict[str, str], actor: str,
+    tags: dict[str, str] | list[str], actor: str,
 ) -> store.Record:
     """Runs in a unit of work that has not begun: the model and its event are one statement."""
     model_id = uuid4()
@@ -57,7 +47,7 @@ async def register_model(
         {"id": model_id, "name": name, "project_id": project_id, "description": description,
          "tags": tags, "created_by": actor},
         ModelRegistered(model_id=model_id, name=name, project_id=project_id,
-                        description=description, tags=tags, created_by=actor),
+                        description=description, created_by=actor, **tag_fields(tags)),
     )  # fmt: skip
     if model is None:
         raise DuplicateModelName(f"project {project_id} already has a model named '{name}'")
@@ -67,7 +57,7 @@ async def register_model(
 async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any]) -> RegisteredModel:
     model = await store.lock_model(uow.session, model_id)
     if model is None:
-        raise model_not_found(model_id)
+        raise ModelNotFound(model_id)
     new_name = changes.get("name")
     if new_name not in (None, model.name) and await store.model_name_taken(
         uow.session, model.project_id, new_name
@@ -86,7 +76,7 @@ async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any])
 async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
     model = await store.lock_model(uow.session, model_id)
     if model is None:
-        raise model_not_found(model_id)
+        raise ModelNotFound(model_id)
     deleted_versions = await store.delete_model(uow.conn, model_id)
     uow.record(
         ModelDeleted(model_id=model.id, name=model.name, project_id=model.project_id,
@@ -101,7 +91,7 @@ async def create_version(
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
     of work that has not begun, a numbered version and its event are one statement."""
     values = {"description": None, "run_id": None, "artifact_version_id": None,
-              "artifact_uri": None, "metrics": {}, "tags": {}, "metadata": {}}  # fmt: skip
+              "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
     values.update(fields)
     values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
                   created_by=actor)  # fmt: skip
@@ -130,7 +120,7 @@ def _version_created(
         model_id=values["model_id"], model_name=model_name, version_id=values["id"],
         version=version, stage=values["stage"], run_id=values["run_id"],
         artifact_uri=values["artifact_uri"], metrics=values["metrics"],
-        created_by=values["created_by"],
+        created_by=values["created_by"], **tag_fields(values["tags"]),
     )  # fmt: skip
 
 
@@ -142,7 +132,7 @@ async def _create_version_past_a_taken_label(
     it ends at the number used."""
     model = await store.lock_model(uow.session, values["model_id"])
     if model is None:
-        raise model_not_found(values["model_id"])
+        raise ModelNotFound(values["model_id"])
     if values["version"] is not None:
         raise DuplicateVersion(f"model '{model.name}' already has a version '{values['version']}'")
     number = model.version_counter
@@ -156,7 +146,7 @@ async def _create_version_past_a_taken_label(
 async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, Any]) -> ModelVersion:
     found = await store.lock_version_and_model(uow.session, version_id)
     if found is None:
-        raise version_not_found(f"with id {version_id}")
+        raise VersionNotFound(f"with id {version_id}")
     version, model = found
     if changes:
         columns = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
@@ -172,7 +162,7 @@ async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, A
 async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
     found = await store.lock_version_and_model(uow.session, version_id)
     if found is None:
-        raise version_not_found(f"with id {version_id}")
+        raise VersionNotFound(f"with id {version_id}")
     version, model = found
     check_deletable(VersionState(version.id, version.version, ModelStage(version.stage)))
     await store.delete_version(uow.conn, version_id)
@@ -246,7 +236,7 @@ async def _versions_to_plan_from(
             await uow.begin()
         version = await store.version_for_transition(uow.conn, version_id, lock=lock)
         if version is None:
-            raise version_not_found(f"with id {version_id}")
+            raise VersionNotFound(f"with id {version_id}")
         known.read(version)
         yield version, False
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy import BigInteger, ColumnElement, Row, cast, func, select, true
+from sqlalchemy import BigInteger, ColumnElement, Row, cast, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.domain import ModelStage, StageChange
@@ -58,10 +58,12 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int | None:
+    """The `seq` a cursor names; None for one this API cannot have given out (nor a bigint)."""
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        seq = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         return None
+    return seq if -(2**63) <= seq < 2**63 else None
 
 
 # The model, its counts and its event: one statement, one round trip.
@@ -117,22 +119,25 @@ async def find_models(
     *,
     projects: Collection[UUID] | None,
     name: str | None,
-    tags: dict[str, str],
-    tag_keys: Sequence[str],
+    tags: Sequence[tuple[str, str | None]],
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RegisteredModel], int]:
-    """A page of the models in `projects` (None: every project) that match, and their count."""
+    """A page of the models in `projects` (None: every project) in name order, and how many match. Each of `tags` is a key, which
+    a list of labels or an object's keys hold, or a key and value, which an object holds or a
+    list as the label `key:value` (jsonb's `?` and `@>`, both served by the GIN index)."""
     conditions = []
     if projects is not None:
         conditions.append(RegisteredModel.project_id.in_(list(projects)))
     if name:
         pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(RegisteredModel.name.ilike(pattern))
-    if tags:
-        conditions.append(RegisteredModel.tags.contains(tags))
-    for key in tag_keys:
-        conditions.append(RegisteredModel.tags.has_key(key))
+    for key, value in tags:
+        if value is None:
+            conditions.append(RegisteredModel.tags.has_key(key))
+        else:
+            conditions.append(or_(RegisteredModel.tags.contains({key: value}),
+                                  RegisteredModel.tags.has_key(f"{key}:{value}")))  # fmt: skip
     items = await session.scalars(
         select(RegisteredModel)
         .where(*conditions)

@@ -3,7 +3,21 @@
 from typing import Any
 from uuid import UUID
 
+from pydantic import Field
+
 from shared.events.envelope import EventData
+
+# Tags come in two forms (a list of labels, or an object of key and value), and `tags` was
+# an object from the first contract on: it keeps that meaning, `{}` for tags given as a list,
+# and `tag_list`, added since, holds such a list (null for an object).
+TAG_LIST = Field(
+    default=None, description="The tags, when given as a list of labels; `tags` is then {}."
+)
+
+
+def tag_fields(tags: dict[str, str] | list[str]) -> dict[str, Any]:
+    """`tags` and `tag_list` of an event for tags in either form."""
+    return {"tags": {}, "tag_list": tags} if isinstance(tags, list) else {"tags": tags}
 
 
 class ModelRegistered(EventData):
@@ -13,6 +27,7 @@ class ModelRegistered(EventData):
     project_id: UUID
     description: str | None
     tags: dict[str, str]
+    tag_list: list[str] | None = TAG_LIST
     created_by: str
 
 
@@ -42,6 +57,8 @@ class ModelVersionCreated(EventData):
     run_id: str | None
     artifact_uri: str | None
     metrics: dict[str, float]
+    tags: dict[str, str] = Field(default_factory=dict)
+    tag_list: list[str] | None = TAG_LIST
     created_by: str
 
 

@@ -3,6 +3,7 @@
 
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import nats
@@ -10,6 +11,17 @@ import pytest
 
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
+
+PLATFORM_TEST_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test of a module also waits for its platform to start (a minute or more on
+    a loaded two-core machine, the MLflow server's imports the longest part)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(PLATFORM_TEST_TIMEOUT))
 
 
 # Module scope: the platform's registry shares the durable consumers of the in-process registry
@@ -19,11 +31,20 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
     name = f"modelplane_e2e_{secrets.token_hex(6)}"
     database_url = await create_database(database_server_url, name)
     logs = tmp_path_factory.mktemp("platform-logs")
+    state = tmp_path_factory.mktemp("platform-state")
     try:
-        async with Platform(database_url=database_url, nats_url=nats_url, log_dir=logs) as running:
+        async with Platform(
+            database_url=database_url,
+            nats_url=nats_url,
+            log_dir=logs,
+            state_dir=state,
+            tracking_workers=1,
+        ) as running:
             yield running
     finally:
         await drop_database(database_server_url, name)
+        # The MLflow tracking server's own database, beside the platform's.
+        await drop_database(database_server_url, f"{name}_mlflow")
 
 
 @pytest.fixture(scope="module")

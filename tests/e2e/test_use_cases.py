@@ -145,3 +145,82 @@ async def test_use_case_3_audit_trail(admin):
     assert (await admin.delete(f"/api/v1/registry/models/{model['id']}")).status_code == 204
     gone = await admin.get(f"/api/v1/registry/models/versions/{v['id']}/transitions")
     assert gone.status_code == 404
+
+
+async def test_use_cases_with_the_seeds_list_tags(admin, bus):
+    """The registry design's tags are a list of labels; MLflow's an object: both, side by side."""
+    engineer = await token_for(admin, "erin", "editor")
+    project = await new_project(admin)
+    models = "/api/v1/registry/models"
+    r = await admin.post(models, headers=engineer,
+                         json={"name": "credit-risk", "project_id": project,
+                               "tags": ["risk", "credit"]})  # fmt: skip
+    assert r.status_code == 201, r.text
+    listed = r.json()
+    assert listed["tags"] == ["risk", "credit"]
+    keyed = (await admin.post(models, headers=engineer,
+                              json={"name": "fraud", "project_id": project,
+                                    "tags": {"risk": "high"}})).json()  # fmt: skip
+    plain = (await admin.post(models, headers=engineer,
+                              json={"name": "plain", "project_id": project})).json()
+    assert (keyed["tags"], plain["tags"]) == ({"risk": "high"}, [])
+
+    async def found(*tags: str) -> list[str]:
+        r = await admin.get(models, params={"project_id": project, "tag": list(tags)})
+        assert r.status_code == 200, r.text
+        return sorted(m["name"] for m in r.json()["items"])
+
+    assert await found("risk") == ["credit-risk", "fraud"]
+    assert await found("risk", "credit") == ["credit-risk"]
+    assert await found("risk:high") == ["fraud"]
+
+    r = await admin.post(f"{models}/{listed['id']}/versions", headers=engineer,
+                         json={"run_id": "run-1", "tags": ["candidate"]})
+    assert r.status_code == 201, r.text
+    version = r.json()
+    assert version["tags"] == ["candidate"]
+    r = await admin.patch(f"{models}/versions/{version['id']}", headers=engineer,
+                          json={"tags": ["candidate", "reviewed"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["candidate", "reviewed"]
+    r = await admin.patch(f"{models}/{listed['id']}", headers=engineer,
+                          json={"tags": ["risk", "credit", "emea"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["risk", "credit", "emea"]
+    detail = (await admin.get(f"{models}/{listed['id']}")).json()
+    assert detail["tags"] == ["risk", "credit", "emea"]
+    assert detail["versions"][0]["tags"] == ["candidate", "reviewed"]
+
+    registered, updated = await wait_for_events(bus, "REGISTRY", listed["id"], count=2)
+    assert registered.type == "io.modelplane.registry.model.registered.v1"
+    assert (registered.data["tags"], registered.data["tag_list"]) == ({}, ["risk", "credit"])
+    assert updated.data["changes"] == {"tags": ["risk", "credit", "emea"]}
+    created, _ = await wait_for_events(bus, "REGISTRY", version["id"], count=2)
+    assert created.type == "io.modelplane.registry.model_version.created.v1"
+    assert (created.data["tags"], created.data["tag_list"]) == ({}, ["candidate"])
+
+
+async def test_a_null_or_unstorable_value_is_refused_and_lists_keep_working(admin):
+    project = await new_project(admin)
+    models = "/api/v1/registry/models"
+    model = (await admin.post(models, json={"name": "n", "project_id": project})).json()
+    version = (await admin.post(f"{models}/{model['id']}/versions", json={})).json()
+    refused = [
+        (f"{models}/{model['id']}", {"tags": None}, "tags"),
+        (f"{models}/{model['id']}", {"name": None}, "name"),
+        (f"{models}/versions/{version['id']}", {"tags": None}, "tags"),
+        (f"{models}/versions/{version['id']}", {"metadata": None}, "metadata"),
+        (f"{models}/versions/{version['id']}", {"description": "a\u0000b"}, "description"),
+    ]
+    for path, body, field in refused:
+        r = await admin.patch(path, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert field in r.json()["detail"]
+    r = await admin.post(f"{models}/{model['id']}/versions",
+                         content=b'{"metrics": {"auc": NaN}}',
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "metrics.auc" in r.json()["detail"], r.text
+    for params in ({"offset": 2**63}, {"name": "a\u0000"}, {"tag": "a\u0000"}):
+        r = await admin.get(models, params=params)
+        assert r.status_code == 422, (params, r.text)
+    for listing in (models, f"{models}/summary", f"{models}/{model['id']}"):
+        assert (await admin.get(listing)).status_code == 200

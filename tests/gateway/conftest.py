@@ -19,6 +19,7 @@ from starlette.routing import Route
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.auth import CREDENTIAL_HEADER, LOCAL_INTERNAL_KEY, Caller, CredentialVerifier
+from shared.service_table import ServiceSpec
 
 ADMIN_TOKEN = "test-admin-secret"
 
@@ -165,8 +166,10 @@ def registry(fake_registry: FakeRegistry) -> FakeRegistry:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def running_gateway(
+    settings: GatewaySettings, services: tuple[ServiceSpec, ...] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -53,6 +53,9 @@ def jobs_settings(
         jobs_executors={"stg": "kubernetes"},
         kubernetes_host=jobs_cluster.url, kubernetes_token=CLUSTER_TOKEN,
         kubernetes_namespace="ml-jobs",
+        # The jobs here run this session's interpreter, which the unprivileged user may not
+        # reach; test_local_limits.py runs jobs as that user.
+        jobs_run_as="",
     )
 
 

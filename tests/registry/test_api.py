@@ -14,7 +14,7 @@ from services.registry.schemas import (
     VersionPage,
 )
 from shared.errors import PROBLEM_BASE
-from tests.credentials import known_project
+from tests.credentials import credential_headers, known_project
 from tests.registry.conftest import promote
 
 PROBLEM = "application/problem+json"
@@ -436,3 +436,29 @@ async def test_summary_follows_promotions_deletions_and_pages(client, project, r
     assert (page["total"], page["versions"]) == (2, 4)
     everything = (await client.get("/models/summary?limit=1")).json()
     assert everything["total"] >= 3 and everything["versions"] >= 4
+
+
+async def test_only_a_move_to_production_records_an_approval(client, model):
+    v = await new_version(client, model["id"])
+    other = credential_headers("bob@example.com")
+
+    async def move(stage: str, headers: dict | None = None) -> dict:
+        r = await client.post(f"/models/versions/{v['id']}/transition", json={"stage": stage},
+                              headers=headers)  # fmt: skip
+        assert r.status_code == 200, r.text
+        return r.json()["version"]
+
+    for stage in ("staging", "archived", "none"):
+        moved = await move(stage)
+        assert (moved["approved_by"], moved["approved_at"]) == (None, None), stage
+    approved = await move("production")
+    assert approved["approved_by"] == "alice@example.com"
+    assert approved["approved_at"] == approved["updated_at"]
+    # Moved on by someone else, it keeps the approval that put it in production.
+    for stage in ("archived", "staging"):
+        moved = await move(stage, other)
+        assert (moved["approved_by"], moved["approved_at"]) == (
+            approved["approved_by"], approved["approved_at"]
+        ), stage
+    got = (await client.get(f"/models/{model['id']}/versions/{v['version']}")).json()
+    assert got["approved_by"] == "alice@example.com"

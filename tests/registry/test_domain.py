@@ -6,13 +6,12 @@ import pytest
 
 from services.registry.domain import (
     ModelStage,
-    StageUnchanged,
-    VersionInProduction,
     VersionState,
     check_deletable,
     plan_transition,
     requires_approval,
 )
+from services.registry.errors import StageUnchanged, VersionInProduction
 
 
 def version(stage: ModelStage, label: str = "1") -> VersionState:

@@ -15,6 +15,7 @@ from shared.db import UnitOfWork
 from shared.events import CloudEvent, EventData
 from shared.events.registry import ModelRegistered
 from shared.outbox import OutboxMessage, written_by_statement_sql
+from shared.statements import Statement
 
 PROJECT = uuid.uuid4()
 
@@ -234,6 +235,33 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     assert CloudEvent.from_json(stored) == CloudEvent.from_json(message.payload)
     assert CloudEvent.from_json(stored).data["name"] == tricky.upper()
     assert message.subject == "registry.model.registered"
+
+
+def _named_statement(outbox) -> Statement:
+    """`_one_statement` with named parameters, compiled once."""
+    return Statement(text(f"""
+        WITH model AS (
+            INSERT INTO registry.registered_models (id, project_id, name, created_by)
+            VALUES (:id, :project_id, :name, 'test')
+            RETURNING id, upper(name) AS shouted
+        ), {written_by_statement_sql(outbox, None, "model", {"name": "shouted"})}
+        SELECT * FROM model
+    """))
+
+
+async def test_a_named_statement_writes_its_events_with_its_values_by_name(runtime):
+    model_id = uuid.uuid4()
+    dispatched: list[OutboxMessage] = []
+    async with _uow(runtime, dispatched, begin=False) as uow:
+        row = await uow.fetchrow_writing_events(
+            _named_statement(runtime.outbox), {"name": "quiet", "id": model_id,
+                                               "project_id": PROJECT},
+            events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
+        )  # fmt: skip
+    assert row["shouted"] == "QUIET"
+    assert await _rows(runtime, [model_id]) == (1, 1)
+    [message] = dispatched
+    assert CloudEvent.from_json(message.payload).data["name"] == "QUIET"
 
 
 async def test_a_one_statement_command_that_writes_nothing_records_no_event(runtime):

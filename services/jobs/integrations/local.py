@@ -4,12 +4,18 @@ Each job lives in `<state_dir>/<job_id>/`: `output.log` (stdout and stderr), `pi
 runner's pid and start time), `exit_code` (written by local_runner.py when the command ends),
 `cancelled` and `deadline_exceeded` markers. Status is read from these files alone, so a new
 executor (after the jobs service restarts) knows what became of jobs started by the old one.
+
+A job runs with the service's environment (its `python_env`'s bin/ first on PATH), as `run_as`
+when given (the service running as root), and with the CPU and memory it asked for as limits:
+CPU affinity to that many cores, rounded up, and RLIMIT_DATA of its memory.
 """
 
 import asyncio
 import json
 import logging
+import math
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -28,6 +34,7 @@ from services.jobs.integrations.executor import (
     UnknownHandle,
     parameter_args,
 )
+from shared.events.jobs import parse_positive_quantity
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,10 @@ class LocalExecutor:
         grace_seconds: float = 10.0,
         poll_seconds: float = 0.2,
         inherit_env: bool = True,
+        run_as: str | None = None,
     ) -> None:
+        """`run_as`: the user jobs run as (the service must be root to switch); None: its own."""
+        self.run_as = run_as
         self.state_dir = Path(state_dir).resolve()
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
@@ -65,9 +75,17 @@ class LocalExecutor:
         (job_dir / SPEC_FILE).write_text(json.dumps({"name": spec.name, "argv": argv}))
         env = {**os.environ, **spec.env} if self.inherit_env else dict(spec.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # so followed logs show Python output as it is printed
-        runner_args = ["--job-dir", str(job_dir)]
+        if spec.python_env:
+            env.update(python_env_variables(spec.python_env, env.get("PATH", os.defpath)))
+        runner_args = ["--job-dir", str(job_dir), *limit_args(spec, os.sched_getaffinity(0))]
         if spec.deadline_seconds:
             runner_args += ["--deadline", str(spec.deadline_seconds)]
+        if self.run_as:
+            user = _user(self.run_as)
+            _check_reachable(job_dir, user)
+            os.chown(job_dir, user.pw_uid, user.pw_gid)  # its working directory by default
+            env.update(HOME=str(job_dir), USER=user.pw_name, LOGNAME=user.pw_name)
+            runner_args += ["--user", user.pw_name]
         with await asyncio.to_thread(open, job_dir / LOG_FILE, "ab") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", str(RUNNER_PATH), *runner_args, "--", *argv,
@@ -187,6 +205,56 @@ class LocalExecutor:
         if not job_dir.is_dir():
             raise UnknownHandle(handle)
         return job_dir
+
+
+def python_env_variables(prefix: str, path: str) -> dict[str, str]:
+    """A virtualenv's or conda prefix's bin/ first on PATH, and the variables each sets."""
+    root = Path(prefix)
+    if not (root / "bin").is_dir():
+        raise ValueError(f"python_env {prefix} has no bin/ directory")
+    variables = {"PATH": f"{root / 'bin'}{os.pathsep}{path}"}
+    if (root / "conda-meta").is_dir():
+        variables["CONDA_PREFIX"] = prefix
+    else:
+        variables["VIRTUAL_ENV"] = prefix
+    return variables
+
+
+def limit_args(spec: JobSpec, cores: set[int]) -> list[str]:
+    """The runner's arguments that limit the job to the CPU and memory it asked for."""
+    args: list[str] = []
+    if spec.cpu:
+        wanted = min(max(math.ceil(parse_positive_quantity(spec.cpu)), 1), len(cores))
+        # Spread jobs over the cores by their id, instead of all on the first ones.
+        ordered = sorted(cores)
+        start = spec.job_id.int % len(ordered)
+        chosen = (ordered[start:] + ordered[:start])[:wanted]
+        args += ["--cpus", ",".join(map(str, sorted(chosen)))]
+    if spec.memory:
+        args += ["--memory-bytes", str(math.ceil(parse_positive_quantity(spec.memory)))]
+    return args
+
+
+def _user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"no user {name!r} on this machine to run local jobs as") from None
+
+
+def _check_reachable(job_dir: Path, user: pwd.struct_passwd) -> None:
+    """Refuse to start a job whose directory its user cannot reach, saying which folder blocks."""
+    for folder in reversed(job_dir.parents):
+        stat = folder.stat()
+        if stat.st_uid == user.pw_uid:
+            searchable = 0o100
+        else:
+            searchable = 0o010 if stat.st_gid == user.pw_gid else 0o001
+        if not stat.st_mode & searchable:
+            raise PermissionError(
+                f"local jobs run as {user.pw_name}, who cannot reach {folder}: make it "
+                "searchable (chmod o+x) or choose another MODELPLANE_JOBS_STATE_DIR"
+            )
 
 
 def _create_time(pid: int) -> float:

@@ -6,6 +6,8 @@ in its own session; standard library only, because it runs by path, outside the 
 
 import argparse
 import os
+import pwd
+import resource
 import signal
 import subprocess
 import sys
@@ -26,12 +28,29 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--job-dir", type=Path, required=True)
     parser.add_argument("--deadline", type=float, default=None)
+    parser.add_argument("--user", default=None)
+    parser.add_argument("--cpus", default=None, help="the cores the job may run on: 0,1")
+    parser.add_argument("--memory-bytes", type=int, default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    cores = {int(core) for core in args.cpus.split(",")} if args.cpus else None
 
+    def limit() -> None:
+        """In the child before exec: the CPU and memory the job asked for."""
+        if cores:
+            os.sched_setaffinity(0, cores)
+        if args.memory_bytes:
+            # Data, not address space: what a job reserves without using (thread stacks,
+            # malloc arenas) does not count against it, what it allocates does.
+            resource.setrlimit(resource.RLIMIT_DATA, (args.memory_bytes, args.memory_bytes))
+
+    user = pwd.getpwnam(args.user) if args.user else None
     try:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(
+            command, preexec_fn=limit,  # noqa: PLW1509 - the runner has no other threads
+            **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}),
+        )
     except OSError as exc:  # command not found, not executable: the job failed to start
         print(f"cannot start {command[:1]}: {exc}", file=sys.stderr, flush=True)
         write_atomically(args.job_dir / EXIT_CODE_FILE, "127")

@@ -1,11 +1,13 @@
 """Experiment tracking through MLflow: one MLflow run per training job.
 
 The job's process logs to its run itself (`mlflow.log_metric` and friends), told which run by
-the environment from `env_for_run`; the service creates, ends and reads runs here. The local
-default is a SQLite store (`sqlite:///...`), production an MLflow tracking server.
+the environment from `env_for_run`; the service creates, ends and reads runs here. The tracking
+URI is an MLflow tracking server's (`make up` starts one): a job then needs only the MLflow
+client. A `sqlite:///` store serves the service run alone, and only jobs with SQLAlchemy.
 """
 
 import asyncio
+import math
 from typing import Literal, NamedTuple, get_args
 from urllib.parse import quote
 
@@ -13,13 +15,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 TerminalRunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+# How many artifact paths a run's snapshot lists; a run that logs more keeps the first ones.
+MAX_LISTED_ARTIFACTS = 200
 
 
 class RunSnapshot(NamedTuple):
-    metrics: dict[str, float]  # the latest value of each metric
+    metrics: dict[str, float]  # the latest finite value of each metric
     params: dict[str, str]
     artifact_uri: str
     status: str  # MLflow's: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
+    artifacts: list[str]  # the files logged, as paths under artifact_uri
 
 
 class MlflowTracking:
@@ -47,13 +52,29 @@ class MlflowTracking:
         await asyncio.to_thread(self._client.set_terminated, run_id, status)
 
     async def read_run(self, run_id: str) -> RunSnapshot:
-        run = await asyncio.to_thread(self._client.get_run, run_id)
+        return await asyncio.to_thread(self._read_run, run_id)
+
+    def _read_run(self, run_id: str) -> RunSnapshot:
+        run = self._client.get_run(run_id)
         return RunSnapshot(
-            metrics=dict(run.data.metrics),
+            # MLflow keeps NaN and infinite values; JSON, and so Postgres, has no such number.
+            metrics={k: v for k, v in run.data.metrics.items() if math.isfinite(v)},
             params=dict(run.data.params),
             artifact_uri=run.info.artifact_uri,
             status=run.info.status,
+            artifacts=self._artifact_files(run_id),
         )
+
+    def _artifact_files(self, run_id: str) -> list[str]:
+        files: list[str] = []
+        folders: list[str | None] = [None]
+        while folders and len(files) < MAX_LISTED_ARTIFACTS:
+            for entry in self._client.list_artifacts(run_id, folders.pop()):
+                if entry.is_dir:
+                    folders.append(entry.path)
+                else:
+                    files.append(entry.path)
+        return sorted(files[:MAX_LISTED_ARTIFACTS])
 
     def _create_run(
         self, experiment_name: str, run_name: str, params: dict[str, object], tags: dict[str, str]

@@ -1,0 +1,164 @@
+"""The gateway's hop to one service: aiohttp's keep-alive pool to each of its replicas, taken
+in turn, with a failed exchange retried once where that is safe.
+
+Safe: a method HTTP calls idempotent (aiohttp retries those on a kept-alive connection found
+closed, RFC 9112 section 9.3.1), and any request whose headers never left (the connection was
+found closing as it was written). A write that did leave is not repeated: the service may have
+applied it.
+"""
+
+import itertools
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import SimpleNamespace
+
+import aiohttp
+from yarl import URL
+
+Header = tuple[bytes, bytes]
+# Idle connections retire before the services' own keep-alive timeout (uvicorn's: 5 s) could
+# close one under a request just sent on it.
+IDLE_SECONDS = 2.0
+
+
+class UpstreamError(Exception):
+    """The service could not be reached, broke the exchange off, or did not answer in time."""
+
+
+class Reply:
+    """A service's response: status, headers (names lower-case), and the body: `body` when the
+    service gave its length, else `chunks()` as they arrive."""
+
+    __slots__ = ("_response", "body", "headers", "status")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, body: bytes | None, headers: list[Header]
+    ) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; leaving early gives the connection up."""
+        if self.body is not None:
+            if self.body:
+                yield self.body
+            return
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the reply broke off: {exc}") from exc
+        finally:
+            self._response.release()
+
+    async def read(self) -> bytes:
+        if self.body is not None:
+            return self.body
+        return b"".join([chunk async for chunk in self.chunks()])
+
+
+async def _headers_sent(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    context.trace_request_ctx["sent"] = True
+
+
+class Upstream:
+    """Up to `connections` requests in flight to each replica (more wait their turn)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        connections: int,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        if not urls:
+            raise ValueError("a service needs at least one URL")
+        self.urls = tuple(url.rstrip("/") for url in urls)
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self._sessions: list[aiohttp.ClientSession] = []
+        self._turn = itertools.count()
+
+    async def start(self) -> None:
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_headers_sent.append(_headers_sent)
+        for url in self.urls:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections, keepalive_timeout=IDLE_SECONDS
+            )
+            self._sessions.append(
+                aiohttp.ClientSession(
+                    base_url=url,
+                    connector=connector,
+                    timeout=self._timeout,
+                    auto_decompress=False,  # the body goes on as the service wrote it
+                    skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                    trace_configs=[tracing],
+                )
+            )
+
+    async def close(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            await session.close()
+
+    def _session(self, replica: int | None) -> aiohttp.ClientSession:
+        if not self._sessions:
+            raise UpstreamError("the gateway is not started")
+        index = next(self._turn) if replica is None else replica
+        return self._sessions[index % len(self._sessions)]
+
+    async def request(
+        self,
+        method: str,
+        target: bytes | str,
+        headers: Iterable[Header] = (),
+        body: bytes = b"",
+        *,
+        timeout: float | None = None,
+        replica: int | None = None,
+    ) -> Reply:
+        """Send one request (`target`: path and query, as the caller wrote them) to the next
+        replica in turn (or to `replica`) and return its reply; UpstreamError when it cannot
+        be reached, breaks off or takes longer than `timeout` to answer."""
+        if isinstance(target, bytes):
+            target = target.decode("latin-1")
+        url = URL(target, encoded=True)
+        sent_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+        options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        session = self._session(replica)
+        for attempt in (1, 2):
+            progress: dict[str, bool] = {}
+            try:
+                response = await session.request(
+                    method, url, headers=sent_headers, data=body or None,
+                    trace_request_ctx=progress, **options,
+                )  # fmt: skip
+                return await _reply(response, method)
+            except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+                raise UpstreamError("no reply in time") from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise UpstreamError(f"cannot connect: {exc}") from exc
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                if attempt == 1 and not progress.get("sent"):
+                    continue  # the request never left: sending it again cannot apply it twice
+                raise UpstreamError(f"the exchange broke off: {exc or type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
+
+
+async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
+    headers = [(name.lower(), value) for name, value in response.raw_headers]
+    if response.content_length is None and method != "HEAD":
+        # Unknown length (chunked: a log that follows a running job): handed on as it comes.
+        return Reply(response, None, headers)
+    return Reply(response, await response.read(), headers)

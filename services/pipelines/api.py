@@ -1,0 +1,206 @@
+"""The pipelines service's HTTP routes: parse, call a use case or a query, shape the reply."""
+
+import logging
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.pipelines import service, store
+from services.pipelines.argo_runs import ArgoRuns
+from services.pipelines.domain import OrchestrationSystem, RunStatus
+from services.pipelines.errors import PipelineNotFound, RunNotFound
+from services.pipelines.schemas import (
+    ApprovalRequest,
+    DefinitionCreate,
+    DefinitionOut,
+    PipelineCreate,
+    PipelineDetail,
+    PipelinePage,
+    RunCreate,
+    RunDetail,
+    RunPage,
+)
+from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/api/v1", tags=["pipelines"])
+log = logging.getLogger(__name__)
+
+
+async def argo_runs(request: Request) -> ArgoRuns:
+    return request.app.state.argo_runs
+
+
+Argo = Annotated[ArgoRuns, Depends(argo_runs)]
+
+
+async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSystem | None:
+    async with rt.sessionmaker() as session:
+        row = await store.get_run(session, run_id)
+    return None if row is None else OrchestrationSystem(row.orchestration_system)
+
+
+async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> dict:
+    async with rt.sessionmaker() as session:
+        pipeline = await store.get_pipeline(session, pipeline_id)
+        if pipeline is None:
+            raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
+        definition = await store.get_definition(session, pipeline_id, pipeline.latest_version)
+    return {
+        **PipelineDetail.model_validate(
+            {**pipeline.__dict__, "definition": definition.definition}
+        ).model_dump()
+    }
+
+
+async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> dict:
+    async with rt.sessionmaker() as session:
+        run = await store.get_run(session, run_id)
+        if run is None or run.pipeline_id != pipeline_id:
+            raise RunNotFound(f"pipeline {pipeline_id} has no run {run_id}")
+        stages = await store.run_stages(session, run_id)
+    return RunDetail.model_validate({**run.__dict__, "stages": stages}).model_dump()
+
+
+@router.post("/pipelines", status_code=201, response_model=PipelineDetail)
+async def create_pipeline(body: PipelineCreate, rt: Runtime, actor: Actor, response: Response):
+    """A pipeline and its first definition, checked whole: every problem in one 422."""
+    async with rt.uow() as uow:
+        pipeline = await service.create_pipeline(uow, body, actor=actor)
+    response.headers["Location"] = f"{router.prefix}/pipelines/{pipeline.id}"
+    return await _pipeline_detail(rt, pipeline.id)
+
+
+@router.get("/pipelines", response_model=PipelinePage)
+async def list_pipelines(
+    rt: Runtime, project_id: UUID | None = None, limit: Limit = 100, offset: Offset = 0
+):
+    async with rt.sessionmaker() as session:
+        items, total = await store.list_pipelines(session, project_id, limit, offset)
+    return {"items": items, "total": total}
+
+
+@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail)
+async def get_pipeline(pipeline_id: UUID, rt: Runtime):
+    return await _pipeline_detail(rt, pipeline_id)
+
+
+@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut)
+async def add_definition(pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor):
+    """A new version of the definition; runs started from now on run it unless they name one."""
+    async with rt.uow() as uow:
+        version = await service.add_definition(uow, pipeline_id, body.definition, actor=actor)
+    async with rt.sessionmaker() as session:
+        return await store.get_definition(session, pipeline_id, version)
+
+
+@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut])
+async def list_definitions(pipeline_id: UUID, rt: Runtime):
+    async with rt.sessionmaker() as session:
+        if await store.get_pipeline(session, pipeline_id) is None:
+            raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
+        return await store.list_definitions(session, pipeline_id)
+
+
+@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail)
+async def start_run(
+    pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo
+):
+    """Start a run on its env's orchestrator: the local engine asks for its first stages in the
+    commit that stores it; Argo gets the workflow once it is stored."""
+    orchestration = rt.settings.orchestration(body.env)
+    namespace = (
+        argo.config.namespace
+        if orchestration == OrchestrationSystem.ARGO_WORKFLOWS
+        else service.LOCAL_NAMESPACE
+    )
+    async with rt.uow() as uow:
+        run_id = await service.start_run(
+            uow,
+            pipeline_id,
+            body,
+            actor=actor,
+            orchestration=orchestration,
+            workflow_namespace=namespace,
+        )
+    if orchestration == OrchestrationSystem.ARGO_WORKFLOWS:
+        try:
+            await argo.submit(run_id)
+        except Exception:
+            log.exception("submitting run %s's workflow failed; the watcher tries again", run_id)
+    response.headers["Location"] = f"{router.prefix}/pipelines/{pipeline_id}/runs/{run_id}"
+    return await _run_detail(rt, pipeline_id, run_id)
+
+
+@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage)
+async def list_runs(
+    pipeline_id: UUID,
+    rt: Runtime,
+    status: RunStatus | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+):
+    async with rt.sessionmaker() as session:
+        if await store.get_pipeline(session, pipeline_id) is None:
+            raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
+        items, total = await store.list_runs(
+            session, pipeline_id, status and status.value, limit, offset
+        )
+    return {"items": items, "total": total}
+
+
+@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail)
+async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime):
+    """The run with each stage's state, attempt, job, outputs and timings."""
+    return await _run_detail(rt, pipeline_id, run_id)
+
+
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail)
+async def cancel_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo):
+    """Cancel the run: its stages at work stop, and their jobs (or pods) are killed."""
+    if await _orchestration(rt, run_id) == OrchestrationSystem.ARGO_WORKFLOWS:
+        await argo.cancel(pipeline_id, run_id, actor)
+    else:
+        async with rt.uow() as uow:
+            await service.cancel_run(uow, pipeline_id, run_id, actor=actor)
+    return await _run_detail(rt, pipeline_id, run_id)
+
+
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail)
+async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor):
+    """Retry a failed run from its failed stages on; finished stages are not run again."""
+    async with rt.uow() as uow:
+        await service.retry_run(uow, pipeline_id, run_id, actor=actor)
+    return await _run_detail(rt, pipeline_id, run_id)
+
+
+@router.post(
+    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail
+)
+async def approve_stage(
+    pipeline_id: UUID,
+    run_id: UUID,
+    stage: str,
+    body: ApprovalRequest,
+    rt: Runtime,
+    actor: Actor,
+    argo: Argo,
+):
+    """Approve (or reject) an approve stage that waits; the gateway lets approvers only."""
+    if await _orchestration(rt, run_id) == OrchestrationSystem.ARGO_WORKFLOWS:
+        await argo.approve(
+            pipeline_id, run_id, stage, actor=actor, approved=body.approved, comment=body.comment
+        )
+    else:
+        async with rt.uow() as uow:
+            await service.approve_stage(
+                uow,
+                pipeline_id,
+                run_id,
+                stage,
+                actor=actor,
+                approved=body.approved,
+                comment=body.comment,
+            )
+    return await _run_detail(rt, pipeline_id, run_id)

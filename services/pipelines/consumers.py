@@ -1,0 +1,99 @@
+"""Events the pipelines service reacts to: the answers to its stages' commands. Thin: read
+which stage attempt the event answers, turn it into the engine's answer, plan."""
+
+from datetime import UTC, datetime
+
+from services.pipelines import service
+from services.pipelines.engine import (
+    answer_of_deployment,
+    answer_of_job_event,
+    answer_of_version_created,
+    answer_of_version_transitioned,
+)
+from shared.consumers import EventConsumer
+from shared.db import UnitOfWork
+from shared.events import CloudEvent
+from shared.events.jobs import JobCancelled, JobFailed, JobRejected, JobStarted, JobSucceeded
+from shared.events.pipelines import StageAttemptAnswer
+from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
+
+# Serving's answers, by subject (their contracts are serving's: DeploymentHealthy / Failed).
+DEPLOYMENT_HEALTHY = "serving.deployment.healthy"
+DEPLOYMENT_FAILED = "serving.deployment.failed"
+
+
+def _at(event: CloudEvent) -> datetime:
+    return event.time.astimezone(UTC)
+
+
+def _job_answer(contract):
+    async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
+        data = event.parse_data(contract)
+        if data.pipeline_run_id is None:
+            return  # a job submitted over HTTP
+        answer = answer_of_job_event(data, _at(event))
+        if answer is not None:
+            await service.answer(uow, data.pipeline_run_id, answer)
+
+    handle.__name__ = f"answer_{contract.__name__}"
+    return handle
+
+
+async def version_created(uow: UnitOfWork, event: CloudEvent) -> None:
+    tag = event.parse_data(StageAttemptAnswer)
+    if tag.names_a_stage:
+        answer = answer_of_version_created(event.parse_data(ModelVersionCreated),
+                                           tag.pipeline_stage, tag.pipeline_attempt, _at(event))
+        await service.answer(uow, tag.pipeline_run_id, answer)
+
+
+async def version_transitioned(uow: UnitOfWork, event: CloudEvent) -> None:
+    tag = event.parse_data(StageAttemptAnswer)
+    if tag.names_a_stage:
+        answer = answer_of_version_transitioned(
+            event.parse_data(ModelVersionTransitioned), tag.pipeline_stage, tag.pipeline_attempt,
+            _at(event))
+        await service.answer(uow, tag.pipeline_run_id, answer)
+
+
+def _deployment_answer(healthy: bool):
+    async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
+        tag = event.parse_data(StageAttemptAnswer)
+        if tag.names_a_stage:
+            answer = answer_of_deployment(event.data, tag.pipeline_stage, tag.pipeline_attempt,
+                                          healthy, _at(event))
+            await service.answer(uow, tag.pipeline_run_id, answer)
+
+    return handle
+
+
+CONSUMERS = (
+    *(
+        EventConsumer(
+            durable=f"pipelines-{contract.subject.replace('.', '-').replace('_', '-')}",
+            subject=contract.subject,
+            handle=_job_answer(contract),
+        )
+        for contract in (JobStarted, JobSucceeded, JobFailed, JobRejected, JobCancelled)
+    ),
+    EventConsumer(
+        durable="pipelines-registry-model-version-created",
+        subject=ModelVersionCreated.subject,
+        handle=version_created,
+    ),
+    EventConsumer(
+        durable="pipelines-registry-model-version-transitioned",
+        subject=ModelVersionTransitioned.subject,
+        handle=version_transitioned,
+    ),
+    EventConsumer(
+        durable="pipelines-serving-deployment-healthy",
+        subject=DEPLOYMENT_HEALTHY,
+        handle=_deployment_answer(healthy=True),
+    ),
+    EventConsumer(
+        durable="pipelines-serving-deployment-failed",
+        subject=DEPLOYMENT_FAILED,
+        handle=_deployment_answer(healthy=False),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Adapters to the serving frameworks, behind one interface (backend.py)."""

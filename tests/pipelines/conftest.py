@@ -1,0 +1,47 @@
+"""The pipelines service in-process, on the session's real Postgres and NATS."""
+
+import pytest
+
+ACTOR = "alice@example.com"
+
+
+@pytest.fixture(scope="session")
+def pipelines_settings(database_url: str, nats_url: str):
+    from services.pipelines.settings import PipelinesSettings
+
+    return PipelinesSettings(database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
+                             pipelines_deadline_sweep_seconds=0.2)
+
+
+# Per module: a test module that stops and starts its own service has no other one beside it.
+@pytest.fixture(scope="module")
+async def pipelines_app(pipelines_settings):
+    from services.pipelines.app import create_app
+
+    app = create_app(pipelines_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def pipelines_client(pipelines_app):
+    import httpx
+
+    from tests.credentials import GatewayCredential
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=pipelines_app),
+        base_url="http://pipelines/api/v1",
+        auth=GatewayCredential(ACTOR),
+        timeout=30,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def nc(nats_url: str):
+    import nats
+
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
