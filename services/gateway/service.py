@@ -16,6 +16,7 @@ from shared.environments import Env
 from shared.errors import NotFound
 from shared.events.gateway import IntegrationConfigChanged, ProjectCreated
 from shared.integrations import Concern
+from shared.projects import UnknownProject
 
 
 def project_not_found(project_id: UUID) -> NotFound:
@@ -28,6 +29,11 @@ async def create_token(
 ) -> tuple[str, Row]:
     """A new token (its plaintext, shown once, and its row). Platform admins only."""
     caller.require_platform_admin()
+    if projects and (missing := await store.missing_projects(uow.session, projects)):
+        raise UnknownProject(
+            f"there is no project {', '.join(sorted(map(str, missing)))}",
+            project_ids=sorted(map(str, missing)),
+        )
     return await issue_token(uow.session, subject=subject, role=role, projects=projects)
 
 

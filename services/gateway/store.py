@@ -139,6 +139,12 @@ async def project_exists(session: AsyncSession, project_id: UUID) -> bool:
     return await session.scalar(query) is not None
 
 
+async def missing_projects(session: AsyncSession, project_ids: Collection[UUID]) -> set[UUID]:
+    """Those of `project_ids` that name no project."""
+    query = select(projects.c.id).where(projects.c.id.in_(list(project_ids)))
+    return set(project_ids) - set((await session.scalars(query)).all())
+
+
 async def list_projects(
     session: AsyncSession, *, visible: Collection[UUID] | None, limit: int, offset: int
 ) -> tuple[list[Row], int]:
