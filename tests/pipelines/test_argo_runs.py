@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.bus import stream_events
+from tests.credentials import GatewayCredential, credential_headers
 from tests.fakes.kubernetes_api import FakeKubernetes
 from tests.pipelines.conftest import ACTOR
 from tests.pipelines.definitions import release_pipeline
@@ -44,7 +45,7 @@ async def argo_client(database_url, nats_url, cluster):
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://pipelines/api/v1",
-            headers={"X-Modelplane-Actor": ACTOR},
+            auth=GatewayCredential(ACTOR),
             timeout=30,
         ) as client,
     ):
@@ -159,7 +160,7 @@ async def test_approval_resumes_the_suspended_node_and_cancel_terminates(argo_cl
     )
     await wait_run(argo_client, run, lambda r: stages(r)["approve"] == "running")
     approved = await argo_client.post(
-        f"{base}/stages/approve/approve", json={}, headers={"X-Modelplane-Actor": "bob@example.com"}
+        f"{base}/stages/approve/approve", json={}, headers=credential_headers("bob@example.com")
     )
     assert approved.status_code == 200, approved.text
     assert stages(approved.json())["approve"] == "succeeded"

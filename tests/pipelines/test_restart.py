@@ -10,6 +10,7 @@ import httpx
 
 from services.pipelines.app import create_app
 from tests.bus import stream_events
+from tests.credentials import GatewayCredential
 from tests.pipelines.conftest import ACTOR
 from tests.pipelines.definitions import stage
 from tests.pipelines.test_service import ENV, PROJECT, job_done, stages, wait_run
@@ -20,7 +21,7 @@ async def running_service(settings):
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://pipelines/api/v1",
-        headers={"X-Modelplane-Actor": ACTOR}, timeout=30,
+        auth=GatewayCredential(ACTOR), timeout=30,
     ) as client:
         yield client
 

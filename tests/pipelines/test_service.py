@@ -11,6 +11,7 @@ from shared.events.envelope import EventData
 from shared.events.jobs import JobStarted, JobSucceeded
 from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 from tests.bus import publish, stream_events
+from tests.credentials import credential_headers
 from tests.migrations import schema_differences
 from tests.pipelines.definitions import MODEL_ID, release_pipeline, stage
 
@@ -169,7 +170,7 @@ async def test_the_release_pipeline_runs_over_events_to_production(pipelines_cli
 
     approved = await pipelines_client.post(
         f"/pipelines/{pipeline['id']}/runs/{run['id']}/stages/approve/approve",
-        json={"comment": "ship it"}, headers={"X-Modelplane-Actor": "bob@example.com"})
+        json={"comment": "ship it"}, headers=credential_headers("bob@example.com"))
     assert approved.status_code == 200, approved.text
     assert stages(approved.json())["approve"] == "succeeded"
     promotions = await commands(nc, run, "promotion_requested", count=2)

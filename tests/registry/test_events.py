@@ -58,10 +58,10 @@ async def test_a_failed_command_publishes_nothing(client, nc, runtime, model):
     assert len(registered) == 1
 
 
-async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, runtime):
+async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, runtime, project):
     # The number and the name are filled into the event by the statement that writes both.
     name = f"it's \\ \" ünïcode \u2603 {uuid.uuid4()}"
-    r = await client.post("/models", json={"name": name, "project_id": str(uuid.uuid4())})
+    r = await client.post("/models", json={"name": name, "project_id": project})
     versions = f"/models/{r.json()['id']}/versions"
     labelled = (await client.post(versions, json={"version": "1"})).json()
     numbered = [(await client.post(versions, json={"metrics": {"acc": 0.5}})).json()

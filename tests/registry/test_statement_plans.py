@@ -19,7 +19,10 @@ from services.registry.domain import ModelStage
 from services.registry.settings import RegistrySettings
 from shared.db import connect_raw, create_engine
 from shared.driver import driver_connection
+from tests.credentials import known_project
 from tests.registry.conftest import ScratchDatabase, client_of, new_versions, promote
+
+PROJECT = uuid.uuid4()  # the project the registries of these tests take to exist
 
 TRANSITION_STATEMENT = "%WITH guard AS MATERIALIZED%"
 
@@ -193,6 +196,7 @@ async def registry_on(url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClien
     """A registry of its own on the database at `url`, stopped (its connections closed) on
     leaving."""
     app = create_app(RegistrySettings(database_url=url, nats_url=nats_url))
+    known_project(app, PROJECT)
     async with app.router.lifespan_context(app), client_of(app) as client:
         yield client
 
