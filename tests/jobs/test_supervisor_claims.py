@@ -70,7 +70,7 @@ async def test_no_row_lock_is_held_while_the_executor_is_called(
     executor.gate.set()
     await asyncio.wait_for(starting, 30)
 
-    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"}, timeout=60)
+    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
 
 
@@ -98,7 +98,7 @@ async def test_a_start_that_crashed_after_its_claim_is_finished_once_the_claim_i
         await apply_changes(uow.session, job, {
             "start_claimed_at": datetime.now(UTC) - timedelta(hours=1)})
 
-    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"}, timeout=60)
+    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
     assert job["experiment_run"]["tracking_run_id"] == run_id
     assert job["experiment_run"]["metrics"] == {"accuracy": 0.5}
