@@ -341,6 +341,8 @@ async def _run(config: Config) -> int:
             await platform.stop()
             with contextlib.suppress(Exception):
                 await drop_database(infra.postgres_url, mp_db_name)
+            with contextlib.suppress(Exception):  # the platform's MLflow server's store
+                await drop_database(infra.postgres_url, f"{mp_db_name}_mlflow")
     results = _clean(results)
     results["targets"] = [check.as_json() for check in targets.checks(results)]
     print()

@@ -8,8 +8,8 @@ import sys
 from fastapi import FastAPI
 
 from services.gateway.app import create_app, create_token
-from services.gateway.domain import Role
 from services.gateway.settings import GatewaySettings
+from shared.auth import Role
 from shared.logs import configure_logging
 from shared.serve import serve_public
 

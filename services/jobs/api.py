@@ -21,8 +21,10 @@ from services.jobs.schemas import (
     JobPage,
 )
 from services.jobs.supervisor import JobSupervisor
-from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.auth import Caller, Role
+from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.environments import Env
+from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime
 from shared.validation import Text
 
@@ -33,11 +35,17 @@ async def supervisor(request: Request) -> JobSupervisor:
     return request.app.state.supervisor
 
 
+async def projects(request: Request) -> ProjectDirectory:
+    return request.app.state.projects
+
+
 Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
+Projects = Annotated[ProjectDirectory, Depends(projects)]
 
 
 @router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"])
-async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, _: Actor, response: Response):
+async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, response: Response):
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         option = await service.create_gpu_type(uow, **body.model_dump())
     response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{option.id}"
@@ -57,14 +65,18 @@ async def list_gpu_types(
 
 
 @router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
-async def update_gpu_type(env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, _: Actor):
+async def update_gpu_type(
+    env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, caller: Who
+):
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         changes = body.model_dump(exclude_unset=True)
         return await service.update_gpu_type(uow, env, gpu_type_id, changes)
 
 
 @router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
-async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, _: Actor) -> Response:
+async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who) -> Response:
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         await service.delete_gpu_type(uow, env, gpu_type_id)
     return Response(status_code=204)
@@ -72,8 +84,11 @@ async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, _: Actor) ->
 
 @router.post("/jobs", status_code=201, response_model=JobOut)
 async def submit_job(
-    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response
+    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response, caller: Who,
+    known: Projects,
 ):
+    caller.require(body.project_id, Role.EDITOR)
+    await known.require(body.project_id, caller)
     async with rt.uow() as uow:
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
@@ -89,12 +104,12 @@ async def submit_job(
 
 @router.get("/jobs", response_model=JobPage)
 async def list_jobs(
-    rt: Runtime, project_id: UUID | None = None, status: JobStatus | None = None,
+    rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
     pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
         items, total = await store.find_jobs(
-            session, project_id=project_id, status=status, pipeline_run_id=pipeline_run_id,
+            session, projects=caller.scope(project_id), status=status, pipeline_run_id=pipeline_run_id,
             limit=limit, offset=offset,
         )
         runs = await store.runs_of_jobs(session, [j.id for j in items])
@@ -102,17 +117,18 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: UUID, rt: Runtime):
-    return await _job_out(rt, job_id)
+async def get_job(job_id: UUID, rt: Runtime, caller: Who):
+    return await _job_out(rt, job_id, caller, Role.VIEWER)
 
 
 @router.get("/jobs/{job_id}/logs", response_class=StreamingResponse)
-async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
+async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     """The job's output as text, followed while it runs."""
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
     if job is None:
         raise JobNotFound(job_id)
+    caller.require(job.project_id, Role.VIEWER)
 
     async def lines() -> AsyncIterator[bytes]:
         if job.handle is None:
@@ -124,17 +140,22 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, _: Actor):
-    await _job_out(rt, job_id)  # 404 before anything else
+async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
+    await _job_out(rt, job_id, caller, Role.EDITOR)  # 404 and 403 before anything else
     await jobs.cancel(job_id)
     return await _job_out(rt, job_id)
 
 
-async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
+async def _job_out(
+    rt: ServiceRuntime, job_id: UUID, caller: Caller | None = None, role: Role = Role.VIEWER
+) -> JobOut:
+    """The job as the API shows it; with a `caller`, only if they hold `role` in its project."""
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
         if job is None:
             raise JobNotFound(job_id)
+        if caller is not None:
+            caller.require(job.project_id, role)
         run = await store.run_of_job(session, job_id)
     return _shape(job, run)
 

@@ -32,6 +32,7 @@ async def platform(database_server_url, nats_url, tmp_path: Path):
             state_dir=tmp_path / "state",
             log_dir=tmp_path / "logs",
             start_tracking=False,
+            ready_timeout=240,
         ) as running:
             yield running
     finally:

@@ -33,6 +33,7 @@ async def platform(database_server_url, nats_url, tmp_path: Path):
             state_dir=tmp_path / "state",
             log_dir=tmp_path / "logs",
             start_tracking=False,
+            ready_timeout=240,
             restart=RestartPolicy(first=0.2),
         ) as running:
             yield running

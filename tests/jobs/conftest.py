@@ -1,5 +1,6 @@
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def wait_finished() -> WaitFinished:
 
 
 CLUSTER_TOKEN = "jobs-cluster-token"
+# The project the session's jobs are submitted to; the jobs services of these tests know it.
+JOBS_PROJECT = uuid.UUID("6a0b5e1c-7f43-4c1e-9d2a-3b8f0c9e4d21")
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +94,10 @@ def jobs_settings(
 @pytest.fixture(scope="session")
 async def jobs_app(jobs_settings):
     from services.jobs.app import create_app
+    from tests.credentials import known_project
 
     app = create_app(jobs_settings)
+    known_project(app, JOBS_PROJECT)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -101,10 +106,12 @@ async def jobs_app(jobs_settings):
 async def jobs_client(jobs_app):
     import httpx
 
+    from tests.credentials import GatewayCredential
+
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=jobs_app),
         base_url="http://jobs/api/v1",
-        headers={"X-Modelplane-Actor": "alice@example.com"},
+        auth=GatewayCredential("alice@example.com"),
         timeout=30,
     ) as c:
         yield c

@@ -10,13 +10,15 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.bus import wait_for_events
+from tests.credentials import credential_headers, known_project
+from tests.jobs.conftest import JOBS_PROJECT
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def job_body(**overrides) -> dict:
     body = {
-        "name": f"train-{uuid.uuid4().hex[:6]}", "project_id": str(uuid.uuid4()), "env": "dev",
+        "name": f"train-{uuid.uuid4().hex[:6]}", "project_id": str(JOBS_PROJECT), "env": "dev",
         "job_type": "training", "command": [sys.executable, str(SCRIPTS / "train.py")],
         "parameters": {"epochs": 2}, "use_gpu": False,
         "resources": {"cpu": "1", "memory": "1Gi"},
@@ -70,9 +72,12 @@ async def test_gpu_jobs_need_an_enabled_gpu_type_of_their_env(jobs_client):
     assert [v["rule"] for v in other_env.json()["violations"]] == ["gpu-type-enabled-for-env"]
 
 
-async def test_a_local_training_job_succeeds_with_its_mlflow_run(jobs_client, jobs_settings, nc):
+async def test_a_local_training_job_succeeds_with_its_mlflow_run(
+    jobs_client, jobs_settings, jobs_app, nc
+):
     model_id = str(uuid.uuid4())
-    r = await jobs_client.post("/jobs", json=job_body(register_model={"model_id": model_id}))
+    r = await jobs_client.post("/jobs", json=job_body(register_model={"model_id": model_id},
+                                                      project_id=known_project(jobs_app)))
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["status"] == "running"
@@ -157,12 +162,13 @@ async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restar
 
     # A second service instance, stopped while its job runs; the job ends meanwhile.
     second = create_app(jobs_settings)
+    known_project(second, JOBS_PROJECT)
     import httpx
 
     async with (
         second.router.lifespan_context(second),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://jobs/api/v1",
-                          headers={"X-Modelplane-Actor": "bob"}) as c,
+                          headers=credential_headers("bob")) as c,
     ):
         r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
         assert r.status_code == 201, r.text
