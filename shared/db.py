@@ -122,8 +122,8 @@ _LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _json_loads(text: str) -> Any:
-    """json and jsonb values as they come back: by orjson, in a tenth of the standard library's
-    time on a page of versions, unless a number in them needs the standard library's exactness."""
+    """json and jsonb values as they come back: by orjson (a tenth of the standard library's
+    time on a page of versions), unless a number needs the standard library's exactness."""
     if _LONG_NUMBER.search(text):
         return json.loads(text)
     try:
@@ -303,10 +303,8 @@ class UnitOfWork:
             await self._connection.close()
 
     def _uncommitted(self) -> None:
-        """The statements ran in a transaction nobody here began, on a connection handed over
-        inside one: nothing they wrote committed, and closing the connection rolls it back.
-        The command fails rather than answer for a change that is not stored, and its events,
-        whose rows go with it, are not published."""
+        """Fail a command whose statements ran in a transaction it did not begin (nothing they
+        wrote committed); its events are not published."""
         self._written.clear()
         raise RuntimeError(
             "the unit of work's statements ran in a transaction it did not begin: nothing it "
@@ -314,10 +312,8 @@ class UnitOfWork:
         )
 
     async def _rollback_after(self, error: BaseException | None) -> None:
-        """End the transaction after the command's error, which stays the one raised. A command
-        cancelled (or interrupted) mid-way leaves its connection in a state nobody knows, and
-        SQLAlchemy may have closed it already: that connection, like one whose ROLLBACK fails,
-        is closed instead, which ends its transaction as well."""
+        """Roll back after the command's error, which stays the one raised; after an interruption
+        (or a failed ROLLBACK) the connection's state is unknown, and `_give_back` closes it."""
         if isinstance(error, Exception):
             try:
                 if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
@@ -349,9 +345,8 @@ class UnitOfWork:
 
 
 def _committing(events: Sequence[CloudEvent], max_bytes: int) -> list[OutboxMessage]:
-    """The events as outbox rows, stamped now: an event happens when its change commits, not
-    when it was recorded. An event larger than the bus takes refuses the change (413): stored,
-    it could never be published."""
+    """The events as outbox rows, stamped now (an event happens when its change commits); one
+    larger than the bus takes refuses the change (413), since it could never be published."""
     committing = datetime.now(UTC)
     messages = []
     for event in events:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import JobRejectedProblem, JobStatus, job_warnings
+from services.jobs.domain import JobStatus, job_warnings
+from services.jobs.errors import JobNotFound, JobRejected
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -92,7 +93,7 @@ async def submit_job(
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
-        raise JobRejectedProblem(
+        raise JobRejected(
             "; ".join(v["message"] for v in job.violations),
             job_id=str(job.id), violations=job.violations,
         )
@@ -126,7 +127,7 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
     if job is None:
-        raise service.job_not_found(job_id)
+        raise JobNotFound(job_id)
     caller.require(job.project_id, Role.VIEWER)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -152,7 +153,7 @@ async def _job_out(
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
         if job is None:
-            raise service.job_not_found(job_id)
+            raise JobNotFound(job_id)
         if caller is not None:
             caller.require(job.project_id, role)
         run = await store.run_of_job(session, job_id)

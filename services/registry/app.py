@@ -25,10 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    # Every registry statement finds its rows by key: planned once per connection, for its keys.
-    runtime = ServiceRuntime(
-        SERVICE, settings, metadata, MIGRATIONS, CONSUMERS, generic_plans=True
-    )
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
     app = FastAPI(
         telemetry=NO_TELEMETRY,
         title="Modelplane registry (internal)",

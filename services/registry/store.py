@@ -301,6 +301,7 @@ _TRANSITION = f"""
         SELECT p.* FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[])
             WITH ORDINALITY AS p (version_id, from_stage, to_stage, comment, audit_id, n)
         WHERE EXISTS (SELECT FROM guard)
+        LIMIT 2  -- as plan_transition makes at most; else taken for 10, its generic plan dearer
     ), moved AS (
         UPDATE {VERSIONS} v
         SET stage = p.to_stage, updated_at = $10,
@@ -353,6 +354,8 @@ async def transition(
     its model's production version changed since. Returns the version as moved, with its
     model's name; None when one did (nothing written). `approved_by` records an approval on
     `version`."""
+    if len(changes) > 2:  # the statement applies two at most (its LIMIT)
+        raise ValueError(f"a transition makes one or two stage changes, not {len(changes)}")
     production = ModelStage.PRODUCTION
     serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
                    (None, None))  # fmt: skip

@@ -39,6 +39,7 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
             log_dir=logs,
             state_dir=state,
             tracking_workers=1,
+            ready_timeout=240,
         ) as running:
             yield running
     finally:

@@ -186,3 +186,45 @@ async def test_a_run_whose_workflow_is_missing_is_submitted_again(argo_client, c
     while cluster.custom_object(GROUP, PLURAL, run["workflow_id"], NAMESPACE) is None:
         assert time.monotonic() < deadline, "the workflow was not submitted again"
         await asyncio.sleep(0.1)
+
+
+async def test_an_envs_integration_config_chooses_its_orchestrator(argo_client, nc):
+    from datetime import UTC, datetime, timedelta
+
+    from shared.events import CloudEvent
+    from shared.events.gateway import IntegrationConfigChanged
+    from tests.bus import publish, wait_consumed
+
+    async def configure(backend: str, changed_at: datetime) -> None:
+        change = IntegrationConfigChanged(
+            env="prod",
+            concern="pipeline_orchestration",
+            backend=backend,
+            settings={},
+            changed_by="admin@example.com",
+            changed_at=changed_at,
+        )
+        event = CloudEvent.wrap(change, service="gateway", aggregate_id="prod/pipelines")
+        await wait_consumed(
+            nc, "GATEWAY", "pipelines-gateway-integration-config-changed", await publish(nc, event)
+        )
+
+    now = datetime.now(UTC)
+    await configure("argo_workflows", now)
+    await configure("local", now - timedelta(minutes=1))  # older: arrived late, ignored
+    pipeline = (
+        await argo_client.post(
+            "/pipelines",
+            json={
+                "name": f"prod-{uuid.uuid4().hex[:6]}",
+                "project_id": PROJECT,
+                "definition": release_pipeline(),
+            },
+        )
+    ).json()
+    run = await argo_client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": "prod"})
+    assert run.json()["orchestration_system"] == "argo_workflows"
+
+    await configure("local", now + timedelta(minutes=1))
+    run = await argo_client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": "prod"})
+    assert run.json()["orchestration_system"] == "local"

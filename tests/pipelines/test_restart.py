@@ -13,7 +13,7 @@ from tests.bus import stream_events
 from tests.credentials import GatewayCredential
 from tests.pipelines.conftest import ACTOR
 from tests.pipelines.definitions import stage
-from tests.pipelines.test_service import PROJECT, job_done, stages, wait_run
+from tests.pipelines.test_service import ENV, PROJECT, job_done, stages, wait_run
 
 
 @contextlib.asynccontextmanager
@@ -37,7 +37,7 @@ async def test_a_restarted_service_finishes_the_run_executing_each_stage_once(
         pipeline = (await client.post("/pipelines", json={
             "name": f"restart-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
             "definition": definition})).json()
-        run = (await client.post(f"/pipelines/{pipeline['id']}/runs", json={})).json()
+        run = (await client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": ENV})).json()
         await job_done(nc, run, "prep")
         await wait_run(client, run, lambda r: stages(r)["left"] == "requested")
 

@@ -1,5 +1,6 @@
 """The registry's HTTP API on a real Postgres: what a caller sends and gets back."""
 
+import asyncio
 import uuid
 from datetime import datetime
 
@@ -462,3 +463,22 @@ async def test_only_a_move_to_production_records_an_approval(client, model):
         ), stage
     got = (await client.get(f"/models/{model['id']}/versions/{v['version']}")).json()
     assert got["approved_by"] == "alice@example.com"
+
+
+async def test_a_rename_racing_another_to_the_same_name_is_a_conflict(client, runtime):
+    project = str(uuid.uuid4())
+    a, b = [(await client.post("/models", json={"name": n, "project_id": project})).json()
+            for n in ("a", "b")]  # fmt: skip
+    async with runtime.connection() as other:
+        # Another rename to "c", not yet committed: the check before b's does not see it.
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("UPDATE registry.registered_models SET name = 'c' WHERE id = $1",
+                            uuid.UUID(a["id"]))  # fmt: skip
+        racing = asyncio.create_task(client.patch(f"/models/{b['id']}", json={"name": "c"}))
+        await asyncio.sleep(0.5)  # b's UPDATE waits on a's entry in the unique index
+        assert not racing.done()
+        await transaction.commit()
+        problem(await racing, 409, "duplicate-model-name")
+    r = await client.get("/models", params={"project_id": project})
+    assert sorted(m["name"] for m in r.json()["items"]) == ["b", "c"]
