@@ -62,7 +62,7 @@ def stages(run: dict) -> dict[str, str]:
     return {s["name"]: s["status"] for s in run["stages"]}
 
 
-async def commands(nc, run: dict, subject: str, count: int = 1, timeout: float = 10) -> list:
+async def commands(nc, run: dict, subject: str, count: int = 1, timeout: float = 20) -> list:
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in await stream_events(nc, "PIPELINES", f"pipelines.stage.{subject}")
