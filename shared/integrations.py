@@ -6,6 +6,8 @@ from enum import StrEnum
 
 class Concern(StrEnum):
     TRAINING_EXECUTION = "training_execution"
+    SERVING = "serving"
+    PIPELINE_ORCHESTRATION = "pipeline_orchestration"
 
 
 class TrainingBackend(StrEnum):
@@ -13,6 +15,20 @@ class TrainingBackend(StrEnum):
     KUBERNETES = "kubernetes"
 
 
+class ServingBackend(StrEnum):
+    """An env's serving framework; its settings' `enabled_frameworks` may enable more."""
+
+    RAY_SERVE = "ray_serve"
+    KSERVE = "kserve"
+
+
+class PipelineBackend(StrEnum):
+    LOCAL = "local"
+    ARGO_WORKFLOWS = "argo_workflows"
+
+
 BACKENDS: dict[Concern, tuple[str, ...]] = {
     Concern.TRAINING_EXECUTION: tuple(TrainingBackend),
+    Concern.SERVING: tuple(ServingBackend),
+    Concern.PIPELINE_ORCHESTRATION: tuple(PipelineBackend),
 }

@@ -44,6 +44,10 @@ class BackendUnreachable(Exception):
     """The framework's control or data path did not answer; the deployment may be fine."""
 
 
+class DeploymentRejected(Exception):
+    """The framework refused the deployment as asked (its reason in the message): it fails."""
+
+
 class ServingBackend(Protocol):
     framework: ServingFramework
 

@@ -23,6 +23,7 @@ from services.serving.integrations.backend import (
     MANAGED_BY,
     BackendStatus,
     BackendUnreachable,
+    DeploymentRejected,
     DeploymentTarget,
     Prediction,
 )
@@ -162,19 +163,27 @@ class KServeBackend:
     async def deploy(self, target: DeploymentTarget) -> None:
         manifest = build_inference_service(target)
         try:
-            await asyncio.to_thread(
-                self._api.create_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
-                _without_nulls(manifest), _request_timeout=self.config.request_timeout_seconds,
-            )
+            try:
+                await asyncio.to_thread(
+                    self._api.create_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
+                    _without_nulls(manifest), _request_timeout=self.config.request_timeout_seconds,
+                )
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Already there (a deploy repeated after a restart): bring it to this manifest.
+                await asyncio.to_thread(
+                    self._api.patch_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
+                    target.resource_id, {"metadata": manifest["metadata"], "spec": manifest["spec"]},
+                    _request_timeout=self.config.request_timeout_seconds,
+                )
         except ApiException as exc:
-            if exc.status != 409:
-                raise
-            # Already there (a deploy repeated after a restart): bring it to this manifest.
-            await asyncio.to_thread(
-                self._api.patch_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
-                target.resource_id, {"metadata": manifest["metadata"], "spec": manifest["spec"]},
-                _request_timeout=self.config.request_timeout_seconds,
-            )
+            if 400 <= (exc.status or 0) < 500 and exc.status not in (401, 403, 408, 429):
+                raise DeploymentRejected(f"the Kubernetes API refused the InferenceService: {exc.status} "
+                                         f"{exc.reason}: {(exc.body or '')[:1000]}") from exc
+            raise BackendUnreachable(f"the Kubernetes API answered {exc.status}: {exc.reason}") from exc
+        except HTTPError as exc:
+            raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
 
     async def _get(self, resource_id: str, namespace: str) -> dict[str, Any] | None:
         try:
@@ -206,7 +215,9 @@ class KServeBackend:
             )
         except ApiException as exc:
             if exc.status != 404:
-                raise
+                raise BackendUnreachable(f"the Kubernetes API answered {exc.status}: {exc.reason}") from exc
+        except HTTPError as exc:
+            raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
 
     async def predict(self, resource_id: str, namespace: str, body: bytes) -> Prediction:
         obj = await self._get(resource_id, namespace)

@@ -1,0 +1,84 @@
+"""The serving service's HTTP routes: parse, call a use case or a query, shape the reply."""
+
+from collections.abc import Mapping
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.serving import predictions, service, store
+from services.serving.errors import endpoint_not_found
+from services.serving.integrations.backend import ServingBackend
+from services.serving.schemas import DeploymentOut, EndpointCreate, EndpointOut, EndpointPage
+from services.serving.settings import ServingSettings
+from shared.dependencies import Actor, Runtime
+
+router = APIRouter(prefix="/api/v1/serving", tags=["serving"])
+
+
+async def backends(request: Request) -> Mapping[str, ServingBackend]:
+    return request.app.state.backends
+
+
+async def settings(request: Request) -> ServingSettings:
+    return request.app.state.settings
+
+
+Backends = Annotated[Mapping[str, ServingBackend], Depends(backends)]
+Settings = Annotated[ServingSettings, Depends(settings)]
+
+
+def _shape(endpoint, deployments) -> EndpointOut:
+    out = EndpointOut.model_validate(endpoint)
+    out.deployments = [DeploymentOut.model_validate(d) for d in deployments]
+    return out
+
+
+@router.post("/endpoints", status_code=201, response_model=EndpointOut)
+async def create_endpoint(body: EndpointCreate, rt: Runtime, config: Settings, who: Actor, response: Response):
+    """An endpoint, and its first deployment when a version is there to serve."""
+    async with rt.uow() as uow:
+        namespace = body.namespace or await service.default_namespace(uow, body.env.value, config.serving_namespace)
+        endpoint = await service.create_endpoint(
+            uow, name=body.name, project_id=body.project_id, model_id=body.model_id,
+            model_version_id=body.model_version_id, follow_stage=body.follow_stage,
+            framework=body.serving_framework, namespace=namespace, env=body.env.value,
+            deployment=body.deployment.model_dump(), actor=who, frameworks=config.serving_frameworks,
+        )
+        deployments = await store.deployments_of(uow.session, endpoint.id)
+        out = _shape(endpoint, deployments)
+    response.headers["Location"] = f"{router.prefix}/endpoints/{endpoint.id}"
+    return out
+
+
+@router.get("/endpoints", response_model=EndpointPage)
+async def list_endpoints(rt: Runtime, project_id: UUID | None = None):
+    async with rt.sessionmaker() as session:
+        endpoints = await store.list_endpoints(session, project_id)
+        items = [_shape(e, await store.deployments_of(session, e.id)) for e in endpoints]
+    return {"items": items, "total": len(items)}
+
+
+@router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
+async def get_endpoint(endpoint_id: UUID, rt: Runtime):
+    async with rt.sessionmaker() as session:
+        endpoint = await store.get_endpoint(session, endpoint_id)
+        if endpoint is None:
+            raise endpoint_not_found(endpoint_id)
+        return _shape(endpoint, await store.deployments_of(session, endpoint.id))
+
+
+@router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut)
+async def retire_endpoint(endpoint_id: UUID, rt: Runtime, _: Actor):
+    """Undeploy: the endpoint stops answering and its deployments are taken down."""
+    async with rt.uow() as uow:
+        endpoint = await service.retire_endpoint(uow, endpoint_id)
+        return _shape(endpoint, await store.deployments_of(uow.session, endpoint.id))
+
+
+@router.post("/endpoints/{endpoint_id}/predict")
+async def predict(endpoint_id: UUID, request: Request, rt: Runtime, serving: Backends) -> Response:
+    """The MLflow scoring protocol (`dataframe_split`, `dataframe_records`, `inputs`,
+    `instances`), answered by whatever serves the endpoint now."""
+    answer = await predictions.predict(rt.sessionmaker, serving, endpoint_id, await request.body())
+    return Response(answer.body, status_code=answer.status_code, media_type=answer.content_type)

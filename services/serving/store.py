@@ -1,0 +1,162 @@
+"""The serving service's queries. Nothing here commits: the unit of work does."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.serving.domain import DeploymentState
+from services.serving.models import (
+    GpuTypeCopy,
+    IntegrationConfig,
+    ModelVersionCopy,
+    ServingDeployment,
+    ServingEndpoint,
+)
+
+# Endpoints
+
+
+async def insert_endpoint(session: AsyncSession, values: dict[str, Any]) -> ServingEndpoint | None:
+    """The new endpoint, or None when its project already has one of that name."""
+    stmt = (
+        insert(ServingEndpoint)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+        .returning(ServingEndpoint)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: UUID) -> ServingEndpoint | None:
+    return await session.get(ServingEndpoint, endpoint_id)
+
+
+async def lock_endpoint(session: AsyncSession, endpoint_id: UUID) -> ServingEndpoint | None:
+    """The endpoint, locked: every change to its deployments is made holding it."""
+    stmt = select(ServingEndpoint).where(ServingEndpoint.id == endpoint_id).with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def list_endpoints(session: AsyncSession, project_id: UUID | None) -> Sequence[ServingEndpoint]:
+    stmt = select(ServingEndpoint).order_by(ServingEndpoint.created_at, ServingEndpoint.id)
+    if project_id is not None:
+        stmt = stmt.where(ServingEndpoint.project_id == project_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def endpoints_following(session: AsyncSession, model_id: UUID, stage: str) -> Sequence[ServingEndpoint]:
+    stmt = (
+        select(ServingEndpoint)
+        .where(ServingEndpoint.model_id == model_id, ServingEndpoint.follow_stage == stage,
+               ServingEndpoint.retired.is_(False))
+        .order_by(ServingEndpoint.id)
+        .with_for_update()
+    )
+    return (await session.scalars(stmt)).all()
+
+
+# Deployments
+
+
+async def insert_deployment(session: AsyncSession, values: dict[str, Any]) -> ServingDeployment:
+    deployment = ServingDeployment(**values)
+    session.add(deployment)
+    await session.flush()
+    await session.refresh(deployment)
+    return deployment
+
+
+async def get_deployment(session: AsyncSession, deployment_id: UUID) -> ServingDeployment | None:
+    return await session.get(ServingDeployment, deployment_id)
+
+
+async def deployments_of(session: AsyncSession, endpoint_id: UUID) -> Sequence[ServingDeployment]:
+    stmt = (
+        select(ServingDeployment)
+        .where(ServingDeployment.endpoint_id == endpoint_id)
+        .order_by(ServingDeployment.created_at, ServingDeployment.id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def unretired_deployments(session: AsyncSession) -> Sequence[ServingDeployment]:
+    """What the reconciler looks after: every deployment not yet retired, oldest first."""
+    stmt = (
+        select(ServingDeployment)
+        .where(ServingDeployment.state != DeploymentState.RETIRED.value)
+        .order_by(ServingDeployment.created_at, ServingDeployment.id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+# Local copies of other services' facts
+
+
+async def put_model_version(session: AsyncSession, values: dict[str, Any], update: Sequence[str]) -> None:
+    """Insert a version, or update only the fields `update` names of the one kept."""
+    stmt = insert(ModelVersionCopy).values(**values)
+    stmt = stmt.on_conflict_do_update(index_elements=["version_id"], set_={k: stmt.excluded[k] for k in update})
+    await session.execute(stmt)
+
+
+async def get_model_version(session: AsyncSession, version_id: UUID) -> ModelVersionCopy | None:
+    return await session.get(ModelVersionCopy, version_id)
+
+
+async def version_in_stage(session: AsyncSession, model_id: UUID, stage: str) -> ModelVersionCopy | None:
+    """The version of the model in `stage`, the latest moved there when the copy holds several."""
+    stmt = (
+        select(ModelVersionCopy)
+        .where(ModelVersionCopy.model_id == model_id, ModelVersionCopy.stage == stage)
+        .order_by(ModelVersionCopy.updated_at.desc())
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def delete_model_version(session: AsyncSession, version_id: UUID) -> None:
+    await session.execute(delete(ModelVersionCopy).where(ModelVersionCopy.version_id == version_id))
+
+
+async def put_gpu_type(session: AsyncSession, env: str, gpu_type_id: str, enabled: bool,
+                       node_label: str | None) -> None:
+    stmt = insert(GpuTypeCopy).values(env=env, id=gpu_type_id, enabled=enabled, node_label=node_label)
+    stmt = stmt.on_conflict_do_update(index_elements=["env", "id"],
+                                      set_={"enabled": enabled, "node_label": node_label})
+    await session.execute(stmt)
+
+
+async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> None:
+    await session.execute(delete(GpuTypeCopy).where(GpuTypeCopy.env == env, GpuTypeCopy.id == gpu_type_id))
+
+
+async def enabled_gpu_types(session: AsyncSession, env: str) -> dict[str, GpuTypeCopy]:
+    stmt = select(GpuTypeCopy).where(GpuTypeCopy.env == env, GpuTypeCopy.enabled.is_(True))
+    return {option.id: option for option in (await session.scalars(stmt)).all()}
+
+
+async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Keep the change unless a newer one of the same (env, concern) is kept already."""
+    stmt = insert(IntegrationConfig).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["env", "concern"],
+        set_={k: stmt.excluded[k] for k in ("backend", "settings", "changed_by", "changed_at")},
+        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
+    ).returning(IntegrationConfig.env)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def get_integration_config(session: AsyncSession, env: str, concern: str) -> IntegrationConfig | None:
+    return await session.get(IntegrationConfig, (env, concern))
+
+
+def touch(entity: Any, now: datetime, **changes: Any) -> None:
+    """Set fields of a loaded row and its `updated_at`; the unit of work flushes them."""
+    for key, value in changes.items():
+        setattr(entity, key, value)
+    entity.updated_at = now
