@@ -38,9 +38,6 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
             nats_url=nats_url,
             log_dir=logs,
             state_dir=state,
-            # Jobs run as this user: an unprivileged one could reach neither pytest's private
-            # temporary directories nor an interpreter installed under root's home.
-            env={"MODELPLANE_JOBS_RUN_AS": ""},
             tracking_workers=1,
             ready_timeout=240,
             # Root's test folders are out of an unprivileged user's reach: jobs here run as
