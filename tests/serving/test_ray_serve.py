@@ -4,6 +4,7 @@ MLflow pyfunc models saved to local directories, deployed through the dashboard'
 import asyncio
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ def ray_head():
         yield head
     finally:
         head.stop()
+        shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
