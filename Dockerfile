@@ -1,5 +1,6 @@
-# One image for every service; docker-compose.yml and the Kubernetes manifests pick the
-# service with `python -m services.<name>`.
+# One image for every service (and the MLflow tracking server compose runs); docker-compose.yml
+# and the Kubernetes manifests pick the service with `python -m services.<name>`, each on its
+# port in shared/service_table.py.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,5 +20,5 @@ COPY services ./services
 RUN useradd --create-home --uid 10001 modelplane
 USER 10001
 
-EXPOSE 8000 8001 8002
+EXPOSE 8000 8001 8002 5000
 CMD ["python", "-m", "services.gateway"]

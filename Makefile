@@ -26,12 +26,7 @@ lint: install
 test: lint
 	$(PY) -m pytest
 
-# MLflow (the comparison) goes into the venv only here, never for `make test`.
-$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt -r bench/requirements.txt
-	touch $@
-
-bench: install $(VENV)/.bench-installed
+bench: install
 	BENCH_SECONDS=$(BENCH_SECONDS) $(PY) -m bench
 
 lock: install

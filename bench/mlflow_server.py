@@ -13,21 +13,11 @@ from pathlib import Path
 
 import httpx
 import psutil
-from sqlalchemy.engine import make_url
 
+from shared.database_url import sync_database_url
 from shared.local_infra import create_database, die_with_parent, drop_database, free_port, log_tail
 
 log = logging.getLogger("bench.mlflow")
-
-
-def psycopg2_url(sqlalchemy_url: str) -> str:
-    """`postgresql+asyncpg://...` -> the `postgresql+psycopg2://...` MLflow's SQLAlchemy wants.
-
-    A unix-socket URL (`?host=/dir`) stays one: `postgresql+psycopg2://postgres@/db?host=/dir`.
-    """
-    # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3: name psycopg2 explicitly.
-    url = make_url(sqlalchemy_url).set(drivername="postgresql+psycopg2")
-    return url.render_as_string(hide_password=False)
 
 
 class MlflowServer:
@@ -48,7 +38,7 @@ class MlflowServer:
 
     async def start(self, timeout: float = 180.0) -> None:
         db_url = await create_database(self.server_url, self.database)
-        backend = psycopg2_url(db_url)
+        backend = sync_database_url(db_url)
         mlflow = Path(sys.executable).parent / "mlflow"
         command = [
             str(mlflow), "server",

@@ -43,6 +43,7 @@ def table(results: dict) -> str:
          f"p99 {_fmt(ev['p99'], 2)} ms"),
         (f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
          f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}"),
+        f"memory MiB: the platform's MLflow tracking server idle {_fmt(mem.get('tracking_idle'))}",
     ]
     for key, value in results["list_latency_ms"].items():
         lines.append(

@@ -281,6 +281,9 @@ async def _run(config: Config) -> int:
             await asyncio.sleep(2)
             results["memory_mib"]["modelplane_idle"] = round(tree_rss_mib(mp_pids()), 1)
             results["memory_mib"]["mlflow_idle"] = round(tree_rss_mib(ml_pids()), 1)
+            # The platform's own MLflow tracking server, apart from the services it serves.
+            tracking = [pid for name, pid in platform.infra_pids.items() if name == "mlflow"]
+            results["memory_mib"]["tracking_idle"] = round(tree_rss_mib(tracking), 1)
             mp_peak = PeakSampler(mp_pids)
             ml_peak = PeakSampler(ml_pids)
 
@@ -329,7 +332,8 @@ async def _run(config: Config) -> int:
             results["memory_mib"]["modelplane_load"] = round(mp_peak.peak, 1)
             results["memory_mib"]["mlflow_load"] = round(ml_peak.peak, 1)
             results["memory_mib"] = {k: results["memory_mib"][k] for k in
-                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load")}  # fmt: skip
+                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load",
+                                      "tracking_idle")}  # fmt: skip
             await mlflow.stop()  # its CPU is not the list benchmark's
             results["list_latency_ms"] = await list_latency(mp, infra.postgres_url, mp_db, config)
         finally:
@@ -337,6 +341,8 @@ async def _run(config: Config) -> int:
             await platform.stop()
             with contextlib.suppress(Exception):
                 await drop_database(infra.postgres_url, mp_db_name)
+            with contextlib.suppress(Exception):  # the platform's MLflow server's store
+                await drop_database(infra.postgres_url, f"{mp_db_name}_mlflow")
     results = _clean(results)
     results["targets"] = [check.as_json() for check in targets.checks(results)]
     print()

@@ -16,10 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
+from urllib.parse import unquote
 
 import httpx
 import nats
@@ -44,6 +45,7 @@ from shared.service_table import (
     ServiceSpec,
     backends,
     by_name,
+    current_table,
     dump_table,
     format_urls,
     start_groups,
@@ -127,11 +129,12 @@ class Platform:
         state_dir: Path = STATE_DIR,
         log_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
-        ready_timeout: float = 60.0,
+        ready_timeout: float = 120.0,
         tracking_uri: str | None = None,
         start_tracking: bool = True,
         tracking_port: int | None = None,
         tracking_workers: int = DEFAULT_WORKERS,
+        tracking_timeout: float = 300.0,
         restart: RestartPolicy = RestartPolicy(),
     ) -> None:
         self.table = tuple(table)
@@ -158,22 +161,28 @@ class Platform:
         self._start_tracking = start_tracking and tracking_uri is None
         self._tracking_port = tracking_port
         self._tracking_workers = tracking_workers
+        # Its first start creates its tables, then each worker imports all of MLflow: minutes
+        # on a busy two-core machine.
+        self.tracking_timeout = tracking_timeout
         self._embedded_postgres: EmbeddedPostgres | None = None
         self._embedded_nats: EmbeddedNats | None = None
         self._env: dict[str, str] = {}
         self._supervisor: asyncio.Task | None = None
+        self._infra_restarts: dict[str, asyncio.Task] = {}
         self._stopping = False
 
     @classmethod
     def from_environment(cls) -> Self:
         """`make up`: the gateway on its table port, others where their variables say or free."""
+        table = current_table()
         ports: dict[str, int] = {}
-        for spec in SERVICES:
+        for spec in table:
             if value := os.environ.get(spec.port_variable):
                 ports[spec.name] = int(value)
             elif spec.name == GATEWAY:
                 ports[spec.name] = spec.default_port
         return cls(
+            table=table,
             database_url=os.environ.get("MODELPLANE_DATABASE_URL") or None,
             nats_url=os.environ.get("MODELPLANE_NATS_URL") or None,
             host=os.environ.get(by_name()[GATEWAY].host_variable, "127.0.0.1"),
@@ -201,7 +210,7 @@ class Platform:
         """Replica label -> pid of its process, for memory and CPU measurement."""
         return {
             replica.label: replica.process.pid
-            for replica in self._all_replicas()
+            for replica in self.all_replicas()
             if replica.process is not None
         }
 
@@ -221,7 +230,8 @@ class Platform:
         """How often the supervisor restarted the service's processes since start."""
         return sum(replica.restarts for replica in self.replicas[name])
 
-    def _all_replicas(self) -> list[Replica]:
+    def all_replicas(self) -> list[Replica]:
+        """Every process of every service, in table order."""
         return [replica for group in self.replicas.values() for replica in group]
 
     def _replica(self, spec: ServiceSpec, index: int, port: int | None) -> Replica:
@@ -267,12 +277,17 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if replica.restarting is not None:
                 replica.restarting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await replica.restarting
                 replica.restarting = None
+        for restarting in self._infra_restarts.values():
+            restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
+        self._infra_restarts.clear()
         for group in reversed(start_groups(self.table)):
             replicas = [replica for spec in group for replica in self.replicas[spec.name]]
             await asyncio.gather(*map(self._stop_replica, replicas))
@@ -321,7 +336,7 @@ class Platform:
             log.info("embedded Postgres at %s", self.database_url)
 
     def _check_ports_free(self) -> None:
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if tcp_answers(self.host, replica.port):
                 variable = replica.spec.port_variable
                 raise PlatformError(
@@ -348,7 +363,7 @@ class Platform:
         if tracking is None:
             return
         try:
-            await tracking.start()
+            await tracking.start(timeout=self.tracking_timeout)
         except TrackingServerError as error:
             raise PlatformError(str(error)) from None
 
@@ -364,6 +379,8 @@ class Platform:
             env[spec.url_variable] = format_urls(self.service_urls(spec.name))
         if self.table != SERVICES:
             env[TABLE_VARIABLE] = dump_table(self.table)
+        # The services ask the gateway whether a project exists (shared/projects.py).
+        env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
         if self.admin_token is not None:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
         if self.tracking_uri is not None:
@@ -439,7 +456,7 @@ class Platform:
                 await asyncio.sleep(0.2)
 
     def _exited_replica(self) -> Replica | None:
-        for replica in self._all_replicas():
+        for replica in self.all_replicas():
             if replica.exited():
                 return replica
         return None
@@ -469,10 +486,46 @@ class Platform:
     async def _supervise(self) -> None:
         """Restart each process that dies, with back-off; the others go on serving."""
         while not self._stopping:
-            for replica in self._all_replicas():
+            for replica in self.all_replicas():
                 if replica.exited() and replica.restarting is None:
                     replica.restarting = asyncio.create_task(self._restart(replica))
+            nats_server, tracking = self._embedded_nats, self.tracking
+            if nats_server is not None and nats_server.process.poll() is not None:
+                self._restart_infrastructure("nats", self._restart_embedded_nats(nats_server))
+            if tracking is not None and tracking.exited():
+                self._restart_infrastructure("mlflow", self._restart_tracking(tracking))
             await asyncio.sleep(0.2)
+
+    def _restart_infrastructure(self, name: str, restart: Coroutine[None, None, None]) -> None:
+        """One restart at a time per server; a failed one is tried again after the back-off."""
+        if (running := self._infra_restarts.get(name)) is not None and not running.done():
+            restart.close()
+            return
+
+        async def attempt() -> None:
+            try:
+                await restart
+            except Exception as error:  # noqa: BLE001 - logged; the next round tries again
+                log.error("%s did not come back: %s", name, error)
+                await asyncio.sleep(self.restart.longest)
+
+        self._infra_restarts[name] = asyncio.create_task(attempt())
+
+    async def _restart_embedded_nats(self, server: EmbeddedNats) -> None:
+        log.warning("embedded NATS exited with code %s; restarting", server.process.returncode)
+        # Started from the event loop's thread, as at start: it dies with that thread.
+        self._embedded_nats = start_embedded_nats(self.state_dir / "nats")
+        if self._embedded_nats.port != server.port:
+            log.error(
+                "embedded NATS came back on port %d, its old port %d taken; services still "
+                "use the old one", self._embedded_nats.port, server.port,
+            )  # fmt: skip
+
+    async def _restart_tracking(self, tracking: TrackingServer) -> None:
+        code = tracking.process.returncode if tracking.process is not None else None
+        log.warning("mlflow server exited with code %s; restarting", code)
+        await tracking.stop()  # what is left of its process group
+        await tracking.start(timeout=self.tracking_timeout)
 
     async def _restart(self, replica: Replica) -> None:
         assert replica.process is not None
@@ -495,13 +548,14 @@ class Platform:
 
 
 async def _check_nats_answers(url: str, variable: str = "MODELPLANE_NATS_URL") -> None:
-    async def no_reconnect(_error: Exception) -> None:
-        return None
+    async def quiet(_error: Exception) -> None:
+        """The one line below says it; nats-py's default would log each attempt's traceback."""
 
     try:
-        client = await nats.connect(
-            url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0,
-            error_cb=no_reconnect,
+        client = await asyncio.wait_for(
+            nats.connect(url, connect_timeout=5, max_reconnect_attempts=1,
+                         reconnect_time_wait=0.1, error_cb=quiet),
+            timeout=20,
         )  # fmt: skip
     except Exception as error:  # noqa: BLE001 - any failure to connect means the same to a user
         raise PlatformError(f"{variable}: no NATS server answers at {url} ({error})") from None
@@ -509,29 +563,30 @@ async def _check_nats_answers(url: str, variable: str = "MODELPLANE_NATS_URL") -
 
 
 def welcome(platform: Platform) -> str:
-    url = platform.gateway_url
-    lines = [
-        "",
-        "Modelplane is up.",
-        f"  API                {url}",
-        f"  OpenAPI            {url}/api/v1/openapi.json",
-    ]
-    lines += [f"  API (replica)      {other}" for other in platform.service_urls(GATEWAY)[1:]]
+    lines = ["", "Modelplane is up."]
+    if GATEWAY in platform.replicas:
+        url = platform.gateway_url
+        lines += [f"  API                {url}", f"  OpenAPI            {url}/api/v1/openapi.json"]
+        lines += [f"  API (replica)      {other}" for other in platform.service_urls(GATEWAY)[1:]]
+    else:  # a table without the gateway (a test's): where each service answers
+        lines += [f"  {r.label:<18} {r.url}" for r in platform.all_replicas()]
     if platform.tracking_uri is not None:
         started = "" if platform.tracking is not None else "  (yours)"
         lines.append(f"  MLflow tracking    {platform.tracking_uri}{started}")
-    database = make_url(platform.database_url or "").render_as_string(hide_password=True)
+    # Unquoted: a socket directory reads as the path it is.
+    database = unquote(make_url(platform.database_url or "").render_as_string(hide_password=True))
     lines += [
         f"  Admin token        {platform.admin_token}",
         f"  Database           {database}",
         f"  NATS               {platform.nats_url}",
-        "",
-        "Try:",
-        f'  curl -H "Authorization: Bearer {platform.admin_token}" {url}/api/v1/projects',
-        "",
-        "A service that dies is restarted. Ctrl-C stops everything.",
-        "",
     ]
+    if GATEWAY in platform.replicas:
+        lines += [
+            "",
+            "Try:",
+            f'  curl -H "Authorization: Bearer {platform.admin_token}" {url}/api/v1/projects',
+        ]
+    lines += ["", "A service that dies is restarted. Ctrl-C stops everything.", ""]
     return "\n".join(lines)
 
 

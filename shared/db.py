@@ -89,19 +89,9 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
     await session.flush()
 
 
-def create_engine(
-    database_url: str, pool_size: int = 20, *, generic_plans: bool = False
-) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
     """An engine in autocommit mode that resets nothing on check-in: transactions are the unit
-    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits.
-
-    `generic_plans` plans each prepared statement once per connection (the registry's, until
-    its indexes make it unnecessary)."""
-    server_settings = (
-        {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
-        if generic_plans
-        else {}
-    )
+    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
@@ -111,7 +101,6 @@ def create_engine(
         pool_reset_on_return=None,
         pool_use_lifo=True,
         json_deserializer=_json_loads,
-        connect_args={"server_settings": server_settings},
     )
 
 
@@ -122,8 +111,8 @@ _LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _json_loads(text: str) -> Any:
-    """json and jsonb values as they come back: by orjson, in a tenth of the standard library's
-    time on a page of versions, unless a number in them needs the standard library's exactness."""
+    """json and jsonb values as they come back: by orjson (a tenth of the standard library's
+    time on a page of versions), unless a number needs the standard library's exactness."""
     if _LONG_NUMBER.search(text):
         return json.loads(text)
     try:
@@ -303,10 +292,8 @@ class UnitOfWork:
             await self._connection.close()
 
     def _uncommitted(self) -> None:
-        """The statements ran in a transaction nobody here began, on a connection handed over
-        inside one: nothing they wrote committed, and closing the connection rolls it back.
-        The command fails rather than answer for a change that is not stored, and its events,
-        whose rows go with it, are not published."""
+        """Fail a command whose statements ran in a transaction it did not begin (nothing they
+        wrote committed); its events are not published."""
         self._written.clear()
         raise RuntimeError(
             "the unit of work's statements ran in a transaction it did not begin: nothing it "
@@ -314,10 +301,8 @@ class UnitOfWork:
         )
 
     async def _rollback_after(self, error: BaseException | None) -> None:
-        """End the transaction after the command's error, which stays the one raised. A command
-        cancelled (or interrupted) mid-way leaves its connection in a state nobody knows, and
-        SQLAlchemy may have closed it already: that connection, like one whose ROLLBACK fails,
-        is closed instead, which ends its transaction as well."""
+        """Roll back after the command's error, which stays the one raised; after an interruption
+        (or a failed ROLLBACK) the connection's state is unknown, and `_give_back` closes it."""
         if isinstance(error, Exception):
             try:
                 if self.conn.is_in_transaction():  # a failed COMMIT has already ended it
@@ -349,9 +334,8 @@ class UnitOfWork:
 
 
 def _committing(events: Sequence[CloudEvent], max_bytes: int) -> list[OutboxMessage]:
-    """The events as outbox rows, stamped now: an event happens when its change commits, not
-    when it was recorded. An event larger than the bus takes refuses the change (413): stored,
-    it could never be published."""
+    """The events as outbox rows, stamped now (an event happens when its change commits); one
+    larger than the bus takes refuses the change (413), since it could never be published."""
     committing = datetime.now(UTC)
     messages = []
     for event in events:

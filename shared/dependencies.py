@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from shared import context
+from shared.auth import Caller
 from shared.errors import Unauthorized
 from shared.runtime import ServiceRuntime
 
@@ -17,6 +18,14 @@ async def runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
+async def caller() -> Caller:
+    """Who is calling, as the gateway's credential says (CorrelationMiddleware verified it)."""
+    found = context.caller.get()
+    if found is None:
+        raise Unauthorized("the request carries no credential from the gateway")
+    return found
+
+
 async def actor() -> str:
     """Who is acting, as the gateway authenticated them; every write records it."""
     name = context.actor.get()
@@ -27,3 +36,4 @@ async def actor() -> str:
 
 Runtime = Annotated[ServiceRuntime, Depends(runtime)]
 Actor = Annotated[str, Depends(actor)]
+Who = Annotated[Caller, Depends(caller)]

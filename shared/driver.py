@@ -8,29 +8,22 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @contextlib.asynccontextmanager
-async def pooled(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
-    """A pooled connection: SQLAlchemy's, and asyncpg's under it (for SQL on hot paths).
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """asyncpg's connection from the engine's pool, each statement its own transaction.
 
     A user interrupted mid-statement (cancelled) or leaving a transaction open hands on a
     connection in a state nobody knows: it is invalidated (closed), never given back."""
     async with engine.connect() as connection:
         driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
         try:
-            yield connection, driver
+            yield driver
         except BaseException as error:
             if not isinstance(error, Exception) or driver.is_in_transaction():
                 await connection.invalidate()
             raise
         if driver.is_in_transaction():
             await connection.invalidate()
-
-
-@contextlib.asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """asyncpg's connection from the engine's pool, each statement its own transaction."""
-    async with pooled(engine) as (_, driver):
-        yield driver

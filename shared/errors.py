@@ -63,6 +63,14 @@ class TooLarge(Problem):
     status, kind, title = 413, "too-large", "Content too large"
 
 
+class UnsupportedMediaType(Problem):
+    status, kind, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    kind, title = "unsupported-encoding", "The body is not JSON in UTF-8"
+
+
 class ServiceUnavailable(Problem):
     status, kind, title = 503, "service-unavailable", "A service is unavailable"
 

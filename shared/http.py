@@ -15,7 +15,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, TooLarge
+from shared.auth import CREDENTIAL_HEADER, CredentialVerifier
+from shared.errors import (
+    PROBLEM_BASE,
+    PROBLEM_JSON,
+    Problem,
+    TooLarge,
+    Unauthorized,
+    UnsupportedEncoding,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,30 +125,36 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
+# What a service answers without the gateway's credential: probes and its API's description.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
+
 class CorrelationMiddleware:
-    """Takes the caller's correlation id (or makes one) and, on internal services, the actor.
+    """Takes the caller's correlation id (or makes one) and, on internal services (given a
+    `verifier`), the caller from the gateway's signed credential: a request without a valid
+    one is answered 401 problem+json, except on `OPEN_PATHS`. The actor is the credential's
+    subject, never what a plain header says.
 
     Pure ASGI rather than BaseHTTPMiddleware: it sits on every request's hot path.
     """
 
-    def __init__(self, app: ASGIApp, *, trust_actor_header: bool) -> None:
+    def __init__(self, app: ASGIApp, *, verifier: CredentialVerifier | None) -> None:
         self.app = app
-        self.trust_actor_header = trust_actor_header
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         correlation = None
-        actor = None
+        credential = None
         for name, value in scope["headers"]:
             if name == b"x-correlation-id" or (name == b"x-request-id" and correlation is None):
                 correlation = value.decode("latin-1")[:128]
-            elif name == b"x-modelplane-actor" and self.trust_actor_header:
-                actor = value.decode("utf-8")
+            elif name == _CREDENTIAL:
+                credential = value.decode("latin-1")
         correlation = correlation or str(uuid4())
         context.correlation_id.set(correlation)
-        context.actor.set(actor)
         header = (b"x-correlation-id", correlation.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
@@ -148,7 +162,77 @@ class CorrelationMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        caller = None
+        if self.verifier is not None and scope["path"] not in OPEN_PATHS:
+            try:
+                caller = self.verifier.verify(credential)
+            except Unauthorized as problem:
+                reply = problem_response(problem.to_dict(instance=scope["path"]))
+                await reply(scope, receive, send_with_id)
+                return
+        context.caller.set(caller)
+        context.actor.set(caller.subject if caller else None)
         await self.app(scope, receive, send_with_id)
+
+
+_CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BOMS = (b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")  # UTF-8's, UTF-16's (and UTF-32's)
+
+
+class Utf8JsonOnly:
+    """Refuses a request body that is not UTF-8 (a byte-order mark, UTF-16 or UTF-32, bytes
+    that do not decode, or a Content-Type naming another charset) with 415 problem+json
+    (`unsupported-encoding`), so that every reader of the body, the gateway included, reads
+    the same JSON: RFC 8259 makes UTF-8 the only encoding of JSON between systems."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                charset = _charset(value)
+                if charset is not None and charset not in ("utf-8", "utf8"):
+                    await self._refuse(scope, receive, send, f"charset={charset}")
+                    return
+                break
+        first: Message = await receive()
+        body = first.get("body", b"")
+        if first.get("more_body"):
+            chunks = [body]
+            while first.get("more_body"):
+                first = await receive()
+                chunks.append(first.get("body", b""))
+            body = b"".join(chunks)
+            first = {"type": "http.request", "body": body, "more_body": False}
+        if body.startswith(_BOMS) or b"\x00" in body:
+            await self._refuse(scope, receive, send, "a byte-order mark or UTF-16/32")
+            return
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            await self._refuse(scope, receive, send, "bytes that are not UTF-8")
+            return
+        await self.app(scope, _replaying(first, receive), send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, found: str) -> None:
+        problem = UnsupportedEncoding(
+            f"request bodies are JSON in UTF-8 without a byte-order mark; this one has {found}"
+        )
+        await problem_response(problem.to_dict(instance=scope["path"]))(scope, receive, send)
+
+
+def _charset(content_type: bytes) -> str | None:
+    for part in content_type.decode("latin-1").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 # What a refused body may still send: read and dropped, so that a client that sends the whole

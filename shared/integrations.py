@@ -7,6 +7,7 @@ from enum import StrEnum
 class Concern(StrEnum):
     TRAINING_EXECUTION = "training_execution"
     SERVING = "serving"
+    PIPELINE_ORCHESTRATION = "pipeline_orchestration"
 
 
 class TrainingBackend(StrEnum):
@@ -21,7 +22,13 @@ class ServingBackend(StrEnum):
     KSERVE = "kserve"
 
 
+class PipelineBackend(StrEnum):
+    LOCAL = "local"
+    ARGO_WORKFLOWS = "argo_workflows"
+
+
 BACKENDS: dict[Concern, tuple[str, ...]] = {
     Concern.TRAINING_EXECUTION: tuple(TrainingBackend),
     Concern.SERVING: tuple(ServingBackend),
+    Concern.PIPELINE_ORCHESTRATION: tuple(PipelineBackend),
 }

@@ -1,13 +1,16 @@
 """Publishing to JetStream for the outbox relay: nats-py's `publish_async`, with a deadline.
 
 `publish_async` returns a future per message that only an ack resolves; the relay gives up on
-those whose ack did not come in time (`expire`), and the sweep publishes them again.
+those whose ack did not come in time (`expire`), and the sweep publishes them again. Nothing is
+published while the connection is down: a publish that raises inside `publish_async` keeps its
+place among the pending for good, and 4 000 such stall every later one.
 """
 
 import asyncio
 import collections
 
 from nats.aio.client import Client as NATS
+from nats.errors import ConnectionReconnectingError
 from nats.js.api import PubAck
 
 # Messages awaiting their ack at once; past it a publish waits up to the ack timeout for room.
@@ -52,6 +55,8 @@ class JetStreamPublisher:
     ) -> asyncio.Future[PubAck]:
         if not self._started:
             raise RuntimeError("the publisher is not started")
+        if not self._nc.is_connected:
+            raise ConnectionReconnectingError
         if (size := len(payload) + _headers_size(headers)) > self._nc.max_payload:
             refused: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
             refused.set_exception(NotStored(
@@ -59,9 +64,10 @@ class JetStreamPublisher:
                 f"({self._nc.max_payload})"
             ))  # fmt: skip
             return refused
-        ack = await self._js.publish_async(
-            subject, payload, wait_stall=self._ack_timeout, headers=headers
-        )
+        # No `wait_stall`: with one, each publish waits a turn of the event loop (a task for
+        # `wait_for`), and under load the dispatch fell seconds behind the commits. A place
+        # among the pending is freed by its ack or by `expire`.
+        ack = await self._js.publish_async(subject, payload, headers=headers)
         self._waiting.append((ack, asyncio.get_running_loop().time() + self._ack_timeout))
         return ack
 

@@ -1,24 +1,13 @@
 """Transactional outbox: events are rows committed with the change; a relay publishes them.
 
-Two paths lead from the outbox to JetStream, both publishing with `Nats-Msg-Id` = event id:
+- **Dispatch**: a unit of work hands its committed events to `OutboxRelay.dispatch`, which
+  publishes them at once (`publish_async`) and removes their rows in batches once acked.
+- **Sweep**: every `poll_seconds`, rows still there a while after they were written (a process
+  died before publishing, the bus was away) are published (`js.publish`) and removed.
 
-- **Dispatch** (the fast path): right after a unit of work commits, it hands its events to
-  `OutboxRelay.dispatch`. The relay publishes them at once, without reading them back, and
-  removes their rows in batches once JetStream acked them.
-- **Sweep** (the safety net): every `poll_seconds` the relay publishes rows that are still
-  there a while after they were written: events of a process that died between commit
-  and publish, or of a publish that failed while the bus was away.
-
-A row leaves the outbox only after JetStream acked it, so nothing is lost; when both paths
-publish one event, or a crash comes between publish and removal, JetStream's duplicate window
-drops the copy. Every row in the outbox is an event still to publish: the table holds what is
-in flight, not the history (the stream keeps that), and a delete writes less than marking the
-row would (no new row version, no index entries).
-
-An event JetStream refuses (no stream takes its subject, say) stays, with how often it was
-refused and why. The sweep tries it again after a pause that doubles each time, up to
-`RETRY_MAX_SECONDS`: it holds up none of the others, and until an operator fixes what refused
-it, neither the bus nor the log has it every second.
+Both publish with `Nats-Msg-Id` = the event's id, so JetStream's duplicate window drops a copy;
+a row goes only once acked, so nothing is lost. An event JetStream refuses stays, with why, and
+is tried again after a pause that doubles each time (up to `RETRY_MAX_SECONDS`).
 """
 
 import asyncio
@@ -64,6 +53,9 @@ CONTENT_TYPE = "application/cloudevents+json"
 REMOVE_GATHER_SECONDS = 0.05
 # An event whose ack has not come by then is left to the sweep (JetStream drops a copy).
 ACK_TIMEOUT_SECONDS = 5.0
+# How long the sweep claims the rows it publishes: past it, a relay that died meanwhile or
+# heard no ack leaves them to the next sweep.
+CLAIM_SECONDS = 2 * ACK_TIMEOUT_SECONDS
 # The most a message on the bus may hold: nats-server's default `max_payload`, until a
 # service has connected and its server said its own.
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -87,7 +79,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("subject", String(255), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        # Set only when JetStream refused the event: how often, why, when to try again.
+        # How often JetStream refused the event and why; when the sweep may take it (again):
+        # after a refusal's pause, or once a sweep's claim on it ended.
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),
         Column("retry_at", DateTime(timezone=True)),
@@ -171,14 +164,20 @@ class OutboxRelay:
         self._table = table
         outbox = f"{table.schema}.{table.name}"
         self._remove_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::uuid[])"
-        # Rows another relay is publishing are skipped, not waited for; so are refused rows
-        # until their pause is over.
-        self._pending_sql = f"""
-            SELECT seq, id, subject, payload FROM {outbox}
-            WHERE created_at <= now() - $1::interval AND seq > $2
-                AND (retry_at IS NULL OR retry_at <= now())
-            ORDER BY seq LIMIT $3
-            FOR UPDATE SKIP LOCKED
+        # Rows are claimed for the time their publish may take (`retry_at`, in a statement of
+        # their own: no transaction is held while the bus answers). Rows another relay claimed
+        # are skipped, not waited for; so are refused rows until their pause is over.
+        self._claim_sql = f"""
+            UPDATE {outbox} o SET retry_at = now() + make_interval(secs => $4::float8)
+            FROM (
+                SELECT seq FROM {outbox}
+                WHERE created_at <= now() - $1::interval AND seq > $2
+                    AND (retry_at IS NULL OR retry_at <= now())
+                ORDER BY seq LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            ) claimed
+            WHERE o.seq = claimed.seq
+            RETURNING o.seq, o.id, o.subject, o.payload
         """
         # The pause after the nth refusal: the sweep's grace period, doubled n - 1 times.
         self._refused_sql = f"""
@@ -189,6 +188,7 @@ class OutboxRelay:
             WHERE o.id = r.id
         """
         self._publisher = JetStreamPublisher(nc, ACK_TIMEOUT_SECONDS)
+        self._nc = nc
         self._js = nc.jetstream()
         self._logger = RepeatedLog(log)  # a problem of every message, once per window
         self._poll_seconds = poll_seconds
@@ -234,15 +234,19 @@ class OutboxRelay:
     async def _publish_batch(self, older_than: timedelta, after_seq: int) -> tuple[int, int, int]:
         """Publish the oldest rows left after `after_seq` and remove those JetStream stored;
         returns how many were taken, how many stored, and the last one's seq. A row it refuses
-        stays, paused before its next attempt, and holds up none of the others."""
-        async with driver_connection(self._engine) as conn, conn.transaction():
-            rows = await conn.fetch(self._pending_sql, older_than, after_seq, self._batch_size)
-            messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
-            stored, refused = await self._publish(messages) if rows else ([], {})
-            if stored:
-                await conn.execute(self._remove_sql, stored)
-            if refused:
-                await self._pause(conn, refused)
+        stays, paused before its next attempt; one unacked stays claimed until its claim ends."""
+        async with driver_connection(self._engine) as conn:
+            rows = await conn.fetch(self._claim_sql, older_than, after_seq, self._batch_size,
+                                    CLAIM_SECONDS)  # fmt: skip
+        rows = sorted(rows, key=lambda row: row["seq"])
+        messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
+        stored, refused = await self._publish(messages) if rows else ([], {})
+        if stored or refused:
+            async with driver_connection(self._engine) as conn:
+                if stored:
+                    await conn.execute(self._remove_sql, stored)
+                if refused:
+                    await self._pause(conn, refused)
         return len(rows), len(stored), rows[-1]["seq"] if rows else after_seq
 
     async def _pause(self, conn: asyncpg.Connection, refused: dict[UUID, str]) -> None:
@@ -271,8 +275,11 @@ class OutboxRelay:
                         ack = await self._publisher.publish(m.subject, m.payload, _headers(m))
                         ack.add_done_callback(partial(self._acked, m.id))
                 except Exception:
+                    # The rest queued fare no better: all of it is the sweep's now.
+                    left = len(batch) + len(self._to_publish)
+                    self._to_publish.clear()
                     self._logger.warning("outbox relay: publishing failed; the sweep publishes "
-                                          "the events", count=len(batch), exc_info=True)  # fmt: skip
+                                          "the events", count=left, exc_info=True)  # fmt: skip
 
     def _acked(self, event_id: UUID, ack: asyncio.Future[int]) -> None:
         if ack.cancelled():
@@ -335,7 +342,8 @@ class OutboxRelay:
                                       "publishes them again", ACK_TIMEOUT_SECONDS,
                                       count=expired)  # fmt: skip
             try:
-                await self._publish_waiting(self._sweep_after)
+                if self._nc.is_connected:
+                    await self._publish_waiting(self._sweep_after)
             except Exception:
                 self._logger.warning("outbox relay: sweeping failed; retrying", exc_info=True)
             await asyncio.sleep(self._poll_seconds)

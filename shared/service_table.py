@@ -2,7 +2,7 @@
 `/readyz` asks, the merged OpenAPI reads, and `docker-compose.yml` and `deploy/` declare.
 
 Adding a service is its folder `services/<name>/` plus one `ServiceSpec` in `SERVICES` below;
-tests/test_service_table.py checks the compose file and the Kubernetes manifests against it.
+tests/test_deploy_files.py checks the compose file and the Kubernetes manifests against it.
 """
 
 import json

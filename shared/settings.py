@@ -1,8 +1,11 @@
 """Configuration from `MODELPLANE_*` environment variables, one settings class per service."""
 
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
 
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.auth import LOCAL_INTERNAL_KEY
 from shared.database_url import normalize_database_url
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/modelplane"
@@ -25,6 +28,23 @@ class ServiceSettings(BaseSettings):
     max_deliveries: int = 5
     # Seconds within which JetStream drops a re-published event with the same Nats-Msg-Id.
     duplicate_window_seconds: float = 600.0
+    # MODELPLANE_INTERNAL_KEYS: comma-separated keys of the gateway's credentials. The first
+    # signs, every one verifies: to rotate, list the new key second everywhere, then first.
+    internal_keys: Annotated[list[SecretStr], NoDecode] = [SecretStr(LOCAL_INTERNAL_KEY)]
+    # How long a credential the gateway signs is good for.
+    credential_seconds: float = 60.0
+    # Where a service asks the gateway what it owns (whether a project exists).
+    gateway_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("internal_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            keys = [k.strip() for k in value.split(",") if k.strip()]
+            if not keys:
+                raise ValueError("MODELPLANE_INTERNAL_KEYS names no key")
+            return keys
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.errors import ConnectionReconnectingError
 from nats.js.api import StreamConfig
 from nats.js.errors import NoStreamResponseError
 
@@ -136,3 +137,14 @@ async def test_stopping_gives_up_the_acks_still_awaited(nc, silent_subject):
     assert unanswered.cancelled()
     with pytest.raises(RuntimeError, match="not started"):
         await publisher.publish(silent_subject, b"{}", headers())
+
+
+async def test_nothing_is_published_while_the_connection_is_down(nats_url):
+    # A publish_async that raises leaves its place among the pending taken for good.
+    client = await nats.connect(nats_url)
+    publisher = JetStreamPublisher(client, ack_timeout=0.3)
+    await publisher.start()
+    await client.close()
+    with pytest.raises(ConnectionReconnectingError):
+        await publisher.publish("anything.a", b"{}", headers())
+    assert publisher.waiting == 0

@@ -2,6 +2,7 @@
 in its order, with its replicas on ports of their own, restarted when killed, and stopped."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,8 +13,8 @@ import httpx
 import pytest
 
 from deploy.launcher import REPO_ROOT, Platform, PlatformError, RestartPolicy
-from shared.local_infra import free_port
-from shared.service_table import TABLE_VARIABLE, ServiceSpec, current_table
+from shared.local_infra import free_port, tcp_answers
+from shared.service_table import TABLE_VARIABLE, ServiceSpec, current_table, dump_table
 from tests.dummy_service import FAIL_VARIABLE
 
 DUMMY = "tests.dummy_service"
@@ -118,3 +119,103 @@ def test_make_up_with_a_bad_database_url_stops_with_one_line_naming_it(
     assert result.returncode == 1
     assert len(output) == 1, output
     assert "MODELPLANE_DATABASE_URL" in output[0] and said in output[0]
+
+
+async def test_the_embedded_nats_keeps_its_port_when_killed_and_when_the_platform_restarts(
+    database_url: str, tmp_path: Path
+) -> None:
+    def alone() -> Platform:
+        return Platform(
+            table=(ALPHA,),
+            database_url=database_url,
+            state_dir=tmp_path / "state",
+            log_dir=tmp_path / "logs",
+            start_tracking=False,
+            restart=FAST_RESTART,
+        )
+
+    async with alone() as running:
+        url, killed = running.nats_url, running.infra_pids["nats"]
+        os.kill(killed, signal.SIGKILL)
+        for _ in range(100):
+            if running.infra_pids["nats"] != killed and tcp_answers("127.0.0.1", port_of(url)):
+                break
+            await asyncio.sleep(0.1)
+        assert running.infra_pids["nats"] != killed
+        assert tcp_answers("127.0.0.1", port_of(url))
+    async with alone() as again:
+        assert again.nats_url == url
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+async def test_make_up_with_a_nats_url_nothing_answers_stops_with_one_line(
+    database_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "MODELPLANE_DATABASE_URL": database_url,
+        "MODELPLANE_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "MODELPLANE_HTTP_PORT": str(free_port()),
+    }
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.launcher",
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(launcher.communicate(), 60)
+    lines = output.decode().strip().splitlines()
+    assert launcher.returncode == 1
+    assert len(lines) == 1 and "MODELPLANE_NATS_URL: no NATS server answers" in lines[0], lines
+
+
+async def test_make_up_restarts_a_killed_service_and_ctrl_c_stops_everything(
+    database_url: str, nats_url: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        TABLE_VARIABLE: dump_table((ALPHA,)),
+        ALPHA.port_variable: str(port),
+        "MODELPLANE_DATABASE_URL": database_url,
+        "MODELPLANE_NATS_URL": nats_url,
+        "MODELPLANE_MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
+    }
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.launcher",
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    said: list[str] = []
+    up = asyncio.Event()
+
+    async def read() -> None:
+        assert launcher.stdout is not None
+        async for line in launcher.stdout:
+            said.append(line.decode())
+            if "Modelplane is up." in said[-1]:
+                up.set()
+
+    reading = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(up.wait(), 60)
+        url = f"http://127.0.0.1:{port}"
+        killed = (await served(url, "/api/v1/alpha"))["pid"]
+        os.kill(killed, signal.SIGKILL)
+        back = killed
+        for _ in range(200):
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(httpx.HTTPError):
+                if (back := (await served(url, "/api/v1/alpha"))["pid"]) != killed:
+                    break
+        assert back != killed
+        launcher.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(launcher.wait(), 30) == 0
+    finally:
+        if launcher.returncode is None:
+            launcher.kill()
+        await reading
+    assert any("alpha exited with code -9" in line for line in said), said
+    with pytest.raises(ProcessLookupError):
+        os.kill(back, 0)

@@ -1,23 +1,33 @@
-"""The gateway's own HTTP routes: health, API tokens, projects, integration configs. The
-registry's and the jobs service's paths: proxy.py."""
+"""The gateway's own HTTP routes: health, API tokens, projects and their members, integration
+configs. Parse, call service.py, shape the reply. The services' paths: proxy.py."""
 
 import asyncio
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.gateway import store
-from services.gateway.auth import Authenticator, issue_token
-from services.gateway.domain import Action, Principal, check_backend
+from services.gateway import service, store
+from services.gateway.auth import Authenticator
+from services.gateway.errors import (
+    DuplicateProjectName,
+    IntegrationConfigNotFound,
+    MemberNotFound,
+    ProjectNotFound,
+    TokenNotFound,
+    UnknownIntegrationBackend,
+)
 from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
     IntegrationConfig,
     IntegrationConfigList,
     IntegrationConfigPut,
+    Member,
+    MemberList,
+    MemberPut,
     Project,
     ProjectCreate,
     ProjectPage,
@@ -26,13 +36,22 @@ from services.gateway.schemas import (
     TokenList,
 )
 from shared import context
+from shared.auth import CREDENTIAL_HEADER, Caller, CredentialVerifier
 from shared.environments import Env
-from shared.errors import NotFound
-from shared.events.gateway import IntegrationConfigChanged, ProjectCreated
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
 from shared.integrations import Concern
+from shared.projects import UnknownProject
 from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
 
 API_PREFIX = "/api/v1"
+INTERNAL_PREFIX = "/internal"
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer mp_...`")
 
 
@@ -40,22 +59,36 @@ def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
-async def _principal(
+async def _caller(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Principal:
+) -> Caller:
     # HTTPBearer only documents the scheme; the Authenticator decides, as on the proxy path.
     authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(request.headers.get("authorization"))
-    context.actor.set(principal.subject)
-    return principal
+    found = await authenticator.authenticate(request.headers.get("authorization"))
+    context.actor.set(found.caller.subject)
+    return found.caller
 
 
-Caller = Annotated[Principal, Depends(_principal)]
+async def _service(request: Request) -> Caller:
+    """A service calling the gateway with a credential signed by the internal keys."""
+    verifier: CredentialVerifier = request.app.state.verifier
+    return verifier.verify(request.headers.get(CREDENTIAL_HEADER))
+
+
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid token, a role the caller
+    lacks, a body not in UTF-8, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, UnsupportedEncoding, *problems)
+
+
+Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+Subject = Annotated[str, Path(min_length=1, max_length=200)]
 
 health = APIRouter()
 router = APIRouter(prefix=API_PREFIX)
+internal = APIRouter(prefix=INTERNAL_PREFIX, include_in_schema=False)
 
 
 @health.get("/healthz", include_in_schema=False)
@@ -75,101 +108,116 @@ async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
     return readiness_reply(checks, (*REQUIRED, *(proxy.name for proxy in proxies)))
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"])
-async def create_token(body: TokenCreate, caller: Caller, runtime: Runtime) -> CreatedToken:
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"],
+             responses=answers(UnknownProject))
+async def create_token(body: TokenCreate, caller: Who, runtime: Runtime) -> CreatedToken:
     """Create an API token. The plaintext is in this reply only."""
-    caller.require(Action.MANAGE_TOKENS)
     async with runtime.uow() as uow:
-        token, row = await issue_token(uow.session, subject=body.subject, role=body.role)
+        token, row = await service.create_token(
+            uow, caller, subject=body.subject, role=body.role, projects=body.projects
+        )
     return CreatedToken(**Token.model_validate(row).model_dump(), token=token)
 
 
-@router.get("/tokens", tags=["tokens"])
-async def list_tokens(caller: Caller, runtime: Runtime) -> TokenList:
-    caller.require(Action.MANAGE_TOKENS)
+@router.get("/tokens", tags=["tokens"], responses=answers())
+async def list_tokens(caller: Who, runtime: Runtime) -> TokenList:
     async with runtime.sessionmaker() as session:
-        rows = await store.list_tokens(session)
+        rows = await service.list_tokens(session, caller)
     return TokenList(items=[Token.model_validate(row) for row in rows], total=len(rows))
 
 
-@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
-async def revoke_token(
-    token_id: UUID, request: Request, caller: Caller, runtime: Runtime
-) -> Response:
-    caller.require(Action.MANAGE_TOKENS)
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"],
+               responses=answers(TokenNotFound))
+async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: Runtime) -> Response:
     async with runtime.uow() as uow:
-        found = await store.revoke_token(uow.session, token_id)
-    if not found:
-        raise NotFound(f"there is no token {token_id}")
+        await service.revoke_token(uow, caller, token_id)
     authenticator: Authenticator = request.app.state.authenticator
     authenticator.forget(token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"])
-async def create_project(body: ProjectCreate, caller: Caller, runtime: Runtime) -> Project:
-    caller.require(Action.WRITE)
+@router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"],
+             responses=answers(DuplicateProjectName))
+async def create_project(body: ProjectCreate, caller: Who, runtime: Runtime) -> Project:
+    """Create a project. Platform admins only."""
     async with runtime.uow() as uow:
-        row = await store.add_project(
-            uow.session, name=body.name, description=body.description, created_by=caller.subject
-        )
-        uow.record(
-            ProjectCreated(
-                project_id=row.id,
-                name=row.name,
-                description=row.description,
-                created_by=row.created_by,
-            ),
-            aggregate_id=row.id,
+        row = await service.create_project(
+            uow, caller, name=body.name, description=body.description
         )
     return Project.model_validate(row)
 
 
-@router.get("/projects", tags=["projects"])
+@router.get("/projects", tags=["projects"], responses=answers())
 async def list_projects(
-    caller: Caller,
+    caller: Who,
     runtime: Runtime,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> ProjectPage:
-    caller.require(Action.READ)
+    """The projects the caller may see."""
     async with runtime.sessionmaker() as session:
-        rows, total = await store.list_projects(session, limit=limit, offset=offset)
+        rows, total = await service.list_projects(session, caller, limit=limit, offset=offset)
     return ProjectPage(
         items=[Project.model_validate(row) for row in rows], total=total, limit=limit, offset=offset
     )
 
 
-@router.get("/projects/{project_id}", tags=["projects"])
-async def get_project(project_id: UUID, caller: Caller, runtime: Runtime) -> Project:
-    caller.require(Action.READ)
+@router.get("/projects/{project_id}", tags=["projects"], responses=answers(ProjectNotFound))
+async def get_project(project_id: UUID, caller: Who, runtime: Runtime) -> Project:
     async with runtime.sessionmaker() as session:
-        row = await store.get_project(session, project_id)
-    if row is None:
-        raise NotFound(f"there is no project {project_id}")
+        row = await service.get_project(session, caller, project_id)
     return Project.model_validate(row)
 
 
-@router.put("/integrations/{env}/{concern}", tags=["integrations"])
+@router.get("/projects/{project_id}/members", tags=["projects"],
+            responses=answers(ProjectNotFound))
+async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> MemberList:
+    """The project's members and their roles. The project's admins only."""
+    async with runtime.sessionmaker() as session:
+        rows = await service.list_members(session, caller, project_id)
+    return MemberList(items=[Member.model_validate(row) for row in rows], total=len(rows))
+
+
+@router.put("/projects/{project_id}/members/{subject}", tags=["projects"],
+            responses=answers(ProjectNotFound))
+async def put_member(
+    project_id: UUID, subject: Subject, body: MemberPut, caller: Who, runtime: Runtime,
+    request: Request, response: Response,
+) -> Member:
+    """Give a subject a role in the project (it replaces the one they had). Project admins only."""
+    async with runtime.uow() as uow:
+        row, created = await service.put_member(uow, caller, project_id, subject, body.role)
+    request.app.state.authenticator.forget_subject(subject)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+        response.headers["Location"] = f"{API_PREFIX}/projects/{project_id}/members/{subject}"
+    return Member.model_validate(row)
+
+
+@router.delete(
+    "/projects/{project_id}/members/{subject}", status_code=status.HTTP_204_NO_CONTENT,
+    tags=["projects"], responses=answers(ProjectNotFound, MemberNotFound),
+)
+async def remove_member(
+    project_id: UUID, subject: Subject, caller: Who, runtime: Runtime, request: Request
+) -> Response:
+    async with runtime.uow() as uow:
+        await service.remove_member(uow, caller, project_id, subject)
+    request.app.state.authenticator.forget_subject(subject)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/integrations/{env}/{concern}", tags=["integrations"],
+            responses=answers(UnknownIntegrationBackend))
 async def put_integration_config(
-    env: Env, concern: Concern, body: IntegrationConfigPut, caller: Caller, runtime: Runtime,
+    env: Env, concern: Concern, body: IntegrationConfigPut, caller: Who, runtime: Runtime,
     response: Response,
 ) -> IntegrationConfig:
     """Choose the backend that serves a concern in an env (e.g. where prod's training jobs
     run). The services that use it follow the IntegrationConfigChanged this publishes."""
-    caller.require(Action.MANAGE_INTEGRATIONS)
-    check_backend(concern, body.backend)
     async with runtime.uow() as uow:
-        row, created = await store.put_integration_config(
-            uow.session, env=env.value, concern=concern.value, backend=body.backend,
-            settings=body.settings, updated_by=caller.subject,
-        )
-        uow.record(
-            IntegrationConfigChanged(
-                env=row.env, concern=row.concern, backend=row.backend, settings=row.settings,
-                changed_by=row.updated_by, changed_at=row.updated_at,
-            ),
-            aggregate_id=f"{row.env}/{row.concern}",
+        row, created = await service.put_integration_config(
+            uow, caller, env, concern, body.backend, body.settings
         )
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -177,29 +225,34 @@ async def put_integration_config(
     return IntegrationConfig.model_validate(row)
 
 
-@router.get("/integrations", tags=["integrations"])
+@router.get("/integrations", tags=["integrations"], responses=answers())
 async def list_integration_configs(
-    caller: Caller, runtime: Runtime, env: Env | None = None
+    caller: Who, runtime: Runtime, env: Env | None = None
 ) -> IntegrationConfigList:
-    caller.require(Action.MANAGE_INTEGRATIONS)
     async with runtime.sessionmaker() as session:
-        rows = await store.list_integration_configs(session, env and env.value)
+        rows = await service.list_integration_configs(session, caller, env)
     return IntegrationConfigList(
         items=[IntegrationConfig.model_validate(row) for row in rows], total=len(rows)
     )
 
 
-@router.get("/integrations/{env}/{concern}", tags=["integrations"])
+@router.get("/integrations/{env}/{concern}", tags=["integrations"],
+            responses=answers(IntegrationConfigNotFound))
 async def get_integration_config(
-    env: Env, concern: Concern, caller: Caller, runtime: Runtime
+    env: Env, concern: Concern, caller: Who, runtime: Runtime
 ) -> IntegrationConfig:
-    caller.require(Action.MANAGE_INTEGRATIONS)
     async with runtime.sessionmaker() as session:
-        row = await store.get_integration_config(session, env.value, concern.value)
-    if row is None:
-        raise NotFound(
-            f"{env.value} has no integration config for {concern.value}; its services use "
-            "their own default",
-            kind="integration-config-not-found",
-        )
+        row = await service.get_integration_config(session, caller, env, concern)
     return IntegrationConfig.model_validate(row)
+
+
+@internal.get("/projects/{project_id}")
+async def project_for_service(
+    project_id: UUID, _: Annotated[Caller, Depends(_service)], runtime: Runtime
+) -> Project:
+    """A project as a service asks for it when it has not yet seen its ProjectCreated."""
+    async with runtime.sessionmaker() as session:
+        row = await store.get_project(session, project_id)
+    if row is None:
+        raise service.project_not_found(project_id)
+    return Project.model_validate(row)

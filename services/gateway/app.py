@@ -10,17 +10,18 @@ from starlette.responses import Response
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
 from services.gateway.deadline import BodyDeadline
-from services.gateway.domain import Role
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Forwarding, service_proxy
 from services.gateway.settings import GatewaySettings
+from shared.auth import CredentialSigner, CredentialVerifier, Role
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
 from shared.http import (
     NO_TELEMETRY,
     BodyLimit,
     CorrelationMiddleware,
+    Utf8JsonOnly,
     install_problem_handlers,
 )
 from shared.migrations import apply_migrations
@@ -38,8 +39,9 @@ def create_app(
     """The gateway in front of `services` (the table this process runs with, by default)."""
     settings = settings if settings is not None else GatewaySettings()
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS_DIR)
+    signer = CredentialSigner(settings.internal_keys, settings.credential_seconds)
     authenticator = Authenticator(
-        runtime.sessionmaker, settings.admin_token, settings.token_cache_seconds
+        runtime.sessionmaker, settings.admin_token, signer, settings.token_cache_seconds
     )
     table = backends(services if services is not None else current_table())
     proxies = [
@@ -48,7 +50,6 @@ def create_app(
             settings.urls(spec),
             settings.connections(spec),
             authenticator,
-            runtime.sessionmaker,
         )
         for spec in table
     ]
@@ -72,6 +73,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.authenticator = authenticator
+    app.state.verifier = CredentialVerifier(settings.internal_keys)
     app.state.proxies = proxies
     docs = MergedOpenAPI(app, proxies)
 
@@ -79,12 +81,14 @@ def create_app(
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=proxies)
+    app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # The gateway sets the actor from the token; a caller's actor header is never believed.
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=False)
+    app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)
     app.include_router(api.router)
+    app.include_router(api.internal)
     app.include_router(docs.router(f"{api.API_PREFIX}/openapi.json", f"{api.API_PREFIX}/docs"))
     return app
 
@@ -94,7 +98,7 @@ async def _challenge(request: Request, exc: Exception) -> Response:
     return problem_reply(exc, request.url.path)
 
 
-async def create_token(settings: GatewaySettings, *, subject: str, role: Role) -> str:
+async def create_token(settings: GatewaySettings, *, subject: str, role: Role | None) -> str:
     """What `python -m services.gateway create-token` does: migrate, create, return plaintext."""
     await apply_migrations(MIGRATIONS_DIR, settings.database_url)
     engine = create_engine(settings.database_url, pool_size=1)

@@ -1,7 +1,19 @@
 """The gateway's tables in schema `gateway` (plus the outbox and inbox every service has)."""
 
-from sqlalchemy import CheckConstraint, Column, DateTime, String, Table, Text, Uuid, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.db import schema_metadata
 
@@ -13,7 +25,10 @@ api_tokens = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("subject", String(200), nullable=False),
-    Column("role", String(20), nullable=False),
+    # The platform role, held in every project; NULL: only the subject's memberships count.
+    Column("role", String(20)),
+    # The projects the token may reach, whatever its roles; NULL: not limited.
+    Column("project_ids", ARRAY(Uuid)),
     # sha256 hex of the plaintext token; the plaintext is shown once and never stored.
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -29,6 +44,22 @@ projects = Table(
     Column("description", Text),
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A subject's role in one project, managed by the project's admins.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column(
+        "project_id", Uuid, ForeignKey("gateway.projects.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("subject", String(200), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("role IN ('viewer', 'editor', 'approver', 'admin')", name="role"),
+    Index("ix_memberships_subject", "subject"),
 )
 
 # Which backend serves a concern (e.g. "training_execution") in an env; see shared/integrations.py.

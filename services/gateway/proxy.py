@@ -1,5 +1,5 @@
 """Forwards each service's public paths (its `path_roots` in shared/service_table.py) to it,
-with the caller as the actor.
+with the caller's credential signed by the gateway (shared/auth.py).
 
 The benchmark's hot path, so it is plain ASGI: `Forwarding` hands these paths to their
 `ServiceProxy` before FastAPI's routing, the body is read once and passed on as bytes, the
@@ -8,55 +8,41 @@ path and query go on exactly as they came, and each service is reached through i
 """
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
-from uuid import UUID
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway import store
 from services.gateway.auth import Authenticator, problem_reply
-from services.gateway.domain import (
-    Action,
-    default_action,
-    is_job_submission,
-    is_model_registration,
-    is_transition,
-    jobs_action,
-    registry_action,
-)
 from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
-from shared.context import ACTOR_HEADER, CORRELATION_HEADER
-from shared.errors import InvalidInput, NotFound, Problem, ServiceUnavailable
+from shared.auth import CREDENTIAL_HEADER
+from shared.context import CORRELATION_HEADER
+from shared.errors import NotFound, Problem, ServiceUnavailable
 from shared.service_table import ServiceSpec
 
 API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
-JOBS_PREFIX = API_PREFIX
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
 _PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
-_ACTOR = ACTOR_HEADER.lower().encode()
+_CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _PROBE_SECONDS = 2.0
 
 
 class ServiceProxy:
-    """Forwards one service's public paths to it, after authentication and the role check."""
+    """Forwards one service's public paths to it, with the authenticated caller's credential:
+    what the caller may do there is the service's to decide."""
 
     def __init__(
         self,
         service: str,
         origin_urls: Sequence[str],
         authenticator: Authenticator,
-        sessionmaker: async_sessionmaker[AsyncSession],
         *,
         public_prefix: str,
         public_paths: tuple[str, ...],
-        action: Callable[[str, str, bytes], Action],
-        needs_project: Callable[[str, str], bool],
         connections: int,
         readiness_path: str = "/readyz",
     ) -> None:
@@ -66,14 +52,9 @@ class ServiceProxy:
         self._origins = tuple(url.encode("latin-1") for url in self._origin_urls)
         self._public_prefix = public_prefix
         self._roots = tuple(p.rstrip("/") for p in public_paths)
-        self._action = action
-        self._needs_project = needs_project
         self._auth = authenticator
-        self._sessionmaker = sessionmaker
         self._connections = connections
         self._readiness_path = readiness_path
-        # Projects are never deleted, so one seen to exist needs no second look.
-        self._known_projects: set[UUID] = set()
         self._pool: Upstream | None = None
 
     def serves(self, path: str) -> bool:
@@ -107,18 +88,15 @@ class ServiceProxy:
                 authorization = value.decode("latin-1")
             elif name in _PASSED_ON:
                 headers.append((name, value))
-        principal = await self._auth.authenticate(authorization)
-        context.actor.set(principal.subject)
+        authenticated = await self._auth.authenticate(authorization)
+        context.actor.set(authenticated.caller.subject)
         path = scope["path"]
         path = path[len(self._public_prefix) :] if path.startswith(self._public_prefix) else ""
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
         body = await _read_body(receive)
-        principal.require(self._action(method, path, body))
-        if self._needs_project(method, path):
-            await self._require_project(body)
 
-        headers.append((_ACTOR, principal.subject.encode()))
+        headers.append((_CREDENTIAL, authenticated.credential.encode("latin-1")))
         headers.append((_CORRELATION, (context.correlation_id.get() or "").encode("latin-1")))
         # The service serves the public path itself: it goes on as the caller wrote it.
         target = scope.get("raw_path") or scope["path"].encode()
@@ -152,26 +130,6 @@ class ServiceProxy:
             passed_back.append((b"content-length", length))
         await send({"type": "http.response.start", "status": reply.status, "headers": passed_back})
         await send({"type": "http.response.body", "body": reply.body})
-
-    async def _require_project(self, body: bytes) -> None:
-        raw = _json_field(body, "project_id")
-        try:
-            project_id = UUID(raw) if isinstance(raw, str) else None
-        except ValueError:
-            project_id = None
-        if project_id is None:
-            raise InvalidInput("body.project_id must be the UUID of an existing project")
-        if project_id in self._known_projects:
-            return
-        async with self._sessionmaker() as session:
-            exists = await store.project_exists(session, project_id)
-        if not exists:
-            raise InvalidInput(
-                f"there is no project {project_id}; create it with POST /api/v1/projects",
-                kind="unknown-project",
-                project_id=str(project_id),
-            )
-        self._known_projects.add(project_id)
 
     @property
     def name(self) -> str:
@@ -224,41 +182,15 @@ class Forwarding:
 
 
 def service_proxy(
-    spec: ServiceSpec,
-    urls: Sequence[str],
-    connections: int,
-    authenticator: Authenticator,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    spec: ServiceSpec, urls: Sequence[str], connections: int, authenticator: Authenticator
 ) -> ServiceProxy:
-    """The proxy of one service of the table; the registry and jobs have rules of their own."""
-    rules = {"registry": _registry_rules, "jobs": _jobs_rules}.get(spec.name, _default_rules)
-    prefix, action, needs_project = rules()
+    """The proxy of one service of the table. What a caller may do there is the service's to
+    decide: the gateway only authenticates."""
+    prefix = REGISTRY_PREFIX if spec.name == "registry" else API_PREFIX
     return ServiceProxy(
-        spec.name, urls, authenticator, sessionmaker,
-        public_prefix=prefix, public_paths=spec.path_roots, action=action,
-        needs_project=needs_project, connections=connections,
-        readiness_path=spec.readiness_path,
+        spec.name, urls, authenticator, public_prefix=prefix, public_paths=spec.path_roots,
+        connections=connections, readiness_path=spec.readiness_path,
     )  # fmt: skip
-
-
-Rules = tuple[str, Callable[[str, str, bytes], Action], Callable[[str, str], bool]]
-
-
-def _registry_rules() -> Rules:
-    def action(method: str, path: str, body: bytes) -> Action:
-        stage = _json_field(body, "stage") if is_transition(method, path) else None
-        return registry_action(method, path, stage)
-
-    return REGISTRY_PREFIX, action, is_model_registration
-
-
-def _jobs_rules() -> Rules:
-    return JOBS_PREFIX, lambda method, path, _: jobs_action(method, path), is_job_submission
-
-
-def _default_rules() -> Rules:
-    """A service with no rules of its own: reads for viewers, writes for editors."""
-    return API_PREFIX, lambda method, path, _: default_action(method), lambda *_: False
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -271,14 +203,3 @@ async def _read_body(receive: Receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
-
-
-def _json_field(body: bytes, name: str) -> object:
-    """One top-level field of a JSON object body; None when absent or not JSON."""
-    if not body:
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document.get(name) if isinstance(document, dict) else None

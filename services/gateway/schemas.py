@@ -4,9 +4,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from services.gateway.domain import Role
+from shared.auth import Role
 from shared.environments import Env
 
 
@@ -16,13 +16,22 @@ class _Out(BaseModel):
 
 class TokenCreate(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
-    role: Role
+    role: Role | None = Field(
+        description="The platform role, held in every project; null: only the subject's "
+        "project memberships count."
+    )
+    projects: list[UUID] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Limit the token to these projects, whatever its roles; null: no limit.",
+    )
 
 
 class Token(_Out):
     id: UUID
     subject: str
-    role: Role
+    role: Role | None
+    projects: list[UUID] | None = Field(validation_alias=AliasChoices("project_ids", "projects"))
     created_at: datetime
     revoked_at: datetime | None
 
@@ -54,6 +63,26 @@ class ProjectPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class MemberPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class Member(_Out):
+    project_id: UUID
+    subject: str
+    role: Role
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+    total: int
 
 
 class IntegrationConfigPut(BaseModel):

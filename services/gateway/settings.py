@@ -30,9 +30,10 @@ class GatewaySettings(ServiceSettings):
     max_connections: int = 1024
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
     admin_token: SecretStr | None = None
-    # How long a verified token is trusted without asking the database again (revocation lag
-    # for other gateway replicas; this process forgets a token it revokes at once).
-    token_cache_seconds: float = 30.0
+    # How long a verified token is trusted without asking the database again: a token revoked
+    # (or a membership changed) through another gateway process takes effect within it; this
+    # process forgets a token it revokes at once.
+    token_cache_seconds: float = 0.5
 
     @model_validator(mode="before")
     @classmethod

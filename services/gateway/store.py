@@ -1,45 +1,92 @@
 """Queries on the gateway's tables. The caller owns the session and transaction; none commit."""
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, insert, literal_column, select, update
+from sqlalchemy import delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.models import api_tokens, integration_configs, projects
-from shared.errors import Conflict
+from services.gateway.errors import DuplicateProjectName
+from services.gateway.models import api_tokens, integration_configs, memberships, projects
 
 _TOKEN_COLUMNS = (
     api_tokens.c.id,
     api_tokens.c.subject,
     api_tokens.c.role,
+    api_tokens.c.project_ids,
     api_tokens.c.created_at,
     api_tokens.c.revoked_at,
 )
 
 
-async def add_token(session: AsyncSession, *, subject: str, role: str, token_hash: str) -> Row:
-    return (
-        await session.execute(
-            insert(api_tokens)
-            .values(id=uuid4(), subject=subject, role=role, token_hash=token_hash)
-            .returning(*_TOKEN_COLUMNS)
-        )
-    ).one()
+async def add_token(
+    session: AsyncSession, *, subject: str, role: str | None, project_ids: list[UUID] | None,
+    token_hash: str,
+) -> Row:
+    values = {"id": uuid4(), "subject": subject, "role": role, "project_ids": project_ids,
+              "token_hash": token_hash}  # fmt: skip
+    return (await session.execute(insert(api_tokens).values(values).returning(*_TOKEN_COLUMNS))).one()
 
 
 async def find_active_token(session: AsyncSession, token_hash: str) -> Row | None:
-    return (
-        await session.execute(
-            select(api_tokens.c.id, api_tokens.c.subject, api_tokens.c.role).where(
-                api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
-            )
-        )
-    ).one_or_none()
+    query = select(*_TOKEN_COLUMNS).where(
+        api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
+    )
+    return (await session.execute(query)).one_or_none()
+
+
+async def roles_of_subject(session: AsyncSession, subject: str) -> list[Row]:
+    """The subject's memberships: (project_id, role) rows."""
+    query = select(memberships.c.project_id, memberships.c.role).where(
+        memberships.c.subject == subject
+    )
+    return list((await session.execute(query)).all())
+
+
+async def list_members(session: AsyncSession, project_id: UUID) -> list[Row]:
+    query = (
+        select(*memberships.c)
+        .where(memberships.c.project_id == project_id)
+        .order_by(memberships.c.subject)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def get_member(session: AsyncSession, project_id: UUID, subject: str) -> Row | None:
+    query = select(*memberships.c).where(
+        memberships.c.project_id == project_id, memberships.c.subject == subject
+    )
+    return (await session.execute(query)).one_or_none()
+
+
+async def put_member(
+    session: AsyncSession, *, project_id: UUID, subject: str, role: str, updated_by: str
+) -> tuple[Row, bool]:
+    """The membership after the change, and True when it was created rather than replaced."""
+    stmt = upsert(memberships).values(
+        project_id=project_id, subject=subject, role=role, updated_by=updated_by
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[memberships.c.project_id, memberships.c.subject],
+        set_={"role": stmt.excluded.role, "updated_by": stmt.excluded.updated_by,
+              "updated_at": func.clock_timestamp()},
+    ).returning(*memberships.c, literal_column("xmax = 0").label("created"))  # fmt: skip
+    row = (await session.execute(stmt)).one()
+    return row, bool(row.created)
+
+
+async def delete_member(session: AsyncSession, project_id: UUID, subject: str) -> bool:
+    deleted = await session.execute(
+        delete(memberships)
+        .where(memberships.c.project_id == project_id, memberships.c.subject == subject)
+        .returning(memberships.c.subject)
+    )
+    return deleted.one_or_none() is not None
 
 
 async def list_tokens(session: AsyncSession) -> list[Row]:
@@ -76,9 +123,7 @@ async def add_project(
             ).one()
     except IntegrityError as exc:
         if "uq_projects_name" in str(exc.orig):
-            raise Conflict(
-                f"a project named {name!r} already exists", kind="duplicate-project-name"
-            ) from exc
+            raise DuplicateProjectName(f"a project named {name!r} already exists") from exc
         raise
 
 
@@ -92,10 +137,21 @@ async def project_exists(session: AsyncSession, project_id: UUID) -> bool:
     return await session.scalar(query) is not None
 
 
-async def list_projects(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[Row], int]:
-    total = await session.scalar(select(func.count()).select_from(projects))
+async def missing_projects(session: AsyncSession, project_ids: Collection[UUID]) -> set[UUID]:
+    """Those of `project_ids` that name no project."""
+    query = select(projects.c.id).where(projects.c.id.in_(list(project_ids)))
+    return set(project_ids) - set((await session.scalars(query)).all())
+
+
+async def list_projects(
+    session: AsyncSession, *, visible: Collection[UUID] | None, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """A page of the projects in `visible` (None: every project), oldest first, and their count."""
+    where = [] if visible is None else [projects.c.id.in_(list(visible))]
+    total = await session.scalar(select(func.count()).select_from(projects).where(*where))
     query = (
         select(*projects.c)
+        .where(*where)
         .order_by(projects.c.created_at, projects.c.id)
         .limit(limit)
         .offset(offset)

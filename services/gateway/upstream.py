@@ -2,14 +2,14 @@
 in turn, with a failed exchange retried once where that is safe.
 
 Safe: a method HTTP calls idempotent (aiohttp retries those on a kept-alive connection found
-closed, RFC 9112 section 9.3.1), and any request whose headers never left (the connection was
-found closing as it was written). A write that did leave is not repeated: the service may have
-applied it.
+closed, RFC 9112 section 9.3.1), and any request that never wholly left: aiohttp raises
+`ClientConnectionResetError` only when it writes to a connection already closing. A write that
+did leave is not repeated: the service may have applied it.
 """
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
-from types import SimpleNamespace
 
 import aiohttp
 from yarl import URL
@@ -64,12 +64,6 @@ class Reply:
         return b"".join([chunk async for chunk in self.chunks()])
 
 
-async def _headers_sent(
-    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
-) -> None:
-    context.trace_request_ctx["sent"] = True
-
-
 class Upstream:
     """Up to `connections` requests in flight to each replica (more wait their turn)."""
 
@@ -85,13 +79,13 @@ class Upstream:
             raise ValueError("a service needs at least one URL")
         self.urls = tuple(url.rstrip("/") for url in urls)
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self._timeout = timeout
+        # No total: a streamed reply (a followed log) may last; `request` bounds the rest.
+        self._client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._sessions: list[aiohttp.ClientSession] = []
         self._turn = itertools.count()
 
     async def start(self) -> None:
-        tracing = aiohttp.TraceConfig()
-        tracing.on_request_headers_sent.append(_headers_sent)
         for url in self.urls:
             connector = aiohttp.TCPConnector(
                 limit=self._connections, keepalive_timeout=IDLE_SECONDS
@@ -100,10 +94,9 @@ class Upstream:
                 aiohttp.ClientSession(
                     base_url=url,
                     connector=connector,
-                    timeout=self._timeout,
+                    timeout=self._client_timeout,
                     auto_decompress=False,  # the body goes on as the service wrote it
                     skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                    trace_configs=[tracing],
                 )
             )
 
@@ -112,11 +105,15 @@ class Upstream:
         for session in sessions:
             await session.close()
 
-    def _session(self, replica: int | None) -> aiohttp.ClientSession:
+    def _turns(self, replica: int | None) -> list[aiohttp.ClientSession]:
+        """The sessions to try in order: the next replica in turn, then the others."""
         if not self._sessions:
             raise UpstreamError("the gateway is not started")
-        index = next(self._turn) if replica is None else replica
-        return self._sessions[index % len(self._sessions)]
+        count = len(self._sessions)
+        if replica is not None:
+            return [self._sessions[replica % count]]
+        first = next(self._turn)
+        return [self._sessions[(first + i) % count] for i in range(count)]
 
     async def request(
         self,
@@ -129,31 +126,42 @@ class Upstream:
         replica: int | None = None,
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
-        replica in turn (or to `replica`) and return its reply; UpstreamError when it cannot
-        be reached, breaks off or takes longer than `timeout` to answer."""
+        replica in turn (another when it cannot be reached; only `replica` if given) and
+        return its reply; UpstreamError when none can be reached, or the exchange breaks off,
+        or the reply's head (and its body, when of known length) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
         sent_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-        options: dict = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
-        session = self._session(replica)
-        for attempt in (1, 2):
-            progress: dict[str, bool] = {}
-            try:
-                response = await session.request(
-                    method, url, headers=sent_headers, data=body or None,
-                    trace_request_ctx=progress, **options,
-                )  # fmt: skip
-                return await _reply(response, method)
-            except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
-                raise UpstreamError("no reply in time") from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise UpstreamError(f"cannot connect: {exc}") from exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                if attempt == 1 and not progress.get("sent"):
-                    continue  # the request never left: sending it again cannot apply it twice
-                raise UpstreamError(f"the exchange broke off: {exc or type(exc).__name__}") from exc
-        raise AssertionError("unreachable")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._timeout if timeout is None else timeout)
+        unreachable: aiohttp.ClientConnectorError | None = None
+        resent = False
+        for session in self._turns(replica):
+            while True:
+                response: aiohttp.ClientResponse | None = None
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        response = await session.request(
+                            method, url, headers=sent_headers, data=body or None
+                        )
+                        return await _reply(response, method)
+                except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+                    if response is not None:
+                        response.close()  # its state is unknown: the connection goes
+                    raise UpstreamError("no reply in time") from exc
+                except aiohttp.ClientConnectorError as exc:
+                    unreachable = exc  # nothing was sent: the next replica may take it
+                    break
+                except aiohttp.ClientConnectionResetError as exc:
+                    if not resent:
+                        resent = True
+                        continue  # it never left: sending it again cannot apply it twice
+                    raise UpstreamError(f"the connection closed: {exc}") from exc
+                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                    detail = exc or type(exc).__name__
+                    raise UpstreamError(f"the exchange broke off: {detail}") from exc
+        raise UpstreamError(f"cannot connect: {unreachable}") from unreachable
 
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
-from services.jobs.domain import JobRejectedProblem, JobStatus, job_warnings
+from services.jobs.domain import JobStatus, job_warnings
+from services.jobs.errors import (
+    DuplicateGpuType,
+    EventTooLarge,
+    GpuTypeNotFound,
+    InvalidGpuTypeOption,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobRejected,
+)
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -20,8 +29,18 @@ from services.jobs.schemas import (
     JobPage,
 )
 from services.jobs.supervisor import JobSupervisor
-from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.auth import Caller, Role
+from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.environments import Env
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
+from shared.projects import ProjectDirectory, UnknownProject
 from shared.runtime import ServiceRuntime
 from shared.validation import Text
 
@@ -32,18 +51,37 @@ async def supervisor(request: Request) -> JobSupervisor:
     return request.app.state.supervisor
 
 
+async def projects(request: Request) -> ProjectDirectory:
+    return request.app.state.projects
+
+
 Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
+Projects = Annotated[ProjectDirectory, Depends(projects)]
 
 
-@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"])
-async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, _: Actor, response: Response):
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a read may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+def write_answers(*problems: type[Problem]) -> dict:
+    """The problem replies a write may give: those of a read, a body not in UTF-8, or an event
+    too large for the bus."""
+    return answers(UnsupportedEncoding, EventTooLarge, *problems)
+
+
+@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"],
+             responses=write_answers(InvalidGpuTypeOption, DuplicateGpuType))
+async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, response: Response):
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         option = await service.create_gpu_type(uow, **body.model_dump())
     response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{option.id}"
     return option
 
 
-@router.get("/gpu-types", response_model=GpuTypePage, tags=["gpu-types"])
+@router.get("/gpu-types", response_model=GpuTypePage, tags=["gpu-types"], responses=answers())
 async def list_gpu_types(
     rt: Runtime,
     env: Env | None = None,
@@ -55,29 +93,39 @@ async def list_gpu_types(
     return {"items": items, "total": len(items)}
 
 
-@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
-async def update_gpu_type(env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, _: Actor):
+@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"],
+              responses=write_answers(InvalidGpuTypeOption, GpuTypeNotFound))
+async def update_gpu_type(
+    env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, caller: Who
+):
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         changes = body.model_dump(exclude_unset=True)
         return await service.update_gpu_type(uow, env, gpu_type_id, changes)
 
 
-@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
-async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, _: Actor) -> Response:
+@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"],
+               responses=write_answers(GpuTypeNotFound))
+async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who) -> Response:
+    caller.require_platform_admin()
     async with rt.uow() as uow:
         await service.delete_gpu_type(uow, env, gpu_type_id)
     return Response(status_code=204)
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut)
+@router.post("/jobs", status_code=201, response_model=JobOut,
+             responses=write_answers(JobRejected, UnknownProject))
 async def submit_job(
-    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response
+    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response, caller: Who,
+    known: Projects,
 ):
+    caller.require(body.project_id, Role.EDITOR)
+    await known.require(body.project_id, caller)
     async with rt.uow() as uow:
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
-        raise JobRejectedProblem(
+        raise JobRejected(
             "; ".join(v["message"] for v in job.violations),
             job_id=str(job.id), violations=job.violations,
         )
@@ -86,32 +134,34 @@ async def submit_job(
     return await _job_out(rt, job.id)
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get("/jobs", response_model=JobPage, responses=answers())
 async def list_jobs(
-    rt: Runtime, project_id: UUID | None = None, status: JobStatus | None = None,
+    rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
     pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
         items, total = await store.find_jobs(
-            session, project_id=project_id, status=status, pipeline_run_id=pipeline_run_id,
+            session, projects=caller.scope(project_id), status=status, pipeline_run_id=pipeline_run_id,
             limit=limit, offset=offset,
         )
         runs = await store.runs_of_jobs(session, [j.id for j in items])
     return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: UUID, rt: Runtime):
-    return await _job_out(rt, job_id)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=answers(JobNotFound))
+async def get_job(job_id: UUID, rt: Runtime, caller: Who):
+    return await _job_out(rt, job_id, caller, Role.VIEWER)
 
 
-@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse)
-async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
+@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse,
+            responses=answers(JobNotFound))
+async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     """The job's output as text, followed while it runs."""
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
     if job is None:
-        raise service.job_not_found(job_id)
+        raise JobNotFound(job_id)
+    caller.require(job.project_id, Role.VIEWER)
 
     async def lines() -> AsyncIterator[bytes]:
         if job.handle is None:
@@ -122,18 +172,24 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor):
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, _: Actor):
-    await _job_out(rt, job_id)  # 404 before anything else
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             responses=write_answers(JobNotFound, JobAlreadyFinished))
+async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
+    await _job_out(rt, job_id, caller, Role.EDITOR)  # 404 and 403 before anything else
     await jobs.cancel(job_id)
     return await _job_out(rt, job_id)
 
 
-async def _job_out(rt: ServiceRuntime, job_id: UUID) -> JobOut:
+async def _job_out(
+    rt: ServiceRuntime, job_id: UUID, caller: Caller | None = None, role: Role = Role.VIEWER
+) -> JobOut:
+    """The job as the API shows it; with a `caller`, only if they hold `role` in its project."""
     async with rt.sessionmaker() as session:
         job = await store.get_job(session, job_id)
         if job is None:
-            raise service.job_not_found(job_id)
+            raise JobNotFound(job_id)
+        if caller is not None:
+            caller.require(job.project_id, role)
         run = await store.run_of_job(session, job_id)
     return _shape(job, run)
 

@@ -11,7 +11,14 @@ from services.jobs.consumers import CONSUMERS
 from services.jobs.models import metadata
 from services.jobs.settings import JobsSettings
 from services.jobs.supervisor import JobSupervisor
-from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
+from shared.auth import CredentialSigner, CredentialVerifier
+from shared.http import (
+    NO_TELEMETRY,
+    CorrelationMiddleware,
+    Utf8JsonOnly,
+    install_problem_handlers,
+)
+from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "jobs"
@@ -39,7 +46,11 @@ def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) 
     )
     app.state.runtime = runtime
     app.state.supervisor = supervisor
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    signer = CredentialSigner(settings.internal_keys)
+    app.state.projects = ProjectDirectory(settings.gateway_url, signer, SERVICE)
+    app.add_middleware(Utf8JsonOnly)
+    # Only the gateway's signed credential says who calls (shared/auth.py).
+    app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))
     install_problem_handlers(app)
     install_health_routes(app, runtime)
     app.include_router(router)

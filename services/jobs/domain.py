@@ -5,8 +5,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from services.jobs.errors import InvalidGpuTypeOption, JobAlreadyFinished
 from shared.environments import Env
-from shared.errors import Conflict, InvalidInput
 from shared.integrations import TrainingBackend
 
 GPU_TYPE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -46,16 +46,6 @@ TERMINAL_RUN_STATUS = {
 }
 
 
-class JobAlreadyFinished(Conflict):
-    kind = "job-already-finished"
-    title = "The job has already finished"
-
-
-class JobRejectedProblem(InvalidInput):
-    kind = "job-rejected"
-    title = "The job breaks the rules of the data model"
-
-
 @dataclass(frozen=True)
 class Violation:
     rule: str
@@ -83,9 +73,8 @@ def gpu_type_option_violations(gpu_type_id: str, label: str) -> list[Violation]:
 
 def check_gpu_type_option(gpu_type_id: str, label: str) -> None:
     if violations := gpu_type_option_violations(gpu_type_id, label):
-        raise InvalidInput(
+        raise InvalidGpuTypeOption(
             "; ".join(v.message for v in violations),
-            kind="invalid-gpu-type-option",
             violations=[{"rule": v.rule, "message": v.message} for v in violations],
         )
 

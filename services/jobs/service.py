@@ -3,7 +3,7 @@ Each runs inside one unit of work and records the events its changes cause."""
 
 import logging
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from services.jobs import store
 from services.jobs.domain import (
@@ -13,11 +13,11 @@ from services.jobs.domain import (
     gpu_type_option_violations,
     validate_job,
 )
+from services.jobs.errors import DuplicateGpuType, GpuTypeNotFound
 from services.jobs.events import job_fields
 from services.jobs.models import GpuTypeOption, TrainingJob
 from shared.db import UnitOfWork, apply_changes
 from shared.environments import Env
-from shared.errors import Conflict, NotFound
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import (
     GpuTypeOptionsChanged,
@@ -30,18 +30,6 @@ from shared.events.jobs import (
 from shared.events.pipelines import PipelineStageRequested
 
 log = logging.getLogger(__name__)
-
-
-class DuplicateGpuType(Conflict):
-    kind = "duplicate-gpu-type"
-
-
-def gpu_type_not_found(env: str, gpu_type_id: str) -> NotFound:
-    return NotFound(f"env '{env}' has no GPU type '{gpu_type_id}'", kind="gpu-type-not-found")
-
-
-def job_not_found(job_id: UUID) -> NotFound:
-    return NotFound(f"no job with id {job_id}", kind="job-not-found")
 
 
 def _option_data(option: GpuTypeOption) -> dict[str, Any]:
@@ -76,7 +64,7 @@ async def update_gpu_type(
     gpu_type_id = canonical_gpu_type_id(gpu_type_id)
     option = await store.lock_gpu_type(uow.session, env.value, gpu_type_id)
     if option is None:
-        raise gpu_type_not_found(env, gpu_type_id)
+        raise GpuTypeNotFound(env, gpu_type_id)
     if "label" in changes:
         if changes["label"] is None or gpu_type_option_violations(gpu_type_id, changes["label"]):
             check_gpu_type_option(gpu_type_id, changes["label"] or "")
@@ -95,7 +83,7 @@ async def update_gpu_type(
 async def delete_gpu_type(uow: UnitOfWork, env: Env, gpu_type_id: str) -> None:
     gpu_type_id = canonical_gpu_type_id(gpu_type_id)
     if await store.lock_gpu_type(uow.session, env.value, gpu_type_id) is None:
-        raise gpu_type_not_found(env, gpu_type_id)
+        raise GpuTypeNotFound(env, gpu_type_id)
     await store.delete_gpu_type(uow.session, env.value, gpu_type_id)
     uow.record(
         GpuTypeOptionsChanged(

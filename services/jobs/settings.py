@@ -18,12 +18,16 @@ class JobsSettings(ServiceSettings):
     # Each env's executor while the gateway has no IntegrationConfig for it; unnamed envs run
     # locally. E.g. MODELPLANE_JOBS_EXECUTORS='{"prod": "kubernetes"}'.
     jobs_executors: dict[Env, TrainingBackend] = Field(default_factory=dict)
-    # Empty: `sqlite:///<jobs_state_dir>/mlflow.db`; production: an MLflow tracking server URL.
+    # The MLflow tracking server (`http://...`) the service and its jobs use: the one `make up`
+    # starts, or production's. Empty: `sqlite:///<jobs_state_dir>/mlflow.db`, for the service
+    # run alone, whose jobs then need MLflow with SQLAlchemy and write access to that file.
     mlflow_tracking_uri: str = ""
     # The user local jobs run as when the service runs as root; empty: root, as the service.
     jobs_run_as: str = "nobody"
     # How often the watcher asks the executor about running jobs.
     jobs_watch_seconds: float = 0.5
+    # How long a start may take before the watcher takes the job up again (the starter crashed).
+    jobs_start_claim_seconds: float = 120.0
     # How long a cancelled local job gets between SIGTERM and SIGKILL.
     jobs_cancel_grace_seconds: float = 5.0
     # The cluster Kubernetes jobs run on. An env's IntegrationConfig may name another

@@ -1,6 +1,6 @@
 """The jobs service's queries. Nothing here commits: the unit of work does."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -105,12 +105,13 @@ async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
 
 
 async def find_jobs(
-    session: AsyncSession, *, project_id: UUID | None, status: JobStatus | None,
+    session: AsyncSession, *, projects: Collection[UUID] | None, status: JobStatus | None,
     pipeline_run_id: UUID | None = None, limit: int, offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
+    """A page of the jobs in `projects` (None: every project) that match, and their count."""
     conditions = []
-    if project_id is not None:
-        conditions.append(TrainingJob.project_id == project_id)
+    if projects is not None:
+        conditions.append(TrainingJob.project_id.in_(list(projects)))
     if pipeline_run_id is not None:
         conditions.append(TrainingJob.pipeline_run_id == pipeline_run_id)
     if status is not None:

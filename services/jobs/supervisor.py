@@ -11,7 +11,8 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -37,6 +38,7 @@ from shared.integrations import Concern, TrainingBackend
 log = logging.getLogger(__name__)
 
 TRACKING_SYSTEM = "mlflow"
+JOB_TAG = "modelplane.job_id"  # the MLflow tag naming a run's job, to find it again
 # What an env's IntegrationConfig may choose for its Kubernetes jobs; the cluster and its
 # credentials are the service's own settings (a job's handle then finds it on any config).
 KUBERNETES_OPTIONS = ("namespace", "gpu_node_label")
@@ -107,52 +109,95 @@ class JobSupervisor:
         return config.backend, config.settings
 
     async def start(self, job_id: UUID) -> None:
-        """Start a validated job; a job another caller is starting, or started, is left alone."""
-        async with self._new_uow() as uow:
-            job = await store.lock_job(uow.session, job_id, skip_locked=True)
-            if job is None or job.status != JobStatus.VALIDATED:
-                return
-            context.actor.set(job.created_by)  # the watcher acts for whoever submitted the job
-            executor_name, options = await self._executor_for(uow, job.env)
-            experiment_name = f"{job.project_id}/{job.name}"
-            run_name = f"{job.name}-{str(job.id)[:8]}"
-            run_id = await self.tracking.create_run(
+        """Start a validated job; a job another caller is starting, or started, is left alone.
+
+        Three steps, no transaction open across a call to MLflow or the executor: claim the
+        job, create its run and submit it, record the outcome. A start that crashed after its
+        claim is taken up again by the watcher once the claim is stale; both outside calls
+        find what the crashed one made (the run by its job tag, the execution by its name)."""
+        claim = await self._claim_start(job_id)
+        if claim is None:
+            return
+        job, executor_name, options, spec = claim
+        context.actor.set(job.created_by)  # the watcher acts for whoever submitted the job
+        experiment_name = f"{job.project_id}/{job.name}"
+        run_name = f"{job.name}-{str(job.id)[:8]}"
+        try:
+            run_id = await self.tracking.find_or_create_run(
                 experiment_name, run_name, params=job.parameters,
-                tags={"modelplane.job_id": str(job.id),
-                      "modelplane.project_id": str(job.project_id)},
+                tags={JOB_TAG: str(job.id), "modelplane.project_id": str(job.project_id)},
+                identified_by=JOB_TAG,
             )
-            try:
-                handle = await self.executor(executor_name, options).submit(
-                    await self._spec(uow, job, self.tracking.env_for_run(run_id))
-                )
-            except Exception as exc:
-                log.exception("job %s could not be started", job.id)
-                await self.tracking.finish(run_id, "FAILED")
+        except Exception:
+            await self._release_start(job_id)  # the next round tries again, not a lease later
+            raise
+        executor = self.executor(executor_name, options)
+        handle = failure = None
+        try:
+            handle = await executor.submit(replace(spec, env=self.tracking.env_for_run(run_id)))
+        except Exception as exc:
+            log.exception("job %s could not be started", job.id)
+            failure = f"the executor did not start it: {exc}"
+            await self.tracking.finish(run_id, "FAILED")
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id)
+            started = job is not None and job.status == JobStatus.VALIDATED
+            if started and failure is not None:
                 await self._insert_run(
                     uow, job, run_id, experiment_name, run_name, RunStatus.FAILED
                 )
-                await self._end(uow, job, JobStatus.FAILED, run_id, None,
-                                f"the executor did not start it: {exc}")
-                return
-            await self._insert_run(uow, job, run_id, experiment_name, run_name, RunStatus.RUNNING)
-            await apply_changes(uow.session, job, {
-                "status": JobStatus.RUNNING.value, "executor": executor_name, "handle": handle,
-                "started_at": datetime.now(UTC),
-            })
-            uow.record(JobStarted(**job_fields(job), executor=executor_name, run_id=run_id),
-                       job.id)
+                await self._end(uow, job, JobStatus.FAILED, run_id, None, failure)
+            elif started:
+                await self._insert_run(
+                    uow, job, run_id, experiment_name, run_name, RunStatus.RUNNING
+                )
+                await apply_changes(uow.session, job, {
+                    "status": JobStatus.RUNNING.value, "executor": executor_name,
+                    "handle": handle, "started_at": datetime.now(UTC), "start_claimed_at": None,
+                })
+                uow.record(JobStarted(**job_fields(job), executor=executor_name, run_id=run_id),
+                           job.id)
+        if not started and failure is None and job is not None and job.handle is None:
+            # Cancelled while it was being started: stop what was started for it. (A handle
+            # means another starter, taking up a claim it thought stale, recorded this run.)
+            await executor.cancel(handle)
+            await self.tracking.finish(run_id, "KILLED")
+
+    async def _claim_start(
+        self, job_id: UUID
+    ) -> tuple[TrainingJob, str, dict[str, Any], JobSpec] | None:
+        """Mark a validated job as being started by this caller, with what starting it takes;
+        None when it is not validated, or another caller's claim on it is still fresh."""
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id, skip_locked=True)
+            if job is None or job.status != JobStatus.VALIDATED:
+                return None
+            now = datetime.now(UTC)
+            lease = timedelta(seconds=self.settings.jobs_start_claim_seconds)
+            if job.start_claimed_at is not None and now - job.start_claimed_at < lease:
+                return None
+            executor_name, options = await self._executor_for(uow, job.env)
+            spec = await self._spec(uow, job, {})
+            await apply_changes(uow.session, job, {"start_claimed_at": now})
+            return job, executor_name, options, spec
+
+    async def _release_start(self, job_id: UUID) -> None:
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id)
+            if job is not None and job.status == JobStatus.VALIDATED:
+                await apply_changes(uow.session, job, {"start_claimed_at": None})
 
     async def settle(self, job_id: UUID) -> JobStatus | None:
         """Apply a running job's end if its executor says it has ended; its status after."""
         async with self._new_uow() as uow:
-            job = await store.lock_job(uow.session, job_id, skip_locked=True)
-            if job is None or job.status != JobStatus.RUNNING:
-                return None if job is None else JobStatus(job.status)
-            context.actor.set(job.created_by)
-            status = await self.executor(job.executor).status(job.handle)
-            if status.finished:
-                await self._finish(uow, job, status)
-            return JobStatus(job.status)
+            job = await store.get_job(uow.session, job_id)
+        if job is None or job.status != JobStatus.RUNNING:
+            return None if job is None else JobStatus(job.status)
+        context.actor.set(job.created_by)
+        status = await self.executor(job.executor).status(job.handle)
+        if not status.finished:
+            return JobStatus.RUNNING
+        return await self._finish(job_id, status)
 
     async def cancel(self, job_id: UUID) -> None:
         async with self._new_uow() as uow:
@@ -160,15 +205,17 @@ class JobSupervisor:
             if job is None:
                 return
             check_cancellable(JobStatus(job.status))
-            if job.status == JobStatus.RUNNING:
-                executor = self.executor(job.executor)
-                await executor.cancel(job.handle)
-                status = await executor.status(job.handle)
-                if status.state != ExecutionState.KILLED and not status.finished:
-                    status = ExecutionStatus(ExecutionState.KILLED, message="cancelled")
-                await self._finish(uow, job, status)
-            else:  # not started yet: nothing runs, nothing to stop
+            if job.status != JobStatus.RUNNING:
+                # Not started (or being started: its starter stops what it started): nothing
+                # runs yet.
                 await self._end(uow, job, JobStatus.KILLED, None, None, "cancelled")
+                return
+        executor = self.executor(job.executor)
+        await executor.cancel(job.handle)
+        status = await executor.status(job.handle)
+        if status.state != ExecutionState.KILLED and not status.finished:
+            status = ExecutionStatus(ExecutionState.KILLED, message="cancelled")
+        await self._finish(job_id, status)
 
     def logs(self, job: TrainingJob) -> AsyncIterator[str]:
         return self.executor(job.executor).logs(job.handle)
@@ -239,27 +286,38 @@ class JobSupervisor:
         })
         uow.record(run_updated(job, run), run.id)
 
-    async def _finish(self, uow: UnitOfWork, job: TrainingJob, status: ExecutionStatus) -> None:
-        """Read the run back from MLflow, end it there and here, and record how the job ended."""
+    async def _finish(self, job_id: UUID, status: ExecutionStatus) -> JobStatus:
+        """Read the run back from MLflow and end it there, then record how the job ended.
+
+        MLflow first, outside any transaction: a crash in between leaves the job running, and
+        the watcher's next round ends the run again (harmless) and records it."""
         outcome = _JOB_STATUS[status.state]
-        run = await store.run_of_job(uow.session, job.id)
-        metrics: dict[str, float] = {}
-        artifact_uri = None
+        async with self._new_uow() as uow:
+            run = await store.run_of_job(uow.session, job_id)
+        snapshot = None
         if run is not None:
             snapshot = await self.tracking.read_run(run.tracking_run_id)
-            metrics, artifact_uri = snapshot.metrics, snapshot.artifact_uri
-            run_status, mlflow_status = TERMINAL_RUN_STATUS[outcome]
-            await self.tracking.finish(run.tracking_run_id, mlflow_status)
-            run = await store.update_run(uow.session, run.id, {
-                "metrics": metrics, "artifact_uris": [artifact_uri] if artifact_uri else [],
-                "artifacts": snapshot.artifacts,
-                "parameters": {**job.parameters, **snapshot.params}, "status": run_status.value,
-                "end_time": datetime.now(UTC),
-            })
-            uow.record(run_updated(job, run), run.id)
-        await apply_changes(uow.session, job, {"exit_code": status.exit_code})
-        await self._end(uow, job, outcome, run.tracking_run_id if run else None,
-                        (metrics, artifact_uri), status.message)
+            await self.tracking.finish(run.tracking_run_id, TERMINAL_RUN_STATUS[outcome][1])
+        async with self._new_uow() as uow:
+            job = await store.lock_job(uow.session, job_id)
+            if job is None or job.status != JobStatus.RUNNING:
+                return JobStatus(job.status) if job is not None else outcome  # another ended it
+            results = None
+            if run is not None and snapshot is not None:
+                run = await store.update_run(uow.session, run.id, {
+                    "metrics": snapshot.metrics,
+                    "artifact_uris": [snapshot.artifact_uri] if snapshot.artifact_uri else [],
+                    "artifacts": snapshot.artifacts,
+                    "parameters": {**job.parameters, **snapshot.params},
+                    "status": TERMINAL_RUN_STATUS[outcome][0].value,
+                    "end_time": datetime.now(UTC),
+                })
+                uow.record(run_updated(job, run), run.id)
+                results = (snapshot.metrics, snapshot.artifact_uri)
+            await apply_changes(uow.session, job, {"exit_code": status.exit_code})
+            await self._end(uow, job, outcome, run.tracking_run_id if run else None, results,
+                            status.message)
+        return outcome
 
     async def _end(
         self, uow: UnitOfWork, job: TrainingJob, outcome: JobStatus, run_id: str | None,

@@ -16,10 +16,13 @@ from services.pipelines.schemas import (
     DefinitionOut,
     PipelineCreate,
     PipelineDetail,
+    PipelineOut,
     PipelinePage,
     RunCreate,
     RunDetail,
+    RunOut,
     RunPage,
+    StageOut,
 )
 from shared.dependencies import Actor, Limit, Offset, Runtime
 from shared.runtime import ServiceRuntime
@@ -41,26 +44,25 @@ async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSyste
     return None if row is None else OrchestrationSystem(row.orchestration_system)
 
 
-async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> dict:
+async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> PipelineDetail:
     async with rt.sessionmaker() as session:
         pipeline = await store.get_pipeline(session, pipeline_id)
         if pipeline is None:
             raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
         definition = await store.get_definition(session, pipeline_id, pipeline.latest_version)
-    return {
-        **PipelineDetail.model_validate(
-            {**pipeline.__dict__, "definition": definition.definition}
-        ).model_dump()
-    }
+    return PipelineDetail(**PipelineOut.model_validate(pipeline).model_dump(),
+                          definition=definition.definition)
 
 
-async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> dict:
+async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> RunDetail:
     async with rt.sessionmaker() as session:
         run = await store.get_run(session, run_id)
         if run is None or run.pipeline_id != pipeline_id:
             raise RunNotFound(f"pipeline {pipeline_id} has no run {run_id}")
         stages = await store.run_stages(session, run_id)
-    return RunDetail.model_validate({**run.__dict__, "stages": stages}).model_dump()
+    return RunDetail(**RunOut.model_validate(run).model_dump(),
+                     pipeline_definition=run.pipeline_definition,
+                     stages=[StageOut.model_validate(s) for s in stages])
 
 
 @router.post("/pipelines", status_code=201, response_model=PipelineDetail)
@@ -109,7 +111,9 @@ async def start_run(
 ):
     """Start a run on its env's orchestrator: the local engine asks for its first stages in the
     commit that stores it; Argo gets the workflow once it is stored."""
-    orchestration = rt.settings.orchestration(body.env)
+    async with rt.sessionmaker() as session:
+        orchestration = await service.orchestration_of(
+            session, body.env.value, rt.settings.orchestration(body.env))
     namespace = (
         argo.config.namespace
         if orchestration == OrchestrationSystem.ARGO_WORKFLOWS

@@ -16,7 +16,13 @@ from services.pipelines.consumers import CONSUMERS
 from services.pipelines.engine import Tick
 from services.pipelines.models import metadata
 from services.pipelines.settings import PipelinesSettings
-from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
+from shared.auth import CredentialVerifier
+from shared.http import (
+    NO_TELEMETRY,
+    CorrelationMiddleware,
+    Utf8JsonOnly,
+    install_problem_handlers,
+)
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "pipelines"
@@ -74,7 +80,9 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.argo_runs = argo_runs
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    app.add_middleware(Utf8JsonOnly)
+    # Only the gateway's signed credential says who calls (shared/auth.py).
+    app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))
     install_problem_handlers(app)
     install_health_routes(app, runtime)
     app.include_router(router)

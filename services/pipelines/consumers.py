@@ -13,9 +13,11 @@ from services.pipelines.engine import (
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
+from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import JobCancelled, JobFailed, JobRejected, JobStarted, JobSucceeded
 from shared.events.pipelines import StageAttemptAnswer
 from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
+from shared.integrations import Concern
 
 # Serving's answers, by subject (their contracts are serving's: DeploymentHealthy / Failed).
 DEPLOYMENT_HEALTHY = "serving.deployment.healthy"
@@ -56,6 +58,12 @@ async def version_transitioned(uow: UnitOfWork, event: CloudEvent) -> None:
         await service.answer(uow, tag.pipeline_run_id, answer)
 
 
+async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
+    change = event.parse_data(IntegrationConfigChanged)
+    if change.concern == Concern.PIPELINE_ORCHESTRATION:
+        await service.apply_integration_config(uow, change)
+
+
 def _deployment_answer(healthy: bool):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
         tag = event.parse_data(StageAttemptAnswer)
@@ -85,6 +93,11 @@ CONSUMERS = (
         durable="pipelines-registry-model-version-transitioned",
         subject=ModelVersionTransitioned.subject,
         handle=version_transitioned,
+    ),
+    EventConsumer(
+        durable="pipelines-gateway-integration-config-changed",
+        subject=IntegrationConfigChanged.subject,
+        handle=keep_integration_config,
     ),
     EventConsumer(
         durable="pipelines-serving-deployment-healthy",

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.pipelines import store
 from services.pipelines.domain import (
     OrchestrationSystem,
@@ -38,7 +40,9 @@ from services.pipelines.models import WorkflowPipeline
 from services.pipelines.schemas import PipelineCreate, RunCreate
 from shared import context
 from shared.db import UnitOfWork
+from shared.events.gateway import IntegrationConfigChanged
 from shared.events.pipelines import PipelineDefined
+from shared.integrations import Concern
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,26 @@ async def _keep_definition(
         pipeline_id=pipeline.id, name=pipeline.name, project_id=pipeline.project_id,
         version=version, definition=definition, defined_by=actor,
     ), pipeline.id)
+
+
+async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
+    """Keep the newest orchestration choice of each env; runs started there afterwards use it."""
+    applied = await store.put_integration_config(uow.session, {
+        "env": change.env, "concern": change.concern, "backend": change.backend,
+        "settings": change.settings, "changed_by": change.changed_by,
+        "changed_at": change.changed_at,
+    })
+    if not applied:
+        log.info("%s of %s changed at %s is older than the one kept; ignored",
+                 change.concern, change.env, change.changed_at)
+
+
+async def orchestration_of(
+    session: AsyncSession, env: str, default: OrchestrationSystem
+) -> OrchestrationSystem:
+    """The env's IntegrationConfig says which system runs its pipelines; without one, `default`."""
+    backend = await store.configured_backend(session, env, Concern.PIPELINE_ORCHESTRATION)
+    return default if backend is None else OrchestrationSystem(backend)
 
 
 async def start_run(

@@ -18,6 +18,7 @@ from services.pipelines.domain import (
 )
 from services.pipelines.engine import Plan, RunState, StageState
 from services.pipelines.models import (
+    IntegrationConfig,
     PipelineDefinitionVersion,
     PipelineRun,
     PipelineRunStage,
@@ -204,3 +205,24 @@ def run_state(row: PipelineRun, stages: Sequence[PipelineRunStage]) -> RunState:
         max_retries=row.max_retries, start_time=row.start_time, end_time=row.end_time,
         orchestration_system=OrchestrationSystem(row.orchestration_system),
     )
+
+
+# ---- which system runs each env's pipelines ------------------------------------------------
+
+
+async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
+    stmt = insert(IntegrationConfig).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["env", "concern"],
+        set_={name: stmt.excluded[name] for name in ("backend", "settings", "changed_by",
+                                                      "changed_at")},
+        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
+    ).returning(IntegrationConfig.env)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def configured_backend(session: AsyncSession, env: str, concern: str) -> str | None:
+    stmt = select(IntegrationConfig.backend).where(
+        IntegrationConfig.env == env, IntegrationConfig.concern == concern)
+    return (await session.scalars(stmt)).one_or_none()

@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.registry import service, store
+from services.registry.access import Access, role_to_move_to
 from services.registry.domain import ModelStage
 from services.registry.errors import (
     DuplicateModelName,
@@ -35,29 +36,44 @@ from services.registry.schemas import (
     VersionPage,
     VersionUpdate,
 )
-from shared.dependencies import Actor, Limit, Offset, Runtime
-from shared.errors import InvalidInput, Problem, Unauthorized, problem_responses
+from shared.auth import Role
+from shared.dependencies import Actor, Limit, Offset, Runtime, Who
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
 from shared.http import rows_reply
+from shared.projects import UnknownProject
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
 
 def answers(*problems: type[Problem]) -> dict:
-    """The problem replies a read may give: bad input, and `problems`."""
-    return problem_responses(InvalidInput, *problems)
+    """The problem replies a read may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
 
 
 def write_answers(*problems: type[Problem]) -> dict:
-    """The problem replies a write may give: those of a read, and no actor, or an event too
-    large for the bus."""
-    return answers(Unauthorized, EventTooLarge, *problems)
+    """The problem replies a write may give: those of a read, a body not in UTF-8, or an event
+    too large for the bus."""
+    return answers(UnsupportedEncoding, EventTooLarge, *problems)
 
 
 async def known_stages(request: Request) -> service.KnownStages:
     return request.app.state.known_stages
 
 
+async def access(request: Request) -> Access:
+    return request.app.state.access
+
+
 Known = Annotated[service.KnownStages, Depends(known_stages)]
+Allowed = Annotated[Access, Depends(access)]
 
 
 def parse_tag_filters(tag: list[str]) -> list[tuple[str, str | None]]:
@@ -79,8 +95,11 @@ TAG_FILTER = (
 
 
 @router.post("/models", status_code=201, response_model=ModelOut,
-             responses=write_answers(DuplicateModelName))
-async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Known):
+             responses=write_answers(DuplicateModelName, UnknownProject))
+async def register_model(
+    body: ModelCreate, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed
+):
+    await allowed.to_register(caller, body.project_id)
     async with rt.uow(begin=False) as uow:
         model = await service.register_model(uow, actor=who, **body.model_dump())
     known.registered(model["id"])
@@ -91,6 +110,7 @@ async def register_model(body: ModelCreate, rt: Runtime, who: Actor, known: Know
 @router.get("/models", response_model=ModelPage, responses=answers(InvalidTagFilter))
 async def list_models(
     rt: Runtime,
+    caller: Who,
     project_id: UUID | None = None,
     name: Annotated[Text | None, Query(description="Case-insensitive substring of the name")] = None,
     tag: Annotated[list[Text], Query(description=TAG_FILTER)] = [],  # noqa: B006
@@ -100,18 +120,20 @@ async def list_models(
     filters = parse_tag_filters(tag)
     async with rt.sessionmaker() as session:
         items, total = await store.find_models(
-            session, project_id=project_id, name=name, tags=filters, limit=limit, offset=offset
+            session, projects=caller.scope(project_id), name=name, tags=filters, limit=limit,
+            offset=offset,
         )
     return {"items": items, "total": total}
 
 
 @router.get("/models/summary", response_model=SummaryPage, responses=answers())
 async def models_summary(
-    rt: Runtime, project_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0
+    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 50,
+    offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
         rows, total, totals = await store.summarize(
-            session, project_id=project_id, limit=limit, offset=offset
+            session, projects=caller.scope(project_id), limit=limit, offset=offset
         )
     items = [
         ModelSummary(
@@ -129,7 +151,10 @@ async def models_summary(
 
 @router.get("/models/stages/{stage}/latest", response_model=VersionOut,
             responses=answers(VersionNotFound))
-async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
+async def latest_in_stage(
+    stage: ModelStage, model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         version = await store.latest_in_stage(conn, model_id, stage)
     if version is None:
@@ -139,14 +164,20 @@ async def latest_in_stage(stage: ModelStage, model_id: UUID, rt: Runtime):
 
 @router.patch("/models/versions/{version_id}", response_model=VersionOut,
               responses=write_answers(VersionNotFound))
-async def update_version(version_id: UUID, body: VersionUpdate, rt: Runtime, _: Actor):
+async def update_version(
+    version_id: UUID, body: VersionUpdate, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_version(caller, version_id, Role.EDITOR)
     async with rt.uow() as uow:
         return await service.update_version(uow, version_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/models/versions/{version_id}", status_code=204,
                responses=write_answers(VersionNotFound, VersionInProduction))
-async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
+async def delete_version(
+    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
+) -> Response:
+    await allowed.to_version(caller, version_id, Role.EDITOR)
     async with rt.uow() as uow:
         await service.delete_version(uow, version_id)
     return Response(status_code=204)
@@ -155,8 +186,10 @@ async def delete_version(version_id: UUID, rt: Runtime, _: Actor) -> Response:
 @router.post("/models/versions/{version_id}/transition", response_model=TransitionResult,
              responses=write_answers(VersionNotFound, StageUnchanged))
 async def transition_stage(
-    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known
+    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known,
+    caller: Who, allowed: Allowed,
 ):
+    await allowed.to_version(caller, version_id, role_to_move_to(body.stage))
     async with rt.uow(begin=False) as uow:
         version, transitions = await service.transition_stage(
             uow, version_id, stage=body.stage, comment=body.comment, actor=who, known=known
@@ -166,7 +199,11 @@ async def transition_stage(
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage,
             responses=answers(VersionNotFound))
-async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, offset: Offset = 0):
+async def list_transitions(
+    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed, limit: Limit = 100,
+    offset: Offset = 0,
+):
+    await allowed.to_version(caller, version_id, Role.VIEWER)
     async with rt.connection() as conn:
         if not await store.version_exists(conn, version_id):
             raise VersionNotFound(f"with id {version_id}")
@@ -175,7 +212,8 @@ async def list_transitions(version_id: UUID, rt: Runtime, limit: Limit = 100, of
 
 
 @router.get("/models/{model_id}", response_model=ModelDetail, responses=answers(ModelNotFound))
-async def get_model(model_id: UUID, rt: Runtime):
+async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         model = await store.get_model(conn, model_id)
         listed = None if model is None else await store.list_versions(
@@ -190,13 +228,17 @@ async def get_model(model_id: UUID, rt: Runtime):
 
 @router.patch("/models/{model_id}", response_model=ModelOut,
               responses=write_answers(ModelNotFound, DuplicateModelName))
-async def update_model(model_id: UUID, body: ModelUpdate, rt: Runtime, _: Actor):
+async def update_model(
+    model_id: UUID, body: ModelUpdate, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow() as uow:
         return await service.update_model(uow, model_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/models/{model_id}", status_code=204, responses=write_answers(ModelNotFound))
-async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
+async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed) -> Response:
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow() as uow:
         await service.delete_model(uow, model_id)
     return Response(status_code=204)
@@ -205,8 +247,10 @@ async def delete_model(model_id: UUID, rt: Runtime, _: Actor) -> Response:
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut,
              responses=write_answers(ModelNotFound, DuplicateVersion))
 async def create_version(
-    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known
+    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known, caller: Who,
+    allowed: Allowed,
 ):
+    await allowed.to_model(caller, model_id, Role.EDITOR)
     async with rt.uow(begin=False) as uow:
         version = await service.create_version(uow, model_id, actor=who, **body.model_dump())
     known.created(version)
@@ -219,10 +263,13 @@ async def create_version(
 async def list_versions(
     model_id: UUID,
     rt: Runtime,
+    caller: Who,
+    allowed: Allowed,
     stage: ModelStage | None = None,
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     before = None
     if cursor is not None and (before := store.decode_cursor(cursor)) is None:
         raise InvalidCursor(f"cursor '{cursor}' is not one this API gave out")
@@ -240,7 +287,10 @@ async def list_versions(
 
 @router.get("/models/{model_id}/versions/{version}", response_model=VersionOut,
             responses=answers(VersionNotFound))
-async def get_version_by_label(model_id: UUID, version: Text, rt: Runtime):
+async def get_version_by_label(
+    model_id: UUID, version: Text, rt: Runtime, caller: Who, allowed: Allowed
+):
+    await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         found = await store.get_version_by_label(conn, model_id, version)
     if found is None:

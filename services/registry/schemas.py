@@ -20,12 +20,9 @@ from pydantic import (
 from services.registry.domain import MAX_VERSION_LENGTH, ModelStage
 
 
-def storable(value: Any) -> Any:
+def storable(value: str) -> str:
     """Refuses strings Postgres cannot store in text or jsonb: with NUL, or with half of a
-    surrogate pair (which JSON's `\\ud800` escapes can make). Before any other check of the
-    string: pydantic's own fail on a surrogate with an exception of their own."""
-    if not isinstance(value, str):
-        return value
+    surrogate pair (which JSON's `\\ud800` escapes can make)."""
     if "\x00" in value:
         raise ValueError("must not contain a NUL character (U+0000)")
     if not value.isascii():
@@ -42,38 +39,53 @@ def _not_null(value: Any) -> Any:
     return value
 
 
-def _json_storable(value: Any, path: str = "") -> Any:
-    """Checks every key and value of a JSON document as `storable`, and every number finite:
-    jsonb has no NaN or Infinity."""
-    if isinstance(value, str):
-        try:
-            storable(value)
-        except ValueError as refused:
-            raise ValueError(f"{path or 'a value'} {refused}") from None
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path or 'a value'} must be a finite number, not {value}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _json_storable(key, f"a key of {path}" if path else "a key")  # not itself named
-            _json_storable(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            _json_storable(item, f"{path}[{n}]")
-    return value
+# How deep a version's metadata may nest: replies carry it inside pages of versions, and
+# their serializer (pydantic's, as orjson) stops at 255 levels in all.
+MAX_METADATA_DEPTH = 64
 
 
+def _json_storable(document: Any) -> Any:
+    """Checks every key and string of a JSON document as `storable`, every number finite
+    (jsonb has no NaN or Infinity) and its nesting within `MAX_METADATA_DEPTH`; the path of
+    the first that is not is in the message. A loop, not recursion: the JSON parser lets a
+    document nest deeper than Python recurses."""
+    pending: list[tuple[str, int, Any]] = [("", 0, document)]
+    while pending:
+        path, depth, value = pending.pop()
+        if isinstance(value, str):
+            try:
+                storable(value)
+            except ValueError as refused:
+                raise ValueError(f"{path or 'a key'} {refused}") from None
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{path} must be a finite number, not {value}")
+        elif isinstance(value, dict | list) and depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"{path} nests deeper than {MAX_METADATA_DEPTH} levels")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                pending.append((f"{path}.{key}" if path else key, depth + 1, item))
+                pending.append((f"a key of {path}" if path else "", depth, key))  # checked first
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{n}]", depth + 1, item) for n, item in enumerate(value))
+    return document
+
+
+STORABLE = AfterValidator(storable)
 NotNull = BeforeValidator(_not_null)
-Text = Annotated[str, BeforeValidator(storable)]
+Text = Annotated[str, STORABLE]
 Name = Annotated[
-    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NotNull
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), STORABLE, NotNull
 ]
 VersionLabel = Annotated[
-    Text,
+    str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=MAX_VERSION_LENGTH, pattern=r"^[^/]+$"
     ),
+    STORABLE,
 ]
-TagList = list[Annotated[Text, StringConstraints(min_length=1)]]
+RunId = Annotated[str, StringConstraints(max_length=255), STORABLE]
+Comment = Annotated[str, StringConstraints(max_length=10_000), STORABLE]
+TagList = list[Annotated[str, StringConstraints(min_length=1), STORABLE]]
 TagMap = dict[Text, Text]
 
 
@@ -135,7 +147,7 @@ class VersionCreate(Body):
         default=None, description="The version's label; numbered 1, 2, 3, ... when omitted."
     )
     description: Text | None = None
-    run_id: Text | None = None
+    run_id: RunId | None = None
     artifact_version_id: UUID | None = None
     artifact_uri: Text | None = None
     metrics: Annotated[Metrics, NotNull] = Field(default_factory=dict)
@@ -151,7 +163,7 @@ class VersionUpdate(Body):
 
 class TransitionRequest(Body):
     stage: ModelStage
-    comment: Text | None = Field(default=None, max_length=10_000)
+    comment: Comment | None = None
 
 
 class Out(BaseModel):

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from sqlalchemy.exc import IntegrityError
+
 from services.registry import store
 from services.registry.domain import (
     ModelStage,
@@ -64,7 +66,15 @@ async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any])
     ):
         raise DuplicateModelName(f"project {model.project_id} already has a model named '{new_name}'")
     if changes:
-        await apply_changes(uow.session, model, changes)
+        project_id = model.project_id  # the session cannot read it after a failed flush
+        try:
+            await apply_changes(uow.session, model, changes)
+        except IntegrityError:
+            # A rename that raced another to the same name past the check above: the one
+            # unique key an update of a model can break is its name in its project.
+            raise DuplicateModelName(
+                f"project {project_id} already has a model named '{new_name}'"
+            ) from None
         uow.record(
             ModelUpdated(model_id=model.id, name=model.name, project_id=model.project_id,
                          changes=changes),

@@ -10,7 +10,7 @@ each pooled connection). The rest goes through the ORM session of the same trans
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -96,6 +96,18 @@ async def get_model(conn: asyncpg.Connection, model_id: UUID) -> Record | None:
     return await conn.fetchrow(f"SELECT {MODEL_COLUMNS} FROM {MODELS} WHERE id = $1", model_id)
 
 
+async def project_of_model(conn: asyncpg.Connection, model_id: UUID) -> UUID | None:
+    return await conn.fetchval(f"SELECT project_id FROM {MODELS} WHERE id = $1", model_id)
+
+
+async def project_of_version(conn: asyncpg.Connection, version_id: UUID) -> UUID | None:
+    return await conn.fetchval(
+        f"SELECT m.project_id FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id"
+        " WHERE v.id = $1",
+        version_id,
+    )
+
+
 async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
     """The model, row-locked: writes that must see its versions stand still are serialised."""
     stmt = select(RegisteredModel).where(RegisteredModel.id == model_id).with_for_update()
@@ -105,18 +117,18 @@ async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel |
 async def find_models(
     session: AsyncSession,
     *,
-    project_id: UUID | None,
+    projects: Collection[UUID] | None,
     name: str | None,
     tags: Sequence[tuple[str, str | None]],
     limit: int,
     offset: int,
 ) -> tuple[Sequence[RegisteredModel], int]:
-    """A page of the models in name order, and how many match. Each of `tags` is a key, which
+    """A page of the models in `projects` (None: every project) in name order, and how many match. Each of `tags` is a key, which
     a list of labels or an object's keys hold, or a key and value, which an object holds or a
     list as the label `key:value` (jsonb's `?` and `@>`, both served by the GIN index)."""
     conditions = []
-    if project_id is not None:
-        conditions.append(RegisteredModel.project_id == project_id)
+    if projects is not None:
+        conditions.append(RegisteredModel.project_id.in_(list(projects)))
     if name:
         pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(RegisteredModel.name.ilike(pattern))
@@ -289,6 +301,7 @@ _TRANSITION = f"""
         SELECT p.* FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[])
             WITH ORDINALITY AS p (version_id, from_stage, to_stage, comment, audit_id, n)
         WHERE EXISTS (SELECT FROM guard)
+        LIMIT 2  -- as plan_transition makes at most; else taken for 10, its generic plan dearer
     ), moved AS (
         UPDATE {VERSIONS} v
         SET stage = p.to_stage, updated_at = $10,
@@ -341,6 +354,8 @@ async def transition(
     its model's production version changed since. Returns the version as moved, with its
     model's name; None when one did (nothing written). `approved_by` records an approval on
     `version`."""
+    if len(changes) > 2:  # the statement applies two at most (its LIMIT)
+        raise ValueError(f"a transition makes one or two stage changes, not {len(changes)}")
     production = ModelStage.PRODUCTION
     serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
                    (None, None))  # fmt: skip
@@ -419,7 +434,7 @@ async def list_transitions(
 
 
 async def summarize(
-    session: AsyncSession, *, project_id: UUID | None, limit: int, offset: int
+    session: AsyncSession, *, projects: Collection[UUID] | None, limit: int, offset: int
 ) -> tuple[list[Row], int, dict[str, int]]:
     """Per-model version counts by stage, newest and production version, plus the totals over
     every model selected. The counts are those the writes keep (`version_counts`) and the
@@ -444,7 +459,7 @@ async def summarize(
         .limit(1)
         .scalar_subquery()
     )
-    where = [] if project_id is None else [RegisteredModel.project_id == project_id]
+    where = [] if projects is None else [RegisteredModel.project_id.in_(list(projects))]
     rows = (
         await session.execute(
             select(

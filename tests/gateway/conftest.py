@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from shared.auth import CREDENTIAL_HEADER, LOCAL_INTERNAL_KEY, Caller, CredentialVerifier
 from shared.service_table import ServiceSpec
 
 ADMIN_TOKEN = "test-admin-secret"
@@ -200,6 +201,14 @@ async def client(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+VERIFIER = CredentialVerifier([LOCAL_INTERNAL_KEY])
+
+
+def forwarded_caller(seen: dict) -> Caller:
+    """The caller a forwarded request's credential names, verified as a service verifies it."""
+    return VERIFIER.verify(seen["headers"].get(CREDENTIAL_HEADER.lower()))
 
 
 ADMIN = bearer(ADMIN_TOKEN)

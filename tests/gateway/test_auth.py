@@ -13,7 +13,8 @@ from services.gateway.app import create_app
 from services.gateway.auth import Authenticator
 from services.gateway.settings import GatewaySettings
 from shared.errors import Unauthorized
-from tests.gateway.conftest import ADMIN, FakeRegistry, bearer
+from tests.credentials import SIGNER
+from tests.gateway.conftest import ADMIN, FakeRegistry, bearer, forwarded_caller
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ async def test_a_created_token_works_until_it_is_revoked(
     token = bearer(body["token"])
 
     assert (await client.get("/api/v1/registry/models", headers=token)).status_code == 200
-    assert registry.requests[-1]["headers"]["x-modelplane-actor"] == subject
+    assert forwarded_caller(registry.requests[-1]).subject == subject
 
     listed = (await client.get("/api/v1/tokens", headers=ADMIN)).json()
     mine = [t for t in listed["items"] if t["id"] == body["id"]]
@@ -154,9 +155,9 @@ async def test_requests_that_find_a_token_expired_wait_for_one_lookup_together(
     token, token_id = await issue(forgetful_gateway, subject)
     authenticator: Authenticator = forgetful_gateway.state.authenticator
 
-    principals = await authenticate_32(authenticator, token)
+    found = await authenticate_32(authenticator, token)
     assert len(slow_lookups) == 1
-    assert {(p.subject, p.token_id) for p in principals} == {(subject, token_id)}
+    assert {(a.caller.subject, a.caller.token_id) for a in found} == {(subject, token_id)}
 
     # A caller that gives up leaves the lookup to those still waiting.
     impatient = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
@@ -164,7 +165,7 @@ async def test_requests_that_find_a_token_expired_wait_for_one_lookup_together(
     patient = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
     await asyncio.sleep(0)
     impatient.cancel()
-    assert (await patient).token_id == token_id
+    assert (await patient).caller.token_id == token_id
     assert len(slow_lookups) == 2
 
     unknown = await authenticate_32(authenticator, "mp_never-issued")
@@ -177,7 +178,7 @@ async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its
 ) -> None:
     for remember_seconds in (0, 30):
         token, token_id = await issue(forgetful_gateway, f"erin-{uuid.uuid4().hex[:6]}")
-        authenticator = Authenticator(forgetful_gateway.state.runtime.sessionmaker, None,
+        authenticator = Authenticator(forgetful_gateway.state.runtime.sessionmaker, None, SIGNER,
                                       remember_seconds)  # fmt: skip
         slow_lookups.clear()
         before = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
@@ -186,10 +187,10 @@ async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its
             await asyncio.sleep(0.005)
         await revoke(forgetful_gateway, authenticator, token_id)
         if remember_seconds:  # and once it has answered, nothing remembers what it read
-            assert (await before).token_id == token_id
+            assert (await before).caller.token_id == token_id
             after = await authenticate_32(authenticator, token)
         else:  # the requests after the revocation wait for a lookup of their own
             after = await authenticate_32(authenticator, token)
-            assert (await before).token_id == token_id
+            assert (await before).caller.token_id == token_id
         assert len(slow_lookups) == 2
         assert all(isinstance(e, Unauthorized) for e in after)

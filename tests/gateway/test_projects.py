@@ -1,26 +1,28 @@
-"""Projects: created by editors, readable by viewers, names unique, creation published."""
+"""Projects: created by platform admins only, readable by viewers, names unique, creation
+published."""
 
 import uuid
 
 import httpx
 import nats
+import pytest
 
 from tests.bus import wait_for_events
 from tests.gateway.conftest import ADMIN
 
 
-async def test_an_editor_creates_a_project_and_a_viewer_reads_it(
+async def test_an_admin_creates_a_project_and_a_viewer_reads_it(
     client: httpx.AsyncClient, token_for, nats_url: str
 ) -> None:
-    editor, viewer = await token_for("editor"), await token_for("viewer")
+    admin, viewer = await token_for("admin"), await token_for("viewer")
     name = f"fraud-{uuid.uuid4().hex[:8]}"
     created = await client.post(
-        "/api/v1/projects", json={"name": name, "description": "fraud models"}, headers=editor
+        "/api/v1/projects", json={"name": name, "description": "fraud models"}, headers=admin
     )
     assert created.status_code == 201, created.text
     project = created.json()
     assert project["name"] == name and project["description"] == "fraud models"
-    assert project["created_by"].startswith("editor-")
+    assert project["created_by"].startswith("admin-")
 
     fetched = await client.get(f"/api/v1/projects/{project['id']}", headers=viewer)
     assert fetched.status_code == 200 and fetched.json() == project
@@ -50,10 +52,16 @@ async def test_projects_page_with_limit_and_offset(
     assert too_small.status_code == 422
 
 
-async def test_a_viewer_may_not_create_a_project(client: httpx.AsyncClient, token_for) -> None:
-    viewer = await token_for("viewer")
-    reply = await client.post("/api/v1/projects", json={"name": "nope"}, headers=viewer)
+@pytest.mark.parametrize("role", ["viewer", "editor", "approver"])
+async def test_only_platform_admins_create_projects(
+    client: httpx.AsyncClient, token_for, role: str
+) -> None:
+    reply = await client.post("/api/v1/projects", json={"name": f"nope-{role}"},
+                              headers=await token_for(role))  # fmt: skip
     assert reply.status_code == 403
+    assert reply.json()["required_role"] == "admin"
+    page = (await client.get("/api/v1/projects", params={"limit": 500}, headers=ADMIN)).json()
+    assert f"nope-{role}" not in [p["name"] for p in page["items"]]
 
 
 async def test_a_duplicate_project_name_is_409(client: httpx.AsyncClient, project: dict) -> None:

@@ -7,8 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 
+from services.gateway.upstream import Upstream, UpstreamError
 from shared.http import install_problem_handlers
 from tests.gateway.conftest import ADMIN, running_gateway, serving
 
@@ -23,6 +29,9 @@ class ClosingService:
 
     url: str = ""
     seen: list[tuple[int, str]] = field(default_factory=list)  # (connection, request line)
+    # Close each connection right after its first reply instead (as a keep-alive timeout
+    # would, a moment later).
+    close_after_reply: bool = False
     _connections: int = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,6 +54,8 @@ class ClosingService:
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                              b"content-length: %d\r\n\r\n%s" % (len(OK), OK))  # fmt: skip
                 await writer.drain()
+                if self.close_after_reply:
+                    break
         writer.close()
 
     @contextlib.asynccontextmanager
@@ -85,6 +96,24 @@ async def test_a_write_that_reached_the_service_is_never_sent_twice(gateway_sett
     assert second.status_code == 503
     assert second.json()["type"] == "https://modelplane.dev/problems/service-unavailable"
     assert [line for _, line in service.seen].count("PATCH /api/v1/registry/models/b HTTP/1.1") == 1
+
+
+async def test_a_write_after_the_service_closed_an_idle_connection_goes_on_a_new_one(
+    gateway_settings,
+) -> None:
+    async with ClosingService(close_after_reply=True).running() as service:
+        settings = gateway_settings(registry_url=service.url, jobs_url=service.url)
+        async with running_gateway(settings) as gateway:
+            first = await gateway.patch("/api/v1/registry/models/a", json={}, headers=ADMIN)
+            await asyncio.sleep(0.2)  # the service's close reaches the gateway's pool
+            second = await gateway.patch("/api/v1/registry/models/b", json={}, headers=ADMIN)
+    assert (first.status_code, second.status_code) == (200, 200)
+    patches = [(connection, line) for connection, line in service.seen if "PATCH" in line]
+    assert [line for _, line in patches] == [
+        "PATCH /api/v1/registry/models/a HTTP/1.1",
+        "PATCH /api/v1/registry/models/b HTTP/1.1",
+    ]
+    assert patches[0][0] != patches[1][0]
 
 
 def failing_service() -> FastAPI:
@@ -128,3 +157,33 @@ async def test_concurrent_requests_beside_failures_get_their_own_replies(
             replies = await asyncio.gather(*(call(name) for name in names))
     statuses = [(name, reply.status_code) for name, reply in zip(names, replies, strict=True)]
     assert statuses == [(name, 500 if name == "boom" else 200) for name in names]
+
+
+def slow_service() -> Starlette:
+    async def slow(_: Request) -> Response:
+        await asyncio.sleep(2)
+        return JSONResponse({"late": True})
+
+    async def follow(_: Request) -> Response:
+        async def lines() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield b"line %d\n" % i
+                await asyncio.sleep(0.6)
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+    return Starlette(routes=[Route("/slow", slow), Route("/follow", follow)])
+
+
+async def test_a_reply_is_timed_but_a_stream_may_outlast_the_timeout() -> None:
+    async with serving(slow_service()) as url:
+        upstream = Upstream([url], connections=2, timeout=1.0)
+        await upstream.start()
+        try:
+            with pytest.raises(UpstreamError, match="in time"):
+                await upstream.request("GET", "/slow")
+            streamed = await upstream.request("GET", "/follow")
+            assert streamed.body is None
+            assert await streamed.read() == b"line 0\nline 1\nline 2\n"  # over 1.2 s
+        finally:
+            await upstream.close()

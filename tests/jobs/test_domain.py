@@ -4,7 +4,6 @@ import pytest
 
 from services.jobs.domain import (
     Env,
-    JobAlreadyFinished,
     JobStatus,
     canonical_gpu_type_id,
     check_cancellable,
@@ -12,6 +11,7 @@ from services.jobs.domain import (
     gpu_type_option_violations,
     validate_job,
 )
+from services.jobs.errors import JobAlreadyFinished
 
 ENABLED = {"a100-80gb", "h100"}
 

@@ -10,13 +10,15 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tests.bus import wait_for_events
+from tests.credentials import credential_headers, known_project
+from tests.jobs.conftest import JOBS_PROJECT
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def job_body(**overrides) -> dict:
     body = {
-        "name": f"train-{uuid.uuid4().hex[:6]}", "project_id": str(uuid.uuid4()), "env": "dev",
+        "name": f"train-{uuid.uuid4().hex[:6]}", "project_id": str(JOBS_PROJECT), "env": "dev",
         "job_type": "training", "command": [sys.executable, str(SCRIPTS / "train.py")],
         "parameters": {"epochs": 2}, "use_gpu": False,
         "resources": {"cpu": "1", "memory": "1Gi"},
@@ -26,7 +28,8 @@ def job_body(**overrides) -> dict:
     return body
 
 
-async def wait_status(client, job_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+# A job imports MLflow (25 s of wall clock on a loaded two-core machine) before it ends.
+async def wait_status(client, job_id: str, statuses: set[str], timeout: float = 120.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         job = (await client.get(f"/jobs/{job_id}")).json()
@@ -69,9 +72,12 @@ async def test_gpu_jobs_need_an_enabled_gpu_type_of_their_env(jobs_client):
     assert [v["rule"] for v in other_env.json()["violations"]] == ["gpu-type-enabled-for-env"]
 
 
-async def test_a_local_training_job_succeeds_with_its_mlflow_run(jobs_client, jobs_settings, nc):
+async def test_a_local_training_job_succeeds_with_its_mlflow_run(
+    jobs_client, jobs_settings, jobs_app, nc
+):
     model_id = str(uuid.uuid4())
-    r = await jobs_client.post("/jobs", json=job_body(register_model={"model_id": model_id}))
+    r = await jobs_client.post("/jobs", json=job_body(register_model={"model_id": model_id},
+                                                      project_id=known_project(jobs_app)))
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["status"] == "running"
@@ -84,6 +90,8 @@ async def test_a_local_training_job_succeeds_with_its_mlflow_run(jobs_client, jo
     assert run["status"] == "completed" and run["end_time"] is not None
     assert run["metrics"] == {"accuracy": 0.7}
     assert run["parameters"] == {"epochs": "2"}
+    assert run["artifacts"] == ["model.bin"]
+    assert run["artifact_uris"][0].startswith("mlflow-artifacts:/")  # served by the server
 
     mlflow_run = MlflowClient(jobs_settings.tracking_uri()).get_run(run["tracking_run_id"])
     assert mlflow_run.info.status == "FINISHED"
@@ -154,12 +162,13 @@ async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restar
 
     # A second service instance, stopped while its job runs; the job ends meanwhile.
     second = create_app(jobs_settings)
+    known_project(second, JOBS_PROJECT)
     import httpx
 
     async with (
         second.router.lifespan_context(second),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://jobs/api/v1",
-                          headers={"X-Modelplane-Actor": "bob"}) as c,
+                          headers=credential_headers("bob")) as c,
     ):
         r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
         assert r.status_code == 201, r.text

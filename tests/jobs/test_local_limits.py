@@ -124,8 +124,10 @@ async def test_a_root_service_runs_jobs_as_the_unprivileged_user(open_dir, wait_
 
     assert (await wait_finished(executor, handle)).state == ExecutionState.SUCCEEDED
     job_dir = open_dir / "runs" / handle
-    assert await output(executor, handle) == ["nobody", str(256 * 1024), str(job_dir)]
-    assert (job_dir / "written-by-the-job").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert await output(executor, handle) == ["nobody", str(256 * 1024), str(job_dir / "work")]
+    assert (job_dir / "work" / "written-by-the-job").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    # Its bookkeeping is out of the job's reach: it cannot forge its end or its pid.
+    assert job_dir.stat().st_uid == 0 and not job_dir.stat().st_mode & 0o022
     # The runner (root) still records how the job ended, for a restarted service to read.
     assert (job_dir / "exit_code").read_text() == "0"
 

@@ -27,10 +27,12 @@ async def pipelines_app(pipelines_settings):
 async def pipelines_client(pipelines_app):
     import httpx
 
+    from tests.credentials import GatewayCredential
+
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=pipelines_app),
         base_url="http://pipelines/api/v1",
-        headers={"X-Modelplane-Actor": ACTOR},
+        auth=GatewayCredential(ACTOR),
         timeout=30,
     ) as c:
         yield c

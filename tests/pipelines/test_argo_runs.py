@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from tests.bus import stream_events
+from tests.credentials import GatewayCredential, credential_headers
 from tests.fakes.kubernetes_api import FakeKubernetes
 from tests.pipelines.conftest import ACTOR
 from tests.pipelines.definitions import release_pipeline
@@ -44,7 +45,7 @@ async def argo_client(database_url, nats_url, cluster):
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://pipelines/api/v1",
-            headers={"X-Modelplane-Actor": ACTOR},
+            auth=GatewayCredential(ACTOR),
             timeout=30,
         ) as client,
     ):
@@ -130,7 +131,7 @@ async def test_a_run_is_submitted_and_follows_its_workflow(argo_client, cluster,
     assert by_name["train"]["attempt"] == 2
     assert by_name["evaluate"]["outputs"] == {"metrics": {"auc": 0.7}}
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while True:
         events = [
             e.nats_subject for e in await stream_events(nc, "PIPELINES") if e.subject == run["id"]
@@ -159,7 +160,7 @@ async def test_approval_resumes_the_suspended_node_and_cancel_terminates(argo_cl
     )
     await wait_run(argo_client, run, lambda r: stages(r)["approve"] == "running")
     approved = await argo_client.post(
-        f"{base}/stages/approve/approve", json={}, headers={"X-Modelplane-Actor": "bob@example.com"}
+        f"{base}/stages/approve/approve", json={}, headers=credential_headers("bob@example.com")
     )
     assert approved.status_code == 200, approved.text
     assert stages(approved.json())["approve"] == "succeeded"
@@ -181,7 +182,49 @@ async def test_a_run_whose_workflow_is_missing_is_submitted_again(argo_client, c
         k8s.CustomObjectsApi(api_client).delete_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, run["workflow_id"]
         )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while cluster.custom_object(GROUP, PLURAL, run["workflow_id"], NAMESPACE) is None:
         assert time.monotonic() < deadline, "the workflow was not submitted again"
         await asyncio.sleep(0.1)
+
+
+async def test_an_envs_integration_config_chooses_its_orchestrator(argo_client, nc):
+    from datetime import UTC, datetime, timedelta
+
+    from shared.events import CloudEvent
+    from shared.events.gateway import IntegrationConfigChanged
+    from tests.bus import publish, wait_consumed
+
+    async def configure(backend: str, changed_at: datetime) -> None:
+        change = IntegrationConfigChanged(
+            env="prod",
+            concern="pipeline_orchestration",
+            backend=backend,
+            settings={},
+            changed_by="admin@example.com",
+            changed_at=changed_at,
+        )
+        event = CloudEvent.wrap(change, service="gateway", aggregate_id="prod/pipelines")
+        await wait_consumed(
+            nc, "GATEWAY", "pipelines-gateway-integration-config-changed", await publish(nc, event)
+        )
+
+    now = datetime.now(UTC)
+    await configure("argo_workflows", now)
+    await configure("local", now - timedelta(minutes=1))  # older: arrived late, ignored
+    pipeline = (
+        await argo_client.post(
+            "/pipelines",
+            json={
+                "name": f"prod-{uuid.uuid4().hex[:6]}",
+                "project_id": PROJECT,
+                "definition": release_pipeline(),
+            },
+        )
+    ).json()
+    run = await argo_client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": "prod"})
+    assert run.json()["orchestration_system"] == "argo_workflows"
+
+    await configure("local", now + timedelta(minutes=1))
+    run = await argo_client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": "prod"})
+    assert run.json()["orchestration_system"] == "local"

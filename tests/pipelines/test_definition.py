@@ -238,3 +238,17 @@ def test_references_are_substituted_keeping_their_type():
         },
         outputs.__getitem__,
     ) == {"run": "r-1", "m": {"auc": 0.9}, "cmd": ["--run=r-1", 3]}
+
+
+def test_a_run_gives_only_declared_parameters_and_every_one_without_a_default():
+    from services.pipelines.domain import InvalidRunParameters, check_run_parameters
+
+    definition = parse_definition({"parameters": {"threshold": 0.9, "model": None},
+                                   "stages": [stage("train", "train")]})
+    check_run_parameters(definition, {"model": "m-1"})
+    with pytest.raises(InvalidRunParameters) as err:
+        check_run_parameters(definition, {"threshold": 0.5, "colour": "red"})
+    assert err.value.to_dict()["problems"] == [
+        "'colour' is not a parameter of the pipeline",
+        "'model' has no default, so the run must give it",
+    ]

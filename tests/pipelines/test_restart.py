@@ -10,9 +10,10 @@ import httpx
 
 from services.pipelines.app import create_app
 from tests.bus import stream_events
+from tests.credentials import GatewayCredential
 from tests.pipelines.conftest import ACTOR
 from tests.pipelines.definitions import stage
-from tests.pipelines.test_service import PROJECT, job_done, stages, wait_run
+from tests.pipelines.test_service import ENV, PROJECT, job_done, stages, wait_run
 
 
 @contextlib.asynccontextmanager
@@ -20,7 +21,7 @@ async def running_service(settings):
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://pipelines/api/v1",
-        headers={"X-Modelplane-Actor": ACTOR}, timeout=30,
+        auth=GatewayCredential(ACTOR), timeout=30,
     ) as client:
         yield client
 
@@ -36,7 +37,7 @@ async def test_a_restarted_service_finishes_the_run_executing_each_stage_once(
         pipeline = (await client.post("/pipelines", json={
             "name": f"restart-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
             "definition": definition})).json()
-        run = (await client.post(f"/pipelines/{pipeline['id']}/runs", json={})).json()
+        run = (await client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": ENV})).json()
         await job_done(nc, run, "prep")
         await wait_run(client, run, lambda r: stages(r)["left"] == "requested")
 

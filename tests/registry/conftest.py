@@ -14,6 +14,7 @@ from shared.db import connect_raw
 from shared.local_infra import create_database, drop_database
 from shared.migrations import alembic_config
 from shared.runtime import ServiceRuntime
+from tests.credentials import GatewayCredential, known_project
 
 ACTOR = "alice@example.com"
 
@@ -38,12 +39,12 @@ def runtime(registry_app) -> ServiceRuntime:
 
 
 def client_of(app) -> httpx.AsyncClient:
-    """A client of the registry's API served by `app` in-process, acting as `ACTOR` (as the
-    gateway says who acts)."""
+    """A client of the registry's API served by `app` in-process, acting as `ACTOR`, a platform
+    admin, with a credential as the gateway signs it."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://registry/api/v1/registry",
-        headers={"X-Modelplane-Actor": ACTOR},
+        auth=GatewayCredential(ACTOR),
     )
 
 
@@ -72,12 +73,18 @@ async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
 
 
 @pytest.fixture
-async def model(client: httpx.AsyncClient) -> dict:
+def project(registry_app) -> str:
+    """A fresh project the registry knows to exist."""
+    return known_project(registry_app)
+
+
+@pytest.fixture
+async def model(client: httpx.AsyncClient, project: str) -> dict:
     """A fresh model in a project of its own."""
     import uuid
 
     r = await client.post(
-        "/models", json={"name": f"model-{uuid.uuid4().hex[:8]}", "project_id": str(uuid.uuid4())}
+        "/models", json={"name": f"model-{uuid.uuid4().hex[:8]}", "project_id": project}
     )
     assert r.status_code == 201, r.text
     return r.json()

@@ -1,5 +1,6 @@
 """The registry's HTTP API on a real Postgres: what a caller sends and gets back."""
 
+import asyncio
 import uuid
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from services.registry.schemas import (
     VersionPage,
 )
 from shared.errors import PROBLEM_BASE
+from tests.credentials import credential_headers, known_project
 from tests.registry.conftest import promote
 
 PROBLEM = "application/problem+json"
@@ -38,8 +40,7 @@ async def new_version(client, model_id, **body) -> dict:
     return r.json()
 
 
-async def test_register_model_records_actor_and_location(client):
-    project = str(uuid.uuid4())
+async def test_register_model_records_actor_and_location(client, project):
     r = await client.post(
         "/models",
         json={"name": "fraud", "project_id": project, "description": "d", "tags": {"team": "risk"}},
@@ -51,12 +52,13 @@ async def test_register_model_records_actor_and_location(client):
     assert r.headers["location"].endswith(f"/models/{body['id']}")
 
 
-async def test_duplicate_name_in_a_project_is_a_conflict_but_other_projects_may_reuse_it(client):
-    project = str(uuid.uuid4())
+async def test_duplicate_name_in_a_project_is_a_conflict_but_other_projects_may_reuse_it(
+    client, project, registry_app
+):
     assert (await client.post("/models", json={"name": "m", "project_id": project})).status_code == 201
     problem(await client.post("/models", json={"name": "m", "project_id": project}), 409,
             "duplicate-model-name")
-    other = str(uuid.uuid4())
+    other = known_project(registry_app)
     assert (await client.post("/models", json={"name": "m", "project_id": other})).status_code == 201
 
 
@@ -94,12 +96,12 @@ async def test_unknown_ids_are_404(client):
     problem(await client.delete(f"/models/versions/{missing}"), 404, "version-not-found")
 
 
-async def test_writes_without_an_actor_are_refused(client):
+async def test_writes_without_a_credential_are_refused(client):
     r = await client.post(
         "/models", json={"name": "anon", "project_id": str(uuid.uuid4())},
-        headers={"X-Modelplane-Actor": ""},
+        headers={"X-Modelplane-Credential": "", "X-Modelplane-Actor": "mallory"},
     )
-    problem(r, 401, "unauthorized")
+    problem(r, 401, "credential-required")
 
 
 async def test_versions_number_themselves_and_labels_are_unique_per_model(client, model):
@@ -129,11 +131,13 @@ async def test_get_model_returns_its_versions(client, model):
 
 
 @pytest.mark.filterwarnings("error")  # a value the serializer did not expect fails the reply
-async def test_replies_send_what_their_documented_shape_validates_and_writes_back(client, model):
+async def test_replies_send_what_their_documented_shape_validates_and_writes_back(
+    client, model, project
+):
     """Reads and writes reply with rows without building the models (`rows_reply`): each body,
     validated by the schema the route documents and written again, comes back byte for byte."""
     registered = await client.post("/models", json={
-        "name": f"m-{uuid.uuid4().hex[:8]}", "project_id": str(uuid.uuid4()),
+        "name": f"m-{uuid.uuid4().hex[:8]}", "project_id": project,
         "description": "d", "tags": {"team": "risk"},
     })  # fmt: skip
     created = await client.post(f"/models/{model['id']}/versions", json={
@@ -242,8 +246,7 @@ async def test_list_totals_follow_every_create_transition_and_delete(client, mod
     assert (await client.delete(f"/models/{model_id}")).status_code == 204
 
 
-async def test_search_models_by_name_project_and_tag(client):
-    project = str(uuid.uuid4())
+async def test_search_models_by_name_project_and_tag(client, project):
     for name, tags in [("churn-xgb", {"team": "growth"}), ("churn-lr", {"team": "risk"}),
                        ("vision", {"team": "growth", "gpu": "yes"})]:
         r = await client.post("/models", json={"name": name, "project_id": project, "tags": tags})
@@ -261,8 +264,7 @@ async def test_search_models_by_name_project_and_tag(client):
     assert await names(limit=1, offset=1) == (["churn-xgb"], 3)
 
 
-async def test_update_and_rename_model(client):
-    project = str(uuid.uuid4())
+async def test_update_and_rename_model(client, project):
     a = (await client.post("/models", json={"name": "a", "project_id": project})).json()
     await client.post("/models", json={"name": "b", "project_id": project})
     r = await client.patch(f"/models/{a['id']}", json={"description": "new", "tags": {"k": "v"}})
@@ -395,8 +397,7 @@ async def test_deleting_a_model_deletes_its_versions_and_history(client, model, 
         ) == 0
 
 
-async def test_summary_counts_versions_by_stage(client):
-    project = str(uuid.uuid4())
+async def test_summary_counts_versions_by_stage(client, project):
     m = (await client.post("/models", json={"name": "s", "project_id": project})).json()
     vs = [await new_version(client, m["id"]) for _ in range(3)]
     await client.post(f"/models/versions/{vs[0]['id']}/transition", json={"stage": "production"})
@@ -410,13 +411,13 @@ async def test_summary_counts_versions_by_stage(client):
     assert (s["versions"], s["latest_version"], s["production_version"]) == (3, "3", "1")
 
 
-async def test_summary_follows_promotions_deletions_and_pages(client):
+async def test_summary_follows_promotions_deletions_and_pages(client, project, registry_app):
     # Read from the counts the writes keep and the production version the model names: each
     # write that moves them must show.
-    project = str(uuid.uuid4())
     a = (await client.post("/models", json={"name": "a", "project_id": project})).json()
     b = (await client.post("/models", json={"name": "b", "project_id": project})).json()
-    await client.post("/models", json={"name": "elsewhere", "project_id": str(uuid.uuid4())})
+    other_project = known_project(registry_app)
+    await client.post("/models", json={"name": "elsewhere", "project_id": other_project})
     va = [await new_version(client, a["id"]) for _ in range(4)]
     vb = [await new_version(client, b["id"], version="v1")]
     for v in (va[0], va[1], vb[0]):  # va[1] archives va[0]
@@ -440,7 +441,7 @@ async def test_summary_follows_promotions_deletions_and_pages(client):
 
 async def test_only_a_move_to_production_records_an_approval(client, model):
     v = await new_version(client, model["id"])
-    other = {"X-Modelplane-Actor": "bob@example.com"}
+    other = credential_headers("bob@example.com")
 
     async def move(stage: str, headers: dict | None = None) -> dict:
         r = await client.post(f"/models/versions/{v['id']}/transition", json={"stage": stage},
@@ -462,3 +463,22 @@ async def test_only_a_move_to_production_records_an_approval(client, model):
         ), stage
     got = (await client.get(f"/models/{model['id']}/versions/{v['version']}")).json()
     assert got["approved_by"] == "alice@example.com"
+
+
+async def test_a_rename_racing_another_to_the_same_name_is_a_conflict(client, runtime):
+    project = str(uuid.uuid4())
+    a, b = [(await client.post("/models", json={"name": n, "project_id": project})).json()
+            for n in ("a", "b")]  # fmt: skip
+    async with runtime.connection() as other:
+        # Another rename to "c", not yet committed: the check before b's does not see it.
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("UPDATE registry.registered_models SET name = 'c' WHERE id = $1",
+                            uuid.UUID(a["id"]))  # fmt: skip
+        racing = asyncio.create_task(client.patch(f"/models/{b['id']}", json={"name": "c"}))
+        await asyncio.sleep(0.5)  # b's UPDATE waits on a's entry in the unique index
+        assert not racing.done()
+        await transaction.commit()
+        problem(await racing, 409, "duplicate-model-name")
+    r = await client.get("/models", params={"project_id": project})
+    assert sorted(m["name"] for m in r.json()["items"]) == ["b", "c"]

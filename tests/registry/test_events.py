@@ -58,10 +58,10 @@ async def test_a_failed_command_publishes_nothing(client, nc, runtime, model):
     assert len(registered) == 1
 
 
-async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, runtime):
+async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, runtime, project):
     # The number and the name are filled into the event by the statement that writes both.
     name = f"it's \\ \" ünïcode \u2603 {uuid.uuid4()}"
-    r = await client.post("/models", json={"name": name, "project_id": str(uuid.uuid4())})
+    r = await client.post("/models", json={"name": name, "project_id": project})
     versions = f"/models/{r.json()['id']}/versions"
     labelled = (await client.post(versions, json={"version": "1"})).json()
     numbered = [(await client.post(versions, json={"metrics": {"acc": 0.5}})).json()
@@ -158,6 +158,34 @@ async def test_an_event_jetstream_refuses_stays_in_the_outbox_and_holds_up_no_ot
     async with runtime.connection() as conn:
         left = await conn.fetch("SELECT id FROM registry.outbox")
     assert [row["id"] for row in left] == [refused]
+
+
+async def test_the_sweep_holds_no_transaction_while_the_bus_answers(
+    relay_stopped, nc, runtime, outbox_rows
+):
+    # A subject someone listens on who is not JetStream: its publish waits out the ack timeout.
+    subject = f"silent{uuid.uuid4().hex[:8]}.a"
+    listener = await nc.subscribe(subject)
+    unacked = uuid.uuid4()
+    await outbox_rows((unacked, subject, b"{}"))
+    try:
+        draining = asyncio.create_task(runtime.relay.drain())
+        await asyncio.sleep(1.0)
+        async with runtime.connection() as conn:
+            holding = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%'"
+            )
+            assert holding == 0
+        assert await draining == 0
+    finally:
+        await listener.unsubscribe()
+    # Still there, claimed until its claim ends: then the next sweep tries it again.
+    async with runtime.connection() as conn:
+        claimed = await conn.fetchval(
+            "SELECT retry_at > now() FROM registry.outbox WHERE id = $1", unacked
+        )
+    assert claimed
 
 
 async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtime, outbox_rows):
@@ -415,9 +443,9 @@ async def test_a_redelivered_event_has_no_second_effect(client, nc, runtime, mod
     await wait_until(both_consumed)
     versions = await versions_of(client, model["id"])
     assert len(versions) == 1
+    await runtime.relay.drain()  # whatever the dispatch has not published yet
     created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
                if e.data["model_id"] == model["id"]]
-    await runtime.relay.drain()
     assert len(created) == 1
 
 

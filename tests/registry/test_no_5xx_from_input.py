@@ -171,3 +171,18 @@ def test_every_operation_documents_the_problems_it_answers_with(registry_app):
     assert "`version-not-found`" in transition["responses"]["404"]["description"]
     listing = operations[("get", "/api/v1/registry/models")]
     assert "`invalid-tag-filter`" in listing["responses"]["422"]["description"]
+
+
+async def test_a_string_longer_than_its_column_or_a_deep_document_is_not_a_500(client, model):
+    versions = f"/models/{model['id']}/versions"
+    refused(await client.post(versions, json={"run_id": "r" * 256}), "body.run_id")
+    replies = {}
+    for depth, status in ((64, 201), (65, 422), (900, 422)):  # 900: as deep as JSON parses
+        deep = "[" * depth + "]" * depth
+        replies[depth] = await client.post(
+            versions, content=f'{{"metadata": {{"deep": {deep}}}}}', headers=JSON
+        )
+        assert replies[depth].status_code == status, replies[depth].text
+    kept = replies[64].json()["version"]  # read back, alone and in its pages
+    for read in (versions, f"/models/{model['id']}", f"{versions}/{kept}"):
+        assert (await client.get(read)).status_code == 200, read

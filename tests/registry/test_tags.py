@@ -8,6 +8,7 @@ import pytest
 
 from shared.events.registry import ModelRegistered, ModelVersionCreated
 from tests.bus import wait_for_events
+from tests.credentials import known_project
 from tests.registry.test_api import new_version, problem
 
 
@@ -18,8 +19,10 @@ async def new_model(client, project: str, **body) -> dict:
     return r.json()
 
 
-async def test_tags_come_back_in_the_form_sent_and_default_to_an_empty_list(client, model):
-    project = str(uuid.uuid4())
+async def test_tags_come_back_in_the_form_sent_and_default_to_an_empty_list(
+    client, model, registry_app
+):
+    project = known_project(registry_app)
     listed = await new_model(client, project, tags=["risk", "credit"])
     keyed = await new_model(client, project, tags={"team": "risk"})
     bare = await new_model(client, project)
@@ -44,8 +47,8 @@ async def test_tags_come_back_in_the_form_sent_and_default_to_an_empty_list(clie
     assert [x["tags"] for x in page["items"]] == [[], {"owner": "erin"}]
 
 
-async def test_a_tag_filter_finds_list_labels_and_object_keys(client):
-    project = str(uuid.uuid4())
+async def test_a_tag_filter_finds_list_labels_and_object_keys(client, registry_app):
+    project = known_project(registry_app)
     models = {
         "labels": await new_model(client, project, tags=["risk", "credit"]),
         "keyed": await new_model(client, project, tags={"risk": "high"}),
@@ -71,8 +74,10 @@ async def test_a_tag_filter_finds_list_labels_and_object_keys(client):
 
 
 @pytest.mark.parametrize("tags", [5, "risk", ["risk", 1], [""], {"k": 1}, [["nested"]], None])
-async def test_tags_of_another_shape_are_refused_naming_the_field(client, model, tags):
-    project = str(uuid.uuid4())
+async def test_tags_of_another_shape_are_refused_naming_the_field(
+    client, model, tags, registry_app
+):
+    project = known_project(registry_app)
     writes = [
         client.post("/models", json={"name": "x", "project_id": project, "tags": tags}),
         client.patch(f"/models/{model['id']}", json={"tags": tags}),
@@ -95,8 +100,8 @@ async def test_the_openapi_documents_both_forms(registry_app):
         assert "form sent" in tags["description"], name
 
 
-async def test_the_events_carry_tags_in_either_form(client, nc):
-    project = str(uuid.uuid4())
+async def test_the_events_carry_tags_in_either_form(client, nc, registry_app):
+    project = known_project(registry_app)
     listed = await new_model(client, project, tags=["risk", "credit"])
     keyed = await new_model(client, project, tags={"team": "risk"})
     v_listed = await new_version(client, listed["id"], tags=["candidate"])

@@ -2,8 +2,9 @@
 
 Each job lives in `<state_dir>/<job_id>/`: `output.log` (stdout and stderr), `pid` (the
 runner's pid and start time), `exit_code` (written by local_runner.py when the command ends),
-`cancelled` and `deadline_exceeded` markers. Status is read from these files alone, so a new
-executor (after the jobs service restarts) knows what became of jobs started by the old one.
+`cancelled` and `deadline_exceeded` markers, and `work/` for a job run as another user. Status
+is read from these files alone, so a new executor (after the jobs service restarts) knows what
+became of jobs started by the old one.
 
 A job runs with the service's environment (its `python_env`'s bin/ first on PATH), as `run_as`
 when given (the service running as root), and with the CPU and memory it asked for as limits:
@@ -42,6 +43,7 @@ LOG_FILE = "output.log"
 PID_FILE = "pid"
 CANCELLED_FILE = "cancelled"
 SPEC_FILE = "spec.json"
+WORK_DIR = "work"  # the working directory of a job run as another user
 RUNNER_PATH = Path(local_runner.__file__).resolve()
 
 
@@ -80,11 +82,15 @@ class LocalExecutor:
         runner_args = ["--job-dir", str(job_dir), *limit_args(spec, os.sched_getaffinity(0))]
         if spec.deadline_seconds:
             runner_args += ["--deadline", str(spec.deadline_seconds)]
+        workdir = job_dir
         if self.run_as:
             user = _user(self.run_as)
             _check_reachable(job_dir, user)
-            os.chown(job_dir, user.pw_uid, user.pw_gid)  # its working directory by default
-            env.update(HOME=str(job_dir), USER=user.pw_name, LOGNAME=user.pw_name)
+            # A folder of its own: the job dir's pid and exit_code files stay out of its reach.
+            workdir = job_dir / WORK_DIR
+            workdir.mkdir(exist_ok=True)
+            os.chown(workdir, user.pw_uid, user.pw_gid)
+            env.update(HOME=str(workdir), USER=user.pw_name, LOGNAME=user.pw_name)
             runner_args += ["--user", user.pw_name]
         with await asyncio.to_thread(open, job_dir / LOG_FILE, "ab") as log:
             process = await asyncio.create_subprocess_exec(
@@ -92,7 +98,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=spec.working_dir or job_dir,
+                cwd=spec.working_dir or workdir,
                 env=env,
                 start_new_session=True,  # its own process group: cancel signals the whole tree
             )

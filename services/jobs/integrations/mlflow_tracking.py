@@ -43,6 +43,33 @@ class MlflowTracking:
     ) -> str:
         return await asyncio.to_thread(self._create_run, experiment_name, run_name, params or {}, tags or {})
 
+    async def find_or_create_run(
+        self,
+        experiment_name: str,
+        run_name: str,
+        *,
+        params: dict[str, object],
+        tags: dict[str, str],
+        identified_by: str,
+    ) -> str:
+        """The run whose tag `identified_by` has the value `tags` gives it, created if none
+        has: asking again after a crash finds the run instead of making a second."""
+        return await asyncio.to_thread(
+            self._find_or_create_run, experiment_name, run_name, params, tags, identified_by
+        )
+
+    def _find_or_create_run(
+        self, experiment_name: str, run_name: str, params: dict[str, object],
+        tags: dict[str, str], identified_by: str,
+    ) -> str:
+        experiment_id = self._experiment_id(experiment_name)
+        found = self._client.search_runs(
+            [experiment_id], f"tags.`{identified_by}` = '{tags[identified_by]}'", max_results=1
+        )
+        if found:
+            return found[0].info.run_id
+        return self._create_run(experiment_name, run_name, params, tags)
+
     def env_for_run(self, run_id: str) -> dict[str, str]:
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_RUN_ID": run_id}
 

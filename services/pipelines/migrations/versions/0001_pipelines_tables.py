@@ -1,5 +1,6 @@
-"""The pipelines service's tables: pipelines, their definitions, runs and their stages, outbox
-and inbox.
+"""The pipelines service's tables: pipelines, their definitions, runs and their stages, and the
+IntegrationConfig rows choosing each env's orchestrator (the outbox and inbox are made by
+`shared/messaging_migrations`).
 
 Revision ID: 0001
 Revises:
@@ -11,14 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from shared.migrations import (
-    add_outbox_retries,
-    create_messaging_tables,
-    drop_messaging_tables,
-    drop_outbox_notify,
-    remove_published_outbox_rows,
-)
 
 SCHEMA = "pipelines"
 
@@ -38,11 +31,6 @@ def _timestamps() -> list[sa.Column]:
 
 
 def upgrade() -> None:
-    # The outbox as the other services' migrations have left theirs.
-    create_messaging_tables(SCHEMA)
-    drop_outbox_notify(SCHEMA)
-    remove_published_outbox_rows(SCHEMA)
-    add_outbox_retries(SCHEMA)
     op.create_table(
         "pipelines",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -126,11 +114,25 @@ def upgrade() -> None:
     )
     op.create_index("ix_pipeline_run_stages_deadline", "pipeline_run_stages", ["deadline"],
                     schema=SCHEMA, postgresql_where=sa.text("deadline IS NOT NULL"))
+    op.create_table(
+        "integration_configs",
+        sa.Column("env", sa.String(length=8), nullable=False),
+        sa.Column("concern", sa.String(length=64), nullable=False),
+        sa.Column("backend", sa.String(length=64), nullable=False),
+        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
+                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column("changed_by", sa.String(length=255), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("env IN ('dev', 'stg', 'prod')",
+                           name=op.f("ck_integration_configs_env")),
+        sa.PrimaryKeyConstraint("env", "concern", name=op.f("pk_integration_configs")),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("integration_configs", schema=SCHEMA)
     op.drop_table("pipeline_run_stages", schema=SCHEMA)
     op.drop_table("pipeline_runs", schema=SCHEMA)
     op.drop_table("pipeline_definitions", schema=SCHEMA)
     op.drop_table("pipelines", schema=SCHEMA)
-    drop_messaging_tables(SCHEMA)
