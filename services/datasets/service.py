@@ -103,9 +103,13 @@ async def require_version(session, version_id: UUID) -> tuple[DatasetVersion, Da
 def source_directory(asked: str, roots: Collection[Path]) -> Path:
     """The directory named, if it lies under one of the roots versions may be made from."""
     path = Path(asked)
-    resolved = path.resolve()
     allowed = [Path(r).resolve() for r in roots]
-    if not path.is_absolute() or not any(resolved.is_relative_to(r) for r in allowed):
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError):  # a NUL byte, a symlink loop
+        resolved = None
+    if (resolved is None or not path.is_absolute()
+            or not any(resolved.is_relative_to(r) for r in allowed)):  # fmt: skip
         raise SourceUnreadable(
             f"{asked} is not an absolute path under a directory versions are made from "
             f"({', '.join(map(str, allowed))})", errors=[Violation(

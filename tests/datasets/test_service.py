@@ -222,7 +222,8 @@ async def test_bad_input_is_422_naming_the_field(datasets_client, project, sourc
 
     dataset = await new_dataset(datasets_client, project)
     outside = write_files(tmp_path / "outside", {"secret.txt": b"s"})
-    for path in (str(outside), "relative/path", str(sources / "missing")):
+    for path in (str(outside), "relative/path", str(sources / "missing"), f"{sources}/nul\x00byte",
+                 f"{sources}/../{outside.parent.name}"):
         reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
                                            json={"source_path": path})
         assert reply.status_code == 422, path
