@@ -122,3 +122,16 @@ def test_an_empty_or_missing_directory_is_refused(tmp_path: Path):
         hash_directory(tmp_path / "empty")
     with pytest.raises(NotADirectory):
         DvcRemote(tmp_path / "remote").push(tmp_path / "nowhere")
+
+
+def test_pushes_leave_no_manifest_in_memory(tmp_path: Path):
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    memory = MemoryFileSystem()
+    before = set(memory.fs.store)
+    source = make_files(tmp_path / "source", {f"f{i}.txt": str(i).encode() for i in range(50)})
+    remote = DvcRemote(tmp_path / "remote")
+    for _ in range(3):
+        remote.push(source)
+        hash_directory(source)
+    assert set(memory.fs.store) == before

@@ -8,6 +8,7 @@ Pure integration: no database, no events. Blocking I/O; callers run it in a work
 import os
 import shutil
 import tarfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -102,6 +103,14 @@ def _entries(tree: Tree) -> tuple[FileEntry, ...]:
     return tuple(sorted(files, key=lambda f: f.path))
 
 
+def _forget(tree: Tree) -> None:
+    """Drop the manifest dvc-data wrote to its process-wide memory filesystem, which would
+    otherwise hold every version's manifest for as long as the service runs."""
+    if tree.fs is not None and tree.path:
+        with suppress(FileNotFoundError):
+            tree.fs.rm_file(tree.path)
+
+
 def _check_directory(directory: Path) -> str:
     if not directory.is_dir():
         raise NotADirectory(f"{directory} is not a directory this service can read")
@@ -116,7 +125,10 @@ def hash_directory(directory: Path) -> HashedDirectory:
     scratch = get_odb(MemoryFileSystem(), "/modelplane-hash", hash_name=HASH_NAME)
     _, _, tree = build(scratch, path, _LOCAL, HASH_NAME, dry_run=True)
     assert isinstance(tree, Tree)
-    return HashedDirectory(tree.hash_info.value, _entries(tree))
+    try:
+        return HashedDirectory(tree.hash_info.value, _entries(tree))
+    finally:
+        _forget(tree)
 
 
 class DvcRemote:
@@ -144,7 +156,10 @@ class DvcRemote:
         assert isinstance(tree, Tree)
         hashed = HashedDirectory(tree.hash_info.value, _entries(tree))
         sizes = {f.md5: f.size for f in hashed.files}
-        result = transfer(staging, self.odb, {tree.hash_info}, hardlink=False, shallow=False)
+        try:
+            result = transfer(staging, self.odb, {tree.hash_info}, hardlink=False, shallow=False)
+        finally:
+            _forget(tree)
         if result.failed:
             failed = sorted(h.value for h in result.failed)
             raise OSError(f"could not store {len(failed)} objects in {self.url}: {failed[:5]}")
