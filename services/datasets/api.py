@@ -12,6 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from services.datasets import service, store, uploads
+from services.datasets.errors import UploadTooLarge
 from services.datasets.integrations.dvc import dvc_file
 from services.datasets.models import DatasetRecord
 from services.datasets.schemas import (
@@ -28,7 +29,6 @@ from services.datasets.service import Storage
 from services.datasets.settings import DatasetsSettings
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
-from shared.errors import TooLarge
 from shared.projects import ProjectDirectory
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -210,8 +210,8 @@ async def upload_version(dataset_id: UUID, request: Request, rt: Runtime, caller
     await _dataset(rt, dataset_id, caller, Role.EDITOR)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.datasets_upload_max_bytes:
-        raise TooLarge(f"the upload is larger than {settings.datasets_upload_max_bytes} bytes",
-                       kind="dataset-upload-too-large", max_bytes=settings.datasets_upload_max_bytes)
+        raise UploadTooLarge(f"the upload is larger than {settings.datasets_upload_max_bytes} bytes",
+                             max_bytes=settings.datasets_upload_max_bytes)
     target = service.upload_target(settings.upload_dir)
     try:
         fields = await uploads.receive(request.headers.get("content-type", ""), request.stream(),

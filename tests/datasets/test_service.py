@@ -303,3 +303,26 @@ async def test_an_upload_past_the_limit_is_413(datasets_client, project):
         files=[("files", ("../escape.txt", b"x"))],
     )
     assert reply.status_code == 422
+
+
+async def test_an_upload_without_a_length_is_cut_off_at_the_limit(datasets_client, datasets_app,
+                                                                   project):
+    dataset = await new_dataset(datasets_client, project)
+    boundary = "modelplane-test-boundary"
+
+    async def body():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+               f"filename=\"big.bin\"\r\n\r\n").encode()
+        for _ in range(48):  # 3 MiB in 64 KiB chunks, past the 2 MiB limit
+            yield os.urandom(64 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions/upload", content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert reply.status_code == 413
+    assert reply.json()["max_bytes"] == 2 * 1024 * 1024
+    versions = (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()
+    assert versions["total"] == 0
+    assert list(datasets_app.state.settings.upload_dir.iterdir()) == []  # nothing left behind
