@@ -1,0 +1,238 @@
+"""DVC, through its own libraries: a directory hashed as `dvc add` hashes it (md5 per file, the
+`.dir` manifest's md5 for the directory), its objects pushed to a remote in DVC's own layout
+(`files/md5/xx/yyyy...`), checked back from the remote, and the `.dvc` file a user pulls with.
+
+Pure integration: no database, no events. Blocking I/O; callers run it in a worker thread.
+"""
+
+import os
+import shutil
+import tarfile
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import yaml
+from dvc_data.hashfile.build import build
+from dvc_data.hashfile.db import HashFileDB, get_odb
+from dvc_data.hashfile.hash import hash_file
+from dvc_data.hashfile.hash_info import HashInfo
+from dvc_data.hashfile.transfer import transfer
+from dvc_data.hashfile.tree import Tree
+from dvc_objects.fs.local import LocalFileSystem
+from dvc_objects.fs.memory import MemoryFileSystem
+
+HASH_NAME = "md5"  # DVC 3's hash; `dvc add` records `hash: md5`
+VERSIONING_SYSTEM = "dvc"
+_LOCAL = LocalFileSystem()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version: its path inside the version (POSIX), md5 and size in bytes."""
+
+    path: str
+    md5: str
+    size: int
+
+
+@dataclass(frozen=True)
+class HashedDirectory:
+    """A directory as DVC sees it; `version_id` is the `<md5>.dir` a `.dvc` file records."""
+
+    version_id: str
+    files: tuple[FileEntry, ...]
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_size_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push stored: the version, and the bytes it added to the remote (objects the remote
+    already held, from earlier versions or twice in this one, are not stored again)."""
+
+    directory: HashedDirectory
+    bytes_added: int
+    objects_added: int
+
+    @property
+    def compression_ratio(self) -> float:
+        total = self.directory.total_size_bytes
+        return self.bytes_added / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The remote's copy of a version checked object by object; files named by their path."""
+
+    version_id: str
+    mismatched: tuple[str, ...]
+    missing: tuple[str, ...]
+    manifest_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest_ok and not self.mismatched and not self.missing
+
+    def describe(self) -> str:
+        parts = []
+        if not self.manifest_ok:
+            parts.append(f"the manifest {self.version_id} is missing or corrupted")
+        if self.mismatched:
+            parts.append("content does not match its hash: " + ", ".join(self.mismatched))
+        if self.missing:
+            parts.append("missing from the remote: " + ", ".join(self.missing))
+        return "; ".join(parts) or "every object matches its hash"
+
+
+class NotADirectory(ValueError):
+    """The path given for a version is not a readable directory with at least one file."""
+
+
+def _entries(tree: Tree) -> tuple[FileEntry, ...]:
+    files = []
+    for key, meta, hash_info in tree:
+        files.append(FileEntry("/".join(key), hash_info.value, meta.size or 0))
+    return tuple(sorted(files, key=lambda f: f.path))
+
+
+def _forget(tree: Tree) -> None:
+    """Drop the manifest dvc-data wrote to its process-wide memory filesystem, which would
+    otherwise hold every version's manifest for as long as the service runs."""
+    if tree.fs is not None and tree.path:
+        with suppress(FileNotFoundError):
+            tree.fs.rm_file(tree.path)
+
+
+def _check_directory(directory: Path) -> str:
+    if not directory.is_dir():
+        raise NotADirectory(f"{directory} is not a directory this service can read")
+    if not any(p.is_file() for p in directory.rglob("*")):
+        raise NotADirectory(f"{directory} holds no file")
+    return os.fspath(directory.resolve())
+
+
+def hash_directory(directory: Path) -> HashedDirectory:
+    """The directory's hashes, exactly those `dvc add` records, without storing anything."""
+    path = _check_directory(directory)
+    scratch = get_odb(MemoryFileSystem(), "/modelplane-hash", hash_name=HASH_NAME)
+    _, _, tree = build(scratch, path, _LOCAL, HASH_NAME, dry_run=True)
+    assert isinstance(tree, Tree)
+    try:
+        return HashedDirectory(tree.hash_info.value, _entries(tree))
+    finally:
+        _forget(tree)
+
+
+class DvcRemote:
+    """A DVC remote on a local (or mounted) directory, laid out as `dvc push` lays it out."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.odb: HashFileDB = get_odb(
+            _LOCAL, os.fspath(self.root / "files" / HASH_NAME), hash_name=HASH_NAME
+        )
+
+    @property
+    def url(self) -> str:
+        """What `dvc remote add` takes for it."""
+        return os.fspath(self.root.resolve())
+
+    def object_path(self, oid: str) -> Path:
+        return Path(self.odb.oid_to_path(oid))
+
+    def push(self, directory: Path) -> PushResult:
+        """Hash the directory and copy every object the remote lacks (files and the manifest)."""
+        path = _check_directory(directory)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging, _, tree = build(self.odb, path, _LOCAL, HASH_NAME)
+        assert isinstance(tree, Tree)
+        hashed = HashedDirectory(tree.hash_info.value, _entries(tree))
+        sizes = {f.md5: f.size for f in hashed.files}
+        try:
+            result = transfer(staging, self.odb, {tree.hash_info}, hardlink=False, shallow=False)
+        finally:
+            _forget(tree)
+        if result.failed:
+            failed = sorted(h.value for h in result.failed)
+            raise OSError(f"could not store {len(failed)} objects in {self.url}: {failed[:5]}")
+        added = 0
+        for hash_info in result.transferred:
+            if hash_info.isdir:
+                added += self.object_path(hash_info.value).stat().st_size
+            else:
+                added += sizes.get(hash_info.value, 0)
+        return PushResult(hashed, added, len(result.transferred))
+
+    def manifest(self, version_id: str) -> HashedDirectory:
+        """The version's files as the remote's manifest lists them, sizes read from the objects."""
+        tree = Tree.load(self.odb, HashInfo(HASH_NAME, version_id))
+        files = []
+        for key, _, hash_info in tree:
+            obj = self.object_path(hash_info.value)
+            size = obj.stat().st_size if obj.exists() else 0
+            files.append(FileEntry("/".join(key), hash_info.value, size))
+        return HashedDirectory(version_id, tuple(sorted(files, key=lambda f: f.path)))
+
+    def verify(self, version_id: str) -> Verification:
+        """Recompute the hash of the manifest and of every object it names, from the remote."""
+        manifest = self.object_path(version_id)
+        if not manifest.is_file() or _md5(manifest) != version_id.removesuffix(".dir"):
+            return Verification(version_id, (), (), manifest_ok=False)
+        mismatched, missing = [], []
+        for entry in self.manifest(version_id).files:
+            obj = self.object_path(entry.md5)
+            if not obj.is_file():
+                missing.append(entry.path)
+            elif _md5(obj) != entry.md5:
+                mismatched.append(entry.path)
+        return Verification(version_id, tuple(mismatched), tuple(missing))
+
+    def open_file(self, entry: FileEntry) -> BinaryIO:
+        """A version's file, read from the remote's object."""
+        return self.object_path(entry.md5).open("rb")
+
+    def restore(self, version_id: str, destination: Path) -> None:
+        """Write the version's files under `destination`, as `dvc pull` would."""
+        for entry in self.manifest(version_id).files:
+            target = destination.joinpath(*PurePosixPath(entry.path).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self.open_file(entry) as source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+
+    def write_tar(self, version_id: str, out: BinaryIO, top: str) -> None:
+        """The version's files as a tar stream under the folder `top`."""
+        with tarfile.open(fileobj=out, mode="w|") as archive:
+            for entry in self.manifest(version_id).files:
+                info = tarfile.TarInfo(f"{top}/{entry.path}")
+                info.size = entry.size
+                with self.open_file(entry) as source:
+                    archive.addfile(info, source)
+
+
+def _md5(path: Path) -> str:
+    _, hash_info = hash_file(os.fspath(path), _LOCAL, HASH_NAME)
+    return hash_info.value
+
+
+def dvc_file(directory: HashedDirectory, path: str, remote_url: str | None = None) -> str:
+    """The `.dvc` file of a version, as `dvc add` writes it; `dvc pull` restores `path` from it.
+    With `remote_url`, a comment says how to name the remote it is pulled from."""
+    out = {
+        "md5": directory.version_id,
+        "size": directory.total_size_bytes,
+        "nfiles": directory.file_count,
+        "hash": HASH_NAME,
+        "path": path,
+    }
+    text = yaml.safe_dump({"outs": [out]}, sort_keys=False)
+    if remote_url:
+        text = f"# pull with: dvc remote add -d modelplane {remote_url} && dvc pull\n{text}"
+    return text

@@ -1,0 +1,89 @@
+"""The datasets service's queries. Nothing here commits: the unit of work does."""
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.datasets.models import DatasetRecord, DatasetVersion
+
+# Datasets
+
+
+async def insert_dataset(session: AsyncSession, values: dict[str, Any]) -> DatasetRecord | None:
+    """The new dataset, or None when its project has one by that name."""
+    stmt = (insert(DatasetRecord).values(**values)
+            .on_conflict_do_nothing(index_elements=["project_id", "name"])
+            .returning(DatasetRecord))  # fmt: skip
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def get_dataset(session: AsyncSession, dataset_id: UUID, *, lock: bool = False) -> DatasetRecord | None:
+    stmt = select(DatasetRecord).where(DatasetRecord.id == dataset_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def list_datasets(
+    session: AsyncSession, projects: Collection[UUID] | None, limit: int, offset: int
+) -> tuple[Sequence[DatasetRecord], int]:
+    """Datasets of `projects` (None: of every project), by name."""
+    where = [] if projects is None else [DatasetRecord.project_id.in_(list(projects))]
+    total = await session.scalar(select(func.count()).select_from(DatasetRecord).where(*where))
+    stmt = (select(DatasetRecord).where(*where)
+            .order_by(DatasetRecord.name, DatasetRecord.id).limit(limit).offset(offset))  # fmt: skip
+    return (await session.scalars(stmt)).all(), total or 0
+
+
+# Versions
+
+
+async def insert_version(session: AsyncSession, values: dict[str, Any]) -> DatasetVersion | None:
+    """The new version, or None when its dataset has one of that content or tag."""
+    stmt = insert(DatasetVersion).values(**values).on_conflict_do_nothing().returning(DatasetVersion)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def get_version(session: AsyncSession, version_id: UUID, *, lock: bool = False) -> DatasetVersion | None:
+    stmt = select(DatasetVersion).where(DatasetVersion.id == version_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def find_version(session: AsyncSession, dataset_id: UUID, content_hash: str) -> DatasetVersion | None:
+    """The dataset's version with DVC content hash `content_hash`."""
+    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id,
+                                        DatasetVersion.version_id == content_hash)  # fmt: skip
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def find_tagged(session: AsyncSession, dataset_id: UUID, tag: str) -> DatasetVersion | None:
+    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id,
+                                        DatasetVersion.version_tag == tag)  # fmt: skip
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def versions_of(
+    session: AsyncSession, dataset_id: UUID, limit: int | None = None, offset: int = 0
+) -> tuple[Sequence[DatasetVersion], int]:
+    """The dataset's versions, oldest first."""
+    where = [DatasetVersion.dataset_id == dataset_id]
+    total = await session.scalar(select(func.count()).select_from(DatasetVersion).where(*where))
+    stmt = (select(DatasetVersion).where(*where)
+            .order_by(DatasetVersion.created_at, DatasetVersion.id).offset(offset))  # fmt: skip
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return (await session.scalars(stmt)).all(), total or 0
+
+
+def touch(entity: Any, now: datetime, **changes: Any) -> None:
+    """Set fields of a loaded row and its `updated_at`; the unit of work flushes them."""
+    for key, value in changes.items():
+        setattr(entity, key, value)
+    entity.updated_at = now
