@@ -465,8 +465,7 @@ async def test_only_a_move_to_production_records_an_approval(client, model):
     assert got["approved_by"] == "alice@example.com"
 
 
-async def test_a_rename_racing_another_to_the_same_name_is_a_conflict(client, runtime):
-    project = str(uuid.uuid4())
+async def test_a_rename_racing_another_to_the_same_name_is_a_conflict(client, runtime, project):
     a, b = [(await client.post("/models", json={"name": n, "project_id": project})).json()
             for n in ("a", "b")]  # fmt: skip
     async with runtime.connection() as other:
