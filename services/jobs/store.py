@@ -1,4 +1,8 @@
-"""The jobs service's queries. Nothing here commits: the unit of work does."""
+"""The jobs service's queries. Nothing here commits: the unit of work does.
+
+One style: SQLAlchemy statements built from the models' tables, run on the ORM session the
+caller passes (the unit of work's, or a read-only one); none is hot enough for raw SQL.
+"""
 
 from collections.abc import Collection, Sequence
 from typing import Any

@@ -71,7 +71,7 @@ async def platform(database_server_url, nats_url, open_dir) -> AsyncIterator[Pla
     try:
         async with Platform(
             database_url=database_url, nats_url=nats_url, log_dir=open_dir / "logs",
-            state_dir=open_dir / "state", tracking_workers=1,
+            state_dir=open_dir / "state", tracking_workers=1, ready_timeout=240,
         ) as running:
             yield running
     finally:

@@ -44,7 +44,8 @@ async def test_training_subprocess_logs_to_the_run_it_is_given(tracking, tmp_pat
         working_dir=str(tmp_path), env=tracking.env_for_run(run_id), parameters={"epochs": 3},
     )
 
-    status = await wait_finished(executor, await executor.submit(spec), timeout=60)
+    # A sqlite store: the job opens it with SQLAlchemy, minutes on a loaded machine.
+    status = await wait_finished(executor, await executor.submit(spec), timeout=240)
     assert status.state == ExecutionState.SUCCEEDED, [line async for line in executor.logs(str(spec.job_id))]
     await tracking.finish(run_id, "FINISHED")
 

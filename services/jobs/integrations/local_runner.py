@@ -51,7 +51,8 @@ def main(argv: list[str]) -> int:
             command, preexec_fn=limit,  # noqa: PLW1509 - the runner has no other threads
             **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}),
         )
-    except OSError as exc:  # command not found, not executable: the job failed to start
+    except (OSError, subprocess.SubprocessError) as exc:
+        # Not found, not executable, or its user or limits could not be set: it never started.
         print(f"cannot start {command[:1]}: {exc}", file=sys.stderr, flush=True)
         write_atomically(args.job_dir / EXIT_CODE_FILE, "127")
         return 0
