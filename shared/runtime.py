@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 from sqlalchemy import MetaData, Table, text
 
 from shared import messaging
+from shared.collector import settle_after_start
 from shared.consumers import EventConsumer, subscribe
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.driver import driver_connection
@@ -103,6 +104,7 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
         if self.consumers:
             await self.broker.start()
+        settle_after_start()
         log.info("%s started", self.service)
 
     async def stop(self) -> None:
