@@ -103,7 +103,7 @@ async def get_dvc_file(version_id: UUID, rt: Runtime, caller: Who, remotes: Remo
     """The `.dvc` file `dvc pull` restores the version with, into a folder named as the dataset."""
     version, dataset = await _version(rt, version_id, caller, Role.VIEWER)
     remote = remotes.remote(dataset.id)
-    manifest = await asyncio.to_thread(remote.manifest, version.version_id)
+    manifest = await service.from_remote(remote.manifest, version.version_id)
     text = dvc_file(manifest, dataset.name, remote.url)
     return PlainTextResponse(text, media_type="application/yaml", headers={
         "Content-Disposition": f'attachment; filename="{dataset.name}.dvc"'})
@@ -123,7 +123,7 @@ async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
             remote.write_tar(version.version_id, out, dataset.name)
 
     try:
-        await asyncio.to_thread(write)
+        await service.from_remote(write)
     except BaseException:
         os.unlink(archive)
         raise
