@@ -20,6 +20,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Self
+from urllib.parse import unquote
 
 import httpx
 import nats
@@ -133,6 +134,7 @@ class Platform:
         start_tracking: bool = True,
         tracking_port: int | None = None,
         tracking_workers: int = DEFAULT_WORKERS,
+        tracking_timeout: float = 300.0,
         restart: RestartPolicy = RestartPolicy(),
     ) -> None:
         self.table = tuple(table)
@@ -159,6 +161,9 @@ class Platform:
         self._start_tracking = start_tracking and tracking_uri is None
         self._tracking_port = tracking_port
         self._tracking_workers = tracking_workers
+        # Its first start creates its tables, then each worker imports all of MLflow: minutes
+        # on a busy two-core machine.
+        self.tracking_timeout = tracking_timeout
         self._embedded_postgres: EmbeddedPostgres | None = None
         self._embedded_nats: EmbeddedNats | None = None
         self._env: dict[str, str] = {}
@@ -358,7 +363,7 @@ class Platform:
         if tracking is None:
             return
         try:
-            await tracking.start()
+            await tracking.start(timeout=self.tracking_timeout)
         except TrackingServerError as error:
             raise PlatformError(str(error)) from None
 
@@ -374,8 +379,9 @@ class Platform:
             env[spec.url_variable] = format_urls(self.service_urls(spec.name))
         if self.table != SERVICES:
             env[TABLE_VARIABLE] = dump_table(self.table)
-        # The services ask the gateway whether a project exists (shared/projects.py).
-        env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
+        if GATEWAY in self.replicas:
+            # The services ask the gateway whether a project exists (shared/projects.py).
+            env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
         if self.admin_token is not None:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
         if self.tracking_uri is not None:
@@ -520,7 +526,7 @@ class Platform:
         code = tracking.process.returncode if tracking.process is not None else None
         log.warning("mlflow server exited with code %s; restarting", code)
         await tracking.stop()  # what is left of its process group
-        await tracking.start()
+        await tracking.start(timeout=self.tracking_timeout)
 
     async def _restart(self, replica: Replica) -> None:
         assert replica.process is not None
@@ -568,7 +574,8 @@ def welcome(platform: Platform) -> str:
     if platform.tracking_uri is not None:
         started = "" if platform.tracking is not None else "  (yours)"
         lines.append(f"  MLflow tracking    {platform.tracking_uri}{started}")
-    database = make_url(platform.database_url or "").render_as_string(hide_password=True)
+    # Unquoted: a socket directory reads as the path it is.
+    database = unquote(make_url(platform.database_url or "").render_as_string(hide_password=True))
     lines += [
         f"  Admin token        {platform.admin_token}",
         f"  Database           {database}",

@@ -9,7 +9,6 @@ correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=No
 actor: ContextVar[str | None] = ContextVar("actor", default=None)
 caller: ContextVar[Caller | None] = ContextVar("caller", default=None)
 
-# Headers on internal calls (gateway -> service) and on NATS messages. A service takes the
-# actor from the credential only; the actor header travels on NATS messages.
+# The header that carries the correlation id on internal calls (gateway -> service). Who acts
+# travels in the gateway's credential (shared.auth.CREDENTIAL_HEADER), never in a plain header.
 CORRELATION_HEADER = "X-Correlation-Id"
-ACTOR_HEADER = "X-Modelplane-Actor"

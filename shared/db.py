@@ -89,19 +89,9 @@ async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, A
     await session.flush()
 
 
-def create_engine(
-    database_url: str, pool_size: int = 20, *, generic_plans: bool = False
-) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = 20) -> AsyncEngine:
     """An engine in autocommit mode that resets nothing on check-in: transactions are the unit
-    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits.
-
-    `generic_plans` plans each prepared statement once per connection (the registry's, until
-    its indexes make it unnecessary)."""
-    server_settings = (
-        {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}
-        if generic_plans
-        else {}
-    )
+    of work's own (`BEGIN` on asyncpg's connection), so SQLAlchemy never begins or commits."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
@@ -111,7 +101,6 @@ def create_engine(
         pool_reset_on_return=None,
         pool_use_lifo=True,
         json_deserializer=_json_loads,
-        connect_args={"server_settings": server_settings},
     )
 
 

@@ -46,8 +46,6 @@ class ServiceRuntime:
         metadata: MetaData,
         migrations_dir: Path,
         consumers: Sequence[EventConsumer] = (),
-        *,
-        generic_plans: bool = False,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -56,9 +54,7 @@ class ServiceRuntime:
         self.consumers = consumers
         self.outbox: Table = metadata.tables[f"{metadata.schema}.{OUTBOX_TABLE}"]
         self.inbox: Table = metadata.tables[f"{metadata.schema}.{INBOX_TABLE}"]
-        self.engine = create_engine(
-            settings.database_url, settings.db_pool_size, generic_plans=generic_plans
-        )
+        self.engine = create_engine(settings.database_url, settings.db_pool_size)
         self.sessionmaker = create_sessionmaker(self.engine)
         self.broker = NatsBroker(settings.nats_url, logger=logging.getLogger(f"{service}.broker"))
         for consumer in consumers:

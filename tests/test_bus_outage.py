@@ -5,7 +5,6 @@ import asyncio
 import secrets
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from shared.local_infra import (
     stop_process,
     tcp_answers,
 )
+from tests.credentials import known_project
 from tests.registry.conftest import client_of
 
 OUTAGE_SECONDS = 10.0
@@ -90,7 +90,7 @@ async def test_writes_go_on_through_a_bus_outage_and_are_published_after(
     app = create_app(settings)
     runtime = app.state.runtime
     async with app.router.lifespan_context(app), client_of(app) as client:
-        body = {"name": "outage", "project_id": str(uuid.uuid4())}
+        body = {"name": "outage", "project_id": known_project(app)}
         model = (await client.post("/models", json=body)).json()
         statuses: list[int] = []
         readiness: list[tuple[int, dict]] = []

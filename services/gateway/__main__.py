@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.gateway.app import create_app, create_token
 from services.gateway.settings import GatewaySettings
 from shared.auth import Role
+from shared.local_infra import die_with_parent
 from shared.logs import configure_logging
 from shared.serve import serve_public
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def served_app() -> FastAPI:
     """The app as the server's worker process builds it: settings from the environment."""
+    die_with_parent()  # a gateway killed -9 leaves no worker holding its port
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_format, settings.log_level)
     return create_app(settings)

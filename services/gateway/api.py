@@ -11,6 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway import service, store
 from services.gateway.auth import Authenticator
+from services.gateway.errors import (
+    DuplicateProjectName,
+    IntegrationConfigNotFound,
+    MemberNotFound,
+    ProjectNotFound,
+    TokenNotFound,
+    UnknownIntegrationBackend,
+)
 from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
@@ -30,7 +38,16 @@ from services.gateway.schemas import (
 from shared import context
 from shared.auth import CREDENTIAL_HEADER, Caller, CredentialVerifier
 from shared.environments import Env
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
 from shared.integrations import Concern
+from shared.projects import UnknownProject
 from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
 
 API_PREFIX = "/api/v1"
@@ -59,6 +76,12 @@ async def _service(request: Request) -> Caller:
     return verifier.verify(request.headers.get(CREDENTIAL_HEADER))
 
 
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid token, a role the caller
+    lacks, a body not in UTF-8, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, UnsupportedEncoding, *problems)
+
+
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Subject = Annotated[str, Path(min_length=1, max_length=200)]
@@ -85,7 +108,8 @@ async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
     return readiness_reply(checks, (*REQUIRED, *(proxy.name for proxy in proxies)))
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"])
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"],
+             responses=answers(UnknownProject))
 async def create_token(body: TokenCreate, caller: Who, runtime: Runtime) -> CreatedToken:
     """Create an API token. The plaintext is in this reply only."""
     async with runtime.uow() as uow:
@@ -95,14 +119,15 @@ async def create_token(body: TokenCreate, caller: Who, runtime: Runtime) -> Crea
     return CreatedToken(**Token.model_validate(row).model_dump(), token=token)
 
 
-@router.get("/tokens", tags=["tokens"])
+@router.get("/tokens", tags=["tokens"], responses=answers())
 async def list_tokens(caller: Who, runtime: Runtime) -> TokenList:
     async with runtime.sessionmaker() as session:
         rows = await service.list_tokens(session, caller)
     return TokenList(items=[Token.model_validate(row) for row in rows], total=len(rows))
 
 
-@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"],
+               responses=answers(TokenNotFound))
 async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: Runtime) -> Response:
     async with runtime.uow() as uow:
         await service.revoke_token(uow, caller, token_id)
@@ -111,7 +136,8 @@ async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: R
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"])
+@router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"],
+             responses=answers(DuplicateProjectName))
 async def create_project(body: ProjectCreate, caller: Who, runtime: Runtime) -> Project:
     """Create a project. Platform admins only."""
     async with runtime.uow() as uow:
@@ -121,7 +147,7 @@ async def create_project(body: ProjectCreate, caller: Who, runtime: Runtime) -> 
     return Project.model_validate(row)
 
 
-@router.get("/projects", tags=["projects"])
+@router.get("/projects", tags=["projects"], responses=answers())
 async def list_projects(
     caller: Who,
     runtime: Runtime,
@@ -136,14 +162,15 @@ async def list_projects(
     )
 
 
-@router.get("/projects/{project_id}", tags=["projects"])
+@router.get("/projects/{project_id}", tags=["projects"], responses=answers(ProjectNotFound))
 async def get_project(project_id: UUID, caller: Who, runtime: Runtime) -> Project:
     async with runtime.sessionmaker() as session:
         row = await service.get_project(session, caller, project_id)
     return Project.model_validate(row)
 
 
-@router.get("/projects/{project_id}/members", tags=["projects"])
+@router.get("/projects/{project_id}/members", tags=["projects"],
+            responses=answers(ProjectNotFound))
 async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> MemberList:
     """The project's members and their roles. The project's admins only."""
     async with runtime.sessionmaker() as session:
@@ -151,7 +178,8 @@ async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> Membe
     return MemberList(items=[Member.model_validate(row) for row in rows], total=len(rows))
 
 
-@router.put("/projects/{project_id}/members/{subject}", tags=["projects"])
+@router.put("/projects/{project_id}/members/{subject}", tags=["projects"],
+            responses=answers(ProjectNotFound))
 async def put_member(
     project_id: UUID, subject: Subject, body: MemberPut, caller: Who, runtime: Runtime,
     request: Request, response: Response,
@@ -168,7 +196,7 @@ async def put_member(
 
 @router.delete(
     "/projects/{project_id}/members/{subject}", status_code=status.HTTP_204_NO_CONTENT,
-    tags=["projects"],
+    tags=["projects"], responses=answers(ProjectNotFound, MemberNotFound),
 )
 async def remove_member(
     project_id: UUID, subject: Subject, caller: Who, runtime: Runtime, request: Request
@@ -179,7 +207,8 @@ async def remove_member(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/integrations/{env}/{concern}", tags=["integrations"])
+@router.put("/integrations/{env}/{concern}", tags=["integrations"],
+            responses=answers(UnknownIntegrationBackend))
 async def put_integration_config(
     env: Env, concern: Concern, body: IntegrationConfigPut, caller: Who, runtime: Runtime,
     response: Response,
@@ -196,7 +225,7 @@ async def put_integration_config(
     return IntegrationConfig.model_validate(row)
 
 
-@router.get("/integrations", tags=["integrations"])
+@router.get("/integrations", tags=["integrations"], responses=answers())
 async def list_integration_configs(
     caller: Who, runtime: Runtime, env: Env | None = None
 ) -> IntegrationConfigList:
@@ -207,7 +236,8 @@ async def list_integration_configs(
     )
 
 
-@router.get("/integrations/{env}/{concern}", tags=["integrations"])
+@router.get("/integrations/{env}/{concern}", tags=["integrations"],
+            responses=answers(IntegrationConfigNotFound))
 async def get_integration_config(
     env: Env, concern: Concern, caller: Who, runtime: Runtime
 ) -> IntegrationConfig:

@@ -1,7 +1,7 @@
 """The gateway's own rules, pure Python, no I/O. Who may do what with the services' data is
 the services' to decide (shared/auth.py carries the caller to them)."""
 
-from shared.errors import InvalidInput
+from services.gateway.errors import UnknownIntegrationBackend
 from shared.integrations import BACKENDS, Concern
 
 
@@ -9,8 +9,7 @@ def check_backend(concern: Concern, backend: str) -> None:
     """An IntegrationConfig names one of the backends that serve its concern."""
     allowed = BACKENDS[concern]
     if backend not in allowed:
-        raise InvalidInput(
+        raise UnknownIntegrationBackend(
             f"{concern.value} has no backend {backend!r}; it is one of {', '.join(allowed)}",
-            kind="unknown-integration-backend",
             allowed=list(allowed),
         )

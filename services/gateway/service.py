@@ -10,17 +10,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.gateway import store
 from services.gateway.auth import issue_token
 from services.gateway.domain import check_backend
+from services.gateway.errors import (
+    IntegrationConfigNotFound,
+    MemberNotFound,
+    ProjectNotFound,
+    TokenNotFound,
+)
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork
 from shared.environments import Env
-from shared.errors import NotFound
 from shared.events.gateway import IntegrationConfigChanged, ProjectCreated
 from shared.integrations import Concern
 from shared.projects import UnknownProject
 
 
-def project_not_found(project_id: UUID) -> NotFound:
-    return NotFound(f"there is no project {project_id}", kind="project-not-found")
+def project_not_found(project_id: UUID) -> ProjectNotFound:
+    return ProjectNotFound(f"there is no project {project_id}")
 
 
 async def create_token(
@@ -45,7 +50,7 @@ async def list_tokens(session: AsyncSession, caller: Caller) -> list[Row]:
 async def revoke_token(uow: UnitOfWork, caller: Caller, token_id: UUID) -> None:
     caller.require_platform_admin()
     if not await store.revoke_token(uow.session, token_id):
-        raise NotFound(f"there is no token {token_id}", kind="token-not-found")
+        raise TokenNotFound(f"there is no token {token_id}")
 
 
 async def create_project(
@@ -103,8 +108,7 @@ async def remove_member(uow: UnitOfWork, caller: Caller, project_id: UUID, subje
     await get_project(uow.session, caller, project_id)
     caller.require(project_id, Role.ADMIN)
     if not await store.delete_member(uow.session, project_id, subject):
-        raise NotFound(f"{subject!r} is not a member of project {project_id}",
-                       kind="member-not-found")  # fmt: skip
+        raise MemberNotFound(f"{subject!r} is not a member of project {project_id}")
 
 
 async def put_integration_config(
@@ -141,9 +145,8 @@ async def get_integration_config(
     caller.require_platform_admin()
     row = await store.get_integration_config(session, env.value, concern.value)
     if row is None:
-        raise NotFound(
+        raise IntegrationConfigNotFound(
             f"{env.value} has no integration config for {concern.value}; its services use "
-            "their own default",
-            kind="integration-config-not-found",
+            "their own default"
         )
     return row

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.gateway.errors import DuplicateProjectName
 from services.gateway.models import api_tokens, integration_configs, memberships, projects
-from shared.errors import Conflict
 
 _TOKEN_COLUMNS = (
     api_tokens.c.id,
@@ -123,9 +123,7 @@ async def add_project(
             ).one()
     except IntegrityError as exc:
         if "uq_projects_name" in str(exc.orig):
-            raise Conflict(
-                f"a project named {name!r} already exists", kind="duplicate-project-name"
-            ) from exc
+            raise DuplicateProjectName(f"a project named {name!r} already exists") from exc
         raise
 
 

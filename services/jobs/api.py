@@ -9,7 +9,15 @@ from fastapi.responses import StreamingResponse
 
 from services.jobs import service, store
 from services.jobs.domain import JobStatus, job_warnings
-from services.jobs.errors import JobNotFound, JobRejected
+from services.jobs.errors import (
+    DuplicateGpuType,
+    EventTooLarge,
+    GpuTypeNotFound,
+    InvalidGpuTypeOption,
+    JobAlreadyFinished,
+    JobNotFound,
+    JobRejected,
+)
 from services.jobs.schemas import (
     ExperimentRunOut,
     GpuTypeCreate,
@@ -24,7 +32,15 @@ from services.jobs.supervisor import JobSupervisor
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.environments import Env
-from shared.projects import ProjectDirectory
+from shared.errors import (
+    Forbidden,
+    InvalidInput,
+    Problem,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
+from shared.projects import ProjectDirectory, UnknownProject
 from shared.runtime import ServiceRuntime
 from shared.validation import Text
 
@@ -43,7 +59,20 @@ Supervisor = Annotated[JobSupervisor, Depends(supervisor)]
 Projects = Annotated[ProjectDirectory, Depends(projects)]
 
 
-@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"])
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a read may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+def write_answers(*problems: type[Problem]) -> dict:
+    """The problem replies a write may give: those of a read, a body not in UTF-8, or an event
+    too large for the bus."""
+    return answers(UnsupportedEncoding, EventTooLarge, *problems)
+
+
+@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"],
+             responses=write_answers(InvalidGpuTypeOption, DuplicateGpuType))
 async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, response: Response):
     caller.require_platform_admin()
     async with rt.uow() as uow:
@@ -52,7 +81,7 @@ async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, respons
     return option
 
 
-@router.get("/gpu-types", response_model=GpuTypePage, tags=["gpu-types"])
+@router.get("/gpu-types", response_model=GpuTypePage, tags=["gpu-types"], responses=answers())
 async def list_gpu_types(
     rt: Runtime,
     env: Env | None = None,
@@ -64,7 +93,8 @@ async def list_gpu_types(
     return {"items": items, "total": len(items)}
 
 
-@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"])
+@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"],
+              responses=write_answers(InvalidGpuTypeOption, GpuTypeNotFound))
 async def update_gpu_type(
     env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, caller: Who
 ):
@@ -74,7 +104,8 @@ async def update_gpu_type(
         return await service.update_gpu_type(uow, env, gpu_type_id, changes)
 
 
-@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"])
+@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"],
+               responses=write_answers(GpuTypeNotFound))
 async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who) -> Response:
     caller.require_platform_admin()
     async with rt.uow() as uow:
@@ -82,7 +113,8 @@ async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who)
     return Response(status_code=204)
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut)
+@router.post("/jobs", status_code=201, response_model=JobOut,
+             responses=write_answers(JobRejected, UnknownProject))
 async def submit_job(
     body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response, caller: Who,
     known: Projects,
@@ -102,7 +134,7 @@ async def submit_job(
     return await _job_out(rt, job.id)
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get("/jobs", response_model=JobPage, responses=answers())
 async def list_jobs(
     rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
     pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
@@ -116,12 +148,13 @@ async def list_jobs(
     return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=answers(JobNotFound))
 async def get_job(job_id: UUID, rt: Runtime, caller: Who):
     return await _job_out(rt, job_id, caller, Role.VIEWER)
 
 
-@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse)
+@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse,
+            responses=answers(JobNotFound))
 async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     """The job's output as text, followed while it runs."""
     async with rt.sessionmaker() as session:
@@ -139,7 +172,8 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             responses=write_answers(JobNotFound, JobAlreadyFinished))
 async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     await _job_out(rt, job_id, caller, Role.EDITOR)  # 404 and 403 before anything else
     await jobs.cancel(job_id)

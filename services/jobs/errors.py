@@ -3,7 +3,7 @@ has (`invalid-input` for a request its schema refuses, `not-found`, `unauthorize
 
 from uuid import UUID
 
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 
 class InvalidGpuTypeOption(InvalidInput):
@@ -38,3 +38,9 @@ class JobRejected(InvalidInput):
 
 class JobAlreadyFinished(Conflict):
     kind, title = "job-already-finished", "The job has already finished"
+
+
+class EventTooLarge(TooLarge):
+    """Raised by the unit of work (shared.db) for a change whose event the bus cannot carry."""
+
+    kind, title = "event-too-large", "The change's event is larger than the bus takes"

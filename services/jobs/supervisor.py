@@ -157,8 +157,9 @@ class JobSupervisor:
                 })
                 uow.record(JobStarted(**job_fields(job), executor=executor_name, run_id=run_id),
                            job.id)
-        if not started and failure is None:
-            # Cancelled while it was being started: stop what was started for it.
+        if not started and failure is None and job is not None and job.handle is None:
+            # Cancelled while it was being started: stop what was started for it. (A handle
+            # means another starter, taking up a claim it thought stale, recorded this run.)
             await executor.cancel(handle)
             await self.tracking.finish(run_id, "KILLED")
 

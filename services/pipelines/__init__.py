@@ -1,1 +1,2 @@
-"""The pipelines service: built in a later issue (see ../shared/ARCHITECTURE.md section 1)."""
+"""The pipelines service: validated multi-stage DAGs run over events by its local engine, or as
+Argo Workflows (see ../shared/ARCHITECTURE.md section 1)."""

@@ -15,7 +15,13 @@ from services.serving.integrations.ray_serve import RayServeBackend
 from services.serving.models import metadata
 from services.serving.reconciler import Reconciler
 from services.serving.settings import ServingSettings
-from shared.http import NO_TELEMETRY, CorrelationMiddleware, install_problem_handlers
+from shared.auth import CredentialVerifier
+from shared.http import (
+    NO_TELEMETRY,
+    CorrelationMiddleware,
+    Utf8JsonOnly,
+    install_problem_handlers,
+)
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "serving"
@@ -60,7 +66,9 @@ def create_app(settings: ServingSettings, backends: Mapping[str, ServingBackend]
     app.state.settings = settings
     app.state.backends = backends
     app.state.reconciler = reconciler
-    app.add_middleware(CorrelationMiddleware, trust_actor_header=True)
+    app.add_middleware(Utf8JsonOnly)
+    # Only the gateway's signed credential says who calls (shared/auth.py).
+    app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))
     install_problem_handlers(app)
     install_health_routes(app, runtime)
     app.include_router(router)

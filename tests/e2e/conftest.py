@@ -40,6 +40,9 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
             state_dir=state,
             tracking_workers=1,
             ready_timeout=240,
+            # Root's test folders are out of an unprivileged user's reach: jobs here run as
+            # the tests' user (test_jobs.py runs them as the unprivileged one).
+            env={"MODELPLANE_JOBS_RUN_AS": ""},
         ) as running:
             yield running
     finally:

@@ -3,7 +3,6 @@ an environment that has only the MLflow client, tracked by the platform's MLflow
 server, and its model registered by the registry from the JobSucceeded event."""
 
 import asyncio
-import contextlib
 import os
 import re
 import secrets
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from deploy.launcher import Platform
-from shared.local_infra import create_database, drop_database, free_port
+from shared.local_infra import create_database, drop_database
 from tests.e2e.test_use_cases import new_project, token_for
 
 # The platform and an MLflow server start first: minutes on a loaded two-core machine.
@@ -63,55 +62,21 @@ def mlflow_client_only_env(open_dir: Path) -> Path:
     return venv
 
 
+# The conftest's platform, but with its state (the jobs' directories) where every user can
+# reach it: as root, the platform runs jobs as an unprivileged user.
 @pytest.fixture(scope="module")
-async def tracking_server(database_server_url: str, open_dir: Path) -> AsyncIterator[str]:
-    """An MLflow tracking server as `make up` runs one: on Postgres, serving its artifacts."""
-    name = f"modelplane_e2e_mlflow_{secrets.token_hex(6)}"
-    database_url = await create_database(database_server_url, name)
-    port = free_port("127.0.0.1")
-    backend = database_url.replace("postgresql+asyncpg://", "postgresql+psycopg2://", 1)
-    log = (open_dir / "mlflow.log").open("ab")
-    process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
-         "--serve-artifacts", "--artifacts-destination", str(open_dir / "mlartifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        async with httpx.AsyncClient(timeout=2) as client:
-            while True:
-                assert process.poll() is None, (open_dir / "mlflow.log").read_text()[-3000:]
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "mlflow server not healthy"
-                await asyncio.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(process.pid, 15)
-        await asyncio.to_thread(process.wait, 20)
-        log.close()
-        await drop_database(database_server_url, name)
-
-
-@pytest.fixture(scope="module")
-async def platform(
-    database_server_url, nats_url, tracking_server, open_dir
-) -> AsyncIterator[Platform]:
+async def platform(database_server_url, nats_url, open_dir) -> AsyncIterator[Platform]:
     name = f"modelplane_e2e_{secrets.token_hex(6)}"
     database_url = await create_database(database_server_url, name)
     try:
         async with Platform(
             database_url=database_url, nats_url=nats_url, log_dir=open_dir / "logs",
-            state_dir=open_dir / "state",
-            env={"MODELPLANE_MLFLOW_TRACKING_URI": tracking_server},
+            state_dir=open_dir / "state", tracking_workers=1,
         ) as running:
             yield running
     finally:
         await drop_database(database_server_url, name)
+        await drop_database(database_server_url, f"{name}_mlflow")
 
 
 async def wait_finished(client: httpx.AsyncClient, job: dict, headers: dict) -> dict:
@@ -124,7 +89,7 @@ async def wait_finished(client: httpx.AsyncClient, job: dict, headers: dict) -> 
 
 
 async def test_a_trained_model_is_registered_as_a_version_linked_to_its_run(
-    admin, platform, tracking_server, mlflow_client_only_env
+    admin, platform, mlflow_client_only_env
 ):
     engineer = await token_for(admin, "tess", "editor")
     project = await new_project(admin)
@@ -165,8 +130,9 @@ async def test_a_trained_model_is_registered_as_a_version_linked_to_its_run(
     assert run["artifacts"] == ["model.bin"]
     [artifact_uri] = run["artifact_uris"]
     assert artifact_uri.startswith("mlflow-artifacts:/")  # served by the tracking server
-    # And as MLflow itself has it, through the server the job logged to.
-    async with httpx.AsyncClient(base_url=tracking_server, timeout=30) as mlflow:
+    # And as MLflow itself has it, through the platform's server the job logged to.
+    assert platform.tracking_uri.startswith("http://")
+    async with httpx.AsyncClient(base_url=platform.tracking_uri, timeout=30) as mlflow:
         got = (await mlflow.get("/api/2.0/mlflow/runs/get",
                                 params={"run_id": run["tracking_run_id"]})).json()["run"]
         assert got["info"]["status"] == "FINISHED"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.local_infra import free_port
+from shared.local_infra import free_port, tcp_answers
 from tests.gateway.conftest import ADMIN, ADMIN_TOKEN, FakeRegistry
 
 HEADER_TIMEOUT = 1.0
@@ -24,18 +24,19 @@ STARTING_DESCRIPTORS = 256
 IDLE_SOCKETS = 400
 
 
-@pytest.fixture(scope="module")
-async def gateway_url(
-    database_url: str, nats_url: str, fake_registry: FakeRegistry
-) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def gateway_process(
+    database_url: str, nats_url: str, registry_url: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`python -m services.gateway`, started with few descriptors and short timeouts."""
     port = free_port()
     env = {
         **os.environ,
         "MODELPLANE_DATABASE_URL": database_url,
         "MODELPLANE_NATS_URL": nats_url,
         "MODELPLANE_HTTP_PORT": str(port),
-        "MODELPLANE_REGISTRY_URL": fake_registry.url,
-        "MODELPLANE_JOBS_URL": fake_registry.url,
+        "MODELPLANE_REGISTRY_URL": registry_url,
+        "MODELPLANE_JOBS_URL": registry_url,
         "MODELPLANE_ADMIN_TOKEN": ADMIN_TOKEN,
         "MODELPLANE_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "MODELPLANE_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
@@ -58,10 +59,19 @@ async def gateway_url(
                         break
                 assert process.returncode is None, "the gateway exited"
                 await asyncio.sleep(0.1)
-        yield url
+        yield process, url
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await process.wait()
+
+
+@pytest.fixture(scope="module")
+async def gateway_url(
+    database_url: str, nats_url: str, fake_registry: FakeRegistry
+) -> AsyncIterator[str]:
+    async with gateway_process(database_url, nats_url, fake_registry.url) as (_, url):
+        yield url
 
 
 async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -135,3 +145,16 @@ async def test_a_real_client_gets_in_past_hundreds_of_idle_sockets(gateway_url: 
     finally:
         for _, writer in idle:
             writer.close()
+
+
+async def test_a_gateway_killed_hard_leaves_its_port_free(
+    database_url: str, nats_url: str, fake_registry: FakeRegistry
+) -> None:
+    async with gateway_process(database_url, nats_url, fake_registry.url) as (process, url):
+        process.kill()  # the server's worker process must not outlive it
+        await process.wait()
+        port = int(url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 10
+        while tcp_answers("127.0.0.1", port, timeout=0.2):
+            assert time.monotonic() < deadline, "something still listens on the gateway's port"
+            await asyncio.sleep(0.1)

@@ -2,12 +2,23 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from services.jobs.integrations.executor import ExecutionStatus, Executor
 
 WaitFinished = Callable[[Executor, str], Awaitable[ExecutionStatus]]
+JOBS_TEST_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test here may wait for the session's MLflow server to start (a minute or more on a
+    loaded two-core machine) and then for a job that imports MLflow."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(JOBS_TEST_TIMEOUT))
 
 
 @pytest.fixture
@@ -39,13 +50,34 @@ def jobs_cluster():
 
 
 @pytest.fixture(scope="session")
+async def tracking_server(
+    database_server_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+):
+    """The MLflow tracking server the session's jobs service and its jobs use, as under
+    `make up`: on Postgres (a database beside the session's), serving artifacts."""
+    from deploy.tracking import TrackingServer
+    from shared.local_infra import drop_database, free_port
+
+    server = TrackingServer(database_url, tmp_path_factory.mktemp("mlflow"), free_port(),
+                            workers=1)
+    await server.start(timeout=300)
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+        await drop_database(database_server_url, server.database)
+
+
+@pytest.fixture(scope="session")
 def jobs_settings(
-    database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory, jobs_cluster
+    database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory, jobs_cluster,
+    tracking_server: str,
 ):
     from services.jobs.settings import JobsSettings
 
     return JobsSettings(
         database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
+        mlflow_tracking_uri=tracking_server,
         jobs_state_dir=tmp_path_factory.mktemp("jobs-state"), jobs_watch_seconds=0.2,
         jobs_cancel_grace_seconds=2.0,
         # dev and stg have no IntegrationConfig in these tests (the gateway's tests configure

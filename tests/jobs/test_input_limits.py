@@ -77,3 +77,18 @@ async def test_an_offset_past_bigint_is_refused(jobs_client):
     assert [e["loc"] for e in r.json()["errors"]] == [["query", "offset"]]
     r = await jobs_client.get("/jobs", params={"offset": 2**63 - 1})
     assert r.status_code == 200 and r.json()["items"] == []
+
+
+def test_each_operation_lists_the_problems_it_answers_with(jobs_app):
+    paths = jobs_app.openapi()["paths"]
+    for path, operations in paths.items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            assert {"401", "403", "422"} <= set(operation["responses"]), (method, path)
+    assert "`job-rejected`" in paths["/api/v1/jobs"]["post"]["responses"]["422"]["description"]
+    cancel = paths["/api/v1/jobs/{job_id}/cancel"]["post"]["responses"]
+    assert "`job-already-finished`" in cancel["409"]["description"]
+    assert "`job-not-found`" in cancel["404"]["description"]
+    problem = cancel["409"]["content"]["application/problem+json"]["schema"]
+    assert {"type", "title", "status"} <= set(problem["properties"])

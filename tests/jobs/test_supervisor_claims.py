@@ -70,7 +70,7 @@ async def test_no_row_lock_is_held_while_the_executor_is_called(
     executor.gate.set()
     await asyncio.wait_for(starting, 30)
 
-    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"}, timeout=60)
+    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
 
 
@@ -98,8 +98,36 @@ async def test_a_start_that_crashed_after_its_claim_is_finished_once_the_claim_i
         await apply_changes(uow.session, job, {
             "start_claimed_at": datetime.now(UTC) - timedelta(hours=1)})
 
-    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"}, timeout=60)
+    job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
     assert job["experiment_run"]["tracking_run_id"] == run_id
     assert job["experiment_run"]["metrics"] == {"accuracy": 0.5}
     assert [r.info.run_id for r in runs_of(tracking.tracking_uri, job_id)] == [run_id]
+
+
+async def test_a_job_cancelled_while_being_started_is_stopped_by_its_starter(
+    jobs_app, jobs_client, jobs_settings, wait_finished
+):
+    runtime = jobs_app.state.runtime
+    tracking = jobs_app.state.supervisor.tracking
+    job_id = await claimed_job(runtime, datetime.now(UTC), parameters={},
+                               command=[sys.executable, str(SCRIPTS / "sleep.py")])
+    executor = GatedExecutor(jobs_settings.jobs_state_dir / "runs")
+    supervisor = JobSupervisor(
+        jobs_settings.model_copy(update={"jobs_start_claim_seconds": 0}), runtime.uow,
+        tracking=tracking, executors={"local": executor},
+    )
+    starting = asyncio.create_task(supervisor.start(job_id))
+    await asyncio.wait_for(executor.submitting.wait(), 30)
+
+    r = await jobs_client.post(f"/jobs/{job_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "killed"
+    executor.gate.set()
+    await asyncio.wait_for(starting, 30)
+
+    # What the starter had submitted is stopped, and its MLflow run ended as killed.
+    assert (await wait_finished(executor, str(job_id))).state == "killed"
+    [run] = runs_of(tracking.tracking_uri, job_id)
+    assert run.info.status == "KILLED"
+    job = (await jobs_client.get(f"/jobs/{job_id}")).json()
+    assert job["status"] == "killed" and job["message"] == "cancelled"

@@ -131,7 +131,7 @@ async def test_a_run_is_submitted_and_follows_its_workflow(argo_client, cluster,
     assert by_name["train"]["attempt"] == 2
     assert by_name["evaluate"]["outputs"] == {"metrics": {"auc": 0.7}}
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while True:
         events = [
             e.nats_subject for e in await stream_events(nc, "PIPELINES") if e.subject == run["id"]
@@ -182,7 +182,7 @@ async def test_a_run_whose_workflow_is_missing_is_submitted_again(argo_client, c
         k8s.CustomObjectsApi(api_client).delete_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, run["workflow_id"]
         )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while cluster.custom_object(GROUP, PLURAL, run["workflow_id"], NAMESPACE) is None:
         assert time.monotonic() < deadline, "the workflow was not submitted again"
         await asyncio.sleep(0.1)

@@ -49,7 +49,7 @@ async def run_of(client, run: dict) -> dict:
     return reply.json()
 
 
-async def wait_run(client, run: dict, check, timeout: float = 15.0) -> dict:
+async def wait_run(client, run: dict, check, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         current = await run_of(client, run)
@@ -63,7 +63,7 @@ def stages(run: dict) -> dict[str, str]:
     return {s["name"]: s["status"] for s in run["stages"]}
 
 
-async def commands(nc, run: dict, subject: str, count: int = 1, timeout: float = 10) -> list:
+async def commands(nc, run: dict, subject: str, count: int = 1, timeout: float = 20) -> list:
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in await stream_events(nc, "PIPELINES", f"pipelines.stage.{subject}")
@@ -224,7 +224,7 @@ async def test_a_stage_past_its_timeout_is_retried_then_fails_the_run(pipelines_
     pipeline = await create(pipelines_client, {"stages": [
         stage("train", "train", timeout_seconds=1, max_retries=1)]})
     run = await start(pipelines_client, pipeline)
-    failed = await wait_run(pipelines_client, run, lambda r: r["status"] == "failed", timeout=20)
+    failed = await wait_run(pipelines_client, run, lambda r: r["status"] == "failed")
     assert failed["stages"][0]["attempt"] == 2
     assert failed["stages"][0]["reason"] == "timed out after 1 s"
     assert len(await commands(nc, run, "cancellation_requested", count=2)) == 2

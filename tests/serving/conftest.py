@@ -9,6 +9,7 @@ import pytest
 
 from services.serving.integrations.kserve import KServeBackend, KServeConfig
 from services.serving.settings import ServingSettings
+from tests.credentials import GatewayCredential
 
 ACTOR = "alice@example.com"
 CLUSTER_TOKEN = "serving-cluster-token"
@@ -52,7 +53,7 @@ async def serving_app(serving_settings) -> AsyncIterator:
 def client_of(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://serving/api/v1/serving",
-        headers={"X-Modelplane-Actor": ACTOR}, timeout=30,
+        auth=GatewayCredential(ACTOR), timeout=30,
     )
 
 

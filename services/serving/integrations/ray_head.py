@@ -81,14 +81,20 @@ class LocalRayHead:
             f"--dashboard-port={self.dashboard_port}",
             f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
             f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-            f"--temp-dir={self.temp_dir}",
+            f"--temp-dir={self.temp_dir}", "--include-log-monitor=false",
         ]
         python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+        # Ray's processes keep their compiled bytecode: each of its dozen starts otherwise
+        # compiles its imports anew, which on a busy machine makes the raylet give up on its
+        # dashboard agent (a fixed 15 s in Ray 2.58).
+        inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env = {
-            **os.environ, "PYTHONPATH": python_path, "RAY_USAGE_STATS_ENABLED": "0",
-            # The dashboard starts a process per module; on a busy small machine 30 s is too short.
+            **inherited, "PYTHONPATH": python_path, "RAY_USAGE_STATS_ENABLED": "0",
+            # The dashboard starts a process per module, and replicas' workers register: on a
+            # busy small machine each may take longer than Ray's defaults (tens of seconds).
             "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "300",
             "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "300",
+            "RAY_worker_register_timeout_seconds": "300",
             **self.extra_env,
         }
         path = self.temp_dir / "ray-start.log"

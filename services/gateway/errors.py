@@ -1,0 +1,28 @@
+"""Every problem type the gateway's own routes answer with, besides the ones every service
+shares (`invalid-input`, `unauthorized`, `forbidden`, from shared.errors)."""
+
+from shared.errors import Conflict, InvalidInput, NotFound
+
+
+class ProjectNotFound(NotFound):
+    kind, title = "project-not-found", "No such project"
+
+
+class DuplicateProjectName(Conflict):
+    kind, title = "duplicate-project-name", "A project of that name exists"
+
+
+class TokenNotFound(NotFound):
+    kind, title = "token-not-found", "No such token"
+
+
+class MemberNotFound(NotFound):
+    kind, title = "member-not-found", "No such member of the project"
+
+
+class IntegrationConfigNotFound(NotFound):
+    kind, title = "integration-config-not-found", "No integration config for the concern"
+
+
+class UnknownIntegrationBackend(InvalidInput):
+    kind, title = "unknown-integration-backend", "No such backend for the concern"
