@@ -20,6 +20,7 @@ from services.datasets.schemas import (
     DatasetOut,
     DatasetPage,
     DiffOut,
+    JobUsePage,
     LineageOut,
     VersionCreate,
     VersionOut,
@@ -130,6 +131,15 @@ async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
     cleanup.add_task(os.unlink, archive)
     return FileResponse(archive, media_type="application/x-tar",
                         filename=f"{dataset.name}-{version.version_id[:12]}.tar")  # fmt: skip
+
+
+@router.get("/versions/{version_id}/jobs", response_model=JobUsePage)
+async def list_jobs(version_id: UUID, rt: Runtime, caller: Who):
+    """The jobs that named the version in their `dataset_version_ids`, as the jobs service said."""
+    await _version(rt, version_id, caller, Role.VIEWER)
+    async with rt.sessionmaker() as session:
+        items = await store.uses_of(session, version_id)
+    return {"items": items, "total": len(items)}
 
 
 @router.post("/versions/{version_id}/verify", response_model=VersionOut)

@@ -328,3 +328,25 @@ def upload_target(upload_dir: Path) -> Path:
     target.mkdir(parents=True)
     os.chmod(target, 0o700)
     return target
+
+
+# Jobs that used versions (the jobs service's events)
+
+
+async def job_used_versions(
+    uow: UnitOfWork, *, job_id: UUID, job_name: str, project_id: UUID,
+    dataset_version_ids: Collection[UUID], status: str,
+) -> int:
+    """Link the job to each version it names that is known here; how many were linked."""
+    known = await store.known_versions(uow.session, set(dataset_version_ids))
+    at = now()
+    await store.put_uses(uow.session, [
+        {"dataset_version_id": v, "job_id": job_id, "job_name": job_name,
+         "project_id": project_id, "job_status": status, "updated_at": at}
+        for v in sorted(known)
+    ])
+    return len(known)
+
+
+async def job_ended(uow: UnitOfWork, job_id: UUID, status: str) -> None:
+    await store.set_job_status(uow.session, job_id, status, now())
