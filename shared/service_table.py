@@ -101,6 +101,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         # Each client following a running job's log holds one.
         connections=100,
     ),
+    ServiceSpec("pipelines", default_port=8005, path_roots=("/api/v1/pipelines",)),
     ServiceSpec(
         "gateway",
         default_port=8000,

@@ -37,13 +37,13 @@ def test_todays_variables_and_limits() -> None:
     assert table["jobs"].path_roots == ("/api/v1/jobs", "/api/v1/gpu-types")
     assert (table["gateway"].host_variable, table["gateway"].port_variable) == (
         "MODELPLANE_HTTP_HOST", "MODELPLANE_HTTP_PORT")  # fmt: skip
-    assert [spec.name for spec in backends()] == ["registry", "jobs"]
+    assert [spec.name for spec in backends()] == ["registry", "jobs", "pipelines"]
 
 
 def test_the_gateway_starts_after_every_backend() -> None:
     groups = start_groups()
     assert [spec.name for spec in groups[-1]] == ["gateway"]
-    assert {spec.name for spec in groups[0]} == {"registry", "jobs"}
+    assert {spec.name for spec in groups[0]} == {spec.name for spec in backends()}
 
 
 def test_replicas_come_from_the_environment() -> None:
