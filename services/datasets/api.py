@@ -12,7 +12,17 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from services.datasets import service, store, uploads
-from services.datasets.errors import UploadTooLarge
+from services.datasets.domain import DatasetInvalid, IllegalVersionTransition
+from services.datasets.errors import (
+    DatasetNameTaken,
+    DatasetNotFound,
+    DatasetVersionExists,
+    DatasetVersionNotFound,
+    SourceUnreadable,
+    UploadInvalid,
+    UploadTooLarge,
+    VersionUnreadable,
+)
 from services.datasets.integrations.dvc import dvc_file
 from services.datasets.models import DatasetRecord
 from services.datasets.schemas import (
@@ -20,6 +30,7 @@ from services.datasets.schemas import (
     DatasetOut,
     DatasetPage,
     DiffOut,
+    JobUsePage,
     LineageOut,
     VersionCreate,
     VersionOut,
@@ -29,7 +40,8 @@ from services.datasets.service import Storage
 from services.datasets.settings import DatasetsSettings
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
-from shared.projects import ProjectDirectory
+from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
+from shared.projects import ProjectDirectory, UnknownProject
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -49,6 +61,12 @@ async def _projects(request: Request) -> ProjectDirectory:
 Remotes = Annotated[Storage, Depends(_storage)]
 Settings = Annotated[DatasetsSettings, Depends(_settings)]
 Projects = Annotated[ProjectDirectory, Depends(_projects)]
+
+
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
 
 
 def _allow(caller: Caller, dataset: DatasetRecord, role: Role) -> None:
@@ -72,13 +90,15 @@ async def _version(rt, version_id: UUID, caller: Caller, role: Role):
 # Versions by id (before `/{dataset_id}`, so `versions` is never taken for a dataset id)
 
 
-@router.get("/versions/{version_id}", response_model=VersionOut)
+@router.get("/versions/{version_id}", response_model=VersionOut,
+             responses=answers(DatasetVersionNotFound))
 async def get_version(version_id: UUID, rt: Runtime, caller: Who):
     version, _ = await _version(rt, version_id, caller, Role.VIEWER)
     return version
 
 
-@router.get("/versions/{version_id}/lineage", response_model=LineageOut)
+@router.get("/versions/{version_id}/lineage", response_model=LineageOut,
+             responses=answers(DatasetVersionNotFound))
 async def get_lineage(version_id: UUID, rt: Runtime, caller: Who):
     """The dataset's version tree, and the path from its root to this version."""
     version, _ = await _version(rt, version_id, caller, Role.VIEWER)
@@ -86,7 +106,8 @@ async def get_lineage(version_id: UUID, rt: Runtime, caller: Who):
         return await service.lineage(session, version)
 
 
-@router.get("/versions/{version_id}/diff", response_model=DiffOut)
+@router.get("/versions/{version_id}/diff", response_model=DiffOut,
+             responses=answers(DatasetVersionNotFound, VersionUnreadable))
 async def get_diff(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes,
                    against: UUID | None = None):  # fmt: skip
     """What changed from `against` (by default the parent, as recorded at creation)."""
@@ -98,18 +119,20 @@ async def get_diff(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes,
             "summary": await service.diff_between(remotes, version, other)}  # fmt: skip
 
 
-@router.get("/versions/{version_id}/dvc-file", response_class=PlainTextResponse)
+@router.get("/versions/{version_id}/dvc-file", response_class=PlainTextResponse,
+             responses=answers(DatasetVersionNotFound, VersionUnreadable))
 async def get_dvc_file(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes):
     """The `.dvc` file `dvc pull` restores the version with, into a folder named as the dataset."""
     version, dataset = await _version(rt, version_id, caller, Role.VIEWER)
     remote = remotes.remote(dataset.id)
-    manifest = await asyncio.to_thread(remote.manifest, version.version_id)
+    manifest = await service.from_remote(remote.manifest, version.version_id)
     text = dvc_file(manifest, dataset.name, remote.url)
     return PlainTextResponse(text, media_type="application/yaml", headers={
         "Content-Disposition": f'attachment; filename="{dataset.name}.dvc"'})
 
 
-@router.get("/versions/{version_id}/files")
+@router.get("/versions/{version_id}/files",
+             responses=answers(DatasetVersionNotFound, VersionUnreadable))
 async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes,
                          settings: Settings, cleanup: BackgroundTasks):  # fmt: skip
     """The version's files as a tar archive, read from its DVC remote."""
@@ -123,7 +146,7 @@ async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
             remote.write_tar(version.version_id, out, dataset.name)
 
     try:
-        await asyncio.to_thread(write)
+        await service.from_remote(write)
     except BaseException:
         os.unlink(archive)
         raise
@@ -132,14 +155,26 @@ async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
                         filename=f"{dataset.name}-{version.version_id[:12]}.tar")  # fmt: skip
 
 
-@router.post("/versions/{version_id}/verify", response_model=VersionOut)
+@router.get("/versions/{version_id}/jobs", response_model=JobUsePage,
+             responses=answers(DatasetVersionNotFound))
+async def list_jobs(version_id: UUID, rt: Runtime, caller: Who):
+    """The jobs that named the version in their `dataset_version_ids`, as the jobs service said."""
+    await _version(rt, version_id, caller, Role.VIEWER)
+    async with rt.sessionmaker() as session:
+        items = await store.uses_of(session, version_id)
+    return {"items": items, "total": len(items)}
+
+
+@router.post("/versions/{version_id}/verify", response_model=VersionOut,
+             responses=answers(DatasetVersionNotFound, IllegalVersionTransition))
 async def verify(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes):
     """Recompute every object's hash from the remote: verified, or failed naming the files."""
     await _version(rt, version_id, caller, Role.EDITOR)
     return await service.verify_version(rt, remotes, version_id)
 
 
-@router.post("/versions/{version_id}/activate", response_model=VersionOut)
+@router.post("/versions/{version_id}/activate", response_model=VersionOut,
+             responses=answers(DatasetVersionNotFound, IllegalVersionTransition))
 async def activate(version_id: UUID, rt: Runtime, caller: Who):
     await _version(rt, version_id, caller, Role.EDITOR)
     async with rt.uow() as uow:
@@ -149,7 +184,8 @@ async def activate(version_id: UUID, rt: Runtime, caller: Who):
 # Datasets
 
 
-@router.post("", status_code=201, response_model=DatasetOut)
+@router.post("", status_code=201, response_model=DatasetOut,
+             responses=answers(DatasetInvalid, DatasetNameTaken, UnknownProject))
 async def create_dataset(body: DatasetCreate, rt: Runtime, caller: Who, who: Actor,
                          projects: Projects, response: Response):  # fmt: skip
     caller.require(body.project_id, Role.EDITOR)
@@ -163,7 +199,7 @@ async def create_dataset(body: DatasetCreate, rt: Runtime, caller: Who, who: Act
     return dataset
 
 
-@router.get("", response_model=DatasetPage)
+@router.get("", response_model=DatasetPage, responses=answers())
 async def list_datasets(rt: Runtime, caller: Who, project_id: UUID | None = None,
                         limit: Limit = 100, offset: Offset = 0):  # fmt: skip
     scope = caller.scope(project_id)
@@ -174,12 +210,14 @@ async def list_datasets(rt: Runtime, caller: Who, project_id: UUID | None = None
     return {"items": items, "total": total}
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut,
+             responses=answers(DatasetNotFound))
 async def get_dataset(dataset_id: UUID, rt: Runtime, caller: Who):
     return await _dataset(rt, dataset_id, caller, Role.VIEWER)
 
 
-@router.get("/{dataset_id}/versions", response_model=VersionPage)
+@router.get("/{dataset_id}/versions", response_model=VersionPage,
+             responses=answers(DatasetNotFound))
 async def list_versions(dataset_id: UUID, rt: Runtime, caller: Who, limit: Limit = 100,
                         offset: Offset = 0):  # fmt: skip
     await _dataset(rt, dataset_id, caller, Role.VIEWER)
@@ -188,7 +226,8 @@ async def list_versions(dataset_id: UUID, rt: Runtime, caller: Who, limit: Limit
     return {"items": items, "total": total}
 
 
-@router.post("/{dataset_id}/versions", status_code=201, response_model=VersionOut)
+@router.post("/{dataset_id}/versions", status_code=201, response_model=VersionOut,
+             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, SourceUnreadable))
 async def create_version(dataset_id: UUID, body: VersionCreate, rt: Runtime, caller: Who,
                          who: Actor, remotes: Remotes, settings: Settings, response: Response):  # fmt: skip
     """A version from a directory under one of the service's source roots."""
@@ -202,7 +241,8 @@ async def create_version(dataset_id: UUID, body: VersionCreate, rt: Runtime, cal
     return version
 
 
-@router.post("/{dataset_id}/versions/upload", status_code=201, response_model=VersionOut)
+@router.post("/{dataset_id}/versions/upload", status_code=201, response_model=VersionOut,
+             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, UploadInvalid, UploadTooLarge))
 async def upload_version(dataset_id: UUID, request: Request, rt: Runtime, caller: Who,
                          who: Actor, remotes: Remotes, settings: Settings, response: Response):  # fmt: skip
     """A version from files uploaded as multipart/form-data (each part's file name is its path in

@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.datasets.api import router
+from services.datasets.consumers import CONSUMERS
 from services.datasets.models import metadata
 from services.datasets.service import Storage
 from services.datasets.settings import DatasetsSettings
@@ -18,8 +19,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: DatasetsSettings) -> FastAPI:
-    # No consumers: the service learns nothing from other services' events.
-    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS)
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
     app = FastAPI(
         telemetry=NO_TELEMETRY,
         title="Modelplane datasets (internal)",

@@ -25,6 +25,11 @@ class DatasetVersionExists(Conflict):
     title = "The dataset has a version with that content or tag already"
 
 
+class VersionUnreadable(Conflict):
+    kind = "dataset-version-unreadable"
+    title = "The version's files cannot be read from its DVC remote; verify it to learn which"
+
+
 class SourceUnreadable(InvalidInput):
     kind = "dataset-source-unreadable"
     title = "The version's files cannot be read from where they were said to be"
@@ -42,6 +47,6 @@ class UploadTooLarge(TooLarge):
 
 PROBLEMS = (
     DatasetInvalid, IllegalVersionTransition, DatasetNotFound, DatasetVersionNotFound,
-    DatasetNameTaken, DatasetVersionExists, SourceUnreadable, UploadInvalid, UploadTooLarge,
+    DatasetNameTaken, DatasetVersionExists, VersionUnreadable, SourceUnreadable, UploadInvalid, UploadTooLarge,
     UnknownProject,
 )

@@ -89,4 +89,22 @@ class DatasetVersion(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DatasetVersionUse(Base):
+    """A job that named the version in its `dataset_version_ids`, as the jobs service's events
+    said: the link from a version down its lineage to jobs, runs and models."""
+
+    __tablename__ = "dataset_version_uses"
+    __table_args__ = (Index("ix_dataset_version_uses_job", "job_id"),)
+
+    dataset_version_id: Mapped[UUID] = mapped_column(
+        ForeignKey(DatasetVersion.id, ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[UUID] = mapped_column(primary_key=True)
+    job_name: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[UUID]
+    # The job's last state seen: validated, succeeded, failed or cancelled.
+    job_status: Mapped[str] = mapped_column(String(16))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 metadata = Base.metadata

@@ -90,3 +90,19 @@ class DiffOut(BaseModel):
     version: UUID
     against: UUID | None
     summary: dict[str, Any]
+
+
+class JobUseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    job_id: UUID
+    job_name: str
+    project_id: UUID
+    job_status: str
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+class JobUsePage(BaseModel):
+    items: list[JobUseOut]
+    total: int

@@ -4,10 +4,10 @@ a worker thread), before the unit of work that records what they found."""
 
 import asyncio
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from services.datasets import store
@@ -32,7 +32,9 @@ from services.datasets.errors import (
     DatasetVersionExists,
     DatasetVersionNotFound,
     SourceUnreadable,
+    VersionUnreadable,
 )
+from services.datasets.integrations import dvc
 from services.datasets.integrations.dvc import DvcRemote, HashedDirectory, NotADirectory
 from services.datasets.models import DatasetRecord, DatasetVersion
 from shared.db import UnitOfWork
@@ -44,6 +46,8 @@ from shared.events.datasets import (
     DatasetVersionVerified,
 )
 from shared.runtime import ServiceRuntime
+
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -190,7 +194,7 @@ async def create_version(
             f"({content.version_id})", dataset_version_id=str(existing.id),
             version_id=content.version_id,
         )
-    summary = await asyncio.to_thread(
+    summary = await from_remote(
         _diff_in_remote, remote, parent.version_id if parent else None, content)
     summary["against"] = parent.version_id if parent else None
     async with rt.uow() as uow:
@@ -281,6 +285,14 @@ async def activate_version(uow: UnitOfWork, version_id: UUID) -> DatasetVersion:
 # Reads that go to the remote
 
 
+async def from_remote(read: Callable[..., T], *args: Any) -> T:
+    """`read(*args)` in a worker thread; a version the remote cannot give back is a 409."""
+    try:
+        return await asyncio.to_thread(read, *args)
+    except dvc.VersionUnreadable as exc:
+        raise VersionUnreadable(str(exc)) from exc
+
+
 async def lineage(session, version: DatasetVersion) -> dict[str, Any]:
     versions, _ = await store.versions_of(session, version.dataset_id)
     by_id = {v.id: _node(v) for v in versions}
@@ -305,7 +317,7 @@ async def diff_between(storage: Storage, version: DatasetVersion, other: Dataset
         old = old_remote.manifest(other.version_id)
         return diff_summary(_stored_files(old_remote, old), _stored_files(new_remote, new))
 
-    summary = await asyncio.to_thread(compute)
+    summary = await from_remote(compute)
     summary["against"] = other.version_id
     return summary
 
@@ -316,3 +328,25 @@ def upload_target(upload_dir: Path) -> Path:
     target.mkdir(parents=True)
     os.chmod(target, 0o700)
     return target
+
+
+# Jobs that used versions (the jobs service's events)
+
+
+async def job_used_versions(
+    uow: UnitOfWork, *, job_id: UUID, job_name: str, project_id: UUID,
+    dataset_version_ids: Collection[UUID], status: str,
+) -> int:
+    """Link the job to each version it names that is known here; how many were linked."""
+    known = await store.known_versions(uow.session, set(dataset_version_ids))
+    at = now()
+    await store.put_uses(uow.session, [
+        {"dataset_version_id": v, "job_id": job_id, "job_name": job_name,
+         "project_id": project_id, "job_status": status, "updated_at": at}
+        for v in sorted(known)
+    ])
+    return len(known)
+
+
+async def job_ended(uow: UnitOfWork, job_id: UUID, status: str) -> None:
+    await store.set_job_status(uow.session, job_id, status, now())

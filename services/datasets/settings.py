@@ -16,6 +16,7 @@ class DatasetsSettings(ServiceSettings):
     datasets_remote_root: Path | None = None
     # The directories a version may be created from by path (a caller names a folder under one);
     # none: only `<data dir>/incoming`, so no caller can publish the service's other files.
+    # E.g. MODELPLANE_DATASETS_SOURCE_ROOTS='["/mnt/datasets"]'.
     datasets_source_roots: list[Path] = Field(default_factory=list)
     # The largest upload taken, in bytes; past it the request is refused with 413.
     datasets_upload_max_bytes: int = 10 * 1024**3

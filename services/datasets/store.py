@@ -5,11 +5,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.datasets.models import DatasetRecord, DatasetVersion
+from services.datasets.models import DatasetRecord, DatasetVersion, DatasetVersionUse
 
 # Datasets
 
@@ -87,3 +87,34 @@ def touch(entity: Any, now: datetime, **changes: Any) -> None:
     for key, value in changes.items():
         setattr(entity, key, value)
     entity.updated_at = now
+
+
+# Jobs that used versions
+
+
+async def known_versions(session: AsyncSession, ids: Collection[UUID]) -> list[UUID]:
+    """Those of `ids` that are versions here."""
+    stmt = select(DatasetVersion.id).where(DatasetVersion.id.in_(list(ids)))
+    return list((await session.scalars(stmt)).all())
+
+
+async def put_uses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Record each (version, job) link once; a repeat updates the job's status."""
+    if not rows:
+        return
+    stmt = insert(DatasetVersionUse).values(list(rows))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["dataset_version_id", "job_id"],
+        set_={"job_status": stmt.excluded.job_status, "updated_at": stmt.excluded.updated_at})
+    await session.execute(stmt)
+
+
+async def set_job_status(session: AsyncSession, job_id: UUID, status: str, at: datetime) -> None:
+    await session.execute(update(DatasetVersionUse).where(DatasetVersionUse.job_id == job_id)
+                          .values(job_status=status, updated_at=at))  # fmt: skip
+
+
+async def uses_of(session: AsyncSession, version_id: UUID) -> Sequence[DatasetVersionUse]:
+    stmt = (select(DatasetVersionUse).where(DatasetVersionUse.dataset_version_id == version_id)
+            .order_by(DatasetVersionUse.first_seen_at, DatasetVersionUse.job_id))  # fmt: skip
+    return (await session.scalars(stmt)).all()

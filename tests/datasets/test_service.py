@@ -326,3 +326,19 @@ async def test_an_upload_without_a_length_is_cut_off_at_the_limit(datasets_clien
     versions = (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()
     assert versions["total"] == 0
     assert list(datasets_app.state.settings.upload_dir.iterdir()) == []  # nothing left behind
+
+
+async def test_a_version_gone_from_its_remote_is_409_not_500(datasets_client, datasets_app,
+                                                            project, sources):
+    dataset = await new_dataset(datasets_client, project)
+    version = await new_version(datasets_client, dataset["id"],
+                                write_files(sources / uuid4().hex, {"a.txt": b"gone soon"}))
+    remote = datasets_app.state.storage.remote(UUID(dataset["id"]))
+    remote.object_path(version["version_id"]).unlink()
+
+    for path in ("dvc-file", "files", f"diff?against={version['id']}"):
+        reply = await datasets_client.get(f"/datasets/versions/{version['id']}/{path}")
+        assert reply.status_code == 409, path
+        assert reply.json()["type"].endswith("/dataset-version-unreadable")
+    reply = await datasets_client.post(f"/datasets/versions/{version['id']}/verify")
+    assert reply.json()["state"] == "failed"

@@ -20,6 +20,7 @@ from dvc_data.hashfile.hash import hash_file
 from dvc_data.hashfile.hash_info import HashInfo
 from dvc_data.hashfile.transfer import transfer
 from dvc_data.hashfile.tree import Tree
+from dvc_objects.errors import ObjectFormatError
 from dvc_objects.fs.local import LocalFileSystem
 from dvc_objects.fs.memory import MemoryFileSystem
 
@@ -90,6 +91,11 @@ class Verification:
         if self.missing:
             parts.append("missing from the remote: " + ", ".join(self.missing))
         return "; ".join(parts) or "every object matches its hash"
+
+
+class VersionUnreadable(Exception):
+    """The remote's copy of a version cannot be read: its manifest or an object is missing or
+    corrupted (verification says which)."""
 
 
 class NotADirectory(ValueError):
@@ -173,7 +179,11 @@ class DvcRemote:
 
     def manifest(self, version_id: str) -> HashedDirectory:
         """The version's files as the remote's manifest lists them, sizes read from the objects."""
-        tree = Tree.load(self.odb, HashInfo(HASH_NAME, version_id))
+        try:
+            tree = Tree.load(self.odb, HashInfo(HASH_NAME, version_id))
+        except (OSError, ObjectFormatError) as exc:
+            raise VersionUnreadable(f"the manifest of {version_id} cannot be read from "
+                                    f"{self.url}: {exc}") from exc
         files = []
         for key, _, hash_info in tree:
             obj = self.object_path(hash_info.value)
@@ -197,7 +207,10 @@ class DvcRemote:
 
     def open_file(self, entry: FileEntry) -> BinaryIO:
         """A version's file, read from the remote's object."""
-        return self.object_path(entry.md5).open("rb")
+        try:
+            return self.object_path(entry.md5).open("rb")
+        except FileNotFoundError as exc:
+            raise VersionUnreadable(f"{entry.path} is missing from {self.url}") from exc
 
     def restore(self, version_id: str, destination: Path) -> None:
         """Write the version's files under `destination`, as `dvc pull` would."""
