@@ -109,6 +109,7 @@ async def create_endpoint(
 ) -> ServingEndpoint:
     """Check every rule of the endpoint and its deployment spec (one 422 listing them all), keep
     it, and start serving its version: the pinned one, or the one in the stage it follows."""
+    await store.lock_model(uow.session, model_id)
     spec = spec_from_json(deployment)
     enabled_gpus = await store.enabled_gpu_types(uow.session, env)
     violations = [
@@ -223,6 +224,7 @@ async def _roll_out_to_followers(uow: UnitOfWork, version: ModelVersionCopy) -> 
 async def version_created(uow: UnitOfWork, created: ModelVersionCreated) -> None:
     """Keep the version's artifact URI. A version already in a followed stage (created there, or
     its transition seen first: they come through different consumers) rolls out now."""
+    await store.lock_model(uow.session, created.model_id)
     await store.put_model_version(uow.session, {
         "version_id": created.version_id, "model_id": created.model_id, "model_name": created.model_name,
         "version": created.version, "stage": created.stage, "artifact_uri": created.artifact_uri,
@@ -236,6 +238,7 @@ async def version_created(uow: UnitOfWork, created: ModelVersionCreated) -> None
 async def version_transitioned(uow: UnitOfWork, moved: ModelVersionTransitioned) -> int:
     """Keep the version's stage; every endpoint following that stage rolls the version out.
     Returns how many rollouts started (none for a transition seen before)."""
+    await store.lock_model(uow.session, moved.model_id)
     await store.put_model_version(uow.session, {
         "version_id": moved.version_id, "model_id": moved.model_id, "model_name": moved.model_name,
         "version": moved.version, "stage": moved.to_stage, "updated_at": _now(),

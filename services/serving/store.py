@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,13 @@ from services.serving.models import (
 )
 
 # Endpoints
+
+
+async def lock_model(session: AsyncSession, model_id: UUID) -> None:
+    """Serialise the changes about one model until the transaction ends: an endpoint created
+    while a version of its model is promoted sees the promotion, or the promotion sees it."""
+    key = int.from_bytes(model_id.bytes[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 async def insert_endpoint(session: AsyncSession, values: dict[str, Any]) -> ServingEndpoint | None:
