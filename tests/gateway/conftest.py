@@ -19,7 +19,7 @@ from starlette.routing import Route
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.auth import CREDENTIAL_HEADER, LOCAL_INTERNAL_KEY, Caller, CredentialVerifier
-from shared.service_table import ServiceSpec
+from shared.service_table import ServiceSpec, backends
 
 ADMIN_TOKEN = "test-admin-secret"
 
@@ -194,9 +194,14 @@ def gateway_settings(database_url: str, nats_url: str) -> Callable[..., GatewayS
 async def client(
     gateway_settings: Callable[..., GatewaySettings], fake_registry: FakeRegistry
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = gateway_settings(registry_url=fake_registry.url, jobs_url=fake_registry.url)
+    settings = gateway_settings(service_urls=every_backend(fake_registry.url))
     async with running_gateway(settings) as client:
         yield client
+
+
+def every_backend(url: str) -> dict[str, str]:
+    """Every service of the table served by one fake (`service_urls`)."""
+    return {spec.name: url for spec in backends()}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 import httpx
 
 from shared.local_infra import free_port
+from shared.service_table import backends
 from tests.gateway.conftest import FakeRegistry, running_gateway, serving
 
 
@@ -19,8 +20,7 @@ async def test_ready_when_the_gateway_and_the_registry_are(
         "database": True,
         "nats": True,
         "outbox_relay": True,
-        "registry": True,
-        "jobs": True,
+        **{spec.name: True for spec in backends()},  # registry, jobs, ...
     }
     registry.ready = False
     reply = await client.get("/readyz")

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from deploy.launcher import Platform
 from shared.local_infra import free_port
 from shared.service_table import SERVICES, ServiceSpec, by_name
-from tests.gateway.conftest import ADMIN, FakeRegistry, running_gateway, serving
+from tests.gateway.conftest import ADMIN, FakeRegistry, every_backend, running_gateway, serving
 
 DUMMY = ServiceSpec("dummy", default_port=free_port(), path_roots=("/api/v1/dummies",),
                     connections=2, readiness_path="/ready-now")  # fmt: skip
@@ -60,7 +60,7 @@ async def test_a_service_in_the_table_is_forwarded_asked_and_documented(
 ) -> None:
     (first, second), urls = replicas
     settings = gateway_settings(
-        registry_url=registry.url, jobs_url=registry.url, dummy_url=urls
+        service_urls={**every_backend(registry.url), "dummy": urls}
     )
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         replies = [await gateway.get(f"/api/v1/dummies/{i}", headers=ADMIN) for i in range(6)]
@@ -91,7 +91,7 @@ async def test_a_replica_that_cannot_be_reached_is_passed_over(
     (first, second), urls = replicas
     down = f"http://127.0.0.1:{free_port()}"
     settings = gateway_settings(
-        registry_url=registry.url, jobs_url=registry.url, dummy_url=f"{down},{urls}"
+        service_urls={**every_backend(registry.url), "dummy": f"{down},{urls}"}
     )
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         replies = [await gateway.post(f"/api/v1/dummies/{i}", headers=ADMIN) for i in range(6)]
@@ -106,7 +106,7 @@ async def test_a_path_outside_every_services_roots_is_not_forwarded(
 ) -> None:
     (first, second), urls = replicas
     settings = gateway_settings(
-        registry_url=registry.url, jobs_url=registry.url, dummy_url=urls
+        service_urls={**every_backend(registry.url), "dummy": urls}
     )
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         reply = await gateway.get("/api/v1/dummiesx", headers=ADMIN)
