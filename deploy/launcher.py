@@ -374,8 +374,8 @@ class Platform:
             env[spec.url_variable] = format_urls(self.service_urls(spec.name))
         if self.table != SERVICES:
             env[TABLE_VARIABLE] = dump_table(self.table)
-        # The services ask the gateway whether a project exists (shared/projects.py).
-        env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
+        if GATEWAY in self.replicas:  # the services ask it whether a project exists
+            env["MODELPLANE_GATEWAY_URL"] = self.gateway_url
         if self.admin_token is not None:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
         if self.tracking_uri is not None:
