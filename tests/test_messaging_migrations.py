@@ -1,14 +1,18 @@
 """The outbox and inbox's migrations in shared/, run in each service's schema after its own."""
 
 import asyncio
+import secrets
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 from alembic import command
 
 from services.registry.models import metadata
 from shared.db import connect_raw, schema_metadata
+from shared.local_infra import create_database, drop_database
 from shared.migrations import MESSAGING_VERSION_TABLE, alembic_config, apply_migrations
 from tests.migrations import schema_differences
 
@@ -21,6 +25,17 @@ from shared.migrations import run_env
 
 run_env(context, MetaData(schema="newcomer"))
 '''
+
+
+@pytest.fixture
+async def database_url(database_server_url: str) -> AsyncIterator[str]:
+    """A database of this test's own: the session's serves the running services' relays."""
+    name = f"messaging_migrations_{secrets.token_hex(4)}"
+    url = await create_database(database_server_url, name)
+    try:
+        yield url
+    finally:
+        await drop_database(database_server_url, name)
 
 
 async def test_a_new_service_gets_its_outbox_and_inbox_without_a_migration_of_its_own(
