@@ -388,6 +388,7 @@ class Platform:
             env[TRACKING_URI_VARIABLE] = self.tracking_uri
         # Local jobs' directories live with the platform's state.
         env.setdefault("MODELPLANE_JOBS_STATE_DIR", str(self.state_dir / "jobs"))
+        env.setdefault("MODELPLANE_DATASETS_DATA_DIR", str(self.state_dir / "datasets"))
         env.update(self.extra_env)
         return env
 

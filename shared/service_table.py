@@ -102,6 +102,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         connections=100,
     ),
     ServiceSpec("pipelines", default_port=8005, path_roots=("/api/v1/pipelines",)),
+    ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",)),
     ServiceSpec(
         "gateway",
         default_port=8000,
