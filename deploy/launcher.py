@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import nats
 from sqlalchemy.engine import make_url
 
 from deploy.tracking import DEFAULT_WORKERS, TrackingServer, TrackingServerError
+from services.serving.integrations.ray_head import LocalRayHead
 from shared.database_url import DatabaseUrlError, check_database_answers, normalize_database_url
 from shared.local_infra import (
     EmbeddedNats,
@@ -58,6 +60,8 @@ STATE_DIR = REPO_ROOT / ".modelplane"
 EMBEDDED_DATABASE = "modelplane"
 GATEWAY = "gateway"
 TRACKING_URI_VARIABLE = "MODELPLANE_MLFLOW_TRACKING_URI"
+# A Ray cluster of the user's (its dashboard): `make up` then starts no Ray head of its own.
+RAY_DASHBOARD_VARIABLE = "MODELPLANE_RAY_DASHBOARD_URL"
 
 
 class PlatformError(RuntimeError):
@@ -136,6 +140,7 @@ class Platform:
         tracking_workers: int = DEFAULT_WORKERS,
         tracking_timeout: float = 300.0,
         restart: RestartPolicy = RestartPolicy(),
+        start_ray: bool = False,
     ) -> None:
         self.table = tuple(table)
         self.database_url = database_url
@@ -166,6 +171,12 @@ class Platform:
         self.tracking_timeout = tracking_timeout
         self._embedded_postgres: EmbeddedPostgres | None = None
         self._embedded_nats: EmbeddedNats | None = None
+        # Ray Serve's local head, for the serving service: started beside the platform, in the
+        # background, since it takes a minute and only deployments on Ray Serve need it.
+        self.ray: LocalRayHead | None = None
+        if start_ray and "serving" in self.replicas:
+            self.ray = LocalRayHead(temp_dir=Path(tempfile.gettempdir()) / f"modelplane-ray-{os.getpid()}")
+        self._ray_start: asyncio.Task | None = None
         self._env: dict[str, str] = {}
         self._supervisor: asyncio.Task | None = None
         self._infra_restarts: dict[str, asyncio.Task] = {}
@@ -190,6 +201,7 @@ class Platform:
             admin_token=os.environ.get("MODELPLANE_ADMIN_TOKEN") or None,
             tracking_uri=os.environ.get(TRACKING_URI_VARIABLE) or None,
             tracking_workers=int(os.environ.get("MODELPLANE_MLFLOW_WORKERS") or DEFAULT_WORKERS),
+            start_ray=not os.environ.get(RAY_DASHBOARD_VARIABLE),
         )
 
     # What callers read ---------------------------------------------------------------------
@@ -259,6 +271,8 @@ class Platform:
                 if self.admin_token is None and GATEWAY in self.replicas:
                     self.admin_token = await self._create_admin_token(self._env)
                 await tracking
+                if self.ray is not None:
+                    self._ray_start = asyncio.create_task(self._start_ray_head(self.ray))
             except BaseException:
                 tracking.cancel()
                 with contextlib.suppress(BaseException):
@@ -291,6 +305,13 @@ class Platform:
         for group in reversed(start_groups(self.table)):
             replicas = [replica for spec in group for replica in self.replicas[spec.name]]
             await asyncio.gather(*map(self._stop_replica, replicas))
+        if self._ray_start is not None:
+            self._ray_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ray_start
+            self._ray_start = None
+        if self.ray is not None:
+            await asyncio.to_thread(self.ray.stop)
         if self.tracking is not None:
             await self.tracking.stop()
             self.tracking = None
@@ -367,6 +388,16 @@ class Platform:
         except TrackingServerError as error:
             raise PlatformError(str(error)) from None
 
+    async def _start_ray_head(self, ray: LocalRayHead) -> None:
+        """Ray's head, logged when its Serve API answers; a head that does not start leaves
+        the platform up, with deployments on Ray Serve degraded until one answers."""
+        try:
+            await asyncio.to_thread(ray.start)
+        except Exception as error:  # noqa: BLE001 - said once, the platform goes on
+            log.warning("the Ray head did not start (%s); deployments on Ray Serve wait", error)
+            return
+        log.info("Ray Serve at %s (dashboard %s)", ray.proxy_url, ray.dashboard_url)
+
     def _child_env(self) -> dict[str, str]:
         assert self.database_url is not None and self.nats_url is not None
         env = {
@@ -386,6 +417,9 @@ class Platform:
             env["MODELPLANE_ADMIN_TOKEN"] = self.admin_token
         if self.tracking_uri is not None:
             env[TRACKING_URI_VARIABLE] = self.tracking_uri
+        if self.ray is not None:
+            env[RAY_DASHBOARD_VARIABLE] = self.ray.dashboard_url
+            env["MODELPLANE_RAY_SERVE_URL"] = self.ray.proxy_url
         # Local jobs' directories live with the platform's state.
         env.setdefault("MODELPLANE_JOBS_STATE_DIR", str(self.state_dir / "jobs"))
         env.setdefault("MODELPLANE_DATASETS_DATA_DIR", str(self.state_dir / "datasets"))
@@ -575,6 +609,8 @@ def welcome(platform: Platform) -> str:
     if platform.tracking_uri is not None:
         started = "" if platform.tracking is not None else "  (yours)"
         lines.append(f"  MLflow tracking    {platform.tracking_uri}{started}")
+    if platform.ray is not None:
+        lines.append(f"  Ray dashboard      {platform.ray.dashboard_url}  (starting in the background)")
     # Unquoted: a socket directory reads as the path it is.
     database = unquote(make_url(platform.database_url or "").render_as_string(hide_password=True))
     lines += [

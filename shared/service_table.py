@@ -101,6 +101,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         # Each client following a running job's log holds one.
         connections=100,
     ),
+    ServiceSpec("serving", default_port=8004, path_roots=("/api/v1/serving",)),
     ServiceSpec("pipelines", default_port=8005, path_roots=("/api/v1/pipelines",)),
     ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",)),
     ServiceSpec(

@@ -37,7 +37,7 @@ def test_todays_variables_and_limits() -> None:
     assert table["jobs"].path_roots == ("/api/v1/jobs", "/api/v1/gpu-types")
     assert (table["gateway"].host_variable, table["gateway"].port_variable) == (
         "MODELPLANE_HTTP_HOST", "MODELPLANE_HTTP_PORT")  # fmt: skip
-    assert [spec.name for spec in backends()] == ["registry", "jobs", "pipelines", "datasets"]
+    assert [spec.name for spec in backends()] == ["registry", "jobs", "serving", "pipelines", "datasets"]
 
 
 def test_the_gateway_starts_after_every_backend() -> None:
