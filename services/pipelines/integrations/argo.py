@@ -38,6 +38,7 @@ from services.pipelines.domain import (
     condition_subject,
     references_in,
 )
+from shared.kubernetes import api_client
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -455,18 +456,10 @@ def observe(workflow: Mapping[str, Any], definition: PipelineDefinition) -> Work
 
 def build_api_client(host: str | None, token: str | None, verify_ssl: bool = True) -> k8s.ApiClient:
     """A client of the API server at `host`; without one, in-cluster config or the kubeconfig."""
-    configuration = k8s.Configuration(host=host) if host else k8s.Configuration()
-    if host:
-        configuration.verify_ssl = verify_ssl
-        if token:
-            configuration.api_key = {"authorization": token}
-            configuration.api_key_prefix = {"authorization": "Bearer"}
-        return k8s.ApiClient(configuration)
     try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
+        return api_client(host=host, token=token, verify_ssl=verify_ssl)
     except k8s_config.ConfigException:
         return k8s_config.new_client_from_config()
-    return k8s.ApiClient(configuration)
 
 
 class ArgoWorkflows:

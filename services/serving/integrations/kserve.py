@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -27,6 +26,7 @@ from services.serving.integrations.backend import (
     DeploymentTarget,
     Prediction,
 )
+from shared.kubernetes import api_client
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +57,9 @@ class KServeConfig:
 
 
 def build_api_client(config: KServeConfig) -> k8s.ApiClient:
-    if config.host:
-        configuration = k8s.Configuration(host=config.host)
-        configuration.verify_ssl = config.verify_ssl
-        configuration.ssl_ca_cert = config.ca_cert
-        if config.token:
-            configuration.api_key = {"authorization": config.token}
-            configuration.api_key_prefix = {"authorization": "Bearer"}
-        return k8s.ApiClient(configuration)
-    if config.kubeconfig:
-        return k8s_config.new_client_from_config(config_file=config.kubeconfig, context=config.context)
-    configuration = k8s.Configuration()
-    k8s_config.load_incluster_config(client_configuration=configuration)
-    return k8s.ApiClient(configuration)
+    return api_client(host=config.host, token=config.token, ca_cert=config.ca_cert,
+                      verify_ssl=config.verify_ssl, kubeconfig=config.kubeconfig,
+                      context=config.context)
 
 
 def _resources(cpu: str | None, memory: str | None, gpus: int) -> dict[str, str | None]:
