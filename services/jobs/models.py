@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
+from shared.integration_configs import IntegrationConfigCopy
 
 SCHEMA = "jobs"
 ENVS_SQL = "env IN ('dev', 'stg', 'prod')"
@@ -116,18 +117,8 @@ class ExperimentRun(Base):
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class IntegrationConfig(Base):
+class IntegrationConfig(IntegrationConfigCopy, Base):
     """The gateway's IntegrationConfig rows this service uses, as its events last said."""
-
-    __tablename__ = "integration_configs"
-    __table_args__ = (CheckConstraint(ENVS_SQL, name="env"),)
-
-    env: Mapped[str] = mapped_column(String(8), primary_key=True)
-    concern: Mapped[str] = mapped_column(String(64), primary_key=True)
-    backend: Mapped[str] = mapped_column(String(64))
-    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    changed_by: Mapped[str] = mapped_column(String(255))
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.jobs.domain import JobStatus
 from services.jobs.models import ExperimentRun, GpuTypeOption, IntegrationConfig, TrainingJob
+from shared.integration_configs import keep_newest
 
 
 async def insert_gpu_type(session: AsyncSession, values: dict[str, Any]) -> GpuTypeOption | None:
@@ -173,11 +174,4 @@ async def get_integration_config(
 
 async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    stmt = insert(IntegrationConfig).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["env", "concern"],
-        set_={name: stmt.excluded[name] for name in ("backend", "settings", "changed_by",
-                                                      "changed_at")},
-        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
-    ).returning(IntegrationConfig.env)
-    return (await session.execute(stmt)).first() is not None
+    return await keep_newest(session, IntegrationConfig, values)

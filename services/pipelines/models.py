@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
+from shared.integration_configs import IntegrationConfigCopy
 
 SCHEMA = "pipelines"
 ENVS_SQL = "env IN ('dev', 'stg', 'prod')"
@@ -117,19 +118,9 @@ class PipelineRunStage(Base):
 
 
 
-class IntegrationConfig(Base):
+class IntegrationConfig(IntegrationConfigCopy, Base):
     """The gateway's IntegrationConfig rows of concern pipeline_orchestration, as its events
     last said: which system runs each env's pipelines."""
-
-    __tablename__ = "integration_configs"
-    __table_args__ = (CheckConstraint(ENVS_SQL, name="env"),)
-
-    env: Mapped[str] = mapped_column(String(8), primary_key=True)
-    concern: Mapped[str] = mapped_column(String(64), primary_key=True)
-    backend: Mapped[str] = mapped_column(String(64))
-    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    changed_by: Mapped[str] = mapped_column(String(255))
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

@@ -24,6 +24,7 @@ from services.pipelines.models import (
     PipelineRunStage,
     WorkflowPipeline,
 )
+from shared.integration_configs import keep_newest
 
 # The run's columns the engine's state changes; the rest are fixed when the run is created.
 RUN_STATE_COLUMNS = ("status", "current_stage", "retry_count", "start_time", "end_time")
@@ -212,14 +213,7 @@ def run_state(row: PipelineRun, stages: Sequence[PipelineRunStage]) -> RunState:
 
 async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    stmt = insert(IntegrationConfig).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["env", "concern"],
-        set_={name: stmt.excluded[name] for name in ("backend", "settings", "changed_by",
-                                                      "changed_at")},
-        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
-    ).returning(IntegrationConfig.env)
-    return (await session.execute(stmt)).first() is not None
+    return await keep_newest(session, IntegrationConfig, values)
 
 
 async def configured_backend(session: AsyncSession, env: str, concern: str) -> str | None:

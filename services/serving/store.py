@@ -17,6 +17,7 @@ from services.serving.models import (
     ServingDeployment,
     ServingEndpoint,
 )
+from shared.integration_configs import keep_newest
 
 # Endpoints
 
@@ -149,13 +150,7 @@ async def enabled_gpu_types(session: AsyncSession, env: str) -> dict[str, GpuTyp
 
 async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Keep the change unless a newer one of the same (env, concern) is kept already."""
-    stmt = insert(IntegrationConfig).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["env", "concern"],
-        set_={k: stmt.excluded[k] for k in ("backend", "settings", "changed_by", "changed_at")},
-        where=IntegrationConfig.changed_at < stmt.excluded.changed_at,
-    ).returning(IntegrationConfig.env)
-    return (await session.execute(stmt)).first() is not None
+    return await keep_newest(session, IntegrationConfig, values)
 
 
 async def get_integration_config(session: AsyncSession, env: str, concern: str) -> IntegrationConfig | None:
