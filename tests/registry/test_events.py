@@ -171,12 +171,15 @@ async def test_the_sweep_holds_no_transaction_while_the_bus_answers(
     try:
         draining = asyncio.create_task(runtime.relay.drain())
         await asyncio.sleep(1.0)
-        async with runtime.connection() as conn:
-            holding = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state LIKE 'idle in transaction%'"
+        assert not draining.done()
+        # While the bus has not answered, the claim is committed (another connection sees it)
+        # and the row is free: a transaction still open would hold its lock.
+        async with runtime.connection() as conn, conn.transaction():
+            claimed = await conn.fetchval(
+                "SELECT retry_at > now() FROM registry.outbox WHERE id = $1 FOR UPDATE NOWAIT",
+                unacked,
             )
-            assert holding == 0
+        assert claimed
         assert await draining == 0
     finally:
         await listener.unsubscribe()
