@@ -56,6 +56,7 @@ async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> PipelineDet
 
 async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> RunDetail:
     async with rt.sessionmaker() as session:
+        await store.read_one_snapshot(session)
         run = await store.get_run(session, run_id)
         if run is None or run.pipeline_id != pipeline_id:
             raise RunNotFound(f"pipeline {pipeline_id} has no run {run_id}")

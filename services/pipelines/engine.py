@@ -418,6 +418,7 @@ class _Step:
             "stage": name,
             "attempt": self.stage(name).attempt,
             "requested_by": self._approved_by(name) or self.original.started_by,
+            "project_id": self.original.project_id,
         }
 
     def _approved_by(self, name: str) -> str | None:
@@ -706,6 +707,7 @@ class _Step:
                     }
                 )
                 fields.pop("requested_by")
+                fields.pop("project_id")
                 return PipelineStageRequested(**fields, job=job)
             case StageKind.REGISTER:
                 return ModelVersionRegistrationRequested.model_validate(

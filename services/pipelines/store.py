@@ -121,6 +121,12 @@ async def lock_run(session: AsyncSession, run_id: UUID) -> RunState | None:
     return run_state(row, stages)
 
 
+async def read_one_snapshot(session: AsyncSession) -> None:
+    """The session's reads that follow see one snapshot: a run and its stages as one commit
+    left them, not the run before a plan and its stages after."""
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 async def get_run(session: AsyncSession, run_id: UUID) -> PipelineRun | None:
     return (await session.scalars(select(PipelineRun).where(PipelineRun.id == run_id))) \
         .one_or_none()

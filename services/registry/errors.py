@@ -1,7 +1,7 @@
 """Every problem type the registry answers with, besides the ones every service shares
 (`invalid-input`, `unauthorized`, from shared.errors)."""
 
-from shared.errors import Conflict, InvalidInput, NotFound, TooLarge
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 
 
 class ModelNotFound(NotFound):
@@ -46,3 +46,7 @@ class EventTooLarge(TooLarge):
     """Raised by the unit of work (shared.db) for a change whose event the bus cannot carry."""
 
     kind = "event-too-large"
+
+
+class OutsideTheRunsProject(Forbidden):
+    kind, title = "outside-the-runs-project", "The pipeline run's project does not hold it"

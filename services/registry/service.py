@@ -21,11 +21,18 @@ from services.registry.errors import (
     DuplicateModelName,
     DuplicateVersion,
     ModelNotFound,
+    OutsideTheRunsProject,
     StageUnchanged,
     VersionNotFound,
 )
 from services.registry.models import ModelVersion, RegisteredModel
 from shared.db import UnitOfWork, apply_changes
+from shared.errors import InvalidInput, Problem
+from shared.events.pipelines import (
+    ModelVersionPromotionRequested,
+    ModelVersionRegistrationRequested,
+    StageCommand,
+)
 from shared.events.registry import (
     ModelDeleted,
     ModelRegistered,
@@ -34,8 +41,10 @@ from shared.events.registry import (
     ModelVersionDeleted,
     ModelVersionTransitioned,
     ModelVersionUpdated,
+    RegistryStageCommandRefused,
     tag_fields,
 )
+from shared.events.stage_attempts import StageAttemptAnswer
 
 
 async def register_model(
@@ -96,10 +105,12 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
 
 
 async def create_version(
-    uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str, **fields: Any
+    uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str,
+    answers: StageAttemptAnswer | None = None, **fields: Any,
 ) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
-    of work that has not begun, a numbered version and its event are one statement."""
+    of work that has not begun, a numbered version and its event are one statement. `answers`
+    is the pipeline stage attempt that asked for it, named in its event."""
     values = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
     values.update(fields)
@@ -107,7 +118,7 @@ async def create_version(
                   created_by=actor)  # fmt: skip
     if version is None and not uow.begun:
         # The model's name and the number are the statement's to fill in.
-        event = _version_created(values, model_name="", version="")
+        event = _version_created(values, model_name="", version="", answers=answers)
         created = await store.insert_numbered_version_with_event(uow, values, event)
         if created is not None:
             return created
@@ -117,20 +128,23 @@ async def create_version(
     if created is None:
         created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
-        _version_created(values, model_name=created["model_name"], version=created["version"]),
+        _version_created(values, model_name=created["model_name"], version=created["version"],
+                         answers=answers),
         created["id"],
     )
     return created
 
 
 def _version_created(
-    values: dict[str, Any], *, model_name: str, version: str
+    values: dict[str, Any], *, model_name: str, version: str,
+    answers: StageAttemptAnswer | None = None,
 ) -> ModelVersionCreated:
     return ModelVersionCreated(
         model_id=values["model_id"], model_name=model_name, version_id=values["id"],
         version=version, stage=values["stage"], run_id=values["run_id"],
         artifact_uri=values["artifact_uri"], metrics=values["metrics"],
         created_by=values["created_by"], **tag_fields(values["tags"]),
+        **(answers.stage_attempt() if answers else {}),
     )  # fmt: skip
 
 
@@ -185,9 +199,10 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
 
 async def transition_stage(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
-    known: "KnownStages",
+    known: "KnownStages", answers: StageAttemptAnswer | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
+    `answers` is the pipeline stage attempt that asked for it, named in the version's event.
 
     In a unit of work that has not begun, the transition is planned from what `known`
     remembers of the version, else from the version as read, and one statement applies the
@@ -218,6 +233,7 @@ async def transition_stage(
             (ModelVersionTransitioned(
                 model_id=model_id, model_name="", version_id=c.version_id, version=c.version,
                 from_stage=c.from_stage, to_stage=c.to_stage, comment=c.comment, actor=actor,
+                **(answers.stage_attempt() if answers and c.version_id == version_id else {}),
             ), c.version_id)  # the model's name is the statement's to fill in
             for c in changes
         ]  # fmt: skip
@@ -317,3 +333,59 @@ def _serving(version: store.Record) -> VersionState | None:
         return None
     return VersionState(version["production_version_id"], version["production_version"],
                         ModelStage.PRODUCTION)  # fmt: skip
+
+
+# Commands of pipeline stages
+
+
+async def register_for_stage(
+    uow: UnitOfWork, command: ModelVersionRegistrationRequested, *, actor: str
+) -> store.Record:
+    """The version a pipeline's register stage asks for, its event naming the stage attempt."""
+    project = await store.project_of_model(uow.conn, command.model_id)
+    if project is None:
+        raise ModelNotFound(command.model_id)
+    _check_runs_project(command, project, f"model {command.model_id}")
+    return await create_version(
+        uow, command.model_id, version=command.version, actor=actor, answers=_answers(command),
+        run_id=command.run_id, artifact_uri=command.artifact_uri, metrics=command.metrics,
+        description=command.description or f"registered by pipeline run {command.pipeline_run_id}",
+        tags={**command.tags, "pipeline_run_id": str(command.pipeline_run_id),
+              "pipeline_stage": command.stage},
+    )  # fmt: skip
+
+
+async def promote_for_stage(
+    uow: UnitOfWork, command: ModelVersionPromotionRequested, *, actor: str
+) -> None:
+    """A pipeline's promote stage moves a version through the transition every caller uses."""
+    project = await store.project_of_version(uow.conn, command.version_id)
+    if project is None:
+        raise VersionNotFound(f"with id {command.version_id}")
+    _check_runs_project(command, project, f"version {command.version_id}")
+    if command.to_stage not in set(ModelStage):
+        raise InvalidInput(f"'{command.to_stage}' is not a stage: one of {', '.join(ModelStage)}")
+    await transition_stage(
+        uow, command.version_id, stage=ModelStage(command.to_stage), comment=command.comment,
+        actor=actor, known=KnownStages(limit=1), answers=_answers(command),
+    )  # fmt: skip
+
+
+def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Problem) -> None:
+    """The stage's attempt is told why the registry would not do what it asked."""
+    uow.record(RegistryStageCommandRefused(
+        pipeline_run_id=command.pipeline_run_id, pipeline_stage=command.stage,
+        pipeline_attempt=command.attempt, command=command.subject, problem=refusal.kind,
+        reason=refusal.detail,
+    ), command.pipeline_run_id)  # fmt: skip
+
+
+def _answers(command: StageCommand) -> StageAttemptAnswer:
+    return StageAttemptAnswer(pipeline_run_id=command.pipeline_run_id,
+                              pipeline_stage=command.stage, pipeline_attempt=command.attempt)
+
+
+def _check_runs_project(command: StageCommand, project: UUID, what: str) -> None:
+    if command.project_id is not None and command.project_id != project:
+        raise OutsideTheRunsProject(
+            f"{what} is in project {project}, not in the run's project {command.project_id}")
