@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.jobs.api import router
-from services.jobs.consumers import CONSUMERS
+from services.jobs.consumers import consumers
 from services.jobs.models import metadata
 from services.jobs.settings import JobsSettings
 from services.jobs.supervisor import JobSupervisor
@@ -26,7 +26,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) -> FastAPI:
-    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS,
+                             consumers(lambda: supervisor))
     supervisor = supervisor or JobSupervisor(settings, runtime.uow)
 
     @contextlib.asynccontextmanager
