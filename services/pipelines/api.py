@@ -10,6 +10,7 @@ from services.pipelines import service, store
 from services.pipelines.argo_runs import ArgoRuns
 from services.pipelines.domain import OrchestrationSystem, RunStatus
 from services.pipelines.errors import PipelineNotFound, RunNotFound
+from services.pipelines.models import WorkflowPipeline
 from services.pipelines.schemas import (
     ApprovalRequest,
     DefinitionCreate,
@@ -24,7 +25,9 @@ from services.pipelines.schemas import (
     RunPage,
     StageOut,
 )
-from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.auth import Caller, Role
+from shared.dependencies import Actor, Limit, Offset, Runtime, Who
+from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
@@ -35,7 +38,25 @@ async def argo_runs(request: Request) -> ArgoRuns:
     return request.app.state.argo_runs
 
 
+async def projects(request: Request) -> ProjectDirectory:
+    return request.app.state.projects
+
+
 Argo = Annotated[ArgoRuns, Depends(argo_runs)]
+Projects = Annotated[ProjectDirectory, Depends(projects)]
+
+
+async def _pipeline(
+    rt: ServiceRuntime, pipeline_id: UUID, caller: Caller, role: Role
+) -> WorkflowPipeline:
+    """The pipeline, if the caller holds `role` in its project (viewers read, editors run and
+    change, approvers approve); 404 before 403."""
+    async with rt.sessionmaker() as session:
+        pipeline = await store.get_pipeline(session, pipeline_id)
+    if pipeline is None:
+        raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
+    caller.require(pipeline.project_id, role)
+    return pipeline
 
 
 async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSystem | None:
@@ -67,8 +88,13 @@ async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> Ru
 
 
 @router.post("/pipelines", status_code=201, response_model=PipelineDetail)
-async def create_pipeline(body: PipelineCreate, rt: Runtime, actor: Actor, response: Response):
+async def create_pipeline(
+    body: PipelineCreate, rt: Runtime, actor: Actor, response: Response, caller: Who,
+    known: Projects,
+):
     """A pipeline and its first definition, checked whole: every problem in one 422."""
+    caller.require(body.project_id, Role.EDITOR)
+    await known.require(body.project_id, caller)
     async with rt.uow() as uow:
         pipeline = await service.create_pipeline(uow, body, actor=actor)
     response.headers["Location"] = f"{router.prefix}/pipelines/{pipeline.id}"
@@ -77,21 +103,28 @@ async def create_pipeline(body: PipelineCreate, rt: Runtime, actor: Actor, respo
 
 @router.get("/pipelines", response_model=PipelinePage)
 async def list_pipelines(
-    rt: Runtime, project_id: UUID | None = None, limit: Limit = 100, offset: Offset = 0
+    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 100,
+    offset: Offset = 0,
 ):
+    """The pipelines of the projects the caller may see (of `project_id`, if given)."""
     async with rt.sessionmaker() as session:
-        items, total = await store.list_pipelines(session, project_id, limit, offset)
+        items, total = await store.list_pipelines(session, caller.scope(project_id), limit,
+                                                  offset)
     return {"items": items, "total": total}
 
 
 @router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail)
-async def get_pipeline(pipeline_id: UUID, rt: Runtime):
+async def get_pipeline(pipeline_id: UUID, rt: Runtime, caller: Who):
+    await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _pipeline_detail(rt, pipeline_id)
 
 
 @router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut)
-async def add_definition(pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor):
+async def add_definition(
+    pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor, caller: Who
+):
     """A new version of the definition; runs started from now on run it unless they name one."""
+    await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.uow() as uow:
         version = await service.add_definition(uow, pipeline_id, body.definition, actor=actor)
     async with rt.sessionmaker() as session:
@@ -99,19 +132,20 @@ async def add_definition(pipeline_id: UUID, body: DefinitionCreate, rt: Runtime,
 
 
 @router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut])
-async def list_definitions(pipeline_id: UUID, rt: Runtime):
+async def list_definitions(pipeline_id: UUID, rt: Runtime, caller: Who):
+    await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     async with rt.sessionmaker() as session:
-        if await store.get_pipeline(session, pipeline_id) is None:
-            raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
         return await store.list_definitions(session, pipeline_id)
 
 
 @router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail)
 async def start_run(
-    pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo
+    pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo,
+    caller: Who,
 ):
     """Start a run on its env's orchestrator: the local engine asks for its first stages in the
     commit that stores it; Argo gets the workflow once it is stored."""
+    pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.sessionmaker() as session:
         orchestration = await service.orchestration_of(
             session, body.env.value, rt.settings.orchestration(body.env))
@@ -128,6 +162,7 @@ async def start_run(
             actor=actor,
             orchestration=orchestration,
             workflow_namespace=namespace,
+            may_approve=caller.may(pipeline.project_id, Role.APPROVER),
         )
     if orchestration == OrchestrationSystem.ARGO_WORKFLOWS:
         try:
@@ -142,13 +177,13 @@ async def start_run(
 async def list_runs(
     pipeline_id: UUID,
     rt: Runtime,
+    caller: Who,
     status: RunStatus | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ):
+    await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     async with rt.sessionmaker() as session:
-        if await store.get_pipeline(session, pipeline_id) is None:
-            raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
         items, total = await store.list_runs(
             session, pipeline_id, status and status.value, limit, offset
         )
@@ -156,14 +191,18 @@ async def list_runs(
 
 
 @router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail)
-async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime):
+async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, caller: Who):
     """The run with each stage's state, attempt, job, outputs and timings."""
+    await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _run_detail(rt, pipeline_id, run_id)
 
 
 @router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail)
-async def cancel_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo):
+async def cancel_run(
+    pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo, caller: Who
+):
     """Cancel the run: its stages at work stop, and their jobs (or pods) are killed."""
+    await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     if await _orchestration(rt, run_id) == OrchestrationSystem.ARGO_WORKFLOWS:
         await argo.cancel(pipeline_id, run_id, actor)
     else:
@@ -173,8 +212,9 @@ async def cancel_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor,
 
 
 @router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail)
-async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor):
+async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, caller: Who):
     """Retry a failed run from its failed stages on; finished stages are not run again."""
+    await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.uow() as uow:
         await service.retry_run(uow, pipeline_id, run_id, actor=actor)
     return await _run_detail(rt, pipeline_id, run_id)
@@ -191,8 +231,10 @@ async def approve_stage(
     rt: Runtime,
     actor: Actor,
     argo: Argo,
+    caller: Who,
 ):
-    """Approve (or reject) an approve stage that waits; the gateway lets approvers only."""
+    """Approve (or reject) an approve stage that waits: approvers of the project only."""
+    await _pipeline(rt, pipeline_id, caller, Role.APPROVER)
     if await _orchestration(rt, run_id) == OrchestrationSystem.ARGO_WORKFLOWS:
         await argo.approve(
             pipeline_id, run_id, stage, actor=actor, approved=body.approved, comment=body.comment

@@ -15,6 +15,7 @@ from services.pipelines.domain import (
     OrchestrationSystem,
     check_run_parameters,
     parse_definition,
+    unapproved_promotions,
 )
 from services.pipelines.engine import (
     Answer,
@@ -29,6 +30,7 @@ from services.pipelines.engine import (
     reconcile,
 )
 from services.pipelines.errors import (
+    ApproverNeeded,
     DefinitionVersionNotFound,
     PipelineNameTaken,
     PipelineNotFound,
@@ -117,10 +119,12 @@ async def orchestration_of(
 async def start_run(
     uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, actor: str,
     orchestration: OrchestrationSystem = OrchestrationSystem.LOCAL,
-    workflow_namespace: str = LOCAL_NAMESPACE,
+    workflow_namespace: str = LOCAL_NAMESPACE, may_approve: bool = True,
 ) -> UUID:
     """A run of the pipeline's chosen definition. On the local engine its first stages are asked
-    for in the same commit; on Argo the workflow is submitted once this commits."""
+    for in the same commit; on Argo the workflow is submitted once this commits. A definition
+    that promotes to production with no approve stage first is started by an approver only
+    (`may_approve`)."""
     pipeline = await store.get_pipeline(uow.session, pipeline_id)
     if pipeline is None:
         raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
@@ -130,6 +134,11 @@ async def start_run(
         raise DefinitionVersionNotFound(f"pipeline {pipeline_id} has no definition {version}")
     definition = parse_definition(stored.definition)
     check_run_parameters(definition, body.parameters)
+    unapproved = unapproved_promotions(definition)
+    if unapproved and not may_approve:
+        raise ApproverNeeded(
+            f"stage(s) {', '.join(unapproved)} may promote to production and no approve stage "
+            f"comes before them: {actor!r} is not an approver in project {pipeline.project_id}")
     run = new_run(
         id=uuid4(), pipeline_id=pipeline.id, pipeline_name=pipeline.name,
         project_id=pipeline.project_id, env=body.env.value, definition=definition,

@@ -1,7 +1,7 @@
 """The pipelines service's queries, and the run's rows read as the engine's RunState and written
 back from a plan. Nothing here commits: the unit of work does."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -50,9 +50,10 @@ async def get_pipeline(
 
 
 async def list_pipelines(
-    session: AsyncSession, project_id: UUID | None, limit: int, offset: int
+    session: AsyncSession, projects: Collection[UUID] | None, limit: int, offset: int
 ) -> tuple[Sequence[WorkflowPipeline], int]:
-    where = [] if project_id is None else [WorkflowPipeline.project_id == project_id]
+    """A page of the pipelines in `projects` (None: every project), and their count."""
+    where = [] if projects is None else [WorkflowPipeline.project_id.in_(list(projects))]
     total = await session.scalar(select(func.count()).select_from(WorkflowPipeline).where(*where))
     stmt = (select(WorkflowPipeline).where(*where)
             .order_by(WorkflowPipeline.name, WorkflowPipeline.id).limit(limit).offset(offset))
