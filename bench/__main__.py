@@ -2,9 +2,13 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import main
+from bench.run import main, pipelines_only
 
 if __name__ == "__main__":
+    # `python -m bench pipelines`: the pipelines section alone.
+    only_pipelines = sys.argv[1:] == ["pipelines"]
+    if sys.argv[1:] and not only_pipelines:
+        sys.exit(f"usage: python -m bench [pipelines], not {' '.join(sys.argv[1:])!r}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -19,5 +23,5 @@ if __name__ == "__main__":
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(main(config)))
-    sys.exit(uvloop.run(main(config)))
+        sys.exit(asyncio.run(pipelines_only() if only_pipelines else main(config)))
+    sys.exit(uvloop.run(pipelines_only() if only_pipelines else main(config)))

@@ -18,7 +18,7 @@ from typing import Self, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bench import Config, report, targets
+from bench import Config, pipelines, report, targets
 from bench.events import EventLatency
 from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
 from bench.memory import PeakSampler, tree_rss_mib
@@ -212,7 +212,22 @@ async def settle(server_url: str, databases: list[str]) -> None:
 async def main(config: Config) -> int:
     """The whole run; Ctrl-C or SIGTERM stops it the way a failure does, with the servers it
     started stopped and its databases dropped."""
-    return await until_stopped(_run(config))
+    status = await until_stopped(_run(config))
+    return status or await pipelines_only()
+
+
+async def pipelines_only() -> int:
+    """The pipelines section (bench/pipelines.py), on a platform of its own."""
+    return await until_stopped(_run_pipelines())
+
+
+async def _run_pipelines() -> int:
+    async with Infra() as infra:
+        results = await pipelines.run_pipelines(infra.postgres_url, infra.nats_url)
+    print()
+    print(pipelines.table(results))
+    print(f"\nwrote {pipelines.write(results)}")
+    return 0
 
 
 async def until_stopped(run: Awaitable[T]) -> T:

@@ -72,3 +72,18 @@ def checks(results: dict) -> list[Check]:
         errors = sum(row["modelplane"]["errors"] for row in cells.values())
         found.append(Check("Modelplane's errors, all cells", errors, "at_most", 0))
     return found
+
+
+# Issue 36: the local engine's stage hand-off, and a burst of runs that all finish.
+HAND_OFF_P99_AT_MOST_MS = 250.0
+
+
+def pipeline_checks(results: dict) -> list[Check]:
+    """The pipelines section's targets (bench/pipelines.py)."""
+    burst = results["burst"]
+    return [
+        Check("stage hand-off on the local engine, p99 ms", results["hand_off_ms"]["p99_ms"],
+              "at_most", HAND_OFF_P99_AT_MOST_MS),
+        Check(f"runs of the burst of {burst['runs']} that did not succeed", len(burst["stalled"]),
+              "at_most", 0),
+    ]

@@ -1,6 +1,7 @@
 """Events the jobs service reacts to. Thin: parse the event, call the use case."""
 
 import contextlib
+import logging
 from collections.abc import Callable
 
 from services.jobs import service, store
@@ -11,9 +12,11 @@ from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.gateway import IntegrationConfigChanged
+from shared.events.jobs import JobValidated
 from shared.events.pipelines import PipelineStageRequested, StageJobCancellationRequested
 from shared.integrations import Concern
 
+log = logging.getLogger(__name__)
 # Who a stage's job is created by when the event names no actor.
 PIPELINES_ACTOR = "pipelines"
 
@@ -53,13 +56,37 @@ def cancel_stage_job(supervisor: Callable[[], JobSupervisor]):
     return handle
 
 
+def start_stage_job(supervisor: Callable[[], JobSupervisor]):
+    async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
+        """Start a stage's job as soon as it is validated, as `POST /jobs` starts its job, so a
+        pipeline's hand-off waits for no watcher round (the watcher still starts any missed)."""
+        validated = event.parse_data(JobValidated)
+        if validated.pipeline_run_id is None:
+            return
+        try:
+            await supervisor().start(validated.job_id)
+        except Exception:
+            log.warning("job %s did not start now; the watcher tries again", validated.job_id,
+                        exc_info=True)
+
+    return handle
+
+
 def consumers(supervisor: Callable[[], JobSupervisor]) -> tuple[EventConsumer, ...]:
     """Every consumer; the ones that act on running jobs reach them through `supervisor`."""
-    return (*CONSUMERS, EventConsumer(
-        durable="jobs-pipelines-stage-cancellation-requested",
-        subject=StageJobCancellationRequested.subject,
-        handle=cancel_stage_job(supervisor),
-    ))
+    return (
+        *CONSUMERS,
+        EventConsumer(
+            durable="jobs-pipelines-stage-cancellation-requested",
+            subject=StageJobCancellationRequested.subject,
+            handle=cancel_stage_job(supervisor),
+        ),
+        EventConsumer(
+            durable="jobs-jobs-job-validated",
+            subject=JobValidated.subject,
+            handle=start_stage_job(supervisor),
+        ),
+    )
 
 
 CONSUMERS = (
