@@ -228,6 +228,11 @@ async def start_rollout(
     return deployment
 
 
+class VersionNotKnownYet(Exception):
+    """The command came before the version's ModelVersionCreated (two consumers, no order
+    between them): it is delivered again, after a back-off."""
+
+
 async def deploy_for_stage(uow: UnitOfWork, command: ModelVersionDeploymentRequested) -> None:
     """A pipeline's deploy stage rolls a version out to an endpoint. A version an active
     deployment already serves is not deployed again: that deployment answers the stage (now, if
@@ -241,7 +246,10 @@ async def deploy_for_stage(uow: UnitOfWork, command: ModelVersionDeploymentReque
     if endpoint.retired:
         raise EndpointRetired(f"endpoint {endpoint.id} was undeployed")
     version = await store.get_model_version(uow.session, command.version_id)
-    if version is None or version.model_id != endpoint.model_id or not version.artifact_uri:
+    if version is None:
+        raise VersionNotKnownYet(f"the registry's ModelVersionCreated of {command.version_id} "
+                                 "has not been taken in yet")
+    if version.model_id != endpoint.model_id or not version.artifact_uri:
         raise VersionNotDeployable(
             f"version {command.version_id} is not a version of model {endpoint.model_id} with an "
             "artifact to load, as far as the registry's events told serving")

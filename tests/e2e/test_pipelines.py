@@ -1,25 +1,68 @@
 """Pipelines through the gateway on the platform as `make up` runs it: stages run as real jobs of
 the jobs service (local processes logging to the platform's MLflow server), the registry answers
-the register and promote stages, and the local engine advances on their events."""
+the register and promote stages, serving the deploy stage (KServe, on the fake Kubernetes API
+server: Ray is too heavy for this machine's e2e runs), and the local engine advances on their
+events."""
 
 import asyncio
+import json
 import os
+import secrets
 import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from deploy.launcher import Platform
+from services.serving.integrations.kserve import GROUP, PLURAL
+from shared.local_infra import create_database, drop_database
 from tests.bus import stream_events
 from tests.e2e.test_use_cases import new_project, token_for
+from tests.fakes.kubernetes_api import FakeKubernetes
 
 pytestmark = pytest.mark.e2e
 
 QUICK = {"command": [sys.executable, "-c", "print('stage done')"]}
 LOG_METRICS = str(Path(__file__).parent / "scripts" / "log_metrics.py")
 FINISHED = ("succeeded", "failed", "cancelled")
+CLUSTER_TOKEN = "pipelines-e2e-cluster"
+NAMESPACE = "models"
+READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"},
+                                                 {"type": "PredictorReady", "status": "True"}]}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with FakeKubernetes(token=CLUSTER_TOKEN) as fake:
+        yield fake
+
+
+# The conftest's platform, with serving's KServe on the fake Kubernetes API server.
+@pytest.fixture(scope="module")
+async def platform(database_server_url, nats_url, tmp_path_factory, cluster
+                   ) -> AsyncIterator[Platform]:
+    name = f"modelplane_e2e_{secrets.token_hex(6)}"
+    database_url = await create_database(database_server_url, name)
+    try:
+        async with Platform(
+            database_url=database_url, nats_url=nats_url,
+            log_dir=tmp_path_factory.mktemp("platform-logs"),
+            state_dir=tmp_path_factory.mktemp("platform-state"), tracking_workers=1,
+            ready_timeout=240,
+            env={"MODELPLANE_JOBS_RUN_AS": "", "MODELPLANE_KUBERNETES_HOST": cluster.url,
+                 "MODELPLANE_KUBERNETES_TOKEN": CLUSTER_TOKEN,
+                 "MODELPLANE_SERVING_FRAMEWORKS": json.dumps(["kserve"]),
+                 "MODELPLANE_SERVING_NAMESPACE": NAMESPACE,
+                 "MODELPLANE_SERVING_WATCH_SECONDS": "0.2"},
+        ) as running:
+            yield running
+    finally:
+        await drop_database(database_server_url, name)
+        await drop_database(database_server_url, f"{name}_mlflow")
 
 
 def job(**parameters) -> dict:
@@ -245,3 +288,46 @@ async def test_the_pipelines_service_killed_mid_run_finishes_it_running_each_sta
         e.data["stage"] for e in await stream_events(bus, "PIPELINES", "pipelines.stage.requested")
         if e.subject == run["id"])
     assert requested == dict.fromkeys(names, 1)
+
+
+async def test_a_deploy_stage_rolls_the_registered_version_out_to_an_endpoint(admin, cluster):
+    engineer = await token_for(admin, "dee", "editor")
+    project = await new_project(admin)
+    model = (await admin.post("/api/v1/registry/models", headers=engineer,
+                              json={"name": "churn", "project_id": project})).json()
+    r = await admin.post("/api/v1/serving/endpoints", headers=engineer, json={
+        "name": "churn", "project_id": project, "model_id": model["id"],
+        "follow_stage": "production", "serving_framework": "kserve", "env": "dev"})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()
+    definition = {"stages": [
+        {"name": "train", "kind": "train", "parameters": job(loss=0.2)},
+        {"name": "register", "kind": "register", "depends_on": ["train"],
+         "parameters": {"model_id": model["id"], "run_id": "${train.run_id}",
+                        "artifact_uri": "${train.artifact_uri}"}},
+        {"name": "deploy", "kind": "deploy", "depends_on": ["register"],
+         "parameters": {"endpoint_id": endpoint["id"], "version_id": "${register.version_id}"}},
+    ]}  # fmt: skip
+    pipeline = await new_pipeline(admin, engineer, project, definition, "ship")
+    run = await start(admin, engineer, pipeline)
+    waiting = await wait_run(admin, engineer, run, lambda r: r["status"] in FINISHED
+                             or stages(r)["deploy"] == "running")
+    assert stages(waiting)["deploy"] == "running", waiting
+    version_id = waiting["stages"][1]["outputs"]["version_id"]
+
+    deadline = time.monotonic() + 60
+    while not (deployments := (await admin.get(f"/api/v1/serving/endpoints/{endpoint['id']}",
+                                               headers=engineer)).json()["deployments"]):
+        assert time.monotonic() < deadline, "the deploy stage made no deployment"
+        await asyncio.sleep(0.3)
+    [deployment] = deployments
+    assert deployment["model_version_id"] == version_id
+    isvc = cluster.custom_object(GROUP, PLURAL, deployment["framework_resource_id"], NAMESPACE)
+    assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith("mlflow-artifacts:/")
+    cluster.set_status(GROUP, PLURAL, NAMESPACE, deployment["framework_resource_id"], READY)
+
+    done = await wait_run(admin, engineer, run)
+    assert done["status"] == "succeeded", done
+    assert done["stages"][2]["outputs"] == {"deployment_id": deployment["id"],
+                                            "endpoint_id": endpoint["id"],
+                                            "version_id": version_id}

@@ -65,13 +65,16 @@ async def test_a_deploy_stage_rolls_the_version_out_once_and_its_health_answers_
     assert len((await endpoint_of(serving_client, endpoint["id"]))["deployments"]) == 1
 
 
-async def test_a_deploy_stage_of_another_project_or_version_is_refused(serving_client, nc):
+async def test_a_deploy_stage_of_another_project_or_model_is_refused(serving_client, nc):
     registry = Registry(nc)
     endpoint = (await serving_client.post("/endpoints", json=endpoint_body(registry))).json()
     version = await registry.create_version(1)
     await until(lambda: _registry_events_seen(nc))
+    other = Registry(nc)
+    other_version = await other.create_version(1)
+    await until(lambda: _registry_events_seen(nc))
     elsewhere = deploy(endpoint, version, project_id=str(uuid.uuid4()))
-    unknown = deploy(endpoint, uuid.uuid4())
+    unknown = deploy(endpoint, other_version)
     for command in (elsewhere, unknown):
         await wait_consumed(nc, "PIPELINES", CONSUMER, await publish(nc, command))
     problems = [(await until(lambda c=c: _with_type(nc, c, "stage_command.refused")))
