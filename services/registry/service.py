@@ -423,20 +423,18 @@ async def approve_promotion(
                                                    request["model_id"]))  # fmt: skip
     policy.check_approver(actor, candidate)
     now = datetime.now(UTC)
-    approved = await store.insert_approval(uow.conn, {
-        "request_id": request_id, "approver": actor, "comment": comment, "approved_at": now})
+    event = ModelVersionApproved(
+        request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
+        version_id=request["version_id"], version=candidate.version, approver=actor,
+        approvals=0, approvals_required=request["approvals_required"], comment=comment,
+    )  # fmt: skip
+    approved = await store.insert_approval(
+        uow, {"request_id": request_id, "approver": actor, "comment": comment, "approved_at": now},
+        event, request["version_id"],
+    )  # fmt: skip
     if approved is None:
         raise AlreadyApproved(f"{actor!r} has approved request {request_id} already")
     approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
-    uow.record(
-        ModelVersionApproved(
-            request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
-            version_id=request["version_id"], version=candidate.version, approver=actor,
-            approvals=len(approvals), approvals_required=request["approvals_required"],
-            comment=comment,
-        ),
-        request["version_id"],
-    )  # fmt: skip
     if len(approvals) < request["approvals_required"]:
         return request_view(request, approvals), None
     policy.check_move(candidate)

@@ -52,7 +52,12 @@ from services.registry.models import (
     metadata,
 )
 from shared.db import UnitOfWork
-from shared.events.registry import ModelRegistered, ModelVersionCreated, ModelVersionTransitioned
+from shared.events.registry import (
+    ModelRegistered,
+    ModelVersionApproved,
+    ModelVersionCreated,
+    ModelVersionTransitioned,
+)
 from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
 from shared.statements import Statement
 
@@ -630,12 +635,19 @@ _CLOSE_REQUEST = Statement(
             closed_at=bindparam("closed_at"), reason=bindparam("reason"))
     .returning(_REQUESTS)
 )  # fmt: skip
-_INSERT_APPROVAL = Statement(
-    pg_insert(_APPROVALS)
-    .values({c.name: bindparam(c.name) for c in _APPROVALS.c})
-    .on_conflict_do_nothing()
-    .returning(_APPROVALS)
-)
+# The approval and its event, one statement: the event is written before those of the move
+# that the approval may make next. `approvals` counts this one (a CTE sees the table before).
+_APPROVAL_FILL = {"approvals": "approvals"}
+_INSERT_APPROVAL = Statement(text(f"""
+    WITH approval AS (
+        INSERT INTO {SCHEMA}.{_APPROVALS.name} (request_id, approver, comment, approved_at)
+        VALUES (CAST(:request_id AS uuid), :approver, :comment, :approved_at)
+        ON CONFLICT DO NOTHING
+        RETURNING *, 1 + (SELECT count(*) FROM {SCHEMA}.{_APPROVALS.name}
+                          WHERE request_id = CAST(:request_id AS uuid)) AS approvals
+    ), {written_by_statement_sql(OUTBOX, None, "approval", _APPROVAL_FILL)}
+    SELECT * FROM approval
+"""))
 _APPROVALS_OF = Statement(
     select(_APPROVALS)
     .where(_APPROVALS.c.request_id == any_(bindparam("request_ids", type_=ARRAY(Uuid))))
@@ -691,9 +703,14 @@ async def close_promotion_request(
     )  # fmt: skip
 
 
-async def insert_approval(conn: asyncpg.Connection, values: Mapping[str, Any]) -> Record | None:
-    """The approval; None when this approver has approved the request already."""
-    return await _INSERT_APPROVAL.fetchrow(conn, **values)
+async def insert_approval(
+    uow: UnitOfWork, values: Mapping[str, Any], event: ModelVersionApproved, aggregate_id: UUID
+) -> Record | None:
+    """The approval with its event, whose `approvals` (how many the request has now) the
+    statement fills in; None when this approver has approved the request already."""
+    return await uow.fetchrow_writing_events(
+        _INSERT_APPROVAL, values, events=[(event, aggregate_id)], fill=_APPROVAL_FILL
+    )
 
 
 async def approvals_of(
