@@ -100,9 +100,10 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 }  # fmt: skip
 _CONDITION = re.compile(
     r"\s*(?P<metric>[A-Za-z_][\w.\-/]*)\s*(?P<op>>=|<=|==|!=|>|<)"
-    r"\s*(?P<threshold>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+    r"\s*(?P<threshold>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*",
+    re.ASCII,
 )
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_AND = re.compile(r"\s+and\s+", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class Condition:
     threshold: float
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.threshold:g}"
+        return f"{self.metric} {self.op} {self.threshold!r}"  # repr: exact, and parsed back
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class MetricGate:
             if value is None:
                 failed.append(f"{c} (no metric '{c.metric}')")
             elif not _COMPARISONS[c.op](value, c.threshold):
-                failed.append(f"{c} ({c.metric} is {value:g})")
+                failed.append(f"{c} ({c.metric} is {value!r})")
         return failed
 
     def __str__(self) -> str:

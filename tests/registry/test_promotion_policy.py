@@ -69,6 +69,9 @@ def candidate(stage=ModelStage.STAGING, metrics=None, author="ann") -> Candidate
 def test_a_metric_gate_is_parsed_into_conditions_and_written_back_the_same():
     gate = MetricGate.parse("  auc >= 0.9 AND loss<0.2 and f1 != 1e-3 ")
     assert str(gate) == "auc >= 0.9 and loss < 0.2 and f1 != 0.001"
+    exact = MetricGate.parse("auc > 0.123456789012345 and n>=3 and val/f1-macro <= -1e20")
+    assert str(exact) == "auc > 0.123456789012345 and n >= 3.0 and val/f1-macro <= -1e+20"
+    assert MetricGate.parse(str(exact)) == exact
     assert MetricGate.parse(str(gate)) == gate
     assert gate.failures({"auc": 0.95, "loss": 0.1, "f1": 0.5}) == []
     assert gate.failures({"auc": 0.85, "f1": 0.001}) == [
@@ -78,7 +81,7 @@ def test_a_metric_gate_is_parsed_into_conditions_and_written_back_the_same():
 
 @pytest.mark.parametrize("expression", [
     "", "auc", "auc >= ", ">= 0.9", "auc => 0.9", "auc >= 0.9 or loss < 1", "auc >= nan",
-    "auc >= inf", "auc >= 1e999", "auc >= 0.9 and", "import os", "a" * 1001,
+    "auc >= inf", "auc >= 1e999", "auc >= 0.9 and", "import os", "auc >= \u0661", "a" * 1001,
 ])  # fmt: skip
 def test_a_metric_gate_that_is_not_conditions_joined_by_and_is_refused(expression):
     with pytest.raises(InvalidMetricGate) as err:
