@@ -98,7 +98,7 @@ async def test_only_a_project_admin_sets_the_policy(admin, project, people):
     r = await admin.put(f"{REGISTRY}/projects/{project}/promotion-policy",
                         json={"metric_gate": "auc >="}, headers=people["owner"])  # fmt: skip
     refused(r, 422, "invalid-metric-gate")
-    r = await admin.put(f"{REGISTRY}/projects/{str(uuid.uuid4())}/promotion-policy",
+    r = await admin.put(f"{REGISTRY}/projects/{uuid.uuid4()}/promotion-policy",
                         json={"require_staging": True})  # fmt: skip
     refused(r, 422, "unknown-project")
 
