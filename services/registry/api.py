@@ -64,6 +64,7 @@ from shared.errors import (
 )
 from shared.http import rows_reply
 from shared.projects import UnknownProject
+from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -478,11 +479,7 @@ async def reject_promotion(
 ):
     """Refuse a pending move to production, as an approver of its project."""
     await allowed.to_request(caller, request_id, Role.APPROVER)
-    async with rt.uow() as uow:
-        request = await service.close_promotion(
-            uow, request_id, status="rejected", actor=who, reason=body.reason
-        )
-    return rows_reply(PromotionRequestOut, request)
+    return await _close_promotion(rt, request_id, "rejected", who, body)
 
 
 @router.post("/promotion-requests/{request_id}/withdraw", response_model=PromotionRequestOut,
@@ -493,8 +490,14 @@ async def withdraw_promotion(
 ):
     """Take back a pending move to production, as who asked for it."""
     await allowed.to_request(caller, request_id, Role.EDITOR)
+    return await _close_promotion(rt, request_id, "withdrawn", who, body)
+
+
+async def _close_promotion(
+    rt: ServiceRuntime, request_id: UUID, status: str, who: str, body: CloseIn
+) -> Response:
     async with rt.uow() as uow:
         request = await service.close_promotion(
-            uow, request_id, status="withdrawn", actor=who, reason=body.reason
+            uow, request_id, status=status, actor=who, reason=body.reason
         )
     return rows_reply(PromotionRequestOut, request)

@@ -356,25 +356,25 @@ async def request_transition(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
     approver: bool, known: "KnownStages | None" = None,
 ) -> Moved | AwaitingApprovals:
-    """Move a version to a stage under the promotion policy of its model (its own, else its
-    project's): the use case of the HTTP route and of event consumers alike.
+    """Move a version to a stage under its model's promotion policy, or record the move to
+    production as a request awaiting approvals; the HTTP route's and consumers' use case alike.
 
-    `approver`: whether `actor` holds the approver role in the version's project. With no rule
-    on, a move to production is its own approval and needs one, as without a policy. With
-    `approvals_required`, it becomes a pending request (an editor may make it) that
-    `approve_promotion` completes."""
+    `approver`: whether `actor` holds the approver role in the version's project."""
     known = known if known is not None else KnownStages()
-    if stage != ModelStage.PRODUCTION:
+
+    async def move() -> Moved:
         return Moved(*await transition_stage(
             uow, version_id, stage=stage, comment=comment, actor=actor, known=known))  # fmt: skip
+
+    if stage != ModelStage.PRODUCTION:
+        return await move()
     found = await store.policy_for_version(uow.conn, version_id)
     if found is None:
         raise VersionNotFound(f"with id {version_id}")
     policy = policy_of(found if found["policy_id"] is not None else None)
-    if not policy.active:
+    if not policy.active:  # as without a policy: the move is the approver's approval
         _require_approver(approver, actor, found["project_id"])
-        return Moved(*await transition_stage(
-            uow, version_id, stage=stage, comment=comment, actor=actor, known=known))  # fmt: skip
+        return await move()
     if not uow.begun:
         await uow.begin()
     version = await _locked_version(uow, version_id)
@@ -385,8 +385,7 @@ async def request_transition(
     if policy.approvals_required == 0:
         _require_approver(approver, actor, found["project_id"])
         policy.check_approver(actor, candidate)
-        return Moved(*await transition_stage(
-            uow, version_id, stage=stage, comment=comment, actor=actor, known=known))  # fmt: skip
+        return await move()
     request = await store.insert_promotion_request(uow.conn, {
         "id": uuid4(), "version_id": version_id, "model_id": version["model_id"],
         "project_id": found["project_id"], "to_stage": stage.value, "comment": comment,
@@ -414,9 +413,8 @@ async def approve_promotion(
     uow: UnitOfWork, request_id: UUID, *, actor: str, comment: str | None,
     known: "KnownStages | None" = None,
 ) -> tuple[dict[str, Any], Moved | None]:
-    """Record `actor`'s approval of a pending request; the approval that makes the count reach
-    what the request needs moves the version. Returns the request and the move, if made. The
-    caller has checked that `actor` is an approver in the request's project."""
+    """Record `actor`'s approval (an approver's: the caller checked) of a pending request, and
+    make the move if it was the last one needed; the request, and the move if made."""
     request, version = await _pending_request(uow, request_id)
     candidate = _candidate(version)
     policy = policy_of(await store.policy_of_model(uow.conn, request["project_id"],
@@ -450,8 +448,8 @@ async def approve_promotion(
 async def close_promotion(
     uow: UnitOfWork, request_id: UUID, *, status: str, actor: str, reason: str | None
 ) -> dict[str, Any]:
-    """End a pending request without a move: `rejected` (the caller has checked that `actor`
-    is an approver) or `withdrawn` (only by who made it)."""
+    """End a pending request without a move: `rejected` by an approver (the caller checked) or
+    `withdrawn` by who made it."""
     request, version = await _pending_request(uow, request_id)
     if status == "withdrawn" and actor != request["requested_by"]:
         raise NotTheRequester(
@@ -477,8 +475,8 @@ async def set_promotion_policy(
     uow: UnitOfWork, *, project_id: UUID, model_id: UUID | None, rules: Mapping[str, Any],
     actor: str,
 ) -> dict[str, Any]:
-    """Set a project's policy, or with `model_id` the model's override, whole: a rule left out
-    is off. A metric gate is parsed here, so a bad one is a 422 and nothing is stored."""
+    """Set a project's policy, or with `model_id` the model's override, whole (a rule left out
+    is off); a metric gate is parsed first, so a bad one is a 422 with nothing stored."""
     gate = rules.get("metric_gate")
     policy = PromotionPolicy(
         require_staging=rules.get("require_staging", False),
@@ -500,8 +498,8 @@ async def set_promotion_policy(
 async def clear_promotion_policy(
     uow: UnitOfWork, *, project_id: UUID, model_id: UUID | None, actor: str
 ) -> None:
-    """Remove a project's policy (its rules all off) or a model's override (its project's
-    then applies); nothing to remove is no error."""
+    """Remove a project's policy, or a model's override (its project's then applies); having
+    none to remove is no error."""
     if await store.delete_policy(uow.conn, project_id=project_id, model_id=model_id):
         uow.record(
             PromotionPolicyChanged(project_id=project_id, model_id=model_id, policy=None,
@@ -532,8 +530,8 @@ def policy_columns(policy: PromotionPolicy) -> dict[str, Any]:
 def policy_view(
     row: Mapping[str, Any] | None, *, project_id: UUID, model_id: UUID | None
 ) -> dict[str, Any]:
-    """A policy as the API shows it: where it comes from (`model`, `project`, or `none` with
-    every rule off) and its rules."""
+    """A policy as the API shows it: its rules and their `source` (`model`, `project`, or
+    `none`, every rule off)."""
     if row is None:
         return {"project_id": project_id, "model_id": model_id, "source": "none",
                 **policy_columns(PromotionPolicy()), "updated_by": None, "updated_at": None}  # fmt: skip
