@@ -5,6 +5,7 @@ refused, the metric gate, a model's override beating its project's policy, and t
 import uuid
 from uuid import UUID
 
+import asyncpg
 import httpx
 import pytest
 
@@ -402,3 +403,28 @@ async def test_a_consumer_moves_a_version_through_the_same_policy(client, runtim
             approver=False,
         )  # fmt: skip
     assert isinstance(moved, service.Moved) and moved.version["stage"] == "staging"
+
+
+async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_request(scratch):
+    await scratch.upgrade("0011")
+    model, version = uuid.uuid4(), uuid.uuid4()
+    await scratch.execute(
+        "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
+        " VALUES ($1, $2, 'm', 'a')", model, uuid.uuid4())  # fmt: skip
+    await scratch.execute(
+        "INSERT INTO registry.model_versions (id, model_id, version, created_by)"
+        " VALUES ($1, $2, '1', 'a')", version, model)  # fmt: skip
+    pending = ("INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
+               " to_stage, approvals_required, requested_by, requested_at)"
+               " VALUES ($1, $2, $3, $3, 'production', 1, 'a', now())")  # fmt: skip
+    await scratch.execute(pending, uuid.uuid4(), version, model)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await scratch.execute(pending, uuid.uuid4(), version, model)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await scratch.execute(
+            "INSERT INTO registry.promotion_policies (id, project_id, approvals_required,"
+            " updated_by) VALUES ($1, $2, 11, 'a')", uuid.uuid4(), uuid.uuid4())  # fmt: skip
+    await scratch.downgrade("0010")
+    left = await scratch.fetch("SELECT to_regclass('registry.promotion_requests') AS t")
+    assert left[0]["t"] is None
+    assert len(await scratch.fetch("SELECT * FROM registry.model_versions")) == 1
