@@ -334,9 +334,6 @@ async def get_version_by_label(
 
 # ---- The promotion policy: a project's, a model's override, and the requests awaiting approvals.
 
-POLICY_WRITE_ANSWERS = write_answers(InvalidMetricGate)
-
-
 @router.get("/projects/{project_id}/promotion-policy", response_model=PolicyOut,
             responses=answers())
 async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who):
