@@ -214,9 +214,10 @@ async def cancel_run(
 @router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail)
 async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, caller: Who):
     """Retry a failed run from its failed stages on; finished stages are not run again."""
-    await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
+    pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.uow() as uow:
-        await service.retry_run(uow, pipeline_id, run_id, actor=actor)
+        await service.retry_run(uow, pipeline_id, run_id, actor=actor,
+                                may_approve=caller.may(pipeline.project_id, Role.APPROVER))
     return await _run_detail(rt, pipeline_id, run_id)
 
 

@@ -720,7 +720,11 @@ class _Step:
                         "version_id": parameters["version_id"],
                         "to_stage": parameters["stage"],
                         "comment": parameters.get("comment"),
-                        "approved_by": self._approved_by(name),
+                        # With no approve stage before it, a move to production was approved by
+                        # who started (or retried) the run: the service lets only approvers.
+                        "approved_by": self._approved_by(name) or (
+                            self.original.started_by if parameters["stage"] == "production"
+                            else None),
                     }
                 )
             case StageKind.DEPLOY:
