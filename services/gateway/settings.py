@@ -34,6 +34,12 @@ class GatewaySettings(ServiceSettings):
     # (or a membership changed) through another gateway process takes effect within it; this
     # process forgets a token it revokes at once.
     token_cache_seconds: float = 0.5
+    # An Idempotency-Key and the first reply to its POST are kept this long (24 h) for the
+    # caller's retries; a key whose request is under way longer than the lock (its gateway
+    # died mid-request) may be taken again; expired keys are deleted every prune interval.
+    idempotency_key_seconds: float = 24 * 3600
+    idempotency_lock_seconds: float = 120.0
+    idempotency_prune_seconds: float = 600.0
 
     @model_validator(mode="before")
     @classmethod

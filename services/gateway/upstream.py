@@ -21,7 +21,12 @@ IDLE_SECONDS = 2.0
 
 
 class UpstreamError(Exception):
-    """The service could not be reached, broke the exchange off, or did not answer in time."""
+    """The service could not be reached, broke the exchange off, or did not answer in time.
+    `reached`: whether the request may have got to the service (False: it surely did not)."""
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class Reply:
@@ -149,6 +154,8 @@ class Upstream:
                 except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
                     if response is not None:
                         response.close()  # its state is unknown: the connection goes
+                    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+                        raise UpstreamError("cannot connect in time", reached=False) from exc
                     raise UpstreamError("no reply in time") from exc
                 except aiohttp.ClientConnectorError as exc:
                     unreachable = exc  # nothing was sent: the next replica may take it
@@ -161,7 +168,7 @@ class Upstream:
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                     detail = exc or type(exc).__name__
                     raise UpstreamError(f"the exchange broke off: {detail}") from exc
-        raise UpstreamError(f"cannot connect: {unreachable}") from unreachable
+        raise UpstreamError(f"cannot connect: {unreachable}", reached=False) from unreachable
 
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
