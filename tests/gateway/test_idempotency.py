@@ -14,6 +14,7 @@ from services.gateway.settings import GatewaySettings
 from shared.db import connect_raw
 from shared.errors import PROBLEM_BASE
 from tests.gateway.conftest import ADMIN, FakeRegistry, every_backend, running_gateway
+from tests.gateway.test_upstream_connections import ClosingService
 
 MODELS = "/api/v1/registry/models"
 
@@ -293,3 +294,20 @@ async def test_every_post_documents_the_header(client: httpx.AsyncClient) -> Non
         for method in ("get", "put", "patch", "delete"):
             names = [p.get("name") for p in item.get(method, {}).get("parameters", [])]
             assert "Idempotency-Key" not in names
+
+
+async def test_a_write_whose_outcome_is_unknown_keeps_its_503(gateway_settings) -> None:
+    """The service closed the connection under the request: it may have applied it, so a
+    retry is answered the same 503 rather than sent again."""
+    async with ClosingService().running() as service:
+        settings = gateway_settings(service_urls=every_backend(service.url))
+        async with running_gateway(settings) as gateway:
+            key = new_key()
+            first = await gateway.post(f"{MODELS}/a", json={}, headers=ADMIN)
+            lost = await gateway.post(f"{MODELS}/b", json={}, headers=keyed(key))
+            again = await gateway.post(f"{MODELS}/b", json={}, headers=keyed(key))
+    assert first.status_code == 200
+    assert_problem(lost, 503, "service-unavailable")
+    assert_problem(again, 503, "service-unavailable")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [line for _, line in service.seen].count(f"POST {MODELS}/b HTTP/1.1") == 1
