@@ -94,13 +94,14 @@ class Idempotency:
             if name == _KEY:
                 key = b"\x00" if key is not None else value  # two keys: not a valid one
             elif name == b"authorization":
-                authorization = value.decode("latin-1")
+                authorization = value
         if key is None or not scope["path"].startswith(self._prefix):
             await self.app(scope, receive, send)
             return
         try:
             text = check_key(key)
-            subject = (await self._auth.authenticate(authorization)).caller.subject
+            bearer = None if authorization is None else authorization.decode("latin-1")
+            subject = (await self._auth.authenticate(bearer)).caller.subject
         except Unauthorized:
             await self.app(scope, receive, send)  # answered as any request without a token
             return
