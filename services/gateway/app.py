@@ -86,7 +86,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.verifier = CredentialVerifier(settings.internal_keys)
     app.state.proxies = proxies
-    docs = MergedOpenAPI(app, proxies)
+    docs = MergedOpenAPI(app, proxies, api.SECRET_REPLIES)
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
@@ -95,7 +95,7 @@ def create_app(
     app.add_middleware(
         Idempotency, authenticator=authenticator, connect=runtime.connection,
         prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
-        lock_seconds=settings.idempotency_lock_seconds,
+        lock_seconds=settings.idempotency_lock_seconds, secret_paths=api.SECRET_REPLIES,
     )  # fmt: skip
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -38,3 +38,7 @@ class IdempotencyKeyReused(InvalidInput):
 
 class IdempotencyKeyInUse(Conflict):
     kind, title = "idempotency-key-in-use", "A request with this Idempotency-Key is under way"
+
+
+class IdempotentReplyNotKept(Conflict):
+    kind, title = "idempotent-reply-not-kept", "The first reply held a secret and was not kept"

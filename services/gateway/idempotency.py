@@ -16,6 +16,8 @@ What it does, after Stripe's API and the IETF draft "The Idempotency-Key HTTP He
   500: the write may have been applied). The key is released instead, for a retry to go
   through, when nothing could have applied the request: the service could not be connected
   to, or the request failed in the gateway before any reply.
+- A reply that holds a secret (a new API token's plaintext, shown once) is never stored: the
+  write is still not done twice, and a retry is told so, 409 `idempotent-reply-not-kept`.
 - The body is hashed as it passes, never held for it: a streamed upload costs a sha256.
 A POST without the header costs a scan of its headers.
 """
@@ -36,6 +38,7 @@ from services.gateway.auth import Authenticator, problem_reply
 from services.gateway.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    IdempotentReplyNotKept,
     InvalidIdempotencyKey,
 )
 from shared.errors import Problem, Unauthorized
@@ -75,9 +78,10 @@ class Idempotency:
 
     def __init__(
         self, app: ASGIApp, *, authenticator: Authenticator, connect: Connect, prefix: str,
-        ttl_seconds: float, lock_seconds: float,
+        ttl_seconds: float, lock_seconds: float, secret_paths: frozenset[str] = frozenset(),
     ) -> None:  # fmt: skip
         self.app = app
+        self.secret_paths = secret_paths  # whose replies hold a secret: never stored
         self._auth = authenticator
         self._connect = connect
         self._prefix = prefix
@@ -166,11 +170,22 @@ class _KeyedRequest:
         if (found["method"], found["target"]) == (self.method, self.target):
             await self._drain()
             if self.digest.digest() == found["request_hash"]:
-                await self._replay(found)
+                if found["body"] is None:
+                    await self._not_kept(found["status"])
+                else:
+                    await self._replay(found)
                 return
         problem = IdempotencyKeyReused(
             f"the {KEY_HEADER} {self.key!r} came first with another request"
             f" ({found['method']} {found['target']}, or another body)"
+        )
+        await problem_reply(problem, self.scope["path"])(self.scope, self.receive, self.send)
+
+    async def _not_kept(self, status: int) -> None:
+        problem = IdempotentReplyNotKept(
+            f"the first request with the {KEY_HEADER} {self.key!r} was answered {status}; its"
+            " reply held a secret shown once, so it is not given again",
+            first_status=status,
         )
         await problem_reply(problem, self.scope["path"])(self.scope, self.receive, self.send)
 
@@ -234,7 +249,8 @@ class _KeyedRequest:
             async with self.owner._connect() as conn:
                 await store.complete_idempotency_key(
                     conn, subject=self.subject, key=self.key, claim=self.claim,
-                    request_hash=self.digest.digest(), status=status, headers=headers, body=body,
+                    request_hash=self.digest.digest(), status=status, headers=headers,
+                    body=None if self.scope["path"] in self.owner.secret_paths else body,
                 )  # fmt: skip
         except Exception:
             log.exception("idempotency: the reply to key %r was not kept", self.key)

@@ -13,7 +13,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.gateway.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
+from services.gateway.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotentReplyNotKept,
+    InvalidIdempotencyKey,
+)
 from services.gateway.idempotency import KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 from services.gateway.proxy import ServiceProxy
 from shared.errors import problem_responses
@@ -74,10 +79,12 @@ IDEMPOTENCY_KEY_PARAMETER = {
 _IDEMPOTENCY_PROBLEMS = (InvalidIdempotencyKey, IdempotencyKeyInUse, IdempotencyKeyReused)
 
 
-def with_idempotency_key(document: dict[str, Any]) -> dict[str, Any]:
+def with_idempotency_key(
+    document: dict[str, Any], secret_paths: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """The document with the Idempotency-Key header and its problem replies on every POST."""
     document = copy.deepcopy(document)
-    for item in document.get("paths", {}).values():
+    for path, item in document.get("paths", {}).items():
         operation = item.get("post")
         if not isinstance(operation, dict):
             continue
@@ -86,7 +93,10 @@ def with_idempotency_key(document: dict[str, Any]) -> dict[str, Any]:
             continue
         parameters.append(IDEMPOTENCY_KEY_PARAMETER)
         responses = operation.setdefault("responses", {})
-        for status, reply in problem_responses(*_IDEMPOTENCY_PROBLEMS).items():
+        problems = _IDEMPOTENCY_PROBLEMS
+        if path in secret_paths:
+            problems = (*problems, IdempotentReplyNotKept)
+        for status, reply in problem_responses(*problems).items():
             if (listed := responses.get(str(status))) is None:
                 responses[str(status)] = reply
             else:
@@ -105,8 +115,11 @@ class MergedOpenAPI:
     fetched when the merge is asked for and the gateway does not have it yet, then kept, so
     the document is whole whenever every backend answers."""
 
-    def __init__(self, app: FastAPI, proxies: list[ServiceProxy]) -> None:
+    def __init__(
+        self, app: FastAPI, proxies: list[ServiceProxy], secret_paths: frozenset[str] = frozenset()
+    ) -> None:
         self._app = app
+        self._secret_paths = secret_paths
         self._proxies = proxies
         self._documents: list[dict[str, Any] | None] = [None] * len(proxies)
         self._merged: dict[str, Any] | None = None
@@ -120,7 +133,7 @@ class MergedOpenAPI:
         for proxy, document in zip(self._proxies, self._documents, strict=True):
             if document is not None:
                 merged = merge_openapi(merged, document, proxy.public_paths)
-        merged = with_idempotency_key(merged)
+        merged = with_idempotency_key(merged, self._secret_paths)
         if all(d is not None for d in self._documents):
             self._merged = merged  # complete: keep it
         return merged

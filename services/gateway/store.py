@@ -296,8 +296,9 @@ async def find_idempotency_key(
 
 async def complete_idempotency_key(
     conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID, request_hash: bytes,
-    status: int, headers: list[tuple[str, str]], body: bytes,
+    status: int, headers: list[tuple[str, str]], body: bytes | None,
 ) -> None:
+    """Keep the first reply; `body` None: it held a secret, and only its status is kept."""
     await _COMPLETE_KEY.execute(
         conn, subject=subject, key=key, claim=claim, request_hash=request_hash, status=status,
         headers=orjson.dumps(headers).decode(), body=body,

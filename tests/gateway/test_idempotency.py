@@ -290,6 +290,8 @@ async def test_every_post_documents_the_header(client: httpx.AsyncClient) -> Non
         assert "idempotency-key-reused" in operation["responses"]["422"]["description"], path
         assert "idempotency-key-in-use" in operation["responses"]["409"]["description"], path
         assert "invalid-idempotency-key" in operation["responses"]["400"]["description"], path
+    tokens = document["paths"]["/api/v1/tokens"]["post"]["responses"]["409"]["description"]
+    assert "idempotent-reply-not-kept" in tokens
     for item in document["paths"].values():
         for method in ("get", "put", "patch", "delete"):
             names = [p.get("name") for p in item.get(method, {}).get("parameters", [])]
@@ -311,3 +313,27 @@ async def test_a_write_whose_outcome_is_unknown_keeps_its_503(gateway_settings) 
     assert_problem(again, 503, "service-unavailable")
     assert again.headers["idempotent-replayed"] == "true"
     assert [line for _, line in service.seen].count(f"POST {MODELS}/b HTTP/1.1") == 1
+
+
+async def test_a_new_tokens_plaintext_is_never_kept(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    key = new_key()
+    body = {"subject": f"robot-{uuid.uuid4().hex[:6]}", "role": "viewer"}
+    first = await client.post("/api/v1/tokens", json=body, headers=keyed(key))
+    again = await client.post("/api/v1/tokens", json=body, headers=keyed(key))
+
+    assert first.status_code == 201
+    assert_problem(again, 409, "idempotent-reply-not-kept")
+    assert again.json()["first_status"] == 201
+    tokens = (await client.get("/api/v1/tokens", headers=ADMIN)).json()
+    assert [t["subject"] for t in tokens["items"]].count(body["subject"]) == 1
+    conn = await connect_raw(database_url)
+    try:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM gateway.idempotency_keys WHERE position($1 in body) > 0",
+            first.json()["token"].encode(),
+        )
+    finally:
+        await conn.close()
+    assert kept == 0
