@@ -31,6 +31,7 @@ from uuid import uuid4
 
 import asyncpg
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import store
@@ -41,7 +42,7 @@ from services.gateway.errors import (
     IdempotentReplyNotKept,
     InvalidIdempotencyKey,
 )
-from shared.errors import Problem, Unauthorized
+from shared.errors import Problem, ServiceUnavailable, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ _KEY = KEY_HEADER.lower().encode()
 _REPLAYED = (REPLAYED_HEADER.lower().encode(), b"true")
 _KEPT = frozenset({b"content-type", b"etag", b"location"})
 _CLAIM_ATTEMPTS = 3
+_DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, SQLAlchemyError)
 
 Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 
@@ -136,15 +138,17 @@ class _KeyedRequest:
 
     async def run(self) -> None:
         for _ in range(_CLAIM_ATTEMPTS):
-            async with self.owner._connect() as conn:
-                claimed = await store.claim_idempotency_key(
-                    conn, subject=self.subject, key=self.key, claim=self.claim,
-                    method=self.method, target=self.target, ttl_seconds=self.owner._ttl,
-                    lock_seconds=self.owner._lock,
-                )  # fmt: skip
-                found = None if claimed else await store.find_idempotency_key(
-                    conn, subject=self.subject, key=self.key
-                )  # fmt: skip
+            try:
+                claimed, found = await self._claim()
+            except _DATABASE_ERRORS as exc:
+                problem = ServiceUnavailable(
+                    f"the gateway cannot keep the {KEY_HEADER} now ({type(exc).__name__}); retry",
+                    service="gateway",
+                )
+                await problem_reply(problem, self.scope["path"])(
+                    self.scope, self.receive, self.send
+                )
+                return
             if claimed:
                 await self._forward()
                 return
@@ -153,6 +157,18 @@ class _KeyedRequest:
                 return
             # Released or pruned between the two statements: claim it again.
         await self._in_use()
+
+    async def _claim(self) -> tuple[bool, asyncpg.Record | None]:
+        """Whether this request took the key, else what the key holds (None: nothing now)."""
+        async with self.owner._connect() as conn:
+            claimed = await store.claim_idempotency_key(
+                conn, subject=self.subject, key=self.key, claim=self.claim, method=self.method,
+                target=self.target, ttl_seconds=self.owner._ttl, lock_seconds=self.owner._lock,
+            )  # fmt: skip
+            if claimed:
+                return True, None
+            return False, await store.find_idempotency_key(conn, subject=self.subject,
+                                                           key=self.key)  # fmt: skip
 
     async def _in_use(self) -> None:
         problem = IdempotencyKeyInUse(

@@ -337,3 +337,17 @@ async def test_a_new_tokens_plaintext_is_never_kept(
     finally:
         await conn.close()
     assert kept == 0
+
+
+async def test_keys_that_cannot_be_kept_are_503_not_500(
+    client: httpx.AsyncClient, registry: FakeRegistry, database_url: str
+) -> None:
+    conn = await connect_raw(database_url)
+    try:
+        await conn.execute("ALTER TABLE gateway.idempotency_keys RENAME TO idempotency_keys_away")
+        reply = await client.post(MODELS, json={"name": "m"}, headers=keyed(new_key()))
+    finally:
+        await conn.execute("ALTER TABLE gateway.idempotency_keys_away RENAME TO idempotency_keys")
+        await conn.close()
+    assert_problem(reply, 503, "service-unavailable")
+    assert registry.requests == []
