@@ -95,7 +95,7 @@ def create_app(
     app.add_middleware(
         Idempotency, authenticator=authenticator, connect=runtime.connection,
         prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
-        lock_seconds=settings.idempotency_lock_seconds, secret_paths=api.SECRET_REPLIES,
+        lock_seconds=settings.idempotency_lock, secret_paths=api.SECRET_REPLIES,
     )  # fmt: skip
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -18,6 +18,8 @@ Header = tuple[bytes, bytes]
 # Idle connections retire before the services' own keep-alive timeout (uvicorn's: 5 s) could
 # close one under a request just sent on it.
 IDLE_SECONDS = 2.0
+# How long a service gets to answer a request (a streamed reply's head only).
+REPLY_SECONDS = 30.0
 
 
 class UpstreamError(Exception):
@@ -77,7 +79,7 @@ class Upstream:
         urls: Sequence[str],
         *,
         connections: int,
-        timeout: float = 30.0,
+        timeout: float = REPLY_SECONDS,
         connect_timeout: float = 5.0,
     ) -> None:
         if not urls:

@@ -351,3 +351,25 @@ async def test_keys_that_cannot_be_kept_are_503_not_500(
         await conn.close()
     assert_problem(reply, 503, "service-unavailable")
     assert registry.requests == []
+
+
+async def test_a_key_held_by_a_request_that_died_is_taken_after_the_lock(
+    client: httpx.AsyncClient, registry: FakeRegistry, database_url: str
+) -> None:
+    """A gateway that died mid-request left its claim: past the lock, a retry goes through."""
+    stale, fresh = new_key(), new_key()
+    conn = await connect_raw(database_url)
+    try:
+        for key, age in ((stale, "1 hour"), (fresh, "1 second")):
+            await conn.execute(
+                "INSERT INTO gateway.idempotency_keys (subject, key, claim, method, target,"
+                f" created_at) VALUES ('admin', $1, $2, 'POST', $3, now() - interval '{age}')",
+                key, uuid.uuid4(), MODELS,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+    taken = await client.post(MODELS, json={"name": "m"}, headers=keyed(stale))
+    held = await client.post(MODELS, json={"name": "m"}, headers=keyed(fresh))
+    assert taken.status_code == 201
+    assert_problem(held, 409, "idempotency-key-in-use")
+    assert len(forwarded(registry)) == 1
