@@ -52,6 +52,8 @@ from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
 
 API_PREFIX = "/api/v1"
 INTERNAL_PREFIX = "/internal"
+# The POSTs whose replies hold a secret shown once: their Idempotency-Key never keeps the reply.
+SECRET_REPLIES = frozenset({f"{API_PREFIX}/tokens"})
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer mp_...`")
 
 

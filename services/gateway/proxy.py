@@ -15,6 +15,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator, problem_reply
+from services.gateway.idempotency import mark_unapplied
 from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
 from shared.auth import CREDENTIAL_HEADER
@@ -105,6 +106,8 @@ class ServiceProxy:
         try:
             reply = await self.pool.request(method, target, headers, body)
         except UpstreamError as exc:
+            if not exc.reached:
+                mark_unapplied(scope)
             raise ServiceUnavailable(
                 f"the {self._service} did not answer: {exc}", service=self._service
             ) from exc

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
+from services.gateway.upstream import REPLY_SECONDS
 from shared.service_table import ServiceSpec, backends, current_table, parse_urls
 from shared.settings import ServiceSettings
 
@@ -34,6 +35,13 @@ class GatewaySettings(ServiceSettings):
     # (or a membership changed) through another gateway process takes effect within it; this
     # process forgets a token it revokes at once.
     token_cache_seconds: float = 0.5
+    # An Idempotency-Key and the first reply to its POST are kept this long (24 h) for the
+    # caller's retries; a key whose request is under way longer than the lock (its gateway
+    # died mid-request; default: the body timeout + 90 s) may be taken again; expired keys
+    # are deleted every prune interval.
+    idempotency_key_seconds: float = 24 * 3600
+    idempotency_lock_seconds: float | None = None
+    idempotency_prune_seconds: float = 600.0
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +65,25 @@ class GatewaySettings(ServiceSettings):
                 connections.setdefault(spec.name, value)
         data["service_urls"], data["service_connections"] = urls, connections
         return data
+
+    @model_validator(mode="after")
+    def _lock_outlasts_a_request(self) -> "GatewaySettings":
+        """A key is taken over only once its request surely ended: past its body's time and
+        its service's time to reply (a minute more by default)."""
+        least = self.body_timeout_seconds + REPLY_SECONDS
+        if self.idempotency_lock_seconds is None:
+            self.idempotency_lock_seconds = least + 60.0
+        elif self.idempotency_lock_seconds <= least:
+            raise ValueError(
+                "MODELPLANE_IDEMPOTENCY_LOCK_SECONDS must be more than"
+                f" MODELPLANE_BODY_TIMEOUT_SECONDS + {REPLY_SECONDS:g} s"
+            )
+        return self
+
+    @property
+    def idempotency_lock(self) -> float:
+        assert self.idempotency_lock_seconds is not None  # set by the validator
+        return self.idempotency_lock_seconds
 
     def urls(self, spec: ServiceSpec) -> tuple[str, ...]:
         """The base URLs of the service's replicas."""

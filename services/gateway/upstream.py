@@ -18,10 +18,17 @@ Header = tuple[bytes, bytes]
 # Idle connections retire before the services' own keep-alive timeout (uvicorn's: 5 s) could
 # close one under a request just sent on it.
 IDLE_SECONDS = 2.0
+# How long a service gets to answer a request (a streamed reply's head only).
+REPLY_SECONDS = 30.0
 
 
 class UpstreamError(Exception):
-    """The service could not be reached, broke the exchange off, or did not answer in time."""
+    """The service could not be reached, broke the exchange off, or did not answer in time.
+    `reached`: whether the request may have got to the service (False: it surely did not)."""
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class Reply:
@@ -72,7 +79,7 @@ class Upstream:
         urls: Sequence[str],
         *,
         connections: int,
-        timeout: float = 30.0,
+        timeout: float = REPLY_SECONDS,
         connect_timeout: float = 5.0,
     ) -> None:
         if not urls:
@@ -149,6 +156,8 @@ class Upstream:
                 except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
                     if response is not None:
                         response.close()  # its state is unknown: the connection goes
+                    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+                        raise UpstreamError("cannot connect in time", reached=False) from exc
                     raise UpstreamError("no reply in time") from exc
                 except aiohttp.ClientConnectorError as exc:
                     unreachable = exc  # nothing was sent: the next replica may take it
@@ -161,7 +170,7 @@ class Upstream:
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                     detail = exc or type(exc).__name__
                     raise UpstreamError(f"the exchange broke off: {detail}") from exc
-        raise UpstreamError(f"cannot connect: {unreachable}") from unreachable
+        raise UpstreamError(f"cannot connect: {unreachable}", reached=False) from unreachable
 
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
