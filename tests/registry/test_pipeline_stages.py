@@ -89,3 +89,20 @@ async def test_a_stage_of_another_projects_run_is_refused(client, nc, model):
     got = (await client.get(f"/models/{model['id']}/versions/{version['version']}")).json()
     assert got["stage"] == "none"
     assert len((await client.get(f"/models/{model['id']}/versions")).json()["items"]) == 1
+
+
+async def test_a_move_to_production_needs_the_approval_the_pipeline_vouches_for(client, nc, model):
+    version = (await client.post(f"/models/{model['id']}/versions", json={})).json()
+    fields = {"project_id": uuid.UUID(model["project_id"]),
+              "version_id": uuid.UUID(version["id"]), "to_stage": "production"}
+    await ask(nc, ModelVersionPromotionRequested(**stage_fields("unapproved"), **fields))
+    [refused] = await answers(nc, "unapproved")
+    assert refused.type.endswith("registry.stage_command.refused.v1")
+    assert refused.data["problem"] == "forbidden"
+
+    await ask(nc, ModelVersionPromotionRequested(**stage_fields("approved"), **fields,
+                                                 approved_by="omar"))
+    [moved] = await answers(nc, "approved")
+    assert (moved.data["to_stage"], moved.data["actor"]) == ("production", "pia")
+    got = (await client.get(f"/models/{model['id']}/versions/{version['version']}")).json()
+    assert got["stage"] == "production"
