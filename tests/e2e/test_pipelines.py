@@ -322,7 +322,11 @@ async def test_a_deploy_stage_rolls_the_registered_version_out_to_an_endpoint(ad
         await asyncio.sleep(0.3)
     [deployment] = deployments
     assert deployment["model_version_id"] == version_id
-    isvc = cluster.custom_object(GROUP, PLURAL, deployment["framework_resource_id"], NAMESPACE)
+    # Serving's reconciler creates the InferenceService after the deployment's row.
+    while not (isvc := cluster.custom_object(GROUP, PLURAL, deployment["framework_resource_id"],
+                                             NAMESPACE)):
+        assert time.monotonic() < deadline, "no InferenceService was created"
+        await asyncio.sleep(0.3)
     assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith("mlflow-artifacts:/")
     cluster.set_status(GROUP, PLURAL, NAMESPACE, deployment["framework_resource_id"], READY)
 
