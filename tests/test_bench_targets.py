@@ -94,3 +94,22 @@ def test_the_json_gives_each_target_its_bound_and_the_table_names_what_missed() 
                                   "2.96", "(at", "least", "2)"]  # fmt: skip
     assert printed[3].split()[0] == "MISSED"
     assert [line.split()[0] for line in printed].count("MISSED") == 3
+
+
+def test_the_pipelines_section_judges_the_full_hand_off_and_stalled_runs():
+    from bench import pipelines
+
+    results = {"hand_off_ms": {"stages": 20, "samples": 19, "p50_ms": 120.0, "p99_ms": 240.0,
+                               "max_ms": 240.0, "engine": {"p50_ms": 40.0, "p99_ms": 90.0,
+                                                           "max_ms": 90.0}},
+               "burst": {"runs": 50, "stages": 5, "succeeded": 49, "stalled": ["r1"],
+                         "jobs": 245, "drain_seconds": 60.0, "jobs_own_seconds": 900.0,
+                         "longest_run_seconds": 50.0}}
+    checks = targets.pipeline_checks(results)
+    assert [(c.target, c.met) for c in checks] == [
+        ("stage hand-off on the local engine, p99 ms", True),
+        ("runs of the burst of 50 that did not succeed", False)]
+    results["targets"] = [c.as_json() for c in checks]
+    text = pipelines.table(results)
+    assert "MISSED  runs of the burst of 50 that did not succeed: 1" in text
+    assert "drain 60.0 s beside the jobs' own 900.0 s" in text
