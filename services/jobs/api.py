@@ -125,9 +125,11 @@ async def submit_job(
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
+        fields = [{"loc": ["body", v["field"]], "msg": v["message"], "type": v["rule"]}
+                  for v in job.violations if v.get("field")]  # fmt: skip
         raise JobRejected(
             "; ".join(v["message"] for v in job.violations),
-            job_id=str(job.id), violations=job.violations,
+            job_id=str(job.id), violations=job.violations, **({"errors": fields} if fields else {}),
         )
     await jobs.start(job.id)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.id}"
