@@ -1,7 +1,7 @@
 """Every problem type the gateway's own routes answer with, besides the ones every service
 shares (`invalid-input`, `unauthorized`, `forbidden`, from shared.errors)."""
 
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 
 class ProjectNotFound(NotFound):
@@ -26,3 +26,7 @@ class IntegrationConfigNotFound(NotFound):
 
 class UnknownIntegrationBackend(InvalidInput):
     kind, title = "unknown-integration-backend", "No such backend for the concern"
+
+
+class UploadTooLarge(TooLarge):
+    kind, title = "upload-too-large", "The upload is larger than the gateway takes"

@@ -15,6 +15,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator, problem_reply
+from services.gateway.uploads import StreamedBody
 from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
 from shared.auth import CREDENTIAL_HEADER
@@ -79,7 +80,10 @@ class ServiceProxy:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
         return self._pool
 
-    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def forward(
+        self, scope: Scope, receive: Receive, send: Send, upload: StreamedBody | None = None
+    ) -> None:
+        """Forward one request; its body read whole, or with `upload` handed on as it arrives."""
         method: str = scope["method"]
         authorization = None
         headers: list[Header] = []
@@ -94,7 +98,12 @@ class ServiceProxy:
         path = path[len(self._public_prefix) :] if path.startswith(self._public_prefix) else ""
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
-        body = await _read_body(receive)
+        body: bytes | AsyncIterator[bytes]
+        if upload is None:
+            body, timeout = await _read_body(receive), None
+        else:
+            body, timeout = upload.chunks(), upload.reply_seconds
+            headers.extend(upload.headers)
 
         headers.append((_CREDENTIAL, authenticated.credential.encode("latin-1")))
         headers.append((_CORRELATION, (context.correlation_id.get() or "").encode("latin-1")))
@@ -103,8 +112,10 @@ class ServiceProxy:
         if query := scope["query_string"]:
             target += b"?" + query
         try:
-            reply = await self.pool.request(method, target, headers, body)
+            reply = await self.pool.request(method, target, headers, body, timeout=timeout)
         except UpstreamError as exc:
+            if upload is not None and upload.problem is not None:
+                raise upload.problem from exc  # the caller's body broke the exchange off
             raise ServiceUnavailable(
                 f"the {self._service} did not answer: {exc}", service=self._service
             ) from exc

@@ -9,7 +9,7 @@ did leave is not repeated: the service may have applied it.
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
 import aiohttp
 from yarl import URL
@@ -120,14 +120,15 @@ class Upstream:
         method: str,
         target: bytes | str,
         headers: Iterable[Header] = (),
-        body: bytes = b"",
+        body: bytes | AsyncIterable[bytes] = b"",
         *,
         timeout: float | None = None,
         replica: int | None = None,
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
         replica in turn (another when it cannot be reached; only `replica` if given) and
-        return its reply; UpstreamError when none can be reached, or the exchange breaks off,
+        return its reply (`body` bytes, or pieces sent as they come: never sent twice);
+        UpstreamError when none can be reached, or the exchange breaks off,
         or the reply's head (and its body, when of known length) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
@@ -154,7 +155,7 @@ class Upstream:
                     unreachable = exc  # nothing was sent: the next replica may take it
                     break
                 except aiohttp.ClientConnectionResetError as exc:
-                    if not resent:
+                    if not resent and isinstance(body, bytes):
                         resent = True
                         continue  # it never left: sending it again cannot apply it twice
                     raise UpstreamError(f"the connection closed: {exc}") from exc
