@@ -112,6 +112,7 @@ async def test_an_upload_past_the_body_limit_is_streamed_to_the_service_whole(ga
         assert reply.json()["size"] == len(body)
     assert announced.json()["content_length"] == str(len(body))  # for the service's progress
     assert announced.json()["pieces"] > 1  # it arrived piece by piece, not as one read
+    assert len(fake.seen) == 2
     # Every other path keeps the gateway's body limit.
     small = await gateway.post("/api/v1/datasets", content=b"{}" * BODY_LIMIT)
     assert small.status_code == 413
