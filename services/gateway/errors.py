@@ -30,3 +30,7 @@ class UnknownIntegrationBackend(InvalidInput):
 
 class UploadTooLarge(TooLarge):
     kind, title = "upload-too-large", "The upload is larger than the gateway takes"
+
+
+class LineageNotFound(NotFound):
+    kind, title = "lineage-start-not-found", "No such node of the lineage, or not yours to read"

@@ -117,10 +117,14 @@ async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
 
 async def find_jobs(
     session: AsyncSession, *, projects: Collection[UUID] | None, status: JobStatus | None,
-    pipeline_run_id: UUID | None = None, limit: int, offset: int,
+    pipeline_run_id: UUID | None = None, tracking_run_id: str | None = None, limit: int,
+    offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     """A page of the jobs in `projects` (None: every project) that match, and their count."""
     conditions = []
+    if tracking_run_id is not None:
+        conditions.append(TrainingJob.id.in_(
+            select(ExperimentRun.job_id).where(ExperimentRun.tracking_run_id == tracking_run_id)))
     if projects is not None:
         conditions.append(TrainingJob.project_id.in_(list(projects)))
     if pipeline_run_id is not None:
