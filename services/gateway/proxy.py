@@ -26,7 +26,7 @@ from shared.service_table import ServiceSpec
 API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
-_PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
+_PASSED_BACK = frozenset({b"content-type", b"etag", b"location", b"content-disposition"})
 _CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _PROBE_SECONDS = 2.0
@@ -128,7 +128,10 @@ class ServiceProxy:
                     value = value.removeprefix(origin)
                 passed_back[i] = (name, value)
         if reply.body is None:
-            # A reply of unknown length (a log that follows a running job) goes on as written.
+            # A reply of unknown length (a log that follows a running job) or a large one (a
+            # dataset's files) goes on as it arrives, with its length when it has one.
+            if (length := reply.header(b"content-length")) is not None:
+                passed_back.append((b"content-length", length))
             streamed = StreamingResponse(
                 reply.chunks(), status_code=reply.status,
                 headers={n.decode("latin-1"): v.decode("latin-1") for n, v in passed_back},

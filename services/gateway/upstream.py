@@ -18,6 +18,8 @@ Header = tuple[bytes, bytes]
 # Idle connections retire before the services' own keep-alive timeout (uvicorn's: 5 s) could
 # close one under a request just sent on it.
 IDLE_SECONDS = 2.0
+# A reply longer than this is streamed on rather than read whole into the gateway's memory.
+STREAMED_PAST_BYTES = 1024 * 1024
 
 
 class UpstreamError(Exception):
@@ -26,7 +28,7 @@ class UpstreamError(Exception):
 
 class Reply:
     """A service's response: status, headers (names lower-case), and the body: `body` when the
-    service gave its length, else `chunks()` as they arrive."""
+    service gave its length and it is small, else `chunks()` as they arrive."""
 
     __slots__ = ("_response", "body", "headers", "status")
 
@@ -129,7 +131,7 @@ class Upstream:
         replica in turn (another when it cannot be reached; only `replica` if given) and
         return its reply (`body` bytes, or pieces sent as they come: never sent twice);
         UpstreamError when none can be reached, or the exchange breaks off,
-        or the reply's head (and its body, when of known length) takes longer than `timeout`."""
+        or the reply's head (and its body, when read whole) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
@@ -167,7 +169,9 @@ class Upstream:
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
     headers = [(name.lower(), value) for name, value in response.raw_headers]
-    if response.content_length is None and method != "HEAD":
-        # Unknown length (chunked: a log that follows a running job): handed on as it comes.
+    length = response.content_length
+    if method != "HEAD" and (length is None or length > STREAMED_PAST_BYTES):
+        # Unknown length (chunked: a log that follows a running job) or too large to hold
+        # (a dataset's files): handed on as it comes.
         return Reply(response, None, headers)
     return Reply(response, await response.read(), headers)

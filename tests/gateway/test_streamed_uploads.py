@@ -25,6 +25,7 @@ from tests.gateway.conftest import ADMIN, serving
 BODY_LIMIT = 1000
 UPLOAD_LIMIT = 4 * 1024 * 1024
 UPLOAD_PATH = "/api/v1/datasets/d-1/versions/upload"
+DOWNLOAD = os.urandom(3 * 1024 * 1024)
 
 
 @dataclass
@@ -56,10 +57,15 @@ class FakeDatasets:
         async def readyz(_: Request) -> Response:
             return JSONResponse({"ready": True})
 
+        async def files(_: Request) -> Response:
+            return Response(DOWNLOAD, media_type="application/x-tar",
+                            headers={"Content-Disposition": 'attachment; filename="d.tar"'})
+
         return Starlette(routes=[
             Route("/readyz", readyz),
             Route(UPLOAD_PATH, upload, methods=["POST"]),
             Route("/api/v1/datasets", other, methods=["POST"]),
+            Route("/api/v1/datasets/versions/v-1/files", files),
         ])
 
 
@@ -168,3 +174,11 @@ async def test_an_upload_needs_a_credential_first(gateway, datasets):
     reply = await gateway.post(UPLOAD_PATH, content=b"x" * 5000, headers={"Authorization": ""})
     assert reply.status_code == 401
     assert fake.seen == []
+
+
+async def test_a_large_download_comes_back_with_its_length_and_file_name(gateway):
+    async with gateway.stream("GET", "/api/v1/datasets/versions/v-1/files") as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-length"] == str(len(DOWNLOAD))  # a client shows progress
+        assert reply.headers["content-disposition"] == 'attachment; filename="d.tar"'
+        assert await reply.aread() == DOWNLOAD
