@@ -3,7 +3,6 @@ hashing, pushing, diffing and verifying against a DVC remote happen outside any 
 a worker thread), before the unit of work that records what they found."""
 
 import asyncio
-import logging
 import os
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -57,7 +56,6 @@ from shared.events.gateway import IntegrationConfigChanged
 from shared.runtime import ServiceRuntime
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 def now() -> datetime:
@@ -411,11 +409,4 @@ async def job_ended(uow: UnitOfWork, job_id: UUID, status: str) -> None:
 async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
     """Keep the newest config of each env; the next version pushed there uses it. One DVC
     refuses is kept too, and named by the 409 of the next push."""
-    applied = await store.put_integration_config(uow.session, {
-        "env": change.env, "concern": change.concern, "backend": change.backend,
-        "settings": change.settings, "changed_by": change.changed_by,
-        "changed_at": change.changed_at,
-    })
-    if not applied:
-        log.info("%s of %s changed at %s is older than the one kept; ignored",
-                 change.concern, change.env, change.changed_at)
+    await store.put_integration_config(uow.session, change)

@@ -15,7 +15,8 @@ from services.datasets.models import (
     DatasetVersionUse,
     IntegrationConfig,
 )
-from shared.integration_configs import keep_newest
+from shared.events.gateway import IntegrationConfigChanged
+from shared.integration_configs import keep_change
 from shared.integrations import Concern
 
 # Datasets
@@ -130,9 +131,9 @@ async def uses_of(session: AsyncSession, version_id: UUID) -> Sequence[DatasetVe
 # The env's DVC remote (the gateway's IntegrationConfig, from its events)
 
 
-async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def put_integration_config(session: AsyncSession, change: IntegrationConfigChanged) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    return await keep_newest(session, IntegrationConfig, values)
+    return await keep_change(session, IntegrationConfig, change)
 
 
 async def remote_config(session: AsyncSession, env: str) -> IntegrationConfig | None:

@@ -162,14 +162,7 @@ async def submit_stage_job(
 
 async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
     """Keep the newest IntegrationConfig of each env; the next job started there uses it."""
-    applied = await store.put_integration_config(uow.session, {
-        "env": change.env, "concern": change.concern, "backend": change.backend,
-        "settings": change.settings, "changed_by": change.changed_by,
-        "changed_at": change.changed_at,
-    })
-    if not applied:
-        log.info("%s of %s changed at %s is older than the one kept; ignored",
-                 change.concern, change.env, change.changed_at)
+    await store.put_integration_config(uow.session, change)
 
 
 async def keep_dataset_version(

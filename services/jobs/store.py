@@ -20,7 +20,8 @@ from services.jobs.models import (
     IntegrationConfig,
     TrainingJob,
 )
-from shared.integration_configs import keep_newest
+from shared.events.gateway import IntegrationConfigChanged
+from shared.integration_configs import keep_change
 
 
 async def insert_gpu_type(session: AsyncSession, values: dict[str, Any]) -> GpuTypeOption | None:
@@ -182,9 +183,9 @@ async def get_integration_config(
     return await session.get(IntegrationConfig, (env, concern))
 
 
-async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def put_integration_config(session: AsyncSession, change: IntegrationConfigChanged) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    return await keep_newest(session, IntegrationConfig, values)
+    return await keep_change(session, IntegrationConfig, change)
 
 
 async def dataset_version_states(session: AsyncSession, ids: Collection[UUID]) -> dict[UUID, str]:
