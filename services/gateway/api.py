@@ -262,7 +262,7 @@ async def get_lineage(
     """Where a dataset version, job, MLflow run (by its run id), model version or deployment
     came from and what came of it: dataset version -> job -> run -> model version ->
     deployment, from each service's API as the caller may read it."""
-    api = Services(request.app.state.proxies, found.credential)
+    api = Services(request.app.state.proxies, found.caller, found.credential)
     return (await lineage(api, kind, node_id)).as_json()
 
 

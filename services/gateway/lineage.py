@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode
+from uuid import UUID
 
 import orjson
 
@@ -14,7 +15,7 @@ from services.gateway.errors import LineageNotFound
 from services.gateway.proxy import ServiceProxy
 from services.gateway.upstream import UpstreamError
 from shared import context
-from shared.auth import CREDENTIAL_HEADER
+from shared.auth import CREDENTIAL_HEADER, Caller
 from shared.context import CORRELATION_HEADER
 from shared.errors import ServiceUnavailable
 
@@ -40,8 +41,9 @@ Node = tuple[Kind, str]
 class Services:
     """GETs on the services' public APIs as the caller; None for what is absent or not theirs."""
 
-    def __init__(self, proxies: Sequence[ServiceProxy], credential: str) -> None:
+    def __init__(self, proxies: Sequence[ServiceProxy], caller: Caller, credential: str) -> None:
         self._proxies = {proxy.name: proxy for proxy in proxies}
+        self.caller = caller
         self._headers = [(CREDENTIAL_HEADER.lower().encode(), credential.encode("latin-1")),
                          (CORRELATION_HEADER.lower().encode(),
                           (context.correlation_id.get() or "").encode("latin-1"))]  # fmt: skip
@@ -106,12 +108,18 @@ async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
             return await api.get("registry", f"/api/v1/registry/models/versions/{quote(node_id)}")
         case Kind.DEPLOYMENT:
             endpoints = await api.get("serving", "/api/v1/serving/endpoints")
-            for endpoint in (endpoints or {}).get("items", []):
+            for endpoint in _visible(api, endpoints):
                 for deployment in endpoint.get("deployments", []):
                     if deployment["id"] == node_id:
                         return {**deployment, "project_id": endpoint["project_id"],
                                 "endpoint_name": endpoint["name"]}
     return None
+
+
+def _visible(api: Services, endpoints: Json | None) -> list[Json]:
+    """The serving endpoints of projects the caller sees (serving's list is not scoped)."""
+    return [e for e in (endpoints or {}).get("items", [])
+            if api.caller.sees(UUID(e["project_id"]))]  # fmt: skip
 
 
 async def _upstream(api: Services, kind: Kind, data: Json) -> list[Node]:
@@ -154,7 +162,7 @@ async def _downstream(api: Services, kind: Kind, data: Json) -> list[Node]:
                 return []
             endpoints = await api.get("serving", "/api/v1/serving/endpoints",
                                       project_id=model["project_id"])  # fmt: skip
-            return [(Kind.DEPLOYMENT, d["id"]) for e in (endpoints or {}).get("items", [])
+            return [(Kind.DEPLOYMENT, d["id"]) for e in _visible(api, endpoints)
                     for d in e.get("deployments", []) if d["model_version_id"] == data["id"]]
     return []
 
