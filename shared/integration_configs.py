@@ -1,6 +1,7 @@
 """A service's copy of the gateway's IntegrationConfig rows it uses, kept from the
 IntegrationConfigChanged events: the columns, and the upsert that keeps the newest change."""
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -8,6 +9,10 @@ from sqlalchemy import CheckConstraint, DateTime, String, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from shared.events.gateway import IntegrationConfigChanged
+
+log = logging.getLogger(__name__)
 
 ENVS_SQL = "env IN ('dev', 'stg', 'prod')"
 
@@ -41,3 +46,19 @@ async def keep_newest(
         where=model.changed_at < stmt.excluded.changed_at,
     ).returning(model.env)
     return (await session.execute(stmt)).first() is not None
+
+
+async def keep_change(
+    session: AsyncSession, model: type[IntegrationConfigCopy], change: IntegrationConfigChanged
+) -> bool:
+    """Keep the event's config unless a newer one is stored; False (said in the log) when it
+    arrived late."""
+    kept = await keep_newest(session, model, {
+        "env": change.env, "concern": change.concern, "backend": change.backend,
+        "settings": change.settings, "changed_by": change.changed_by,
+        "changed_at": change.changed_at,
+    })
+    if not kept:
+        log.info("%s of %s changed at %s is older than the one kept; ignored",
+                 change.concern, change.env, change.changed_at)
+    return kept

@@ -260,6 +260,11 @@ async def version_exists(conn: asyncpg.Connection, version_id: UUID) -> bool:
     return await conn.fetchval(f"SELECT EXISTS (SELECT FROM {VERSIONS} WHERE id = $1)", version_id)
 
 
+async def get_version(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
+    return await conn.fetchrow(f"SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE v.id = $1",
+                               version_id)  # fmt: skip
+
+
 async def get_version_by_label(
     conn: asyncpg.Connection, model_id: UUID, label: str
 ) -> Record | None:
