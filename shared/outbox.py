@@ -26,6 +26,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NoStreamResponseError
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Column,
     DateTime,
@@ -37,9 +38,16 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
+    cast,
     func,
+    insert,
+    literal_column,
+    select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from shared.driver import driver_connection
 from shared.jetstream import JetStreamPublisher
@@ -146,6 +154,35 @@ def written_by_statement_sql(
             {source}
         ORDER BY e.n
     )"""
+
+
+def events_written_by(table: Table, source: CTE, fill: Mapping[str, str] = {}) -> CTE:
+    """`written_by_statement_sql` as a Core CTE, for a `Statement` to add (`add_cte`): the
+    events' arrays are its parameters `EVENT_PARAMETERS`, `fill` maps data fields to columns of
+    `source`."""
+    ids, subjects, payloads = EVENT_PARAMETERS
+    e = (
+        func.unnest(
+            bindparam(ids, type_=ARRAY(Uuid)),
+            bindparam(subjects, type_=ARRAY(Text)),
+            bindparam(payloads, type_=ARRAY(LargeBinary)),
+        )
+        .table_valued("id", "subject", "payload", with_ordinality="n")
+        .render_derived()
+        .alias("e")
+    )
+    payload: ColumnElement = e.c.payload
+    if fill:
+        utf8 = literal_column("'UTF8'")
+        document: ColumnElement = cast(func.convert_from(payload, utf8), JSONB)
+        for field, column in fill.items():
+            if not _NAME.fullmatch(field):
+                raise ValueError(f"not a field: {field!r}")
+            path = literal_column(f"'{{data,{field}}}'")
+            document = func.jsonb_set(document, path, func.to_jsonb(source.c[column]))
+        payload = func.convert_to(cast(document, Text), utf8)
+    rows = select(e.c.id, e.c.subject, payload).select_from(e, source).order_by(e.c.n)
+    return insert(table).from_select(["id", "subject", "payload"], rows).cte("events")
 
 
 class OutboxRelay:

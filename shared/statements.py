@@ -23,6 +23,10 @@ class Statement:
         compiled = statement.compile(dialect=_DIALECT)
         self.sql = str(compiled)
         self.names: Sequence[str] = tuple(compiled.positiontup or ())
+        # A Python value in a Core expression becomes a parameter no caller would know to pass.
+        fixed = [name for name in self.names if not compiled.binds[name].required]
+        if fixed:
+            raise ValueError(f"values fixed in the statement (use literal_column): {fixed}")
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
         """The values in the statement's parameter order; a missing one raises KeyError."""
