@@ -1,4 +1,8 @@
-"""Queries on the gateway's tables. The caller owns the session and transaction; none commit."""
+"""The gateway's queries: SQLAlchemy Core on its tables, run on the session the caller passes.
+
+The house's default style (STYLE.md habit 12): one handle per function (`uow.session`, or a
+read's own session) and none commits; duplicates are found by `ON CONFLICT DO NOTHING`.
+"""
 
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -8,10 +12,8 @@ from uuid import UUID, uuid4
 from sqlalchemy import delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.errors import DuplicateProjectName
 from services.gateway.models import api_tokens, integration_configs, memberships, projects
 
 _TOKEN_COLUMNS = (
@@ -109,22 +111,15 @@ async def revoke_token(session: AsyncSession, token_id: UUID) -> bool:
 
 async def add_project(
     session: AsyncSession, *, name: str, description: str | None, created_by: str
-) -> Row:
-    try:
-        async with session.begin_nested():
-            return (
-                await session.execute(
-                    insert(projects)
-                    .values(
-                        id=uuid4(), name=name, description=description, created_by=created_by
-                    )
-                    .returning(*projects.c)
-                )
-            ).one()
-    except IntegrityError as exc:
-        if "uq_projects_name" in str(exc.orig):
-            raise DuplicateProjectName(f"a project named {name!r} already exists") from exc
-        raise
+) -> Row | None:
+    """The new project, or None when a project already has that name (nothing written)."""
+    stmt = (
+        upsert(projects)
+        .values(id=uuid4(), name=name, description=description, created_by=created_by)
+        .on_conflict_do_nothing(index_elements=[projects.c.name])
+        .returning(*projects.c)
+    )
+    return (await session.execute(stmt)).one_or_none()
 
 
 async def get_project(session: AsyncSession, project_id: UUID) -> Row | None:

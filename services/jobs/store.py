@@ -1,7 +1,7 @@
-"""The jobs service's queries. Nothing here commits: the unit of work does.
+"""The jobs service's queries: SQLAlchemy (ORM and Core) from models.py on `uow.session`.
 
-One style: SQLAlchemy statements built from the models' tables, run on the ORM session the
-caller passes (the unit of work's, or a read-only one); none is hot enough for raw SQL.
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits; no query here is hot enough for asyncpg `Statement`s.
 """
 
 from collections.abc import Collection, Sequence

@@ -1,9 +1,9 @@
-"""The registry's queries, in two styles by how hot they are; none commits.
+"""The registry's queries, in STYLE.md habit 12's one style with a hot-path variant.
 
 Hot paths (creating, reading, listing and moving versions, creating models) are asyncpg
-`Statement`s built once from the tables in models.py, run on `uow.conn` (or the unit of work,
-for a statement that writes its events) with named values; the rest is the ORM on
-`uow.session`. Through asyncpg, jsonb goes in as JSON text and comes back decoded.
+`Statement`s built once at import from models.py's tables, run with named values on one handle:
+`uow.conn`, or the unit of work for a statement that writes its own events. The rest is
+SQLAlchemy on `uow.session`. None commits but a one-statement command, which commits itself.
 """
 
 import base64
@@ -87,6 +87,7 @@ MODEL_COLUMNS = [
 
 
 def _json(value: Any) -> str:
+    """A jsonb value as asyncpg takes it through SQLAlchemy's codec: JSON text."""
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # an integer past 64 bits: the standard library keeps it
