@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared import context
+from shared.driver import asyncpg_of
 from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
@@ -70,10 +71,11 @@ def schema_metadata(schema: str) -> MetaData:
 async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
     """An asyncpg connection from a SQLAlchemy URL, including the `?host=<socket dir>` form."""
     url = make_url(database_url)
+    hosts = url.query.get("host") or url.host  # a tuple when the URL names several
     return await asyncpg.connect(
         user=url.username,
         password=url.password,
-        host=url.query.get("host") or url.host,
+        host=list(hosts) if isinstance(hosts, tuple) else hosts,
         port=url.port,
         database=url.database,
     )
@@ -132,8 +134,7 @@ class UnitOfWork:
     `BEGIN` on asyncpg's connection; events recorded go to the outbox in the message of the
     COMMIT, and to `committed` (the relay) once it succeeded. Made with `begin=False`, it
     sends no BEGIN: a command that is one statement writes its events in that statement
-    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed.
-    """
+    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed."""
 
     def __init__(
         self,
@@ -165,8 +166,7 @@ class UnitOfWork:
         self._ended = False
         self._connection = await self._engine.connect()
         try:
-            raw = await self._connection.get_raw_connection()
-            self.conn: asyncpg.Connection = raw.driver_connection
+            self.conn: asyncpg.Connection = await asyncpg_of(self._connection)
             if self._begin_at_start:
                 await self.begin()
         except BaseException:
@@ -240,7 +240,7 @@ class UnitOfWork:
         if fill:
             for event in written:
                 event.data.update({field: row[column] for field, column in fill.items()})
-            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written)]
+            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written, strict=True)]
         (self._written_in_transaction if self._begun else self._written).extend(messages)
         return row
 

@@ -173,12 +173,12 @@ def events_written_by(table: Table, source: CTE, fill: Mapping[str, str] = {}) -
     )
     payload: ColumnElement = e.c.payload
     if fill:
-        utf8 = literal_column("'UTF8'")
+        utf8 = literal_column("'UTF8'", Text)
         document: ColumnElement = cast(func.convert_from(payload, utf8), JSONB)
         for field, column in fill.items():
             if not _NAME.fullmatch(field):
                 raise ValueError(f"not a field: {field!r}")
-            path = literal_column(f"'{{data,{field}}}'")
+            path = literal_column(f"'{{data,{field}}}'", ARRAY(Text))
             document = func.jsonb_set(document, path, func.to_jsonb(source.c[column]))
         payload = func.convert_to(cast(document, Text), utf8)
     rows = select(e.c.id, e.c.subject, payload).select_from(e, source).order_by(e.c.n)

@@ -10,7 +10,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 _DIALECT = asyncpg_dialect()
 
@@ -19,8 +20,9 @@ class Statement:
     """A statement compiled for asyncpg's `$n` parameters; values go as asyncpg takes them
     (SQLAlchemy's type processing is not applied: jsonb as JSON text, enums as their values)."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
         self.names: Sequence[str] = tuple(compiled.positiontup or ())
         # A Python value in a Core expression becomes a parameter no caller would know to pass.

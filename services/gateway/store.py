@@ -70,12 +70,12 @@ async def put_member(
     session: AsyncSession, *, project_id: UUID, subject: str, role: str, updated_by: str
 ) -> tuple[Row, bool]:
     """The membership after the change, and True when it was created rather than replaced."""
-    stmt = upsert(memberships).values(
+    new = upsert(memberships).values(
         project_id=project_id, subject=subject, role=role, updated_by=updated_by
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[memberships.c.project_id, memberships.c.subject],
-        set_={"role": stmt.excluded.role, "updated_by": stmt.excluded.updated_by,
+        set_={"role": new.excluded.role, "updated_by": new.excluded.updated_by,
               "updated_at": func.clock_timestamp()},
     ).returning(*memberships.c, literal_column("xmax = 0").label("created"))  # fmt: skip
     row = (await session.execute(stmt)).one()
@@ -161,16 +161,16 @@ async def put_integration_config(
     """The config after the change, and True when it was created rather than replaced."""
     # clock_timestamp(), not now(): evaluated under the row's lock, so later changes of one
     # config always carry later times (consumers keep the newest).
-    stmt = upsert(integration_configs).values(
+    new = upsert(integration_configs).values(
         env=env, concern=concern, backend=backend, settings=settings, updated_by=updated_by,
         updated_at=func.clock_timestamp(),
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[integration_configs.c.env, integration_configs.c.concern],
         set_={
-            "backend": stmt.excluded.backend,
-            "settings": stmt.excluded.settings,
-            "updated_by": stmt.excluded.updated_by,
+            "backend": new.excluded.backend,
+            "settings": new.excluded.settings,
+            "updated_by": new.excluded.updated_by,
             "updated_at": func.clock_timestamp(),
         },
     ).returning(

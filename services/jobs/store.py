@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +46,7 @@ async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> 
 async def list_gpu_types(
     session: AsyncSession, env: str | None, include_disabled: bool
 ) -> Sequence[GpuTypeOption]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if env is not None:
         conditions.append(GpuTypeOption.env == env)
     if not include_disabled:
@@ -114,7 +114,7 @@ async def find_jobs(
     pipeline_run_id: UUID | None = None, limit: int, offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     """A page of the jobs in `projects` (None: every project) that match, and their count."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if projects is not None:
         conditions.append(TrainingJob.project_id.in_(list(projects)))
     if pipeline_run_id is not None:

@@ -37,6 +37,9 @@ from shared.events.registry import (
     tag_fields,
 )
 
+# A version as read (a row) or as `KnownStages` remembers it.
+Version = Mapping[str, Any] | store.Record
+
 
 async def register_model(
     uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
@@ -100,7 +103,7 @@ async def create_version(
 ) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
     of work that has not begun, a numbered version and its event are one statement."""
-    values = {"description": None, "run_id": None, "artifact_version_id": None,
+    values: dict[str, Any] = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
     values.update(fields)
     values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
@@ -206,7 +209,6 @@ async def transition_stage(
             raise
 
         now = datetime.now(UTC)
-        approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
         model_id = version["model_id"]
         recorded = [
             {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
@@ -223,7 +225,7 @@ async def transition_stage(
         ]  # fmt: skip
         moved = await store.transition(
             uow, version, changes, [r["id"] for r in recorded], actor=actor, at=now,
-            approved_by=approval.get("approved_by"), events=events,
+            approved_by=actor if requires_approval(stage) else None, events=events,
         )  # fmt: skip
         if moved is not None:
             known.moved(model_id, _serving(version), changes)
@@ -233,7 +235,7 @@ async def transition_stage(
 
 async def _versions_to_plan_from(
     uow: UnitOfWork, version_id: UUID, known: "KnownStages"
-) -> AsyncIterator[tuple[Mapping[str, Any], bool]]:
+) -> AsyncIterator[tuple[Version, bool]]:
     """The version to plan a transition from, and whether it is only remembered: remembered,
     then as read, then as read under the lock in a transaction. Inside a transaction already,
     read under the lock at once."""
@@ -276,14 +278,14 @@ class KnownStages:
                 "production_version_id": serving and serving.id,
                 "production_version": serving and serving.version}  # fmt: skip
 
-    def created(self, version: Mapping[str, Any]) -> None:
+    def created(self, version: Version) -> None:
         self._put(self._versions, version["id"],
                   (version["model_id"], version["version"], version["stage"]))  # fmt: skip
 
     def registered(self, model_id: UUID) -> None:
         self._put(self._production, model_id, None)
 
-    def read(self, version: Mapping[str, Any]) -> None:
+    def read(self, version: Version) -> None:
         self.created(version)
         self._put(self._production, version["model_id"], _serving(version))
 
@@ -307,11 +309,11 @@ class KnownStages:
             del entries[next(iter(entries))]
 
 
-def _state(version: store.Record) -> VersionState:
+def _state(version: Version) -> VersionState:
     return VersionState(version["id"], version["version"], ModelStage(version["stage"]))
 
 
-def _serving(version: store.Record) -> VersionState | None:
+def _serving(version: Version) -> VersionState | None:
     """The version serving production in the model of `version`, as read with it."""
     if version["production_version_id"] is None:
         return None

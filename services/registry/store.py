@@ -19,9 +19,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ColumnElement,
+    Integer,
     Row,
+    Table,
     Text,
     Uuid,
+    alias,
     and_,
     bindparam,
     case,
@@ -45,6 +48,7 @@ from sqlalchemy.sql.expression import FromClause
 from services.registry.domain import ModelStage, StageChange
 from services.registry.models import (
     SCHEMA,
+    Base,
     ModelVersion,
     ModelVersionTransition,
     RegisteredModel,
@@ -57,16 +61,24 @@ from shared.outbox import OUTBOX_TABLE, events_written_by
 from shared.statements import Statement
 
 Record = asyncpg.Record
-MODELS = RegisteredModel.__table__
-VERSIONS = ModelVersion.__table__
+
+
+def _table(entity: type[Base]) -> Table:
+    table = entity.__table__
+    assert isinstance(table, Table), entity
+    return table
+
+
+MODELS = _table(RegisteredModel)
+VERSIONS = _table(ModelVersion)
 # How many versions each model has in each stage: moved by the statement that moves versions.
-COUNTS = VersionCount.__table__
-TRANSITIONS = ModelVersionTransition.__table__
+COUNTS = _table(VersionCount)
+TRANSITIONS = _table(ModelVersionTransition)
 OUTBOX = metadata.tables[f"{SCHEMA}.{OUTBOX_TABLE}"]
 # The aliases the statements read as SQL: `m` a model, `v` a version.
-m = MODELS.alias("m")
-v = VERSIONS.alias("v")
-ONE = literal_column("1")
+m = alias(MODELS, "m")
+v = alias(VERSIONS, "v")
+ONE = literal_column("1", Integer)
 
 
 def _param(column: ColumnElement[Any], name: str | None = None) -> Any:
@@ -117,7 +129,7 @@ def _insert_model() -> Statement:
         .returning(*MODEL_COLUMNS)
         .cte("model")
     )
-    stages = literal_column(f"ARRAY[{', '.join(repr(s.value) for s in ModelStage)}]")
+    stages = literal_column(f"ARRAY[{', '.join(repr(s.value) for s in ModelStage)}]", ARRAY(Text))
     counts = insert(COUNTS).from_select(
         ["model_id", "stage", "n"], select(model.c.id, func.unnest(stages), literal_column("0"))
     )
@@ -179,7 +191,7 @@ async def find_models(
     """A page of the models in `projects` (None: every project) in name order, and how many match. Each of `tags` is a key, which
     a list of labels or an object's keys hold, or a key and value, which an object holds or a
     list as the label `key:value` (jsonb's `?` and `@>`, both served by the GIN index)."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if projects is not None:
         conditions.append(RegisteredModel.project_id.in_(list(projects)))
     if name:
@@ -417,17 +429,17 @@ def _transition() -> Statement:
         .cte("planned")
         .prefix_with("MATERIALIZED")
     )
-    approving = and_(v.c.id == version_id, approved_by.is_not(None))
+    approving = and_(VERSIONS.c.id == version_id, approved_by.is_not(None))
     moved = (
-        update(v)
-        .where(v.c.id == planned.c.version_id)
+        update(VERSIONS)
+        .where(VERSIONS.c.id == planned.c.version_id)
         .values(
             stage=planned.c.to_stage,
             updated_at=at,
-            approved_by=case((approving, approved_by), else_=v.c.approved_by),
-            approved_at=case((approving, at), else_=v.c.approved_at),
+            approved_by=case((approving, approved_by), else_=VERSIONS.c.approved_by),
+            approved_at=case((approving, at), else_=VERSIONS.c.approved_at),
         )
-        .returning(*version_columns(v))
+        .returning(*version_columns(VERSIONS))
         .cte("moved")
     )
     each_move = union_all(
@@ -451,17 +463,17 @@ def _transition() -> Statement:
     )
     production_moves = bindparam("production_moves", type_=Boolean)
     touched = (
-        update(m)
-        .where(m.c.id == guard.c.model_id)
+        update(MODELS)
+        .where(MODELS.c.id == guard.c.model_id)
         .values(
             updated_at=at,
             production_version_id=case(
                 (production_moves, _param(m.c.production_version_id, "serving_id")),
-                else_=m.c.production_version_id,
+                else_=MODELS.c.production_version_id,
             ),
             production_version=case(
                 (production_moves, _param(m.c.production_version, "serving_version")),
-                else_=m.c.production_version,
+                else_=MODELS.c.production_version,
             ),
         )
         .cte("touched")
@@ -491,7 +503,7 @@ _TRANSITION = _transition()
 
 async def transition(
     uow: UnitOfWork,
-    version: Mapping[str, Any],
+    version: Mapping[str, Any] | Record,
     changes: Sequence[StageChange],
     audit_ids: Sequence[UUID],
     *,
@@ -597,7 +609,7 @@ def _delete_version() -> Statement:
         .returning(VERSIONS.c.model_id, VERSIONS.c.stage)
         .cte("gone")
     )
-    touched = update(m).where(m.c.id == gone.c.model_id).values(updated_at=func.now())
+    touched = update(MODELS).where(MODELS.c.id == gone.c.model_id).values(updated_at=func.now())
     counted = (
         update(COUNTS)
         .where(COUNTS.c.model_id == gone.c.model_id, COUNTS.c.stage == gone.c.stage)
