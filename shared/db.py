@@ -130,11 +130,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
-    `session` (SQLAlchemy) and `conn` (asyncpg, under it) are one transaction, begun with
-    `BEGIN` on asyncpg's connection; events recorded go to the outbox in the message of the
-    COMMIT, and to `committed` (the relay) once it succeeded. Made with `begin=False`, it
-    sends no BEGIN: a command that is one statement writes its events in that statement
-    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed."""
+    `session` (SQLAlchemy) and `conn` (asyncpg, under it) share it, and recorded events go to the
+    outbox with the COMMIT. Made with `begin=False`, a command of one statement commits by itself
+    (`fetchrow_writing_events`)."""
 
     def __init__(
         self,
@@ -213,16 +211,12 @@ class UnitOfWork:
         events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
-        """Run a statement that writes the command's events itself: its SQL holds
-        `written_by_statement_sql` with the same `fill`. A `Statement` takes its values as
-        the one argument (a mapping; the events go in as `EVENT_PARAMETERS`); SQL text, as
-        positional arguments that the events' three arrays follow. The statement returns its
-        `source` row, or no row when it wrote nothing; only with a row were the events
-        written. The `fill` fields of their data are placeholders until then.
+        """Run a statement that writes the command's events itself; its row, or None when it wrote
+        nothing (and so no events).
 
-        Before `begin()`, the statement is a transaction of its own: the command's change and
-        its events commit together in one round trip. Inside the transaction, they commit with
-        it."""
+        Its SQL holds the outbox's events CTE with the same `fill` (data fields set from the row). A
+        `Statement` takes one mapping of values, SQL text positional values that the events' arrays
+        follow. Before `begin()` it commits by itself: change and events in one round trip."""
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)

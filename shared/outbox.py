@@ -127,13 +127,11 @@ EVENT_PARAMETERS = ("event_ids", "event_subjects", "event_payloads")
 def written_by_statement_sql(
     table: Table, first_parameter: int | None, source: str, fill: Mapping[str, str] = {}
 ) -> str:
-    """A CTE `events` for a statement that writes its command's events to the outbox itself
-    (`UnitOfWork.fetchrow_writing_events`), once for the row of the CTE `source`: none when
-    the statement wrote nothing. The events' ids, subjects and payloads are arrays in the
-    parameters `EVENT_PARAMETERS` (`text()`, `first_parameter` None) or `$n` to `$n+2`.
+    """A CTE `events` that writes a command's events to the outbox, once for the row of the CTE
+    `source` (none when the statement wrote nothing).
 
-    `fill` maps fields of the events' data to columns of `source` whose values the statement
-    makes (a version's number, say): they are set into each payload from the row written."""
+    The events' arrays are `$n` to `$n+2`, or the named `EVENT_PARAMETERS` when `first_parameter`
+    is None; `fill` maps data fields to columns of `source` whose values the statement makes."""
     payload = "e.payload"
     if fill:
         document = f"convert_from({payload}, 'UTF8')::jsonb"

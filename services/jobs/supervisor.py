@@ -111,10 +111,8 @@ class JobSupervisor:
     async def start(self, job_id: UUID) -> None:
         """Start a validated job; a job another caller is starting, or started, is left alone.
 
-        Three steps, no transaction open across a call to MLflow or the executor: claim the
-        job, create its run and submit it, record the outcome. A start that crashed after its
-        claim is taken up again by the watcher once the claim is stale; both outside calls
-        find what the crashed one made (the run by its job tag, the execution by its name)."""
+        No transaction is open across a call to MLflow or the executor (claim, call, record); the
+        watcher takes up a crashed start once its claim is stale, and finds what it made."""
         claim = await self._claim_start(job_id)
         if claim is None:
             return

@@ -192,14 +192,8 @@ async def transition_stage(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
 
-    In a unit of work that has not begun, the transition is planned from what `known`
-    remembers of the version, else from the version as read, and one statement applies the
-    plan, with its audit rows and events, only if the version's stage and its model's
-    production version are still the same (the statement locks both rows, so two concurrent
-    promotions cannot both find production as it was). If they are not, the version is read
-    and the transition planned again; if another transition got in between once more, the
-    unit of work begins, locks both rows and plans again: a plan made under the lock cannot
-    go stale."""
+    The plan is made from what `known` remembers, else from the version as read, else under a
+    lock: one statement applies it only if the stage and production version it assumed hold."""
     async for version, remembered in _versions_to_plan_from(uow, version_id, known):
         try:
             changes = plan_transition(_state(version), stage, comment, _serving(version))
@@ -254,11 +248,11 @@ async def _versions_to_plan_from(
 
 
 class KnownStages:
-    """What this process last saw of versions' stages and of models' production versions, so
-    that a transition can be planned without reading them first. It is never trusted: the
-    transition's statement checks what the plan was made from, so an entry gone stale (another
-    registry process moved the version, say) costs a statement that writes nothing and a read,
-    nothing else. Bounded: when full, the entry written longest ago goes."""
+    """What this process last saw of versions' stages and models' production versions, so a
+    transition is planned without reading them first.
+
+    Never trusted: the transition's statement checks what the plan assumed, so a stale entry
+    costs an empty statement and a read. Bounded: when full, the oldest entry goes."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self._limit = limit

@@ -385,13 +385,12 @@ _TRANSITION_FILL = {"model_name": "model_name"}
 
 
 def _transition() -> Statement:
-    """A whole transition in one statement, applied only if the version's stage and its
-    model's production version are still those it was planned from (`guard`, which locks both
-    rows; a lock that waited re-reads them). Then the versions move (`moved`: a promotion
-    archives the version it replaces in the same UPDATE, see migration 0005), the counts of
-    their stages, the model's production version and `updated_at`, one audit row per move in
-    the order planned, and the events, whose model name is the model's as locked. It returns
-    the version as moved."""
+    """A whole transition in one statement, applied only if the version's stage and its model's
+    production version are still those planned from (`guard` locks both rows).
+
+    It moves the versions (a promotion archives the one it replaces in the same UPDATE, migration
+    0005), their stages' counts and the model's production version, writes an audit row per move
+    and the events, and returns the version as moved."""
     version_id, at = _param(v.c.id, "version_id"), _param(v.c.updated_at, "at")
     approved_by = _param(v.c.approved_by)
     guard = (
@@ -512,12 +511,11 @@ async def transition(
     approved_by: str | None,
     events: list[tuple[ModelVersionTransitioned, UUID]],
 ) -> Record | None:
-    """Apply the stage changes planned for `version` (its id, stage and model's production
-    version as the plan was made from them), each with its audit row (ids `audit_ids`), and
-    the events, whose `model_name` the statement fills in, if neither the version's stage nor
-    its model's production version changed since. Returns the version as moved, with its
-    model's name; None when one did (nothing written). `approved_by` records an approval on
-    `version`."""
+    """Apply the planned `changes` to `version`, with their audit rows (`audit_ids`) and events,
+    if the stage and production version the plan assumed still hold.
+
+    Returns the version as moved (with `model_name`), or None with nothing written; `approved_by`
+    records an approval on `version`."""
     if len(changes) > 2:  # the statement applies two at most (its LIMIT)
         raise ValueError(f"a transition makes one or two stage changes, not {len(changes)}")
     production = ModelStage.PRODUCTION
@@ -552,11 +550,11 @@ async def list_versions(
     limit: int,
     before_seq: int | None,
 ) -> tuple[int, list[Record]] | None:
-    """How many versions the model has (in `stage`, if given) and a page of them, newest
-    first, in one round trip; None when there is no model. Keyset pagination on `seq`, so
-    page 1000 costs what page 1 does, and the count comes from the counts kept per stage, the
-    same at any size. Each combination of filters is its own statement, so each gets its own
-    plan on the index."""
+    """How many versions the model has (in `stage`, if given) and a page of them, newest first,
+    in one round trip; None when there is no model.
+
+    Keyset pagination on `seq` and the counts kept per stage cost the same at any size; each
+    combination of filters is a statement of its own, with its own plan."""
     statement = _LIST_VERSIONS[stage is not None, before_seq is not None]
     values = {"model_id": model_id, "limit": limit, "stage": stage and stage.value,
               "before_seq": before_seq}  # fmt: skip
