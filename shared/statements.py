@@ -40,6 +40,13 @@ class Statement:
     async def fetchrow(self, conn: asyncpg.Connection, **values: Any) -> asyncpg.Record | None:
         return await conn.fetchrow(self.sql, *self.args(values))
 
+    async def fetchone(self, conn: asyncpg.Connection, **values: Any) -> asyncpg.Record:
+        """The row of a statement that always returns one (an upsert's, or a locked row's)."""
+        row = await self.fetchrow(conn, **values)
+        if row is None:
+            raise LookupError(f"the statement returned no row: {self.sql[:80]}")
+        return row
+
     async def fetchval(self, conn: asyncpg.Connection, **values: Any) -> Any:
         return await conn.fetchval(self.sql, *self.args(values))
 
