@@ -68,7 +68,7 @@ from shared.events.registry import (
     ModelVersionCreated,
     ModelVersionTransitioned,
 )
-from shared.outbox import OUTBOX_TABLE, events_written_by, written_by_statement_sql
+from shared.outbox import OUTBOX_TABLE, events_written_by
 from shared.statements import Statement
 
 Record = asyncpg.Record
@@ -833,16 +833,23 @@ _CLOSE_REQUEST = Statement(
 # The approval and its event, one statement: the event is written before those of the move
 # that the approval may make next. `approvals` counts this one (a CTE sees the table before).
 _APPROVAL_FILL = {"approvals": "approvals"}
-_INSERT_APPROVAL = Statement(text(f"""
-    WITH approval AS (
-        INSERT INTO {SCHEMA}.{_APPROVALS.name} (request_id, approver, comment, approved_at)
-        VALUES (CAST(:request_id AS uuid), :approver, :comment, :approved_at)
-        ON CONFLICT DO NOTHING
-        RETURNING *, 1 + (SELECT count(*) FROM {SCHEMA}.{_APPROVALS.name}
-                          WHERE request_id = CAST(:request_id AS uuid)) AS approvals
-    ), {written_by_statement_sql(OUTBOX, None, "approval", _APPROVAL_FILL)}
-    SELECT * FROM approval
-"""))
+def _insert_approval() -> Statement:
+    given = ("request_id", "approver", "comment", "approved_at")
+    earlier = alias(_APPROVALS, "earlier")
+    approvals = select(func.count()).where(earlier.c.request_id == _param(_APPROVALS.c.request_id))
+    approval = (
+        pg_insert(_APPROVALS)
+        .values({name: _param(_APPROVALS.c[name]) for name in given})
+        .on_conflict_do_nothing()
+        .returning(*_APPROVALS.c, (ONE + approvals.scalar_subquery()).label("approvals"))
+        .cte("approval")
+    )
+    return Statement(
+        select(*approval.c).add_cte(events_written_by(OUTBOX, approval, _APPROVAL_FILL))
+    )
+
+
+_INSERT_APPROVAL = _insert_approval()
 _APPROVALS_OF = Statement(
     select(_APPROVALS)
     .where(_APPROVALS.c.request_id == any_(bindparam("request_ids", type_=ARRAY(Uuid))))
