@@ -206,29 +206,26 @@ class UnitOfWork:
 
     async def fetchrow_writing_events(
         self,
-        statement: Statement | str,
-        *args: Any,
+        statement: Statement,
+        values: Mapping[str, Any],
+        *,
         events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
         """Run a statement that writes the command's events itself; its row, or None when it wrote
         nothing (and so no events).
 
-        Its SQL holds the outbox's events CTE with the same `fill` (data fields set from the row). A
-        `Statement` takes one mapping of values, SQL text positional values that the events' arrays
-        follow. Before `begin()` it commits by itself: change and events in one round trip."""
+        The statement holds `shared.outbox.events_written_by` with the same `fill` (data fields
+        set from its row). Before `begin()` it commits by itself: change and events in one round
+        trip."""
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)
         arrays = ([m.id for m in messages], [m.subject for m in messages],
                   [m.payload for m in messages])  # fmt: skip
-        if isinstance(statement, Statement):
-            (values,) = args
-            row = await statement.fetchrow(
-                self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
-            )
-        else:
-            row = await self.conn.fetchrow(statement, *args, *arrays)
+        row = await statement.fetchrow(
+            self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
+        )
         if row is None:
             return None
         if fill:

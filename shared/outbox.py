@@ -29,6 +29,7 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Identity,
     Integer,
@@ -47,7 +48,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
 
 from shared.driver import driver_connection
 from shared.jetstream import JetStreamPublisher
@@ -124,40 +124,12 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 EVENT_PARAMETERS = ("event_ids", "event_subjects", "event_payloads")
 
 
-def written_by_statement_sql(
-    table: Table, first_parameter: int | None, source: str, fill: Mapping[str, str] = {}
-) -> str:
-    """A CTE `events` that writes a command's events to the outbox, once for the row of the CTE
-    `source` (none when the statement wrote nothing).
-
-    The events' arrays are `$n` to `$n+2`, or the named `EVENT_PARAMETERS` when `first_parameter`
-    is None; `fill` maps data fields to columns of `source` whose values the statement makes."""
-    payload = "e.payload"
-    if fill:
-        document = f"convert_from({payload}, 'UTF8')::jsonb"
-        for field, column in fill.items():
-            if not (_NAME.fullmatch(field) and _NAME.fullmatch(column)):
-                raise ValueError(f"not a field and a column: {field!r}, {column!r}")
-            document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
-        payload = f"convert_to({document}::text, 'UTF8')"
-    if first_parameter is None:
-        ids, subjects, payloads = (f":{name}" for name in EVENT_PARAMETERS)
-    else:
-        ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
-    return f"""events AS (
-        INSERT INTO {table.schema}.{table.name} (id, subject, payload)
-        SELECT e.id, e.subject, {payload}
-        FROM unnest(CAST({ids} AS uuid[]), CAST({subjects} AS text[]),
-                    CAST({payloads} AS bytea[])) WITH ORDINALITY AS e(id, subject, payload, n),
-            {source}
-        ORDER BY e.n
-    )"""
-
-
 def events_written_by(table: Table, source: CTE, fill: Mapping[str, str] = {}) -> CTE:
-    """`written_by_statement_sql` as a Core CTE, for a `Statement` to add (`add_cte`): the
-    events' arrays are its parameters `EVENT_PARAMETERS`, `fill` maps data fields to columns of
-    `source`."""
+    """A CTE `events` writing a command's events to the outbox once for the row of `source`
+    (none when the statement wrote nothing), for a `Statement` to `add_cte`.
+
+    The events' arrays are its parameters `EVENT_PARAMETERS`; `fill` maps fields of their data
+    to columns of `source` whose values the statement makes."""
     ids, subjects, payloads = EVENT_PARAMETERS
     e = (
         func.unnest(
