@@ -38,12 +38,12 @@ async def keep_newest(
     session: AsyncSession, model: type[IntegrationConfigCopy], values: dict[str, Any]
 ) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    stmt = insert(model).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    new = insert(model).values(**values)
+    stmt = new.on_conflict_do_update(
         index_elements=["env", "concern"],
-        set_={name: stmt.excluded[name] for name in ("backend", "settings", "changed_by",
-                                                      "changed_at")},
-        where=model.changed_at < stmt.excluded.changed_at,
+        set_={name: new.excluded[name] for name in ("backend", "settings", "changed_by",
+                                                     "changed_at")},
+        where=model.changed_at < new.excluded.changed_at,
     ).returning(model.env)
     return (await session.execute(stmt)).first() is not None
 

@@ -1,7 +1,7 @@
 """The jobs service's HTTP routes: parse, call a use case or a query, shape the reply."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -127,10 +127,10 @@ async def submit_job(
         # Committed first: the rejected job and its JobRejected event are kept.
         fields = [{"loc": ["body", v["field"]], "msg": v["message"], "type": v["rule"]}
                   for v in job.violations if v.get("field")]  # fmt: skip
-        raise JobRejected(
-            "; ".join(v["message"] for v in job.violations),
-            job_id=str(job.id), violations=job.violations, **({"errors": fields} if fields else {}),
-        )
+        extensions: dict[str, Any] = {"job_id": str(job.id), "violations": job.violations}
+        if fields:
+            extensions["errors"] = fields
+        raise JobRejected("; ".join(v["message"] for v in job.violations), **extensions)
     await jobs.start(job.id)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.id}"
     return await _job_out(rt, job.id)

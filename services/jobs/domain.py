@@ -4,6 +4,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from services.jobs.errors import InvalidGpuTypeOption, JobAlreadyFinished
@@ -40,7 +41,7 @@ class RunStatus(StrEnum):
 
 
 # A job's terminal status, the status of its experiment run, and MLflow's name for it.
-TERMINAL_RUN_STATUS = {
+TERMINAL_RUN_STATUS: dict[JobStatus, tuple[RunStatus, Literal["FINISHED", "FAILED", "KILLED"]]] = {
     JobStatus.SUCCEEDED: (RunStatus.COMPLETED, "FINISHED"),
     JobStatus.FAILED: (RunStatus.FAILED, "FAILED"),
     JobStatus.KILLED: (RunStatus.KILLED, "KILLED"),

@@ -1,14 +1,14 @@
-"""The jobs service's queries. Nothing here commits: the unit of work does.
+"""The jobs service's queries: SQLAlchemy (ORM and Core) from models.py on `uow.session`.
 
-One style: SQLAlchemy statements built from the models' tables, run on the ORM session the
-caller passes (the unit of work's, or a read-only one); none is hot enough for raw SQL.
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits; no query here is hot enough for asyncpg `Statement`s.
 """
 
 from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +53,7 @@ async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> 
 async def list_gpu_types(
     session: AsyncSession, env: str | None, include_disabled: bool
 ) -> Sequence[GpuTypeOption]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if env is not None:
         conditions.append(GpuTypeOption.env == env)
     if not include_disabled:
@@ -122,7 +122,7 @@ async def find_jobs(
     offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     """A page of the jobs in `projects` (None: every project) that match, and their count."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if tracking_run_id is not None:
         conditions.append(TrainingJob.id.in_(
             select(ExperimentRun.job_id).where(ExperimentRun.tracking_run_id == tracking_run_id)))

@@ -264,7 +264,7 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
         listed = None if model is None else await store.list_versions(
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
-    if listed is None:  # no model, or deleted between the two statements
+    if model is None or listed is None:  # no model, or deleted between the two statements
         raise ModelNotFound(model_id)
     total, versions = listed
     detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
