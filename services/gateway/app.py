@@ -16,6 +16,7 @@ from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Forwarding, service_proxy
 from services.gateway.settings import GatewaySettings
+from services.gateway.uploads import StreamedUploads
 from shared.auth import CredentialSigner, CredentialVerifier, Role
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
@@ -100,6 +101,10 @@ def create_app(
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
+    # Uploads skip the whole-body layers above: streamed to their service under their own limit.
+    app.add_middleware(StreamedUploads, table=table, proxies=proxies,
+                       max_bytes=settings.max_upload_bytes, idle_seconds=settings.upload_idle_seconds,
+                       reply_seconds=settings.upload_reply_seconds)  # fmt: skip
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)

@@ -1,7 +1,7 @@
 """Every problem type the gateway's own routes answer with, besides the ones every service
 shares (`invalid-input`, `unauthorized`, `forbidden`, from shared.errors)."""
 
-from shared.errors import Conflict, InvalidInput, NotFound, Problem
+from shared.errors import Conflict, InvalidInput, NotFound, Problem, TooLarge
 
 
 class ProjectNotFound(NotFound):
@@ -42,3 +42,7 @@ class IdempotencyKeyInUse(Conflict):
 
 class IdempotentReplyNotKept(Conflict):
     kind, title = "idempotent-reply-not-kept", "The first reply held a secret and was not kept"
+class UploadTooLarge(TooLarge):
+    kind, title = "upload-too-large", "The upload is larger than the gateway takes"
+class LineageNotFound(NotFound):
+    kind, title = "lineage-start-not-found", "No such node of the lineage, or not yours to read"

@@ -21,7 +21,7 @@ from services.gateway.errors import (
 )
 from services.gateway.idempotency import KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 from services.gateway.proxy import ServiceProxy
-from shared.errors import problem_responses
+from shared.errors import Problem, problem_responses
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
                "pattern": "^[\\x20-\\x7E]+$"},
 }  # fmt: skip
-_IDEMPOTENCY_PROBLEMS = (InvalidIdempotencyKey, IdempotencyKeyInUse, IdempotencyKeyReused)
+_IDEMPOTENCY_PROBLEMS: tuple[type[Problem], ...] = (InvalidIdempotencyKey, IdempotencyKeyInUse, IdempotencyKeyReused)
 
 
 def with_idempotency_key(

@@ -22,6 +22,13 @@ class GatewaySettings(ServiceSettings):
     # The largest request body taken (MODELPLANE_MAX_BODY_BYTES); a larger one is 413. What a
     # request writes goes out as an event too, and the bus takes 1 MiB a message by default.
     max_body_bytes: int = 512 * 1024
+    # The largest body of a streamed path (a service's `streamed_paths`: file uploads), which
+    # goes on to its service as it arrives (MODELPLANE_MAX_UPLOAD_BYTES); a larger one is 413.
+    max_upload_bytes: int = 10 * 1024**3
+    # A streamed body may pause this long between two pieces before the request is cut off
+    # (408), and its service gets this long to answer once the body is sent (503 after).
+    upload_idle_seconds: float = 60.0
+    upload_reply_seconds: float = 3600.0
     # A client connection gets this long for each request's headers, its first included, and
     # to start its next request on a kept-alive connection; then it is closed.
     header_timeout_seconds: float = 5.0

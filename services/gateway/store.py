@@ -1,7 +1,9 @@
-"""Queries on the gateway's tables. The caller owns the session and transaction; none commit.
+"""The gateway's queries: SQLAlchemy Core on its tables, run on the session the caller passes.
 
-SQLAlchemy on the session, except the idempotency keys': a POST's hot path, so
-`shared.statements.Statement`s on asyncpg's connection, each statement its own transaction.
+The house's default style (STYLE.md habit 12): one handle per function (`uow.session`, or a
+read's own session) and none commits; duplicates are found by `ON CONFLICT DO NOTHING`.
+The idempotency keys' queries sit on a POST's hot path: `shared.statements.Statement`s on
+asyncpg's connection, each statement its own transaction.
 """
 
 from collections.abc import Collection
@@ -25,11 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import ColumnElement
 
-from services.gateway.errors import DuplicateProjectName
 from services.gateway.models import (
     api_tokens,
     idempotency_keys,
@@ -93,12 +93,12 @@ async def put_member(
     session: AsyncSession, *, project_id: UUID, subject: str, role: str, updated_by: str
 ) -> tuple[Row, bool]:
     """The membership after the change, and True when it was created rather than replaced."""
-    stmt = upsert(memberships).values(
+    new = upsert(memberships).values(
         project_id=project_id, subject=subject, role=role, updated_by=updated_by
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[memberships.c.project_id, memberships.c.subject],
-        set_={"role": stmt.excluded.role, "updated_by": stmt.excluded.updated_by,
+        set_={"role": new.excluded.role, "updated_by": new.excluded.updated_by,
               "updated_at": func.clock_timestamp()},
     ).returning(*memberships.c, literal_column("xmax = 0").label("created"))  # fmt: skip
     row = (await session.execute(stmt)).one()
@@ -134,22 +134,15 @@ async def revoke_token(session: AsyncSession, token_id: UUID) -> bool:
 
 async def add_project(
     session: AsyncSession, *, name: str, description: str | None, created_by: str
-) -> Row:
-    try:
-        async with session.begin_nested():
-            return (
-                await session.execute(
-                    insert(projects)
-                    .values(
-                        id=uuid4(), name=name, description=description, created_by=created_by
-                    )
-                    .returning(*projects.c)
-                )
-            ).one()
-    except IntegrityError as exc:
-        if "uq_projects_name" in str(exc.orig):
-            raise DuplicateProjectName(f"a project named {name!r} already exists") from exc
-        raise
+) -> Row | None:
+    """The new project, or None when a project already has that name (nothing written)."""
+    stmt = (
+        upsert(projects)
+        .values(id=uuid4(), name=name, description=description, created_by=created_by)
+        .on_conflict_do_nothing(index_elements=[projects.c.name])
+        .returning(*projects.c)
+    )
+    return (await session.execute(stmt)).one_or_none()
 
 
 async def get_project(session: AsyncSession, project_id: UUID) -> Row | None:
@@ -191,16 +184,16 @@ async def put_integration_config(
     """The config after the change, and True when it was created rather than replaced."""
     # clock_timestamp(), not now(): evaluated under the row's lock, so later changes of one
     # config always carry later times (consumers keep the newest).
-    stmt = upsert(integration_configs).values(
+    new = upsert(integration_configs).values(
         env=env, concern=concern, backend=backend, settings=settings, updated_by=updated_by,
         updated_at=func.clock_timestamp(),
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[integration_configs.c.env, integration_configs.c.concern],
         set_={
-            "backend": stmt.excluded.backend,
-            "settings": stmt.excluded.settings,
-            "updated_by": stmt.excluded.updated_by,
+            "backend": new.excluded.backend,
+            "settings": new.excluded.settings,
+            "updated_by": new.excluded.updated_by,
             "updated_at": func.clock_timestamp(),
         },
     ).returning(
@@ -228,7 +221,7 @@ async def list_integration_configs(session: AsyncSession, env: str | None) -> li
 
 
 _keys = idempotency_keys.c
-_SECOND = literal_column("interval '1 second'")
+_SECOND: ColumnElement[Any] = literal_column("interval '1 second'")
 
 
 def _seconds(name: str) -> ColumnElement[Any]:

@@ -9,7 +9,7 @@ did leave is not repeated: the service may have applied it.
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
 import aiohttp
 from yarl import URL
@@ -20,6 +20,8 @@ Header = tuple[bytes, bytes]
 IDLE_SECONDS = 2.0
 # How long a service gets to answer a request (a streamed reply's head only).
 REPLY_SECONDS = 30.0
+# A reply longer than this is streamed on rather than read whole into the gateway's memory.
+STREAMED_PAST_BYTES = 1024 * 1024
 
 
 class UpstreamError(Exception):
@@ -33,7 +35,7 @@ class UpstreamError(Exception):
 
 class Reply:
     """A service's response: status, headers (names lower-case), and the body: `body` when the
-    service gave its length, else `chunks()` as they arrive."""
+    service gave its length and it is small, else `chunks()` as they arrive."""
 
     __slots__ = ("_response", "body", "headers", "status")
 
@@ -127,15 +129,16 @@ class Upstream:
         method: str,
         target: bytes | str,
         headers: Iterable[Header] = (),
-        body: bytes = b"",
+        body: bytes | AsyncIterable[bytes] = b"",
         *,
         timeout: float | None = None,
         replica: int | None = None,
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
         replica in turn (another when it cannot be reached; only `replica` if given) and
-        return its reply; UpstreamError when none can be reached, or the exchange breaks off,
-        or the reply's head (and its body, when of known length) takes longer than `timeout`."""
+        return its reply (`body` bytes, or pieces sent as they come: never sent twice);
+        UpstreamError when none can be reached, or the exchange breaks off,
+        or the reply's head (and its body, when read whole) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
@@ -163,7 +166,7 @@ class Upstream:
                     unreachable = exc  # nothing was sent: the next replica may take it
                     break
                 except aiohttp.ClientConnectionResetError as exc:
-                    if not resent:
+                    if not resent and isinstance(body, bytes):
                         resent = True
                         continue  # it never left: sending it again cannot apply it twice
                     raise UpstreamError(f"the connection closed: {exc}") from exc
@@ -175,7 +178,9 @@ class Upstream:
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
     headers = [(name.lower(), value) for name, value in response.raw_headers]
-    if response.content_length is None and method != "HEAD":
-        # Unknown length (chunked: a log that follows a running job): handed on as it comes.
+    length = response.content_length
+    if method != "HEAD" and (length is None or length > STREAMED_PAST_BYTES):
+        # Unknown length (chunked: a log that follows a running job) or too large to hold
+        # (a dataset's files): handed on as it comes.
         return Reply(response, None, headers)
     return Reply(response, await response.read(), headers)

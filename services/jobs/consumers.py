@@ -5,12 +5,19 @@ import logging
 from collections.abc import Callable
 
 from services.jobs import service, store
-from services.jobs.domain import JobStatus
+from services.jobs.domain import DatasetVersionState, JobStatus
 from services.jobs.errors import JobAlreadyFinished
 from services.jobs.supervisor import JobSupervisor
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
+from shared.events.datasets import (
+    DatasetVersionActivated,
+    DatasetVersionCreated,
+    DatasetVersionEvent,
+    DatasetVersionFailed,
+    DatasetVersionVerified,
+)
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import JobValidated
 from shared.events.pipelines import PipelineStageRequested, StageJobCancellationRequested
@@ -88,6 +95,23 @@ def consumers(supervisor: Callable[[], JobSupervisor]) -> tuple[EventConsumer, .
         ),
     )
 
+def _keep_dataset_version(seen: DatasetVersionState):
+    async def keep(uow: UnitOfWork, event: CloudEvent) -> None:
+        version = event.parse_data(DatasetVersionEvent)
+        await service.keep_dataset_version(uow, version, seen)
+
+    return keep
+
+
+# What the datasets service says of its versions: a job may name only a verified one.
+DATASET_VERSION_CONSUMERS = tuple(
+    EventConsumer(durable=f"jobs-datasets-dataset-version-{contract.subject.rsplit('.', 1)[1]}",
+                  subject=contract.subject, handle=_keep_dataset_version(seen))
+    for contract, seen in ((DatasetVersionCreated, DatasetVersionState.CREATED),
+                           (DatasetVersionVerified, DatasetVersionState.VERIFIED),
+                           (DatasetVersionActivated, DatasetVersionState.VERIFIED),
+                           (DatasetVersionFailed, DatasetVersionState.FAILED))
+)
 
 CONSUMERS = (
     EventConsumer(
@@ -100,4 +124,5 @@ CONSUMERS = (
         subject=IntegrationConfigChanged.subject,
         handle=keep_integration_config,
     ),
+    *DATASET_VERSION_CONSUMERS,
 )
