@@ -5,6 +5,7 @@ the stage and the attempt; the answering service's events (a version created, a 
 healthy, or a refusal) carry the same three fields, so the run advances on them.
 """
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -23,7 +24,7 @@ class StageAttemptAnswer(BaseModel):
     def names_a_stage(self) -> bool:
         return None not in (self.pipeline_run_id, self.pipeline_stage, self.pipeline_attempt)
 
-    def stage_attempt(self) -> dict[str, object]:
+    def stage_attempt(self) -> dict[str, Any]:
         """The three fields, to put in an answer's data."""
         return {"pipeline_run_id": self.pipeline_run_id, "pipeline_stage": self.pipeline_stage,
                 "pipeline_attempt": self.pipeline_attempt}
