@@ -20,7 +20,7 @@ from shared.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
     Problem,
-    TooLarge,
+    RequestTooLarge,
     Unauthorized,
     UnsupportedEncoding,
 )
@@ -293,8 +293,8 @@ class BodyLimit:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, *, keep_alive: bool
     ) -> None:
-        problem = TooLarge(f"the request body is larger than {self.max_bytes} bytes",
-                           kind="request-too-large", max_bytes=self.max_bytes)  # fmt: skip
+        problem = RequestTooLarge(f"the request body is larger than {self.max_bytes} bytes",
+                                  max_bytes=self.max_bytes)  # fmt: skip
         headers = None if keep_alive else {"Connection": "close"}
         reply = problem_response(problem.to_dict(instance=scope["path"]), headers)
         await reply(scope, receive, send)
