@@ -99,6 +99,7 @@ TOKEN_LINKS = links(
     201, RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id")
 )
 MEMBER_ADDED = {201: {"model": Member, "description": "The subject was not a member before"}}
+CONFIG_CREATED = {201: {"model": IntegrationConfig, "description": "The concern had no config"}}
 
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
@@ -226,7 +227,7 @@ async def remove_member(
 
 
 @router.put("/integrations/{env}/{concern}", tags=["integrations"],
-            responses=answers(UnknownIntegrationBackend))
+            responses={**answers(UnknownIntegrationBackend), **CONFIG_CREATED})
 async def put_integration_config(
     env: Env, concern: Concern, body: IntegrationConfigPut, caller: Who, runtime: Runtime,
     response: Response,

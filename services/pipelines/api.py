@@ -8,8 +8,27 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.pipelines import service, store
 from services.pipelines.argo_runs import ArgoRuns
-from services.pipelines.domain import OrchestrationSystem, RunStatus
-from services.pipelines.errors import PipelineNotFound, RunNotFound
+from services.pipelines.domain import (
+    IllegalRunTransition,
+    InvalidDefinition,
+    InvalidRunParameters,
+    OrchestrationSystem,
+    RunStatus,
+)
+from services.pipelines.engine import (
+    RunFinished,
+    RunNotFailed,
+    RunRetriesExhausted,
+    StageNotAwaitingApproval,
+    StageNotFound,
+)
+from services.pipelines.errors import (
+    DefinitionVersionNotFound,
+    PipelineNameTaken,
+    PipelineNotFound,
+    RetryUnsupported,
+    RunNotFound,
+)
 from services.pipelines.schemas import (
     ApprovalRequest,
     DefinitionCreate,
@@ -25,6 +44,8 @@ from services.pipelines.schemas import (
     StageOut,
 )
 from shared.dependencies import Actor, Limit, Offset, Runtime
+from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
+from shared.links import link, links
 from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1", tags=["pipelines"])
@@ -36,6 +57,31 @@ async def argo_runs(request: Request) -> ArgoRuns:
 
 
 Argo = Annotated[ArgoRuns, Depends(argo_runs)]
+
+
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+_PIPELINE = "/api/v1/pipelines/{pipeline_id}"
+_RUN = f"{_PIPELINE}/runs/{{run_id}}"
+PIPELINE_LINKS = links(201, **{
+    name: link(f"{_PIPELINE}{tail}", method, pipeline_id="$response.body#/id")
+    for name, tail, method in (
+        ("GetPipeline", "", "get"), ("AddDefinition", "/definitions", "post"),
+        ("ListDefinitions", "/definitions", "get"), ("StartRun", "/runs", "post"),
+        ("ListRuns", "/runs", "get"),
+    )
+})  # fmt: skip
+RUN_LINKS = links(201, **{
+    name: link(f"{_RUN}{tail}", method, pipeline_id="$response.body#/pipeline_id",
+               run_id="$response.body#/id")
+    for name, tail, method in (
+        ("GetRun", "", "get"), ("CancelRun", "/cancel", "post"), ("RetryRun", "/retry", "post"),
+    )
+})  # fmt: skip
 
 
 async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSystem | None:
@@ -65,7 +111,8 @@ async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> Ru
                      stages=[StageOut.model_validate(s) for s in stages])
 
 
-@router.post("/pipelines", status_code=201, response_model=PipelineDetail)
+@router.post("/pipelines", status_code=201, response_model=PipelineDetail,
+             responses={**answers(InvalidDefinition, PipelineNameTaken), **PIPELINE_LINKS})
 async def create_pipeline(body: PipelineCreate, rt: Runtime, actor: Actor, response: Response):
     """A pipeline and its first definition, checked whole: every problem in one 422."""
     async with rt.uow() as uow:
@@ -74,7 +121,7 @@ async def create_pipeline(body: PipelineCreate, rt: Runtime, actor: Actor, respo
     return await _pipeline_detail(rt, pipeline.id)
 
 
-@router.get("/pipelines", response_model=PipelinePage)
+@router.get("/pipelines", response_model=PipelinePage, responses=answers())
 async def list_pipelines(
     rt: Runtime, project_id: UUID | None = None, limit: Limit = 100, offset: Offset = 0
 ):
@@ -83,12 +130,14 @@ async def list_pipelines(
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail)
+@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail,
+            responses=answers(PipelineNotFound))
 async def get_pipeline(pipeline_id: UUID, rt: Runtime):
     return await _pipeline_detail(rt, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut)
+@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut,
+             responses=answers(PipelineNotFound, InvalidDefinition))
 async def add_definition(pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor):
     """A new version of the definition; runs started from now on run it unless they name one."""
     async with rt.uow() as uow:
@@ -97,7 +146,8 @@ async def add_definition(pipeline_id: UUID, body: DefinitionCreate, rt: Runtime,
         return await store.get_definition(session, pipeline_id, version)
 
 
-@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut])
+@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut],
+            responses=answers(PipelineNotFound))
 async def list_definitions(pipeline_id: UUID, rt: Runtime):
     async with rt.sessionmaker() as session:
         if await store.get_pipeline(session, pipeline_id) is None:
@@ -105,7 +155,9 @@ async def list_definitions(pipeline_id: UUID, rt: Runtime):
         return await store.list_definitions(session, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail,
+             responses={**answers(PipelineNotFound, DefinitionVersionNotFound, InvalidRunParameters),
+                        **RUN_LINKS})
 async def start_run(
     pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo
 ):
@@ -137,7 +189,8 @@ async def start_run(
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage)
+@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage,
+            responses=answers(PipelineNotFound))
 async def list_runs(
     pipeline_id: UUID,
     rt: Runtime,
@@ -154,13 +207,15 @@ async def list_runs(
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail)
+@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail,
+            responses=answers(RunNotFound))
 async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime):
     """The run with each stage's state, attempt, job, outputs and timings."""
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail,
+             responses=answers(RunNotFound, RunFinished, IllegalRunTransition))
 async def cancel_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo):
     """Cancel the run: its stages at work stop, and their jobs (or pods) are killed."""
     if await _orchestration(rt, run_id) == OrchestrationSystem.ARGO_WORKFLOWS:
@@ -171,7 +226,9 @@ async def cancel_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor,
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail,
+             responses=answers(RunNotFound, RunNotFailed, RunRetriesExhausted, RetryUnsupported,
+                               IllegalRunTransition))
 async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor):
     """Retry a failed run from its failed stages on; finished stages are not run again."""
     async with rt.uow() as uow:
@@ -180,7 +237,8 @@ async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor):
 
 
 @router.post(
-    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail
+    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail,
+    responses=answers(RunNotFound, StageNotFound, StageNotAwaitingApproval, RunFinished),
 )
 async def approve_stage(
     pipeline_id: UUID,
