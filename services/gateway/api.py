@@ -3,6 +3,7 @@ configs. Parse, call service.py, shape the reply. The services' paths: proxy.py.
 
 import asyncio
 from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security, status
@@ -50,6 +51,7 @@ from shared.integrations import Concern
 from shared.links import link, links
 from shared.projects import UnknownProject
 from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
+from shared.validation import Text
 
 API_PREFIX = "/api/v1"
 INTERNAL_PREFIX = "/internal"
@@ -103,7 +105,7 @@ CONFIG_CREATED = {201: {"model": IntegrationConfig, "description": "The concern 
 
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
-Subject = Annotated[str, Path(min_length=1, max_length=200)]
+Subject = Annotated[Text, Path(min_length=1, max_length=200)]
 
 health = APIRouter()
 router = APIRouter(prefix=API_PREFIX)
@@ -209,7 +211,9 @@ async def put_member(
     request.app.state.authenticator.forget_subject(subject)
     if created:
         response.status_code = status.HTTP_201_CREATED
-        response.headers["Location"] = f"{API_PREFIX}/projects/{project_id}/members/{subject}"
+        # A subject may hold any character, a CR or LF included: a header may not.
+        location = f"{API_PREFIX}/projects/{project_id}/members/{quote(subject, safe='')}"
+        response.headers["Location"] = location
     return Member.model_validate(row)
 
 

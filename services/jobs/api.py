@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -94,7 +95,8 @@ async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, respons
     caller.require_platform_admin()
     async with rt.uow() as uow:
         option = await service.create_gpu_type(uow, **body.model_dump())
-    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{option.id}"
+    # An id may hold any character, a CR or LF included: a header may not.
+    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{quote(option.id, safe='')}"
     return option
 
 

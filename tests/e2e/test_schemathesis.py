@@ -35,6 +35,8 @@ CHECKS = (
     "ignored_auth",
     "use_after_free",
     "ensure_resource_availability",
+    "unsupported_method",
+    "allow_header_conformance",
 )
 
 
