@@ -103,5 +103,8 @@ def test_linked_operations_answer_as_documented(public_api: schemathesis.BaseSch
             _bounded,
             max_examples=STATEFUL_SCENARIOS,
             stateful_step_count=STATEFUL_STEPS,
+            # A replay meets the state the first run left (the platform is real), so shrinking
+            # a scenario is flaky: the first failure is reported as found.
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
     )
