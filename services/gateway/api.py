@@ -96,6 +96,8 @@ PROJECT_LINKS = links(
     RegisterModel=link(f"{API_PREFIX}/registry/models", "post", body={"project_id": _NEW_PROJECT}),
     CreateDataset=link(f"{API_PREFIX}/datasets", "post", body={"project_id": _NEW_PROJECT}),
     SubmitJob=link(f"{API_PREFIX}/jobs", "post", body={"project_id": _NEW_PROJECT}),
+    SetPromotionPolicy=link(f"{API_PREFIX}/registry/projects/{{project_id}}/promotion-policy",
+                            "put", project_id=_NEW_PROJECT),
 )
 TOKEN_LINKS = links(
     201, RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id")

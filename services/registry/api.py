@@ -228,7 +228,15 @@ TRANSITION_ANSWERS = {
                     AuthorMayNotApprove, PromotionPending),
     202: {"model": PromotionRequestOut,
           "description": "The promotion policy needs approvals: the move to production is "
-          "recorded as a pending request (`GET /promotion-requests`), made once approved."},
+          "recorded as a pending request (`GET /promotion-requests`), made once approved.",
+          "links": {
+              name: link(f"/api/v1/registry/promotion-requests/{{request_id}}{tail}", method,
+                         request_id="$response.body#/id")
+              for name, tail, method in (
+                  ("GetRequest", "", "get"), ("ApproveRequest", "/approve", "post"),
+                  ("RejectRequest", "/reject", "post"), ("WithdrawRequest", "/withdraw", "post"),
+              )
+          }},
 }  # fmt: skip
 
 
