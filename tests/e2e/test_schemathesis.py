@@ -90,6 +90,33 @@ _bounded = hypothesis.settings(
 )
 
 
+def test_every_link_leads_to_an_operation_and_fills_its_path(
+    public_api: schemathesis.BaseSchema,
+) -> None:
+    document = public_api.raw_schema
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, reply in operation.get("responses", {}).items():
+                for name, link in reply.get("links", {}).items():
+                    target_path, target_method = _resolve(link["operationRef"])
+                    target = document["paths"][target_path][target_method]
+                    wanted = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+                    given = set(link.get("parameters", {}))
+                    assert given <= wanted, (method, path, status, name)
+                    assert given or "requestBody" in link, (method, path, status, name)
+                    found.append(name)
+    # The creating operations of every service carry links (gateway, registry, jobs, ...).
+    assert {"CreateVersion", "TransitionVersion", "GetJob", "GetEndpoint", "StartRun",
+            "VerifyVersion", "RevokeToken", "RegisterModel"} <= set(found)  # fmt: skip
+
+
+def _resolve(operation_ref: str) -> tuple[str, str]:
+    pointer = operation_ref.removeprefix("#/paths/")
+    path, _, method = pointer.rpartition("/")
+    return path.replace("~1", "/").replace("~0", "~"), method
+
+
 @pytest.mark.timeout(900)
 @schema.parametrize()
 @_bounded
