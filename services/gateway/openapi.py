@@ -7,7 +7,6 @@ backend does not answer, the gateway serves the parts it has.
 
 import copy
 import json
-import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -23,8 +22,6 @@ from shared.errors import (
     problem_responses,
 )
 
-log = logging.getLogger(__name__)
-
 BEARER_SCHEME = "HTTPBearer"
 _OPERATIONS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _BODY_OPERATIONS = {"put", "post", "patch", "delete"}
@@ -35,7 +32,7 @@ FORWARDED_BODY_PROBLEMS: tuple[type[Problem], ...] = (RequestTooLarge, Unsupport
 
 def merge_openapi(
     own: dict[str, Any],
-    registry: dict[str, Any],
+    document: dict[str, Any],
     public_paths: tuple[str, ...] = ("/api/v1/registry",),
     service: str = "registry",
 ) -> dict[str, Any]:
@@ -45,7 +42,7 @@ def merge_openapi(
     problem replies."""
     merged = copy.deepcopy(own)
     components = merged.setdefault("components", {})
-    backend = _renamed_collisions(components, registry, service)
+    backend = _renamed_collisions(components, document, service)
     paths = merged.setdefault("paths", {})
     for path, item in backend.get("paths", {}).items():
         if not path.startswith(public_paths) or path in paths:
