@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 SEED = 33
 EXAMPLES_PER_OPERATION = 12
-STATEFUL_SCENARIOS = 40
+STATEFUL_SCENARIOS = 100
 STATEFUL_STEPS = 8
 # Bootstrap credential: not a stored token, so a fuzzed `DELETE /tokens/{id}` cannot revoke it.
 FUZZ_ADMIN_TOKEN = f"mp_fuzz_{secrets.token_urlsafe(24)}"
