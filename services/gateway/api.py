@@ -2,7 +2,7 @@
 configs. Parse, call service.py, shape the reply. The services' paths: proxy.py."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
 
@@ -11,21 +11,24 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway import service, store
-from services.gateway.auth import Authenticator
+from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.errors import (
     DuplicateProjectName,
     IntegrationConfigNotFound,
+    LineageNotFound,
     MemberNotFound,
     ProjectNotFound,
     TokenNotFound,
     UnknownIntegrationBackend,
 )
+from services.gateway.lineage import Kind, Services, lineage
 from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
     IntegrationConfig,
     IntegrationConfigList,
     IntegrationConfigPut,
+    Lineage,
     Member,
     MemberList,
     MemberPut,
@@ -55,6 +58,8 @@ from shared.validation import Text
 
 API_PREFIX = "/api/v1"
 INTERNAL_PREFIX = "/internal"
+# The POSTs whose replies hold a secret shown once: their Idempotency-Key never keeps the reply.
+SECRET_REPLIES = frozenset({f"{API_PREFIX}/tokens"})
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer mp_...`")
 
 
@@ -62,14 +67,18 @@ def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
-async def _caller(
+async def _authenticated(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Caller:
+) -> Authenticated:
     # HTTPBearer only documents the scheme; the Authenticator decides, as on the proxy path.
     authenticator: Authenticator = request.app.state.authenticator
     found = await authenticator.authenticate(request.headers.get("authorization"))
     context.actor.set(found.caller.subject)
+    return found
+
+
+async def _caller(found: Annotated[Authenticated, Depends(_authenticated)]) -> Caller:
     return found.caller
 
 
@@ -102,8 +111,13 @@ PROJECT_LINKS = links(
 TOKEN_LINKS = links(
     201, RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id")
 )
-MEMBER_ADDED = {201: {"model": Member, "description": "The subject was not a member before"}}
-CONFIG_CREATED = {201: {"model": IntegrationConfig, "description": "The concern had no config"}}
+# A PUT that creates answers 201 (with Location), one that replaces answers 200.
+MEMBER_ADDED: dict[int | str, dict[str, Any]] = {
+    201: {"model": Member, "description": "The subject was not a member before"}
+}
+CONFIG_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"model": IntegrationConfig, "description": "The concern had no config"}
+}
 
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
@@ -269,6 +283,19 @@ async def get_integration_config(
     async with runtime.sessionmaker() as session:
         row = await service.get_integration_config(session, caller, env, concern)
     return IntegrationConfig.model_validate(row)
+
+
+@router.get("/lineage/{kind}/{node_id}", tags=["lineage"], response_model=Lineage,
+            responses=answers(LineageNotFound))
+async def get_lineage(
+    kind: Kind, node_id: Annotated[str, Path(min_length=1, max_length=255)], request: Request,
+    found: Annotated[Authenticated, Depends(_authenticated)],
+):
+    """Where a dataset version, job, MLflow run (by its run id), model version or deployment
+    came from and what came of it: dataset version -> job -> run -> model version ->
+    deployment, from each service's API as the caller may read it."""
+    api = Services(request.app.state.proxies, found.caller, found.credential)
+    return (await lineage(api, kind, node_id)).as_json()
 
 
 @internal.get("/projects/{project_id}")
