@@ -8,8 +8,27 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.pipelines import service, store
 from services.pipelines.argo_runs import ArgoRuns
-from services.pipelines.domain import OrchestrationSystem, RunStatus
-from services.pipelines.errors import PipelineNotFound, RunNotFound
+from services.pipelines.domain import (
+    IllegalRunTransition,
+    InvalidDefinition,
+    InvalidRunParameters,
+    OrchestrationSystem,
+    RunStatus,
+)
+from services.pipelines.engine import (
+    RunFinished,
+    RunNotFailed,
+    RunRetriesExhausted,
+    StageNotAwaitingApproval,
+    StageNotFound,
+)
+from services.pipelines.errors import (
+    DefinitionVersionNotFound,
+    PipelineNameTaken,
+    PipelineNotFound,
+    RetryUnsupported,
+    RunNotFound,
+)
 from services.pipelines.models import WorkflowPipeline
 from services.pipelines.schemas import (
     ApprovalRequest,
@@ -27,6 +46,8 @@ from services.pipelines.schemas import (
 )
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
+from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
+from shared.links import link, links
 from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime
 
@@ -59,6 +80,31 @@ async def _pipeline(
     return pipeline
 
 
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems`."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+_PIPELINE = "/api/v1/pipelines/{pipeline_id}"
+_RUN = f"{_PIPELINE}/runs/{{run_id}}"
+PIPELINE_LINKS = links(201, **{
+    name: link(f"{_PIPELINE}{tail}", method, pipeline_id="$response.body#/id")
+    for name, tail, method in (
+        ("GetPipeline", "", "get"), ("AddDefinition", "/definitions", "post"),
+        ("ListDefinitions", "/definitions", "get"), ("StartRun", "/runs", "post"),
+        ("ListRuns", "/runs", "get"),
+    )
+})  # fmt: skip
+RUN_LINKS = links(201, **{
+    name: link(f"{_RUN}{tail}", method, pipeline_id="$response.body#/pipeline_id",
+               run_id="$response.body#/id")
+    for name, tail, method in (
+        ("GetRun", "", "get"), ("CancelRun", "/cancel", "post"), ("RetryRun", "/retry", "post"),
+    )
+})  # fmt: skip
+
+
 async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSystem | None:
     async with rt.sessionmaker() as session:
         row = await store.get_run(session, run_id)
@@ -87,7 +133,8 @@ async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> Ru
                      stages=[StageOut.model_validate(s) for s in stages])
 
 
-@router.post("/pipelines", status_code=201, response_model=PipelineDetail)
+@router.post("/pipelines", status_code=201, response_model=PipelineDetail,
+             responses={**answers(InvalidDefinition, PipelineNameTaken), **PIPELINE_LINKS})
 async def create_pipeline(
     body: PipelineCreate, rt: Runtime, actor: Actor, response: Response, caller: Who,
     known: Projects,
@@ -101,7 +148,7 @@ async def create_pipeline(
     return await _pipeline_detail(rt, pipeline.id)
 
 
-@router.get("/pipelines", response_model=PipelinePage)
+@router.get("/pipelines", response_model=PipelinePage, responses=answers())
 async def list_pipelines(
     rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 100,
     offset: Offset = 0,
@@ -113,13 +160,15 @@ async def list_pipelines(
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail)
+@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail,
+            responses=answers(PipelineNotFound))
 async def get_pipeline(pipeline_id: UUID, rt: Runtime, caller: Who):
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _pipeline_detail(rt, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut)
+@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut,
+             responses=answers(PipelineNotFound, InvalidDefinition))
 async def add_definition(
     pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor, caller: Who
 ):
@@ -131,14 +180,17 @@ async def add_definition(
         return await store.get_definition(session, pipeline_id, version)
 
 
-@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut])
+@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut],
+            responses=answers(PipelineNotFound))
 async def list_definitions(pipeline_id: UUID, rt: Runtime, caller: Who):
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     async with rt.sessionmaker() as session:
         return await store.list_definitions(session, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail,
+             responses={**answers(PipelineNotFound, DefinitionVersionNotFound, InvalidRunParameters),
+                        **RUN_LINKS})
 async def start_run(
     pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo,
     caller: Who,
@@ -173,7 +225,8 @@ async def start_run(
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage)
+@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage,
+            responses=answers(PipelineNotFound))
 async def list_runs(
     pipeline_id: UUID,
     rt: Runtime,
@@ -190,14 +243,16 @@ async def list_runs(
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail)
+@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail,
+            responses=answers(RunNotFound))
 async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, caller: Who):
     """The run with each stage's state, attempt, job, outputs and timings."""
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail,
+             responses=answers(RunNotFound, RunFinished, IllegalRunTransition))
 async def cancel_run(
     pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo, caller: Who
 ):
@@ -211,7 +266,9 @@ async def cancel_run(
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail)
+@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail,
+             responses=answers(RunNotFound, RunNotFailed, RunRetriesExhausted, RetryUnsupported,
+                               IllegalRunTransition))
 async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, caller: Who):
     """Retry a failed run from its failed stages on; finished stages are not run again."""
     pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
@@ -222,7 +279,8 @@ async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, 
 
 
 @router.post(
-    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail
+    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail,
+    responses=answers(RunNotFound, StageNotFound, StageNotAwaitingApproval, RunFinished),
 )
 async def approve_stage(
     pipeline_id: UUID,

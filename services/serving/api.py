@@ -7,11 +7,30 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 
 from services.serving import predictions, service, store
-from services.serving.errors import endpoint_not_found
+from services.serving.errors import (
+    DeploymentSpecInvalid,
+    DuplicateEndpoint,
+    EndpointInvalid,
+    EndpointRetired,
+    NothingToServe,
+    PredictionRefused,
+    ServingBackendUnavailable,
+    endpoint_not_found,
+)
 from services.serving.integrations.backend import ServingBackend
 from services.serving.schemas import DeploymentOut, EndpointCreate, EndpointOut, EndpointPage
 from services.serving.settings import ServingSettings
 from shared.dependencies import Actor, Runtime
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Problem,
+    Unauthorized,
+    problem_responses,
+)
+from shared.links import link, links
 
 router = APIRouter(prefix="/api/v1/serving", tags=["serving"])
 
@@ -28,13 +47,30 @@ Backends = Annotated[Mapping[str, ServingBackend], Depends(backends)]
 Settings = Annotated[ServingSettings, Depends(settings)]
 
 
+def answers(*problems: type[Problem]) -> dict:
+    """The problem replies a route may give: bad input, no valid credential from the gateway, a
+    role the caller lacks, and `problems` (a missing endpoint or version is a 404)."""
+    return problem_responses(InvalidInput, Unauthorized, Forbidden, *problems)
+
+
+_ENDPOINT = "/api/v1/serving/endpoints/{endpoint_id}"
+ENDPOINT_LINKS = links(
+    201,
+    GetEndpoint=link(_ENDPOINT, "get", endpoint_id="$response.body#/id"),
+    RetireEndpoint=link(_ENDPOINT, "delete", endpoint_id="$response.body#/id"),
+    Predict=link(f"{_ENDPOINT}/predict", "post", endpoint_id="$response.body#/id"),
+)
+
+
 def _shape(endpoint, deployments) -> EndpointOut:
     out = EndpointOut.model_validate(endpoint)
     out.deployments = [DeploymentOut.model_validate(d) for d in deployments]
     return out
 
 
-@router.post("/endpoints", status_code=201, response_model=EndpointOut)
+@router.post("/endpoints", status_code=201, response_model=EndpointOut,
+             responses={**answers(EndpointInvalid, DeploymentSpecInvalid, DuplicateEndpoint, NotFound),
+                        **ENDPOINT_LINKS})
 async def create_endpoint(body: EndpointCreate, rt: Runtime, config: Settings, who: Actor, response: Response):
     """An endpoint, and its first deployment when a version is there to serve."""
     async with rt.uow() as uow:
@@ -51,7 +87,7 @@ async def create_endpoint(body: EndpointCreate, rt: Runtime, config: Settings, w
     return out
 
 
-@router.get("/endpoints", response_model=EndpointPage)
+@router.get("/endpoints", response_model=EndpointPage, responses=answers())
 async def list_endpoints(rt: Runtime, project_id: UUID | None = None):
     async with rt.sessionmaker() as session:
         endpoints = await store.list_endpoints(session, project_id)
@@ -59,7 +95,7 @@ async def list_endpoints(rt: Runtime, project_id: UUID | None = None):
     return {"items": items, "total": len(items)}
 
 
-@router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
+@router.get("/endpoints/{endpoint_id}", response_model=EndpointOut, responses=answers(NotFound))
 async def get_endpoint(endpoint_id: UUID, rt: Runtime):
     async with rt.sessionmaker() as session:
         endpoint = await store.get_endpoint(session, endpoint_id)
@@ -68,7 +104,8 @@ async def get_endpoint(endpoint_id: UUID, rt: Runtime):
         return _shape(endpoint, await store.deployments_of(session, endpoint.id))
 
 
-@router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut)
+@router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut,
+               responses=answers(NotFound, Conflict))
 async def retire_endpoint(endpoint_id: UUID, rt: Runtime, _: Actor):
     """Undeploy: the endpoint stops answering and its deployments are taken down."""
     async with rt.uow() as uow:
@@ -76,7 +113,9 @@ async def retire_endpoint(endpoint_id: UUID, rt: Runtime, _: Actor):
         return _shape(endpoint, await store.deployments_of(uow.session, endpoint.id))
 
 
-@router.post("/endpoints/{endpoint_id}/predict")
+@router.post("/endpoints/{endpoint_id}/predict",
+             responses=answers(NotFound, NothingToServe, EndpointRetired, PredictionRefused,
+                               ServingBackendUnavailable))
 async def predict(endpoint_id: UUID, request: Request, rt: Runtime, serving: Backends) -> Response:
     """The MLflow scoring protocol (`dataframe_split`, `dataframe_records`, `inputs`,
     `instances`), answered by whatever serves the endpoint now."""
