@@ -11,7 +11,9 @@ from services.serving.errors import endpoint_not_found
 from services.serving.integrations.backend import ServingBackend
 from services.serving.schemas import DeploymentOut, EndpointCreate, EndpointOut, EndpointPage
 from services.serving.settings import ServingSettings
-from shared.dependencies import Actor, Runtime
+from shared.auth import Role
+from shared.dependencies import Actor, Runtime, Who
+from shared.projects import ProjectDirectory
 
 router = APIRouter(prefix="/api/v1/serving", tags=["serving"])
 
@@ -24,8 +26,13 @@ async def settings(request: Request) -> ServingSettings:
     return request.app.state.settings
 
 
+async def projects(request: Request) -> ProjectDirectory:
+    return request.app.state.projects
+
+
 Backends = Annotated[Mapping[str, ServingBackend], Depends(backends)]
 Settings = Annotated[ServingSettings, Depends(settings)]
+Projects = Annotated[ProjectDirectory, Depends(projects)]
 
 
 def _shape(endpoint, deployments) -> EndpointOut:
@@ -35,8 +42,13 @@ def _shape(endpoint, deployments) -> EndpointOut:
 
 
 @router.post("/endpoints", status_code=201, response_model=EndpointOut)
-async def create_endpoint(body: EndpointCreate, rt: Runtime, config: Settings, who: Actor, response: Response):
+async def create_endpoint(
+    body: EndpointCreate, rt: Runtime, config: Settings, who: Actor, response: Response, caller: Who,
+    known: Projects,
+):
     """An endpoint, and its first deployment when a version is there to serve."""
+    caller.require(body.project_id, Role.EDITOR)
+    await known.require(body.project_id, caller)
     async with rt.uow() as uow:
         namespace = body.namespace or await service.default_namespace(uow, body.env.value, config.serving_namespace)
         endpoint = await service.create_endpoint(
@@ -52,33 +64,35 @@ async def create_endpoint(body: EndpointCreate, rt: Runtime, config: Settings, w
 
 
 @router.get("/endpoints", response_model=EndpointPage)
-async def list_endpoints(rt: Runtime, project_id: UUID | None = None):
+async def list_endpoints(rt: Runtime, caller: Who, project_id: UUID | None = None):
+    """The endpoints of the projects the caller may see."""
     async with rt.sessionmaker() as session:
-        endpoints = await store.list_endpoints(session, project_id)
+        endpoints = await store.list_endpoints(session, caller.scope(project_id))
         items = [_shape(e, await store.deployments_of(session, e.id)) for e in endpoints]
     return {"items": items, "total": len(items)}
 
 
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint_id: UUID, rt: Runtime):
+async def get_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who):
     async with rt.sessionmaker() as session:
         endpoint = await store.get_endpoint(session, endpoint_id)
         if endpoint is None:
             raise endpoint_not_found(endpoint_id)
+        caller.require(endpoint.project_id, Role.VIEWER)
         return _shape(endpoint, await store.deployments_of(session, endpoint.id))
 
 
 @router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut)
-async def retire_endpoint(endpoint_id: UUID, rt: Runtime, _: Actor):
+async def retire_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who):
     """Undeploy: the endpoint stops answering and its deployments are taken down."""
     async with rt.uow() as uow:
-        endpoint = await service.retire_endpoint(uow, endpoint_id)
+        endpoint = await service.retire_endpoint(uow, endpoint_id, caller)
         return _shape(endpoint, await store.deployments_of(uow.session, endpoint.id))
 
 
 @router.post("/endpoints/{endpoint_id}/predict")
-async def predict(endpoint_id: UUID, request: Request, rt: Runtime, serving: Backends) -> Response:
+async def predict(endpoint_id: UUID, request: Request, rt: Runtime, serving: Backends, caller: Who) -> Response:
     """The MLflow scoring protocol (`dataframe_split`, `dataframe_records`, `inputs`,
     `instances`), answered by whatever serves the endpoint now."""
-    answer = await predictions.predict(rt.sessionmaker, serving, endpoint_id, await request.body())
+    answer = await predictions.predict(rt.sessionmaker, serving, endpoint_id, await request.body(), caller)
     return Response(answer.body, status_code=answer.status_code, media_type=answer.content_type)

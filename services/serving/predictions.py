@@ -17,6 +17,7 @@ from services.serving.errors import (
 )
 from services.serving.integrations.backend import BackendUnreachable, Prediction, ServingBackend
 from services.serving.models import ServingDeployment
+from shared.auth import Caller, Role
 
 # The states a live deployment answers in: a degraded one may still answer, and is asked.
 ANSWERING = {DeploymentState.HEALTHY.value, DeploymentState.DEGRADED.value}
@@ -24,11 +25,12 @@ ANSWERING = {DeploymentState.HEALTHY.value, DeploymentState.DEGRADED.value}
 GONE = {404, 503}
 
 
-async def _live(sessions: async_sessionmaker[AsyncSession], endpoint_id: UUID) -> ServingDeployment:
+async def _live(sessions: async_sessionmaker[AsyncSession], endpoint_id: UUID, caller: Caller) -> ServingDeployment:
     async with sessions() as session:
         endpoint = await store.get_endpoint(session, endpoint_id)
         if endpoint is None:
             raise endpoint_not_found(endpoint_id)
+        caller.require(endpoint.project_id, Role.VIEWER)
         if endpoint.retired:
             raise EndpointRetired(f"endpoint {endpoint.name} was undeployed")
         live = (await store.get_deployment(session, endpoint.live_deployment_id)
@@ -48,11 +50,11 @@ def _refusal(prediction: Prediction) -> str:
 
 async def predict(
     sessions: async_sessionmaker[AsyncSession], backends: Mapping[str, ServingBackend], endpoint_id: UUID,
-    body: bytes,
+    body: bytes, caller: Caller,
 ) -> Prediction:
     """The model's answer. A deployment retired between reading it and asking it (traffic just
     switched) is followed to the one that replaced it, so a rollout fails no prediction."""
-    live = await _live(sessions, endpoint_id)
+    live = await _live(sessions, endpoint_id, caller)
     for attempt in range(2):
         backend = backends.get(live.serving_framework)
         if backend is None:
@@ -68,7 +70,7 @@ async def predict(
         if prediction is not None and prediction.status_code in (400, 422):
             raise PredictionRefused(_refusal(prediction))
         if attempt == 0 and (prediction is None or prediction.status_code in GONE):
-            replaced = await _live(sessions, endpoint_id)
+            replaced = await _live(sessions, endpoint_id, caller)
             if replaced.id != live.id:
                 live = replaced
                 continue

@@ -15,7 +15,8 @@ from services.serving.integrations.kserve import GROUP, PLURAL, KServeBackend, K
 from shared.events import CloudEvent
 from shared.events.registry import ModelVersionCreated
 from tests.bus import publish, stream_events, wait_consumed
-from tests.serving.conftest import NAMESPACE, client_of, kserve_only
+from tests.credentials import known_project
+from tests.serving.conftest import NAMESPACE, PROJECT, client_of, kserve_only
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -25,6 +26,7 @@ READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "Tr
 @contextlib.asynccontextmanager
 async def running(settings, backends):
     app = create_app(settings, backends)
+    known_project(app, PROJECT)
     async with app.router.lifespan_context(app), client_of(app) as client:
         yield client
 
@@ -60,7 +62,7 @@ async def test_a_restart_mid_rollout_finishes_it_and_an_outage_only_degrades(
         seq = await publish(nc, CloudEvent.wrap(created, service="registry", aggregate_id=version_id))
         await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-created", seq)
         response = await client.post("/endpoints", json={
-            "name": "fraud", "project_id": str(uuid.uuid4()), "model_id": str(model_id),
+            "name": f"fraud-{uuid.uuid4().hex[:6]}", "project_id": str(PROJECT), "model_id": str(model_id),
             "model_version_id": str(version_id), "serving_framework": "kserve", "env": "dev"})
         assert response.status_code == 201, response.text
         endpoint_id = response.json()["id"]
