@@ -7,6 +7,7 @@ from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.jobs import JobSucceeded
+from shared.events.serving import DeploymentEvent, DeploymentRolledBack
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,23 @@ async def register_trained_version(uow: UnitOfWork, event: CloudEvent) -> None:
     )
 
 
+async def note_where_version_serves(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A deployment changed state: the version's list of where it serves follows (a late event
+    older than the one kept changes nothing; the inbox drops a redelivery)."""
+    if event.type == DeploymentRolledBack.type():
+        return  # the failed deployment's own DeploymentFailed says what changed for it
+    await service.deployment_changed(uow, event.parse_data(DeploymentEvent), event.time)
+
+
 CONSUMERS = (
     EventConsumer(
         durable="registry-jobs-job-succeeded",
         subject=JobSucceeded.subject,
         handle=register_trained_version,
+    ),
+    EventConsumer(
+        durable="registry-serving-deployment-changed",
+        subject="serving.deployment.>",
+        handle=note_where_version_serves,
     ),
 )

@@ -36,6 +36,7 @@ from shared.events.registry import (
     ModelVersionUpdated,
     tag_fields,
 )
+from shared.events.serving import DeploymentEvent
 
 
 async def register_model(
@@ -317,3 +318,13 @@ def _serving(version: store.Record) -> VersionState | None:
         return None
     return VersionState(version["production_version_id"], version["production_version"],
                         ModelStage.PRODUCTION)  # fmt: skip
+
+
+async def deployment_changed(uow: UnitOfWork, change: DeploymentEvent, at: datetime) -> None:
+    """Where the version serves: the deployment's state as of the event's time `at`."""
+    await store.record_deployment(uow.session, {
+        "deployment_id": change.deployment_id, "model_id": change.model_id,
+        "version_id": change.model_version_id, "endpoint_id": change.endpoint_id,
+        "endpoint_name": change.endpoint_name, "env": change.env,
+        "serving_framework": change.serving_framework, "state": change.state, "changed_at": at,
+    })  # fmt: skip

@@ -17,7 +17,19 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy import BigInteger, ColumnElement, Row, cast, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.domain import ModelStage, StageChange
@@ -26,11 +38,13 @@ from services.registry.models import (
     ModelVersion,
     RegisteredModel,
     VersionCount,
+    VersionDeployment,
     metadata,
 )
 from shared.db import UnitOfWork
 from shared.events.registry import ModelRegistered, ModelVersionCreated, ModelVersionTransitioned
 from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
+from shared.statements import Statement
 
 Record = asyncpg.Record
 MODELS = f"{SCHEMA}.registered_models"
@@ -487,3 +501,31 @@ async def summarize(
     )
     totals = (await session.execute(totals_stmt)).one()._mapping
     return list(rows), totals["models"], {k: totals[k] for k in ["versions", *ModelStage]}
+
+
+# Where versions serve (the serving service's deployment events)
+
+_SERVING_OF_MODEL = Statement(
+    select(VersionDeployment.__table__)
+    .where(
+        VersionDeployment.model_id == bindparam("model_id"),
+        VersionDeployment.state != literal_column("'retired'"),
+    )
+    .order_by(VersionDeployment.changed_at, VersionDeployment.deployment_id)
+)
+
+
+async def record_deployment(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Keep a deployment's state unless an event newer than this one set it already."""
+    stmt = insert(VersionDeployment).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[VersionDeployment.deployment_id],
+        set_={key: stmt.excluded[key] for key in values if key != "deployment_id"},
+        where=VersionDeployment.changed_at <= stmt.excluded.changed_at,
+    )
+    await session.execute(stmt)
+
+
+async def serving_of_model(conn: asyncpg.Connection, model_id: UUID) -> list[Record]:
+    """Every deployment of the model's versions not yet retired, oldest change first."""
+    return await _SERVING_OF_MODEL.fetch(conn, model_id=model_id)
