@@ -187,6 +187,16 @@ def test_the_application_config_carries_replicas_autoscaling_and_resources():
                                                 "target_ongoing_requests": 5}
 
 
+def test_replicas_resolve_artifact_uris_against_the_tracking_server():
+    target = DeploymentTarget("a-1", "default", "mlflow-artifacts:/1/r/artifacts/model", DeploymentSpec())
+
+    with_server = application_config(target, RayServeConfig(tracking_uri="http://127.0.0.1:5000"))
+    without = application_config(target, RayServeConfig())
+
+    assert with_server["runtime_env"] == {"env_vars": {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}}
+    assert "runtime_env" not in without
+
+
 def test_a_fixed_size_deployment_has_a_replica_count():
     config = application_config(
         DeploymentTarget("a-1", "default", "s3://m/1", DeploymentSpec(min_replicas=2, max_replicas=2)),

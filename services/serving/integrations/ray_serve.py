@@ -43,13 +43,15 @@ DEFAULT_TARGET_ONGOING_REQUESTS = 2
 class RayServeConfig:
     """Where the Ray cluster is: its dashboard (the control path) and Serve's HTTP proxy (the
     data path). `replica_cpus` is what a replica asks of Ray when its deployment requests no CPU:
-    a fraction, so a small machine holds many endpoints."""
+    a fraction, so a small machine holds many endpoints. `tracking_uri` is the MLflow tracking
+    server replicas load `mlflow-artifacts:`, `runs:` and `models:` URIs from."""
 
     dashboard_url: str = "http://127.0.0.1:8265"
     proxy_url: str = "http://127.0.0.1:8000"
     replica_cpus: float = 0.1
     request_timeout_seconds: float = 30.0
     prediction_timeout_seconds: float = 60.0
+    tracking_uri: str | None = None
 
 
 class RayServeRejected(DeploymentRejected):
@@ -80,13 +82,16 @@ def application_config(target: DeploymentTarget, config: RayServeConfig) -> dict
             "initial_replicas": spec.initial_replicas,
             "target_ongoing_requests": concurrency or DEFAULT_TARGET_ONGOING_REQUESTS,
         }
-    return {
+    app: dict[str, Any] = {
         "name": target.resource_id,
         "route_prefix": f"/{target.resource_id}",
         "import_path": IMPORT_PATH,
         "args": {"model_uri": target.model_uri, "labels": dict(target.labels)},
         "deployments": [deployment],
     }
+    if config.tracking_uri:
+        app["runtime_env"] = {"env_vars": {"MLFLOW_TRACKING_URI": config.tracking_uri}}
+    return app
 
 
 def health_of(app: dict[str, Any] | None) -> Observation:
