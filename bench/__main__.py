@@ -2,9 +2,12 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import main
+from bench.run import SECTIONS, main
 
 if __name__ == "__main__":
+    sections = tuple(sys.argv[1:]) or SECTIONS
+    if unknown := [name for name in sections if name not in SECTIONS]:
+        sys.exit(f"python -m bench [{' '.join(SECTIONS)}]: unknown section {', '.join(unknown)}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -19,5 +22,5 @@ if __name__ == "__main__":
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(main(config)))
-    sys.exit(uvloop.run(main(config)))
+        sys.exit(asyncio.run(main(config, sections)))
+    sys.exit(uvloop.run(main(config, sections)))

@@ -58,12 +58,13 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write(results: dict) -> tuple[Path, Path]:
+def write(results: dict, prefix: str = "") -> tuple[Path, Path]:
+    """`<prefix>latest.json` and `<prefix><timestamp>.json` (`serving-` for that section)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    dated = RESULTS_DIR / f"{stamp}.json"
-    latest = RESULTS_DIR / "latest.json"
+    dated = RESULTS_DIR / f"{prefix}{stamp}.json"
+    latest = RESULTS_DIR / f"{prefix}latest.json"
     dated.write_text(text)
     latest.write_text(text)
     return latest, dated

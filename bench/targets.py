@@ -17,6 +17,9 @@ IDLE_MEMORY_AT_MOST_MIB = 1024.0
 # Keyset pagination reads a page at 1M versions as fast as at 10k; an OFFSET scan would be
 # ~100× slower. The bound leaves room for the noise between two lists measured in turn.
 LIST_1M_OVER_10K_AT_MOST = 1.5
+# Issue 35: a prediction through the gateway beside the same request straight to Ray Serve.
+PREDICT_ADDED_P50_AT_MOST_MS = 2.0
+PREDICT_OPS_OF_DIRECT_AT_LEAST = 0.8
 
 
 @dataclass(frozen=True)
@@ -71,4 +74,20 @@ def checks(results: dict) -> list[Check]:
     if cells:
         errors = sum(row["modelplane"]["errors"] for row in cells.values())
         found.append(Check("Modelplane's errors, all cells", errors, "at_most", 0))
+    return found
+
+
+def serving_checks(results: dict) -> list[Check]:
+    """Issue 35's targets that the serving section's run measured."""
+    cells = {row["clients"]: row for row in results.get("predictions", [])}
+    found: list[Check] = []
+    if row := cells.get(1):
+        found.append(Check("predict x1, p50 through the gateway - straight to Ray Serve, ms",
+                           row["added_p50_ms"], "at_most", PREDICT_ADDED_P50_AT_MOST_MS))
+    if row := cells.get(MANY_CLIENTS):
+        found.append(Check(f"predict x{MANY_CLIENTS}, ops/s through the gateway ÷ straight to Ray Serve",
+                           row["ops_ratio"], "at_least", PREDICT_OPS_OF_DIRECT_AT_LEAST))
+    if cells:
+        errors = sum(row["gateway"]["errors"] + row["ray_serve"]["errors"] for row in cells.values())
+        found.append(Check("prediction errors, all cells", errors, "at_most", 0))
     return found

@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -64,7 +65,7 @@ async def platform(database_server_url, nats_url, tmp_path_factory, ray_head) ->
     try:
         async with Platform(
             database_url=database_url, nats_url=nats_url,
-            log_dir=tmp_path_factory.mktemp("platform-logs"), state_dir=tmp_path_factory.mktemp("platform-state"),
+            log_dir=Path(tempfile.mkdtemp(prefix="serving-e2e-logs-")), state_dir=tmp_path_factory.mktemp("state"),
             tracking_workers=1, ready_timeout=240,
             env={"MODELPLANE_JOBS_RUN_AS": "", "MODELPLANE_RAY_DASHBOARD_URL": ray_head.dashboard_url,
                  "MODELPLANE_RAY_SERVE_URL": ray_head.proxy_url},
@@ -168,10 +169,17 @@ async def test_promotions_roll_out_on_ray_serve_and_a_broken_version_rolls_back(
     assert refused.status_code == 403
     following = await admin.post("/api/v1/serving/endpoints", headers=editor,
                                  json={**body, "name": "scaler", "follow_stage": "production"})
-    pinned = await admin.post("/api/v1/serving/endpoints", headers=editor,
-                              json={**body, "name": "scaler-pinned", "model_version_id": v2["id"]})
+
+    async def create_pinned() -> httpx.Response | None:
+        """The version reaches the serving service as an event: a moment after it was created."""
+        r = await admin.post("/api/v1/serving/endpoints", headers=editor,
+                             json={**body, "name": "scaler-pinned", "model_version_id": v2["id"]})
+        known = r.status_code != 422 or "version-known" not in [v["rule"] for v in r.json()["violations"]]
+        return r if known else None
+
+    pinned = await until(create_pinned, timeout=60, every=0.5)
     assert following.status_code == 201, following.text
-    assert pinned.status_code == 201, pinned.text
+    assert pinned is not None and pinned.status_code == 201, pinned and pinned.text
     following, pinned = following.json()["id"], pinned.json()["id"]
 
     # Deployed, healthy, answering through the gateway; two endpoints side by side.
