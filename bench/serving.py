@@ -255,12 +255,7 @@ def table(results: dict) -> str:
         (f"memory MiB, idle: services {mem['services_idle']}, MLflow tracking server {mem['tracking_idle']}, "
         f"Ray head {mem['ray_idle']}"),
     ]
-    if checks := results.get("targets"):
-        lines += ["", "targets (issue 35, bench/README.md):"]
-        for check in checks:
-            bound = "at_least" if "at_least" in check else "at_most"
-            lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-                         f"{check['value']} ({bound.replace('_', ' ')} {check[bound]:g})")
+    lines += report.target_lines(results.get("targets"), issue=35)
     return "\n".join(lines)
 
 

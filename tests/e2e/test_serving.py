@@ -5,11 +5,8 @@ versions, served on Ray Serve, rolled out on promotion and rolled back when one 
 import asyncio
 import os
 import secrets
-import shutil
 import tempfile
-import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -18,10 +15,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from deploy.launcher import Platform
-from services.serving.integrations.ray_head import LocalRayHead
 from shared.local_infra import create_database, drop_database
 from tests.bus import stream_events
 from tests.e2e.test_use_cases import new_project, token_for
+from tests.ray_head import ray_head as ray_head_for
+from tests.serving.test_service import until
 
 # Ray's head, the platform, and each Serve application's replica start on a loaded two-core
 # machine: minutes each.
@@ -39,22 +37,16 @@ class Scale(PythonModel):
 
 mlflow.models.set_model(Scale())
 '''
-HEALTHY_WITHIN_SECONDS = 600
+# How long a Serve application may take to come up, and how often the test looks.
+SLOW = {"timeout": 600, "every": 1.0}
 REQUEST = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
 
 
 @pytest.fixture(scope="module")
-def ray_head() -> Iterator[LocalRayHead]:
-    """A Ray head of this module's own (one CPU to schedule, a small object store), as `make up`
-    starts one; stopped after."""
-    head = LocalRayHead(temp_dir=Path(f"/tmp/ray-e2e-{uuid.uuid4().hex[:6]}"), num_cpus=1,
-                        object_store_bytes=80 * 1024 * 1024)
-    head.start(timeout=300, attempts=5)
-    try:
+def ray_head():
+    """As `make up` starts one: a CPU to schedule, a small object store."""
+    with ray_head_for("e2e", object_store_bytes=80 * 1024 * 1024) as head:
         yield head
-    finally:
-        head.stop()
-        shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +92,6 @@ def log_model(tracking_uri: str, root: Path, name: str, factor: float | None) ->
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
     return f"{run.info.artifact_uri}/model"
-
-
-async def until(check, timeout: float = HEALTHY_WITHIN_SECONDS, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(every)
 
 
 async def test_serving_is_forwarded_documented_and_ready(platform, admin):
@@ -183,8 +166,8 @@ async def test_promotions_roll_out_on_ray_serve_and_a_broken_version_rolls_back(
     following, pinned = following.json()["id"], pinned.json()["id"]
 
     # Deployed, healthy, answering through the gateway; two endpoints side by side.
-    assert await until(lambda: live_version(following)) == v1["id"], await endpoint(following)
-    assert await until(lambda: live_version(pinned)) == v2["id"], await endpoint(pinned)
+    assert await until(lambda: live_version(following), **SLOW) == v1["id"], await endpoint(following)
+    assert await until(lambda: live_version(pinned), **SLOW) == v2["id"], await endpoint(pinned)
     first = await predict(following)
     assert (first.status_code, first.json()) == (200, {"predictions": [2.0, 4.0]})
     assert (await predict(pinned)).json() == {"predictions": [3.0, 6.0]}
@@ -201,7 +184,7 @@ async def test_promotions_roll_out_on_ray_serve_and_a_broken_version_rolls_back(
     predicting = asyncio.create_task(keep_predicting())
     try:
         await promote(v2)
-        assert await until(lambda: _is(live_version(following), v2["id"])), await endpoint(following)
+        assert await until(lambda: _is(live_version(following), v2["id"]), **SLOW), await endpoint(following)
         await until(lambda: _retired_all_but_live(endpoint(following)), timeout=120)
         await asyncio.sleep(1)
     finally:
@@ -228,7 +211,7 @@ async def test_promotions_roll_out_on_ray_serve_and_a_broken_version_rolls_back(
         found = [d for d in (await endpoint(following))["deployments"] if d["model_version_id"] == v3["id"]]
         return found[0] if found and found[0]["state"] in ("failed", "retired") else None
 
-    broken = await until(broken_deployment)
+    broken = await until(broken_deployment, **SLOW)
     assert broken is not None and broken["state_reason"], await endpoint(following)
     after = await endpoint(following)
     assert after["live_deployment_id"] == rolled_out["live_deployment_id"]
