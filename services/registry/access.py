@@ -1,20 +1,15 @@
 """Who may do what in the registry: the role each call needs in its model's project. The
 caller's roles come from the gateway's credential (shared/auth.py); the rules are here, where
-the data is understood: reading needs a viewer, writing an editor, production an approver."""
+the data is understood: reading needs a viewer, writing an editor, production an approver
+(service.request_transition, under the promotion policy), a policy a project admin."""
 
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from services.registry import store
-from services.registry.domain import ModelStage
 from shared.auth import Caller, Role
 from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime
-
-
-def role_to_move_to(stage: ModelStage) -> Role:
-    """Moving a version to production needs an approver; to any other stage, an editor."""
-    return Role.APPROVER if stage == ModelStage.PRODUCTION else Role.EDITOR
 
 
 class Access:
@@ -29,19 +24,29 @@ class Access:
         self._limit = limit
         self._of_model: dict[UUID, UUID] = {}
         self._of_version: dict[UUID, UUID] = {}
+        self._of_request: dict[UUID, UUID] = {}
 
     async def to_register(self, caller: Caller, project_id: UUID) -> None:
         caller.require(project_id, Role.EDITOR)
         await self.projects.require(project_id, caller)
 
-    async def to_model(self, caller: Caller, model_id: UUID, role: Role) -> None:
-        """Nothing for a model that does not exist: the call answers its own 404."""
+    async def to_model(self, caller: Caller, model_id: UUID, role: Role) -> UUID | None:
+        """The model's project. Nothing for a model that does not exist: the call answers its
+        own 404."""
         project = await self._project(self._of_model, model_id, store.project_of_model)
         if project is not None:
             caller.require(project, role)
+        return project
 
-    async def to_version(self, caller: Caller, version_id: UUID, role: Role) -> None:
+    async def to_version(self, caller: Caller, version_id: UUID, role: Role) -> UUID | None:
         project = await self._project(self._of_version, version_id, store.project_of_version)
+        if project is not None:
+            caller.require(project, role)
+        return project
+
+    async def to_request(self, caller: Caller, request_id: UUID, role: Role) -> None:
+        """A promotion request's project, as a version's."""
+        project = await self._project(self._of_request, request_id, store.project_of_request)
         if project is not None:
             caller.require(project, role)
 

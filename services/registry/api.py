@@ -1,31 +1,47 @@
 """The registry's HTTP routes: parse, call a use case or a query, shape the reply."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.registry import service, store
-from services.registry.access import Access, role_to_move_to
+from services.registry.access import Access
 from services.registry.domain import ModelStage
 from services.registry.errors import (
+    AlreadyApproved,
+    AuthorMayNotApprove,
     DuplicateModelName,
     DuplicateVersion,
     EventTooLarge,
     InvalidCursor,
+    InvalidMetricGate,
     InvalidTagFilter,
+    MetricGateNotMet,
     ModelNotFound,
+    NotTheRequester,
+    PromotionPending,
+    PromotionRequestClosed,
+    PromotionRequestNotFound,
     StageUnchanged,
+    StagingRequired,
     VersionInProduction,
     VersionNotFound,
 )
 from services.registry.schemas import (
+    ApprovalIn,
+    ApprovalResult,
+    CloseIn,
     ModelCreate,
     ModelDetail,
     ModelOut,
     ModelPage,
     ModelSummary,
     ModelUpdate,
+    PolicyOut,
+    PolicyRules,
+    PromotionRequestOut,
+    PromotionRequestPage,
     SummaryPage,
     Text,
     TransitionPage,
@@ -48,6 +64,7 @@ from shared.errors import (
 )
 from shared.http import rows_reply
 from shared.projects import UnknownProject
+from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -183,18 +200,35 @@ async def delete_version(
     return Response(status_code=204)
 
 
+TRANSITION_ANSWERS = {
+    **write_answers(VersionNotFound, StageUnchanged, StagingRequired, MetricGateNotMet,
+                    AuthorMayNotApprove, PromotionPending),
+    202: {"model": PromotionRequestOut,
+          "description": "The promotion policy needs approvals: the move to production is "
+          "recorded as a pending request (`GET /promotion-requests`), made once approved."},
+}  # fmt: skip
+
+
 @router.post("/models/versions/{version_id}/transition", response_model=TransitionResult,
-             responses=write_answers(VersionNotFound, StageUnchanged))
+             responses=TRANSITION_ANSWERS)
 async def transition_stage(
     version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known,
     caller: Who, allowed: Allowed,
 ):
-    await allowed.to_version(caller, version_id, role_to_move_to(body.stage))
+    """Move a version to a stage. A move to production follows the promotion policy of its
+    model, or else of its project: refused (409/403 naming the rule), made (200), or recorded as
+    a request awaiting approvals (202)."""
+    project = await allowed.to_version(caller, version_id, Role.EDITOR)
+    approver = project is not None and caller.may(project, Role.APPROVER)
     async with rt.uow(begin=False) as uow:
-        version, transitions = await service.transition_stage(
-            uow, version_id, stage=body.stage, comment=body.comment, actor=who, known=known
-        )
-    return rows_reply(TransitionResult, {"version": version, "transitions": transitions})
+        outcome = await service.request_transition(
+            uow, version_id, stage=body.stage, comment=body.comment, actor=who,
+            approver=approver, known=known,
+        )  # fmt: skip
+    if isinstance(outcome, service.AwaitingApprovals):
+        return rows_reply(PromotionRequestOut, outcome.request, 202)
+    return rows_reply(TransitionResult,
+                      {"version": outcome.version, "transitions": outcome.transitions})  # fmt: skip
 
 
 @router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage,
@@ -303,3 +337,171 @@ async def get_version_by_label(
     if found is None:
         raise VersionNotFound(f"'{version}' of model {model_id}")
     return rows_reply(VersionOut, dict(found))
+
+
+# ---- The promotion policy: a project's, a model's override, and the requests awaiting approvals.
+
+@router.get("/projects/{project_id}/promotion-policy", response_model=PolicyOut,
+            responses=answers())
+async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who):
+    """The project's promotion policy; `source` is `none`, every rule off, until one is set."""
+    caller.require(project_id, Role.VIEWER)
+    async with rt.connection() as conn:
+        row = await store.project_policy(conn, project_id)
+    return rows_reply(PolicyOut, service.policy_view(row, project_id=project_id, model_id=None))
+
+
+@router.put("/projects/{project_id}/promotion-policy", response_model=PolicyOut,
+            responses=write_answers(InvalidMetricGate, UnknownProject))
+async def set_project_policy(
+    project_id: UUID, body: PolicyRules, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+):
+    """Set the project's promotion policy, whole: a rule left out is off. Needs a project
+    admin."""
+    caller.require(project_id, Role.ADMIN)
+    await allowed.projects.require(project_id, caller)
+    async with rt.uow() as uow:
+        policy = await service.set_promotion_policy(
+            uow, project_id=project_id, model_id=None, rules=body.model_dump(), actor=who
+        )
+    return rows_reply(PolicyOut, policy)
+
+
+@router.delete("/projects/{project_id}/promotion-policy", status_code=204,
+               responses=write_answers())
+async def clear_project_policy(project_id: UUID, rt: Runtime, who: Actor, caller: Who) -> Response:
+    """Turn every rule of the project's policy off (models' overrides stay). Needs a project
+    admin."""
+    caller.require(project_id, Role.ADMIN)
+    async with rt.uow() as uow:
+        await service.clear_promotion_policy(uow, project_id=project_id, model_id=None, actor=who)
+    return Response(status_code=204)
+
+
+@router.get("/models/{model_id}/promotion-policy", response_model=PolicyOut,
+            responses=answers(ModelNotFound))
+async def get_model_policy(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
+    """The policy the model's moves to production follow: its override, else its project's."""
+    project = await allowed.to_model(caller, model_id, Role.VIEWER)
+    if project is None:
+        raise ModelNotFound(model_id)
+    async with rt.connection() as conn:
+        row = await store.policy_of_model(conn, project, model_id)
+    return rows_reply(PolicyOut, service.policy_view(row, project_id=project, model_id=model_id))
+
+
+@router.put("/models/{model_id}/promotion-policy", response_model=PolicyOut,
+            responses=write_answers(ModelNotFound, InvalidMetricGate))
+async def set_model_policy(
+    model_id: UUID, body: PolicyRules, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+):
+    """Override the project's policy for this model, whole: the project's rules no longer
+    apply to it. Needs an admin of the model's project."""
+    project = await allowed.to_model(caller, model_id, Role.ADMIN)
+    if project is None:
+        raise ModelNotFound(model_id)
+    async with rt.uow() as uow:
+        policy = await service.set_promotion_policy(
+            uow, project_id=project, model_id=model_id, rules=body.model_dump(), actor=who
+        )
+    return rows_reply(PolicyOut, policy)
+
+
+@router.delete("/models/{model_id}/promotion-policy", status_code=204,
+               responses=write_answers(ModelNotFound))
+async def clear_model_policy(
+    model_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+) -> Response:
+    """Remove the model's override: its project's policy applies again."""
+    project = await allowed.to_model(caller, model_id, Role.ADMIN)
+    if project is None:
+        raise ModelNotFound(model_id)
+    async with rt.uow() as uow:
+        await service.clear_promotion_policy(uow, project_id=project, model_id=model_id, actor=who)
+    return Response(status_code=204)
+
+
+RequestStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+
+
+@router.get("/promotion-requests", response_model=PromotionRequestPage, responses=answers())
+async def list_promotion_requests(
+    rt: Runtime, caller: Who, project_id: UUID | None = None, model_id: UUID | None = None,
+    version_id: UUID | None = None,
+    status: Annotated[RequestStatus | None, Query(description="`pending` unless given")] = "pending",
+    limit: Limit = 50, offset: Offset = 0,
+):  # fmt: skip
+    """Moves to production awaiting approvals (or, by `status`, those closed), newest first,
+    in the projects the caller may see."""
+    async with rt.connection() as conn:
+        items, total = await store.list_promotion_requests(
+            conn, projects=caller.scope(project_id), model_id=model_id, version_id=version_id,
+            status=status, limit=limit, offset=offset,
+        )  # fmt: skip
+        approvals = await store.approvals_of(conn, [r["id"] for r in items])
+    page = [service.request_view(r, approvals[r["id"]]) for r in items]
+    return rows_reply(PromotionRequestPage, {"items": page, "total": total})
+
+
+@router.get("/promotion-requests/{request_id}", response_model=PromotionRequestOut,
+            responses=answers(PromotionRequestNotFound))
+async def get_promotion_request(request_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
+    await allowed.to_request(caller, request_id, Role.VIEWER)
+    async with rt.connection() as conn:
+        request = await store.get_promotion_request(conn, request_id)
+        if request is None:
+            raise PromotionRequestNotFound(request_id)
+        approvals = await store.approvals_of(conn, [request_id])
+    return rows_reply(PromotionRequestOut, service.request_view(request, approvals[request_id]))
+
+
+@router.post("/promotion-requests/{request_id}/approve", response_model=ApprovalResult,
+             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed,
+                                     AlreadyApproved, AuthorMayNotApprove, StagingRequired,
+                                     MetricGateNotMet, StageUnchanged))  # fmt: skip
+async def approve_promotion(
+    request_id: UUID, body: ApprovalIn, rt: Runtime, who: Actor, known: Known, caller: Who,
+    allowed: Allowed,
+):
+    """Approve a pending move to production, as an approver of its project. The approval that
+    brings the count to what the request needs makes the move, under the rules as they are
+    then."""
+    await allowed.to_request(caller, request_id, Role.APPROVER)
+    async with rt.uow() as uow:
+        request, moved = await service.approve_promotion(
+            uow, request_id, actor=who, comment=body.comment, known=known
+        )
+    result = {"request": request, "version": moved and moved.version,
+              "transitions": moved.transitions if moved else []}  # fmt: skip
+    return rows_reply(ApprovalResult, result)
+
+
+@router.post("/promotion-requests/{request_id}/reject", response_model=PromotionRequestOut,
+             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed))
+async def reject_promotion(
+    request_id: UUID, body: CloseIn, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+):
+    """Refuse a pending move to production, as an approver of its project."""
+    await allowed.to_request(caller, request_id, Role.APPROVER)
+    return await _close_promotion(rt, request_id, "rejected", who, body)
+
+
+@router.post("/promotion-requests/{request_id}/withdraw", response_model=PromotionRequestOut,
+             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed,
+                                     NotTheRequester))  # fmt: skip
+async def withdraw_promotion(
+    request_id: UUID, body: CloseIn, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+):
+    """Take back a pending move to production, as who asked for it."""
+    await allowed.to_request(caller, request_id, Role.EDITOR)
+    return await _close_promotion(rt, request_id, "withdrawn", who, body)
+
+
+async def _close_promotion(
+    rt: ServiceRuntime, request_id: UUID, status: str, who: str, body: CloseIn
+) -> Response:
+    async with rt.uow() as uow:
+        request = await service.close_promotion(
+            uow, request_id, status=status, actor=who, reason=body.reason
+        )
+    return rows_reply(PromotionRequestOut, request)

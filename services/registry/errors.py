@@ -1,7 +1,7 @@
 """Every problem type the registry answers with, besides the ones every service shares
 (`invalid-input`, `unauthorized`, from shared.errors)."""
 
-from shared.errors import Conflict, InvalidInput, NotFound, TooLarge
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 
 
 class ModelNotFound(NotFound):
@@ -40,6 +40,48 @@ class InvalidTagFilter(InvalidInput):
 
 class InvalidCursor(InvalidInput):
     kind, title = "invalid-cursor", "The cursor is not one this API gave out"
+
+
+# The promotion policy's refusals, one type per rule (domain.PromotionPolicy).
+
+
+class StagingRequired(Conflict):
+    kind, title = "staging-required", "The policy moves only a version in staging to production"
+
+
+class MetricGateNotMet(Conflict):
+    kind, title = "metric-gate-not-met", "The version's metrics do not meet the policy's gate"
+
+
+class AuthorMayNotApprove(Forbidden):
+    kind, title = "author-may-not-approve", "The policy forbids a version's author to approve it"
+
+
+class AlreadyApproved(Conflict):
+    kind, title = "already-approved", "The approver has approved this request already"
+
+
+class PromotionPending(Conflict):
+    kind, title = "promotion-pending", "A move of the version to production awaits approvals"
+
+
+class PromotionRequestClosed(Conflict):
+    kind, title = "promotion-request-closed", "The request was approved, rejected or withdrawn"
+
+
+class PromotionRequestNotFound(NotFound):
+    kind, title = "promotion-request-not-found", "No such promotion request"
+
+    def __init__(self, request_id: object) -> None:
+        super().__init__(f"no promotion request with id {request_id}")
+
+
+class NotTheRequester(Forbidden):
+    kind, title = "not-the-requester", "Only who made a request may withdraw it"
+
+
+class InvalidMetricGate(InvalidInput):
+    kind, title = "invalid-metric-gate", "The metric gate is not an expression the policy reads"
 
 
 class EventTooLarge(TooLarge):

@@ -6,12 +6,14 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -21,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.registry.domain import MAX_APPROVALS
 from shared.db import schema_metadata
 
 SCHEMA = "registry"
@@ -161,6 +164,80 @@ class VersionDeployment(Base):
     serving_framework: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PromotionPolicy(Base):
+    """The rules a move to production follows in a project (`model_id` null) or, overriding
+    the project's as a whole, for one model. No row: no rule (migration 0011)."""
+
+    __tablename__ = "promotion_policies"
+    __table_args__ = (
+        CheckConstraint(f"approvals_required BETWEEN 0 AND {MAX_APPROVALS}",
+                        name="approvals_required"),
+        Index("uq_promotion_policies_project", "project_id", unique=True,
+              postgresql_where=text("model_id IS NULL")),
+        Index("uq_promotion_policies_model", "model_id", unique=True,
+              postgresql_where=text("model_id IS NOT NULL")),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[UUID]
+    model_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey(RegisteredModel.id, ondelete="CASCADE")
+    )
+    require_staging: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    approvals_required: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    forbid_author_approval: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # As `domain.MetricGate` writes it, e.g. `auc >= 0.9 and loss < 0.2`.
+    metric_gate: Mapped[str | None] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+REQUEST_STATUSES_SQL = "status IN ('pending', 'approved', 'rejected', 'withdrawn')"
+
+
+class PromotionRequest(Base):
+    """A move to production waiting for approvals; closed when it moves, is rejected or is
+    withdrawn. One pending request per version at most."""
+
+    __tablename__ = "promotion_requests"
+    __table_args__ = (
+        CheckConstraint(REQUEST_STATUSES_SQL, name="status"),
+        Index("uq_promotion_requests_pending_version", "version_id", unique=True,
+              postgresql_where=text("status = 'pending'")),
+        Index("ix_promotion_requests_project_status_seq", "project_id", "status", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    version_id: Mapped[UUID] = mapped_column(ForeignKey(ModelVersion.id, ondelete="CASCADE"))
+    model_id: Mapped[UUID]
+    project_id: Mapped[UUID]
+    to_stage: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    # As the policy said when the request was made.
+    approvals_required: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    requested_by: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(String(255))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PromotionApproval(Base):
+    """One approver's approval of a request: one each (the key), so approvers are distinct."""
+
+    __tablename__ = "promotion_approvals"
+    __table_args__ = (PrimaryKeyConstraint("request_id", "approver"),)
+
+    request_id: Mapped[UUID] = mapped_column(
+        ForeignKey(PromotionRequest.id, ondelete="CASCADE")
+    )
+    approver: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

@@ -2,7 +2,7 @@
 
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -17,7 +17,7 @@ from pydantic import (
     Tag,
 )
 
-from services.registry.domain import MAX_VERSION_LENGTH, ModelStage
+from services.registry.domain import MAX_APPROVALS, MAX_VERSION_LENGTH, ModelStage
 
 
 def storable(value: str) -> str:
@@ -278,3 +278,85 @@ class SummaryPage(BaseModel):
     total: int
     versions: int
     by_stage: dict[ModelStage, int]
+
+
+class PolicyRules(Body):
+    """A promotion policy, set whole: a rule left out is off."""
+
+    require_staging: bool = Field(
+        default=False, description="Only a version in staging may move to production."
+    )
+    approvals_required: int = Field(
+        default=0, ge=0, le=MAX_APPROVALS,
+        description="0: a move to production by an approver is its own approval. N: such a move "
+        "is recorded as a pending request, and made when N distinct approvers have approved it.",
+    )  # fmt: skip
+    forbid_author_approval: bool = Field(
+        default=False, description="The version's author (its creator) may not approve it."
+    )
+    metric_gate: Annotated[Text, StringConstraints(max_length=1000)] | None = Field(
+        default=None,
+        description="Conditions the version's metrics must meet, `<metric> <op> <number>` (op "
+        "one of >=, >, <=, <, ==, !=) joined by `and`; a missing metric fails. A bad one is "
+        "422 `invalid-metric-gate`.",
+        examples=["auc >= 0.9", "auc >= 0.9 and loss < 0.2"],
+    )
+
+
+class PolicyOut(BaseModel):
+    project_id: UUID
+    model_id: UUID | None = Field(description="Set for a model's policy (the view of a model).")
+    source: Literal["model", "project", "none"] = Field(
+        description="Whose rules these are: the model's override, its project's, or none set "
+        "(every rule off)."
+    )
+    require_staging: bool
+    approvals_required: int
+    forbid_author_approval: bool
+    metric_gate: str | None
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class ApprovalIn(Body):
+    comment: Comment | None = None
+
+
+class CloseIn(Body):
+    reason: Comment | None = None
+
+
+class ApprovalOut(Out):
+    approver: str
+    comment: str | None
+    approved_at: datetime
+
+
+class PromotionRequestOut(Out):
+    id: UUID
+    version_id: UUID
+    model_id: UUID
+    project_id: UUID
+    to_stage: ModelStage
+    comment: str | None
+    status: Literal["pending", "approved", "rejected", "withdrawn"]
+    approvals_required: int = Field(description="As the policy said when the request was made.")
+    approvals: list[ApprovalOut] = Field(description="From distinct approvers, oldest first.")
+    requested_by: str
+    requested_at: datetime
+    closed_by: str | None
+    closed_at: datetime | None
+    reason: str | None
+
+
+class PromotionRequestPage(BaseModel):
+    items: list[PromotionRequestOut]
+    total: int
+
+
+class ApprovalResult(BaseModel):
+    request: PromotionRequestOut
+    version: VersionOut | None = Field(
+        description="The version as moved, when this approval was the last one it needed."
+    )
+    transitions: list[TransitionOut]

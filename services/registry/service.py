@@ -2,6 +2,7 @@
 records the events its changes cause, so state, audit trail and events commit together."""
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,7 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from services.registry import store
 from services.registry.domain import (
+    Candidate,
+    MetricGate,
     ModelStage,
+    PromotionPolicy,
     StageChange,
     VersionState,
     check_deletable,
@@ -18,22 +22,33 @@ from services.registry.domain import (
     requires_approval,
 )
 from services.registry.errors import (
+    AlreadyApproved,
     DuplicateModelName,
     DuplicateVersion,
     ModelNotFound,
+    NotTheRequester,
+    PromotionPending,
+    PromotionRequestClosed,
+    PromotionRequestNotFound,
     StageUnchanged,
     VersionNotFound,
 )
 from services.registry.models import ModelVersion, RegisteredModel
+from shared.auth import Role
 from shared.db import UnitOfWork, apply_changes
+from shared.errors import Forbidden
 from shared.events.registry import (
     ModelDeleted,
     ModelRegistered,
     ModelUpdated,
+    ModelVersionApprovalClosed,
+    ModelVersionApprovalRequested,
+    ModelVersionApproved,
     ModelVersionCreated,
     ModelVersionDeleted,
     ModelVersionTransitioned,
     ModelVersionUpdated,
+    PromotionPolicyChanged,
     tag_fields,
 )
 from shared.events.serving import DeploymentEvent
@@ -328,3 +343,249 @@ async def deployment_changed(uow: UnitOfWork, change: DeploymentEvent, at: datet
         "endpoint_name": change.endpoint_name, "env": change.env,
         "serving_framework": change.serving_framework, "state": change.state, "changed_at": at,
     })  # fmt: skip
+
+# ---- The promotion policy: moves to production under a project's (or a model's) rules.
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A transition made: the version as it is now and the transitions recorded."""
+
+    version: dict[str, Any]
+    transitions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AwaitingApprovals:
+    """A move to production recorded as a request that waits for approvals."""
+
+    request: dict[str, Any]
+
+
+async def request_transition(
+    uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
+    approver: bool, known: "KnownStages | None" = None,
+) -> Moved | AwaitingApprovals:
+    """Move a version to a stage under its model's promotion policy, or record the move to
+    production as a request awaiting approvals; the HTTP route's and consumers' use case alike.
+
+    `approver`: whether `actor` holds the approver role in the version's project."""
+    known = known if known is not None else KnownStages()
+
+    async def move() -> Moved:
+        return Moved(*await transition_stage(
+            uow, version_id, stage=stage, comment=comment, actor=actor, known=known))  # fmt: skip
+
+    if stage != ModelStage.PRODUCTION:
+        return await move()
+    found = await store.policy_for_version(uow.conn, version_id)
+    if found is None:
+        raise VersionNotFound(f"with id {version_id}")
+    policy = policy_of(found if found["policy_id"] is not None else None)
+    if not policy.active:  # as without a policy: the move is the approver's approval
+        _require_approver(approver, actor, found["project_id"])
+        return await move()
+    if not uow.begun:
+        await uow.begin()
+    version = await _locked_version(uow, version_id)
+    candidate = _candidate(version)
+    if candidate.stage == ModelStage.PRODUCTION:
+        raise StageUnchanged(f"version {candidate.version} is already in stage 'production'")
+    policy.check_move(candidate)
+    if policy.approvals_required == 0:
+        _require_approver(approver, actor, found["project_id"])
+        policy.check_approver(actor, candidate)
+        return await move()
+    request = await store.insert_promotion_request(uow.conn, {
+        "id": uuid4(), "version_id": version_id, "model_id": version["model_id"],
+        "project_id": found["project_id"], "to_stage": stage.value, "comment": comment,
+        "approvals_required": policy.approvals_required, "status": "pending",
+        "requested_by": actor, "requested_at": datetime.now(UTC), "closed_by": None,
+        "closed_at": None, "reason": None,
+    })  # fmt: skip
+    if request is None:
+        raise PromotionPending(
+            f"version {candidate.version} has a move to production awaiting approvals already"
+        )
+    uow.record(
+        ModelVersionApprovalRequested(
+            request_id=request["id"], model_id=version["model_id"],
+            model_name=version["model_name"], version_id=version_id, version=candidate.version,
+            to_stage=stage.value, approvals_required=request["approvals_required"],
+            comment=comment, requested_by=actor,
+        ),
+        version_id,
+    )  # fmt: skip
+    return AwaitingApprovals(request_view(request, []))
+
+
+async def approve_promotion(
+    uow: UnitOfWork, request_id: UUID, *, actor: str, comment: str | None,
+    known: "KnownStages | None" = None,
+) -> tuple[dict[str, Any], Moved | None]:
+    """Record `actor`'s approval (an approver's: the caller checked) of a pending request, and
+    make the move if it was the last one needed; the request, and the move if made."""
+    request, version = await _pending_request(uow, request_id)
+    candidate = _candidate(version)
+    policy = policy_of(await store.policy_of_model(uow.conn, request["project_id"],
+                                                   request["model_id"]))  # fmt: skip
+    policy.check_approver(actor, candidate)
+    now = datetime.now(UTC)
+    event = ModelVersionApproved(
+        request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
+        version_id=request["version_id"], version=candidate.version, approver=actor,
+        approvals=0, approvals_required=request["approvals_required"], comment=comment,
+    )  # fmt: skip
+    approved = await store.insert_approval(
+        uow, {"request_id": request_id, "approver": actor, "comment": comment, "approved_at": now},
+        event, request["version_id"],
+    )  # fmt: skip
+    if approved is None:
+        raise AlreadyApproved(f"{actor!r} has approved request {request_id} already")
+    approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
+    if len(approvals) < request["approvals_required"]:
+        return request_view(request, approvals), None
+    policy.check_move(candidate)
+    moved = Moved(*await transition_stage(
+        uow, request["version_id"], stage=ModelStage(request["to_stage"]),
+        comment=request["comment"], actor=actor, known=known or KnownStages(),
+    ))  # fmt: skip
+    closed = await store.close_promotion_request(
+        uow.conn, request_id, status="approved", closed_by=actor, closed_at=now, reason=None)
+    return request_view(closed, approvals), moved
+
+
+async def close_promotion(
+    uow: UnitOfWork, request_id: UUID, *, status: str, actor: str, reason: str | None
+) -> dict[str, Any]:
+    """End a pending request without a move: `rejected` by an approver (the caller checked) or
+    `withdrawn` by who made it."""
+    request, version = await _pending_request(uow, request_id)
+    if status == "withdrawn" and actor != request["requested_by"]:
+        raise NotTheRequester(
+            f"{request['requested_by']!r} made request {request_id}; only they may withdraw it"
+        )
+    closed = await store.close_promotion_request(
+        uow.conn, request_id, status=status, closed_by=actor, closed_at=datetime.now(UTC),
+        reason=reason,
+    )  # fmt: skip
+    uow.record(
+        ModelVersionApprovalClosed(
+            request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
+            version_id=request["version_id"], version=version["version"], status=status,
+            closed_by=actor, reason=reason,
+        ),
+        request["version_id"],
+    )  # fmt: skip
+    approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
+    return request_view(closed, approvals)
+
+
+async def set_promotion_policy(
+    uow: UnitOfWork, *, project_id: UUID, model_id: UUID | None, rules: Mapping[str, Any],
+    actor: str,
+) -> dict[str, Any]:
+    """Set a project's policy, or with `model_id` the model's override, whole (a rule left out
+    is off); a metric gate is parsed first, so a bad one is a 422 with nothing stored."""
+    gate = rules.get("metric_gate")
+    policy = PromotionPolicy(
+        require_staging=rules.get("require_staging", False),
+        approvals_required=rules.get("approvals_required", 0),
+        forbid_author_approval=rules.get("forbid_author_approval", False),
+        metric_gate=None if gate is None else MetricGate.parse(gate),
+    )  # fmt: skip
+    row = await store.put_policy(uow.conn, {
+        "id": uuid4(), "project_id": project_id, "model_id": model_id,
+        **policy_columns(policy), "updated_by": actor, "updated_at": datetime.now(UTC)})
+    uow.record(
+        PromotionPolicyChanged(project_id=project_id, model_id=model_id,
+                               policy=policy_columns(policy), actor=actor),
+        model_id or project_id,
+    )  # fmt: skip
+    return policy_view(row, project_id=project_id, model_id=model_id)
+
+
+async def clear_promotion_policy(
+    uow: UnitOfWork, *, project_id: UUID, model_id: UUID | None, actor: str
+) -> None:
+    """Remove a project's policy, or a model's override (its project's then applies); having
+    none to remove is no error."""
+    if await store.delete_policy(uow.conn, project_id=project_id, model_id=model_id):
+        uow.record(
+            PromotionPolicyChanged(project_id=project_id, model_id=model_id, policy=None,
+                                   actor=actor),
+            model_id or project_id,
+        )  # fmt: skip
+
+
+def policy_of(row: Mapping[str, Any] | None) -> PromotionPolicy:
+    """The policy a stored row says; all rules off for none."""
+    if row is None:
+        return PromotionPolicy()
+    gate = row["metric_gate"]
+    return PromotionPolicy(
+        require_staging=row["require_staging"], approvals_required=row["approvals_required"],
+        forbid_author_approval=row["forbid_author_approval"],
+        metric_gate=None if gate is None else MetricGate.parse(gate),
+    )  # fmt: skip
+
+
+def policy_columns(policy: PromotionPolicy) -> dict[str, Any]:
+    return {"require_staging": policy.require_staging,
+            "approvals_required": policy.approvals_required,
+            "forbid_author_approval": policy.forbid_author_approval,
+            "metric_gate": None if policy.metric_gate is None else str(policy.metric_gate)}  # fmt: skip
+
+
+def policy_view(
+    row: Mapping[str, Any] | None, *, project_id: UUID, model_id: UUID | None
+) -> dict[str, Any]:
+    """A policy as the API shows it: its rules and their `source` (`model`, `project`, or
+    `none`, every rule off)."""
+    if row is None:
+        return {"project_id": project_id, "model_id": model_id, "source": "none",
+                **policy_columns(PromotionPolicy()), "updated_by": None, "updated_at": None}  # fmt: skip
+    source = "project" if row["model_id"] is None else "model"
+    return {"project_id": project_id, "model_id": model_id, "source": source,
+            **{k: row[k] for k in ("require_staging", "approvals_required",
+                                   "forbid_author_approval", "metric_gate", "updated_by",
+                                   "updated_at")}}  # fmt: skip
+
+
+def request_view(request: Mapping[str, Any], approvals: Sequence[Mapping[str, Any]]) -> dict:
+    return {**dict(request), "approvals": [dict(a) for a in approvals]}
+
+
+async def _pending_request(
+    uow: UnitOfWork, request_id: UUID
+) -> tuple[store.Record, store.Record]:
+    """The request and its version, both locked; 404 or 409 unless it is pending."""
+    if not uow.begun:
+        await uow.begin()
+    request = await store.get_promotion_request(uow.conn, request_id, lock=True)
+    if request is None:
+        raise PromotionRequestNotFound(request_id)
+    if request["status"] != "pending":
+        raise PromotionRequestClosed(f"request {request_id} is {request['status']} already")
+    return request, await _locked_version(uow, request["version_id"])
+
+
+async def _locked_version(uow: UnitOfWork, version_id: UUID) -> store.Record:
+    version = await store.version_for_transition(uow.conn, version_id, lock=True)
+    if version is None:
+        raise VersionNotFound(f"with id {version_id}")
+    return version
+
+
+def _candidate(version: Mapping[str, Any]) -> Candidate:
+    return Candidate(version["version"], ModelStage(version["stage"]), version["metrics"],
+                     version["created_by"])  # fmt: skip
+
+
+def _require_approver(approver: bool, actor: str, project_id: UUID) -> None:
+    if not approver:
+        raise Forbidden(
+            f"{actor!r} is not an approver in project {project_id}; moving a version to "
+            "production needs 'approver' or above",
+            required_role=Role.APPROVER.value, project_id=str(project_id),
+        )  # fmt: skip

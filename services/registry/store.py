@@ -18,31 +18,47 @@ from uuid import UUID
 import asyncpg
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Row,
+    String,
+    Uuid,
+    and_,
+    any_,
     bindparam,
     cast,
+    delete,
     func,
     literal_column,
     or_,
     select,
+    text,
     true,
+    update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.domain import ModelStage, StageChange
 from services.registry.models import (
     SCHEMA,
     ModelVersion,
+    PromotionApproval,
+    PromotionPolicy,
+    PromotionRequest,
     RegisteredModel,
     VersionCount,
     VersionDeployment,
     metadata,
 )
 from shared.db import UnitOfWork
-from shared.events.registry import ModelRegistered, ModelVersionCreated, ModelVersionTransitioned
+from shared.events.registry import (
+    ModelRegistered,
+    ModelVersionApproved,
+    ModelVersionCreated,
+    ModelVersionTransitioned,
+)
 from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
 from shared.statements import Statement
 
@@ -517,7 +533,7 @@ _SERVING_OF_MODEL = Statement(
 
 async def record_deployment(session: AsyncSession, values: dict[str, Any]) -> None:
     """Keep a deployment's state unless an event newer than this one set it already."""
-    stmt = insert(VersionDeployment).values(**values)
+    stmt = pg_insert(VersionDeployment).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[VersionDeployment.deployment_id],
         set_={key: stmt.excluded[key] for key in values if key != "deployment_id"},
@@ -529,3 +545,218 @@ async def record_deployment(session: AsyncSession, values: dict[str, Any]) -> No
 async def serving_of_model(conn: asyncpg.Connection, model_id: UUID) -> list[Record]:
     """Every deployment of the model's versions not yet retired, oldest change first."""
     return await _SERVING_OF_MODEL.fetch(conn, model_id=model_id)
+
+# ---- The promotion policy and its requests: SQLAlchemy Core statements built once from the
+# tables and compiled for asyncpg (shared.statements), run on the unit of work's connection.
+
+_V, _M = ModelVersion.__table__, RegisteredModel.__table__
+_POLICIES = PromotionPolicy.__table__
+_REQUESTS = PromotionRequest.__table__
+_APPROVALS = PromotionApproval.__table__
+_RULES = ("require_staging", "approvals_required", "forbid_author_approval", "metric_gate",
+          "updated_by", "updated_at")  # fmt: skip
+# The model's own policy before its project's: `false` sorts first.
+_OVERRIDE_FIRST = _POLICIES.c.model_id.is_(None)
+
+
+def _policy_applies(project_id: ColumnElement, model_id: ColumnElement) -> ColumnElement[bool]:
+    return and_(_POLICIES.c.project_id == project_id,
+                or_(_POLICIES.c.model_id == model_id, _POLICIES.c.model_id.is_(None)))  # fmt: skip
+
+
+_POLICY_FOR_VERSION = Statement(
+    select(_M.c.project_id, _V.c.model_id, _POLICIES.c.id.label("policy_id"),
+           _POLICIES.c.model_id.label("policy_model_id"), *(_POLICIES.c[r] for r in _RULES))
+    .select_from(
+        _V.join(_M, _M.c.id == _V.c.model_id)
+        .outerjoin(_POLICIES, _policy_applies(_M.c.project_id, _M.c.id))
+    )
+    .where(_V.c.id == bindparam("version_id"))
+    .order_by(_OVERRIDE_FIRST)
+    .limit(literal_column("1"))
+)
+_POLICY_OF_MODEL = Statement(
+    select(_POLICIES)
+    .where(_policy_applies(bindparam("project_id"), bindparam("model_id")))
+    .order_by(_OVERRIDE_FIRST)
+    .limit(literal_column("1"))
+)
+_PROJECT_POLICY = Statement(
+    select(_POLICIES).where(_POLICIES.c.project_id == bindparam("project_id"),
+                            _POLICIES.c.model_id.is_(None))
+)
+
+
+def _upsert_policy(where: ColumnElement[bool], key: str) -> Statement:
+    inserted = pg_insert(_POLICIES).values({c.name: bindparam(c.name) for c in _POLICIES.c})
+    return Statement(
+        inserted.on_conflict_do_update(
+            index_elements=[key], index_where=where,
+            set_={name: inserted.excluded[name] for name in _RULES},
+        ).returning(_POLICIES)
+    )  # fmt: skip
+
+
+_UPSERT_PROJECT_POLICY = _upsert_policy(_POLICIES.c.model_id.is_(None), "project_id")
+_UPSERT_MODEL_POLICY = _upsert_policy(_POLICIES.c.model_id.is_not(None), "model_id")
+_DELETE_PROJECT_POLICY = Statement(
+    delete(_POLICIES)
+    .where(_POLICIES.c.project_id == bindparam("project_id"), _POLICIES.c.model_id.is_(None))
+    .returning(_POLICIES.c.id)
+)
+_DELETE_MODEL_POLICY = Statement(
+    delete(_POLICIES).where(_POLICIES.c.model_id == bindparam("model_id")).returning(_POLICIES.c.id)
+)
+
+
+async def policy_for_version(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
+    """The version's project and model with the policy its moves to production follow (the
+    model's own, else its project's; the policy's columns null when there is none). None when
+    there is no such version."""
+    return await _POLICY_FOR_VERSION.fetchrow(conn, version_id=version_id)
+
+
+async def policy_of_model(
+    conn: asyncpg.Connection, project_id: UUID, model_id: UUID
+) -> Record | None:
+    """The policy the model's moves to production follow: its own, else its project's."""
+    return await _POLICY_OF_MODEL.fetchrow(conn, project_id=project_id, model_id=model_id)
+
+
+async def project_policy(conn: asyncpg.Connection, project_id: UUID) -> Record | None:
+    return await _PROJECT_POLICY.fetchrow(conn, project_id=project_id)
+
+
+async def put_policy(conn: asyncpg.Connection, values: Mapping[str, Any]) -> Record:
+    """Insert or replace the policy of `values["project_id"]`, or with a `model_id`, the
+    model's override."""
+    statement = _UPSERT_PROJECT_POLICY if values["model_id"] is None else _UPSERT_MODEL_POLICY
+    return await statement.fetchrow(conn, **values)
+
+
+async def delete_policy(
+    conn: asyncpg.Connection, *, project_id: UUID, model_id: UUID | None
+) -> bool:
+    """Remove the project's policy, or with `model_id`, the model's override; False if none."""
+    if model_id is None:
+        return await _DELETE_PROJECT_POLICY.fetchval(conn, project_id=project_id) is not None
+    return await _DELETE_MODEL_POLICY.fetchval(conn, model_id=model_id) is not None
+
+
+_INSERT_REQUEST = Statement(
+    pg_insert(_REQUESTS)
+    .values({c.name: bindparam(c.name) for c in _REQUESTS.c if c.name != "seq"})
+    .on_conflict_do_nothing(index_elements=["version_id"], index_where=text("status = 'pending'"))
+    .returning(_REQUESTS)
+)
+_LOCK_REQUEST = Statement(
+    select(_REQUESTS).where(_REQUESTS.c.id == bindparam("request_id")).with_for_update()
+)
+_GET_REQUEST = Statement(select(_REQUESTS).where(_REQUESTS.c.id == bindparam("request_id")))
+_PROJECT_OF_REQUEST = Statement(
+    select(_REQUESTS.c.project_id).where(_REQUESTS.c.id == bindparam("request_id"))
+)
+_CLOSE_REQUEST = Statement(
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("request_id"))
+    .values(status=bindparam("status"), closed_by=bindparam("closed_by"),
+            closed_at=bindparam("closed_at"), reason=bindparam("reason"))
+    .returning(_REQUESTS)
+)  # fmt: skip
+# The approval and its event, one statement: the event is written before those of the move
+# that the approval may make next. `approvals` counts this one (a CTE sees the table before).
+_APPROVAL_FILL = {"approvals": "approvals"}
+_INSERT_APPROVAL = Statement(text(f"""
+    WITH approval AS (
+        INSERT INTO {SCHEMA}.{_APPROVALS.name} (request_id, approver, comment, approved_at)
+        VALUES (CAST(:request_id AS uuid), :approver, :comment, :approved_at)
+        ON CONFLICT DO NOTHING
+        RETURNING *, 1 + (SELECT count(*) FROM {SCHEMA}.{_APPROVALS.name}
+                          WHERE request_id = CAST(:request_id AS uuid)) AS approvals
+    ), {written_by_statement_sql(OUTBOX, None, "approval", _APPROVAL_FILL)}
+    SELECT * FROM approval
+"""))
+_APPROVALS_OF = Statement(
+    select(_APPROVALS)
+    .where(_APPROVALS.c.request_id == any_(bindparam("request_ids", type_=ARRAY(Uuid))))
+    .order_by(_APPROVALS.c.approved_at, _APPROVALS.c.approver)
+)
+
+
+def _requests_matching() -> list[ColumnElement[bool]]:
+    """Filters each left out by passing None: one statement, one plan, for every combination."""
+    def given(name: str, type_: Any) -> Any:
+        return bindparam(name, type_=type_)
+
+    r = _REQUESTS.c
+    return [
+        or_(given("projects", ARRAY(Uuid)).is_(None), r.project_id == any_(given("projects", ARRAY(Uuid)))),
+        or_(given("model_id", Uuid).is_(None), r.model_id == given("model_id", Uuid)),
+        or_(given("version_id", Uuid).is_(None), r.version_id == given("version_id", Uuid)),
+        or_(given("status", String).is_(None), r.status == given("status", String)),
+    ]  # fmt: skip
+
+
+_LIST_REQUESTS = Statement(
+    select(_REQUESTS).where(*_requests_matching()).order_by(_REQUESTS.c.seq.desc())
+    .limit(bindparam("limit")).offset(bindparam("offset"))
+)  # fmt: skip
+_COUNT_REQUESTS = Statement(select(func.count()).select_from(_REQUESTS).where(*_requests_matching()))
+
+
+async def insert_promotion_request(
+    conn: asyncpg.Connection, values: Mapping[str, Any]
+) -> Record | None:
+    """The new pending request; None when the version has one pending already."""
+    return await _INSERT_REQUEST.fetchrow(conn, **values)
+
+
+async def get_promotion_request(
+    conn: asyncpg.Connection, request_id: UUID, *, lock: bool = False
+) -> Record | None:
+    return await (_LOCK_REQUEST if lock else _GET_REQUEST).fetchrow(conn, request_id=request_id)
+
+
+async def project_of_request(conn: asyncpg.Connection, request_id: UUID) -> UUID | None:
+    return await _PROJECT_OF_REQUEST.fetchval(conn, request_id=request_id)
+
+
+async def close_promotion_request(
+    conn: asyncpg.Connection, request_id: UUID, *, status: str, closed_by: str,
+    closed_at: datetime, reason: str | None,
+) -> Record:  # fmt: skip
+    return await _CLOSE_REQUEST.fetchrow(
+        conn, request_id=request_id, status=status, closed_by=closed_by, closed_at=closed_at,
+        reason=reason,
+    )  # fmt: skip
+
+
+async def insert_approval(
+    uow: UnitOfWork, values: Mapping[str, Any], event: ModelVersionApproved, aggregate_id: UUID
+) -> Record | None:
+    """The approval with its event, whose `approvals` (how many the request has now) the
+    statement fills in; None when this approver has approved the request already."""
+    return await uow.fetchrow_writing_events(
+        _INSERT_APPROVAL, values, events=[(event, aggregate_id)], fill=_APPROVAL_FILL
+    )
+
+
+async def approvals_of(
+    conn: asyncpg.Connection, request_ids: Sequence[UUID]
+) -> dict[UUID, list[Record]]:
+    """Each request's approvals, oldest first."""
+    found: dict[UUID, list[Record]] = {r: [] for r in request_ids}
+    for approval in await _APPROVALS_OF.fetch(conn, request_ids=list(request_ids)):
+        found[approval["request_id"]].append(approval)
+    return found
+
+
+async def list_promotion_requests(
+    conn: asyncpg.Connection, *, projects: Collection[UUID] | None, model_id: UUID | None,
+    version_id: UUID | None, status: str | None, limit: int, offset: int,
+) -> tuple[list[Record], int]:  # fmt: skip
+    """A page of the requests matching, newest first, and how many match."""
+    filters = {"projects": None if projects is None else list(projects), "model_id": model_id,
+               "version_id": version_id, "status": status}  # fmt: skip
+    items = await _LIST_REQUESTS.fetch(conn, **filters, limit=limit, offset=offset)
+    return items, await _COUNT_REQUESTS.fetchval(conn, **filters)

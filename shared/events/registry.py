@@ -89,3 +89,61 @@ class ModelVersionTransitioned(EventData):
     to_stage: str
     comment: str | None
     actor: str
+
+
+class PromotionPolicyChanged(EventData):
+    """A project's promotion policy (`model_id` null) or a model's override was set or, with
+    `policy` null, cleared."""
+
+    subject = "registry.promotion_policy.changed"
+    project_id: UUID
+    model_id: UUID | None
+    policy: dict[str, Any] | None
+    actor: str
+
+
+class ModelVersionApprovalRequested(EventData):
+    """A move to production that the promotion policy holds until `approvals_required`
+    distinct approvers approve it."""
+
+    subject = "registry.model_version.approval_requested"
+    request_id: UUID
+    model_id: UUID
+    model_name: str
+    version_id: UUID
+    version: str
+    to_stage: str
+    approvals_required: int
+    comment: str | None
+    requested_by: str
+
+
+class ModelVersionApproved(EventData):
+    """One approval of a promotion request; the one that makes `approvals` reach
+    `approvals_required` moves the version (ModelVersionTransitioned follows)."""
+
+    subject = "registry.model_version.approved"
+    request_id: UUID
+    model_id: UUID
+    model_name: str
+    version_id: UUID
+    version: str
+    approver: str
+    approvals: int
+    approvals_required: int
+    comment: str | None
+
+
+class ModelVersionApprovalClosed(EventData):
+    """A promotion request ended without a move: `rejected` by an approver or `withdrawn` by
+    who made it."""
+
+    subject = "registry.model_version.approval_closed"
+    request_id: UUID
+    model_id: UUID
+    model_name: str
+    version_id: UUID
+    version: str
+    status: str
+    closed_by: str
+    reason: str | None

@@ -153,7 +153,7 @@ def test_every_operation_documents_the_problems_it_answers_with(registry_app):
              if p.startswith("/api/v1/registry/")}  # fmt: skip
     operations = {(method, path): op for path, item in paths.items()
                   for method, op in item.items()}  # fmt: skip
-    assert len(operations) == 14
+    assert len(operations) == 25  # 14, and 11 of the promotion policy
     for (method, path), op in operations.items():
         problems = {status: reply for status, reply in op["responses"].items()
                     if status.startswith(("4", "5"))}  # fmt: skip
@@ -169,6 +169,10 @@ def test_every_operation_documents_the_problems_it_answers_with(registry_app):
     transition = operations[("post", "/api/v1/registry/models/versions/{version_id}/transition")]
     assert "`stage-unchanged`" in transition["responses"]["409"]["description"]
     assert "`version-not-found`" in transition["responses"]["404"]["description"]
+    for rule in ("staging-required", "metric-gate-not-met", "promotion-pending"):
+        assert f"`{rule}`" in transition["responses"]["409"]["description"]
+    assert "`author-may-not-approve`" in transition["responses"]["403"]["description"]
+    assert "202" in transition["responses"]
     listing = operations[("get", "/api/v1/registry/models")]
     assert "`invalid-tag-filter`" in listing["responses"]["422"]["description"]
 
