@@ -26,6 +26,10 @@ async def settings(request: Request) -> ServingSettings:
     return request.app.state.settings
 
 
+async def routes(request: Request) -> predictions.Routes:
+    return request.app.state.routes
+
+
 async def projects(request: Request) -> ProjectDirectory:
     return request.app.state.projects
 
@@ -33,6 +37,7 @@ async def projects(request: Request) -> ProjectDirectory:
 Backends = Annotated[Mapping[str, ServingBackend], Depends(backends)]
 Settings = Annotated[ServingSettings, Depends(settings)]
 Projects = Annotated[ProjectDirectory, Depends(projects)]
+Routes = Annotated[predictions.Routes, Depends(routes)]
 
 
 def _shape(endpoint, deployments) -> EndpointOut:
@@ -83,16 +88,18 @@ async def get_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who):
 
 
 @router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut)
-async def retire_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who):
+async def retire_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who, routes: Routes):
     """Undeploy: the endpoint stops answering and its deployments are taken down."""
     async with rt.uow() as uow:
         endpoint = await service.retire_endpoint(uow, endpoint_id, caller)
-        return _shape(endpoint, await store.deployments_of(uow.session, endpoint.id))
+        out = _shape(endpoint, await store.deployments_of(uow.session, endpoint.id))
+    routes.forget(endpoint_id)
+    return out
 
 
 @router.post("/endpoints/{endpoint_id}/predict")
-async def predict(endpoint_id: UUID, request: Request, rt: Runtime, serving: Backends, caller: Who) -> Response:
+async def predict(endpoint_id: UUID, request: Request, routes: Routes, serving: Backends, caller: Who) -> Response:
     """The MLflow scoring protocol (`dataframe_split`, `dataframe_records`, `inputs`,
     `instances`), answered by whatever serves the endpoint now."""
-    answer = await predictions.predict(rt.sessionmaker, serving, endpoint_id, await request.body(), caller)
+    answer = await predictions.predict(routes, serving, endpoint_id, await request.body(), caller)
     return Response(answer.body, status_code=answer.status_code, media_type=answer.content_type)

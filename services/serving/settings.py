@@ -38,6 +38,10 @@ class ServingSettings(ServiceSettings):
     kubernetes_token: str | None = None
     kubernetes_verify_ssl: bool = True
     prediction_timeout_seconds: float = 60.0
+    # How long a process keeps where an endpoint's predictions go before reading it again: a
+    # switch is noticed at once by the retired deployment's answer; an endpoint undeployed
+    # through another replica of the service may answer there this long.
+    serving_route_seconds: float = 1.0
 
     def health_policy(self) -> HealthPolicy:
         return HealthPolicy(
