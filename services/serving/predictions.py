@@ -1,5 +1,6 @@
 """Predictions: an MLflow scoring-protocol body forwarded to whatever serves the endpoint now."""
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -56,12 +57,23 @@ class Routes:
         self._ttl = ttl
         self._limit = limit
         self._known: dict[UUID, Route] = {}
+        self._reading: dict[UUID, asyncio.Future[Route]] = {}
 
     async def get(self, endpoint_id: UUID, *, fresh: bool = False) -> Route:
+        """`fresh`: read now, after the framework's answer said the route changed."""
         route = self._known.get(endpoint_id)
         if not fresh and route is not None and time.monotonic() - route.read_at < self._ttl:
             return route
-        route = await self._read(endpoint_id)
+        if fresh:
+            return self._keep(endpoint_id, await self._read(endpoint_id))
+        # Every request that finds the route stale waits for one read, not one read each.
+        reading = self._reading.get(endpoint_id)
+        if reading is None:
+            reading = self._reading[endpoint_id] = asyncio.ensure_future(self._read(endpoint_id))
+            reading.add_done_callback(lambda _: self._reading.pop(endpoint_id, None))
+        return self._keep(endpoint_id, await asyncio.shield(reading))
+
+    def _keep(self, endpoint_id: UUID, route: Route) -> Route:
         if route.answering:
             if len(self._known) >= self._limit:
                 self._known.clear()
