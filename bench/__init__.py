@@ -80,6 +80,7 @@ class Config:
     list_samples: int
     mlflow_workers: int
     operations: list[str] = field(default_factory=list)
+    datasets_bytes: int = 1024**3  # the mixed files hashed by the datasets section
 
     @property
     def short(self) -> bool:
@@ -106,6 +107,7 @@ class Config:
             list_samples=env.integer("BENCH_LIST_SAMPLES", 50 if short else 200, least=1),
             mlflow_workers=env.integer("BENCH_MLFLOW_WORKERS", 4, least=1),
             operations=env.operations("BENCH_OPERATIONS"),
+            datasets_bytes=env.integer("BENCH_DATASETS_BYTES", 1024**3, least=16 * 1024**2),
         )
 
 

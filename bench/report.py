@@ -15,6 +15,35 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def table(results: dict) -> str:
+    lines = registry_table(results) if "operations" in results else []
+    if (measured := results.get("datasets")) is not None:
+        hashed, added = measured["hashing"], measured["incremental_version"]
+        lines += [
+            "" if lines else "datasets (DVC, issue 37):",
+            (f"datasets: hashing {hashed['bytes'] / 2**20:.0f} MiB in {hashed['files']} files: "
+             f"DVC {_fmt(hashed['dvc_mib_per_s'])} MiB/s, md5sum {_fmt(hashed['md5sum_mib_per_s'])} "
+             f"MiB/s, ratio {_fmt(hashed['ratio'], 3)}"),
+            (f"datasets: a version sharing {added['shared_files']} of its {added['files']} files "
+             f"with its parent added {added['bytes_added']} of {added['total_bytes']} bytes "
+             f"({100 * added['share_uploaded']:.2f} %)"),
+        ]
+    lines += target_lines(results.get("targets"), issue=4)
+    return "\n".join(lines)
+
+
+def target_lines(checks: list[dict] | None, issue: int) -> list[str]:
+    """Each target the run measured, met or MISSED, under the table."""
+    if not checks:
+        return []
+    lines = ["", f"targets (issue {issue}, bench/README.md):"]
+    for check in checks:
+        bound = "at_least" if "at_least" in check else "at_most"
+        lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
+                     f"{_fmt(check['value'], 2)} ({bound.replace('_', ' ')} {check[bound]:g})")  # fmt: skip
+    return lines
+
+
+def registry_table(results: dict) -> list[str]:
     head = (
         f"{'op':<16}{'clients':>8} | {'MP ops/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | "
         f"{'MLflow ops/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | {'ratio':>6}"
@@ -49,29 +78,16 @@ def table(results: dict) -> str:
         lines.append(
             f"list latency {key}: p50 {_fmt(value['p50'], 2)} ms, p99 {_fmt(value['p99'], 2)} ms"
         )
-    lines += target_lines(results.get("targets"), issue=4)
-    return "\n".join(lines)
-
-
-def target_lines(checks: list[dict] | None, issue: int) -> list[str]:
-    """Each target the run measured, met or MISSED, under the table."""
-    if not checks:
-        return []
-    lines = ["", f"targets (issue {issue}, bench/README.md):"]
-    for check in checks:
-        bound = "at_least" if "at_least" in check else "at_most"
-        lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-                     f"{_fmt(check['value'], 2)} ({bound.replace('_', ' ')} {check[bound]:g})")  # fmt: skip
     return lines
 
 
-def write(results: dict, prefix: str = "") -> tuple[Path, Path]:
-    """`<prefix>latest.json` and `<prefix><timestamp>.json` (`serving-` for that section)."""
+def write(results: dict, name: str = "latest") -> tuple[Path, Path]:
+    """`bench/results/<name>.json` and a dated copy."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    dated = RESULTS_DIR / f"{prefix}{stamp}.json"
-    latest = RESULTS_DIR / f"{prefix}latest.json"
+    dated = RESULTS_DIR / f"{stamp}.json"
+    latest = RESULTS_DIR / f"{name}.json"
     dated.write_text(text)
     latest.write_text(text)
     return latest, dated

@@ -293,6 +293,6 @@ async def run(config: Config, postgres_url: str, nats_url: str) -> int:
     results["targets"] = [check.as_json() for check in targets.serving_checks(results)]
     print()
     print(table(results))
-    latest, dated = report.write(results, prefix="serving-")
+    latest, dated = report.write(results, "serving-latest")
     print(f"\nwrote {latest} and {dated}")
     return 0

@@ -20,6 +20,10 @@ LIST_1M_OVER_10K_AT_MOST = 1.5
 # Issue 35: a prediction through the gateway beside the same request straight to Ray Serve.
 PREDICT_ADDED_P50_AT_MOST_MS = 2.0
 PREDICT_OPS_OF_DIRECT_AT_LEAST = 0.8
+# Issue 37: DVC hashing as the datasets service does it, beside md5sum over the same files; the
+# share of a version's bytes its push adds when its parent shares 95 % of its files.
+DATASETS_HASH_RATIO_AT_LEAST = 0.70
+DATASETS_SHARE_UPLOADED_AT_MOST = 0.06
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,22 @@ class Check:
                 "met": self.met}  # fmt: skip
 
 
+def datasets_checks(results: dict) -> list[Check]:
+    """Issue 37's targets, when the run measured the datasets section."""
+    if (measured := results.get("datasets")) is None:
+        return []
+    return [
+        Check("datasets: DVC hashing throughput ÷ md5sum's", measured["hashing"]["ratio"],
+              "at_least", DATASETS_HASH_RATIO_AT_LEAST),
+        Check("datasets: share of bytes uploaded, parent shares 95 % of the files",
+              measured["incremental_version"]["share_uploaded"], "at_most",
+              DATASETS_SHARE_UPLOADED_AT_MOST),
+    ]  # fmt: skip
+
+
 def checks(results: dict) -> list[Check]:
-    """Every target this run measured, in the order issue 4 lists them."""
-    cells = {(row["op"], row["clients"]): row for row in results["operations"]}
+    """Every target this run measured, in the order issue 4 lists them, then issue 37's."""
+    cells = {(row["op"], row["clients"]): row for row in results.get("operations", [])}
     found: list[Check] = []
     for op in WRITES:
         if row := cells.get((op, MANY_CLIENTS)):
@@ -61,7 +78,7 @@ def checks(results: dict) -> list[Check]:
     if ("create_version", max((clients for _, clients in cells), default=0)) in cells:
         found.append(Check("event latency under the write load, p99 ms",
                            results["event_latency_ms"]["p99"], "at_most", EVENT_P99_AT_MOST_MS))  # fmt: skip
-    if (idle := results["memory_mib"].get("modelplane_idle")) is not None:
+    if (idle := results.get("memory_mib", {}).get("modelplane_idle")) is not None:
         found.append(Check("platform idle memory, MiB", idle, "at_most", IDLE_MEMORY_AT_MOST_MIB))
     lists = results.get("list_latency_ms", {})
     if "10k" in lists and "1m" in lists:
@@ -74,7 +91,7 @@ def checks(results: dict) -> list[Check]:
     if cells:
         errors = sum(row["modelplane"]["errors"] for row in cells.values())
         found.append(Check("Modelplane's errors, all cells", errors, "at_most", 0))
-    return found
+    return found + datasets_checks(results)
 
 
 def serving_checks(results: dict) -> list[Check]:

@@ -1,5 +1,5 @@
 """The garbage collector set for a long-running service: start-up's objects frozen, full
-collections rare. Measured to hold the p99 target at 32 clients (bench/README.md)."""
+collections rare, so no collection stops every request in flight (bench/README.md)."""
 
 import gc
 

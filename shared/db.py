@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared import context
+from shared.driver import asyncpg_of
 from shared.errors import TooLarge
 from shared.events import CloudEvent, EventData
 from shared.inbox import inbox_table
@@ -70,10 +71,11 @@ def schema_metadata(schema: str) -> MetaData:
 async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
     """An asyncpg connection from a SQLAlchemy URL, including the `?host=<socket dir>` form."""
     url = make_url(database_url)
+    hosts = url.query.get("host") or url.host  # a tuple when the URL names several
     return await asyncpg.connect(
         user=url.username,
         password=url.password,
-        host=url.query.get("host") or url.host,
+        host=list(hosts) if isinstance(hosts, tuple) else hosts,
         port=url.port,
         database=url.database,
     )
@@ -128,12 +130,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 class UnitOfWork:
     """One command's transaction: its changes and the events they cause commit together.
 
-    `session` (SQLAlchemy) and `conn` (asyncpg, under it) are one transaction, begun with
-    `BEGIN` on asyncpg's connection; events recorded go to the outbox in the message of the
-    COMMIT, and to `committed` (the relay) once it succeeded. Made with `begin=False`, it
-    sends no BEGIN: a command that is one statement writes its events in that statement
-    (`fetchrow_writing_events`), one round trip; `begin()` starts the transaction if needed.
-    """
+    `session` (SQLAlchemy) and `conn` (asyncpg, under it) share it, and recorded events go to the
+    outbox with the COMMIT. Made with `begin=False`, a command of one statement commits by itself
+    (`fetchrow_writing_events`)."""
 
     def __init__(
         self,
@@ -165,8 +164,7 @@ class UnitOfWork:
         self._ended = False
         self._connection = await self._engine.connect()
         try:
-            raw = await self._connection.get_raw_connection()
-            self.conn: asyncpg.Connection = raw.driver_connection
+            self.conn: asyncpg.Connection = await asyncpg_of(self._connection)
             if self._begin_at_start:
                 await self.begin()
         except BaseException:
@@ -208,39 +206,32 @@ class UnitOfWork:
 
     async def fetchrow_writing_events(
         self,
-        statement: Statement | str,
-        *args: Any,
+        statement: Statement,
+        values: Mapping[str, Any],
+        *,
         events: Sequence[tuple[EventData, UUID | str | None]],
         fill: Mapping[str, str] = {},
     ) -> asyncpg.Record | None:
-        """Run a statement that writes the command's events itself: its SQL holds
-        `written_by_statement_sql` with the same `fill`. A `Statement` takes its values as
-        the one argument (a mapping; the events go in as `EVENT_PARAMETERS`); SQL text, as
-        positional arguments that the events' three arrays follow. The statement returns its
-        `source` row, or no row when it wrote nothing; only with a row were the events
-        written. The `fill` fields of their data are placeholders until then.
+        """Run a statement that writes the command's events itself; its row, or None when it wrote
+        nothing (and so no events).
 
-        Before `begin()`, the statement is a transaction of its own: the command's change and
-        its events commit together in one round trip. Inside the transaction, they commit with
-        it."""
+        The statement holds `shared.outbox.events_written_by` with the same `fill` (data fields
+        set from its row). Before `begin()` it commits by itself: change and events in one round
+        trip."""
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)
         arrays = ([m.id for m in messages], [m.subject for m in messages],
                   [m.payload for m in messages])  # fmt: skip
-        if isinstance(statement, Statement):
-            (values,) = args
-            row = await statement.fetchrow(
-                self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
-            )
-        else:
-            row = await self.conn.fetchrow(statement, *args, *arrays)
+        row = await statement.fetchrow(
+            self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
+        )
         if row is None:
             return None
         if fill:
             for event in written:
                 event.data.update({field: row[column] for field, column in fill.items()})
-            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written)]
+            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written, strict=True)]
         (self._written_in_transaction if self._begun else self._written).extend(messages)
         return row
 

@@ -8,7 +8,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+async def asyncpg_of(connection: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a pooled SQLAlchemy connection."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:  # only once the pool has closed it
+        raise RuntimeError("the pooled connection has no asyncpg connection under it")
+    return driver
 
 
 @contextlib.asynccontextmanager
@@ -18,7 +26,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     A user interrupted mid-statement (cancelled) or leaving a transaction open hands on a
     connection in a state nobody knows: it is invalidated (closed), never given back."""
     async with engine.connect() as connection:
-        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        driver = await asyncpg_of(connection)
         try:
             yield driver
         except BaseException as error:

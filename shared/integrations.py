@@ -8,6 +8,7 @@ class Concern(StrEnum):
     TRAINING_EXECUTION = "training_execution"
     SERVING = "serving"
     PIPELINE_ORCHESTRATION = "pipeline_orchestration"
+    DATASET_VERSIONING = "dataset_versioning"
 
 
 class TrainingBackend(StrEnum):
@@ -27,8 +28,20 @@ class PipelineBackend(StrEnum):
     ARGO_WORKFLOWS = "argo_workflows"
 
 
+class DatasetRemoteBackend(StrEnum):
+    """Where an env's dataset versions are pushed: a DVC remote, its URL and `dvc remote
+    modify` options in the settings (`{"url": ..., "options": {...}}`)."""
+
+    LOCAL = "local"  # a directory; without a `url`, the datasets service's own
+    S3 = "s3"
+    GCS = "gcs"
+    AZURE = "azure"
+    SSH = "ssh"
+
+
 BACKENDS: dict[Concern, tuple[str, ...]] = {
     Concern.TRAINING_EXECUTION: tuple(TrainingBackend),
     Concern.SERVING: tuple(ServingBackend),
     Concern.PIPELINE_ORCHESTRATION: tuple(PipelineBackend),
+    Concern.DATASET_VERSIONING: tuple(DatasetRemoteBackend),
 }

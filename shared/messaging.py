@@ -9,22 +9,37 @@ from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared.events.streams import dead_letter_config, stream_config
+from shared.repeats import RepeatedLog
 
 log = logging.getLogger(__name__)
 
 
 async def connect(url: str, name: str) -> NATS:
+    """A connection that reconnects for ever; while the bus is away its failed attempts are
+    logged once per window with a count (nats-py's default logs a traceback for each)."""
+    repeated = RepeatedLog(log)
+
+    async def failed(error: Exception) -> None:
+        repeated.warning(f"bus connection {name}: {type(error).__name__}: %s", error)
+
+    async def reconnected() -> None:
+        log.info("bus connection %s: reconnected", name)
+
     return await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
+        error_cb=failed,
+        reconnected_cb=reconnected,
     )
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or bring an existing one to this configuration."""
+    if config.name is None:
+        raise ValueError("a stream is created by its name")
     try:
         info = await js.stream_info(config.name)
     except NotFoundError:

@@ -8,12 +8,12 @@ table of its own): a change to them is one revision there, not one in every serv
 import asyncio
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import asyncpg
 import sqlalchemy as sa
 from alembic import command, op
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -63,17 +63,19 @@ async def apply_migrations(migrations_dir: Path, database_url: str) -> None:
 
 
 def run_env(
-    context: EnvironmentContext, metadata: MetaData, version_table: str = "alembic_version"
+    context: ModuleType, metadata: MetaData, version_table: str = "alembic_version"
 ) -> None:
-    """The body of every service's `migrations/env.py`."""
+    """The body of every service's `migrations/env.py`, given `alembic.context`."""
     schema = metadata.schema
     assert schema, "a service's metadata names its schema"
     context.config.attributes["schema"] = schema
     url = context.config.attributes.get("database_url") or context.config.get_main_option(
         "sqlalchemy.url"
     )
+    if url is None:
+        raise RuntimeError("Alembic was given no database URL")
 
-    def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
         if type_ == "schema":
             return name == schema
         return True
@@ -107,7 +109,7 @@ def run_env(
     asyncio.run(run())
 
 
-def run_messaging_env(context: EnvironmentContext) -> None:
+def run_messaging_env(context: ModuleType) -> None:
     """The body of `shared/messaging_migrations/env.py`: the schema is the service's."""
     run_env(context, schema_metadata(context.config.attributes["schema"]),
             MESSAGING_VERSION_TABLE)  # fmt: skip

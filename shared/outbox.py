@@ -26,8 +26,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NoStreamResponseError
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Identity,
     Integer,
@@ -37,8 +39,14 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
+    cast,
     func,
+    insert,
+    literal_column,
+    select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.driver import driver_connection
@@ -116,36 +124,35 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 EVENT_PARAMETERS = ("event_ids", "event_subjects", "event_payloads")
 
 
-def written_by_statement_sql(
-    table: Table, first_parameter: int | None, source: str, fill: Mapping[str, str] = {}
-) -> str:
-    """A CTE `events` for a statement that writes its command's events to the outbox itself
-    (`UnitOfWork.fetchrow_writing_events`), once for the row of the CTE `source`: none when
-    the statement wrote nothing. The events' ids, subjects and payloads are arrays in the
-    parameters `EVENT_PARAMETERS` (`text()`, `first_parameter` None) or `$n` to `$n+2`.
+def events_written_by(table: Table, source: CTE, fill: Mapping[str, str] = {}) -> CTE:
+    """A CTE `events` writing a command's events to the outbox once for the row of `source`
+    (none when the statement wrote nothing), for a `Statement` to `add_cte`.
 
-    `fill` maps fields of the events' data to columns of `source` whose values the statement
-    makes (a version's number, say): they are set into each payload from the row written."""
-    payload = "e.payload"
+    The events' arrays are its parameters `EVENT_PARAMETERS`; `fill` maps fields of their data
+    to columns of `source` whose values the statement makes."""
+    ids, subjects, payloads = EVENT_PARAMETERS
+    e = (
+        func.unnest(
+            bindparam(ids, type_=ARRAY(Uuid)),
+            bindparam(subjects, type_=ARRAY(Text)),
+            bindparam(payloads, type_=ARRAY(LargeBinary)),
+        )
+        .table_valued("id", "subject", "payload", with_ordinality="n")
+        .render_derived()
+        .alias("e")
+    )
+    payload: ColumnElement = e.c.payload
     if fill:
-        document = f"convert_from({payload}, 'UTF8')::jsonb"
+        utf8 = literal_column("'UTF8'", Text)
+        document: ColumnElement = cast(func.convert_from(payload, utf8), JSONB)
         for field, column in fill.items():
-            if not (_NAME.fullmatch(field) and _NAME.fullmatch(column)):
-                raise ValueError(f"not a field and a column: {field!r}, {column!r}")
-            document = f"jsonb_set({document}, '{{data,{field}}}', to_jsonb({source}.{column}))"
-        payload = f"convert_to({document}::text, 'UTF8')"
-    if first_parameter is None:
-        ids, subjects, payloads = (f":{name}" for name in EVENT_PARAMETERS)
-    else:
-        ids, subjects, payloads = (f"${first_parameter + i}" for i in range(3))
-    return f"""events AS (
-        INSERT INTO {table.schema}.{table.name} (id, subject, payload)
-        SELECT e.id, e.subject, {payload}
-        FROM unnest(CAST({ids} AS uuid[]), CAST({subjects} AS text[]),
-                    CAST({payloads} AS bytea[])) WITH ORDINALITY AS e(id, subject, payload, n),
-            {source}
-        ORDER BY e.n
-    )"""
+            if not _NAME.fullmatch(field):
+                raise ValueError(f"not a field: {field!r}")
+            path = literal_column(f"'{{data,{field}}}'", ARRAY(Text))
+            document = func.jsonb_set(document, path, func.to_jsonb(source.c[column]))
+        payload = func.convert_to(cast(document, Text), utf8)
+    rows = select(e.c.id, e.c.subject, payload).select_from(e, source).order_by(e.c.n)
+    return insert(table).from_select(["id", "subject", "payload"], rows).cte("events")
 
 
 class OutboxRelay:

@@ -1,5 +1,6 @@
-"""Which projects exist, for a service that takes a project id in a body (the gateway owns
-projects and no longer reads bodies to check them)."""
+"""Which projects exist, for a service that takes a project id in a body.
+
+The gateway owns projects but does not read request bodies, so the service checks the id."""
 
 from uuid import UUID
 

@@ -36,6 +36,9 @@ class ServiceSpec:
     port_env: str | None = None
     # The module run as `python -m <module>`; None: services.<name>.
     module_name: str | None = None
+    # Public paths (regular expressions, matched whole) whose request bodies the gateway streams
+    # on as they arrive, up to its upload limit, instead of reading them whole (file uploads).
+    streamed_paths: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -103,7 +106,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec("serving", default_port=8004, path_roots=("/api/v1/serving",)),
     ServiceSpec("pipelines", default_port=8005, path_roots=("/api/v1/pipelines",)),
-    ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",)),
+    ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",),
+                streamed_paths=(r"/api/v1/datasets/[^/]+/versions/upload",)),
     ServiceSpec(
         "gateway",
         default_port=8000,
@@ -146,6 +150,7 @@ def load_table(text: str) -> tuple[ServiceSpec, ...]:
     specs = []
     for entry in json.loads(text):
         entry["path_roots"] = tuple(entry.get("path_roots", ()))
+        entry["streamed_paths"] = tuple(entry.get("streamed_paths", ()))
         specs.append(ServiceSpec(**entry))
     return tuple(specs)
 

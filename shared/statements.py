@@ -10,7 +10,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 _DIALECT = asyncpg_dialect()
 
@@ -19,10 +20,15 @@ class Statement:
     """A statement compiled for asyncpg's `$n` parameters; values go as asyncpg takes them
     (SQLAlchemy's type processing is not applied: jsonb as JSON text, enums as their values)."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
+        assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
         self.names: Sequence[str] = tuple(compiled.positiontup or ())
+        # A Python value in a Core expression becomes a parameter no caller would know to pass.
+        fixed = [name for name in self.names if not compiled.binds[name].required]
+        if fixed:
+            raise ValueError(f"values fixed in the statement (use literal_column): {fixed}")
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
         """The values in the statement's parameter order; a missing one raises KeyError."""
@@ -33,6 +39,13 @@ class Statement:
 
     async def fetchrow(self, conn: asyncpg.Connection, **values: Any) -> asyncpg.Record | None:
         return await conn.fetchrow(self.sql, *self.args(values))
+
+    async def fetchone(self, conn: asyncpg.Connection, **values: Any) -> asyncpg.Record:
+        """The row of a statement that always returns one (an upsert's, or a locked row's)."""
+        row = await self.fetchrow(conn, **values)
+        if row is None:
+            raise LookupError(f"the statement returned no row: {self.sql[:80]}")
+        return row
 
     async def fetchval(self, conn: asyncpg.Connection, **values: Any) -> Any:
         return await conn.fetchval(self.sql, *self.args(values))

@@ -113,3 +113,19 @@ def test_the_serving_section_judges_the_gateways_cost_against_ray_serve_direct()
         "prediction errors, all cells": (0, True),
     }
     assert [met for _, met in missed.values()] == [False, False, False]
+
+
+def test_the_datasets_section_is_judged_alone_or_with_the_registry() -> None:
+    measured = {"hashing": {"bytes": 2**30, "files": 7000, "dvc_mib_per_s": 400.0,
+                            "md5sum_mib_per_s": 560.0, "ratio": 0.714},
+                "incremental_version": {"files": 100, "shared_files": 95, "total_bytes": 1000,
+                                        "bytes_added": 61, "share_uploaded": 0.061}}  # fmt: skip
+    alone = verdicts({"datasets": measured})
+    assert alone == {
+        "datasets: DVC hashing throughput ÷ md5sum's": (0.714, True),
+        "datasets: share of bytes uploaded, parent shares 95 % of the files": (0.061, False),
+    }
+    assert verdicts({**RUN, "datasets": measured}).keys() >= alone.keys()
+    text = report.table({"datasets": measured, "targets": [
+        c.as_json() for c in targets.checks({"datasets": measured})]})
+    assert "ratio 0.714" in text and "MISSED  datasets: share of bytes uploaded" in text

@@ -60,6 +60,16 @@ class PrivateNats:
             stop_process(self.process)
             self.process = None
 
+    async def versions_published(self) -> int:
+        """How many ModelVersionCreated events the registry's stream holds."""
+        nc = await nats.connect(self.url)
+        try:
+            subject = ModelVersionCreated.subject
+            info = await nc.jetstream().stream_info("REGISTRY", subjects_filter=subject)
+            return (info.state.subjects or {}).get(subject, 0)
+        finally:
+            await nc.close()
+
 
 @pytest.fixture
 def bus(tmp_path: Path) -> Iterator[PrivateNats]:
@@ -140,14 +150,7 @@ async def test_writes_go_on_through_a_bus_outage_and_are_published_after(
             ready = (await plain.get("/readyz")).json()
         assert (ready["status"], ready["degraded"]) == ("ready", False)
 
-    nc = await nats.connect(bus.url)
-    try:
-        subject = ModelVersionCreated.subject
-        info = await nc.jetstream().stream_info("REGISTRY", subjects_filter=subject)
-        published = (info.state.subjects or {}).get(subject, 0)
-    finally:
-        await nc.close()
-    assert published == len(statuses)
+    assert await bus.versions_published() == len(statuses)
 
 
 def plain_client(app) -> httpx.AsyncClient:

@@ -16,6 +16,7 @@ from services.datasets.domain import DatasetInvalid, IllegalVersionTransition
 from services.datasets.errors import (
     DatasetNameTaken,
     DatasetNotFound,
+    DatasetRemoteInvalid,
     DatasetVersionExists,
     DatasetVersionNotFound,
     SourceUnreadable,
@@ -23,7 +24,7 @@ from services.datasets.errors import (
     UploadTooLarge,
     VersionUnreadable,
 )
-from services.datasets.integrations.dvc import dvc_file
+from services.datasets.integrations.dvc import dvc_file, remote_config
 from services.datasets.models import DatasetRecord
 from services.datasets.schemas import (
     DatasetCreate,
@@ -116,7 +117,7 @@ async def get_diff(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes,
         return {"version": version.id, "against": version.parent_id, "summary": version.diff_summary}
     other, _ = await _version(rt, against, caller, Role.VIEWER)
     return {"version": version.id, "against": other.id,
-            "summary": await service.diff_between(remotes, version, other)}  # fmt: skip
+            "summary": await service.diff_between(rt, remotes, version, other)}  # fmt: skip
 
 
 @router.get("/versions/{version_id}/dvc-file", response_class=PlainTextResponse,
@@ -124,11 +125,24 @@ async def get_diff(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes,
 async def get_dvc_file(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes):
     """The `.dvc` file `dvc pull` restores the version with, into a folder named as the dataset."""
     version, dataset = await _version(rt, version_id, caller, Role.VIEWER)
-    remote = remotes.remote(dataset.id)
+    remote = await service.version_remote(rt, remotes, version)
     manifest = await service.from_remote(remote.manifest, version.version_id)
     text = dvc_file(manifest, dataset.name, remote.url)
     return PlainTextResponse(text, media_type="application/yaml", headers={
         "Content-Disposition": f'attachment; filename="{dataset.name}.dvc"'})
+
+
+@router.get("/versions/{version_id}/dvc-config", response_class=PlainTextResponse,
+             responses=answers(DatasetVersionNotFound, DatasetRemoteInvalid))
+async def get_dvc_config(version_id: UUID, rt: Runtime, caller: Who, remotes: Remotes):
+    """The `.dvc/config` naming the version's remote as the default (its options, credentials
+    left out), so `dvc pull` of the version's `.dvc` file finds the data."""
+    version, _ = await _version(rt, version_id, caller, Role.VIEWER)
+    async with rt.sessionmaker() as session:
+        choice = await remotes.choice(session)
+    same = choice is not None and choice.base is not None and version.storage_uri.startswith(choice.base)
+    return PlainTextResponse(remote_config(version.storage_uri, choice.shown() if same else {}),
+                             media_type="text/plain")  # fmt: skip
 
 
 @router.get("/versions/{version_id}/files",
@@ -138,8 +152,8 @@ async def download_files(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
     """The version's files as a tar archive, read from its DVC remote."""
     version, dataset = await _version(rt, version_id, caller, Role.VIEWER)
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    remote = await service.version_remote(rt, remotes, version)
     descriptor, archive = tempfile.mkstemp(dir=settings.upload_dir, suffix=".tar")
-    remote = remotes.remote(dataset.id)
 
     def write() -> None:
         with open(descriptor, "wb") as out:
@@ -227,7 +241,8 @@ async def list_versions(dataset_id: UUID, rt: Runtime, caller: Who, limit: Limit
 
 
 @router.post("/{dataset_id}/versions", status_code=201, response_model=VersionOut,
-             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, SourceUnreadable))
+             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, SourceUnreadable,
+                               DatasetRemoteInvalid))
 async def create_version(dataset_id: UUID, body: VersionCreate, rt: Runtime, caller: Who,
                          who: Actor, remotes: Remotes, settings: Settings, response: Response):  # fmt: skip
     """A version from a directory under one of the service's source roots."""
@@ -242,7 +257,8 @@ async def create_version(dataset_id: UUID, body: VersionCreate, rt: Runtime, cal
 
 
 @router.post("/{dataset_id}/versions/upload", status_code=201, response_model=VersionOut,
-             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, UploadInvalid, UploadTooLarge))
+             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, UploadInvalid,
+                               UploadTooLarge, DatasetRemoteInvalid))
 async def upload_version(dataset_id: UUID, request: Request, rt: Runtime, caller: Who,
                          who: Actor, remotes: Remotes, settings: Settings, response: Response):  # fmt: skip
     """A version from files uploaded as multipart/form-data (each part's file name is its path in

@@ -30,7 +30,7 @@ def create_app(settings: DatasetsSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.settings = settings
-    app.state.storage = Storage(settings.remote_root)
+    app.state.storage = Storage(settings.remote_root, settings.datasets_env.value)
     app.state.projects = ProjectDirectory(
         settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
     # Not Utf8JsonOnly: it reads whole bodies, and uploads are streamed to disk (multipart).

@@ -1,5 +1,6 @@
-"""Events the datasets service reacts to: the jobs that used its versions. Thin: parse, call
-the use case; the inbox makes a redelivery a no-op."""
+"""Events the datasets service reacts to: the jobs that used its versions, and the env's DVC
+remote chosen by IntegrationConfig. Thin: parse, call the use case; the inbox makes a
+redelivery a no-op."""
 
 from uuid import UUID
 
@@ -9,7 +10,9 @@ from services.datasets import service
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
+from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import JobCancelled, JobFailed, JobSucceeded, JobValidated
+from shared.integrations import Concern
 
 
 class JobUsingDatasets(BaseModel):
@@ -40,7 +43,15 @@ def _ended(status: str):
     return record
 
 
+async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
+    change = event.parse_data(IntegrationConfigChanged)
+    if change.concern == Concern.DATASET_VERSIONING:
+        await service.apply_integration_config(uow, change)
+
+
 CONSUMERS = (
+    EventConsumer(durable="datasets-gateway-integration-config-changed",
+                  subject=IntegrationConfigChanged.subject, handle=keep_integration_config),
     EventConsumer(durable="datasets-jobs-job-validated", subject=JobValidated.subject,
                   handle=link_validated_job),
     EventConsumer(durable="datasets-jobs-job-succeeded", subject=JobSucceeded.subject,

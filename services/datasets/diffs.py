@@ -5,10 +5,11 @@ Tables are read in batches with pyarrow, never whole: each row is kept only as a
 its values in the columns both versions share, and rows are compared as multisets of hashes.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -21,13 +22,26 @@ BATCH_ROWS = 65_536
 _CSV_BLOCK_BYTES = 1 << 20
 
 
+# A file on this machine, or what opens it (an object in a remote DVC reads through its fs).
+Location = Path | Callable[[], BinaryIO]
+
+
 @dataclass(frozen=True)
 class StoredFile:
     """A file of a version: its path inside the version, its md5, and where its bytes are."""
 
     path: str
     md5: str
-    location: Path
+    location: Location
+
+
+@contextmanager
+def _opened(location: Location) -> Iterator[Path | BinaryIO]:
+    if isinstance(location, Path):
+        yield location
+        return
+    with location() as stream:
+        yield stream
 
 
 def table_kind(path: str) -> str | None:
@@ -39,36 +53,38 @@ def table_kind(path: str) -> str | None:
     return None
 
 
-def _schema(location: Path, kind: str) -> pa.Schema:
-    if kind == "parquet":
-        return pq.ParquetFile(location).schema_arrow
-    # The types pyarrow infers from the first block, as a reader of the file would see them.
-    reader = pacsv.open_csv(location, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES))
-    try:
-        return reader.schema
-    finally:
-        reader.close()
+def _schema(location: Location, kind: str) -> pa.Schema:
+    with _opened(location) as source:
+        if kind == "parquet":
+            return pq.ParquetFile(source).schema_arrow
+        # The types pyarrow infers from the first block, as a reader of the file would see them.
+        reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES))
+        try:
+            return reader.schema
+        finally:
+            reader.close()
 
 
-def _batches(location: Path, kind: str, schema: pa.Schema, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _batches(location: Location, kind: str, schema: pa.Schema, columns: list[str]) -> Iterator[pa.RecordBatch]:
     """The file's rows in batches, restricted to `columns`; CSV cells read as text, so a value
     that does not fit the first block's inferred type never stops the read."""
-    if kind == "parquet":
-        yield from pq.ParquetFile(location).iter_batches(batch_size=BATCH_ROWS, columns=columns)
-        return
-    as_text = {name: pa.string() for name in schema.names}
-    reader = pacsv.open_csv(
-        location,
-        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-        convert_options=pacsv.ConvertOptions(column_types=as_text, include_columns=columns),
-    )
-    try:
-        yield from reader
-    finally:
-        reader.close()
+    with _opened(location) as source:
+        if kind == "parquet":
+            yield from pq.ParquetFile(source).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+            return
+        as_text = {name: pa.string() for name in schema.names}
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(column_types=as_text, include_columns=columns),
+        )
+        try:
+            yield from reader
+        finally:
+            reader.close()
 
 
-def _row_hashes(location: Path, kind: str, schema: pa.Schema, columns: list[str]) -> np.ndarray:
+def _row_hashes(location: Location, kind: str, schema: pa.Schema, columns: list[str]) -> np.ndarray:
     """One uint64 per row: the hash of its values in `columns` (in that order), as text."""
     hashes = [np.empty(0, dtype=np.uint64)]
     for batch in _batches(location, kind, schema, columns):
@@ -82,9 +98,10 @@ def _row_hashes(location: Path, kind: str, schema: pa.Schema, columns: list[str]
     return np.concatenate(hashes)
 
 
-def _row_count(location: Path, kind: str, schema: pa.Schema) -> int:
+def _row_count(location: Location, kind: str, schema: pa.Schema) -> int:
     if kind == "parquet":
-        return pq.ParquetFile(location).metadata.num_rows
+        with _opened(location) as source:
+            return pq.ParquetFile(source).metadata.num_rows
     return sum(batch.num_rows for batch in _batches(location, kind, schema, schema.names[:1]))
 
 
@@ -93,7 +110,7 @@ def _comparable(field: pa.Field) -> bool:
     return not pa.types.is_nested(field.type)
 
 
-def table_diff(old: Path, new: Path, kind: str) -> dict[str, Any]:
+def table_diff(old: Location, new: Location, kind: str) -> dict[str, Any]:
     """Rows added and removed (compared on the columns both share with one type) and schema changes."""
     old_schema, new_schema = _schema(old, kind), _schema(new, kind)
     old_types = {f.name: f for f in old_schema}
@@ -124,7 +141,7 @@ def table_diff(old: Path, new: Path, kind: str) -> dict[str, Any]:
     }
 
 
-def _whole_table(location: Path, kind: str, added: bool) -> dict[str, Any]:
+def _whole_table(location: Location, kind: str, added: bool) -> dict[str, Any]:
     schema = _schema(location, kind)
     rows = _row_count(location, kind, schema)
     columns = list(schema.names)

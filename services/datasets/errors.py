@@ -30,6 +30,11 @@ class VersionUnreadable(Conflict):
     title = "The version's files cannot be read from its DVC remote; verify it to learn which"
 
 
+class DatasetRemoteInvalid(Conflict):
+    kind = "dataset-remote-invalid"
+    title = "The env's DVC remote (its IntegrationConfig) cannot be used; an admin must fix it"
+
+
 class SourceUnreadable(InvalidInput):
     kind = "dataset-source-unreadable"
     title = "The version's files cannot be read from where they were said to be"
@@ -47,6 +52,6 @@ class UploadTooLarge(TooLarge):
 
 PROBLEMS = (
     DatasetInvalid, IllegalVersionTransition, DatasetNotFound, DatasetVersionNotFound,
-    DatasetNameTaken, DatasetVersionExists, VersionUnreadable, SourceUnreadable, UploadInvalid, UploadTooLarge,
+    DatasetNameTaken, DatasetVersionExists, DatasetRemoteInvalid, VersionUnreadable, SourceUnreadable, UploadInvalid, UploadTooLarge,
     UnknownProject,
 )

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import schema_metadata
+from shared.integration_configs import IntegrationConfigCopy
 
 SCHEMA = "datasets"
 STATES_SQL = "state IN ('created', 'verified', 'active', 'failed')"
@@ -105,6 +106,10 @@ class DatasetVersionUse(Base):
     job_status: Mapped[str] = mapped_column(String(16))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IntegrationConfig(IntegrationConfigCopy, Base):
+    """The gateway's IntegrationConfig rows naming an env's DVC remote, as its events last said."""
 
 
 metadata = Base.metadata

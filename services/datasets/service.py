@@ -29,13 +29,20 @@ from services.datasets.domain import (
 from services.datasets.errors import (
     DatasetNameTaken,
     DatasetNotFound,
+    DatasetRemoteInvalid,
     DatasetVersionExists,
     DatasetVersionNotFound,
     SourceUnreadable,
     VersionUnreadable,
 )
 from services.datasets.integrations import dvc
-from services.datasets.integrations.dvc import DvcRemote, HashedDirectory, NotADirectory
+from services.datasets.integrations.dvc import (
+    DvcRemote,
+    HashedDirectory,
+    NotADirectory,
+    RemoteChoice,
+    RemoteInvalid,
+)
 from services.datasets.models import DatasetRecord, DatasetVersion
 from shared.db import UnitOfWork
 from shared.events.datasets import (
@@ -45,6 +52,7 @@ from shared.events.datasets import (
     DatasetVersionFailed,
     DatasetVersionVerified,
 )
+from shared.events.gateway import IntegrationConfigChanged
 from shared.runtime import ServiceRuntime
 
 T = TypeVar("T")
@@ -55,14 +63,52 @@ def now() -> datetime:
 
 
 class Storage:
-    """Where each dataset's DVC remote is: a local directory remote per dataset, so a version's
-    unchanged files are stored once across the dataset's versions."""
+    """Where each dataset's DVC remote is: a folder per dataset under the env's remote (its
+    IntegrationConfig) or else the service's own local root, so a version's unchanged files are
+    stored once across the dataset's versions."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: str = "dev") -> None:
         self.root = Path(root)
+        self.env = env
 
-    def remote(self, dataset_id: UUID) -> DvcRemote:
-        return DvcRemote(self.root / str(dataset_id))
+    def remote(self, dataset_id: UUID, choice: RemoteChoice | None = None) -> DvcRemote:
+        """The remote a new version of the dataset is pushed to."""
+        if choice is None or choice.base is None:
+            return DvcRemote(self.root / str(dataset_id))
+        if "://" not in choice.base:
+            return DvcRemote(Path(choice.base) / str(dataset_id))
+        return _remote(f"{choice.base}/{dataset_id}", choice.options)
+
+    def remote_at(self, storage_uri: str, choice: RemoteChoice | None = None) -> DvcRemote:
+        """A stored version's remote, where it was pushed; with the env's options if it is the
+        env's remote still."""
+        if "://" not in storage_uri:
+            return DvcRemote(Path(storage_uri))
+        same = choice is not None and choice.base is not None and storage_uri.startswith(choice.base)
+        return _remote(storage_uri, choice.options if same else {})
+
+    async def choice(self, session) -> RemoteChoice | None:
+        """The env's DVC remote, as its IntegrationConfig last said (None: none configured)."""
+        config = await store.remote_config(session, self.env)
+        if config is None:
+            return None
+        try:
+            return RemoteChoice.from_config(config.backend, config.settings)
+        except RemoteInvalid as exc:
+            raise DatasetRemoteInvalid(str(exc), env=self.env) from exc
+
+
+def _remote(url: str, options: Mapping[str, Any]) -> DvcRemote:
+    try:
+        return DvcRemote(url, options)
+    except RemoteInvalid as exc:
+        raise DatasetRemoteInvalid(str(exc)) from exc
+
+
+async def version_remote(rt: ServiceRuntime, storage: Storage, version: DatasetVersion) -> DvcRemote:
+    async with rt.sessionmaker() as session:
+        choice = await storage.choice(session)
+    return storage.remote_at(version.storage_uri, choice)
 
 
 # Datasets
@@ -141,7 +187,7 @@ def _node(version: DatasetVersion) -> VersionNode:
 
 
 def _stored_files(remote: DvcRemote, directory: HashedDirectory) -> list[StoredFile]:
-    return [StoredFile(f.path, f.md5, remote.object_path(f.md5)) for f in directory.files]
+    return [StoredFile(f.path, f.md5, remote.object_location(f.md5)) for f in directory.files]
 
 
 def _diff_in_remote(remote: DvcRemote, old_version: str | None, new: HashedDirectory) -> dict[str, Any]:
@@ -173,7 +219,8 @@ async def create_version(
         if version_tag is not None and await store.find_tagged(session, dataset_id, version_tag):
             raise DatasetVersionExists(f"dataset {dataset_id} has a version tagged '{version_tag}'",
                                        version_tag=version_tag)  # fmt: skip
-    remote = storage.remote(dataset_id)
+        choice = await storage.choice(session)
+    remote = storage.remote(dataset_id, choice)
     try:
         pushed = await asyncio.to_thread(remote.push, source)
     except NotADirectory as exc:
@@ -229,7 +276,8 @@ async def verify_version(rt: ServiceRuntime, storage: Storage, version_id: UUID)
         version, dataset = await require_version(session, version_id)
     if version.state == VersionState.FAILED:
         check_transition(VersionState.FAILED, VersionState.VERIFIED)
-    checked = await asyncio.to_thread(storage.remote(dataset.id).verify, version.version_id)
+    remote = await version_remote(rt, storage, version)
+    checked = await asyncio.to_thread(remote.verify, version.version_id)
     async with rt.uow() as uow:
         dataset = await store.get_dataset(uow.session, version.dataset_id, lock=True)
         version = await store.get_version(uow.session, version_id, lock=True)
@@ -308,9 +356,12 @@ async def lineage(session, version: DatasetVersion) -> dict[str, Any]:
             "tree": lineage_tree([by_id[v.id] for v in versions], describe)}  # fmt: skip
 
 
-async def diff_between(storage: Storage, version: DatasetVersion, other: DatasetVersion) -> dict[str, Any]:
+async def diff_between(
+    rt: ServiceRuntime, storage: Storage, version: DatasetVersion, other: DatasetVersion
+) -> dict[str, Any]:
     """What changed from `other` to `version`, recomputed from their remotes' objects."""
-    new_remote, old_remote = storage.remote(version.dataset_id), storage.remote(other.dataset_id)
+    new_remote = await version_remote(rt, storage, version)
+    old_remote = await version_remote(rt, storage, other)
 
     def compute() -> dict[str, Any]:
         new = new_remote.manifest(version.version_id)
@@ -350,3 +401,12 @@ async def job_used_versions(
 
 async def job_ended(uow: UnitOfWork, job_id: UUID, status: str) -> None:
     await store.set_job_status(uow.session, job_id, status, now())
+
+
+# The env's DVC remote (the gateway's IntegrationConfig)
+
+
+async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
+    """Keep the newest config of each env; the next version pushed there uses it. One DVC
+    refuses is kept too, and named by the 409 of the next push."""
+    await store.put_integration_config(uow.session, change)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from shared.environments import Env
 from shared.settings import ServiceSettings
 
 
@@ -20,6 +21,9 @@ class DatasetsSettings(ServiceSettings):
     datasets_source_roots: list[Path] = Field(default_factory=list)
     # The largest upload taken, in bytes; past it the request is refused with 413.
     datasets_upload_max_bytes: int = 10 * 1024**3
+    # The env whose IntegrationConfig (concern dataset_versioning) names the DVC remote versions
+    # are pushed to; without one, a local directory remote under the remote root.
+    datasets_env: Env = Env.DEV
 
     @property
     def remote_root(self) -> Path:

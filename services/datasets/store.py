@@ -1,4 +1,8 @@
-"""The datasets service's queries. Nothing here commits: the unit of work does."""
+"""The datasets service's queries: SQLAlchemy from models.py on `uow.session`.
+
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits: the unit of work does.
+"""
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -9,7 +13,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.datasets.models import DatasetRecord, DatasetVersion, DatasetVersionUse
+from services.datasets.models import (
+    DatasetRecord,
+    DatasetVersion,
+    DatasetVersionUse,
+    IntegrationConfig,
+)
+from shared.events.gateway import IntegrationConfigChanged
+from shared.integration_configs import keep_change
+from shared.integrations import Concern
 
 # Datasets
 
@@ -118,3 +130,15 @@ async def uses_of(session: AsyncSession, version_id: UUID) -> Sequence[DatasetVe
     stmt = (select(DatasetVersionUse).where(DatasetVersionUse.dataset_version_id == version_id)
             .order_by(DatasetVersionUse.first_seen_at, DatasetVersionUse.job_id))  # fmt: skip
     return (await session.scalars(stmt)).all()
+
+
+# The env's DVC remote (the gateway's IntegrationConfig, from its events)
+
+
+async def put_integration_config(session: AsyncSession, change: IntegrationConfigChanged) -> bool:
+    """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
+    return await keep_change(session, IntegrationConfig, change)
+
+
+async def remote_config(session: AsyncSession, env: str) -> IntegrationConfig | None:
+    return await session.get(IntegrationConfig, (env, Concern.DATASET_VERSIONING.value))

@@ -10,21 +10,24 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway import service, store
-from services.gateway.auth import Authenticator
+from services.gateway.auth import Authenticated, Authenticator
 from services.gateway.errors import (
     DuplicateProjectName,
     IntegrationConfigNotFound,
+    LineageNotFound,
     MemberNotFound,
     ProjectNotFound,
     TokenNotFound,
     UnknownIntegrationBackend,
 )
+from services.gateway.lineage import Kind, Services, lineage
 from services.gateway.proxy import ServiceProxy
 from services.gateway.schemas import (
     CreatedToken,
     IntegrationConfig,
     IntegrationConfigList,
     IntegrationConfigPut,
+    Lineage,
     Member,
     MemberList,
     MemberPut,
@@ -52,6 +55,8 @@ from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
 
 API_PREFIX = "/api/v1"
 INTERNAL_PREFIX = "/internal"
+# The POSTs whose replies hold a secret shown once: their Idempotency-Key never keeps the reply.
+SECRET_REPLIES = frozenset({f"{API_PREFIX}/tokens"})
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer mp_...`")
 
 
@@ -59,14 +64,18 @@ def _runtime(request: Request) -> ServiceRuntime:
     return request.app.state.runtime
 
 
-async def _caller(
+async def _authenticated(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Caller:
+) -> Authenticated:
     # HTTPBearer only documents the scheme; the Authenticator decides, as on the proxy path.
     authenticator: Authenticator = request.app.state.authenticator
     found = await authenticator.authenticate(request.headers.get("authorization"))
     context.actor.set(found.caller.subject)
+    return found
+
+
+async def _caller(found: Annotated[Authenticated, Depends(_authenticated)]) -> Caller:
     return found.caller
 
 
@@ -244,6 +253,19 @@ async def get_integration_config(
     async with runtime.sessionmaker() as session:
         row = await service.get_integration_config(session, caller, env, concern)
     return IntegrationConfig.model_validate(row)
+
+
+@router.get("/lineage/{kind}/{node_id}", tags=["lineage"], response_model=Lineage,
+            responses=answers(LineageNotFound))
+async def get_lineage(
+    kind: Kind, node_id: Annotated[str, Path(min_length=1, max_length=255)], request: Request,
+    found: Annotated[Authenticated, Depends(_authenticated)],
+):
+    """Where a dataset version, job, MLflow run (by its run id), model version or deployment
+    came from and what came of it: dataset version -> job -> run -> model version ->
+    deployment, from each service's API as the caller may read it."""
+    api = Services(request.app.state.proxies, found.caller, found.credential)
+    return (await lineage(api, kind, node_id)).as_json()
 
 
 @internal.get("/projects/{project_id}")

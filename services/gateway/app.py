@@ -1,5 +1,6 @@
 """The gateway's composition root: `create_app(settings)` wires everything; nothing at import."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -10,10 +11,12 @@ from starlette.responses import Response
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
 from services.gateway.deadline import BodyDeadline
+from services.gateway.idempotency import Idempotency, prune_forever
 from services.gateway.models import metadata
 from services.gateway.openapi import MergedOpenAPI
 from services.gateway.proxy import Forwarding, service_proxy
 from services.gateway.settings import GatewaySettings
+from services.gateway.uploads import StreamedUploads
 from shared.auth import CredentialSigner, CredentialVerifier, Role
 from shared.db import UnitOfWork, create_engine
 from shared.errors import Unauthorized
@@ -59,7 +62,16 @@ def create_app(
         async with runtime.lifespan(app), contextlib.AsyncExitStack() as stack:
             for proxy in proxies:
                 await stack.enter_async_context(proxy.connected())
-            yield
+            pruning = asyncio.create_task(prune_forever(
+                runtime.connection, ttl_seconds=settings.idempotency_key_seconds,
+                every_seconds=settings.idempotency_prune_seconds,
+            ), name="gateway-idempotency-pruning")  # fmt: skip
+            try:
+                yield
+            finally:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
 
     app = FastAPI(
         telemetry=NO_TELEMETRY,
@@ -75,15 +87,24 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.verifier = CredentialVerifier(settings.internal_keys)
     app.state.proxies = proxies
-    docs = MergedOpenAPI(app, proxies)
+    docs = MergedOpenAPI(app, proxies, api.SECRET_REPLIES)
 
     install_problem_handlers(app)
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=proxies)
+    app.add_middleware(
+        Idempotency, authenticator=authenticator, connect=runtime.connection,
+        prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
+        lock_seconds=settings.idempotency_lock, secret_paths=api.SECRET_REPLIES,
+    )  # fmt: skip
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
+    # Uploads skip the whole-body layers above: streamed to their service under their own limit.
+    app.add_middleware(StreamedUploads, table=table, proxies=proxies,
+                       max_bytes=settings.max_upload_bytes, idle_seconds=settings.upload_idle_seconds,
+                       reply_seconds=settings.upload_reply_seconds)  # fmt: skip
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)

@@ -1,7 +1,7 @@
 """Every problem type the gateway's own routes answer with, besides the ones every service
 shares (`invalid-input`, `unauthorized`, `forbidden`, from shared.errors)."""
 
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound, Problem, TooLarge
 
 
 class ProjectNotFound(NotFound):
@@ -26,3 +26,23 @@ class IntegrationConfigNotFound(NotFound):
 
 class UnknownIntegrationBackend(InvalidInput):
     kind, title = "unknown-integration-backend", "No such backend for the concern"
+
+
+class InvalidIdempotencyKey(Problem):
+    status, kind, title = 400, "invalid-idempotency-key", "The Idempotency-Key is not valid"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    kind, title = "idempotency-key-reused", "The Idempotency-Key came with another request"
+
+
+class IdempotencyKeyInUse(Conflict):
+    kind, title = "idempotency-key-in-use", "A request with this Idempotency-Key is under way"
+
+
+class IdempotentReplyNotKept(Conflict):
+    kind, title = "idempotent-reply-not-kept", "The first reply held a secret and was not kept"
+class UploadTooLarge(TooLarge):
+    kind, title = "upload-too-large", "The upload is larger than the gateway takes"
+class LineageNotFound(NotFound):
+    kind, title = "lineage-start-not-found", "No such node of the lineage, or not yours to read"

@@ -6,6 +6,8 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -74,4 +76,23 @@ integration_configs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("env IN ('dev', 'stg', 'prod')", name="env"),
+)
+
+# A caller's Idempotency-Key and the first reply to the POST it came with (services/gateway/
+# idempotency.py); `status` NULL while that request is under way. Kept until pruned.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("subject", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    # Which request holds the key: only it may complete or release it.
+    Column("claim", Uuid, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("target", Text, nullable=False),  # the path and query
+    Column("request_hash", LargeBinary),  # sha256 of the body
+    Column("status", SmallInteger),
+    Column("headers", JSONB),  # [[name, value], ...]
+    Column("body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

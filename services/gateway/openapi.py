@@ -13,7 +13,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from services.gateway.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotentReplyNotKept,
+    InvalidIdempotencyKey,
+)
+from services.gateway.idempotency import KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 from services.gateway.proxy import ServiceProxy
+from shared.errors import Problem, problem_responses
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +62,64 @@ def merge_openapi(
     return merged
 
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry of this request safe. The same key again (for 24 h, per caller) with the"
+        " same path and body gets the first reply, with `Idempotent-Replayed: true`, and"
+        " nothing is done twice; with another path or body: 422 `idempotency-key-reused`;"
+        " while the first request is under way: 409 `idempotency-key-in-use` (retry after"
+        " `Retry-After`). A request that could not reach its service frees its key."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
+               "pattern": "^[\\x20-\\x7E]+$"},
+}  # fmt: skip
+_IDEMPOTENCY_PROBLEMS: tuple[type[Problem], ...] = (InvalidIdempotencyKey, IdempotencyKeyInUse, IdempotencyKeyReused)
+
+
+def with_idempotency_key(
+    document: dict[str, Any], secret_paths: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The document with the Idempotency-Key header and its problem replies on every POST."""
+    document = copy.deepcopy(document)
+    for path, item in document.get("paths", {}).items():
+        operation = item.get("post")
+        if not isinstance(operation, dict):
+            continue
+        parameters = operation.setdefault("parameters", [])
+        if any(p.get("name") == KEY_HEADER for p in parameters if isinstance(p, dict)):
+            continue
+        parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+        responses = operation.setdefault("responses", {})
+        problems = _IDEMPOTENCY_PROBLEMS
+        if path in secret_paths:
+            problems = (*problems, IdempotentReplyNotKept)
+        for status, reply in problem_responses(*problems).items():
+            if (listed := responses.get(str(status))) is None:
+                responses[str(status)] = reply
+            else:
+                listed["description"] = f"{listed.get('description', '')}; {reply['description']}"
+        for status, reply in responses.items():
+            if str(status).startswith("2") and isinstance(reply, dict):
+                reply.setdefault("headers", {})[REPLAYED_HEADER] = {
+                    "description": "`true` on the first reply given again for its key",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+    return document
+
+
 class MergedOpenAPI:
     """Serves `/api/v1/openapi.json` and the docs page as the merge: a backend's document is
     fetched when the merge is asked for and the gateway does not have it yet, then kept, so
     the document is whole whenever every backend answers."""
 
-    def __init__(self, app: FastAPI, proxies: list[ServiceProxy]) -> None:
+    def __init__(
+        self, app: FastAPI, proxies: list[ServiceProxy], secret_paths: frozenset[str] = frozenset()
+    ) -> None:
         self._app = app
+        self._secret_paths = secret_paths
         self._proxies = proxies
         self._documents: list[dict[str, Any] | None] = [None] * len(proxies)
         self._merged: dict[str, Any] | None = None
@@ -74,6 +133,7 @@ class MergedOpenAPI:
         for proxy, document in zip(self._proxies, self._documents, strict=True):
             if document is not None:
                 merged = merge_openapi(merged, document, proxy.public_paths)
+        merged = with_idempotency_key(merged, self._secret_paths)
         if all(d is not None for d in self._documents):
             self._merged = merged  # complete: keep it
         return merged

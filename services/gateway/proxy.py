@@ -15,6 +15,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator, problem_reply
+from services.gateway.idempotency import mark_unapplied
+from services.gateway.uploads import StreamedBody
 from services.gateway.upstream import Header, Upstream, UpstreamError
 from shared import context
 from shared.auth import CREDENTIAL_HEADER
@@ -25,7 +27,7 @@ from shared.service_table import ServiceSpec
 API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
-_PASSED_BACK = frozenset({b"content-type", b"etag", b"location"})
+_PASSED_BACK = frozenset({b"content-type", b"etag", b"location", b"content-disposition"})
 _CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _PROBE_SECONDS = 2.0
@@ -79,7 +81,10 @@ class ServiceProxy:
             raise ServiceUnavailable("the gateway is not started", service="gateway")
         return self._pool
 
-    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def forward(
+        self, scope: Scope, receive: Receive, send: Send, upload: StreamedBody | None = None
+    ) -> None:
+        """Forward one request; its body read whole, or with `upload` handed on as it arrives."""
         method: str = scope["method"]
         authorization = None
         headers: list[Header] = []
@@ -94,7 +99,12 @@ class ServiceProxy:
         path = path[len(self._public_prefix) :] if path.startswith(self._public_prefix) else ""
         if ".." in path.split("/"):
             raise NotFound(f"no such path: {self._public_prefix}{path}")
-        body = await _read_body(receive)
+        body: bytes | AsyncIterator[bytes]
+        if upload is None:
+            body, timeout = await _read_body(receive), None
+        else:
+            body, timeout = upload.chunks(), upload.reply_seconds
+            headers.extend(upload.headers)
 
         headers.append((_CREDENTIAL, authenticated.credential.encode("latin-1")))
         headers.append((_CORRELATION, (context.correlation_id.get() or "").encode("latin-1")))
@@ -103,8 +113,12 @@ class ServiceProxy:
         if query := scope["query_string"]:
             target += b"?" + query
         try:
-            reply = await self.pool.request(method, target, headers, body)
+            reply = await self.pool.request(method, target, headers, body, timeout=timeout)
         except UpstreamError as exc:
+            if not exc.reached:
+                mark_unapplied(scope)
+            if upload is not None and upload.problem is not None:
+                raise upload.problem from exc  # the caller's body broke the exchange off
             raise ServiceUnavailable(
                 f"the {self._service} did not answer: {exc}", service=self._service
             ) from exc
@@ -117,7 +131,10 @@ class ServiceProxy:
                     value = value.removeprefix(origin)
                 passed_back[i] = (name, value)
         if reply.body is None:
-            # A reply of unknown length (a log that follows a running job) goes on as written.
+            # A reply of unknown length (a log that follows a running job) or a large one (a
+            # dataset's files) goes on as it arrives, with its length when it has one.
+            if (length := reply.header(b"content-length")) is not None:
+                passed_back.append((b"content-length", length))
             streamed = StreamingResponse(
                 reply.chunks(), status_code=reply.status,
                 headers={n.decode("latin-1"): v.decode("latin-1") for n, v in passed_back},

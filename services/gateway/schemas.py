@@ -109,3 +109,28 @@ class IntegrationConfig(_Out):
 class IntegrationConfigList(BaseModel):
     items: list[IntegrationConfig]
     total: int
+
+
+class LineageNode(BaseModel):
+    kind: str
+    id: str
+    data: dict[str, Any] = Field(description="The node as the service that owns it shows it")
+
+
+class LineageRef(BaseModel):
+    kind: str
+    id: str
+
+
+class LineageEdge(BaseModel):
+    from_: LineageRef = Field(alias="from")
+    to: LineageRef
+
+
+class Lineage(BaseModel):
+    """dataset version -> job -> run -> model version -> deployment, up and down from `start`."""
+
+    start: LineageRef
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+    truncated: bool = Field(description="True when the walk stopped at its node limit")

@@ -11,6 +11,7 @@ from services.gateway import store
 from services.gateway.auth import issue_token
 from services.gateway.domain import check_backend
 from services.gateway.errors import (
+    DuplicateProjectName,
     IntegrationConfigNotFound,
     MemberNotFound,
     ProjectNotFound,
@@ -61,6 +62,8 @@ async def create_project(
     row = await store.add_project(
         uow.session, name=name, description=description, created_by=caller.subject
     )
+    if row is None:
+        raise DuplicateProjectName(f"a project named {name!r} already exists")
     uow.record(
         ProjectCreated(project_id=row.id, name=row.name, description=row.description,
                        created_by=row.created_by),

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
+from services.gateway.upstream import REPLY_SECONDS
 from shared.service_table import ServiceSpec, backends, current_table, parse_urls
 from shared.settings import ServiceSettings
 
@@ -21,6 +22,13 @@ class GatewaySettings(ServiceSettings):
     # The largest request body taken (MODELPLANE_MAX_BODY_BYTES); a larger one is 413. What a
     # request writes goes out as an event too, and the bus takes 1 MiB a message by default.
     max_body_bytes: int = 512 * 1024
+    # The largest body of a streamed path (a service's `streamed_paths`: file uploads), which
+    # goes on to its service as it arrives (MODELPLANE_MAX_UPLOAD_BYTES); a larger one is 413.
+    max_upload_bytes: int = 10 * 1024**3
+    # A streamed body may pause this long between two pieces before the request is cut off
+    # (408), and its service gets this long to answer once the body is sent (503 after).
+    upload_idle_seconds: float = 60.0
+    upload_reply_seconds: float = 3600.0
     # A client connection gets this long for each request's headers, its first included, and
     # to start its next request on a kept-alive connection; then it is closed.
     header_timeout_seconds: float = 5.0
@@ -34,6 +42,13 @@ class GatewaySettings(ServiceSettings):
     # (or a membership changed) through another gateway process takes effect within it; this
     # process forgets a token it revokes at once.
     token_cache_seconds: float = 0.5
+    # An Idempotency-Key and the first reply to its POST are kept this long (24 h) for the
+    # caller's retries; a key whose request is under way longer than the lock (its gateway
+    # died mid-request; default: the body timeout + 90 s) may be taken again; expired keys
+    # are deleted every prune interval.
+    idempotency_key_seconds: float = 24 * 3600
+    idempotency_lock_seconds: float | None = None
+    idempotency_prune_seconds: float = 600.0
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +72,25 @@ class GatewaySettings(ServiceSettings):
                 connections.setdefault(spec.name, value)
         data["service_urls"], data["service_connections"] = urls, connections
         return data
+
+    @model_validator(mode="after")
+    def _lock_outlasts_a_request(self) -> "GatewaySettings":
+        """A key is taken over only once its request surely ended: past its body's time and
+        its service's time to reply (a minute more by default)."""
+        least = self.body_timeout_seconds + REPLY_SECONDS
+        if self.idempotency_lock_seconds is None:
+            self.idempotency_lock_seconds = least + 60.0
+        elif self.idempotency_lock_seconds <= least:
+            raise ValueError(
+                "MODELPLANE_IDEMPOTENCY_LOCK_SECONDS must be more than"
+                f" MODELPLANE_BODY_TIMEOUT_SECONDS + {REPLY_SECONDS:g} s"
+            )
+        return self
+
+    @property
+    def idempotency_lock(self) -> float:
+        assert self.idempotency_lock_seconds is not None  # set by the validator
+        return self.idempotency_lock_seconds
 
     def urls(self, spec: ServiceSpec) -> tuple[str, ...]:
         """The base URLs of the service's replicas."""

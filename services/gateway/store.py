@@ -1,18 +1,43 @@
-"""Queries on the gateway's tables. The caller owns the session and transaction; none commit."""
+"""The gateway's queries: SQLAlchemy Core on its tables, run on the session the caller passes.
+
+The house's default style (STYLE.md habit 12): one handle per function (`uow.session`, or a
+read's own session) and none commits; duplicates are found by `ON CONFLICT DO NOTHING`.
+The idempotency keys' queries sit on a POST's hot path: `shared.statements.Statement`s on
+asyncpg's connection, each statement its own transaction.
+"""
 
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import delete, func, insert, literal_column, select, update
+import asyncpg
+import orjson
+from sqlalchemy import (
+    Float,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnElement
 
-from services.gateway.errors import DuplicateProjectName
-from services.gateway.models import api_tokens, integration_configs, memberships, projects
+from services.gateway.models import (
+    api_tokens,
+    idempotency_keys,
+    integration_configs,
+    memberships,
+    projects,
+)
+from shared.statements import Statement
 
 _TOKEN_COLUMNS = (
     api_tokens.c.id,
@@ -68,12 +93,12 @@ async def put_member(
     session: AsyncSession, *, project_id: UUID, subject: str, role: str, updated_by: str
 ) -> tuple[Row, bool]:
     """The membership after the change, and True when it was created rather than replaced."""
-    stmt = upsert(memberships).values(
+    new = upsert(memberships).values(
         project_id=project_id, subject=subject, role=role, updated_by=updated_by
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[memberships.c.project_id, memberships.c.subject],
-        set_={"role": stmt.excluded.role, "updated_by": stmt.excluded.updated_by,
+        set_={"role": new.excluded.role, "updated_by": new.excluded.updated_by,
               "updated_at": func.clock_timestamp()},
     ).returning(*memberships.c, literal_column("xmax = 0").label("created"))  # fmt: skip
     row = (await session.execute(stmt)).one()
@@ -109,22 +134,15 @@ async def revoke_token(session: AsyncSession, token_id: UUID) -> bool:
 
 async def add_project(
     session: AsyncSession, *, name: str, description: str | None, created_by: str
-) -> Row:
-    try:
-        async with session.begin_nested():
-            return (
-                await session.execute(
-                    insert(projects)
-                    .values(
-                        id=uuid4(), name=name, description=description, created_by=created_by
-                    )
-                    .returning(*projects.c)
-                )
-            ).one()
-    except IntegrityError as exc:
-        if "uq_projects_name" in str(exc.orig):
-            raise DuplicateProjectName(f"a project named {name!r} already exists") from exc
-        raise
+) -> Row | None:
+    """The new project, or None when a project already has that name (nothing written)."""
+    stmt = (
+        upsert(projects)
+        .values(id=uuid4(), name=name, description=description, created_by=created_by)
+        .on_conflict_do_nothing(index_elements=[projects.c.name])
+        .returning(*projects.c)
+    )
+    return (await session.execute(stmt)).one_or_none()
 
 
 async def get_project(session: AsyncSession, project_id: UUID) -> Row | None:
@@ -166,16 +184,16 @@ async def put_integration_config(
     """The config after the change, and True when it was created rather than replaced."""
     # clock_timestamp(), not now(): evaluated under the row's lock, so later changes of one
     # config always carry later times (consumers keep the newest).
-    stmt = upsert(integration_configs).values(
+    new = upsert(integration_configs).values(
         env=env, concern=concern, backend=backend, settings=settings, updated_by=updated_by,
         updated_at=func.clock_timestamp(),
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[integration_configs.c.env, integration_configs.c.concern],
         set_={
-            "backend": stmt.excluded.backend,
-            "settings": stmt.excluded.settings,
-            "updated_by": stmt.excluded.updated_by,
+            "backend": new.excluded.backend,
+            "settings": new.excluded.settings,
+            "updated_by": new.excluded.updated_by,
             "updated_at": func.clock_timestamp(),
         },
     ).returning(
@@ -200,3 +218,93 @@ async def list_integration_configs(session: AsyncSession, env: str | None) -> li
     if env is not None:
         query = query.where(integration_configs.c.env == env)
     return list((await session.execute(query)).all())
+
+
+_keys = idempotency_keys.c
+_SECOND: ColumnElement[Any] = literal_column("interval '1 second'")
+
+
+def _seconds(name: str) -> ColumnElement[Any]:
+    return _SECOND * bindparam(name, type_=Float)
+
+
+_claiming = upsert(idempotency_keys).values(
+    subject=bindparam("subject"), key=bindparam("key"), claim=bindparam("claim"),
+    method=bindparam("method"), target=bindparam("target"), created_at=func.now(),
+)
+# Taken over only when the row has had its time: a reply kept past `ttl`, or a claim held past
+# `lock` (its gateway died mid-request).
+_CLAIM_KEY = Statement(
+    _claiming.on_conflict_do_update(
+        index_elements=[_keys.subject, _keys.key],
+        set_={"claim": _claiming.excluded.claim, "method": _claiming.excluded.method,
+              "target": _claiming.excluded.target, "request_hash": null(), "status": null(),
+              "headers": null(), "body": null(), "created_at": func.now()},
+        where=_keys.created_at < func.now() - case(
+            (_keys.status.is_(None), _seconds("lock_seconds")), else_=_seconds("ttl_seconds")
+        ),
+    ).returning(_keys.claim)
+)  # fmt: skip
+_FIND_KEY = Statement(
+    select(_keys.method, _keys.target, _keys.request_hash, _keys.status, _keys.headers,
+           _keys.body).where(_keys.subject == bindparam("subject"), _keys.key == bindparam("key"))
+)  # fmt: skip
+_COMPLETE_KEY = Statement(
+    update(idempotency_keys)
+    .where(_keys.subject == bindparam("subject"), _keys.key == bindparam("key"),
+           _keys.claim == bindparam("claim"))
+    .values(request_hash=bindparam("request_hash"), status=bindparam("status"),
+            headers=bindparam("headers"), body=bindparam("body"))
+)  # fmt: skip
+_RELEASE_KEY = Statement(
+    delete(idempotency_keys).where(
+        _keys.subject == bindparam("subject"), _keys.key == bindparam("key"),
+        _keys.claim == bindparam("claim"),
+    )
+)  # fmt: skip
+_PRUNE_KEYS = Statement(
+    delete(idempotency_keys).where(
+        _keys.created_at < func.now() - _seconds("ttl_seconds")
+    )
+)
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID, method: str, target: str,
+    ttl_seconds: float, lock_seconds: float,
+) -> bool:
+    """Take the key for this request (new, or past its time); False when another holds it."""
+    claimed = await _CLAIM_KEY.fetchval(
+        conn, subject=subject, key=key, claim=claim, method=method, target=target,
+        ttl_seconds=ttl_seconds, lock_seconds=lock_seconds,
+    )  # fmt: skip
+    return claimed is not None
+
+
+async def find_idempotency_key(
+    conn: asyncpg.Connection, *, subject: str, key: str
+) -> asyncpg.Record | None:
+    return await _FIND_KEY.fetchrow(conn, subject=subject, key=key)
+
+
+async def complete_idempotency_key(
+    conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID, request_hash: bytes,
+    status: int, headers: list[tuple[str, str]], body: bytes | None,
+) -> None:
+    """Keep the first reply; `body` None: it held a secret, and only its status is kept."""
+    await _COMPLETE_KEY.execute(
+        conn, subject=subject, key=key, claim=claim, request_hash=request_hash, status=status,
+        headers=orjson.dumps(headers).decode(), body=body,
+    )  # fmt: skip
+
+
+async def release_idempotency_key(
+    conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID
+) -> None:
+    await _RELEASE_KEY.execute(conn, subject=subject, key=key, claim=claim)
+
+
+async def prune_idempotency_keys(conn: asyncpg.Connection, *, ttl_seconds: float) -> int:
+    """Delete the keys older than `ttl_seconds`; how many went."""
+    done = await _PRUNE_KEYS.execute(conn, ttl_seconds=ttl_seconds)
+    return int(done.rsplit(" ", 1)[-1])

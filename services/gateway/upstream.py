@@ -9,7 +9,7 @@ did leave is not repeated: the service may have applied it.
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
 import aiohttp
 from yarl import URL
@@ -18,15 +18,24 @@ Header = tuple[bytes, bytes]
 # Idle connections retire before the services' own keep-alive timeout (uvicorn's: 5 s) could
 # close one under a request just sent on it.
 IDLE_SECONDS = 2.0
+# How long a service gets to answer a request (a streamed reply's head only).
+REPLY_SECONDS = 30.0
+# A reply longer than this is streamed on rather than read whole into the gateway's memory.
+STREAMED_PAST_BYTES = 1024 * 1024
 
 
 class UpstreamError(Exception):
-    """The service could not be reached, broke the exchange off, or did not answer in time."""
+    """The service could not be reached, broke the exchange off, or did not answer in time.
+    `reached`: whether the request may have got to the service (False: it surely did not)."""
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
 
 
 class Reply:
     """A service's response: status, headers (names lower-case), and the body: `body` when the
-    service gave its length, else `chunks()` as they arrive."""
+    service gave its length and it is small, else `chunks()` as they arrive."""
 
     __slots__ = ("_response", "body", "headers", "status")
 
@@ -72,7 +81,7 @@ class Upstream:
         urls: Sequence[str],
         *,
         connections: int,
-        timeout: float = 30.0,
+        timeout: float = REPLY_SECONDS,
         connect_timeout: float = 5.0,
     ) -> None:
         if not urls:
@@ -120,15 +129,16 @@ class Upstream:
         method: str,
         target: bytes | str,
         headers: Iterable[Header] = (),
-        body: bytes = b"",
+        body: bytes | AsyncIterable[bytes] = b"",
         *,
         timeout: float | None = None,
         replica: int | None = None,
     ) -> Reply:
         """Send one request (`target`: path and query, as the caller wrote them) to the next
         replica in turn (another when it cannot be reached; only `replica` if given) and
-        return its reply; UpstreamError when none can be reached, or the exchange breaks off,
-        or the reply's head (and its body, when of known length) takes longer than `timeout`."""
+        return its reply (`body` bytes, or pieces sent as they come: never sent twice);
+        UpstreamError when none can be reached, or the exchange breaks off,
+        or the reply's head (and its body, when read whole) takes longer than `timeout`."""
         if isinstance(target, bytes):
             target = target.decode("latin-1")
         url = URL(target, encoded=True)
@@ -149,24 +159,28 @@ class Upstream:
                 except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
                     if response is not None:
                         response.close()  # its state is unknown: the connection goes
+                    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+                        raise UpstreamError("cannot connect in time", reached=False) from exc
                     raise UpstreamError("no reply in time") from exc
                 except aiohttp.ClientConnectorError as exc:
                     unreachable = exc  # nothing was sent: the next replica may take it
                     break
                 except aiohttp.ClientConnectionResetError as exc:
-                    if not resent:
+                    if not resent and isinstance(body, bytes):
                         resent = True
                         continue  # it never left: sending it again cannot apply it twice
                     raise UpstreamError(f"the connection closed: {exc}") from exc
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                     detail = exc or type(exc).__name__
                     raise UpstreamError(f"the exchange broke off: {detail}") from exc
-        raise UpstreamError(f"cannot connect: {unreachable}") from unreachable
+        raise UpstreamError(f"cannot connect: {unreachable}", reached=False) from unreachable
 
 
 async def _reply(response: aiohttp.ClientResponse, method: str) -> Reply:
     headers = [(name.lower(), value) for name, value in response.raw_headers]
-    if response.content_length is None and method != "HEAD":
-        # Unknown length (chunked: a log that follows a running job): handed on as it comes.
+    length = response.content_length
+    if method != "HEAD" and (length is None or length > STREAMED_PAST_BYTES):
+        # Unknown length (chunked: a log that follows a running job) or too large to hold
+        # (a dataset's files): handed on as it comes.
         return Reply(response, None, headers)
     return Reply(response, await response.read(), headers)

@@ -1,7 +1,7 @@
 """The jobs service's HTTP routes: parse, call a use case or a query, shape the reply."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -125,10 +125,12 @@ async def submit_job(
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
-        raise JobRejected(
-            "; ".join(v["message"] for v in job.violations),
-            job_id=str(job.id), violations=job.violations,
-        )
+        fields = [{"loc": ["body", v["field"]], "msg": v["message"], "type": v["rule"]}
+                  for v in job.violations if v.get("field")]  # fmt: skip
+        extensions: dict[str, Any] = {"job_id": str(job.id), "violations": job.violations}
+        if fields:
+            extensions["errors"] = fields
+        raise JobRejected("; ".join(v["message"] for v in job.violations), **extensions)
     await jobs.start(job.id)
     response.headers["Location"] = f"{router.prefix}/jobs/{job.id}"
     return await _job_out(rt, job.id)
@@ -138,11 +140,13 @@ async def submit_job(
 async def list_jobs(
     rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
     pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
+    tracking_run_id: Annotated[str | None, Query(
+        max_length=255, description="The job whose experiment run has this MLflow run id")] = None,
 ):
     async with rt.sessionmaker() as session:
         items, total = await store.find_jobs(
             session, projects=caller.scope(project_id), status=status, pipeline_run_id=pipeline_run_id,
-            limit=limit, offset=offset,
+            tracking_run_id=tracking_run_id, limit=limit, offset=offset,
         )
         runs = await store.runs_of_jobs(session, [j.id for j in items])
     return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}

@@ -1,9 +1,17 @@
 """Events the jobs service reacts to. Thin: parse the event, call the use case."""
 
 from services.jobs import service
+from services.jobs.domain import DatasetVersionState
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
+from shared.events.datasets import (
+    DatasetVersionActivated,
+    DatasetVersionCreated,
+    DatasetVersionEvent,
+    DatasetVersionFailed,
+    DatasetVersionVerified,
+)
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.pipelines import PipelineStageRequested
 from shared.integrations import Concern
@@ -25,6 +33,24 @@ async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
         await service.apply_integration_config(uow, change)
 
 
+def _keep_dataset_version(seen: DatasetVersionState):
+    async def keep(uow: UnitOfWork, event: CloudEvent) -> None:
+        version = event.parse_data(DatasetVersionEvent)
+        await service.keep_dataset_version(uow, version, seen)
+
+    return keep
+
+
+# What the datasets service says of its versions: a job may name only a verified one.
+DATASET_VERSION_CONSUMERS = tuple(
+    EventConsumer(durable=f"jobs-datasets-dataset-version-{contract.subject.rsplit('.', 1)[1]}",
+                  subject=contract.subject, handle=_keep_dataset_version(seen))
+    for contract, seen in ((DatasetVersionCreated, DatasetVersionState.CREATED),
+                           (DatasetVersionVerified, DatasetVersionState.VERIFIED),
+                           (DatasetVersionActivated, DatasetVersionState.VERIFIED),
+                           (DatasetVersionFailed, DatasetVersionState.FAILED))
+)
+
 CONSUMERS = (
     EventConsumer(
         durable="jobs-pipelines-stage-requested",
@@ -36,4 +62,5 @@ CONSUMERS = (
         subject=IntegrationConfigChanged.subject,
         handle=keep_integration_config,
     ),
+    *DATASET_VERSION_CONSUMERS,
 )

@@ -1,9 +1,11 @@
 """The jobs service's rules, pure Python: GPU type ids, job validation and the job life cycle."""
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
+from uuid import UUID
 
 from services.jobs.errors import InvalidGpuTypeOption, JobAlreadyFinished
 from shared.environments import Env
@@ -39,7 +41,7 @@ class RunStatus(StrEnum):
 
 
 # A job's terminal status, the status of its experiment run, and MLflow's name for it.
-TERMINAL_RUN_STATUS = {
+TERMINAL_RUN_STATUS: dict[JobStatus, tuple[RunStatus, Literal["FINISHED", "FAILED", "KILLED"]]] = {
     JobStatus.SUCCEEDED: (RunStatus.COMPLETED, "FINISHED"),
     JobStatus.FAILED: (RunStatus.FAILED, "FAILED"),
     JobStatus.KILLED: (RunStatus.KILLED, "KILLED"),
@@ -50,6 +52,48 @@ TERMINAL_RUN_STATUS = {
 class Violation:
     rule: str
     message: str
+    field: str | None = None  # the request field it is about, when one is
+
+    def to_dict(self) -> dict[str, str]:
+        found = {"rule": self.rule, "message": self.message}
+        return found if self.field is None else {**found, "field": self.field}
+
+
+class DatasetVersionState(StrEnum):
+    """A dataset version as the datasets service's events said; only a verified one is used."""
+
+    CREATED = "created"
+    VERIFIED = "verified"  # or active
+    FAILED = "failed"
+
+
+# Events of one version come through several consumers, so in any order: the higher rank wins
+# (a version fails for good; a late `created` does not undo its verification).
+DATASET_VERSION_RANK = {DatasetVersionState.CREATED: 0, DatasetVersionState.VERIFIED: 1,
+                        DatasetVersionState.FAILED: 2}  # fmt: skip
+
+
+def dataset_version_violations(
+    asked: Sequence[UUID], known: Mapping[UUID, str]
+) -> list[Violation]:
+    """Each dataset version a job names must be known and verified (`known`: id -> state)."""
+    violations = []
+    for index, version_id in enumerate(asked):
+        state = known.get(version_id)
+        if state is None:
+            violations.append(Violation(
+                "dataset-version-known",
+                f"dataset_version_ids[{index}]: no dataset version {version_id} is known",
+                "dataset_version_ids",
+            ))
+        elif state != DatasetVersionState.VERIFIED:
+            violations.append(Violation(
+                "dataset-version-verified",
+                f"dataset_version_ids[{index}]: dataset version {version_id} is {state}; "
+                "only a verified version can be used",
+                "dataset_version_ids",
+            ))
+    return violations
 
 
 def canonical_gpu_type_id(raw: str) -> str:
@@ -93,9 +137,11 @@ class JobCheck:
 
 def validate_job(
     *, env: Env, use_gpu: bool, gpu_type: str | None, gpus: int | None,
-    enabled_gpu_types: Collection[str],
+    enabled_gpu_types: Collection[str], dataset_version_ids: Sequence[UUID] = (),
+    dataset_versions: Mapping[UUID, str] | None = None,
 ) -> JobCheck:
-    """Apply the data model's rules; `enabled_gpu_types` are the canonical ids enabled in `env`."""
+    """Apply the data model's rules; `enabled_gpu_types` are the canonical ids enabled in `env`,
+    `dataset_versions` the states of the dataset versions known (see DatasetVersionState)."""
     violations: list[Violation] = []
     canonical = canonical_gpu_type_id(gpu_type) if gpu_type is not None else None
     if canonical == "":
@@ -123,6 +169,7 @@ def validate_job(
             violations.append(Violation(
                 "gpus-without-gpu", "use_gpu is false, so resources.gpus must be 0 or absent"
             ))
+    violations += dataset_version_violations(dataset_version_ids, dataset_versions or {})
     return JobCheck(canonical, violations)
 
 

@@ -7,11 +7,12 @@ from shared.events.jobs import ExperimentRunUpdated
 
 
 def job_fields(job: TrainingJob) -> dict[str, Any]:
-    """What every job event carries: the job, and the pipeline stage attempt it came from."""
+    """What every job event carries: the job, the pipeline stage attempt it came from, and the
+    dataset versions it uses."""
     return {
         "job_id": job.id, "name": job.name, "project_id": job.project_id,
         "pipeline_run_id": job.pipeline_run_id, "pipeline_stage": job.pipeline_stage,
-        "pipeline_attempt": job.pipeline_attempt,
+        "pipeline_attempt": job.pipeline_attempt, "dataset_version_ids": job.dataset_version_ids,
     }
 
 

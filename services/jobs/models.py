@@ -117,6 +117,20 @@ class ExperimentRun(Base):
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DatasetVersionSeen(Base):
+    """A dataset version as the datasets service's events last said: whether a job may use it."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (CheckConstraint("state IN ('created', 'verified', 'failed')", name="state"),)
+
+    dataset_version_id: Mapped[UUID] = mapped_column(primary_key=True)
+    dataset_id: Mapped[UUID]
+    project_id: Mapped[UUID]
+    # created, verified (active counts as verified) or failed; failed is for good.
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class IntegrationConfig(IntegrationConfigCopy, Base):
     """The gateway's IntegrationConfig rows this service uses, as its events last said."""
 

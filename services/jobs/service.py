@@ -7,6 +7,7 @@ from uuid import uuid4
 
 from services.jobs import store
 from services.jobs.domain import (
+    DatasetVersionState,
     JobStatus,
     canonical_gpu_type_id,
     check_gpu_type_option,
@@ -18,6 +19,7 @@ from services.jobs.events import job_fields
 from services.jobs.models import GpuTypeOption, TrainingJob
 from shared.db import UnitOfWork, apply_changes
 from shared.environments import Env
+from shared.events.datasets import DatasetVersionEvent
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import (
     GpuTypeOptionsChanged,
@@ -102,9 +104,11 @@ async def submit_job(
     answers 422 for a rejection after this commits) or was `requested_by` a pipeline stage."""
     resources = request.resources.model_dump()
     enabled = await store.enabled_gpu_types(uow.session, request.env.value)
+    datasets = await store.dataset_version_states(uow.session, set(request.dataset_version_ids))
     check = validate_job(
         env=request.env, use_gpu=request.use_gpu, gpu_type=resources["gpu_type"],
         gpus=resources["gpus"], enabled_gpu_types=enabled,
+        dataset_version_ids=request.dataset_version_ids, dataset_versions=datasets,
     )
     if check.gpu_type is not None:
         resources["gpu_type"] = check.gpu_type
@@ -117,7 +121,7 @@ async def submit_job(
         **request.model_dump(mode="json"), **origin, "id": uuid4(),
         "project_id": request.project_id, "resources": resources, "status": status.value,
         "created_by": actor,
-        "violations": [{"rule": v.rule, "message": v.message} for v in check.violations],
+        "violations": [v.to_dict() for v in check.violations],
     })
     identity = job_fields(job)
     uow.record(
@@ -134,7 +138,7 @@ async def submit_job(
     else:
         uow.record(
             JobRejected(**identity, env=job.env,
-                        violations=[RuleViolation(rule=v.rule, message=v.message)
+                        violations=[RuleViolation(rule=v.rule, message=v.message, field=v.field)
                                     for v in check.violations]),
             job.id,
         )
@@ -158,11 +162,14 @@ async def submit_stage_job(
 
 async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
     """Keep the newest IntegrationConfig of each env; the next job started there uses it."""
-    applied = await store.put_integration_config(uow.session, {
-        "env": change.env, "concern": change.concern, "backend": change.backend,
-        "settings": change.settings, "changed_by": change.changed_by,
-        "changed_at": change.changed_at,
+    await store.put_integration_config(uow.session, change)
+
+
+async def keep_dataset_version(
+    uow: UnitOfWork, event: DatasetVersionEvent, seen: DatasetVersionState
+) -> None:
+    """Remember what the datasets service said of a version, so jobs naming it are checked."""
+    await store.put_dataset_version(uow.session, {
+        "dataset_version_id": event.dataset_version_id, "dataset_id": event.dataset_id,
+        "project_id": event.project_id, "state": seen.value,
     })
-    if not applied:
-        log.info("%s of %s changed at %s is older than the one kept; ignored",
-                 change.concern, change.env, change.changed_at)

@@ -1,20 +1,27 @@
-"""The jobs service's queries. Nothing here commits: the unit of work does.
+"""The jobs service's queries: SQLAlchemy (ORM and Core) from models.py on `uow.session`.
 
-One style: SQLAlchemy statements built from the models' tables, run on the ORM session the
-caller passes (the unit of work's, or a read-only one); none is hot enough for raw SQL.
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits; no query here is hot enough for asyncpg `Statement`s.
 """
 
 from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.jobs.domain import JobStatus
-from services.jobs.models import ExperimentRun, GpuTypeOption, IntegrationConfig, TrainingJob
-from shared.integration_configs import keep_newest
+from services.jobs.domain import DATASET_VERSION_RANK, JobStatus
+from services.jobs.models import (
+    DatasetVersionSeen,
+    ExperimentRun,
+    GpuTypeOption,
+    IntegrationConfig,
+    TrainingJob,
+)
+from shared.events.gateway import IntegrationConfigChanged
+from shared.integration_configs import keep_change
 
 
 async def insert_gpu_type(session: AsyncSession, values: dict[str, Any]) -> GpuTypeOption | None:
@@ -46,7 +53,7 @@ async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> 
 async def list_gpu_types(
     session: AsyncSession, env: str | None, include_disabled: bool
 ) -> Sequence[GpuTypeOption]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if env is not None:
         conditions.append(GpuTypeOption.env == env)
     if not include_disabled:
@@ -111,10 +118,14 @@ async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
 
 async def find_jobs(
     session: AsyncSession, *, projects: Collection[UUID] | None, status: JobStatus | None,
-    pipeline_run_id: UUID | None = None, limit: int, offset: int,
+    pipeline_run_id: UUID | None = None, tracking_run_id: str | None = None, limit: int,
+    offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     """A page of the jobs in `projects` (None: every project) that match, and their count."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
+    if tracking_run_id is not None:
+        conditions.append(TrainingJob.id.in_(
+            select(ExperimentRun.job_id).where(ExperimentRun.tracking_run_id == tracking_run_id)))
     if projects is not None:
         conditions.append(TrainingJob.project_id.in_(list(projects)))
     if pipeline_run_id is not None:
@@ -172,6 +183,27 @@ async def get_integration_config(
     return await session.get(IntegrationConfig, (env, concern))
 
 
-async def put_integration_config(session: AsyncSession, values: dict[str, Any]) -> bool:
+async def put_integration_config(session: AsyncSession, change: IntegrationConfigChanged) -> bool:
     """Keep the config unless the stored one is newer; False when it was older (arrived late)."""
-    return await keep_newest(session, IntegrationConfig, values)
+    return await keep_change(session, IntegrationConfig, change)
+
+
+async def dataset_version_states(session: AsyncSession, ids: Collection[UUID]) -> dict[UUID, str]:
+    """The state of each of `ids` the datasets service's events announced."""
+    if not ids:
+        return {}
+    stmt = select(DatasetVersionSeen.dataset_version_id, DatasetVersionSeen.state).where(
+        DatasetVersionSeen.dataset_version_id.in_(list(ids)))
+    return {row.dataset_version_id: row.state for row in await session.execute(stmt)}
+
+
+async def put_dataset_version(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert the version, or keep whichever of its stored and new states ranks higher
+    (`DATASET_VERSION_RANK`), decided in the statement so concurrent consumers agree."""
+    stmt = insert(DatasetVersionSeen).values(**values)
+    rank = {state.value: r for state, r in DATASET_VERSION_RANK.items()}
+    stored = DatasetVersionSeen.state
+    keep = case((case(rank, value=stored) >= case(rank, value=stmt.excluded.state), stored),
+                else_=stmt.excluded.state)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["dataset_version_id"], set_={"state": keep, "updated_at": func.now()}))

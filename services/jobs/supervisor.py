@@ -111,10 +111,8 @@ class JobSupervisor:
     async def start(self, job_id: UUID) -> None:
         """Start a validated job; a job another caller is starting, or started, is left alone.
 
-        Three steps, no transaction open across a call to MLflow or the executor: claim the
-        job, create its run and submit it, record the outcome. A start that crashed after its
-        claim is taken up again by the watcher once the claim is stale; both outside calls
-        find what the crashed one made (the run by its job tag, the execution by its name)."""
+        No transaction is open across a call to MLflow or the executor (claim, call, record); the
+        watcher takes up a crashed start once its claim is stale, and finds what it made."""
         claim = await self._claim_start(job_id)
         if claim is None:
             return
@@ -140,24 +138,24 @@ class JobSupervisor:
             failure = f"the executor did not start it: {exc}"
             await self.tracking.finish(run_id, "FAILED")
         async with self._new_uow() as uow:
-            job = await store.lock_job(uow.session, job_id)
-            started = job is not None and job.status == JobStatus.VALIDATED
-            if started and failure is not None:
+            locked = await store.lock_job(uow.session, job_id)
+            started = locked is not None and locked.status == JobStatus.VALIDATED
+            if started and locked is not None and failure is not None:
                 await self._insert_run(
-                    uow, job, run_id, experiment_name, run_name, RunStatus.FAILED
+                    uow, locked, run_id, experiment_name, run_name, RunStatus.FAILED
                 )
-                await self._end(uow, job, JobStatus.FAILED, run_id, None, failure)
-            elif started:
+                await self._end(uow, locked, JobStatus.FAILED, run_id, None, failure)
+            elif started and locked is not None:
                 await self._insert_run(
-                    uow, job, run_id, experiment_name, run_name, RunStatus.RUNNING
+                    uow, locked, run_id, experiment_name, run_name, RunStatus.RUNNING
                 )
-                await apply_changes(uow.session, job, {
+                await apply_changes(uow.session, locked, {
                     "status": JobStatus.RUNNING.value, "executor": executor_name,
                     "handle": handle, "started_at": datetime.now(UTC), "start_claimed_at": None,
                 })
-                uow.record(JobStarted(**job_fields(job), executor=executor_name, run_id=run_id),
-                           job.id)
-        if not started and failure is None and job is not None and job.handle is None:
+                uow.record(JobStarted(**job_fields(locked), executor=executor_name, run_id=run_id),
+                           locked.id)
+        if not started and handle is not None and locked is not None and locked.handle is None:
             # Cancelled while it was being started: stop what was started for it. (A handle
             # means another starter, taking up a claim it thought stale, recorded this run.)
             await executor.cancel(handle)
@@ -194,7 +192,8 @@ class JobSupervisor:
         if job is None or job.status != JobStatus.RUNNING:
             return None if job is None else JobStatus(job.status)
         context.actor.set(job.created_by)
-        status = await self.executor(job.executor).status(job.handle)
+        executor_name, handle = _execution(job)
+        status = await self.executor(executor_name).status(handle)
         if not status.finished:
             return JobStatus.RUNNING
         return await self._finish(job_id, status)
@@ -210,15 +209,17 @@ class JobSupervisor:
                 # runs yet.
                 await self._end(uow, job, JobStatus.KILLED, None, None, "cancelled")
                 return
-        executor = self.executor(job.executor)
-        await executor.cancel(job.handle)
-        status = await executor.status(job.handle)
+        executor_name, handle = _execution(job)
+        executor = self.executor(executor_name)
+        await executor.cancel(handle)
+        status = await executor.status(handle)
         if status.state != ExecutionState.KILLED and not status.finished:
             status = ExecutionStatus(ExecutionState.KILLED, message="cancelled")
         await self._finish(job_id, status)
 
     def logs(self, job: TrainingJob) -> AsyncIterator[str]:
-        return self.executor(job.executor).logs(job.handle)
+        executor_name, handle = _execution(job)
+        return self.executor(executor_name).logs(handle)
 
     async def watch_once(self) -> None:
         async with self._new_uow() as uow:
@@ -337,3 +338,10 @@ class JobSupervisor:
         else:
             uow.record(JobCancelled(**common), job.id)
         log.info("job %s %s", job.id, outcome)
+
+
+def _execution(job: TrainingJob) -> tuple[str, str]:
+    """The executor and handle of a job that has started."""
+    if job.executor is None or job.handle is None:
+        raise RuntimeError(f"job {job.id} has not started: no executor runs it")
+    return job.executor, job.handle

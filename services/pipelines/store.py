@@ -1,5 +1,9 @@
-"""The pipelines service's queries, and the run's rows read as the engine's RunState and written
-back from a plan. Nothing here commits: the unit of work does."""
+"""The pipelines service's queries: SQLAlchemy from models.py on `uow.session`, and the
+run's rows read as the engine's RunState and written back from a plan.
+
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits: the unit of work does.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime

@@ -179,6 +179,17 @@ async def latest_in_stage(
     return rows_reply(VersionOut, dict(version))
 
 
+@router.get("/models/versions/{version_id}", response_model=VersionOut,
+            responses=answers(VersionNotFound))
+async def get_version(version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
+    await allowed.to_version(caller, version_id, Role.VIEWER)
+    async with rt.connection() as conn:
+        found = await store.get_version(conn, version_id)
+    if found is None:
+        raise VersionNotFound(f"with id {version_id}")
+    return rows_reply(VersionOut, dict(found))
+
+
 @router.patch("/models/versions/{version_id}", response_model=VersionOut,
               responses=write_answers(VersionNotFound))
 async def update_version(
@@ -254,7 +265,7 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
         deployments = [] if listed is None else await store.serving_of_model(conn, model_id)
-    if listed is None:  # no model, or deleted between the two statements
+    if model is None or listed is None:  # no model, or deleted between the two statements
         raise ModelNotFound(model_id)
     total, versions = listed
     serving: dict[UUID, list[dict]] = {}

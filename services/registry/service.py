@@ -53,6 +53,9 @@ from shared.events.registry import (
 )
 from shared.events.serving import DeploymentEvent
 
+# A version as read (a row) or as `KnownStages` remembers it.
+Version = store.RecordLike
+
 
 async def register_model(
     uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
@@ -116,7 +119,7 @@ async def create_version(
 ) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
     of work that has not begun, a numbered version and its event are one statement."""
-    values = {"description": None, "run_id": None, "artifact_version_id": None,
+    values: dict[str, Any] = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
     values.update(fields)
     values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
@@ -205,14 +208,8 @@ async def transition_stage(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
 
-    In a unit of work that has not begun, the transition is planned from what `known`
-    remembers of the version, else from the version as read, and one statement applies the
-    plan, with its audit rows and events, only if the version's stage and its model's
-    production version are still the same (the statement locks both rows, so two concurrent
-    promotions cannot both find production as it was). If they are not, the version is read
-    and the transition planned again; if another transition got in between once more, the
-    unit of work begins, locks both rows and plans again: a plan made under the lock cannot
-    go stale."""
+    The plan is made from what `known` remembers, else from the version as read, else under a
+    lock: one statement applies it only if the stage and production version it assumed hold."""
     async for version, remembered in _versions_to_plan_from(uow, version_id, known):
         try:
             changes = plan_transition(_state(version), stage, comment, _serving(version))
@@ -222,7 +219,6 @@ async def transition_stage(
             raise
 
         now = datetime.now(UTC)
-        approval = {"approved_by": actor, "approved_at": now} if requires_approval(stage) else {}
         model_id = version["model_id"]
         recorded = [
             {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
@@ -239,7 +235,7 @@ async def transition_stage(
         ]  # fmt: skip
         moved = await store.transition(
             uow, version, changes, [r["id"] for r in recorded], actor=actor, at=now,
-            approved_by=approval.get("approved_by"), events=events,
+            approved_by=actor if requires_approval(stage) else None, events=events,
         )  # fmt: skip
         if moved is not None:
             known.moved(model_id, _serving(version), changes)
@@ -249,7 +245,7 @@ async def transition_stage(
 
 async def _versions_to_plan_from(
     uow: UnitOfWork, version_id: UUID, known: "KnownStages"
-) -> AsyncIterator[tuple[Mapping[str, Any], bool]]:
+) -> AsyncIterator[tuple[Version, bool]]:
     """The version to plan a transition from, and whether it is only remembered: remembered,
     then as read, then as read under the lock in a transaction. Inside a transaction already,
     read under the lock at once."""
@@ -268,11 +264,11 @@ async def _versions_to_plan_from(
 
 
 class KnownStages:
-    """What this process last saw of versions' stages and of models' production versions, so
-    that a transition can be planned without reading them first. It is never trusted: the
-    transition's statement checks what the plan was made from, so an entry gone stale (another
-    registry process moved the version, say) costs a statement that writes nothing and a read,
-    nothing else. Bounded: when full, the entry written longest ago goes."""
+    """What this process last saw of versions' stages and models' production versions, so a
+    transition is planned without reading them first.
+
+    Never trusted: the transition's statement checks what the plan assumed, so a stale entry
+    costs an empty statement and a read. Bounded: when full, the oldest entry goes."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self._limit = limit
@@ -292,14 +288,14 @@ class KnownStages:
                 "production_version_id": serving and serving.id,
                 "production_version": serving and serving.version}  # fmt: skip
 
-    def created(self, version: Mapping[str, Any]) -> None:
+    def created(self, version: Version) -> None:
         self._put(self._versions, version["id"],
                   (version["model_id"], version["version"], version["stage"]))  # fmt: skip
 
     def registered(self, model_id: UUID) -> None:
         self._put(self._production, model_id, None)
 
-    def read(self, version: Mapping[str, Any]) -> None:
+    def read(self, version: Version) -> None:
         self.created(version)
         self._put(self._production, version["model_id"], _serving(version))
 
@@ -323,11 +319,11 @@ class KnownStages:
             del entries[next(iter(entries))]
 
 
-def _state(version: store.Record) -> VersionState:
+def _state(version: Version) -> VersionState:
     return VersionState(version["id"], version["version"], ModelStage(version["stage"]))
 
 
-def _serving(version: store.Record) -> VersionState | None:
+def _serving(version: Version) -> VersionState | None:
     """The version serving production in the model of `version`, as read with it."""
     if version["production_version_id"] is None:
         return None
@@ -518,7 +514,7 @@ async def clear_promotion_policy(
         )  # fmt: skip
 
 
-def policy_of(row: Mapping[str, Any] | None) -> PromotionPolicy:
+def policy_of(row: store.RecordLike | None) -> PromotionPolicy:
     """The policy a stored row says; all rules off for none."""
     if row is None:
         return PromotionPolicy()
@@ -538,7 +534,7 @@ def policy_columns(policy: PromotionPolicy) -> dict[str, Any]:
 
 
 def policy_view(
-    row: Mapping[str, Any] | None, *, project_id: UUID, model_id: UUID | None
+    row: store.RecordLike | None, *, project_id: UUID, model_id: UUID | None
 ) -> dict[str, Any]:
     """A policy as the API shows it: its rules and their `source` (`model`, `project`, or
     `none`, every rule off)."""
@@ -552,7 +548,7 @@ def policy_view(
                                    "updated_at")}}  # fmt: skip
 
 
-def request_view(request: Mapping[str, Any], approvals: Sequence[Mapping[str, Any]]) -> dict:
+def request_view(request: store.RecordLike, approvals: Sequence[store.RecordLike]) -> dict:
     return {**dict(request), "approvals": [dict(a) for a in approvals]}
 
 
@@ -577,7 +573,7 @@ async def _locked_version(uow: UnitOfWork, version_id: UUID) -> store.Record:
     return version
 
 
-def _candidate(version: Mapping[str, Any]) -> Candidate:
+def _candidate(version: store.RecordLike) -> Candidate:
     return Candidate(version["version"], ModelStage(version["stage"]), version["metrics"],
                      version["created_by"])  # fmt: skip
 

@@ -1,11 +1,9 @@
-"""The registry's queries. Nothing here commits but the unit of work's own statements: a
-command that is one statement (creating a model, numbering a version) writes its event with it
-and commits by itself (`UnitOfWork.fetchrow_writing_events`).
+"""The registry's queries: asyncpg `Statement`s built once from models.py's tables, and the ORM.
 
-The hot paths (creating, reading, listing and moving versions, creating models) are SQL on the
-transaction's asyncpg connection: a statement through SQLAlchemy costs twice the CPU. jsonb
-parameters go as JSON text and come back decoded (the codec SQLAlchemy's dialect installs on
-each pooled connection). The rest goes through the ORM session of the same transaction.
+STYLE.md habit 12 with its hot-path variant: versions, models and the promotion policy are
+`Statement`s run with named values on `uow.conn` (or on the unit of work, for one that writes
+its own events); entities changed through the ORM, searches and the summary use `uow.session`.
+None commits but a one-statement command, which commits itself.
 """
 
 import base64
@@ -18,32 +16,44 @@ from uuid import UUID
 import asyncpg
 import orjson
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
+    Boolean,
     ColumnElement,
+    Integer,
     Row,
     String,
+    Table,
+    Text,
     Uuid,
+    alias,
     and_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
+    exists,
     func,
+    insert,
     literal_column,
     or_,
     select,
     text,
     true,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import FromClause
 
 from services.registry.domain import ModelStage, StageChange
 from services.registry.models import (
     SCHEMA,
+    Base,
     ModelVersion,
+    ModelVersionTransition,
     PromotionApproval,
     PromotionPolicy,
     PromotionRequest,
@@ -59,24 +69,51 @@ from shared.events.registry import (
     ModelVersionCreated,
     ModelVersionTransitioned,
 )
-from shared.outbox import OUTBOX_TABLE, written_by_statement_sql
+from shared.outbox import OUTBOX_TABLE, events_written_by
 from shared.statements import Statement
 
 Record = asyncpg.Record
-MODELS = f"{SCHEMA}.registered_models"
-VERSIONS = f"{SCHEMA}.model_versions"
+# A row as asyncpg reads it, or a mapping that stands for one.
+RecordLike = Mapping[str, Any] | Record
+
+
+def _table(entity: type[Base]) -> Table:
+    table = entity.__table__
+    assert isinstance(table, Table), entity
+    return table
+
+
+MODELS = _table(RegisteredModel)
+VERSIONS = _table(ModelVersion)
 # How many versions each model has in each stage: moved by the statement that moves versions.
-COUNTS = f"{SCHEMA}.version_counts"
-_STAGES = ", ".join(f"'{stage.value}'" for stage in ModelStage)
-# A version as the API shows it; `metadata AS meta` keeps the ORM attribute's name.
-VERSION_COLUMNS = """v.seq, v.id, v.model_id, v.version, v.description, v.stage, v.run_id,
-    v.artifact_version_id, v.artifact_uri, v.metrics, v.tags, v.metadata AS meta, v.approved_by,
-    v.approved_at, v.created_by, v.created_at, v.updated_at"""
-MODEL_COLUMNS = "id, name, project_id, description, tags, created_by, created_at, updated_at"
+COUNTS = _table(VersionCount)
+TRANSITIONS = _table(ModelVersionTransition)
 OUTBOX = metadata.tables[f"{SCHEMA}.{OUTBOX_TABLE}"]
+# The aliases the statements read as SQL: `m` a model, `v` a version.
+m = alias(MODELS, "m")
+v = alias(VERSIONS, "v")
+ONE = literal_column("1", Integer)
+
+
+def _param(column: ColumnElement[Any], name: str | None = None) -> Any:
+    """A named parameter of the column's type (its name unless given)."""
+    return bindparam(name or column.key, type_=column.type)
+
+
+def version_columns(versions: FromClause) -> list[ColumnElement[Any]]:
+    """A version as the API shows it: every column, `metadata` as `meta` (the ORM's name)."""
+    return [c.label("meta") if c.key == "metadata" else c for c in versions.c]
+
+
+MODEL_COLUMNS = [
+    MODELS.c[name]
+    for name in ("id", "name", "project_id", "description", "tags", "created_by", "created_at",
+                 "updated_at")
+]  # fmt: skip
 
 
 def _json(value: Any) -> str:
+    """A jsonb value as asyncpg takes it through SQLAlchemy's codec: JSON text."""
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # an integer past 64 bits: the standard library keeps it
@@ -96,18 +133,26 @@ def decode_cursor(cursor: str) -> int | None:
     return seq if -(2**63) <= seq < 2**63 else None
 
 
-# The model, its counts and its event: one statement, one round trip.
-_INSERT_MODEL = f"""
-    WITH model AS (
-        INSERT INTO {MODELS} (id, project_id, name, description, tags, created_by)
-        VALUES ($1, $2, $3, $4, $5::jsonb, $6)
-        ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
-        RETURNING {MODEL_COLUMNS}
-    ), counts AS (
-        INSERT INTO {COUNTS} (model_id, stage, n) SELECT id, unnest(ARRAY[{_STAGES}]), 0 FROM model
-    ), {written_by_statement_sql(OUTBOX, 7, "model")}
-    SELECT * FROM model
-"""
+def _insert_model() -> Statement:
+    """The model, its counts and its event: one statement, one round trip."""
+    columns = ("id", "project_id", "name", "description", "tags", "created_by")
+    model = (
+        pg_insert(MODELS)
+        .values({name: _param(MODELS.c[name]) for name in columns})
+        .on_conflict_do_nothing(index_elements=[MODELS.c.project_id, MODELS.c.name])
+        .returning(*MODEL_COLUMNS)
+        .cte("model")
+    )
+    stages = literal_column(f"ARRAY[{', '.join(repr(s.value) for s in ModelStage)}]", ARRAY(Text))
+    counts = insert(COUNTS).from_select(
+        ["model_id", "stage", "n"], select(model.c.id, func.unnest(stages), literal_column("0"))
+    )
+    return Statement(
+        select(*model.c).add_cte(counts.cte("counts"), events_written_by(OUTBOX, model))
+    )
+
+
+_INSERT_MODEL = _insert_model()
 
 
 async def insert_model(
@@ -116,26 +161,30 @@ async def insert_model(
     """The new model, committed with its event; None when its project already has a model of
     that name (then nothing was written)."""
     return await uow.fetchrow_writing_events(
-        _INSERT_MODEL, values["id"], values["project_id"], values["name"],
-        values["description"], _json(values["tags"]), values["created_by"],
-        events=[(event, values["id"])],
-    )  # fmt: skip
+        _INSERT_MODEL, {**values, "tags": _json(values["tags"])}, events=[(event, values["id"])]
+    )
+
+
+_MODEL_ID = _param(MODELS.c.id, "model_id")
+_GET_MODEL = Statement(select(*MODEL_COLUMNS).where(MODELS.c.id == _MODEL_ID))
+_PROJECT_OF_MODEL = Statement(select(MODELS.c.project_id).where(MODELS.c.id == _MODEL_ID))
+_PROJECT_OF_VERSION = Statement(
+    select(m.c.project_id)
+    .select_from(v.join(m, m.c.id == v.c.model_id))
+    .where(v.c.id == _param(v.c.id, "version_id"))
+)
 
 
 async def get_model(conn: asyncpg.Connection, model_id: UUID) -> Record | None:
-    return await conn.fetchrow(f"SELECT {MODEL_COLUMNS} FROM {MODELS} WHERE id = $1", model_id)
+    return await _GET_MODEL.fetchrow(conn, model_id=model_id)
 
 
 async def project_of_model(conn: asyncpg.Connection, model_id: UUID) -> UUID | None:
-    return await conn.fetchval(f"SELECT project_id FROM {MODELS} WHERE id = $1", model_id)
+    return await _PROJECT_OF_MODEL.fetchval(conn, model_id=model_id)
 
 
 async def project_of_version(conn: asyncpg.Connection, version_id: UUID) -> UUID | None:
-    return await conn.fetchval(
-        f"SELECT m.project_id FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id"
-        " WHERE v.id = $1",
-        version_id,
-    )
+    return await _PROJECT_OF_VERSION.fetchval(conn, version_id=version_id)
 
 
 async def lock_model(session: AsyncSession, model_id: UUID) -> RegisteredModel | None:
@@ -156,7 +205,7 @@ async def find_models(
     """A page of the models in `projects` (None: every project) in name order, and how many match. Each of `tags` is a key, which
     a list of labels or an object's keys hold, or a key and value, which an object holds or a
     list as the label `key:value` (jsonb's `?` and `@>`, both served by the GIN index)."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if projects is not None:
         conditions.append(RegisteredModel.project_id.in_(list(projects)))
     if name:
@@ -186,53 +235,69 @@ async def model_name_taken(session: AsyncSession, project_id: UUID, name: str) -
     return (await session.scalar(stmt)) is not None
 
 
+_DELETE_MODEL = Statement(
+    select(cast(func.coalesce(func.sum(COUNTS.c.n), literal_column("0")), BigInteger))
+    .where(COUNTS.c.model_id == _MODEL_ID)
+    .add_cte(delete(MODELS).where(MODELS.c.id == _MODEL_ID).cte("gone"))
+)
+
+
 async def delete_model(conn: asyncpg.Connection, model_id: UUID) -> int:
     """Delete the model; its versions and their history go with it (ON DELETE CASCADE).
     Returns how many versions it had (the counts as they were before the delete)."""
-    return await conn.fetchval(f"""
-        WITH gone AS (DELETE FROM {MODELS} WHERE id = $1)
-        SELECT coalesce(sum(n), 0)::bigint FROM {COUNTS} WHERE model_id = $1
-    """, model_id)  # fmt: skip
+    return await _DELETE_MODEL.fetchval(conn, model_id=model_id)
 
 
-# Creating a version is the registry's busiest write: the counter bump, the insert and the
-# count of the version's stage are one statement (one round trip), and for a numbered version
-# outside a transaction its event too.
-_NUMBERED_VERSION = f"""
-    WITH model AS (
-        UPDATE {MODELS} SET version_counter = version_counter + 1, updated_at = now()
-        WHERE id = $1
-        RETURNING version_counter, name
-    ), inserted AS (
-        INSERT INTO {VERSIONS} AS v (
-            id, model_id, version, stage, description, run_id, artifact_version_id, artifact_uri,
-            metrics, tags, metadata, created_by
-        )
-        SELECT $2, $1, coalesce($3::text, model.version_counter::text), $4, $5, $6, $7, $8,
-               $9::jsonb, $10::jsonb, $11::jsonb, $12
-        FROM model
-        ON CONFLICT (model_id, version) DO NOTHING
-        RETURNING {VERSION_COLUMNS}, (SELECT name FROM model) AS model_name
-    ), counted AS (
-        UPDATE {COUNTS} c SET n = c.n + 1
-        FROM inserted WHERE c.model_id = inserted.model_id AND c.stage = inserted.stage
-    )"""
-_INSERT_NUMBERED_VERSION = f"{_NUMBERED_VERSION} SELECT * FROM inserted"
 # The event's model name and version label are the statement's to know.
 _VERSION_FILL = {"model_name": "model_name", "version": "version"}
-_INSERT_NUMBERED_VERSION_WITH_EVENT = f"""{_NUMBERED_VERSION},
-    {written_by_statement_sql(OUTBOX, 13, "inserted", _VERSION_FILL)}
-    SELECT * FROM inserted
-"""
+# Values given as JSON text.
+_VERSION_JSON = ("metrics", "tags", "metadata")
 
 
-def _version_arguments(values: dict[str, Any]) -> tuple:
-    return (
-        values["model_id"], values["id"], values["version"], values["stage"],
-        values["description"], values["run_id"], values["artifact_version_id"],
-        values["artifact_uri"], _json(values["metrics"]), _json(values["tags"]),
-        _json(values["metadata"]), values["created_by"],
-    )  # fmt: skip
+def _insert_numbered_version(with_event: bool) -> Statement:
+    """Creating a version is the registry's busiest write: the counter bump, the insert and the
+    count of the version's stage are one statement (one round trip), and with it its event."""
+    model = (
+        update(MODELS)
+        .where(MODELS.c.id == _MODEL_ID)
+        .values(version_counter=MODELS.c.version_counter + ONE, updated_at=func.now())
+        .returning(MODELS.c.version_counter, MODELS.c.name)
+        .cte("model")
+    )
+    given = ("id", "model_id", "stage", "description", "run_id", "artifact_version_id",
+             "artifact_uri", *_VERSION_JSON, "created_by")  # fmt: skip
+    values = {name: _param(VERSIONS.c[name]) for name in given}
+    values["version"] = func.coalesce(
+        _param(VERSIONS.c.version), cast(model.c.version_counter, Text)
+    )
+    inserted = (
+        pg_insert(VERSIONS)
+        .from_select(list(values), select(*values.values()).select_from(model))
+        .on_conflict_do_nothing(index_elements=[VERSIONS.c.model_id, VERSIONS.c.version])
+        .returning(
+            *version_columns(VERSIONS),
+            select(model.c.name).scalar_subquery().label("model_name"),
+        )
+        .cte("inserted")
+    )
+    counted = (
+        update(COUNTS)
+        .where(COUNTS.c.model_id == inserted.c.model_id, COUNTS.c.stage == inserted.c.stage)
+        .values(n=COUNTS.c.n + ONE)
+        .cte("counted")
+    )
+    statement = select(*inserted.c).add_cte(counted)
+    if with_event:
+        statement = statement.add_cte(events_written_by(OUTBOX, inserted, _VERSION_FILL))
+    return Statement(statement)
+
+
+_INSERT_NUMBERED_VERSION = _insert_numbered_version(with_event=False)
+_INSERT_NUMBERED_VERSION_WITH_EVENT = _insert_numbered_version(with_event=True)
+
+
+def _version_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, **{name: _json(values[name]) for name in _VERSION_JSON}}
 
 
 async def insert_numbered_version(
@@ -242,7 +307,7 @@ async def insert_numbered_version(
     labelled `values["version"]` or else the new number; the row carries `model_name`. None when
     the model does not exist or the label is taken (the bump is then kept: the row stays
     locked)."""
-    return await conn.fetchrow(_INSERT_NUMBERED_VERSION, *_version_arguments(values))
+    return await _INSERT_NUMBERED_VERSION.fetchrow(conn, **_version_values(values))
 
 
 async def insert_numbered_version_with_event(
@@ -252,22 +317,33 @@ async def insert_numbered_version_with_event(
     and `version` the statement fills in. None when nothing was written; a bump made then is
     kept (the number is taken by a label: the next try skips it anyway)."""
     return await uow.fetchrow_writing_events(
-        _INSERT_NUMBERED_VERSION_WITH_EVENT, *_version_arguments(values),
+        _INSERT_NUMBERED_VERSION_WITH_EVENT, _version_values(values),
         events=[(event, values["id"])], fill=_VERSION_FILL,
     )  # fmt: skip
 
 
+_VERSION_ID = _param(VERSIONS.c.id, "version_id")
+_VERSION_EXISTS = Statement(select(exists().where(VERSIONS.c.id == _VERSION_ID)))
+_VERSION_BY_LABEL = Statement(
+    select(*version_columns(v)).where(
+        v.c.model_id == _MODEL_ID, v.c.version == _param(v.c.version, "label")
+    )
+)
+_GET_VERSION = Statement(select(*version_columns(v)).where(v.c.id == _VERSION_ID))
+
+
 async def version_exists(conn: asyncpg.Connection, version_id: UUID) -> bool:
-    return await conn.fetchval(f"SELECT EXISTS (SELECT FROM {VERSIONS} WHERE id = $1)", version_id)
+    return await _VERSION_EXISTS.fetchval(conn, version_id=version_id)
+
+
+async def get_version(conn: asyncpg.Connection, version_id: UUID) -> Record | None:
+    return await _GET_VERSION.fetchrow(conn, version_id=version_id)
 
 
 async def get_version_by_label(
     conn: asyncpg.Connection, model_id: UUID, label: str
 ) -> Record | None:
-    return await conn.fetchrow(
-        f"SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE v.model_id = $1 AND v.version = $2",
-        model_id, label,
-    )  # fmt: skip
+    return await _VERSION_BY_LABEL.fetchrow(conn, model_id=model_id, label=label)
 
 
 async def lock_version_and_model(
@@ -284,12 +360,18 @@ async def lock_version_and_model(
     return None if row is None else (row[0], row[1])
 
 
-_FOR_TRANSITION = f"""
-    SELECT {VERSION_COLUMNS}, m.name AS model_name, m.production_version_id,
-           m.production_version
-    FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
-    WHERE v.id = $1
-"""
+_FOR_TRANSITION = (
+    select(
+        *version_columns(v),
+        m.c.name.label("model_name"),
+        m.c.production_version_id,
+        m.c.production_version,
+    )
+    .select_from(v.join(m, m.c.id == v.c.model_id))
+    .where(v.c.id == _VERSION_ID)
+)
+_READ_FOR_TRANSITION = Statement(_FOR_TRANSITION)
+_LOCK_FOR_TRANSITION = Statement(_FOR_TRANSITION.with_for_update())
 
 
 async def version_for_transition(
@@ -299,77 +381,147 @@ async def version_for_transition(
     locked (in a transaction): the model's transitions queue, and a lock that waited for
     another transition returns both rows as that one left them (Postgres re-reads a locked row
     that changed), so the production version is current."""
-    return await conn.fetchrow(_FOR_TRANSITION + (" FOR UPDATE" if lock else ""), version_id)
+    statement = _LOCK_FOR_TRANSITION if lock else _READ_FOR_TRANSITION
+    return await statement.fetchrow(conn, version_id=version_id)
+
+
+_LATEST_IN_STAGE = Statement(
+    select(*version_columns(v))
+    .where(v.c.model_id == _MODEL_ID, v.c.stage == _param(v.c.stage))
+    .order_by(v.c.seq.desc())
+    .limit(ONE)
+)
 
 
 async def latest_in_stage(
     conn: asyncpg.Connection, model_id: UUID, stage: ModelStage
 ) -> Record | None:
     """The newest version of the model in the stage."""
-    return await conn.fetchrow(f"""
-        SELECT {VERSION_COLUMNS} FROM {VERSIONS} v
-        WHERE v.model_id = $1 AND v.stage = $2
-        ORDER BY v.seq DESC LIMIT 1
-    """, model_id, stage.value)  # fmt: skip
+    return await _LATEST_IN_STAGE.fetchrow(conn, model_id=model_id, stage=stage.value)
 
 
 _TRANSITION_FILL = {"model_name": "model_name"}
 
-# A whole transition in one statement, applied only if the version's stage and its model's
-# production version are still those it was planned from (`guard`, which locks both rows; a
-# lock that waited re-reads them). Then the versions move (`moved`: a promotion archives the
-# version it replaces in the same UPDATE, see migration 0005), the counts of their stages, the
-# model's production version and `updated_at`, one audit row per move in the order planned,
-# and the events, whose model name is the model's as locked. It returns the version as moved.
-_TRANSITION = f"""
-    WITH guard AS MATERIALIZED (
-        SELECT m.id AS model_id, m.name AS model_name
-        FROM {VERSIONS} v JOIN {MODELS} m ON m.id = v.model_id
-        WHERE v.id = $1 AND v.stage = $2 AND m.production_version_id IS NOT DISTINCT FROM $3
-        FOR UPDATE
-    ), planned AS MATERIALIZED (
-        SELECT p.* FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::uuid[])
-            WITH ORDINALITY AS p (version_id, from_stage, to_stage, comment, audit_id, n)
-        WHERE EXISTS (SELECT FROM guard)
-        LIMIT 2  -- as plan_transition makes at most; else taken for 10, its generic plan dearer
-    ), moved AS (
-        UPDATE {VERSIONS} v
-        SET stage = p.to_stage, updated_at = $10,
-            approved_by = CASE WHEN v.id = $1 AND $11::text IS NOT NULL THEN $11
-                               ELSE v.approved_by END,
-            approved_at = CASE WHEN v.id = $1 AND $11::text IS NOT NULL THEN $10
-                               ELSE v.approved_at END
-        FROM planned p WHERE v.id = p.version_id
-        RETURNING {VERSION_COLUMNS}
-    ), counted AS (
-        UPDATE {COUNTS} c SET n = c.n + d.delta
-        FROM guard, (
-            SELECT stage, sum(delta) AS delta FROM (
-                SELECT from_stage AS stage, -1 AS delta FROM planned
-                UNION ALL SELECT to_stage, 1 FROM planned
-            ) each_move GROUP BY stage
-        ) d
-        WHERE c.model_id = guard.model_id AND c.stage = d.stage AND d.delta <> 0
-    ), touched AS (
-        UPDATE {MODELS} m SET updated_at = $10,
-            production_version_id = CASE WHEN $14 THEN $12 ELSE m.production_version_id END,
-            production_version = CASE WHEN $14 THEN $13 ELSE m.production_version END
-        FROM guard WHERE m.id = guard.model_id
-    ), audit AS (
-        INSERT INTO {SCHEMA}.model_version_transitions
-            (id, version_id, model_id, from_stage, to_stage, comment, transitioned_by,
-             transitioned_at)
-        SELECT p.audit_id, p.version_id, guard.model_id, p.from_stage, p.to_stage, p.comment,
-               $9, $10
-        FROM planned p, guard ORDER BY p.n
-    ), {written_by_statement_sql(OUTBOX, 15, "guard", _TRANSITION_FILL)}
-    SELECT v.*, guard.model_name FROM moved v, guard WHERE v.id = $1
-"""
+
+def _transition() -> Statement:
+    """A whole transition in one statement, applied only if the version's stage and its model's
+    production version are still those planned from (`guard` locks both rows).
+
+    It moves the versions (a promotion archives the one it replaces in the same UPDATE, migration
+    0005), their stages' counts and the model's production version, writes an audit row per move
+    and the events, and returns the version as moved."""
+    version_id, at = _param(v.c.id, "version_id"), _param(v.c.updated_at, "at")
+    approved_by = _param(v.c.approved_by)
+    guard = (
+        select(m.c.id.label("model_id"), m.c.name.label("model_name"))
+        .select_from(v.join(m, m.c.id == v.c.model_id))
+        .where(
+            v.c.id == version_id,
+            v.c.stage == _param(v.c.stage),
+            m.c.production_version_id.is_not_distinct_from(
+                _param(m.c.production_version_id)
+            ),
+        )
+        .with_for_update()
+        .cte("guard")
+        .prefix_with("MATERIALIZED")
+    )
+    moves = (
+        func.unnest(
+            bindparam("version_ids", type_=ARRAY(Uuid)),
+            bindparam("from_stages", type_=ARRAY(Text)),
+            bindparam("to_stages", type_=ARRAY(Text)),
+            bindparam("comments", type_=ARRAY(Text)),
+            bindparam("audit_ids", type_=ARRAY(Uuid)),
+        )
+        .table_valued(
+            "version_id", "from_stage", "to_stage", "comment", "audit_id", with_ordinality="n"
+        )
+        .render_derived()
+        .alias("p")
+    )
+    planned = (
+        select(*moves.c)
+        .where(exists(select(guard)))
+        .limit(literal_column("2"))  # as plan_transition makes at most; else taken for 10
+        .cte("planned")
+        .prefix_with("MATERIALIZED")
+    )
+    approving = and_(VERSIONS.c.id == version_id, approved_by.is_not(None))
+    moved = (
+        update(VERSIONS)
+        .where(VERSIONS.c.id == planned.c.version_id)
+        .values(
+            stage=planned.c.to_stage,
+            updated_at=at,
+            approved_by=case((approving, approved_by), else_=VERSIONS.c.approved_by),
+            approved_at=case((approving, at), else_=VERSIONS.c.approved_at),
+        )
+        .returning(*version_columns(VERSIONS))
+        .cte("moved")
+    )
+    each_move = union_all(
+        select(planned.c.from_stage.label("stage"), literal_column("-1").label("delta")),
+        select(planned.c.to_stage, ONE),
+    ).subquery("each_move")
+    delta = (
+        select(each_move.c.stage, func.sum(each_move.c.delta).label("delta"))
+        .group_by(each_move.c.stage)
+        .subquery("d")
+    )
+    counted = (
+        update(COUNTS)
+        .where(
+            COUNTS.c.model_id == guard.c.model_id,
+            COUNTS.c.stage == delta.c.stage,
+            delta.c.delta != literal_column("0"),
+        )
+        .values(n=COUNTS.c.n + delta.c.delta)
+        .cte("counted")
+    )
+    production_moves = bindparam("production_moves", type_=Boolean)
+    touched = (
+        update(MODELS)
+        .where(MODELS.c.id == guard.c.model_id)
+        .values(
+            updated_at=at,
+            production_version_id=case(
+                (production_moves, _param(m.c.production_version_id, "serving_id")),
+                else_=MODELS.c.production_version_id,
+            ),
+            production_version=case(
+                (production_moves, _param(m.c.production_version, "serving_version")),
+                else_=MODELS.c.production_version,
+            ),
+        )
+        .cte("touched")
+    )
+    audit = insert(TRANSITIONS).from_select(
+        ["id", "version_id", "model_id", "from_stage", "to_stage", "comment", "transitioned_by",
+         "transitioned_at"],
+        select(
+            planned.c.audit_id, planned.c.version_id, guard.c.model_id, planned.c.from_stage,
+            planned.c.to_stage, planned.c.comment, _param(TRANSITIONS.c.transitioned_by, "actor"),
+            at,
+        )
+        .select_from(planned, guard)
+        .order_by(planned.c.n),
+    )  # fmt: skip
+    return Statement(
+        select(*moved.c, guard.c.model_name)
+        .where(moved.c.id == version_id)
+        .add_cte(
+            counted, touched, audit.cte("audit"), events_written_by(OUTBOX, guard, _TRANSITION_FILL)
+        )
+    )
+
+
+_TRANSITION = _transition()
 
 
 async def transition(
     uow: UnitOfWork,
-    version: Mapping[str, Any],
+    version: RecordLike,
     changes: Sequence[StageChange],
     audit_ids: Sequence[UUID],
     *,
@@ -378,25 +530,35 @@ async def transition(
     approved_by: str | None,
     events: list[tuple[ModelVersionTransitioned, UUID]],
 ) -> Record | None:
-    """Apply the stage changes planned for `version` (its id, stage and model's production
-    version as the plan was made from them), each with its audit row (ids `audit_ids`), and
-    the events, whose `model_name` the statement fills in, if neither the version's stage nor
-    its model's production version changed since. Returns the version as moved, with its
-    model's name; None when one did (nothing written). `approved_by` records an approval on
-    `version`."""
+    """Apply the planned `changes` to `version`, with their audit rows (`audit_ids`) and events,
+    if the stage and production version the plan assumed still hold.
+
+    Returns the version as moved (with `model_name`), or None with nothing written; `approved_by`
+    records an approval on `version`."""
     if len(changes) > 2:  # the statement applies two at most (its LIMIT)
         raise ValueError(f"a transition makes one or two stage changes, not {len(changes)}")
     production = ModelStage.PRODUCTION
     serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
                    (None, None))  # fmt: skip
+    values = {
+        "version_id": version["id"],
+        "stage": version["stage"],
+        "production_version_id": version["production_version_id"],
+        "version_ids": [c.version_id for c in changes],
+        "from_stages": [c.from_stage.value for c in changes],
+        "to_stages": [c.to_stage.value for c in changes],
+        "comments": [c.comment for c in changes],
+        "audit_ids": list(audit_ids),
+        "actor": actor,
+        "at": at,
+        "approved_by": approved_by,
+        "serving_id": serving[0],
+        "serving_version": serving[1],
+        "production_moves": any(production in (c.from_stage, c.to_stage) for c in changes),
+    }
     return await uow.fetchrow_writing_events(
-        _TRANSITION, version["id"], version["stage"], version["production_version_id"],
-        [c.version_id for c in changes], [c.from_stage.value for c in changes],
-        [c.to_stage.value for c in changes], [c.comment for c in changes], list(audit_ids),
-        actor, at, approved_by, *serving,
-        any(production in (c.from_stage, c.to_stage) for c in changes),
-        events=events, fill=_TRANSITION_FILL,
-    )  # fmt: skip
+        _TRANSITION, values, events=events, fill=_TRANSITION_FILL
+    )
 
 
 async def list_versions(
@@ -407,59 +569,97 @@ async def list_versions(
     limit: int,
     before_seq: int | None,
 ) -> tuple[int, list[Record]] | None:
-    """How many versions the model has (in `stage`, if given) and a page of them, newest
-    first, in one round trip; None when there is no model. Keyset pagination on `seq`, so
-    page 1000 costs what page 1 does, and the count comes from the counts kept per stage, the
-    same at any size. Each combination of filters is its own statement, so each gets its own
-    plan on the index."""
-    conditions, arguments = ["v.model_id = $1"], [model_id, limit]
-    counted = "stage"  # every stage
-    if stage is not None:
-        arguments.append(stage.value)
-        counted = f"${len(arguments)}"
-        conditions.append(f"v.stage = {counted}")
-    if before_seq is not None:
-        arguments.append(before_seq)
-        conditions.append(f"v.seq < ${len(arguments)}")
-    where = " AND ".join(conditions)
-    # The model's row carries the count; a model without versions (on this page) still
-    # comes back as one row, its version columns null.
-    rows = await conn.fetch(f"""
-        SELECT m.total, page.* FROM (
-            SELECT coalesce((
-                SELECT sum(n)::bigint FROM {COUNTS} WHERE model_id = $1 AND stage = {counted}
-            ), 0) AS total
-            FROM {MODELS} WHERE id = $1
-        ) m LEFT JOIN LATERAL (
-            SELECT {VERSION_COLUMNS} FROM {VERSIONS} v WHERE {where} ORDER BY v.seq DESC LIMIT $2
-        ) page ON true
-    """, *arguments)  # fmt: skip
+    """How many versions the model has (in `stage`, if given) and a page of them, newest first,
+    in one round trip; None when there is no model.
+
+    Keyset pagination on `seq` and the counts kept per stage cost the same at any size; each
+    combination of filters is a statement of its own, with its own plan."""
+    statement = _LIST_VERSIONS[stage is not None, before_seq is not None]
+    values = {"model_id": model_id, "limit": limit, "stage": stage and stage.value,
+              "before_seq": before_seq}  # fmt: skip
+    rows = await statement.fetch(conn, **values)
     if not rows:
         return None
     return rows[0]["total"], [] if rows[0]["id"] is None else rows
 
 
+def _list_versions(by_stage: bool, before: bool) -> Statement:
+    """One of `list_versions`' statements: the model's row carries the count, and a model
+    without versions (on this page) still comes back as one row, its version columns null."""
+    stage = _param(v.c.stage)
+    counted = [COUNTS.c.model_id == _MODEL_ID] + ([COUNTS.c.stage == stage] if by_stage else [])
+    total = select(
+        func.coalesce(
+            select(cast(func.sum(COUNTS.c.n), BigInteger)).where(*counted).scalar_subquery(),
+            literal_column("0"),
+        ).label("total")
+    ).where(m.c.id == _MODEL_ID)
+    conditions = [v.c.model_id == _MODEL_ID]
+    if by_stage:
+        conditions.append(v.c.stage == stage)
+    if before:
+        conditions.append(v.c.seq < _param(v.c.seq, "before_seq"))
+    page = (
+        select(*version_columns(v))
+        .where(*conditions)
+        .order_by(v.c.seq.desc())
+        .limit(bindparam("limit", type_=BigInteger))
+        .lateral("page")
+    )
+    totals = total.subquery("m")
+    return Statement(
+        select(totals.c.total, *page.c).select_from(totals.outerjoin(page, true()))
+    )
+
+
+_LIST_VERSIONS = {
+    (by_stage, before): _list_versions(by_stage, before)
+    for by_stage in (False, True)
+    for before in (False, True)
+}
+
+
+def _delete_version() -> Statement:
+    gone = (
+        delete(VERSIONS)
+        .where(VERSIONS.c.id == _VERSION_ID)
+        .returning(VERSIONS.c.model_id, VERSIONS.c.stage)
+        .cte("gone")
+    )
+    touched = update(MODELS).where(MODELS.c.id == gone.c.model_id).values(updated_at=func.now())
+    counted = (
+        update(COUNTS)
+        .where(COUNTS.c.model_id == gone.c.model_id, COUNTS.c.stage == gone.c.stage)
+        .values(n=COUNTS.c.n - ONE)
+    )
+    return Statement(counted.add_cte(touched.cte("touched")))
+
+
+_DELETE_VERSION = _delete_version()
+
+
 async def delete_version(conn: asyncpg.Connection, version_id: UUID) -> None:
     """Delete the version (its history goes with it), count it out of its stage and mark its
     model updated."""
-    await conn.execute(f"""
-        WITH gone AS (DELETE FROM {VERSIONS} WHERE id = $1 RETURNING model_id, stage),
-        touched AS (UPDATE {MODELS} m SET updated_at = now() FROM gone WHERE m.id = gone.model_id)
-        UPDATE {COUNTS} c SET n = c.n - 1
-        FROM gone WHERE c.model_id = gone.model_id AND c.stage = gone.stage
-    """, version_id)  # fmt: skip
+    await _DELETE_VERSION.execute(conn, version_id=version_id)
+
+
+_OF_VERSION = TRANSITIONS.c.version_id == _VERSION_ID
+_LIST_TRANSITIONS = Statement(
+    select(*(c for c in TRANSITIONS.c if c.key != "seq"))
+    .where(_OF_VERSION)
+    .order_by(TRANSITIONS.c.seq.desc())
+    .limit(bindparam("limit", type_=BigInteger))
+    .offset(bindparam("offset", type_=BigInteger))
+)
+_COUNT_TRANSITIONS = Statement(select(func.count()).select_from(TRANSITIONS).where(_OF_VERSION))
 
 
 async def list_transitions(
     conn: asyncpg.Connection, version_id: UUID, *, limit: int, offset: int
 ) -> tuple[list[Record], int]:
-    transitions = f"{SCHEMA}.model_version_transitions WHERE version_id = $1"
-    items = await conn.fetch(f"""
-        SELECT id, version_id, model_id, from_stage, to_stage, comment, transitioned_by,
-               transitioned_at
-        FROM {transitions} ORDER BY seq DESC LIMIT $2 OFFSET $3
-    """, version_id, limit, offset)  # fmt: skip
-    total = await conn.fetchval(f"SELECT count(*) FROM {transitions}", version_id)
+    items = await _LIST_TRANSITIONS.fetch(conn, version_id=version_id, limit=limit, offset=offset)
+    total = await _COUNT_TRANSITIONS.fetchval(conn, version_id=version_id)
     return items, total
 
 
@@ -549,10 +749,10 @@ async def serving_of_model(conn: asyncpg.Connection, model_id: UUID) -> list[Rec
 # ---- The promotion policy and its requests: SQLAlchemy Core statements built once from the
 # tables and compiled for asyncpg (shared.statements), run on the unit of work's connection.
 
-_V, _M = ModelVersion.__table__, RegisteredModel.__table__
-_POLICIES = PromotionPolicy.__table__
-_REQUESTS = PromotionRequest.__table__
-_APPROVALS = PromotionApproval.__table__
+_V, _M = VERSIONS, MODELS
+_POLICIES = _table(PromotionPolicy)
+_REQUESTS = _table(PromotionRequest)
+_APPROVALS = _table(PromotionApproval)
 _RULES = ("require_staging", "approvals_required", "forbid_author_approval", "metric_gate",
           "updated_by", "updated_at")  # fmt: skip
 # The model's own policy before its project's: `false` sorts first.
@@ -631,7 +831,7 @@ async def put_policy(conn: asyncpg.Connection, values: Mapping[str, Any]) -> Rec
     """Insert or replace the policy of `values["project_id"]`, or with a `model_id`, the
     model's override."""
     statement = _UPSERT_PROJECT_POLICY if values["model_id"] is None else _UPSERT_MODEL_POLICY
-    return await statement.fetchrow(conn, **values)
+    return await statement.fetchone(conn, **values)
 
 
 async def delete_policy(
@@ -666,16 +866,23 @@ _CLOSE_REQUEST = Statement(
 # The approval and its event, one statement: the event is written before those of the move
 # that the approval may make next. `approvals` counts this one (a CTE sees the table before).
 _APPROVAL_FILL = {"approvals": "approvals"}
-_INSERT_APPROVAL = Statement(text(f"""
-    WITH approval AS (
-        INSERT INTO {SCHEMA}.{_APPROVALS.name} (request_id, approver, comment, approved_at)
-        VALUES (CAST(:request_id AS uuid), :approver, :comment, :approved_at)
-        ON CONFLICT DO NOTHING
-        RETURNING *, 1 + (SELECT count(*) FROM {SCHEMA}.{_APPROVALS.name}
-                          WHERE request_id = CAST(:request_id AS uuid)) AS approvals
-    ), {written_by_statement_sql(OUTBOX, None, "approval", _APPROVAL_FILL)}
-    SELECT * FROM approval
-"""))
+def _insert_approval() -> Statement:
+    given = ("request_id", "approver", "comment", "approved_at")
+    earlier = alias(_APPROVALS, "earlier")
+    approvals = select(func.count()).where(earlier.c.request_id == _param(_APPROVALS.c.request_id))
+    approval = (
+        pg_insert(_APPROVALS)
+        .values({name: _param(_APPROVALS.c[name]) for name in given})
+        .on_conflict_do_nothing()
+        .returning(*_APPROVALS.c, (ONE + approvals.scalar_subquery()).label("approvals"))
+        .cte("approval")
+    )
+    return Statement(
+        select(*approval.c).add_cte(events_written_by(OUTBOX, approval, _APPROVAL_FILL))
+    )
+
+
+_INSERT_APPROVAL = _insert_approval()
 _APPROVALS_OF = Statement(
     select(_APPROVALS)
     .where(_APPROVALS.c.request_id == any_(bindparam("request_ids", type_=ARRAY(Uuid))))
@@ -725,7 +932,7 @@ async def close_promotion_request(
     conn: asyncpg.Connection, request_id: UUID, *, status: str, closed_by: str,
     closed_at: datetime, reason: str | None,
 ) -> Record:  # fmt: skip
-    return await _CLOSE_REQUEST.fetchrow(
+    return await _CLOSE_REQUEST.fetchone(
         conn, request_id=request_id, status=status, closed_by=closed_by, closed_at=closed_at,
         reason=reason,
     )  # fmt: skip

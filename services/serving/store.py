@@ -1,4 +1,8 @@
-"""The serving service's queries. Nothing here commits: the unit of work does."""
+"""The serving service's queries: SQLAlchemy from models.py on `uow.session`.
+
+The house's default style (STYLE.md habit 12): one handle per function, the session, and none
+commits: the unit of work does.
+"""
 
 from collections.abc import Collection, Sequence
 from datetime import datetime

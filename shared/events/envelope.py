@@ -4,6 +4,7 @@ Subjects are `<service>.<aggregate>.<event>`; the CloudEvents `type` is
 `io.modelplane.<subject>.v<version>`. Contracts only grow: a breaking change is a new version.
 """
 
+import builtins
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID, uuid4
@@ -77,5 +78,5 @@ class CloudEvent(BaseModel):
     def from_json(cls, raw: bytes | str) -> Self:
         return cls.model_validate_json(raw)
 
-    def parse_data(self, contract: type[T]) -> T:
+    def parse_data(self, contract: builtins.type[T]) -> T:
         return contract.model_validate(self.data)

@@ -182,6 +182,8 @@ class JobEvent(EventData):
     pipeline_run_id: UUID | None = None
     pipeline_stage: str | None = None
     pipeline_attempt: int | None = None
+    # The dataset versions the job reads (verified ones, for a job that was not rejected).
+    dataset_version_ids: list[UUID] = Field(default_factory=list)
 
 
 class JobSubmitted(JobEvent):
@@ -205,6 +207,7 @@ class JobSucceeded(JobEvent):
 class RuleViolation(BaseModel):
     rule: str
     message: str
+    field: str | None = None  # the request field it is about, when one is
 
 
 class GpuTypeOptionsChanged(EventData):

@@ -1,5 +1,6 @@
 """A service killed -9 under load: the launcher brings it back on its port while the others
-keep serving; no acknowledged write is lost and every stored change is published once."""
+keep serving; no acknowledged write is lost, no write retried with its Idempotency-Key is
+applied twice, and every stored change is published once."""
 
 import asyncio
 import contextlib
@@ -60,18 +61,32 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
             n = 0
             while not stop.is_set():
                 n += 1
-                with contextlib.suppress(httpx.TransportError):
-                    reply = await api.post(f"/api/v1/registry/models/{model}/versions",
-                                           json={"run_id": f"w{worker}-{n}"})  # fmt: skip
-                    write_statuses.append((time.monotonic(), reply.status_code))
-                    if reply.status_code == 201:
-                        acknowledged.append(reply.json()["id"])
+                run = f"w{worker}-{n}"
+                # A 503 is retried with the write's key: one that never reached the registry
+                # goes through once it is back; one whose outcome is unknown is answered
+                # again as it was, never applied twice.
+                for _ in range(100):
+                    with contextlib.suppress(httpx.TransportError):
+                        reply = await api.post(f"/api/v1/registry/models/{model}/versions",
+                                               json={"run_id": run},
+                                               headers={"Idempotency-Key": run})  # fmt: skip
+                        write_statuses.append((time.monotonic(), reply.status_code))
+                        if reply.status_code == 201:
+                            acknowledged.append(reply.json()["id"])
+                        if reply.status_code != 503 or "idempotent-replayed" in reply.headers:
+                            break
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(0.01)
 
         async def use_the_others() -> None:
+            n = 0
             while not stop.is_set():
-                for path in ("/api/v1/gpu-types", "/api/v1/projects"):
+                for path in ("/api/v1/gpu-types", "/api/v1/projects", "/api/v1/serving/endpoints",
+                             "/api/v1/pipelines", "/api/v1/datasets"):  # fmt: skip
                     other_statuses.append((await api.get(path)).status_code)
+                n += 1
+                r = await api.post("/api/v1/projects", json={"name": f"during-{n}"})
+                other_statuses.append(r.status_code)
                 await asyncio.sleep(0.05)
 
         load = [asyncio.create_task(write(i)) for i in range(WRITERS)]
@@ -88,22 +103,25 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
         await asyncio.gather(*load)
 
         assert platform.restarts("registry") == 1
-        assert other_statuses and set(other_statuses) == {200}
+        assert other_statuses and set(other_statuses) == {200, 201}
         assert any(status == 201 for at, status in write_statuses if at > killed_at + 1)
         # While the registry was down the gateway answered, and only with 201 or 503.
         assert {status for _, status in write_statuses} <= {201, 503}
 
         stored: list[str] = []
+        runs: list[str] = []
         cursor = None
         while True:
             page = (await api.get(f"/api/v1/registry/models/{model}/versions",
                                   params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()  # fmt: skip
             stored += [v["id"] for v in page["items"]]
+            runs += [v["run_id"] for v in page["items"]]
             if not (cursor := page["next_cursor"]):
                 break
 
     assert set(acknowledged) <= set(stored), "an acknowledged write was lost"
     assert len(stored) == len(set(stored))
+    assert len(runs) == len(set(runs)), "a retried write was applied twice"
     deadline = time.monotonic() + 30
     while True:
         events = [e for e in await stream_events(bus, "REGISTRY") if e.type == CREATED]

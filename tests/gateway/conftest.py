@@ -35,6 +35,8 @@ class FakeRegistry:
     requests: list[dict] = field(default_factory=list)
     # A job whose log is followed: its second line comes when this is set.
     log_goes_on: asyncio.Event = field(default_factory=asyncio.Event)
+    # A request to `.../held` is answered once this is set.
+    held: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> Starlette:
         async def following_log(_: Request) -> Response:
@@ -62,6 +64,8 @@ class FakeRegistry:
             }
             self.requests.append(seen)
             path = request.path_params["path"]
+            if path.endswith("held"):
+                await self.held.wait()
             if path.startswith("models/missing"):
                 return Response(
                     MISSING_MODEL_PROBLEM, status_code=404, media_type="application/problem+json"
@@ -162,6 +166,7 @@ def registry(fake_registry: FakeRegistry) -> FakeRegistry:
     """The fake registry with a clean record and ready."""
     fake_registry.requests.clear()
     fake_registry.ready = True
+    fake_registry.held.clear()
     return fake_registry
 
 

@@ -75,3 +75,29 @@ def test_node_label_is_a_value_or_a_key_value_pair():
     assert gpu_node_selector("nvidia.com/gpu.product=NVIDIA-H100") == (
         "nvidia.com/gpu.product", "NVIDIA-H100")
     assert gpu_node_selector(None) == (None, None)
+
+
+def test_dataset_versions_must_be_known_and_verified():
+    from uuid import uuid4
+
+    from services.jobs.domain import (
+        DATASET_VERSION_RANK,
+        DatasetVersionState,
+        dataset_version_violations,
+    )
+
+    ok, pending, gone, unknown = uuid4(), uuid4(), uuid4(), uuid4()
+    known = {ok: "verified", pending: "created", gone: "failed"}
+    assert dataset_version_violations([ok], known) == []
+    found = dataset_version_violations([ok, unknown, pending, gone], known)
+    assert [v.rule for v in found] == [
+        "dataset-version-known", "dataset-version-verified", "dataset-version-verified"]
+    assert {v.field for v in found} == {"dataset_version_ids"}
+    assert found[0].message.startswith("dataset_version_ids[1]")
+    check = validate_job(env=Env.DEV, use_gpu=False, gpu_type=None, gpus=None,
+                         enabled_gpu_types=set(), dataset_version_ids=[pending],
+                         dataset_versions=known)  # fmt: skip
+    assert not check.accepted
+
+    assert sorted(DatasetVersionState, key=DATASET_VERSION_RANK.__getitem__) == [
+        DatasetVersionState.CREATED, DatasetVersionState.VERIFIED, DatasetVersionState.FAILED]

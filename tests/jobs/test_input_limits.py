@@ -92,3 +92,23 @@ def test_each_operation_lists_the_problems_it_answers_with(jobs_app):
     assert "`job-not-found`" in cancel["404"]["description"]
     problem = cancel["409"]["content"]["application/problem+json"]["schema"]
     assert {"type", "title", "status"} <= set(problem["properties"])
+
+
+async def test_a_null_in_a_gpu_type_patch_never_stores_null_and_the_list_still_answers(
+    jobs_client,
+):
+    created = (await jobs_client.post("/gpu-types", json=gpu_type(priority=3))).json()
+    path = f"/gpu-types/dev/{created['id']}"
+    r = await jobs_client.patch(path, json={"label": None})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    r = await jobs_client.patch(path, json={"enabled": None, "priority": None})
+    assert r.status_code == 200, r.text
+    assert (r.json()["label"], r.json()["enabled"], r.json()["priority"]) == (
+        created["label"], created["enabled"], 3
+    )
+    r = await jobs_client.patch(path, json={"node_label": None})
+    assert r.status_code == 200 and r.json()["node_label"] is None
+    listed = await jobs_client.get("/gpu-types", params={"env": "dev"})
+    assert listed.status_code == 200
+    assert created["id"] in [g["id"] for g in listed.json()["items"]]

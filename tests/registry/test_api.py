@@ -121,6 +121,14 @@ async def test_versions_number_themselves_and_labels_are_unique_per_model(client
     problem(await client.get(f"/models/{model['id']}/versions/9"), 404, "version-not-found")
 
 
+async def test_a_version_is_read_by_its_id_alone(client, model):
+    made = await new_version(client, model["id"], run_id="run-by-id")
+    r = await client.get(f"/models/versions/{made['id']}")
+    assert r.status_code == 200
+    assert (r.json()["model_id"], r.json()["run_id"]) == (model["id"], "run-by-id")
+    problem(await client.get(f"/models/versions/{uuid.uuid4()}"), 404, "version-not-found")
+
+
 async def test_get_model_returns_its_versions(client, model):
     for _ in range(3):
         await new_version(client, model["id"])

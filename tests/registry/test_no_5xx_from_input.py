@@ -153,7 +153,7 @@ def test_every_operation_documents_the_problems_it_answers_with(registry_app):
              if p.startswith("/api/v1/registry/")}  # fmt: skip
     operations = {(method, path): op for path, item in paths.items()
                   for method, op in item.items()}  # fmt: skip
-    assert len(operations) == 25  # 14, and 11 of the promotion policy
+    assert len(operations) == 26  # 14, 11 of the promotion policy, GET a version by id
     for (method, path), op in operations.items():
         problems = {status: reply for status, reply in op["responses"].items()
                     if status.startswith(("4", "5"))}  # fmt: skip

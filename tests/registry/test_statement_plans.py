@@ -137,9 +137,9 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
         "page": (partial(store.list_versions, model_id=small, stage=None, limit=100,
                          before_seq=None), "%LATERAL%", f"'{small}', 100"),
         "latest": (partial(store.latest_in_stage, model_id=small, stage=ModelStage.NONE),
-                   "%ORDER BY v.seq DESC LIMIT 1%", f"'{small}', 'none'"),
+                   "%ORDER BY v.seq DESC%LIMIT 1", f"'{small}', 'none'"),
         "history": (partial(store.list_transitions, version_id=first["id"], limit=100, offset=0),
-                    "%ORDER BY seq DESC%", f"'{first['id']}', 100, 0"),
+                    "%ORDER BY %transitions.seq DESC%", f"'{first['id']}', 100, 0"),
     }  # fmt: skip
     call, statement, arguments = reads[read]
 

@@ -8,13 +8,14 @@ import uuid
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import String, Uuid, bindparam, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import insert
 
 from services.registry.models import RegisteredModel
 from shared.db import UnitOfWork
 from shared.events import CloudEvent, EventData
 from shared.events.registry import ModelRegistered
-from shared.outbox import OutboxMessage, written_by_statement_sql
+from shared.outbox import OutboxMessage, events_written_by
 from shared.statements import Statement
 
 PROJECT = uuid.uuid4()
@@ -196,17 +197,28 @@ async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runti
             await conn.execute("DELETE FROM registry.outbox WHERE id = $1", waiting)
 
 
-def _one_statement(outbox) -> str:
+def _one_statement(outbox) -> Statement:
     """A model insert that writes its event itself; the event's name is the statement's."""
-    return f"""
-        WITH model AS (
-            INSERT INTO registry.registered_models (id, project_id, name, created_by)
-            VALUES ($1, $2, $3, 'test')
-            ON CONFLICT ON CONSTRAINT uq_registered_models_project_id_name DO NOTHING
-            RETURNING id, upper(name) AS shouted
-        ), {written_by_statement_sql(outbox, 4, "model", {"name": "shouted"})}
-        SELECT * FROM model
-    """
+    models = RegisteredModel.__table__
+    model = (
+        insert(models)
+        .values(
+            id=bindparam("id", type_=Uuid),
+            project_id=bindparam("project_id", type_=Uuid),
+            name=bindparam("name", type_=String),
+            created_by=literal_column("'test'"),
+        )
+        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+        .returning(models.c.id, func.upper(models.c.name).label("shouted"))
+        .cte("model")
+    )
+    return Statement(
+        select(*model.c).add_cte(events_written_by(outbox, model, {"name": "shouted"}))
+    )
+
+
+def _named(model_id: uuid.UUID, name: str) -> dict:
+    return {"id": model_id, "project_id": PROJECT, "name": name}
 
 
 def _registered(model_id: uuid.UUID, name: str) -> ModelRegistered:
@@ -220,7 +232,7 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     dispatched: list[OutboxMessage] = []
     async with _uow(runtime, dispatched, begin=False) as uow:
         row = await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), model_id, PROJECT, tricky,
+            _one_statement(runtime.outbox), _named(model_id, tricky),
             events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
         )  # fmt: skip
         assert row["shouted"] == tricky.upper()
@@ -237,33 +249,6 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     assert message.subject == "registry.model.registered"
 
 
-def _named_statement(outbox) -> Statement:
-    """`_one_statement` with named parameters, compiled once."""
-    return Statement(text(f"""
-        WITH model AS (
-            INSERT INTO registry.registered_models (id, project_id, name, created_by)
-            VALUES (:id, :project_id, :name, 'test')
-            RETURNING id, upper(name) AS shouted
-        ), {written_by_statement_sql(outbox, None, "model", {"name": "shouted"})}
-        SELECT * FROM model
-    """))
-
-
-async def test_a_named_statement_writes_its_events_with_its_values_by_name(runtime):
-    model_id = uuid.uuid4()
-    dispatched: list[OutboxMessage] = []
-    async with _uow(runtime, dispatched, begin=False) as uow:
-        row = await uow.fetchrow_writing_events(
-            _named_statement(runtime.outbox), {"name": "quiet", "id": model_id,
-                                               "project_id": PROJECT},
-            events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
-        )  # fmt: skip
-    assert row["shouted"] == "QUIET"
-    assert await _rows(runtime, [model_id]) == (1, 1)
-    [message] = dispatched
-    assert CloudEvent.from_json(message.payload).data["name"] == "QUIET"
-
-
 async def test_a_one_statement_command_that_writes_nothing_records_no_event(runtime):
     model_id, clash = uuid.uuid4(), uuid.uuid4()
     name = f"once-{model_id}"
@@ -271,7 +256,7 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
     for key in (model_id, clash):
         async with _uow(runtime, dispatched, begin=False) as uow:
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), key, PROJECT, name,
+                _one_statement(runtime.outbox), _named(key, name),
                 events=[(_registered(key, name), key)], fill={"name": "shouted"},
             )  # fmt: skip
     assert await _rows(runtime, [model_id, clash]) == (1, 1)
@@ -289,7 +274,7 @@ async def test_a_one_statement_command_that_found_a_transaction_open_fails_and_k
         async with _uow(runtime, dispatched, begin=False) as uow:
             await uow.conn.execute("BEGIN")
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), model_id, PROJECT, f"lost-{model_id}",
+                _one_statement(runtime.outbox), _named(model_id, f"lost-{model_id}"),
                 events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
             )  # fmt: skip
     assert await _rows(runtime, [model_id]) == (0, 0)
@@ -305,13 +290,13 @@ async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_ever
         with pytest.raises(RuntimeError, match="begin"):
             uow.record(_registered(first, "x"), first)  # nothing would ever write it
         await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), first, PROJECT, f"first-{first}",
+            _one_statement(runtime.outbox), _named(first, f"first-{first}"),
             events=[(_registered(first, "x"), first)], fill={"name": "shouted"},
         )  # fmt: skip
         await uow.begin()
         # Inside the transaction a statement's own events commit with it, as recorded ones do.
         await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), second, PROJECT, f"second-{second}",
+            _one_statement(runtime.outbox), _named(second, f"second-{second}"),
             events=[(_registered(second, "x"), second)], fill={"name": "shouted"},
         )  # fmt: skip
         await _insert(uow, third, f"third-{third}", through_orm=False)
@@ -326,7 +311,7 @@ async def test_events_a_statement_wrote_inside_a_transaction_roll_back_with_it(r
     with pytest.raises(RuntimeError, match="the command failed"):
         async with _uow(runtime, dispatched) as uow:
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), model_id, PROJECT, f"rolled-back-{model_id}",
+                _one_statement(runtime.outbox), _named(model_id, f"rolled-back-{model_id}"),
                 events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
             )  # fmt: skip
             raise RuntimeError("the command failed")

@@ -8,12 +8,17 @@ Pure integration: no database, no events. Blocking I/O; callers run it in a work
 import os
 import shutil
 import tarfile
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import yaml
+from configobj import ConfigObj
+from dvc.config_schema import SCHEMA
+from dvc.fs import get_cloud_fs
 from dvc_data.hashfile.build import build
 from dvc_data.hashfile.db import HashFileDB, get_odb
 from dvc_data.hashfile.hash import hash_file
@@ -21,8 +26,10 @@ from dvc_data.hashfile.hash_info import HashInfo
 from dvc_data.hashfile.transfer import transfer
 from dvc_data.hashfile.tree import Tree
 from dvc_objects.errors import ObjectFormatError
+from dvc_objects.fs.base import FileSystem
 from dvc_objects.fs.local import LocalFileSystem
 from dvc_objects.fs.memory import MemoryFileSystem
+from voluptuous import Invalid
 
 HASH_NAME = "md5"  # DVC 3's hash; `dvc add` records `hash: md5`
 VERSIONING_SYSTEM = "dvc"
@@ -137,27 +144,120 @@ def hash_directory(directory: Path) -> HashedDirectory:
         _forget(tree)
 
 
-class DvcRemote:
-    """A DVC remote on a local (or mounted) directory, laid out as `dvc push` lays it out."""
+class RemoteInvalid(ValueError):
+    """A remote's URL or options that DVC's own config schema refuses."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.odb: HashFileDB = get_odb(
-            _LOCAL, os.fspath(self.root / "files" / HASH_NAME), hash_name=HASH_NAME
-        )
+
+def remote_settings(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The remote's `dvc remote add` URL and `dvc remote modify` options, checked by DVC's own
+    config schema (as `.dvc/config` is): the section with DVC's defaults filled in."""
+    try:
+        return SCHEMA["remote"][str]({**(options or {}), "url": url})
+    except Invalid as exc:
+        raise RemoteInvalid(f"DVC refuses the remote {url!r}: {exc}") from None
+
+
+def remote_config(url: str, options: Mapping[str, Any] | None = None, name: str = "modelplane") -> str:
+    """The `.dvc/config` that makes the remote the project's default, as `dvc remote add -d`
+    and `dvc remote modify` write it."""
+    remote_settings(url, options)
+    section = {"url": url, **{k: _config_value(v) for k, v in (options or {}).items()}}
+    config = ConfigObj({"core": {"remote": name}, f'remote "{name}"': section})
+    return "\n".join(config.write()) + "\n"
+
+
+# The URL scheme each IntegrationConfig backend's remote has (`local`: an absolute path).
+SCHEMES = {"local": None, "s3": "s3", "gcs": "gs", "azure": "azure", "ssh": "ssh"}
+# Options never handed out in a `.dvc/config`: credentials stay with the service.
+_SECRET_PARTS = ("secret", "password", "token", "key", "credential", "connection_string", "sas")
+
+
+@dataclass(frozen=True)
+class RemoteChoice:
+    """An env's DVC remote: the base URL each dataset has a folder under (None: the service's
+    own local remote root), and its `dvc remote modify` options."""
+
+    base: str | None
+    options: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, backend: str, settings: Mapping[str, Any]) -> "RemoteChoice":
+        """From an IntegrationConfig (concern dataset_versioning); RemoteInvalid if DVC or the
+        backend's scheme refuses it."""
+        if backend not in SCHEMES:
+            raise RemoteInvalid(f"no DVC remote backend {backend!r}; known: {', '.join(SCHEMES)}")
+        url, options = settings.get("url"), settings.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise RemoteInvalid("the remote's options must be an object of `dvc remote modify` options")
+        if url is None:
+            if backend != "local":
+                raise RemoteInvalid(f"a {backend} remote needs a url")
+            return cls(None, {})
+        scheme = SCHEMES[backend]
+        found = url.split("://", 1)[0] if "://" in url else None
+        if found != scheme or (scheme is None and not os.path.isabs(url)):
+            raise RemoteInvalid(f"a {backend} remote's url must be "
+                                f"{'an absolute path' if scheme is None else scheme + '://...'}, not {url!r}")
+        remote_settings(url, options)
+        return cls(url.rstrip("/"), dict(options))
+
+    def shown(self) -> dict[str, Any]:
+        """The options a user's `.dvc/config` gets: all but credentials."""
+        return {k: v for k, v in self.options.items()
+                if not any(part in k.lower() for part in _SECRET_PARTS)}  # fmt: skip
+
+
+def _config_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class DvcRemote:
+    """A DVC remote laid out as `dvc push` lays it out: a local (or mounted) directory, or any
+    remote DVC has a filesystem for (S3, GCS, Azure, SSH with their `dvc-*` plugin installed)."""
+
+    def __init__(self, root: Path | str, options: Mapping[str, Any] | None = None) -> None:
+        self.local = isinstance(root, Path) or "://" not in root
+        if self.local:
+            self.root = Path(root)
+            self.fs: FileSystem = _LOCAL
+            self._url = os.fspath(self.root.resolve())
+            path = os.fspath(self.root / "files" / HASH_NAME)
+        else:
+            settings = remote_settings(str(root), options)
+            try:
+                cls, config, fs_path = get_cloud_fs(None, **settings)
+            except ImportError as exc:  # a DVC plugin (dvc-s3, dvc-gs, ...) is not installed
+                raise RemoteInvalid(str(exc)) from exc
+            self.fs = cls(**config)
+            self.root = Path(fs_path)
+            self._url = str(root).rstrip("/")
+            path = self.fs.join(fs_path, "files", HASH_NAME)
+        self.odb: HashFileDB = get_odb(self.fs, path, hash_name=HASH_NAME)
 
     @property
     def url(self) -> str:
         """What `dvc remote add` takes for it."""
-        return os.fspath(self.root.resolve())
+        return self._url
 
     def object_path(self, oid: str) -> Path:
+        """Where the object is on this machine (a local remote's only)."""
         return Path(self.odb.oid_to_path(oid))
+
+    def object_location(self, oid: str) -> "Path | Callable[[], BinaryIO]":
+        """The object's path on a local remote; else what opens it."""
+        if self.local:
+            return self.object_path(oid)
+        return partial(self.fs.open, self.odb.oid_to_path(oid), mode="rb")
+
+    def _size(self, oid: str) -> int | None:
+        path = self.odb.oid_to_path(oid)
+        return self.fs.size(path) if self.fs.isfile(path) else None
 
     def push(self, directory: Path) -> PushResult:
         """Hash the directory and copy every object the remote lacks (files and the manifest)."""
         path = _check_directory(directory)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.local:
+            self.root.mkdir(parents=True, exist_ok=True)
         staging, _, tree = build(self.odb, path, _LOCAL, HASH_NAME)
         assert isinstance(tree, Tree)
         hashed = HashedDirectory(tree.hash_info.value, _entries(tree))
@@ -172,7 +272,7 @@ class DvcRemote:
         added = 0
         for hash_info in result.transferred:
             if hash_info.isdir:
-                added += self.object_path(hash_info.value).stat().st_size
+                added += self._size(hash_info.value) or 0
             else:
                 added += sizes.get(hash_info.value, 0)
         return PushResult(hashed, added, len(result.transferred))
@@ -186,29 +286,32 @@ class DvcRemote:
                                     f"{self.url}: {exc}") from exc
         files = []
         for key, _, hash_info in tree:
-            obj = self.object_path(hash_info.value)
-            size = obj.stat().st_size if obj.exists() else 0
+            size = self._size(hash_info.value) or 0
             files.append(FileEntry("/".join(key), hash_info.value, size))
         return HashedDirectory(version_id, tuple(sorted(files, key=lambda f: f.path)))
 
     def verify(self, version_id: str) -> Verification:
         """Recompute the hash of the manifest and of every object it names, from the remote."""
-        manifest = self.object_path(version_id)
-        if not manifest.is_file() or _md5(manifest) != version_id.removesuffix(".dir"):
+        manifest = self.odb.oid_to_path(version_id)
+        if not self.fs.isfile(manifest) or self._md5(manifest) != version_id.removesuffix(".dir"):
             return Verification(version_id, (), (), manifest_ok=False)
         mismatched, missing = [], []
         for entry in self.manifest(version_id).files:
-            obj = self.object_path(entry.md5)
-            if not obj.is_file():
+            obj = self.odb.oid_to_path(entry.md5)
+            if not self.fs.isfile(obj):
                 missing.append(entry.path)
-            elif _md5(obj) != entry.md5:
+            elif self._md5(obj) != entry.md5:
                 mismatched.append(entry.path)
         return Verification(version_id, tuple(mismatched), tuple(missing))
+
+    def _md5(self, path: str) -> str:
+        _, hash_info = hash_file(path, self.fs, HASH_NAME)
+        return hash_info.value
 
     def open_file(self, entry: FileEntry) -> BinaryIO:
         """A version's file, read from the remote's object."""
         try:
-            return self.object_path(entry.md5).open("rb")
+            return self.fs.open(self.odb.oid_to_path(entry.md5), mode="rb")
         except FileNotFoundError as exc:
             raise VersionUnreadable(f"{entry.path} is missing from {self.url}") from exc
 
@@ -230,9 +333,6 @@ class DvcRemote:
                     archive.addfile(info, source)
 
 
-def _md5(path: Path) -> str:
-    _, hash_info = hash_file(os.fspath(path), _LOCAL, HASH_NAME)
-    return hash_info.value
 
 
 def dvc_file(directory: HashedDirectory, path: str, remote_url: str | None = None) -> str:

@@ -203,7 +203,7 @@ class KubernetesExecutor:
             pods = await self._pods(namespace, name)
             started = [p for p in pods if p.status and p.status.phase != "Pending"]
             if started:
-                return started[-1].metadata.name
+                return started[-1].metadata.name if started[-1].metadata else None
             if (await self.status(handle)).finished:
                 return None
             await asyncio.sleep(self.config.log_poll_seconds)
@@ -238,5 +238,5 @@ def _split(handle: str) -> tuple[str, str]:
 
 
 def _created(pod: k8s.V1Pod) -> float:
-    stamp = pod.metadata.creation_timestamp
+    stamp = pod.metadata.creation_timestamp if pod.metadata else None
     return stamp.timestamp() if stamp else 0.0

@@ -187,9 +187,9 @@ class LocalExecutor:
                 except psutil.NoSuchProcess:
                     pass
             await self._wait_gone(survivors, 5.0)
-        process = self._runners.get(handle)
-        if process is not None:
-            await process.wait()
+        launched = self._runners.get(handle)
+        if launched is not None:
+            await launched.wait()
 
     async def _reap(self, handle: str, process: asyncio.subprocess.Process) -> None:
         await process.wait()

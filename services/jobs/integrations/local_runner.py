@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_CODE_FILE = "exit_code"
 DEADLINE_FILE = "deadline_exceeded"
@@ -46,10 +47,13 @@ def main(argv: list[str]) -> int:
             resource.setrlimit(resource.RLIMIT_DATA, (args.memory_bytes, args.memory_bytes))
 
     user = pwd.getpwnam(args.user) if args.user else None
+    as_user: dict[str, Any] = (
+        {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    )
     try:
         child = subprocess.Popen(
             command, preexec_fn=limit,  # noqa: PLW1509 - the runner has no other threads
-            **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}),
+            **as_user,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         # Not found, not executable, or its user or limits could not be set: it never started.

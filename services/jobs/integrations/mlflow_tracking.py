@@ -123,4 +123,7 @@ class MlflowTracking:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             # Another job created it between our lookup and create.
-            return self._client.get_experiment_by_name(name).experiment_id
+            experiment = self._client.get_experiment_by_name(name)
+            if experiment is None:  # and it was deleted since
+                raise
+            return experiment.experiment_id

@@ -20,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     schema = op.get_context().version_table_schema
+    if schema is None:
+        raise RuntimeError("the messaging migrations run in a service's schema")
     bind = op.get_bind()
     existing = set(sa.inspect(bind).get_table_names(schema=schema))
     for table in schema_metadata(schema).tables.values():

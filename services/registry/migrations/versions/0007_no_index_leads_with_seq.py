@@ -1,13 +1,9 @@
 """Versions and transitions are ordered by `seq` only within their model or version: the
 unique constraints on `seq` alone go (the identity column already makes each value unique).
 
-With the registry's statements planned once (`plan_cache_mode = force_generic_plan`), the
-plans for a page of one model's versions, its latest version in a stage and a version's
-history assumed every model (or version) has an equal share of the rows and walked that
-index newest first, filtering on the model: behind a model with a million newer versions, a
-page of a 10 000-version model read all million rows (180 ms instead of 1 ms). The indexes
-on (model_id, seq), (model_id, stage, seq) and (version_id, seq) are the ones these
-statements need.
+A generic plan that takes the index on `seq` alone walks every model's versions newest first
+to find one model's; the indexes on (model_id, seq), (model_id, stage, seq) and
+(version_id, seq) are the ones a page, a latest-in-stage and a history need.
 
 Revision ID: 0007
 Revises: 0006
