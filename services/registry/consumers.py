@@ -12,6 +12,7 @@ from shared.events.pipelines import (
     ModelVersionPromotionRequested,
     ModelVersionRegistrationRequested,
 )
+from shared.events.serving import DeploymentEvent, DeploymentRolledBack
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ async def promote_for_pipeline_stage(uow: UnitOfWork, event: CloudEvent) -> None
         service.refuse_stage_command(uow, command, refusal)
 
 
+async def note_where_version_serves(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A deployment changed state: the version's list of where it serves follows (a late event
+    older than the one kept changes nothing; the inbox drops a redelivery)."""
+    if event.type == DeploymentRolledBack.type():
+        return  # the failed deployment's own DeploymentFailed says what changed for it
+    await service.deployment_changed(uow, event.parse_data(DeploymentEvent), event.time)
+
+
 CONSUMERS = (
     EventConsumer(
         durable="registry-jobs-job-succeeded",
@@ -72,5 +81,10 @@ CONSUMERS = (
         durable="registry-pipelines-stage-promotion-requested",
         subject=ModelVersionPromotionRequested.subject,
         handle=promote_for_pipeline_stage,
+    ),
+    EventConsumer(
+        durable="registry-serving-deployment-changed",
+        subject="serving.deployment.>",
+        handle=note_where_version_serves,
     ),
 )

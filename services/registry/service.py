@@ -59,6 +59,7 @@ from shared.events.registry import (
     RegistryStageCommandRefused,
     tag_fields,
 )
+from shared.events.serving import DeploymentEvent
 from shared.events.stage_attempts import StageAttemptAnswer
 
 # A version as read (a row) or as `KnownStages` remembers it.
@@ -407,6 +408,17 @@ def _check_runs_project(command: StageCommand, project: UUID, what: str) -> None
     if command.project_id is not None and command.project_id != project:
         raise OutsideTheRunsProject(
             f"{what} is in project {project}, not in the run's project {command.project_id}")
+
+
+async def deployment_changed(uow: UnitOfWork, change: DeploymentEvent, at: datetime) -> None:
+    """Where the version serves: the deployment's state as of the event's time `at`."""
+    await store.record_deployment(uow.session, {
+        "deployment_id": change.deployment_id, "model_id": change.model_id,
+        "version_id": change.model_version_id, "endpoint_id": change.endpoint_id,
+        "endpoint_name": change.endpoint_name, "env": change.env,
+        "serving_framework": change.serving_framework, "state": change.state, "changed_at": at,
+    })  # fmt: skip
+
 # ---- The promotion policy: moves to production under a project's (or a model's) rules.
 
 

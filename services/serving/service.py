@@ -38,6 +38,7 @@ from services.serving.errors import (
     endpoint_not_found,
 )
 from services.serving.models import ModelVersionCopy, ServingDeployment, ServingEndpoint
+from shared.auth import Caller, Role
 from shared.db import UnitOfWork
 from shared.errors import Problem
 from shared.events.gateway import IntegrationConfigChanged
@@ -161,11 +162,12 @@ async def create_endpoint(
     return endpoint
 
 
-async def retire_endpoint(uow: UnitOfWork, endpoint_id: UUID) -> ServingEndpoint:
+async def retire_endpoint(uow: UnitOfWork, endpoint_id: UUID, caller: Caller) -> ServingEndpoint:
     """Undeploy: the endpoint answers no more, and the reconciler takes each deployment down."""
     endpoint = await store.lock_endpoint(uow.session, endpoint_id)
     if endpoint is None:
         raise endpoint_not_found(endpoint_id)
+    caller.require(endpoint.project_id, Role.EDITOR)
     now = _now()
     store.touch(endpoint, now, retired=True, live_deployment_id=None)
     for deployment in await store.deployments_of(uow.session, endpoint.id):
