@@ -26,14 +26,16 @@ def registry_settings(database_url: str, nats_url: str) -> RegistrySettings:
     )
 
 
-@pytest.fixture(scope="session")
+# The package's own: its consumers leave the bus when tests/registry ends, so they answer no
+# later package's commands (pipelines' stages, serving's events) in a whole-suite run.
+@pytest.fixture(scope="package")
 async def registry_app(registry_settings: RegistrySettings) -> AsyncIterator:
     app = create_app(registry_settings)
     async with app.router.lifespan_context(app):
         yield app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def runtime(registry_app) -> ServiceRuntime:
     return registry_app.state.runtime
 
@@ -59,7 +61,7 @@ async def promote(
     return await client.post(f"/models/versions/{version['id']}/transition", json={"stage": stage})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def client(registry_app) -> AsyncIterator[httpx.AsyncClient]:
     async with client_of(registry_app) as c:
         yield c
