@@ -381,3 +381,26 @@ async def test_an_upload_cannot_escape_its_folder_or_fail_with_500(
     assert not (upload_dir.parent / "escaped.txt").exists()
     versions = (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()
     assert versions["total"] == 0
+
+
+async def test_a_nul_character_is_422_not_500(datasets_client, project, sources):
+    for body in ({"description": "a\x00b"}, {"tags": {"k": "v\x00"}}, {"tags": {"k\x00": "v"}}):
+        reply = await datasets_client.post(
+            "/datasets", json={"name": f"nul-{uuid4().hex[:8]}", "project_id": project, **body}
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["type"].endswith("/dataset-invalid")
+        assert reply.json()["errors"][0]["loc"][-1] in body
+    dataset = await new_dataset(datasets_client, project)
+    source = str(write_files(sources / uuid4().hex, {"a": b"a"}))
+    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
+                                       json={"source_path": source, "parent_version_id": "a\x00"})  # fmt: skip
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["loc"] == ["body", "parent_version_id"]
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions/upload",
+        files=[("files", ("a.csv", b"1"))], data={"parent_version_id": "x\x00"},
+    )
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["type"].endswith("/dataset-invalid")
+    assert (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()["total"] == 0
