@@ -52,6 +52,7 @@ from shared.errors import (
 from shared.integrations import Concern
 from shared.projects import UnknownProject
 from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
+from shared.validation import Text
 
 API_PREFIX = "/api/v1"
 INTERNAL_PREFIX = "/internal"
@@ -93,7 +94,7 @@ def answers(*problems: type[Problem]) -> dict:
 
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
-Subject = Annotated[str, Path(min_length=1, max_length=200)]
+Subject = Annotated[Text, Path(min_length=1, max_length=200)]
 
 health = APIRouter()
 router = APIRouter(prefix=API_PREFIX)

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from shared.auth import Role
 from shared.environments import Env
+from shared.validation import JsonObject, Text
 
 
 class _Out(BaseModel):
@@ -15,7 +16,7 @@ class _Out(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    subject: str = Field(min_length=1, max_length=200)
+    subject: Text = Field(min_length=1, max_length=200)
     role: Role | None = Field(
         description="The platform role, held in every project; null: only the subject's "
         "project memberships count."
@@ -46,8 +47,8 @@ class TokenList(BaseModel):
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
-    description: str | None = Field(default=None, max_length=10_000)
+    name: Text = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    description: Text | None = Field(default=None, max_length=10_000)
 
 
 class Project(_Out):
@@ -89,7 +90,7 @@ class IntegrationConfigPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: str = Field(min_length=1, max_length=64, examples=["kubernetes"])
-    settings: dict[str, Any] = Field(
+    settings: JsonObject = Field(
         default_factory=dict,
         description="The backend's options, e.g. {\"namespace\": \"ml-prod\"}. Every service "
         "that uses the concern receives them in IntegrationConfigChanged: no secrets here.",
