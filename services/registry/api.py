@@ -473,7 +473,7 @@ async def approve_promotion(
     await allowed.to_request(caller, request_id, Role.APPROVER)
     async with rt.uow() as uow:
         request, moved = await service.approve_promotion(
-            uow, request_id, actor=who, comment=body and body.comment, known=known
+            uow, request_id, actor=who, comment=body.comment if body else None, known=known
         )
     result = {"request": request, "version": moved and moved.version,
               "transitions": moved.transitions if moved else []}  # fmt: skip
@@ -508,6 +508,6 @@ async def _close_promotion(
 ) -> Response:
     async with rt.uow() as uow:
         request = await service.close_promotion(
-            uow, request_id, status=status, actor=who, reason=body and body.reason
+            uow, request_id, status=status, actor=who, reason=body.reason if body else None
         )
     return rows_reply(PromotionRequestOut, request)
