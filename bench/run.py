@@ -18,7 +18,7 @@ from typing import Self, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bench import Config, datasets, report, targets
+from bench import Config, datasets, pipelines, report, targets
 from bench.events import EventLatency
 from bench.load import MlflowTarget, ModelplaneTarget, Result, percentile, run_load
 from bench.memory import PeakSampler, tree_rss_mib
@@ -209,10 +209,37 @@ async def settle(server_url: str, databases: list[str]) -> None:
     log.info("settled: VACUUM ANALYZE in %s, CHECKPOINT", ", ".join(databases))
 
 
-async def main(config: Config) -> int:
-    """The whole run; Ctrl-C or SIGTERM stops it the way a failure does, with the servers it
-    started stopped and its databases dropped."""
-    return await until_stopped(_run(config))
+SECTIONS = ("registry", "serving", "pipelines")
+
+
+async def main(config: Config, sections: tuple[str, ...] = SECTIONS) -> int:
+    """The whole run, or the `sections` named; Ctrl-C or SIGTERM stops it the way a failure
+    does, with the servers it started stopped and its databases dropped."""
+    return await until_stopped(_sections(config, sections))
+
+
+async def _sections(config: Config, sections: tuple[str, ...]) -> int:
+    status = 0
+    if "registry" in sections:
+        status |= await _run(config)
+    if "serving" in sections:
+        from bench import serving  # MLflow's client and Ray's address: only this section's
+
+        async with Infra() as infra:
+            status |= await serving.run(config, infra.postgres_url, infra.nats_url)
+    if "pipelines" in sections:
+        status |= await _run_pipelines()
+    return status
+
+
+async def _run_pipelines() -> int:
+    """The pipelines section (bench/pipelines.py), on a platform of its own."""
+    async with Infra() as infra:
+        results = await pipelines.run_pipelines(infra.postgres_url, infra.nats_url)
+    print()
+    print(pipelines.table(results))
+    print(f"\nwrote {pipelines.write(results)}")
+    return 0
 
 
 async def until_stopped(run: Awaitable[T]) -> T:

@@ -17,6 +17,9 @@ IDLE_MEMORY_AT_MOST_MIB = 1024.0
 # Keyset pagination reads a page at 1M versions as fast as at 10k; an OFFSET scan would be
 # ~100× slower. The bound leaves room for the noise between two lists measured in turn.
 LIST_1M_OVER_10K_AT_MOST = 1.5
+# Issue 35: a prediction through the gateway beside the same request straight to Ray Serve.
+PREDICT_ADDED_P50_AT_MOST_MS = 2.0
+PREDICT_OPS_OF_DIRECT_AT_LEAST = 0.8
 # Issue 37: DVC hashing as the datasets service does it, beside md5sum over the same files; the
 # share of a version's bytes its push adds when its parent shares 95 % of its files.
 DATASETS_HASH_RATIO_AT_LEAST = 0.70
@@ -89,3 +92,32 @@ def checks(results: dict) -> list[Check]:
         errors = sum(row["modelplane"]["errors"] for row in cells.values())
         found.append(Check("Modelplane's errors, all cells", errors, "at_most", 0))
     return found + datasets_checks(results)
+
+
+# Issue 36: the local engine's stage hand-off, and a burst of runs that all finish.
+HAND_OFF_P99_AT_MOST_MS = 250.0
+
+
+def pipeline_checks(results: dict) -> list[Check]:
+    """The pipelines section's targets (bench/pipelines.py)."""
+    burst = results["burst"]
+    return [
+        Check("stage hand-off on the local engine, p99 ms", results["hand_off_ms"]["p99_ms"],
+              "at_most", HAND_OFF_P99_AT_MOST_MS),
+        Check(f"runs of the burst of {burst['runs']} that did not succeed", len(burst["stalled"]),
+              "at_most", 0),
+    ]
+def serving_checks(results: dict) -> list[Check]:
+    """Issue 35's targets that the serving section's run measured."""
+    cells = {row["clients"]: row for row in results.get("predictions", [])}
+    found: list[Check] = []
+    if row := cells.get(1):
+        found.append(Check("predict x1, p50 through the gateway - straight to Ray Serve, ms",
+                           row["added_p50_ms"], "at_most", PREDICT_ADDED_P50_AT_MOST_MS))
+    if row := cells.get(MANY_CLIENTS):
+        found.append(Check(f"predict x{MANY_CLIENTS}, ops/s through the gateway ÷ straight to Ray Serve",
+                           row["ops_ratio"], "at_least", PREDICT_OPS_OF_DIRECT_AT_LEAST))
+    if cells:
+        errors = sum(row["gateway"]["errors"] + row["ray_serve"]["errors"] for row in cells.values())
+        found.append(Check("prediction errors, all cells", errors, "at_most", 0))
+    return found

@@ -63,6 +63,10 @@ class TooLarge(Problem):
     status, kind, title = 413, "too-large", "Content too large"
 
 
+class RequestTooLarge(TooLarge):
+    kind, title = "request-too-large", "The request body is larger than the server takes"
+
+
 class UnsupportedMediaType(Problem):
     status, kind, title = 415, "unsupported-media-type", "Unsupported media type"
 

@@ -12,6 +12,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context
@@ -20,7 +21,7 @@ from shared.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
     Problem,
-    TooLarge,
+    RequestTooLarge,
     Unauthorized,
     UnsupportedEncoding,
 )
@@ -67,6 +68,16 @@ def rows_reply(
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app takes at this path: Starlette's 405 names only
+    those of the first route that matched the path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -96,6 +107,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return problem_response(
             {
                 "type": PROBLEM_BASE + _HTTP_KINDS.get(exc.status_code, "http-error"),
@@ -104,7 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "detail": str(exc.detail),
                 "instance": request.url.path,
             },
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -293,8 +307,8 @@ class BodyLimit:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, *, keep_alive: bool
     ) -> None:
-        problem = TooLarge(f"the request body is larger than {self.max_bytes} bytes",
-                           kind="request-too-large", max_bytes=self.max_bytes)  # fmt: skip
+        problem = RequestTooLarge(f"the request body is larger than {self.max_bytes} bytes",
+                                  max_bytes=self.max_bytes)  # fmt: skip
         headers = None if keep_alive else {"Connection": "close"}
         reply = problem_response(problem.to_dict(instance=scope["path"]), headers)
         await reply(scope, receive, send)

@@ -13,8 +13,15 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def refuse_nul(value: str) -> str:
+    """The string unchanged unless it has a NUL or a lone surrogate (`"\\ud800"` in JSON),
+    which no UTF-8 column or reply can hold."""
     if "\x00" in value:
         raise ValueError("must not contain a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must not contain a lone surrogate") from None
     return value
 
 
@@ -25,15 +32,19 @@ def refuse_unstorable_json(value: Any) -> Any:
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError(f"{where or 'the value'} contains a NUL character")
+            try:
+                refuse_nul(item)
+            except ValueError as refused:
+                raise ValueError(f"{where or 'the value'} {refused}") from None
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"{where or 'the value'} is {item}, not a finite number")
         elif isinstance(item, dict):
             for key, child in item.items():
-                if "\x00" in str(key):
-                    raise ValueError(f"a key in {where or 'the value'} contains a NUL character")
+                try:
+                    refuse_nul(str(key))
+                except ValueError as refused:
+                    raise ValueError(f"a key in {where or 'the value'} {refused}") from None
                 stack.append((f"{where}.{key}" if where else str(key), child))
         elif isinstance(item, list | tuple):
             stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))

@@ -96,6 +96,40 @@ def test_the_json_gives_each_target_its_bound_and_the_table_names_what_missed() 
     assert [line.split()[0] for line in printed].count("MISSED") == 3
 
 
+def test_the_pipelines_section_judges_the_full_hand_off_and_stalled_runs():
+    from bench import pipelines
+
+    results = {"hand_off_ms": {"stages": 20, "samples": 19, "p50_ms": 120.0, "p99_ms": 240.0,
+                               "max_ms": 240.0, "engine": {"p50_ms": 40.0, "p99_ms": 90.0,
+                                                           "max_ms": 90.0}},
+               "burst": {"runs": 50, "stages": 5, "succeeded": 49, "stalled": ["r1"],
+                         "jobs": 245, "drain_seconds": 60.0, "jobs_own_seconds": 900.0,
+                         "longest_run_seconds": 50.0}}
+    checks = targets.pipeline_checks(results)
+    assert [(c.target, c.met) for c in checks] == [
+        ("stage hand-off on the local engine, p99 ms", True),
+        ("runs of the burst of 50 that did not succeed", False)]
+    results["targets"] = [c.as_json() for c in checks]
+    text = pipelines.table(results)
+    assert "MISSED  runs of the burst of 50 that did not succeed: 1" in text
+    assert "drain 60.0 s beside the jobs' own 900.0 s" in text
+def test_the_serving_section_judges_the_gateways_cost_against_ray_serve_direct() -> None:
+    def row(clients: int, added_p50_ms: float, ops_ratio: float, errors: int = 0) -> dict:
+        direct = {**side(900.0, 2.0, 4.0), "errors": errors}
+        return {"clients": clients, "ray_serve": direct, "gateway": side(700.0, 3.0, 6.0),
+                "added_p50_ms": added_p50_ms, "ops_ratio": ops_ratio}
+    met = {c.target: (c.value, c.met) for c in targets.serving_checks(
+        {"predictions": [row(1, 1.9, 0.9), row(32, 9.0, 0.8)]})}
+    missed = {c.target: (c.value, c.met) for c in targets.serving_checks(
+        {"predictions": [row(1, 2.1, 0.9), row(32, 9.0, 0.79, errors=2)]})}
+    assert met == {
+        "predict x1, p50 through the gateway - straight to Ray Serve, ms": (1.9, True),
+        "predict x32, ops/s through the gateway ÷ straight to Ray Serve": (0.8, True),
+        "prediction errors, all cells": (0, True),
+    }
+    assert [met for _, met in missed.values()] == [False, False, False]
+
+
 def test_the_datasets_section_is_judged_alone_or_with_the_registry() -> None:
     measured = {"hashing": {"bytes": 2**30, "files": 7000, "dvc_mib_per_s": 400.0,
                             "md5sum_mib_per_s": 560.0, "ratio": 0.714},

@@ -1,14 +1,17 @@
-"""`shared.http.rows_reply`: rows written as the validated model, refused when they do not fit."""
+"""`shared.http`: rows written as the validated model, refused when they do not fit; a 405
+that names every method of its path."""
 
 import enum
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.http import rows_reply
+from shared.http import install_problem_handlers, rows_reply
 
 
 class Colour(enum.StrEnum):
@@ -63,3 +66,24 @@ def test_a_reply_keeps_its_status_and_headers():
     reply = rows_reply(Item, row("blue", None), 201, {"Location": "/items/1"})
     assert (reply.status_code, reply.headers["location"]) == (201, "/items/1")
     assert reply.media_type == "application/json"
+
+
+async def test_a_method_not_allowed_names_every_method_of_the_path():
+    """Starlette's 405 names the methods of the first route that matched the path only."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/things")
+    async def list_things() -> list[str]:
+        return []
+
+    @app.post("/things")
+    async def add_thing() -> dict[str, str]:
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        reply = await client.options("/things")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "GET, POST"
+    assert reply.json()["type"].endswith("/method-not-allowed")

@@ -42,9 +42,27 @@ from services.datasets.settings import DatasetsSettings
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
+from shared.links import link, links
 from shared.projects import ProjectDirectory, UnknownProject
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+_DATASET = "/api/v1/datasets/{dataset_id}"
+_VERSION = "/api/v1/datasets/versions/{version_id}"
+DATASET_LINKS = links(
+    201,
+    GetDataset=link(_DATASET, "get", dataset_id="$response.body#/id"),
+    ListVersions=link(f"{_DATASET}/versions", "get", dataset_id="$response.body#/id"),
+    CreateVersion=link(f"{_DATASET}/versions", "post", dataset_id="$response.body#/id"),
+)
+VERSION_LINKS = links(201, **{
+    name: link(f"{_VERSION}{tail}", method, version_id="$response.body#/id")
+    for name, tail, method in (
+        ("GetVersion", "", "get"), ("GetLineage", "/lineage", "get"), ("GetDiff", "/diff", "get"),
+        ("GetFiles", "/files", "get"), ("ListJobs", "/jobs", "get"),
+        ("VerifyVersion", "/verify", "post"), ("ActivateVersion", "/activate", "post"),
+    )
+})  # fmt: skip
 
 
 async def _storage(request: Request) -> Storage:
@@ -199,7 +217,7 @@ async def activate(version_id: UUID, rt: Runtime, caller: Who):
 
 
 @router.post("", status_code=201, response_model=DatasetOut,
-             responses=answers(DatasetInvalid, DatasetNameTaken, UnknownProject))
+             responses={**answers(DatasetInvalid, DatasetNameTaken, UnknownProject), **DATASET_LINKS})
 async def create_dataset(body: DatasetCreate, rt: Runtime, caller: Who, who: Actor,
                          projects: Projects, response: Response):  # fmt: skip
     caller.require(body.project_id, Role.EDITOR)
@@ -241,8 +259,8 @@ async def list_versions(dataset_id: UUID, rt: Runtime, caller: Who, limit: Limit
 
 
 @router.post("/{dataset_id}/versions", status_code=201, response_model=VersionOut,
-             responses=answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, SourceUnreadable,
-                               DatasetRemoteInvalid))
+             responses={**answers(DatasetNotFound, DatasetInvalid, DatasetVersionExists, SourceUnreadable,
+                                  DatasetRemoteInvalid), **VERSION_LINKS})
 async def create_version(dataset_id: UUID, body: VersionCreate, rt: Runtime, caller: Who,
                          who: Actor, remotes: Remotes, settings: Settings, response: Response):  # fmt: skip
     """A version from a directory under one of the service's source roots."""

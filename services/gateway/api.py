@@ -2,7 +2,8 @@
 configs. Parse, call service.py, shape the reply. The services' paths: proxy.py."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security, status
@@ -50,6 +51,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.integrations import Concern
+from shared.links import link, links
 from shared.projects import UnknownProject
 from shared.runtime import REQUIRED, ServiceRuntime, readiness_reply
 from shared.validation import Text
@@ -92,6 +94,31 @@ def answers(*problems: type[Problem]) -> dict:
     return problem_responses(InvalidInput, Unauthorized, Forbidden, UnsupportedEncoding, *problems)
 
 
+_PROJECT = f"{API_PREFIX}/projects/{{project_id}}"
+_NEW_PROJECT = "$response.body#/id"
+# What a new project's id leads to: its reads and members, and the first things made in it.
+PROJECT_LINKS = links(
+    201,
+    GetProject=link(_PROJECT, "get", project_id=_NEW_PROJECT),
+    ListMembers=link(f"{_PROJECT}/members", "get", project_id=_NEW_PROJECT),
+    PutMember=link(f"{_PROJECT}/members/{{subject}}", "put", project_id=_NEW_PROJECT),
+    RegisterModel=link(f"{API_PREFIX}/registry/models", "post", body={"project_id": _NEW_PROJECT}),
+    CreateDataset=link(f"{API_PREFIX}/datasets", "post", body={"project_id": _NEW_PROJECT}),
+    SubmitJob=link(f"{API_PREFIX}/jobs", "post", body={"project_id": _NEW_PROJECT}),
+    SetPromotionPolicy=link(f"{API_PREFIX}/registry/projects/{{project_id}}/promotion-policy",
+                            "put", project_id=_NEW_PROJECT),
+)
+TOKEN_LINKS = links(
+    201, RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id")
+)
+# A PUT that creates answers 201 (with Location), one that replaces answers 200.
+MEMBER_ADDED: dict[int | str, dict[str, Any]] = {
+    201: {"model": Member, "description": "The subject was not a member before"}
+}
+CONFIG_CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"model": IntegrationConfig, "description": "The concern had no config"}
+}
+
 Who = Annotated[Caller, Depends(_caller)]
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Subject = Annotated[Text, Path(min_length=1, max_length=200)]
@@ -119,7 +146,7 @@ async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"],
-             responses=answers(UnknownProject))
+             responses={**answers(UnknownProject), **TOKEN_LINKS})
 async def create_token(body: TokenCreate, caller: Who, runtime: Runtime) -> CreatedToken:
     """Create an API token. The plaintext is in this reply only."""
     async with runtime.uow() as uow:
@@ -147,7 +174,7 @@ async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: R
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"],
-             responses=answers(DuplicateProjectName))
+             responses={**answers(DuplicateProjectName), **PROJECT_LINKS})
 async def create_project(body: ProjectCreate, caller: Who, runtime: Runtime) -> Project:
     """Create a project. Platform admins only."""
     async with runtime.uow() as uow:
@@ -189,7 +216,7 @@ async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> Membe
 
 
 @router.put("/projects/{project_id}/members/{subject}", tags=["projects"],
-            responses=answers(ProjectNotFound))
+            responses={**answers(ProjectNotFound), **MEMBER_ADDED})
 async def put_member(
     project_id: UUID, subject: Subject, body: MemberPut, caller: Who, runtime: Runtime,
     request: Request, response: Response,
@@ -200,7 +227,9 @@ async def put_member(
     request.app.state.authenticator.forget_subject(subject)
     if created:
         response.status_code = status.HTTP_201_CREATED
-        response.headers["Location"] = f"{API_PREFIX}/projects/{project_id}/members/{subject}"
+        # A subject may hold any character, a CR or LF included: a header may not.
+        location = f"{API_PREFIX}/projects/{project_id}/members/{quote(subject, safe='')}"
+        response.headers["Location"] = location
     return Member.model_validate(row)
 
 
@@ -218,7 +247,7 @@ async def remove_member(
 
 
 @router.put("/integrations/{env}/{concern}", tags=["integrations"],
-            responses=answers(UnknownIntegrationBackend))
+            responses={**answers(UnknownIntegrationBackend), **CONFIG_CREATED})
 async def put_integration_config(
     env: Env, concern: Concern, body: IntegrationConfigPut, caller: Who, runtime: Runtime,
     response: Response,

@@ -6,7 +6,7 @@ backend does not answer, the gateway serves the parts it has.
 """
 
 import copy
-import logging
+import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -21,45 +21,85 @@ from services.gateway.errors import (
 )
 from services.gateway.idempotency import KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 from services.gateway.proxy import ServiceProxy
-from shared.errors import Problem, problem_responses
-
-log = logging.getLogger(__name__)
+from shared.errors import (
+    Problem,
+    RequestTooLarge,
+    Unauthorized,
+    UnsupportedEncoding,
+    problem_responses,
+)
 
 BEARER_SCHEME = "HTTPBearer"
 _OPERATIONS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+_BODY_OPERATIONS = {"put", "post", "patch", "delete"}
+# What the gateway itself may answer on any path it forwards, before the service sees it.
+FORWARDED_PROBLEMS: tuple[type[Problem], ...] = (Unauthorized,)
+FORWARDED_BODY_PROBLEMS: tuple[type[Problem], ...] = (RequestTooLarge, UnsupportedEncoding)
 
 
 def merge_openapi(
     own: dict[str, Any],
-    registry: dict[str, Any],
+    document: dict[str, Any],
     public_paths: tuple[str, ...] = ("/api/v1/registry",),
+    service: str = "registry",
 ) -> dict[str, Any]:
-    """The gateway's document with a backend's public paths and components added."""
+    """The gateway's document with a backend's public paths and components added. A backend's
+    component whose name is taken by a different one is renamed `<Service><Name>`, and the
+    backend's references to it follow; each forwarded operation lists the gateway's own
+    problem replies."""
     merged = copy.deepcopy(own)
+    components = merged.setdefault("components", {})
+    backend = _renamed_collisions(components, document, service)
     paths = merged.setdefault("paths", {})
-    for path, item in registry.get("paths", {}).items():
+    for path, item in backend.get("paths", {}).items():
         if not path.startswith(public_paths) or path in paths:
             continue
-        item = copy.deepcopy(item)
         for method, operation in item.items():
             if method in _OPERATIONS and isinstance(operation, dict):
                 operation.setdefault("security", [{BEARER_SCHEME: []}])
+                _add_forwarded_problems(operation, method)
         paths[path] = item
-    components = merged.setdefault("components", {})
-    for section, entries in registry.get("components", {}).items():
+    for section, entries in backend.get("components", {}).items():
         target = components.setdefault(section, {})
         for name, value in entries.items():
-            if name in target and target[name] != value:
-                log.warning("openapi: registry component %s/%s differs; kept ours", section, name)
             target.setdefault(name, value)
     components.setdefault("securitySchemes", {}).setdefault(
         BEARER_SCHEME, {"type": "http", "scheme": "bearer"}
     )
     known_tags = {tag.get("name") for tag in merged.get("tags", [])}
-    for tag in registry.get("tags", []):
+    for tag in backend.get("tags", []):
         if tag.get("name") not in known_tags:
             merged.setdefault("tags", []).append(tag)
     return merged
+
+
+def _renamed_collisions(
+    ours: dict[str, Any], backend: dict[str, Any], service: str
+) -> dict[str, Any]:
+    """A copy of `backend` whose components that differ from ours of the same name are renamed."""
+    renamed = copy.deepcopy(backend)
+    refs: dict[str, str] = {}
+    for section, entries in renamed.get("components", {}).items():
+        taken = ours.get(section, {})
+        for name in [n for n, value in entries.items() if n in taken and taken[n] != value]:
+            new_name = f"{service.title()}{name}"
+            entries[new_name] = entries.pop(name)
+            refs[f"#/components/{section}/{name}"] = f"#/components/{section}/{new_name}"
+    if not refs:
+        return renamed
+    text = json.dumps(renamed)
+    for old, new in refs.items():
+        text = text.replace(json.dumps(old), json.dumps(new))
+    return json.loads(text)
+
+
+def _add_forwarded_problems(operation: dict[str, Any], method: str) -> None:
+    problems = FORWARDED_PROBLEMS
+    if method in _BODY_OPERATIONS:
+        problems += FORWARDED_BODY_PROBLEMS
+    responses = operation.setdefault("responses", {})
+    for status, response in problem_responses(*problems).items():
+        responses.setdefault(str(status), response)
 
 
 IDEMPOTENCY_KEY_PARAMETER = {
@@ -132,7 +172,7 @@ class MergedOpenAPI:
         merged = FastAPI.openapi(self._app)  # built once and cached by FastAPI
         for proxy, document in zip(self._proxies, self._documents, strict=True):
             if document is not None:
-                merged = merge_openapi(merged, document, proxy.public_paths)
+                merged = merge_openapi(merged, document, proxy.public_paths, proxy.name)
         merged = with_idempotency_key(merged, self._secret_paths)
         if all(d is not None for d in self._documents):
             self._merged = merged  # complete: keep it

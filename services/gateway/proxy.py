@@ -27,7 +27,7 @@ from shared.service_table import ServiceSpec
 API_PREFIX = "/api/v1/"
 REGISTRY_PREFIX = "/api/v1/registry/"
 _PASSED_ON = frozenset({b"content-type", b"accept", b"if-match", b"if-none-match"})
-_PASSED_BACK = frozenset({b"content-type", b"etag", b"location", b"content-disposition"})
+_PASSED_BACK = frozenset({b"content-type", b"etag", b"location", b"content-disposition", b"allow"})
 _CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 _CORRELATION = CORRELATION_HEADER.lower().encode()
 _PROBE_SECONDS = 2.0

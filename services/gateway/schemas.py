@@ -89,7 +89,7 @@ class MemberList(BaseModel):
 class IntegrationConfigPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = Field(min_length=1, max_length=64, examples=["kubernetes"])
+    backend: Text = Field(min_length=1, max_length=64, examples=["kubernetes"])
     settings: JsonObject = Field(
         default_factory=dict,
         description="The backend's options, e.g. {\"namespace\": \"ml-prod\"}. Every service "

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -40,11 +41,28 @@ from shared.errors import (
     UnsupportedEncoding,
     problem_responses,
 )
+from shared.links import link, links
 from shared.projects import ProjectDirectory, UnknownProject
 from shared.runtime import ServiceRuntime
 from shared.validation import Text
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+_GPU_TYPE = "/api/v1/gpu-types/{env}/{gpu_type_id}"
+_JOB = "/api/v1/jobs/{job_id}"
+GPU_TYPE_LINKS = links(
+    201,
+    UpdateGpuType=link(_GPU_TYPE, "patch", env="$response.body#/env",
+                       gpu_type_id="$response.body#/id"),
+    DeleteGpuType=link(_GPU_TYPE, "delete", env="$response.body#/env",
+                       gpu_type_id="$response.body#/id"),
+)
+JOB_LINKS = links(
+    201,
+    GetJob=link(_JOB, "get", job_id="$response.body#/id"),
+    GetJobLogs=link(f"{_JOB}/logs", "get", job_id="$response.body#/id"),
+    CancelJob=link(f"{_JOB}/cancel", "post", job_id="$response.body#/id"),
+)
 
 
 async def supervisor(request: Request) -> JobSupervisor:
@@ -72,12 +90,13 @@ def write_answers(*problems: type[Problem]) -> dict:
 
 
 @router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"],
-             responses=write_answers(InvalidGpuTypeOption, DuplicateGpuType))
+             responses={**write_answers(InvalidGpuTypeOption, DuplicateGpuType), **GPU_TYPE_LINKS})
 async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, response: Response):
     caller.require_platform_admin()
     async with rt.uow() as uow:
         option = await service.create_gpu_type(uow, **body.model_dump())
-    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{option.id}"
+    # An id may hold any character, a CR or LF included: a header may not.
+    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{quote(option.id, safe='')}"
     return option
 
 
@@ -114,7 +133,7 @@ async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who)
 
 
 @router.post("/jobs", status_code=201, response_model=JobOut,
-             responses=write_answers(JobRejected, UnknownProject))
+             responses={**write_answers(JobRejected, UnknownProject), **JOB_LINKS})
 async def submit_job(
     body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response, caller: Who,
     known: Projects,

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.jobs.api import router
-from services.jobs.consumers import CONSUMERS
+from services.jobs.consumers import consumers
 from services.jobs.models import metadata
 from services.jobs.settings import JobsSettings
 from services.jobs.supervisor import JobSupervisor
@@ -26,14 +26,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) -> FastAPI:
-    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
-    supervisor = supervisor or JobSupervisor(settings, runtime.uow)
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS,
+                             consumers(lambda: watcher))
+    watcher = supervisor or JobSupervisor(settings, runtime.uow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.jobs_state_dir.mkdir(parents=True, exist_ok=True)
         # The watcher starts after migrations and resumes the jobs the database says are running.
-        async with runtime.lifespan(app), supervisor.watching():
+        async with runtime.lifespan(app), watcher.watching():
             yield
 
     app = FastAPI(
@@ -45,7 +46,7 @@ def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) 
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.supervisor = supervisor
+    app.state.supervisor = watcher
     signer = CredentialSigner(settings.internal_keys)
     app.state.projects = ProjectDirectory(settings.gateway_url, signer, SERVICE)
     app.add_middleware(Utf8JsonOnly)

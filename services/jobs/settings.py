@@ -26,6 +26,8 @@ class JobsSettings(ServiceSettings):
     jobs_run_as: str = "nobody"
     # How often the watcher asks the executor about running jobs.
     jobs_watch_seconds: float = 0.5
+    # How many jobs one watcher round starts or settles at once.
+    jobs_watch_concurrency: int = Field(default=8, ge=1)
     # How long a start may take before the watcher takes the job up again (the starter crashed).
     jobs_start_claim_seconds: float = 120.0
     # How long a cancelled local job gets between SIGTERM and SIGKILL.

@@ -16,13 +16,14 @@ from services.pipelines.consumers import CONSUMERS
 from services.pipelines.engine import Tick
 from services.pipelines.models import metadata
 from services.pipelines.settings import PipelinesSettings
-from shared.auth import CredentialVerifier
+from shared.auth import CredentialSigner, CredentialVerifier
 from shared.http import (
     NO_TELEMETRY,
     CorrelationMiddleware,
     Utf8JsonOnly,
     install_problem_handlers,
 )
+from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "pipelines"
@@ -80,6 +81,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.argo_runs = argo_runs
+    app.state.projects = ProjectDirectory(
+        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
     app.add_middleware(Utf8JsonOnly)
     # Only the gateway's signed credential says who calls (shared/auth.py).
     app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from services.pipelines import service
 from services.pipelines.engine import (
+    StageFailed,
     answer_of_deployment,
     answer_of_job_event,
     answer_of_version_created,
@@ -15,13 +16,14 @@ from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import JobCancelled, JobFailed, JobRejected, JobStarted, JobSucceeded
-from shared.events.pipelines import StageAttemptAnswer
-from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
+from shared.events.registry import (
+    ModelVersionCreated,
+    ModelVersionTransitioned,
+    RegistryStageCommandRefused,
+)
+from shared.events.serving import DeploymentFailed, DeploymentHealthy, ServingStageCommandRefused
+from shared.events.stage_attempts import StageAttemptAnswer, StageCommandRefused
 from shared.integrations import Concern
-
-# Serving's answers, by subject (their contracts are serving's: DeploymentHealthy / Failed).
-DEPLOYMENT_HEALTHY = "serving.deployment.healthy"
-DEPLOYMENT_FAILED = "serving.deployment.failed"
 
 
 def _at(event: CloudEvent) -> datetime:
@@ -64,6 +66,14 @@ async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
         await service.apply_integration_config(uow, change)
 
 
+async def command_refused(uow: UnitOfWork, event: CloudEvent) -> None:
+    """The registry or serving would not do what a stage asked: that attempt failed."""
+    refusal = event.parse_data(StageCommandRefused)
+    answer = StageFailed(refusal.pipeline_stage, refusal.pipeline_attempt, _at(event),
+                         f"{refusal.reason} ({refusal.problem})")
+    await service.answer(uow, refusal.pipeline_run_id, answer)
+
+
 def _deployment_answer(healthy: bool):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
         tag = event.parse_data(StageAttemptAnswer)
@@ -101,12 +111,20 @@ CONSUMERS = (
     ),
     EventConsumer(
         durable="pipelines-serving-deployment-healthy",
-        subject=DEPLOYMENT_HEALTHY,
+        subject=DeploymentHealthy.subject,
         handle=_deployment_answer(healthy=True),
     ),
     EventConsumer(
         durable="pipelines-serving-deployment-failed",
-        subject=DEPLOYMENT_FAILED,
+        subject=DeploymentFailed.subject,
         handle=_deployment_answer(healthy=False),
+    ),
+    *(
+        EventConsumer(
+            durable=f"pipelines-{contract.subject.replace('.', '-').replace('_', '-')}",
+            subject=contract.subject,
+            handle=command_refused,
+        )
+        for contract in (RegistryStageCommandRefused, ServingStageCommandRefused)
     ),
 )

@@ -612,6 +612,19 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def unapproved_promotions(definition: PipelineDefinition) -> list[str]:
+    """The promote stages that may move a version to production (named, or read from a
+    reference) with no approve stage before them: whoever starts such a run approves them."""
+    return [
+        spec.name for spec in definition.stages
+        if spec.kind == StageKind.PROMOTE
+        and (spec.parameters.get("stage") == "production"
+             or REFERENCE.search(str(spec.parameters.get("stage"))))
+        and not any(definition.stage(a).kind == StageKind.APPROVE
+                    for a in definition.ancestors(spec.name))
+    ]
+
+
 class InvalidRunParameters(InvalidInput):
     kind = "invalid-run-parameters"
     title = "The run's parameters do not fit its pipeline's definition"

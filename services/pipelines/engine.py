@@ -418,6 +418,7 @@ class _Step:
             "stage": name,
             "attempt": self.stage(name).attempt,
             "requested_by": self._approved_by(name) or self.original.started_by,
+            "project_id": self.original.project_id,
         }
 
     def _approved_by(self, name: str) -> str | None:
@@ -706,6 +707,7 @@ class _Step:
                     }
                 )
                 fields.pop("requested_by")
+                fields.pop("project_id")
                 return PipelineStageRequested(**fields, job=job)
             case StageKind.REGISTER:
                 return ModelVersionRegistrationRequested.model_validate(
@@ -718,7 +720,11 @@ class _Step:
                         "version_id": parameters["version_id"],
                         "to_stage": parameters["stage"],
                         "comment": parameters.get("comment"),
-                        "approved_by": self._approved_by(name),
+                        # With no approve stage before it, a move to production was approved by
+                        # who started (or retried) the run: the service lets only approvers.
+                        "approved_by": self._approved_by(name) or (
+                            self.original.started_by if parameters["stage"] == "production"
+                            else None),
                     }
                 )
             case StageKind.DEPLOY:

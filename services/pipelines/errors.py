@@ -8,7 +8,8 @@ from services.pipelines.engine import (
     StageNotAwaitingApproval,
     StageNotFound,
 )
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.projects import UnknownProject
 
 
 class PipelineNotFound(NotFound):
@@ -36,8 +37,14 @@ class RetryUnsupported(Conflict):
     title = "Only a run of the local engine is retried; start a new run instead"
 
 
+class ApproverNeeded(Forbidden):
+    kind = "pipeline-run-needs-an-approver"
+    title = "The run promotes to production with no approve stage: an approver must start it"
+
+
 PROBLEMS = (
     InvalidDefinition, InvalidRunParameters, IllegalRunTransition, PipelineNotFound,
     DefinitionVersionNotFound, RunNotFound, PipelineNameTaken, RunFinished, RunNotFailed,
     RunRetriesExhausted, StageNotAwaitingApproval, StageNotFound, RetryUnsupported,
+    ApproverNeeded, UnknownProject,
 )

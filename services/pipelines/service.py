@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.pipelines import store
 from services.pipelines.domain import (
     OrchestrationSystem,
+    PipelineDefinition,
     check_run_parameters,
     parse_definition,
+    unapproved_promotions,
 )
 from services.pipelines.engine import (
     Answer,
@@ -29,6 +31,7 @@ from services.pipelines.engine import (
     reconcile,
 )
 from services.pipelines.errors import (
+    ApproverNeeded,
     DefinitionVersionNotFound,
     PipelineNameTaken,
     PipelineNotFound,
@@ -117,10 +120,12 @@ async def orchestration_of(
 async def start_run(
     uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, actor: str,
     orchestration: OrchestrationSystem = OrchestrationSystem.LOCAL,
-    workflow_namespace: str = LOCAL_NAMESPACE,
+    workflow_namespace: str = LOCAL_NAMESPACE, may_approve: bool = True,
 ) -> UUID:
     """A run of the pipeline's chosen definition. On the local engine its first stages are asked
-    for in the same commit; on Argo the workflow is submitted once this commits."""
+    for in the same commit; on Argo the workflow is submitted once this commits. A definition
+    that promotes to production with no approve stage first is started by an approver only
+    (`may_approve`)."""
     pipeline = await store.get_pipeline(uow.session, pipeline_id)
     if pipeline is None:
         raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
@@ -130,6 +135,7 @@ async def start_run(
         raise DefinitionVersionNotFound(f"pipeline {pipeline_id} has no definition {version}")
     definition = parse_definition(stored.definition)
     check_run_parameters(definition, body.parameters)
+    _check_approver(definition, actor, pipeline.project_id, may_approve)
     run = new_run(
         id=uuid4(), pipeline_id=pipeline.id, pipeline_name=pipeline.name,
         project_id=pipeline.project_id, env=body.env.value, definition=definition,
@@ -143,6 +149,16 @@ async def start_run(
                            workflow_namespace=workflow_namespace)
     _record(uow, started)
     return run.id
+
+
+def _check_approver(
+    definition: PipelineDefinition, actor: str, project_id: UUID, may_approve: bool
+) -> None:
+    unapproved = unapproved_promotions(definition)
+    if unapproved and not may_approve:
+        raise ApproverNeeded(
+            f"stage(s) {', '.join(unapproved)} may promote to production and no approve stage "
+            f"comes before them: {actor!r} is not an approver in project {project_id}")
 
 
 async def _locked_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID) -> RunState:
@@ -160,8 +176,13 @@ async def cancel_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, *, actor:
     await _apply(uow, result)
 
 
-async def retry_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, *, actor: str) -> None:
+async def retry_run(
+    uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, *, actor: str, may_approve: bool = True
+) -> None:
+    """Retry a failed run; one that promotes to production with no approve stage first is
+    retried by an approver only, as it is started."""
     run = await _locked_run(uow, pipeline_id, run_id)
+    _check_approver(run.definition, actor, run.project_id, may_approve)
     if run.orchestration_system != OrchestrationSystem.LOCAL:
         raise RetryUnsupported(
             f"run {run_id} runs on {run.orchestration_system}; start a new run instead")

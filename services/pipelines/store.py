@@ -5,7 +5,7 @@ The house's default style (STYLE.md habit 12): one handle per function, the sess
 commits: the unit of work does.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -54,9 +54,10 @@ async def get_pipeline(
 
 
 async def list_pipelines(
-    session: AsyncSession, project_id: UUID | None, limit: int, offset: int
+    session: AsyncSession, projects: Collection[UUID] | None, limit: int, offset: int
 ) -> tuple[Sequence[WorkflowPipeline], int]:
-    where = [] if project_id is None else [WorkflowPipeline.project_id == project_id]
+    """A page of the pipelines in `projects` (None: every project), and their count."""
+    where = [] if projects is None else [WorkflowPipeline.project_id.in_(list(projects))]
     total = await session.scalar(select(func.count()).select_from(WorkflowPipeline).where(*where))
     stmt = (select(WorkflowPipeline).where(*where)
             .order_by(WorkflowPipeline.name, WorkflowPipeline.id).limit(limit).offset(offset))
@@ -123,6 +124,12 @@ async def lock_run(session: AsyncSession, run_id: UUID) -> RunState | None:
         return None
     stages = await run_stages(session, run_id)
     return run_state(row, stages)
+
+
+async def read_one_snapshot(session: AsyncSession) -> None:
+    """The session's reads that follow see one snapshot: a run and its stages as one commit
+    left them, not the run before a plan and its stages after."""
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 async def get_run(session: AsyncSession, run_id: UUID) -> PipelineRun | None:

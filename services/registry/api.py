@@ -63,6 +63,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.http import rows_reply
+from shared.links import link, links
 from shared.projects import UnknownProject
 from shared.runtime import ServiceRuntime
 
@@ -79,6 +80,28 @@ def write_answers(*problems: type[Problem]) -> dict:
     """The problem replies a write may give: those of a read, a body not in UTF-8, or an event
     too large for the bus."""
     return answers(UnsupportedEncoding, EventTooLarge, *problems)
+
+
+_MODEL = "/api/v1/registry/models/{model_id}"
+_VERSION = "/api/v1/registry/models/versions/{version_id}"
+# What a new model's and a new version's ids lead to: its reads, changes and transitions.
+MODEL_LINKS = links(
+    201,
+    GetModel=link(_MODEL, "get", model_id="$response.body#/id"),
+    RenameModel=link(_MODEL, "patch", model_id="$response.body#/id"),
+    DeleteModel=link(_MODEL, "delete", model_id="$response.body#/id"),
+    CreateVersion=link(f"{_MODEL}/versions", "post", model_id="$response.body#/id"),
+    ListVersions=link(f"{_MODEL}/versions", "get", model_id="$response.body#/id"),
+)
+VERSION_LINKS = links(
+    201,
+    TransitionVersion=link(f"{_VERSION}/transition", "post", version_id="$response.body#/id"),
+    ListTransitions=link(f"{_VERSION}/transitions", "get", version_id="$response.body#/id"),
+    UpdateVersion=link(_VERSION, "patch", version_id="$response.body#/id"),
+    DeleteVersion=link(_VERSION, "delete", version_id="$response.body#/id"),
+    GetVersion=link(f"{_MODEL}/versions/{{version}}", "get",
+                    model_id="$response.body#/model_id", version="$response.body#/version"),
+)
 
 
 async def known_stages(request: Request) -> service.KnownStages:
@@ -112,7 +135,7 @@ TAG_FILTER = (
 
 
 @router.post("/models", status_code=201, response_model=ModelOut,
-             responses=write_answers(DuplicateModelName, UnknownProject))
+             responses={**write_answers(DuplicateModelName, UnknownProject), **MODEL_LINKS})
 async def register_model(
     body: ModelCreate, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed
 ):
@@ -216,7 +239,15 @@ TRANSITION_ANSWERS = {
                     AuthorMayNotApprove, PromotionPending),
     202: {"model": PromotionRequestOut,
           "description": "The promotion policy needs approvals: the move to production is "
-          "recorded as a pending request (`GET /promotion-requests`), made once approved."},
+          "recorded as a pending request (`GET /promotion-requests`), made once approved.",
+          "links": {
+              name: link(f"/api/v1/registry/promotion-requests/{{request_id}}{tail}", method,
+                         request_id="$response.body#/id")
+              for name, tail, method in (
+                  ("GetRequest", "", "get"), ("ApproveRequest", "/approve", "post"),
+                  ("RejectRequest", "/reject", "post"), ("WithdrawRequest", "/withdraw", "post"),
+              )
+          }},
 }  # fmt: skip
 
 
@@ -264,10 +295,17 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
         listed = None if model is None else await store.list_versions(
             conn, model_id, stage=None, limit=100, before_seq=None
         )  # fmt: skip
+        deployments = [] if listed is None else await store.serving_of_model(conn, model_id)
     if model is None or listed is None:  # no model, or deleted between the two statements
         raise ModelNotFound(model_id)
     total, versions = listed
-    detail = {**dict(model), "versions": [dict(v) for v in versions], "versions_total": total}
+    serving: dict[UUID, list[dict]] = {}
+    for deployment in deployments:
+        serving.setdefault(deployment["version_id"], []).append(dict(deployment))
+    detail = {
+        **dict(model), "versions_total": total,
+        "versions": [{**dict(v), "serving": serving.get(v["id"], [])} for v in versions],
+    }  # fmt: skip
     return rows_reply(ModelDetail, detail)
 
 
@@ -290,7 +328,7 @@ async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowe
 
 
 @router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut,
-             responses=write_answers(ModelNotFound, DuplicateVersion))
+             responses={**write_answers(ModelNotFound, DuplicateVersion), **VERSION_LINKS})
 async def create_version(
     model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known, caller: Who,
     allowed: Allowed,

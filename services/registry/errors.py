@@ -88,3 +88,12 @@ class EventTooLarge(TooLarge):
     """Raised by the unit of work (shared.db) for a change whose event the bus cannot carry."""
 
     kind = "event-too-large"
+
+
+class OutsideTheRunsProject(Forbidden):
+    kind, title = "outside-the-runs-project", "The pipeline run's project does not hold it"
+
+
+class PromotionAwaitsApprovals(Conflict):
+    kind = "promotion-awaits-approvals"
+    title = "The promotion policy holds the move until approvers approve it"

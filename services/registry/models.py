@@ -144,6 +144,27 @@ class ModelVersionTransition(Base):
     )
 
 
+class VersionDeployment(Base):
+    """Where a version serves, as the serving service's deployment events last said: one row
+    per deployment, `changed_at` the time of the event that set its state (a late, older event
+    changes nothing). Ids of the serving service's entities are plain UUIDs."""
+
+    __tablename__ = "version_deployments"
+    __table_args__ = (
+        Index("ix_version_deployments_model_unretired", "model_id",
+              postgresql_where=text("state <> 'retired'")),
+    )
+
+    deployment_id: Mapped[UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[UUID]
+    version_id: Mapped[UUID]
+    endpoint_id: Mapped[UUID]
+    endpoint_name: Mapped[str] = mapped_column(String(63))
+    env: Mapped[str] = mapped_column(String(8))
+    serving_framework: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
 
 class PromotionPolicy(Base):
     """The rules a move to production follows in a project (`model_id` null) or, overriding

@@ -203,8 +203,27 @@ class VersionOut(Out):
     updated_at: datetime
 
 
+class VersionServing(BaseModel):
+    """One deployment of a version, as the serving service's events last said."""
+
+    endpoint_id: UUID
+    endpoint_name: str
+    deployment_id: UUID
+    state: str
+    env: str
+    serving_framework: str
+    changed_at: datetime
+
+
+class VersionDetail(VersionOut):
+    serving: list[VersionServing] = Field(
+        default_factory=list,
+        description="Where the version serves: its deployments not yet retired, oldest first.",
+    )
+
+
 class ModelDetail(ModelOut):
-    versions: list[VersionOut] = Field(description="The newest versions, newest first.")
+    versions: list[VersionDetail] = Field(description="The newest versions, newest first.")
     versions_total: int
 
 

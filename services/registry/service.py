@@ -27,6 +27,8 @@ from services.registry.errors import (
     DuplicateVersion,
     ModelNotFound,
     NotTheRequester,
+    OutsideTheRunsProject,
+    PromotionAwaitsApprovals,
     PromotionPending,
     PromotionRequestClosed,
     PromotionRequestNotFound,
@@ -36,7 +38,12 @@ from services.registry.errors import (
 from services.registry.models import ModelVersion, RegisteredModel
 from shared.auth import Role
 from shared.db import UnitOfWork, apply_changes
-from shared.errors import Forbidden
+from shared.errors import Forbidden, InvalidInput, Problem
+from shared.events.pipelines import (
+    ModelVersionPromotionRequested,
+    ModelVersionRegistrationRequested,
+    StageCommand,
+)
 from shared.events.registry import (
     ModelDeleted,
     ModelRegistered,
@@ -49,8 +56,11 @@ from shared.events.registry import (
     ModelVersionTransitioned,
     ModelVersionUpdated,
     PromotionPolicyChanged,
+    RegistryStageCommandRefused,
     tag_fields,
 )
+from shared.events.serving import DeploymentEvent
+from shared.events.stage_attempts import StageAttemptAnswer
 
 # A version as read (a row) or as `KnownStages` remembers it.
 Version = store.RecordLike
@@ -114,10 +124,12 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
 
 
 async def create_version(
-    uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str, **fields: Any
+    uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str,
+    answers: StageAttemptAnswer | None = None, **fields: Any,
 ) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
-    of work that has not begun, a numbered version and its event are one statement."""
+    of work that has not begun, a numbered version and its event are one statement. `answers`
+    is the pipeline stage attempt that asked for it, named in its event."""
     values: dict[str, Any] = {"description": None, "run_id": None, "artifact_version_id": None,
               "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
     values.update(fields)
@@ -125,7 +137,7 @@ async def create_version(
                   created_by=actor)  # fmt: skip
     if version is None and not uow.begun:
         # The model's name and the number are the statement's to fill in.
-        event = _version_created(values, model_name="", version="")
+        event = _version_created(values, model_name="", version="", answers=answers)
         created = await store.insert_numbered_version_with_event(uow, values, event)
         if created is not None:
             return created
@@ -135,20 +147,23 @@ async def create_version(
     if created is None:
         created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
-        _version_created(values, model_name=created["model_name"], version=created["version"]),
+        _version_created(values, model_name=created["model_name"], version=created["version"],
+                         answers=answers),
         created["id"],
     )
     return created
 
 
 def _version_created(
-    values: dict[str, Any], *, model_name: str, version: str
+    values: dict[str, Any], *, model_name: str, version: str,
+    answers: StageAttemptAnswer | None = None,
 ) -> ModelVersionCreated:
     return ModelVersionCreated(
         model_id=values["model_id"], model_name=model_name, version_id=values["id"],
         version=version, stage=values["stage"], run_id=values["run_id"],
         artifact_uri=values["artifact_uri"], metrics=values["metrics"],
         created_by=values["created_by"], **tag_fields(values["tags"]),
+        **(answers.stage_attempt() if answers else {}),
     )  # fmt: skip
 
 
@@ -203,9 +218,10 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
 
 async def transition_stage(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
-    known: "KnownStages",
+    known: "KnownStages", answers: StageAttemptAnswer | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
+    `answers` is the pipeline stage attempt that asked for it, named in the version's event.
 
     The plan is made from what `known` remembers, else from the version as read, else under a
     lock: one statement applies it only if the stage and production version it assumed hold."""
@@ -229,6 +245,7 @@ async def transition_stage(
             (ModelVersionTransitioned(
                 model_id=model_id, model_name="", version_id=c.version_id, version=c.version,
                 from_stage=c.from_stage, to_stage=c.to_stage, comment=c.comment, actor=actor,
+                **(answers.stage_attempt() if answers and c.version_id == version_id else {}),
             ), c.version_id)  # the model's name is the statement's to fill in
             for c in changes
         ]  # fmt: skip
@@ -330,6 +347,78 @@ def _serving(version: Version) -> VersionState | None:
                         ModelStage.PRODUCTION)  # fmt: skip
 
 
+# Commands of pipeline stages
+
+
+async def register_for_stage(
+    uow: UnitOfWork, command: ModelVersionRegistrationRequested, *, actor: str
+) -> store.Record:
+    """The version a pipeline's register stage asks for, its event naming the stage attempt."""
+    project = await store.project_of_model(uow.conn, command.model_id)
+    if project is None:
+        raise ModelNotFound(command.model_id)
+    _check_runs_project(command, project, f"model {command.model_id}")
+    return await create_version(
+        uow, command.model_id, version=command.version, actor=actor, answers=_answers(command),
+        run_id=command.run_id, artifact_uri=command.artifact_uri, metrics=command.metrics,
+        description=command.description or f"registered by pipeline run {command.pipeline_run_id}",
+        tags={**command.tags, "pipeline_run_id": str(command.pipeline_run_id),
+              "pipeline_stage": command.stage},
+    )  # fmt: skip
+
+
+async def promote_for_stage(
+    uow: UnitOfWork, command: ModelVersionPromotionRequested, *, actor: str
+) -> None:
+    """A pipeline's promote stage moves a version through the transition every caller uses."""
+    project = await store.project_of_version(uow.conn, command.version_id)
+    if project is None:
+        raise VersionNotFound(f"with id {command.version_id}")
+    _check_runs_project(command, project, f"version {command.version_id}")
+    if command.to_stage not in set(ModelStage):
+        raise InvalidInput(f"'{command.to_stage}' is not a stage: one of {', '.join(ModelStage)}")
+    # The pipelines service vouches for an approval: an approve stage's approver, or a run
+    # started by an approver (it checks either before a move to production is asked for).
+    done = await request_transition(
+        uow, command.version_id, stage=ModelStage(command.to_stage), comment=command.comment,
+        actor=actor, approver=command.approved_by is not None, known=KnownStages(limit=1),
+        answers=_answers(command),
+    )  # fmt: skip
+    if isinstance(done, AwaitingApprovals):
+        raise PromotionAwaitsApprovals(
+            f"the promotion policy asks {done.request['approvals_required']} approval(s) of "
+            f"this move: request {done.request['id']} waits for them in the registry")
+
+
+def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Problem) -> None:
+    """The stage's attempt is told why the registry would not do what it asked."""
+    uow.record(RegistryStageCommandRefused(
+        pipeline_run_id=command.pipeline_run_id, pipeline_stage=command.stage,
+        pipeline_attempt=command.attempt, command=command.subject, problem=refusal.kind,
+        reason=refusal.detail,
+    ), command.pipeline_run_id)  # fmt: skip
+
+
+def _answers(command: StageCommand) -> StageAttemptAnswer:
+    return StageAttemptAnswer(pipeline_run_id=command.pipeline_run_id,
+                              pipeline_stage=command.stage, pipeline_attempt=command.attempt)
+
+
+def _check_runs_project(command: StageCommand, project: UUID, what: str) -> None:
+    if command.project_id is not None and command.project_id != project:
+        raise OutsideTheRunsProject(
+            f"{what} is in project {project}, not in the run's project {command.project_id}")
+
+
+async def deployment_changed(uow: UnitOfWork, change: DeploymentEvent, at: datetime) -> None:
+    """Where the version serves: the deployment's state as of the event's time `at`."""
+    await store.record_deployment(uow.session, {
+        "deployment_id": change.deployment_id, "model_id": change.model_id,
+        "version_id": change.model_version_id, "endpoint_id": change.endpoint_id,
+        "endpoint_name": change.endpoint_name, "env": change.env,
+        "serving_framework": change.serving_framework, "state": change.state, "changed_at": at,
+    })  # fmt: skip
+
 # ---- The promotion policy: moves to production under a project's (or a model's) rules.
 
 
@@ -351,16 +440,19 @@ class AwaitingApprovals:
 async def request_transition(
     uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
     approver: bool, known: "KnownStages | None" = None,
+    answers: StageAttemptAnswer | None = None,
 ) -> Moved | AwaitingApprovals:
     """Move a version to a stage under its model's promotion policy, or record the move to
     production as a request awaiting approvals; the HTTP route's and consumers' use case alike.
 
-    `approver`: whether `actor` holds the approver role in the version's project."""
+    `approver`: whether `actor` holds the approver role in the version's project; `answers`:
+    the pipeline stage attempt that asked, named in the move's event."""
     known = known if known is not None else KnownStages()
 
     async def move() -> Moved:
         return Moved(*await transition_stage(
-            uow, version_id, stage=stage, comment=comment, actor=actor, known=known))  # fmt: skip
+            uow, version_id, stage=stage, comment=comment, actor=actor, known=known,
+            answers=answers))  # fmt: skip
 
     if stage != ModelStage.PRODUCTION:
         return await move()

@@ -59,6 +59,7 @@ from services.registry.models import (
     PromotionRequest,
     RegisteredModel,
     VersionCount,
+    VersionDeployment,
     metadata,
 )
 from shared.db import UnitOfWork
@@ -717,6 +718,33 @@ async def summarize(
     totals = (await session.execute(totals_stmt)).one()._mapping
     return list(rows), totals["models"], {k: totals[k] for k in ["versions", *ModelStage]}
 
+
+# Where versions serve (the serving service's deployment events)
+
+_SERVING_OF_MODEL = Statement(
+    select(VersionDeployment.__table__)
+    .where(
+        VersionDeployment.model_id == bindparam("model_id"),
+        VersionDeployment.state != literal_column("'retired'"),
+    )
+    .order_by(VersionDeployment.changed_at, VersionDeployment.deployment_id)
+)
+
+
+async def record_deployment(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Keep a deployment's state unless an event newer than this one set it already."""
+    stmt = pg_insert(VersionDeployment).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[VersionDeployment.deployment_id],
+        set_={key: stmt.excluded[key] for key in values if key != "deployment_id"},
+        where=VersionDeployment.changed_at <= stmt.excluded.changed_at,
+    )
+    await session.execute(stmt)
+
+
+async def serving_of_model(conn: asyncpg.Connection, model_id: UUID) -> list[Record]:
+    """Every deployment of the model's versions not yet retired, oldest change first."""
+    return await _SERVING_OF_MODEL.fetch(conn, model_id=model_id)
 
 # ---- The promotion policy and its requests: SQLAlchemy Core statements built once from the
 # tables and compiled for asyncpg (shared.statements), run on the unit of work's connection.

@@ -1,1 +1,1 @@
-"""The serving service: built in a later issue (see ../shared/ARCHITECTURE.md section 1)."""
+"""The serving service: model versions on Ray Serve or KServe behind endpoints (see ../shared/ARCHITECTURE.md section 1)."""

@@ -13,15 +13,17 @@ from services.serving.integrations.backend import ServingBackend
 from services.serving.integrations.kserve import KServeBackend
 from services.serving.integrations.ray_serve import RayServeBackend
 from services.serving.models import metadata
+from services.serving.predictions import Routes
 from services.serving.reconciler import Reconciler
 from services.serving.settings import ServingSettings
-from shared.auth import CredentialVerifier
+from shared.auth import CredentialSigner, CredentialVerifier
 from shared.http import (
     NO_TELEMETRY,
     CorrelationMiddleware,
     Utf8JsonOnly,
     install_problem_handlers,
 )
+from shared.projects import ProjectDirectory
 from shared.runtime import ServiceRuntime, install_health_routes
 
 SERVICE = "serving"
@@ -66,6 +68,8 @@ def create_app(settings: ServingSettings, backends: Mapping[str, ServingBackend]
     app.state.settings = settings
     app.state.backends = backends
     app.state.reconciler = reconciler
+    app.state.routes = Routes(runtime.sessionmaker, ttl=settings.serving_route_seconds)
+    app.state.projects = ProjectDirectory(settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
     app.add_middleware(Utf8JsonOnly)
     # Only the gateway's signed credential says who calls (shared/auth.py).
     app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))

@@ -3,9 +3,11 @@
 from services.serving import service
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
+from shared.errors import Problem
 from shared.events import CloudEvent
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import GpuTypeOptionsChanged
+from shared.events.pipelines import ModelVersionDeploymentRequested
 from shared.events.registry import (
     ModelVersionCreated,
     ModelVersionDeleted,
@@ -38,6 +40,16 @@ async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
         await service.integration_config_changed(uow, change)
 
 
+async def deploy_for_pipeline_stage(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A deploy stage's rollout; its DeploymentHealthy / DeploymentFailed (or a refusal) names
+    the stage attempt."""
+    command = event.parse_data(ModelVersionDeploymentRequested)
+    try:
+        await service.deploy_for_stage(uow, command)
+    except Problem as refusal:
+        service.refuse_stage_command(uow, command, refusal)
+
+
 CONSUMERS = (
     EventConsumer(
         durable="serving-registry-model-version-transitioned",
@@ -63,5 +75,10 @@ CONSUMERS = (
         durable="serving-gateway-integration-config-changed",
         subject=IntegrationConfigChanged.subject,
         handle=keep_integration_config,
+    ),
+    EventConsumer(
+        durable="serving-pipelines-stage-deployment-requested",
+        subject=ModelVersionDeploymentRequested.subject,
+        handle=deploy_for_pipeline_stage,
     ),
 )

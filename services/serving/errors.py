@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from shared.errors import Conflict, InvalidInput, NotFound, Problem
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Problem
 
 
 class EndpointInvalid(InvalidInput):
@@ -42,6 +42,16 @@ class PredictionRefused(InvalidInput):
 
 class ServingBackendUnavailable(Problem):
     status, kind, title = 502, "serving-backend-unavailable", "The serving framework did not answer"
+
+
+class OutsideTheRunsProject(Forbidden):
+    kind = "outside-the-runs-project"
+    title = "The pipeline run's project does not hold the endpoint"
+
+
+class VersionNotDeployable(InvalidInput):
+    kind = "version-not-deployable"
+    title = "The version cannot be deployed to that endpoint"
 
 
 def endpoint_not_found(endpoint_id: UUID) -> NotFound:

@@ -108,6 +108,10 @@ class ServingDeployment(Base):
     deployed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     healthy_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The pipeline deploy stage attempt that asked for it, if one did.
+    pipeline_run_id: Mapped[UUID | None]
+    pipeline_stage: Mapped[str | None] = mapped_column(String(255))
+    pipeline_attempt: Mapped[int | None] = mapped_column(Integer)
 
 
 class ModelVersionCopy(Base):

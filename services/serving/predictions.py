@@ -1,7 +1,10 @@
 """Predictions: an MLflow scoring-protocol body forwarded to whatever serves the endpoint now."""
 
+import asyncio
 import json
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,7 +19,7 @@ from services.serving.errors import (
     endpoint_not_found,
 )
 from services.serving.integrations.backend import BackendUnreachable, Prediction, ServingBackend
-from services.serving.models import ServingDeployment
+from shared.auth import Caller, Role
 
 # The states a live deployment answers in: a degraded one may still answer, and is asked.
 ANSWERING = {DeploymentState.HEALTHY.value, DeploymentState.DEGRADED.value}
@@ -24,18 +27,90 @@ ANSWERING = {DeploymentState.HEALTHY.value, DeploymentState.DEGRADED.value}
 GONE = {404, 503}
 
 
-async def _live(sessions: async_sessionmaker[AsyncSession], endpoint_id: UUID) -> ServingDeployment:
-    async with sessions() as session:
-        endpoint = await store.get_endpoint(session, endpoint_id)
-        if endpoint is None:
-            raise endpoint_not_found(endpoint_id)
-        if endpoint.retired:
-            raise EndpointRetired(f"endpoint {endpoint.name} was undeployed")
-        live = (await store.get_deployment(session, endpoint.live_deployment_id)
-                if endpoint.live_deployment_id else None)
-    if live is None or live.state not in ANSWERING:
-        raise NothingToServe(f"endpoint {endpoint.name} has no healthy deployment to answer yet")
-    return live
+@dataclass(frozen=True)
+class Route:
+    """Where an endpoint's predictions go now, as Postgres said at `read_at`."""
+
+    project_id: UUID
+    name: str
+    retired: bool
+    deployment_id: UUID | None
+    framework: str | None
+    resource_id: str | None
+    namespace: str | None
+    read_at: float
+
+    @property
+    def answering(self) -> bool:
+        return not self.retired and self.deployment_id is not None
+
+
+class Routes:
+    """Each endpoint's route, read from Postgres at most once a `ttl` per process while it has
+    a deployment answering: two reads a prediction were most of the service's share of one. A
+    route that changed is noticed by the framework's answer (gone, unreachable), which reads
+    it afresh; one with nothing answering is read every time, so a new deployment answers at
+    once."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float, limit: int = 10_000) -> None:
+        self._sessions = sessions
+        self._ttl = ttl
+        self._limit = limit
+        self._known: dict[UUID, Route] = {}
+        self._reading: dict[UUID, asyncio.Future[Route]] = {}
+
+    async def get(self, endpoint_id: UUID, *, fresh: bool = False) -> Route:
+        """`fresh`: read now, after the framework's answer said the route changed."""
+        route = self._known.get(endpoint_id)
+        if not fresh and route is not None and time.monotonic() - route.read_at < self._ttl:
+            return route
+        if fresh:
+            return self._keep(endpoint_id, await self._read(endpoint_id))
+        # Every request that finds the route stale waits for one read, not one read each.
+        reading = self._reading.get(endpoint_id)
+        if reading is None:
+            reading = self._reading[endpoint_id] = asyncio.ensure_future(self._read(endpoint_id))
+            reading.add_done_callback(lambda _: self._reading.pop(endpoint_id, None))
+        return self._keep(endpoint_id, await asyncio.shield(reading))
+
+    def _keep(self, endpoint_id: UUID, route: Route) -> Route:
+        if route.answering:
+            if len(self._known) >= self._limit:
+                self._known.clear()
+            self._known[endpoint_id] = route
+        else:
+            self._known.pop(endpoint_id, None)
+        return route
+
+    def forget(self, endpoint_id: UUID) -> None:
+        """Read the endpoint's route afresh next time (it was just undeployed here)."""
+        self._known.pop(endpoint_id, None)
+
+    async def _read(self, endpoint_id: UUID) -> Route:
+        async with self._sessions() as session:
+            endpoint = await store.get_endpoint(session, endpoint_id)
+            if endpoint is None:
+                raise endpoint_not_found(endpoint_id)
+            live = (await store.get_deployment(session, endpoint.live_deployment_id)
+                    if endpoint.live_deployment_id else None)
+        if live is None or live.state not in ANSWERING:
+            live = None
+        return Route(
+            project_id=endpoint.project_id, name=endpoint.name, retired=endpoint.retired,
+            deployment_id=live.id if live else None, framework=live.serving_framework if live else None,
+            resource_id=live.framework_resource_id if live else None,
+            namespace=live.framework_namespace if live else None, read_at=time.monotonic(),
+        )
+
+
+async def _live(routes: Routes, endpoint_id: UUID, caller: Caller, *, fresh: bool = False) -> Route:
+    route = await routes.get(endpoint_id, fresh=fresh)
+    caller.require(route.project_id, Role.VIEWER)
+    if route.retired:
+        raise EndpointRetired(f"endpoint {route.name} was undeployed")
+    if not route.answering:
+        raise NothingToServe(f"endpoint {route.name} has no healthy deployment to answer yet")
+    return route
 
 
 def _refusal(prediction: Prediction) -> str:
@@ -47,29 +122,28 @@ def _refusal(prediction: Prediction) -> str:
 
 
 async def predict(
-    sessions: async_sessionmaker[AsyncSession], backends: Mapping[str, ServingBackend], endpoint_id: UUID,
-    body: bytes,
+    routes: Routes, backends: Mapping[str, ServingBackend], endpoint_id: UUID, body: bytes, caller: Caller,
 ) -> Prediction:
     """The model's answer. A deployment retired between reading it and asking it (traffic just
     switched) is followed to the one that replaced it, so a rollout fails no prediction."""
-    live = await _live(sessions, endpoint_id)
+    live = await _live(routes, endpoint_id, caller)
     for attempt in range(2):
-        backend = backends.get(live.serving_framework)
+        backend = backends.get(live.framework)
         if backend is None:
-            raise ServingBackendUnavailable(f"no {live.serving_framework} backend is configured")
+            raise ServingBackendUnavailable(f"no {live.framework} backend is configured")
         try:
-            prediction = await backend.predict(live.framework_resource_id, live.framework_namespace, body)
+            prediction = await backend.predict(live.resource_id, live.namespace, body)
         except BackendUnreachable as exc:
             prediction, failure = None, str(exc)
         else:
-            failure = f"{live.serving_framework} answered {prediction.status_code}: {_refusal(prediction)}"
+            failure = f"{live.framework} answered {prediction.status_code}: {_refusal(prediction)}"
         if prediction is not None and prediction.status_code < 300:
             return prediction
         if prediction is not None and prediction.status_code in (400, 422):
             raise PredictionRefused(_refusal(prediction))
         if attempt == 0 and (prediction is None or prediction.status_code in GONE):
-            replaced = await _live(sessions, endpoint_id)
-            if replaced.id != live.id:
+            replaced = await _live(routes, endpoint_id, caller, fresh=True)
+            if replaced.deployment_id != live.deployment_id:
                 live = replaced
                 continue
         raise ServingBackendUnavailable(failure)

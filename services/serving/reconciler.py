@@ -137,10 +137,18 @@ class Reconciler:
 
     async def reconcile_once(self) -> None:
         self.rounds += 1
+        silent: set[str] = set()  # frameworks that did not answer this round
         for work in await self._work():
             backend = self.backends.get(work.framework)
             if backend is None:
                 log.warning("deployment %s: no %s backend is configured", work.id, work.framework)
+                continue
+            if work.framework in silent:
+                # Asked once this round: each other deployment of it learns the outage too,
+                # so none waits behind the first for its state.
+                if not work.retire_requested:
+                    observation = Observation(Health.UNREACHABLE, f"{work.framework} does not answer")
+                    await self._record(work, self._observe(work, observation), unreachable=True)
                 continue
             if time.monotonic() < self._retry_at.get(work.framework, 0.0):
                 continue
@@ -150,6 +158,8 @@ class Reconciler:
                 log.exception("deployment %s: reconciling failed; tried again next round", work.id)
                 continue
             self._note_reach(work.framework, reached)
+            if not reached:
+                silent.add(work.framework)
 
     def _note_reach(self, framework: str, reached: bool) -> None:
         if reached:

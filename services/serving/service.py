@@ -29,11 +29,21 @@ from services.serving.domain import (
     on_healthy,
     rollout_needed,
 )
-from services.serving.errors import DuplicateEndpoint, EndpointInvalid, endpoint_not_found
+from services.serving.errors import (
+    DuplicateEndpoint,
+    EndpointInvalid,
+    EndpointRetired,
+    OutsideTheRunsProject,
+    VersionNotDeployable,
+    endpoint_not_found,
+)
 from services.serving.models import ModelVersionCopy, ServingDeployment, ServingEndpoint
+from shared.auth import Caller, Role
 from shared.db import UnitOfWork
+from shared.errors import Problem
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import GpuTypeOptionsChanged
+from shared.events.pipelines import ModelVersionDeploymentRequested, StageCommand
 from shared.events.registry import (
     ModelVersionCreated,
     ModelVersionDeleted,
@@ -47,7 +57,9 @@ from shared.events.serving import (
     DeploymentRequested,
     DeploymentRetired,
     DeploymentRolledBack,
+    ServingStageCommandRefused,
 )
+from shared.events.stage_attempts import StageAttemptAnswer
 from shared.integrations import Concern
 
 log = logging.getLogger(__name__)
@@ -150,11 +162,12 @@ async def create_endpoint(
     return endpoint
 
 
-async def retire_endpoint(uow: UnitOfWork, endpoint_id: UUID) -> ServingEndpoint:
+async def retire_endpoint(uow: UnitOfWork, endpoint_id: UUID, caller: Caller) -> ServingEndpoint:
     """Undeploy: the endpoint answers no more, and the reconciler takes each deployment down."""
     endpoint = await store.lock_endpoint(uow.session, endpoint_id)
     if endpoint is None:
         raise endpoint_not_found(endpoint_id)
+    caller.require(endpoint.project_id, Role.EDITOR)
     now = _now()
     store.touch(endpoint, now, retired=True, live_deployment_id=None)
     for deployment in await store.deployments_of(uow.session, endpoint.id):
@@ -174,6 +187,8 @@ def deployment_event_fields(endpoint: ServingEndpoint, deployment: ServingDeploy
         "serving_framework": deployment.serving_framework,
         "framework_resource_id": deployment.framework_resource_id,
         "framework_namespace": deployment.framework_namespace, "state": deployment.state,
+        "pipeline_run_id": deployment.pipeline_run_id, "pipeline_stage": deployment.pipeline_stage,
+        "pipeline_attempt": deployment.pipeline_attempt,
     }
 
 
@@ -182,9 +197,11 @@ def _views(deployments: Sequence[ServingDeployment]) -> list[DeploymentView]:
 
 
 async def start_rollout(
-    uow: UnitOfWork, endpoint: ServingEndpoint, version: ModelVersionCopy
+    uow: UnitOfWork, endpoint: ServingEndpoint, version: ModelVersionCopy,
+    answers: StageAttemptAnswer | None = None,
 ) -> ServingDeployment | None:
-    """A new deployment of `version`, unless an active one already serves it."""
+    """A new deployment of `version`, unless an active one already serves it; `answers` is the
+    pipeline stage attempt that asked for it."""
     deployments = await store.deployments_of(uow.session, endpoint.id)
     if not rollout_needed(_views(deployments), version.version_id):
         log.info("endpoint %s already serves version %s; no rollout", endpoint.id, version.version_id)
@@ -202,6 +219,7 @@ async def start_rollout(
         "resource_requests": endpoint.deployment_spec.get("resource_requests") or {},
         "resource_limits": endpoint.deployment_spec.get("resource_limits") or {},
         "gpu_type": spec.gpu_type, "state": DeploymentState.CREATED.value,
+        **(answers.stage_attempt() if answers else {}),
     })
     uow.record(DeploymentRequested(
         **deployment_event_fields(endpoint, deployment), replica_count=deployment.replica_count,
@@ -210,6 +228,51 @@ async def start_rollout(
         resource_limits=deployment.resource_limits, gpu_type=deployment.gpu_type,
     ), deployment.id)
     return deployment
+
+
+class VersionNotKnownYet(Exception):
+    """The command came before the version's ModelVersionCreated (two consumers, no order
+    between them): it is delivered again, after a back-off."""
+
+
+async def deploy_for_stage(uow: UnitOfWork, command: ModelVersionDeploymentRequested) -> None:
+    """A pipeline's deploy stage rolls a version out to an endpoint. A version an active
+    deployment already serves is not deployed again: that deployment answers the stage (now, if
+    it is healthy already)."""
+    endpoint = await store.lock_endpoint(uow.session, command.endpoint_id)
+    if endpoint is None:
+        raise endpoint_not_found(command.endpoint_id)
+    if command.project_id is not None and endpoint.project_id != command.project_id:
+        raise OutsideTheRunsProject(f"endpoint {endpoint.id} is in project {endpoint.project_id}, "
+                                    f"not in the run's project {command.project_id}")
+    if endpoint.retired:
+        raise EndpointRetired(f"endpoint {endpoint.id} was undeployed")
+    version = await store.get_model_version(uow.session, command.version_id)
+    if version is None:
+        raise VersionNotKnownYet(f"the registry's ModelVersionCreated of {command.version_id} "
+                                 "has not been taken in yet")
+    if version.model_id != endpoint.model_id or not version.artifact_uri:
+        raise VersionNotDeployable(
+            f"version {command.version_id} is not a version of model {endpoint.model_id} with an "
+            "artifact to load, as far as the registry's events told serving")
+    answers = StageAttemptAnswer(pipeline_run_id=command.pipeline_run_id,
+                                 pipeline_stage=command.stage, pipeline_attempt=command.attempt)
+    if await start_rollout(uow, endpoint, version, answers) is not None:
+        return
+    serving = next(d for d in await store.deployments_of(uow.session, endpoint.id)
+                   if d.model_version_id == version.version_id and DeploymentState(d.state).active)
+    store.touch(serving, _now(), **answers.stage_attempt())
+    if serving.state == DeploymentState.HEALTHY:
+        uow.record(DeploymentHealthy(**deployment_event_fields(endpoint, serving),
+                                     live=endpoint.live_deployment_id == serving.id), serving.id)
+
+
+def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Problem) -> None:
+    uow.record(ServingStageCommandRefused(
+        pipeline_run_id=command.pipeline_run_id, pipeline_stage=command.stage,
+        pipeline_attempt=command.attempt, command=command.subject, problem=refusal.kind,
+        reason=refusal.detail,
+    ), command.pipeline_run_id)
 
 
 async def _roll_out_to_followers(uow: UnitOfWork, version: ModelVersionCopy) -> int:

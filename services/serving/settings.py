@@ -31,11 +31,17 @@ class ServingSettings(ServiceSettings):
     ray_dashboard_url: str = "http://127.0.0.1:8265"
     ray_serve_url: str = "http://127.0.0.1:8100"
     ray_replica_cpus: float = 0.1
+    # The MLflow tracking server a version's artifact URI is resolved against (`make up`'s own).
+    mlflow_tracking_uri: str = ""
     # KServe: the cluster's API server; none means in-cluster credentials.
     kubernetes_host: str | None = None
     kubernetes_token: str | None = None
     kubernetes_verify_ssl: bool = True
     prediction_timeout_seconds: float = 60.0
+    # How long a process keeps where an endpoint's predictions go before reading it again: a
+    # switch is noticed at once by the retired deployment's answer; an endpoint undeployed
+    # through another replica of the service may answer there this long.
+    serving_route_seconds: float = 1.0
 
     def health_policy(self) -> HealthPolicy:
         return HealthPolicy(
@@ -45,7 +51,7 @@ class ServingSettings(ServiceSettings):
 
     def ray_serve(self) -> RayServeConfig:
         return RayServeConfig(dashboard_url=self.ray_dashboard_url, proxy_url=self.ray_serve_url,
-                              replica_cpus=self.ray_replica_cpus,
+                              replica_cpus=self.ray_replica_cpus, tracking_uri=self.mlflow_tracking_uri or None,
                               prediction_timeout_seconds=self.prediction_timeout_seconds)
 
     def kserve(self) -> KServeConfig:

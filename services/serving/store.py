@@ -4,7 +4,7 @@ The house's default style (STYLE.md habit 12): one handle per function, the sess
 commits: the unit of work does.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -54,10 +54,11 @@ async def lock_endpoint(session: AsyncSession, endpoint_id: UUID) -> ServingEndp
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def list_endpoints(session: AsyncSession, project_id: UUID | None) -> Sequence[ServingEndpoint]:
+async def list_endpoints(session: AsyncSession, projects: Collection[UUID] | None) -> Sequence[ServingEndpoint]:
+    """The endpoints of `projects` (None: of every project)."""
     stmt = select(ServingEndpoint).order_by(ServingEndpoint.created_at, ServingEndpoint.id)
-    if project_id is not None:
-        stmt = stmt.where(ServingEndpoint.project_id == project_id)
+    if projects is not None:
+        stmt = stmt.where(ServingEndpoint.project_id.in_(list(projects)))
     return (await session.scalars(stmt)).all()
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.events.envelope import EventData
 from shared.events.jobs import JobRequest
@@ -37,6 +37,9 @@ class StageCommand(EventData):
     stage: str = Field(min_length=1, max_length=255)
     attempt: int = Field(ge=1)
     requested_by: str
+    # The run's project: the answering service refuses a command about another project's model
+    # or endpoint.
+    project_id: UUID | None = None
 
 
 class ModelVersionRegistrationRequested(StageCommand):
@@ -79,20 +82,6 @@ class StageJobCancellationRequested(StageCommand):
 
     subject = "pipelines.stage.cancellation_requested"
     reason: str
-
-
-class StageAttemptAnswer(BaseModel):
-    """The stage attempt an answering service's event names. The events that answer a command
-    (JobEvent's, and the registry's and serving's answers to the commands above) carry these
-    three fields in their `data`; the pipelines service reads them from any event that way."""
-
-    pipeline_run_id: UUID | None = None
-    pipeline_stage: str | None = None
-    pipeline_attempt: int | None = None
-
-    @property
-    def names_a_stage(self) -> bool:
-        return None not in (self.pipeline_run_id, self.pipeline_stage, self.pipeline_attempt)
 
 
 # ---- what happened to a pipeline -----------------------------------------------------------

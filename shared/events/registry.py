@@ -6,6 +6,7 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.events.envelope import EventData
+from shared.events.stage_attempts import StageAttemptAnswer, StageCommandRefused
 
 # Tags come in two forms (a list of labels, or an object of key and value), and `tags` was
 # an object from the first contract on: it keeps that meaning, `{}` for tags given as a list,
@@ -47,7 +48,9 @@ class ModelDeleted(EventData):
     deleted_versions: int
 
 
-class ModelVersionCreated(EventData):
+class ModelVersionCreated(EventData, StageAttemptAnswer):
+    """A new version; the pipeline fields name the stage attempt that asked for it, if any."""
+
     subject = "registry.model_version.created"
     model_id: UUID
     model_name: str
@@ -79,7 +82,9 @@ class ModelVersionDeleted(EventData):
     version: str
 
 
-class ModelVersionTransitioned(EventData):
+class ModelVersionTransitioned(EventData, StageAttemptAnswer):
+    """A version moved; the pipeline fields name the stage attempt that asked for it, if any."""
+
     subject = "registry.model_version.transitioned"
     model_id: UUID
     model_name: str
@@ -89,6 +94,12 @@ class ModelVersionTransitioned(EventData):
     to_stage: str
     comment: str | None
     actor: str
+
+
+class RegistryStageCommandRefused(StageCommandRefused):
+    """The registry would not register or promote what a pipeline stage asked for."""
+
+    subject = "registry.stage_command.refused"
 
 
 class PromotionPolicyChanged(EventData):

@@ -9,10 +9,12 @@ from typing import Any
 from uuid import UUID
 
 from shared.events.envelope import EventData
+from shared.events.stage_attempts import StageAttemptAnswer, StageCommandRefused
 
 
-class DeploymentEvent(EventData):
-    """What every event about one deployment carries: where it runs and what it serves."""
+class DeploymentEvent(EventData, StageAttemptAnswer):
+    """What every event about one deployment carries: where it runs and what it serves; the
+    pipeline fields name the deploy stage attempt that asked for it, if any."""
 
     deployment_id: UUID
     endpoint_id: UUID
@@ -86,3 +88,9 @@ class DeploymentRolledBack(EventData):
     serving_deployment_id: UUID
     serving_model_version_id: UUID
     reason: str
+
+
+class ServingStageCommandRefused(StageCommandRefused):
+    """Serving would not deploy what a pipeline's deploy stage asked for."""
+
+    subject = "serving.stage_command.refused"

@@ -3,6 +3,7 @@
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,10 +25,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(PLATFORM_TEST_TIMEOUT))
 
 
-# Module scope: the platform's registry shares the durable consumers of the in-process registry
-# that other tests run, so it must be gone before they start.
-@pytest.fixture(scope="module")
-async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIterator[Platform]:
+@asynccontextmanager
+async def running_platform(
+    database_server_url: str, nats_url: str, tmp_path_factory, **options
+) -> AsyncIterator[Platform]:
+    """A platform on a database of its own, dropped afterwards; `options` go to `Platform`."""
     name = f"modelplane_e2e_{secrets.token_hex(6)}"
     database_url = await create_database(database_server_url, name)
     logs = tmp_path_factory.mktemp("platform-logs")
@@ -43,12 +45,21 @@ async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIter
             # Root's test folders are out of an unprivileged user's reach: jobs here run as
             # the tests' user (test_jobs.py runs them as the unprivileged one).
             env={"MODELPLANE_JOBS_RUN_AS": ""},
+            **options,
         ) as running:
             yield running
     finally:
         await drop_database(database_server_url, name)
         # The MLflow tracking server's own database, beside the platform's.
         await drop_database(database_server_url, f"{name}_mlflow")
+
+
+# Module scope: the platform's registry shares the durable consumers of the in-process registry
+# that other tests run, so it must be gone before they start.
+@pytest.fixture(scope="module")
+async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIterator[Platform]:
+    async with running_platform(database_server_url, nats_url, tmp_path_factory) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

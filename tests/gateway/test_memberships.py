@@ -80,3 +80,15 @@ async def test_a_token_may_be_limited_to_existing_projects(
                                       "projects": [str(uuid.uuid4())]})  # fmt: skip
     assert unknown.status_code == 422
     assert unknown.json()["type"].endswith("/unknown-project")
+
+
+async def test_a_subject_with_a_line_break_is_a_member_and_its_location_is_quoted(
+    client: httpx.AsyncClient, project: dict
+) -> None:
+    members = f"/api/v1/projects/{project['id']}/members"
+    put = await client.put(f"{members}/%0D.r%C2%B3", json={"role": "viewer"}, headers=ADMIN)
+    assert put.status_code == 201, put.text
+    assert put.json()["subject"] == "\r.r³"
+    assert put.headers["location"] == f"{members}/%0D.r%C2%B3"
+    nul = await client.put(f"{members}/a%00b", json={"role": "viewer"}, headers=ADMIN)
+    assert nul.status_code == 422 and nul.json()["errors"][0]["loc"] == ["path", "subject"]

@@ -81,6 +81,15 @@ async def test_a_problem_from_the_registry_passes_through_untouched(
     assert reply.content == MISSING_MODEL_PROBLEM
 
 
+async def test_a_method_the_registry_does_not_take_answers_405_with_its_allow_header(
+    client: httpx.AsyncClient, registry: FakeRegistry
+) -> None:
+    reply = await client.request("TRACE", "/api/v1/registry/models", headers=ADMIN)
+    assert reply.status_code == 405
+    allowed = {method.strip() for method in reply.headers["allow"].split(",")}
+    assert allowed == {"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"}
+
+
 async def test_the_gateway_never_reads_a_body_to_decide_and_passes_it_on_untouched(
     client: httpx.AsyncClient, registry: FakeRegistry, token_for
 ) -> None:

@@ -1,7 +1,9 @@
 """Jobs that pipelines ask for with PipelineStageRequested: validated like `POST /jobs`, kept
 whatever the outcome, one per stage attempt, and their events name the stage attempt."""
 
+import asyncio
 import sys
+import time
 import uuid
 
 import pytest
@@ -9,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.events import CloudEvent
 from shared.events.jobs import JobRequest
-from shared.events.pipelines import PipelineStageRequested
+from shared.events.pipelines import PipelineStageRequested, StageJobCancellationRequested
 from tests.bus import publish, stream_events, wait_consumed, wait_for_events
 from tests.jobs.test_jobs import job_body, wait_status
 
@@ -90,3 +92,48 @@ def test_the_job_request_of_a_stage_is_checked_like_the_http_body():
         JobRequest(**job_body(command=[]))
     with pytest.raises(ValidationError, match="extra"):
         JobRequest(**job_body(resources={"gpu": "a100"}))
+
+
+def cancellation(event: CloudEvent) -> CloudEvent:
+    request = event.parse_data(PipelineStageRequested)
+    data = StageJobCancellationRequested(
+        pipeline_run_id=request.pipeline_run_id, stage=request.stage, attempt=request.attempt,
+        requested_by="carol@example.com", reason="the run was cancelled by carol@example.com")
+    return CloudEvent.wrap(data, service="pipelines", aggregate_id=data.pipeline_run_id,
+                           actor="carol@example.com")
+
+
+async def test_a_stage_cancellation_kills_its_running_job(jobs_client, nc):
+    event = stage_requested(stage="train", command=[sys.executable, "-c",
+                                                    "import time; time.sleep(120)"])
+    await publish(nc, event)
+    deadline = time.monotonic() + 120
+    while not (jobs := await jobs_of_run(jobs_client, event.subject)) \
+            or jobs[0]["status"] != "running":
+        assert time.monotonic() < deadline, jobs
+        await asyncio.sleep(0.1)
+    await wait_consumed(nc, "PIPELINES", "jobs-pipelines-stage-cancellation-requested",
+                        await publish(nc, cancellation(event)), timeout=60)
+    [job] = await jobs_of_run(jobs_client, event.subject)
+    assert job["status"] == "killed"
+    events = await wait_for_events(nc, "JOBS", job["id"], count=5, timeout=15)
+    assert events[-1].type.endswith("jobs.job.cancelled.v1")
+    assert events[-1].data["pipeline_stage"] == "train"
+
+
+async def test_a_cancellation_that_overtakes_its_request_waits_for_the_job(jobs_client, nc):
+    event = stage_requested(stage="train", command=[sys.executable, "-c",
+                                                    "import time; time.sleep(120)"])
+    await publish(nc, cancellation(event))  # delivered again until the job exists
+    await asyncio.sleep(0.5)
+    await publish(nc, event)
+    job = await wait_status(jobs_client, (await wait_job(jobs_client, event))["id"], {"killed"})
+    assert job["pipeline_stage"] == "train"
+
+
+async def wait_job(client, event: CloudEvent) -> dict:
+    deadline = time.monotonic() + 30
+    while not (jobs := await jobs_of_run(client, event.subject)):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    return jobs[0]

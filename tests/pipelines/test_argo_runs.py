@@ -12,9 +12,9 @@ from kubernetes import client as k8s
 from tests.bus import stream_events
 from tests.credentials import GatewayCredential, credential_headers
 from tests.fakes.kubernetes_api import FakeKubernetes
-from tests.pipelines.conftest import ACTOR
+from tests.pipelines.conftest import ACTOR, PROJECT, create_app
 from tests.pipelines.definitions import release_pipeline
-from tests.pipelines.test_service import PROJECT, commands, stages, wait_run
+from tests.pipelines.test_service import commands, stages, wait_run
 
 GROUP, VERSION, PLURAL, NAMESPACE = "argoproj.io", "v1alpha1", "workflows", "ml-pipelines"
 
@@ -27,7 +27,6 @@ def cluster():
 
 @pytest.fixture(scope="module")
 async def argo_client(database_url, nats_url, cluster):
-    from services.pipelines.app import create_app
     from services.pipelines.settings import PipelinesSettings
 
     settings = PipelinesSettings(

@@ -8,6 +8,7 @@ from services.pipelines.domain import (
     StageKind,
     parse_definition,
     substitute,
+    unapproved_promotions,
 )
 from tests.pipelines.definitions import MODEL_ID, release_pipeline, stage
 
@@ -252,3 +253,16 @@ def test_a_run_gives_only_declared_parameters_and_every_one_without_a_default():
         "'colour' is not a parameter of the pipeline",
         "'model' has no default, so the run must give it",
     ]
+
+
+def test_promotions_to_production_without_an_approve_stage_before_them_are_named():
+    assert unapproved_promotions(parse_definition(release_pipeline())) == []
+    straight = {"parameters": {"target": "staging"}, "stages": [
+        stage("staging", "promote", parameters={"version_id": "v", "stage": "staging"}),
+        stage("production", "promote", parameters={"version_id": "v", "stage": "production"}),
+        stage("chosen", "promote", parameters={"version_id": "v", "stage": "${params.target}"}),
+        stage("approve", "approve"),
+        stage("after", "promote", "approve",
+              parameters={"version_id": "v", "stage": "production"}),
+    ]}
+    assert unapproved_promotions(parse_definition(straight)) == ["production", "chosen"]

@@ -8,12 +8,11 @@ from collections import Counter
 
 import httpx
 
-from services.pipelines.app import create_app
 from tests.bus import stream_events
 from tests.credentials import GatewayCredential
-from tests.pipelines.conftest import ACTOR
+from tests.pipelines.conftest import ACTOR, PROJECT, create_app
 from tests.pipelines.definitions import stage
-from tests.pipelines.test_service import ENV, PROJECT, job_done, stages, wait_run
+from tests.pipelines.test_service import ENV, job_done, stages, wait_run
 
 
 @contextlib.asynccontextmanager

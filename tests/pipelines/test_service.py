@@ -13,9 +13,8 @@ from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 from tests.bus import publish, stream_events
 from tests.credentials import credential_headers
 from tests.migrations import schema_differences
+from tests.pipelines.conftest import PROJECT
 from tests.pipelines.definitions import MODEL_ID, release_pipeline, stage
-
-PROJECT = str(uuid.uuid4())
 
 
 async def test_the_migrated_schema_matches_the_models(pipelines_app, database_url):

@@ -37,7 +37,8 @@ async def test_each_change_publishes_its_event_exactly_once(client, nc, runtime,
     assert transitioned.data == {
         "model_id": model["id"], "model_name": model["name"], "version_id": v["id"],
         "version": "1", "from_stage": "none", "to_stage": "staging", "comment": "try it",
-        "actor": "alice@example.com",
+        "actor": "alice@example.com", "pipeline_run_id": None, "pipeline_stage": None,
+        "pipeline_attempt": None,
     }
     registered = await wait_for_events(nc, "REGISTRY", model["id"], count=1)
     assert [e.type for e in registered] == ["io.modelplane.registry.model.registered.v1"]

@@ -1,6 +1,7 @@
 """The serving service in-process, against real Postgres and NATS, with its KServe backend on the
 fake Kubernetes API (Ray Serve is tested for real in test_ray_serve.py)."""
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,11 +10,13 @@ import pytest
 
 from services.serving.integrations.kserve import KServeBackend, KServeConfig
 from services.serving.settings import ServingSettings
-from tests.credentials import GatewayCredential
+from tests.credentials import GatewayCredential, known_project
 
 ACTOR = "alice@example.com"
 CLUSTER_TOKEN = "serving-cluster-token"
 NAMESPACE = "models"
+# The project the tests' endpoints are in: one the service takes to exist (tests/credentials.py).
+PROJECT = uuid.UUID("3c2f7d1e-5a9b-4e60-8f14-7b6d2a0c9e53")
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +49,7 @@ async def serving_app(serving_settings) -> AsyncIterator:
     from services.serving.app import create_app
 
     app = create_app(serving_settings, kserve_only(serving_settings))
+    known_project(app, PROJECT)
     async with app.router.lifespan_context(app):
         yield app
 

@@ -3,11 +3,7 @@ MLflow pyfunc models saved to local directories, deployed through the dashboard'
 
 import asyncio
 import json
-import os
-import shutil
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,7 +12,6 @@ import pytest
 
 from services.serving.domain import DeploymentSpec, Health, Resources, ScalingTarget
 from services.serving.integrations.backend import DeploymentTarget
-from services.serving.integrations.ray_head import LocalRayHead
 from services.serving.integrations.ray_serve import (
     APPLICATIONS_PATH,
     RayServeBackend,
@@ -24,6 +19,7 @@ from services.serving.integrations.ray_serve import (
     application_config,
     health_of,
 )
+from tests.ray_head import ray_head as ray_head_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -52,26 +48,10 @@ def save_model(root: Path, name: str, factor: float) -> str:
     return (root / name).as_uri()
 
 
-@dataclass(frozen=True)
-class RunningHead:
-    dashboard_url: str
-    proxy_url: str
-
-
 @pytest.fixture(scope="module")
 def ray_head():
-    """A Ray head of this module's own, stopped after; or the one MODELPLANE_TEST_RAY_DASHBOARD_URL
-    and MODELPLANE_TEST_RAY_SERVE_URL name (as the Postgres and NATS of the tests may be named)."""
-    if url := os.environ.get("MODELPLANE_TEST_RAY_DASHBOARD_URL"):
-        yield RunningHead(url, os.environ["MODELPLANE_TEST_RAY_SERVE_URL"])
-        return
-    head = LocalRayHead(temp_dir=Path(f"/tmp/ray-serving-{uuid.uuid4().hex[:6]}"), num_cpus=1)
-    head.start(timeout=300, attempts=5)
-    try:
+    with ray_head_for("serving") as head:
         yield head
-    finally:
-        head.stop()
-        shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +165,16 @@ def test_the_application_config_carries_replicas_autoscaling_and_resources():
     assert deployment["ray_actor_options"] == {"num_cpus": 0.5, "memory": 2**30, "num_gpus": 1}
     assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "initial_replicas": 2,
                                                 "target_ongoing_requests": 5}
+
+
+def test_replicas_resolve_artifact_uris_against_the_tracking_server():
+    target = DeploymentTarget("a-1", "default", "mlflow-artifacts:/1/r/artifacts/model", DeploymentSpec())
+
+    with_server = application_config(target, RayServeConfig(tracking_uri="http://127.0.0.1:5000"))
+    without = application_config(target, RayServeConfig())
+
+    assert with_server["runtime_env"] == {"env_vars": {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}}
+    assert "runtime_env" not in without
 
 
 def test_a_fixed_size_deployment_has_a_replica_count():

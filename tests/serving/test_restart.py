@@ -13,9 +13,10 @@ import pytest
 from services.serving.app import create_app
 from services.serving.integrations.kserve import GROUP, PLURAL, KServeBackend, KServeConfig
 from shared.events import CloudEvent
-from shared.events.registry import ModelVersionCreated
+from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 from tests.bus import publish, stream_events, wait_consumed
-from tests.serving.conftest import NAMESPACE, client_of, kserve_only
+from tests.credentials import known_project
+from tests.serving.conftest import NAMESPACE, PROJECT, client_of, kserve_only
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -25,6 +26,7 @@ READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "Tr
 @contextlib.asynccontextmanager
 async def running(settings, backends):
     app = create_app(settings, backends)
+    known_project(app, PROJECT)
     async with app.router.lifespan_context(app), client_of(app) as client:
         yield client
 
@@ -60,7 +62,7 @@ async def test_a_restart_mid_rollout_finishes_it_and_an_outage_only_degrades(
         seq = await publish(nc, CloudEvent.wrap(created, service="registry", aggregate_id=version_id))
         await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-created", seq)
         response = await client.post("/endpoints", json={
-            "name": "fraud", "project_id": str(uuid.uuid4()), "model_id": str(model_id),
+            "name": f"fraud-{uuid.uuid4().hex[:6]}", "project_id": str(PROJECT), "model_id": str(model_id),
             "model_version_id": str(version_id), "serving_framework": "kserve", "env": "dev"})
         assert response.status_code == 201, response.text
         endpoint_id = response.json()["id"]
@@ -88,3 +90,65 @@ async def test_a_restart_mid_rollout_finishes_it_and_an_outage_only_degrades(
                 for e in await stream_events(nc, "SERVING") if e.subject == healthy["id"]]
     assert subjects == ["serving.deployment.requested", "serving.deployment.deploying",
                         "serving.deployment.degraded", "serving.deployment.healthy"]
+
+
+async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_deployment(
+    serving_settings, serving_cluster, nc
+):
+    model_id, v1, v2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def created(version_id, number) -> CloudEvent:
+        return CloudEvent.wrap(ModelVersionCreated(
+            model_id=model_id, model_name="churn", version_id=version_id, version=number, stage="none",
+            run_id=None, artifact_uri=f"s3://models/churn/{number}", metrics={}, created_by="alice@example.com",
+        ), service="registry", aggregate_id=version_id)
+
+    def promoted(version_id, number) -> CloudEvent:
+        return CloudEvent.wrap(ModelVersionTransitioned(
+            model_id=model_id, model_name="churn", version_id=version_id, version=number, from_stage="none",
+            to_stage="production", comment=None, actor="alice@example.com",
+        ), service="registry", aggregate_id=version_id)
+
+    async with running(serving_settings, kserve_only(serving_settings)) as client:
+        for event in (created(v1, "1"), promoted(v1, "1")):
+            seq = await publish(nc, event)
+        await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-transitioned", seq)
+        response = await client.post("/endpoints", json={
+            "name": f"churn-{uuid.uuid4().hex[:6]}", "project_id": str(PROJECT), "model_id": str(model_id),
+            "follow_stage": "production", "serving_framework": "kserve", "env": "dev"})
+        assert response.status_code == 201, response.text
+        endpoint_id = response.json()["id"]
+        first = await deployment_in(client, endpoint_id, "deploying")
+        serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, first["framework_resource_id"], READY)
+        assert (await deployment_in(client, endpoint_id, "healthy"))["id"] == first["id"]
+
+        for event in (created(v2, "2"), promoted(v2, "2")):
+            seq = await publish(nc, event)
+        await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-transitioned", seq)
+        deadline = time.monotonic() + 60
+        while True:  # the rollout handed to the cluster, not yet healthy
+            rolling = [d for d in (await client.get(f"/endpoints/{endpoint_id}")).json()["deployments"]
+                       if d["model_version_id"] == str(v2)]
+            if rolling and rolling[0]["state"] == "deploying" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert [d["state"] for d in rolling] == ["deploying"]
+
+    # Stopped mid-rollout; meanwhile the new version comes up, and the promotion is seen again.
+    serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, rolling[0]["framework_resource_id"], READY)
+    await publish(nc, promoted(v2, "2"), msg_id=f"{uuid.uuid4()}")
+
+    async with running(serving_settings, kserve_only(serving_settings)) as client:
+        async def switched():
+            endpoint = (await client.get(f"/endpoints/{endpoint_id}")).json()
+            states = {d["id"]: d["state"] for d in endpoint["deployments"]}
+            done = endpoint["live_deployment_id"] == rolling[0]["id"] and states[first["id"]] == "retired"
+            return endpoint if done else None
+
+        deadline = time.monotonic() + 60
+        while (endpoint := await switched()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert endpoint is not None, (await client.get(f"/endpoints/{endpoint_id}")).json()
+    assert [(d["model_version_id"], d["state"]) for d in endpoint["deployments"]] == [
+        (str(v1), "retired"), (str(v2), "healthy")]
+    assert serving_cluster.custom_object(GROUP, PLURAL, first["framework_resource_id"], NAMESPACE) is None

@@ -14,12 +14,14 @@ import pytest
 
 from services.serving.integrations.kserve import GROUP, PLURAL
 from services.serving.models import metadata
+from shared.auth import Role
 from shared.events import CloudEvent
 from shared.events.jobs import GpuTypeOptionsChanged
 from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
 from tests.bus import publish, stream_events, wait_consumed
+from tests.credentials import credential_headers
 from tests.migrations import schema_differences
-from tests.serving.conftest import NAMESPACE
+from tests.serving.conftest import NAMESPACE, PROJECT
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -69,7 +71,7 @@ class Registry:
 
 
 def endpoint_body(registry: Registry, **fields) -> dict:
-    body = {"name": f"ep-{uuid.uuid4().hex[:8]}", "project_id": str(uuid.uuid4()),
+    body = {"name": f"ep-{uuid.uuid4().hex[:8]}", "project_id": str(PROJECT),
             "model_id": str(registry.model_id), "follow_stage": "production",
             "serving_framework": "kserve", "env": "dev"}
     return {**body, **fields}
@@ -98,7 +100,7 @@ async def test_every_rule_an_endpoint_breaks_is_listed_in_one_422(serving_client
             "min_replicas": 3, "max_replicas": 2, "autoscaling_metrics": [{"metric": "gpu", "target": 50}],
             "resource_limits": {"gpus": 1}, "gpu_type": "a100-80gb"}))
 
-    assert response.status_code == 422
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["type"].endswith("/serving-endpoint-invalid")
@@ -346,3 +348,41 @@ async def test_no_prediction_fails_while_a_promotion_switches_traffic(serving_cl
     assert (await endpoint_of(serving_client, endpoint_id))["live_deployment_id"] == second["id"]
     assert len(answers) > 3
     assert set(answers) == {200}
+
+
+async def test_roles_by_project_decide_who_predicts_deploys_and_sees(serving_client, nc):
+    registry = Registry(nc)
+    viewer = credential_headers("vic", role=None, project_roles={PROJECT: Role.VIEWER})
+    editor = credential_headers("eve", role=None, project_roles={PROJECT: Role.EDITOR})
+    outsider = credential_headers("oz", role=None, project_roles={uuid.uuid4(): Role.ADMIN})
+    body = endpoint_body(registry)
+
+    refused = await serving_client.post("/endpoints", json=body, headers=viewer)
+    created = await serving_client.post("/endpoints", json=body, headers=editor)
+    endpoint_id = created.json()["id"]
+    seen = await serving_client.get(f"/endpoints/{endpoint_id}", headers=viewer)
+    hidden = await serving_client.get(f"/endpoints/{endpoint_id}", headers=outsider)
+    listed = await serving_client.get("/endpoints", headers=viewer)
+    listed_outside = await serving_client.get("/endpoints", headers=outsider)
+    asked_outside = await serving_client.get("/endpoints", params={"project_id": str(PROJECT)}, headers=outsider)
+    request = {"inputs": [1]}
+    predicted = await serving_client.post(f"/endpoints/{endpoint_id}/predict", json=request, headers=viewer)
+    predicted_outside = await serving_client.post(f"/endpoints/{endpoint_id}/predict", json=request,
+                                                  headers=outsider)
+    retire_refused = await serving_client.delete(f"/endpoints/{endpoint_id}", headers=viewer)
+    retired = await serving_client.delete(f"/endpoints/{endpoint_id}", headers=editor)
+
+    assert refused.status_code == 403
+    assert refused.json()["required_role"] == "editor"
+    assert created.status_code == 201, created.text
+    assert created.json()["created_by"] == "eve"
+    assert seen.status_code == 200
+    assert hidden.status_code == 403
+    assert endpoint_id in [e["id"] for e in listed.json()["items"]]
+    assert listed_outside.json() == {"items": [], "total": 0}
+    assert asked_outside.json() == {"items": [], "total": 0}
+    assert predicted.status_code == 409  # allowed to ask: nothing serves yet
+    assert predicted_outside.status_code == 403
+    assert retire_refused.status_code == 403
+    assert retired.status_code == 200
+

@@ -33,6 +33,9 @@ class MlflowTracking:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root.rstrip("/") if artifact_root else None
         self._client = MlflowClient(tracking_uri)
+        # Experiment name -> id, as looked up or created: a job start asks the server only for
+        # its run. An experiment deleted in MLflow since is looked up again (`_in_experiment`).
+        self._experiments: dict[str, str] = {}
 
     async def create_run(
         self,
@@ -62,13 +65,16 @@ class MlflowTracking:
         self, experiment_name: str, run_name: str, params: dict[str, object],
         tags: dict[str, str], identified_by: str,
     ) -> str:
-        experiment_id = self._experiment_id(experiment_name)
-        found = self._client.search_runs(
-            [experiment_id], f"tags.`{identified_by}` = '{tags[identified_by]}'", max_results=1
-        )
-        if found:
-            return found[0].info.run_id
-        return self._create_run(experiment_name, run_name, params, tags)
+        def find_or_create(experiment_id: str) -> str:
+            found = self._client.search_runs(
+                [experiment_id], f"tags.`{identified_by}` = '{tags[identified_by]}'",
+                max_results=1,
+            )
+            if found:
+                return found[0].info.run_id
+            return self._create_in(experiment_id, run_name, params, tags)
+
+        return self._in_experiment(experiment_name, find_or_create)
 
     def env_for_run(self, run_id: str) -> dict[str, str]:
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_RUN_ID": run_id}
@@ -106,13 +112,37 @@ class MlflowTracking:
     def _create_run(
         self, experiment_name: str, run_name: str, params: dict[str, object], tags: dict[str, str]
     ) -> str:
-        experiment_id = self._experiment_id(experiment_name)
+        return self._in_experiment(
+            experiment_name, lambda experiment_id: self._create_in(
+                experiment_id, run_name, params, tags))
+
+    def _create_in(
+        self, experiment_id: str, run_name: str, params: dict[str, object], tags: dict[str, str]
+    ) -> str:
         run = self._client.create_run(experiment_id, run_name=run_name, tags=tags)
         for key, value in params.items():
             self._client.log_param(run.info.run_id, key, value)
         return run.info.run_id
 
+    def _in_experiment(self, name: str, act):
+        """`act(experiment id)`; when the id was remembered and MLflow refuses it (the
+        experiment was deleted), once more with the id looked up afresh."""
+        remembered = name in self._experiments
+        try:
+            return act(self._experiment_id(name))
+        except MlflowException:
+            if not remembered:
+                raise
+            self._experiments.pop(name, None)
+            return act(self._experiment_id(name))
+
     def _experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        self._experiments[name] = experiment_id = self._look_up_or_create(name)
+        return experiment_id
+
+    def _look_up_or_create(self, name: str) -> str:
         experiment = self._client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
