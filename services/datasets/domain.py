@@ -77,6 +77,10 @@ def dataset_violations(name: str, description: str | None, tags: Mapping[str, st
     if description is not None and len(description) > MAX_DESCRIPTION:
         found.append(Violation("description", "description-length",
                                f"at most {MAX_DESCRIPTION} characters"))
+    if description is not None and "\x00" in description:
+        found.append(Violation("description", "no-nul", "must not contain a NUL character"))
+    if any("\x00" in key or "\x00" in value for key, value in tags.items()):
+        found.append(Violation("tags", "no-nul", "keys and values must not contain a NUL character"))
     if len(tags) > MAX_TAGS:
         found.append(Violation("tags", "tag-count", f"at most {MAX_TAGS} tags"))
     for key, value in tags.items():

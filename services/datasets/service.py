@@ -174,7 +174,7 @@ def source_directory(asked: str, roots: Collection[Path]) -> Path:
 
 async def _parent(session, dataset_id: UUID, asked: str | None) -> DatasetVersion | None:
     """The version `asked` names by its UUID or by its DVC content hash in this dataset."""
-    if asked is None:
+    if asked is None or "\x00" in asked:  # no content hash holds a NUL; Postgres takes none
         return None
     try:
         return await store.get_version(session, UUID(asked))

@@ -6,19 +6,23 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from services.datasets.errors import UploadInvalid, UploadTooLarge
 
 MAX_FIELD_BYTES = 4096
 MAX_PARTS = 100_000
+MAX_NAME_BYTES = 255  # one segment of a path, as Linux file systems take it
 
 
 def safe_relative(name: str) -> PurePosixPath:
     """A part's file name as a path inside the version: relative, no `..`, no empty segment."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if (not name or path.is_absolute() or any(p in ("", ".", "..") for p in name.split("/"))
-            or "\x00" in name):  # fmt: skip
+    posix = name.replace("\\", "/")
+    path = PurePosixPath(posix)
+    if (not name or path.is_absolute() or "\x00" in name
+            or any(p in ("", ".", "..") or len(p.encode()) > MAX_NAME_BYTES
+                   for p in posix.split("/"))):  # fmt: skip
         raise UploadInvalid(f"file name {name[:200]!r} is not a safe relative path",
                             errors=[{"loc": ["body", "files"], "msg": "unsafe file name",
                                      "type": "file-name"}])  # fmt: skip
@@ -67,8 +71,13 @@ class _Parts:
         path = self.target.joinpath(*relative.parts)
         if path.exists():
             raise UploadInvalid(f"file {relative} is sent twice")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._out = path.open("xb")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = path.open("xb")
+        except OSError as e:  # a file where a folder goes (or the reverse), a path too long
+            raise UploadInvalid(f"file {str(relative)[:200]!r} cannot be written: {e.strerror}",
+                                errors=[{"loc": ["body", "files"], "msg": "file name clash",
+                                         "type": "file-name"}]) from None  # fmt: skip
         self.files += 1
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -114,6 +123,8 @@ async def receive(
                                      max_bytes=max_bytes)  # fmt: skip
             parser.write(chunk)
         parser.finalize()
+    except MultipartParseError as e:
+        raise UploadInvalid(f"the multipart body is malformed: {e}") from None
     finally:
         parts.close()
     if not parts.files:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from services.gateway import api
 from services.gateway.auth import Authenticator, issue_token, problem_reply
@@ -93,18 +94,23 @@ def create_app(
     app.add_exception_handler(Unauthorized, _challenge)
     # The services' paths go to them before FastAPI's routing; the last added runs first.
     app.add_middleware(Forwarding, proxies=proxies)
-    app.add_middleware(
-        Idempotency, authenticator=authenticator, connect=runtime.connection,
-        prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
-        lock_seconds=settings.idempotency_lock, secret_paths=api.SECRET_REPLIES,
-    )  # fmt: skip
+
+    def keyed(inner: ASGIApp) -> ASGIApp:
+        return Idempotency(
+            inner, authenticator=authenticator, connect=runtime.connection,
+            prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
+            lock_seconds=settings.idempotency_lock, secret_paths=api.SECRET_REPLIES,
+        )  # fmt: skip
+
+    app.add_middleware(keyed)
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # Uploads skip the whole-body layers above: streamed to their service under their own limit.
     app.add_middleware(StreamedUploads, table=table, proxies=proxies,
                        max_bytes=settings.max_upload_bytes, idle_seconds=settings.upload_idle_seconds,
-                       reply_seconds=settings.upload_reply_seconds)  # fmt: skip
+                       reply_seconds=settings.upload_reply_seconds,
+                       keyed=keyed)  # fmt: skip
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)

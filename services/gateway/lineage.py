@@ -92,6 +92,8 @@ class Lineage:
 
 async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
     """A node's own record, from the service that owns it."""
+    if kind != Kind.RUN and not _is_uuid(node_id):
+        return None  # no such node; and `..` must not become another path of the service's
     match kind:
         case Kind.DATASET_VERSION:
             return await api.get("datasets", f"/api/v1/datasets/versions/{quote(node_id)}")
@@ -114,6 +116,14 @@ async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
                         return {**deployment, "project_id": endpoint["project_id"],
                                 "endpoint_name": endpoint["name"]}
     return None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _visible(api: Services, endpoints: Json | None) -> list[Json]:

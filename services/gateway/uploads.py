@@ -4,13 +4,14 @@ whole under the limit every other request has (shared.http.BodyLimit)."""
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.auth import problem_reply
 from services.gateway.errors import UploadTooLarge
+from services.gateway.idempotency import mark_unapplied
 from services.gateway.upstream import Header
 from shared.errors import Problem, RequestTimeout
 from shared.service_table import ServiceSpec
@@ -75,8 +76,11 @@ class StreamedUploads:
     def __init__(
         self, app: ASGIApp, *, table: Sequence[ServiceSpec], proxies: Sequence["ServiceProxy"],
         max_bytes: int, idle_seconds: float, reply_seconds: float,
+        keyed: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        # An upload skips the Idempotency layer in front of the app, so it gets one of its own.
+        self._upload: ASGIApp = self._stream if keyed is None else keyed(self._stream)
         by_name = {proxy.name: proxy for proxy in proxies}
         self.routes = [(re.compile(pattern), by_name[spec.name])
                        for spec in table if spec.name in by_name
@@ -96,6 +100,11 @@ class StreamedUploads:
         if proxy is None:
             await self.app(scope, receive, send)
             return
+        await self._upload(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy = self._proxy(scope)
+        assert proxy is not None
         declared = next((v for n, v in scope["headers"] if n == b"content-length"), None)
         body = StreamedBody(
             receive, int(declared) if declared is not None and declared.isdigit() else None,
@@ -107,6 +116,7 @@ class StreamedUploads:
                 raise body.too_large()
             await proxy.forward(scope, receive, send, upload=body)
         except Problem as problem:
+            mark_unapplied(scope)  # the gateway broke the upload off: an Idempotency-Key is freed
             reply = problem_reply(problem, scope["path"])
             if not body.finished:
                 reply.headers["Connection"] = "close"  # the rest of the body is never read

@@ -159,7 +159,7 @@ async def submit_job(
 async def list_jobs(
     rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
     pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
-    tracking_run_id: Annotated[str | None, Query(
+    tracking_run_id: Annotated[Text | None, Query(
         max_length=255, description="The job whose experiment run has this MLflow run id")] = None,
 ):
     async with rt.sessionmaker() as session:

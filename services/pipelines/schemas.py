@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.pipelines.domain import MAX_RETRIES
 from shared.environments import Env
+from shared.validation import INT32_MAX, JsonObject, Text
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 class Body(BaseModel):
@@ -19,22 +20,22 @@ class Body(BaseModel):
 class PipelineCreate(Body):
     name: Name
     project_id: UUID
-    description: str | None = None
-    definition: dict[str, Any] = Field(
+    description: Text | None = None
+    definition: JsonObject = Field(
         description="A DAG of named stages: {'parameters': {...defaults}, 'stages': [{'name', "
         "'kind', 'depends_on', 'when', 'max_retries', 'timeout_seconds', 'parameters'}]}"
     )
 
 
 class DefinitionCreate(Body):
-    definition: dict[str, Any]
+    definition: JsonObject
 
 
 class RunCreate(Body):
     env: Env = Env.DEV
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
     definition_version: int | None = Field(
-        default=None, ge=1, description="The definition to run; the latest when omitted."
+        default=None, ge=1, le=INT32_MAX, description="The definition to run; the latest when omitted."
     )
     max_retries: int = Field(default=3, ge=0, le=MAX_RETRIES,
                              description="How often the run may be retried once it failed.")
@@ -42,7 +43,7 @@ class RunCreate(Body):
 
 class ApprovalRequest(Body):
     approved: bool = True
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: Text | None = Field(default=None, max_length=10_000)
 
 
 class Out(BaseModel):

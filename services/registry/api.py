@@ -502,8 +502,8 @@ async def get_promotion_request(request_id: UUID, rt: Runtime, caller: Who, allo
                                      AlreadyApproved, AuthorMayNotApprove, StagingRequired,
                                      MetricGateNotMet, StageUnchanged))  # fmt: skip
 async def approve_promotion(
-    request_id: UUID, body: ApprovalIn, rt: Runtime, who: Actor, known: Known, caller: Who,
-    allowed: Allowed,
+    request_id: UUID, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed,
+    body: ApprovalIn | None = None,
 ):
     """Approve a pending move to production, as an approver of its project. The approval that
     brings the count to what the request needs makes the move, under the rules as they are
@@ -511,7 +511,7 @@ async def approve_promotion(
     await allowed.to_request(caller, request_id, Role.APPROVER)
     async with rt.uow() as uow:
         request, moved = await service.approve_promotion(
-            uow, request_id, actor=who, comment=body.comment, known=known
+            uow, request_id, actor=who, comment=body.comment if body else None, known=known
         )
     result = {"request": request, "version": moved and moved.version,
               "transitions": moved.transitions if moved else []}  # fmt: skip
@@ -521,7 +521,8 @@ async def approve_promotion(
 @router.post("/promotion-requests/{request_id}/reject", response_model=PromotionRequestOut,
              responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed))
 async def reject_promotion(
-    request_id: UUID, body: CloseIn, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+    request_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed,
+    body: CloseIn | None = None,
 ):
     """Refuse a pending move to production, as an approver of its project."""
     await allowed.to_request(caller, request_id, Role.APPROVER)
@@ -532,7 +533,8 @@ async def reject_promotion(
              responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed,
                                      NotTheRequester))  # fmt: skip
 async def withdraw_promotion(
-    request_id: UUID, body: CloseIn, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
+    request_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed,
+    body: CloseIn | None = None,
 ):
     """Take back a pending move to production, as who asked for it."""
     await allowed.to_request(caller, request_id, Role.EDITOR)
@@ -540,10 +542,10 @@ async def withdraw_promotion(
 
 
 async def _close_promotion(
-    rt: ServiceRuntime, request_id: UUID, status: str, who: str, body: CloseIn
+    rt: ServiceRuntime, request_id: UUID, status: str, who: str, body: CloseIn | None
 ) -> Response:
     async with rt.uow() as uow:
         request = await service.close_promotion(
-            uow, request_id, status=status, actor=who, reason=body.reason
+            uow, request_id, status=status, actor=who, reason=body.reason if body else None
         )
     return rows_reply(PromotionRequestOut, request)

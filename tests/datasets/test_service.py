@@ -342,3 +342,65 @@ async def test_a_version_gone_from_its_remote_is_409_not_500(datasets_client, da
         assert reply.json()["type"].endswith("/dataset-version-unreadable")
     reply = await datasets_client.post(f"/datasets/versions/{version['id']}/verify")
     assert reply.json()["state"] == "failed"
+
+
+async def test_an_upload_cannot_escape_its_folder_or_fail_with_500(
+    datasets_client, datasets_app, project
+):
+    dataset = await new_dataset(datasets_client, project)
+    upload_dir = datasets_app.state.settings.upload_dir
+    before = set(upload_dir.iterdir()) if upload_dir.exists() else set()
+    names = [
+        "a\\..\\..\\escaped.txt",  # backslashes read as slashes must not smuggle `..` in
+        "a\\..\\b.txt",
+        "x" * 300,  # one segment past what a file system takes
+        "/".join(["d" * 200] * 30),  # the whole path past PATH_MAX
+    ]
+    for name in names:
+        reply = await datasets_client.post(
+            f"/datasets/{dataset['id']}/versions/upload", files=[("files", (name, b"data"))]
+        )
+        assert reply.status_code == 422, (name[:40], reply.text)
+        assert reply.json()["type"].endswith("/dataset-upload-invalid")
+    # A file where a folder of another file goes.
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions/upload",
+        files=[("files", ("a", b"1")), ("files", ("a/b", b"2"))],
+    )
+    assert reply.status_code == 422 and reply.json()["type"].endswith("/dataset-upload-invalid")
+    # Part headers past what the parser takes.
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{"y" * 9000}"\r\n\r\ndata\r\n--{boundary}--\r\n').encode()  # fmt: skip
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions/upload", content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert reply.status_code == 422 and reply.json()["type"].endswith("/dataset-upload-invalid")
+    assert set(upload_dir.iterdir()) == before  # nothing written, nothing left behind
+    assert not (upload_dir.parent / "escaped.txt").exists()
+    versions = (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()
+    assert versions["total"] == 0
+
+
+async def test_a_nul_character_is_422_not_500(datasets_client, project, sources):
+    for body in ({"description": "a\x00b"}, {"tags": {"k": "v\x00"}}, {"tags": {"k\x00": "v"}}):
+        reply = await datasets_client.post(
+            "/datasets", json={"name": f"nul-{uuid4().hex[:8]}", "project_id": project, **body}
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["type"].endswith("/dataset-invalid")
+        assert reply.json()["errors"][0]["loc"][-1] in body
+    dataset = await new_dataset(datasets_client, project)
+    source = str(write_files(sources / uuid4().hex, {"a": b"a"}))
+    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
+                                       json={"source_path": source, "parent_version_id": "a\x00"})  # fmt: skip
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["loc"] == ["body", "parent_version_id"]
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions/upload",
+        files=[("files", ("a.csv", b"1"))], data={"parent_version_id": "x\x00"},
+    )
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["type"].endswith("/dataset-invalid")
+    assert (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()["total"] == 0

@@ -83,3 +83,29 @@ async def test_an_unknown_project_is_404_and_a_malformed_id_422(client: httpx.As
 async def test_an_empty_project_name_is_422(client: httpx.AsyncClient) -> None:
     reply = await client.post("/api/v1/projects", json={"name": ""}, headers=ADMIN)
     assert reply.status_code == 422
+
+
+async def test_a_nul_character_anywhere_in_the_gateways_own_writes_is_422(
+    client: httpx.AsyncClient, project: dict
+) -> None:
+    """Postgres takes no NUL in text or JSON: each was a 500 before it was refused up front."""
+    members = f"/api/v1/projects/{project['id']}/members"
+    writes = [
+        ("POST", "/api/v1/projects", {"name": "a\x00b"}),
+        ("POST", "/api/v1/projects", {"name": f"nul-{uuid.uuid4().hex[:6]}", "description": "\x00"}),
+        ("POST", "/api/v1/tokens", {"subject": "eve\x00", "role": "viewer"}),
+        ("PUT", f"{members}/eve%00", {"role": "viewer"}),
+        ("DELETE", f"{members}/eve%00", None),
+        ("PUT", "/api/v1/integrations/dev/training_execution",
+         {"backend": "local", "settings": {"cwd": "/tmp\x00"}}),
+        ("PUT", "/api/v1/integrations/dev/training_execution",
+         {"backend": "local", "settings": {"nested": [{"k\x00": 1}]}}),
+    ]  # fmt: skip
+    for method, url, body in writes:
+        reply = await client.request(method, url, json=body, headers=ADMIN)
+        assert reply.status_code == 422, (method, url, reply.text)
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["type"].endswith("/invalid-input")
+    names = [p["name"] for p in (await client.get(
+        "/api/v1/projects", params={"limit": 500}, headers=ADMIN)).json()["items"]]  # fmt: skip
+    assert not [n for n in names if "\x00" in n]

@@ -133,3 +133,16 @@ async def test_an_unreachable_registry_is_503(gateway_settings) -> None:
         reply = await down.get("/api/v1/registry/models", headers=ADMIN)
     assert reply.status_code == 503
     assert reply.json()["type"] == "https://modelplane.dev/problems/service-unavailable"
+
+
+async def test_lineage_of_an_id_that_is_no_uuid_is_404_and_asks_no_service(
+    client: httpx.AsyncClient, registry: FakeRegistry
+) -> None:
+    """`..` as a node id once became another path of the service's (its list): a 500."""
+    for kind in ("dataset_version", "job", "model_version", "deployment"):
+        for node in ("%2e%2e", "..%2F..%2Fmodels", "not-a-uuid"):
+            before = len(registry.requests)
+            reply = await client.get(f"/api/v1/lineage/{kind}/{node}", headers=ADMIN)
+            assert reply.status_code == 404, (kind, node, reply.text)
+            assert reply.headers["content-type"] == "application/problem+json"
+            assert len(registry.requests) == before

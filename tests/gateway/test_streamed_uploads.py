@@ -182,3 +182,29 @@ async def test_a_large_download_comes_back_with_its_length_and_file_name(gateway
         assert reply.headers["content-length"] == str(len(DOWNLOAD))  # a client shows progress
         assert reply.headers["content-disposition"] == 'attachment; filename="d.tar"'
         assert await reply.aread() == DOWNLOAD
+
+
+async def test_an_upload_with_an_idempotency_key_is_made_once(gateway, gateway_url, datasets):
+    fake, _ = datasets
+    body = os.urandom(2 * 1024 * 1024)
+    key = {"Idempotency-Key": f"upload-{os.urandom(8).hex()}"}
+
+    first = await gateway.post(UPLOAD_PATH, content=pieces(body), headers=key)
+    again = await gateway.post(UPLOAD_PATH, content=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(fake.seen) == 1  # the retry never reached the service
+
+    other = await gateway.post(UPLOAD_PATH, content=body[:-1], headers=key)
+    assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reused")
+    assert len(fake.seen) == 1
+
+    # An upload the gateway refused (past its limit) frees its key for the retry.
+    fresh = {"Idempotency-Key": f"upload-{os.urandom(8).hex()}"}
+    head, _ = await raw_post(gateway_url, f"Idempotency-Key: {fresh['Idempotency-Key']}\r\n"
+                             f"Content-Length: {UPLOAD_LIMIT + 1}\r\n".encode(), [b"x" * 100])
+    assert head.startswith(b"http/1.1 413 ")
+    retried = await gateway.post(UPLOAD_PATH, content=body, headers=fresh)
+    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+    assert len(fake.seen) == 2

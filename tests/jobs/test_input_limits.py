@@ -112,3 +112,10 @@ async def test_a_null_in_a_gpu_type_patch_never_stores_null_and_the_list_still_a
     listed = await jobs_client.get("/gpu-types", params={"env": "dev"})
     assert listed.status_code == 200
     assert created["id"] in [g["id"] for g in listed.json()["items"]]
+
+
+async def test_a_nul_in_the_run_id_looked_up_is_refused(jobs_client):
+    """The gateway's lineage of a run looks its job up so; a NUL was a 500 here."""
+    r = await jobs_client.get("/jobs", params={"tracking_run_id": NUL})
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["errors"]] == [["query", "tracking_run_id"]]

@@ -246,3 +246,27 @@ async def test_approving_what_does_not_wait_is_a_conflict(pipelines_client):
     assert (await pipelines_client.post(f"{base}/retry")).status_code == 409
     other = await pipelines_client.get(f"/pipelines/{uuid.uuid4()}/runs/{run['id']}")
     assert other.status_code == 404
+
+
+async def test_a_nul_character_or_an_out_of_range_version_is_422_not_500(pipelines_client):
+    pipeline = await create(pipelines_client, release_pipeline())
+    writes = [
+        ("/pipelines", {"name": f"nul-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
+                        "description": "a\x00b", "definition": release_pipeline()}),
+        ("/pipelines", {"name": f"nul-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
+                        "definition": {**release_pipeline(), "parameters": {"t": "\x00"}}}),
+        ("/pipelines", {"name": "nul\x00", "project_id": PROJECT,
+                        "definition": release_pipeline()}),
+        (f"/pipelines/{pipeline['id']}/definitions",
+         {"definition": {**release_pipeline(), "parameters": {"t\x00": 1}}}),
+        (f"/pipelines/{pipeline['id']}/runs", {"definition_version": 2**31}),
+        (f"/pipelines/{pipeline['id']}/runs", {"definition_version": 10**30}),
+    ]  # fmt: skip
+    for url, body in writes:
+        reply = await pipelines_client.post(url, json=body)
+        assert reply.status_code == 422, (url, reply.text)
+        assert reply.headers["content-type"] == "application/problem+json"
+    got = (await pipelines_client.get(f"/pipelines/{pipeline['id']}")).json()
+    assert got["latest_version"] == 1
+    listed = await pipelines_client.get("/pipelines", params={"project_id": PROJECT, "limit": 500})
+    assert not [p for p in listed.json()["items"] if p["name"].startswith("nul")]

@@ -428,3 +428,24 @@ async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_re
     left = await scratch.fetch("SELECT to_regclass('registry.promotion_requests') AS t")
     assert left[0]["t"] is None
     assert len(await scratch.fetch("SELECT * FROM registry.model_versions")) == 1
+
+
+async def test_approve_reject_and_withdraw_take_no_body_as_the_readme_types_them(
+    client, project, model
+):
+    await set_policy(client, project, approvals_required=1)
+    editor = as_(project, Role.EDITOR, "asker")
+    asked = []
+    for _ in range(3):
+        r = await move(client, await new_version(client, model), "production", editor)
+        assert r.status_code == 202, r.text
+        asked.append(r.json()["id"])
+    approver = as_(project, Role.APPROVER, "nobody-typed-a-body")
+    r = await client.post(f"/promotion-requests/{asked[0]}/approve", headers=approver)
+    assert r.status_code == 200, r.text
+    assert r.json()["version"]["stage"] == "production"
+    assert r.json()["request"]["approvals"][0]["comment"] is None
+    r = await client.post(f"/promotion-requests/{asked[1]}/reject", headers=approver)
+    assert (r.status_code, r.json()["status"]) == (200, "rejected"), r.text
+    r = await client.post(f"/promotion-requests/{asked[2]}/withdraw", headers=editor)
+    assert (r.status_code, r.json()["status"]) == (200, "withdrawn"), r.text
