@@ -37,7 +37,8 @@ def _write_mixed(root: Path, total: int, rng: random.Random) -> list[Path]:
     while written < small_budget:
         rows = rng.randint(50, 1500)
         text = "id,label,score\n" + "".join(
-            f"{i * 10_000 + r},{rng.choice('abcdef')},{rng.random():.6f}\n" for r in range(rows))
+            f"{i * 10_000 + r},{rng.choice('abcdef')},{rng.random():.6f}\n" for r in range(rows)
+        )
         add(f"tables/part-{i:05d}.csv", text.encode())
         written += len(text)
         i += 1
@@ -79,8 +80,10 @@ def hashing(workdir: Path, total: int, rng: random.Random) -> dict:
         dvc_s.append(_timed(dvc))
     dvc_best, md5_best = min(dvc_s), min(md5_s)
     return {
-        "bytes": size, "files": len(files),
-        "dvc_seconds": round(dvc_best, 3), "md5sum_seconds": round(md5_best, 3),
+        "bytes": size,
+        "files": len(files),
+        "dvc_seconds": round(dvc_best, 3),
+        "md5sum_seconds": round(md5_best, 3),
         "dvc_mib_per_s": round(size / MIB / dvc_best, 1),
         "md5sum_mib_per_s": round(size / MIB / md5_best, 1),
         "ratio": round(md5_best / dvc_best, 3),  # DVC's throughput ÷ md5sum's
@@ -102,9 +105,12 @@ def incremental(workdir: Path, file_bytes: int, rng: random.Random) -> dict:
     second = remote.push(child)
     total = second.directory.total_size_bytes
     return {
-        "files": second.directory.file_count, "shared_files": SHARED_FILES,
-        "total_bytes": total, "parent_bytes_added": first.bytes_added,
-        "bytes_added": second.bytes_added, "share_uploaded": round(second.bytes_added / total, 4),
+        "files": second.directory.file_count,
+        "shared_files": SHARED_FILES,
+        "total_bytes": total,
+        "parent_bytes_added": first.bytes_added,
+        "bytes_added": second.bytes_added,
+        "share_uploaded": round(second.bytes_added / total, 4),
     }
 
 

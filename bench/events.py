@@ -32,9 +32,13 @@ class EventLatency:
 
     async def __aenter__(self) -> Self:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.events", self.nats_url,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bench.events",
+            self.nats_url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert self._process.stdout is not None
         ready = await asyncio.wait_for(self._process.stdout.readline(), timeout=30)
         if ready.strip() != b"ready":

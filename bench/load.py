@@ -102,15 +102,23 @@ class Target:
             skip_auto_headers=("User-Agent",),
         )
 
-    async def send(self, connection: aiohttp.ClientSession, method: str, path: str, *,
-                   json: object = None, params: dict | None = None) -> tuple[int, bytes]:  # fmt: skip
+    async def send(
+        self,
+        connection: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        params: dict | None = None,
+    ) -> tuple[int, bytes]:
         """Send one request the way every load worker does; its status and body."""
         target = f"{path}?{urlencode(params)}" if params else path
         if json is None:
             reply = connection.request(method, target, headers=self.headers)
         else:
-            reply = connection.request(method, target, headers=self._json_headers,
-                                       data=orjson.dumps(json))  # fmt: skip
+            reply = connection.request(
+                method, target, headers=self._json_headers, data=orjson.dumps(json)
+            )
         async with reply as response:
             return response.status, await response.read()
 
@@ -193,8 +201,12 @@ class MlflowTarget(Target):
             return "POST", f"{p}/model-versions/create", {"json": body}
         if op == "transition":
             model, label, _ = self.next_transition(worker)
-            body = {"name": model, "version": label, "stage": "Production",
-                    "archive_existing_versions": True}  # fmt: skip
+            body = {
+                "name": model,
+                "version": label,
+                "stage": "Production",
+                "archive_existing_versions": True,
+            }
             return "POST", f"{p}/model-versions/transition-stage", {"json": body}
         model = rng.choice(self.seed.models)
         if op == "latest_in_stage":

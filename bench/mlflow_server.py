@@ -41,13 +41,19 @@ class MlflowServer:
         backend = sync_database_url(db_url)
         mlflow = Path(sys.executable).parent / "mlflow"
         command = [
-            str(mlflow), "server",
-            "--backend-store-uri", backend,
-            "--default-artifact-root", self._artifacts,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--gunicorn-opts", f"--workers {self.workers}",
-        ]  # fmt: skip
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--default-artifact-root",
+            self._artifacts,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--gunicorn-opts",
+            f"--workers {self.workers}",
+        ]
         log_dir = self.log_dir or Path(tempfile.mkdtemp(prefix="mlflow_bench_log_"))
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = log_dir / "mlflow.log"
@@ -55,15 +61,17 @@ class MlflowServer:
         # MLflow 3's job execution (GenAI jobs, not the registry) starts seven huey consumers
         # that poll without pause: idle, they took 28 % of a core each, about both cores in
         # all, from every process measured on this machine, Modelplane's included.
-        env = {
-            **os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"
-        }
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         # A Popen, started once before any load: tree() reads it synchronously.
         self.process = subprocess.Popen(  # noqa: ASYNC220
-            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - see die_with_parent
-        )  # fmt: skip
+        )
         log_file.close()
         log.info(
             "mlflow server (pid %d) on %s, database %s", self.process.pid, self.url, self.database

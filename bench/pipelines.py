@@ -52,13 +52,18 @@ def _stage(name: str, *depends_on: str) -> dict:
 
 def chain(stages: int) -> dict:
     names = [f"s{i:02d}" for i in range(1, stages + 1)]
-    return {"stages": [_stage(name, *names[i - 1:i]) for i, name in enumerate(names)]}
+    return {"stages": [_stage(name, *names[i - 1 : i]) for i, name in enumerate(names)]}
 
 
-FAN_OUT_FAN_IN = {"stages": [
-    _stage("prepare"), _stage("left", "prepare"), _stage("middle", "prepare"),
-    _stage("right", "prepare"), _stage("join", "left", "middle", "right"),
-]}  # fmt: skip
+FAN_OUT_FAN_IN = {
+    "stages": [
+        _stage("prepare"),
+        _stage("left", "prepare"),
+        _stage("middle", "prepare"),
+        _stage("right", "prepare"),
+        _stage("join", "left", "middle", "right"),
+    ]
+}
 
 
 def _at(value: str) -> datetime:
@@ -76,8 +81,11 @@ class Api:
         return reply.json()
 
     async def pipeline(self, project: str, definition: dict) -> str:
-        body = {"name": f"bench-{uuid.uuid4().hex[:8]}", "project_id": project,
-                "definition": definition}
+        body = {
+            "name": f"bench-{uuid.uuid4().hex[:8]}",
+            "project_id": project,
+            "definition": definition,
+        }
         return (await self.call("POST", "/pipelines", json=body))["id"]
 
     async def start(self, pipeline: str) -> dict:
@@ -86,16 +94,18 @@ class Api:
     async def finished_runs(self, pipeline: str, expected: int, deadline: float) -> list[dict]:
         """The pipeline's runs once every one has finished, or as they are at the deadline."""
         while True:
-            runs = (await self.call("GET", f"/pipelines/{pipeline}/runs",
-                                    params={"limit": 1000}))["items"]
+            runs = (await self.call("GET", f"/pipelines/{pipeline}/runs", params={"limit": 1000}))[
+                "items"
+            ]
             done = [r for r in runs if r["status"] in ("succeeded", "failed", "cancelled")]
             if len(done) >= expected or time.monotonic() > deadline:
                 return runs
             await asyncio.sleep(0.2)
 
     async def jobs_of(self, run_id: str) -> list[dict]:
-        return (await self.call("GET", "/jobs",
-                                params={"pipeline_run_id": run_id, "limit": 100}))["items"]
+        return (await self.call("GET", "/jobs", params={"pipeline_run_id": run_id, "limit": 100}))[
+            "items"
+        ]
 
 
 async def stage_event_times(nats_url: str, run_id: str) -> dict[tuple[str, str], datetime]:
@@ -109,8 +119,11 @@ async def stage_event_times(nats_url: str, run_id: str) -> dict[tuple[str, str],
             ("JOBS", "jobs.job.started", "pipeline_stage"),
             ("PIPELINES", "pipelines.stage.requested", "stage"),
         ):
-            sub = await js.pull_subscribe(subject, stream=stream, config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.ALL, inactive_threshold=5))
+            sub = await js.pull_subscribe(
+                subject,
+                stream=stream,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=5),
+            )
             try:
                 while True:
                     try:
@@ -130,8 +143,11 @@ async def stage_event_times(nats_url: str, run_id: str) -> dict[tuple[str, str],
 
 
 def _summary(gaps: list[float]) -> dict:
-    return {"p50_ms": round(percentile(gaps, 50), 1), "p99_ms": round(percentile(gaps, 99), 1),
-            "max_ms": round(max(gaps), 1)}
+    return {
+        "p50_ms": round(percentile(gaps, 50), 1),
+        "p99_ms": round(percentile(gaps, 99), 1),
+        "max_ms": round(max(gaps), 1),
+    }
 
 
 async def hand_offs(api: Api, project: str, nats_url: str) -> dict:
@@ -144,14 +160,20 @@ async def hand_offs(api: Api, project: str, nats_url: str) -> dict:
     names = [s["name"] for s in chain(CHAIN_STAGES)["stages"]]
 
     def gaps(to: str) -> list[float]:
-        return [(times[to, after] - times["jobs.job.succeeded", before]).total_seconds() * 1000
-                for before, after in itertools.pairwise(names)]
+        return [
+            (times[to, after] - times["jobs.job.succeeded", before]).total_seconds() * 1000
+            for before, after in itertools.pairwise(names)
+        ]
 
     full, engine = gaps("jobs.job.started"), gaps("pipelines.stage.requested")
     log.info("hand-offs ms: %s", ", ".join(f"{g:.0f}" for g in full))
     log.info("engine's part ms: %s", ", ".join(f"{g:.0f}" for g in engine))
-    return {"stages": CHAIN_STAGES, "samples": len(full), **_summary(full),
-            "engine": _summary(engine)}
+    return {
+        "stages": CHAIN_STAGES,
+        "samples": len(full),
+        **_summary(full),
+        "engine": _summary(engine),
+    }
 
 
 async def burst(api: Api, project: str) -> dict:
@@ -170,11 +192,17 @@ async def burst(api: Api, project: str) -> dict:
             if job["started_at"] and job["finished_at"]:
                 jobs += 1
                 job_seconds += (_at(job["finished_at"]) - _at(job["started_at"])).total_seconds()
-    durations = [(_at(r["end_time"]) - _at(r["start_time"])).total_seconds()
-                 for r in ended if r["end_time"] and r["start_time"]]
+    durations = [
+        (_at(r["end_time"]) - _at(r["start_time"])).total_seconds()
+        for r in ended
+        if r["end_time"] and r["start_time"]
+    ]
     return {
-        "runs": BURST_RUNS, "stages": len(FAN_OUT_FAN_IN["stages"]),
-        "succeeded": statuses.count("succeeded"), "stalled": stalled, "jobs": jobs,
+        "runs": BURST_RUNS,
+        "stages": len(FAN_OUT_FAN_IN["stages"]),
+        "succeeded": statuses.count("succeeded"),
+        "stalled": stalled,
+        "jobs": jobs,
         "drain_seconds": round((last_end - first_start).total_seconds(), 2),
         "jobs_own_seconds": round(job_seconds, 2),
         "longest_run_seconds": round(max(durations, default=0.0), 2),
@@ -187,18 +215,26 @@ async def run_pipelines(postgres_url: str, nats_url: str) -> dict:
     name = f"modelplane_bench_pipelines_{uuid.uuid4().hex[:8]}"
     database_url = await create_database(postgres_url, name)
     table = [spec for spec in SERVICES if spec.name in SERVICES_USED]
-    platform = Platform(table=table, database_url=database_url, nats_url=nats_url,
-                        log_dir=log_dir, tracking_workers=1, ready_timeout=300,
-                        env={"MODELPLANE_JOBS_RUN_AS": ""})  # fmt: skip
+    platform = Platform(
+        table=table,
+        database_url=database_url,
+        nats_url=nats_url,
+        log_dir=log_dir,
+        tracking_workers=1,
+        ready_timeout=300,
+        env={"MODELPLANE_JOBS_RUN_AS": ""},
+    )
     try:
         await platform.start()
         log.info("platform at %s; logs in %s", platform.gateway_url, log_dir)
         headers = {"Authorization": f"Bearer {platform.admin_token}"}
-        async with httpx.AsyncClient(base_url=platform.gateway_url, headers=headers,
-                                     timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=platform.gateway_url, headers=headers, timeout=60
+        ) as client:
             api = Api(client)
-            project = (await api.call("POST", "/projects",
-                                      json={"name": f"bench-{uuid.uuid4().hex[:6]}"}))["id"]
+            project = (
+                await api.call("POST", "/projects", json={"name": f"bench-{uuid.uuid4().hex[:6]}"})
+            )["id"]
             results = {"hand_off_ms": await hand_offs(api, project, nats_url)}
             results["burst"] = await burst(api, project)
     finally:
@@ -214,19 +250,25 @@ async def run_pipelines(postgres_url: str, nats_url: str) -> dict:
 def table(results: dict) -> str:
     hand, burst_ = results["hand_off_ms"], results["burst"]
     lines = [
-        (f"pipelines: stage hand-off on the local engine ({hand['stages']}-stage chain of no-op "
-        f"jobs, {hand['samples']} hand-offs): p50 {hand['p50_ms']} ms, p99 {hand['p99_ms']} ms, "
-        f"max {hand['max_ms']} ms; the engine's part (JobSucceeded -> PipelineStageRequested) "
-        f"p50 {hand['engine']['p50_ms']} ms, p99 {hand['engine']['p99_ms']} ms"),
-        (f"pipelines: {burst_['runs']} runs of a {burst_['stages']}-stage fan-out/fan-in at once: "
-        f"{burst_['succeeded']} succeeded, {len(burst_['stalled'])} stalled; drain "
-        f"{burst_['drain_seconds']} s beside the jobs' own {burst_['jobs_own_seconds']} s "
-        f"({burst_['jobs']} jobs); longest run {burst_['longest_run_seconds']} s"),
+        (
+            f"pipelines: stage hand-off on the local engine ({hand['stages']}-stage chain of no-op "
+            f"jobs, {hand['samples']} hand-offs): p50 {hand['p50_ms']} ms, p99 {hand['p99_ms']} ms, "
+            f"max {hand['max_ms']} ms; the engine's part (JobSucceeded -> PipelineStageRequested) "
+            f"p50 {hand['engine']['p50_ms']} ms, p99 {hand['engine']['p99_ms']} ms"
+        ),
+        (
+            f"pipelines: {burst_['runs']} runs of a {burst_['stages']}-stage fan-out/fan-in at once: "
+            f"{burst_['succeeded']} succeeded, {len(burst_['stalled'])} stalled; drain "
+            f"{burst_['drain_seconds']} s beside the jobs' own {burst_['jobs_own_seconds']} s "
+            f"({burst_['jobs']} jobs); longest run {burst_['longest_run_seconds']} s"
+        ),
     ]
     for check in results["targets"]:
         bound = "at_least" if "at_least" in check else "at_most"
-        lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-                     f"{check['value']} ({bound.replace('_', ' ')} {check[bound]:g})")
+        lines.append(
+            f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
+            f"{check['value']} ({bound.replace('_', ' ')} {check[bound]:g})"
+        )
     return "\n".join(lines)
 
 

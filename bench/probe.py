@@ -143,8 +143,10 @@ async def measure_cell(
     line = window_line(f"{op} x{args.clients}", result, machine, per_op)
     if events is not None:
         latencies = events.in_window(*result.window_wall)
-        line += (f"  | events p50 {percentile(latencies, 50):.2f}"
-                 f"  p99 {percentile(latencies, 99):.2f} ms")  # fmt: skip
+        line += (
+            f"  | events p50 {percentile(latencies, 50):.2f}"
+            f"  p99 {percentile(latencies, 99):.2f} ms"
+        )
     return line
 
 
@@ -164,8 +166,11 @@ async def measure(
     idle, stolen, ticks, switches = (
         b - a for a, b in zip(machine_before, machine_after, strict=True)
     )
-    machine = {"idle": idle / max(1, ticks) * 100, "stolen": stolen / max(1, ticks) * 100,
-               "switches": switches / max(operations, 1)}  # fmt: skip
+    machine = {
+        "idle": idle / max(1, ticks) * 100,
+        "stolen": stolen / max(1, ticks) * 100,
+        "switches": switches / max(operations, 1),
+    }
     return result, machine, per_op
 
 

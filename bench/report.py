@@ -20,12 +20,16 @@ def table(results: dict) -> str:
         hashed, added = measured["hashing"], measured["incremental_version"]
         lines += [
             "" if lines else "datasets (DVC, issue 37):",
-            (f"datasets: hashing {hashed['bytes'] / 2**20:.0f} MiB in {hashed['files']} files: "
-             f"DVC {_fmt(hashed['dvc_mib_per_s'])} MiB/s, md5sum {_fmt(hashed['md5sum_mib_per_s'])} "
-             f"MiB/s, ratio {_fmt(hashed['ratio'], 3)}"),
-            (f"datasets: a version sharing {added['shared_files']} of its {added['files']} files "
-             f"with its parent added {added['bytes_added']} of {added['total_bytes']} bytes "
-             f"({100 * added['share_uploaded']:.2f} %)"),
+            (
+                f"datasets: hashing {hashed['bytes'] / 2**20:.0f} MiB in {hashed['files']} files: "
+                f"DVC {_fmt(hashed['dvc_mib_per_s'])} MiB/s, md5sum {_fmt(hashed['md5sum_mib_per_s'])} "
+                f"MiB/s, ratio {_fmt(hashed['ratio'], 3)}"
+            ),
+            (
+                f"datasets: a version sharing {added['shared_files']} of its {added['files']} files "
+                f"with its parent added {added['bytes_added']} of {added['total_bytes']} bytes "
+                f"({100 * added['share_uploaded']:.2f} %)"
+            ),
         ]
     lines += target_lines(results.get("targets"), issue=4)
     return "\n".join(lines)
@@ -38,8 +42,10 @@ def target_lines(checks: list[dict] | None, issue: int) -> list[str]:
     lines = ["", f"targets (issue {issue}, bench/README.md):"]
     for check in checks:
         bound = "at_least" if "at_least" in check else "at_most"
-        lines.append(f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-                     f"{_fmt(check['value'], 2)} ({bound.replace('_', ' ')} {check[bound]:g})")  # fmt: skip
+        lines.append(
+            f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
+            f"{_fmt(check['value'], 2)} ({bound.replace('_', ' ')} {check[bound]:g})"
+        )
     return lines
 
 
@@ -56,7 +62,10 @@ def registry_table(results: dict) -> list[str]:
             f"{_fmt(mp['p99_ms'], 2):>8}{mp['errors']:>5} | {_fmt(ml['ops_per_s']):>12}"
             f"{_fmt(ml['p50_ms'], 2):>8}{_fmt(ml['p99_ms'], 2):>8}{ml['errors']:>5} | {_fmt(row['ratio'], 2):>6}"
         )
-    lines += ["", "requests finished per 1 s, sd / fewest in % of the mean (a slow second lifts p99):"]
+    lines += [
+        "",
+        "requests finished per 1 s, sd / fewest in % of the mean (a slow second lifts p99):",
+    ]
     for row in results["operations"]:
         if spreads := row.get("rate_per_1s"):
             sides = "   ".join(
@@ -68,10 +77,14 @@ def registry_table(results: dict) -> list[str]:
     mem = results["memory_mib"]
     lines += [
         "",
-        (f"event latency (commit -> NATS subscriber, create_version load): p50 {_fmt(ev['p50'], 2)} ms, "
-         f"p99 {_fmt(ev['p99'], 2)} ms"),
-        (f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
-         f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}"),
+        (
+            f"event latency (commit -> NATS subscriber, create_version load): p50 {_fmt(ev['p50'], 2)} ms, "
+            f"p99 {_fmt(ev['p99'], 2)} ms"
+        ),
+        (
+            f"memory MiB: modelplane idle {_fmt(mem['modelplane_idle'])} / load {_fmt(mem['modelplane_load'])}; "
+            f"mlflow idle {_fmt(mem['mlflow_idle'])} / load {_fmt(mem['mlflow_load'])}"
+        ),
         f"memory MiB: the platform's MLflow tracking server idle {_fmt(mem.get('tracking_idle'))}",
     ]
     for key, value in results["list_latency_ms"].items():

@@ -122,24 +122,35 @@ async def list_latency(
         first, deep = timings[key]["first"], timings[key]["deep"]
         log.info(
             "list %s (%d versions): first page p50 %.2f p99 %.2f ms; deep page p50 %.2f p99 %.2f ms",
-            key, size, percentile(first, 50), percentile(first, 99),
-            percentile(deep, 50), percentile(deep, 99),
-        )  # fmt: skip
+            key,
+            size,
+            percentile(first, 50),
+            percentile(first, 99),
+            percentile(deep, 50),
+            percentile(deep, 99),
+        )
         out[key] = _p50_p99(first + deep)
     return out
 
 
 async def _model_with_versions(conn, client, target: ModelplaneTarget, key: str, size: int) -> str:
-    model = (await client.post(target.prefix, json={
-        "name": f"list-{size}-{uuid.uuid4().hex[:6]}", "project_id": target.project_id,
-    })).json()["id"]  # fmt: skip
+    model = (
+        await client.post(
+            target.prefix,
+            json={
+                "name": f"list-{size}-{uuid.uuid4().hex[:6]}",
+                "project_id": target.project_id,
+            },
+        )
+    ).json()["id"]
     started = time.perf_counter()
     await conn.execute(
         """INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)
            SELECT gen_random_uuid(), $1::uuid, g::text, 'none', 'bench'
            FROM generate_series(1, $2::int) AS g""",
-        model, size,
-    )  # fmt: skip
+        model,
+        size,
+    )
     # Written past the registry, so the counts its statements keep are kept here.
     await conn.execute(
         "UPDATE registry.registered_models SET version_counter = $2 WHERE id = $1::uuid",
@@ -160,15 +171,19 @@ async def _pages(conn, model: str, size: int) -> dict[str, dict]:
     """The query of the model's first page of 100, and of the page from its middle on."""
     middle = await conn.fetchval(
         "SELECT seq FROM registry.model_versions WHERE model_id = $1::uuid ORDER BY seq OFFSET $2 LIMIT 1",
-        model, size // 2,
-    )  # fmt: skip
+        model,
+        size // 2,
+    )
     return {"first": {"limit": 100}, "deep": {"limit": 100, "cursor": encode_cursor(middle)}}
 
 
 async def _page_timings(
-    connection, target: ModelplaneTarget, models: dict[str, str],
-    pages: dict[str, dict[str, dict]], samples: int,
-) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    connection,
+    target: ModelplaneTarget,
+    models: dict[str, str],
+    pages: dict[str, dict[str, dict]],
+    samples: int,
+) -> dict[str, dict[str, list[float]]]:
     """`samples` timings of each model's each page, in rounds that GET every one once, so the
     sizes are timed on the same stretches of the machine's time: timed one size after the
     other, a machine that slowed in between read as the larger size costing more (the 1M
@@ -285,15 +300,28 @@ async def _run(config: Config) -> int:
                     group.create_task(mlflow.start())
             except* Exception as errors:  # noqa: BLE001 - raised again at once
                 raise errors.exceptions[0] from None
-            log.info("platform at %s (pids %s); mlflow at %s; logs in %s",
-                     platform.gateway_url, platform.pids, mlflow.url, log_dir)  # fmt: skip
+            log.info(
+                "platform at %s (pids %s); mlflow at %s; logs in %s",
+                platform.gateway_url,
+                platform.pids,
+                mlflow.url,
+                log_dir,
+            )
             mp = ModelplaneTarget(platform.gateway_url, platform.admin_token or "")
             ml = MlflowTarget(mlflow.url)
             # Both sides at once: seeding is not measured, and it halves the wait.
-            await asyncio.gather(*(
-                seed(target, config.seed_models, config.seed_versions, max_clients, config.seed_concurrency)
-                for target in (mp, ml)
-            ))  # fmt: skip
+            await asyncio.gather(
+                *(
+                    seed(
+                        target,
+                        config.seed_models,
+                        config.seed_versions,
+                        max_clients,
+                        config.seed_concurrency,
+                    )
+                    for target in (mp, ml)
+                )
+            )
             # What seeding left is kept to the end: no collection of the load generator's need
             # walk it again (`run_load` also holds the collector off while it measures).
             gc.collect()
@@ -337,8 +365,9 @@ async def _run(config: Config) -> int:
                         row[target.name] = result.summary()
                         sd, fewest = result.rate_spread(1.0)
                         row.setdefault("rate_per_1s", {})[target.name] = {
-                            "sd_pct": round(sd, 1), "fewest_pct": round(fewest, 1),
-                        }  # fmt: skip
+                            "sd_pct": round(sd, 1),
+                            "fewest_pct": round(fewest, 1),
+                        }
                         if result.first_error:
                             log.warning(
                                 "%s %s x%d: first error: %s",
@@ -350,17 +379,28 @@ async def _run(config: Config) -> int:
                         if events is not None:
                             lat = events.in_window(*result.window_wall)
                             results["event_latency_ms"] = event_ms = _p50_p99(lat)
-                            log.info("event latency: %d events, p50 %.2f p99 %.2f ms",
-                                     len(lat), event_ms["p50"], event_ms["p99"])  # fmt: skip
+                            log.info(
+                                "event latency: %d events, p50 %.2f p99 %.2f ms",
+                                len(lat),
+                                event_ms["p50"],
+                                event_ms["p99"],
+                            )
                         log.info("%-10s %-16s x%-3d %s", target.name, op, clients, row[target.name])
                     mp_ops, ml_ops = row["modelplane"]["ops_per_s"], row["mlflow"]["ops_per_s"]
                     row["ratio"] = round(mp_ops / ml_ops, 2) if ml_ops else None
                     results["operations"].append(row)
             results["memory_mib"]["modelplane_load"] = round(mp_peak.peak, 1)
             results["memory_mib"]["mlflow_load"] = round(ml_peak.peak, 1)
-            results["memory_mib"] = {k: results["memory_mib"][k] for k in
-                                     ("modelplane_idle", "modelplane_load", "mlflow_idle", "mlflow_load",
-                                      "tracking_idle")}  # fmt: skip
+            results["memory_mib"] = {
+                k: results["memory_mib"][k]
+                for k in (
+                    "modelplane_idle",
+                    "modelplane_load",
+                    "mlflow_idle",
+                    "mlflow_load",
+                    "tracking_idle",
+                )
+            }
             await mlflow.stop()  # its CPU is not the list benchmark's
             results["list_latency_ms"] = await list_latency(mp, infra.postgres_url, mp_db, config)
         finally:

@@ -106,9 +106,12 @@ async def seed(
             body = _check(await client.post(f"{target.prefix}/{key}/versions", json={}))
             by_model[index].append((body["version"], body["id"]))
         else:
-            body = _check(await client.post(
-                f"{target.prefix}/model-versions/create", json={"name": key, "source": MLFLOW_SOURCE}
-            ))  # fmt: skip
+            body = _check(
+                await client.post(
+                    f"{target.prefix}/model-versions/create",
+                    json={"name": key, "source": MLFLOW_SOURCE},
+                )
+            )
             by_model[index].append((body["model_version"]["version"], ""))
 
     # Round-robin over models: the jobs in flight at one moment are versions of different models.
@@ -132,11 +135,17 @@ async def seed(
                 )
             )
         else:
-            _check(await client.post(
-                f"{target.prefix}/model-versions/transition-stage",
-                json={"name": model_keys[index], "version": label, "stage": "Production",
-                      "archive_existing_versions": True},
-            ))  # fmt: skip
+            _check(
+                await client.post(
+                    f"{target.prefix}/model-versions/transition-stage",
+                    json={
+                        "name": model_keys[index],
+                        "version": label,
+                        "stage": "Production",
+                        "archive_existing_versions": True,
+                    },
+                )
+            )
 
     await _pool(
         [(lambda client, i=i: promote_last(i, client)) for i in range(models)], target, concurrency

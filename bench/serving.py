@@ -31,7 +31,7 @@ log = logging.getLogger("bench.serving")
 
 PROMOTIONS = 5
 REQUEST = {"dataframe_split": {"columns": ["x"], "data": [[1.0], [2.0]]}}
-MODEL_CODE = '''
+MODEL_CODE = """
 import mlflow
 from mlflow.pyfunc import PythonModel
 
@@ -42,7 +42,7 @@ class Double(PythonModel):
 
 
 mlflow.models.set_model(Double())
-'''
+"""
 # A replica's first start imports Ray, MLflow and pandas in a new worker: minutes on a busy
 # two-core machine.
 READY_WITHIN_SECONDS = 900
@@ -84,6 +84,7 @@ async def _until(check, timeout: float = READY_WITHIN_SECONDS, every: float = 0.
 
 async def _ray_up(dashboard_url: str) -> None:
     async with httpx.AsyncClient(base_url=dashboard_url, timeout=5) as ray:
+
         async def answers() -> bool:
             try:
                 return (await ray.get(APPLICATIONS_PATH)).status_code == 200
@@ -96,7 +97,9 @@ async def _ray_up(dashboard_url: str) -> None:
 class Serving:
     """The platform seen by the bench: a model, its versions, one endpoint following production."""
 
-    def __init__(self, platform: Platform, client: httpx.AsyncClient, ray: httpx.AsyncClient) -> None:
+    def __init__(
+        self, platform: Platform, client: httpx.AsyncClient, ray: httpx.AsyncClient
+    ) -> None:
         self.platform = platform
         self.client = client
         self.ray = ray
@@ -110,21 +113,51 @@ class Serving:
         return response.json()
 
     async def set_up(self, artifact_uri: str, versions: int) -> list[str]:
-        project = (await self._ok("POST", "/api/v1/projects", json={"name": f"bench-{uuid.uuid4().hex[:6]}"}))["id"]
-        self.model_id = (await self._ok("POST", "/api/v1/registry/models",
-                                        json={"name": "bench-serving", "project_id": project}))["id"]
-        ids = [(await self._ok("POST", f"/api/v1/registry/models/{self.model_id}/versions",
-                               json={"artifact_uri": artifact_uri}))["id"] for _ in range(versions)]
+        project = (
+            await self._ok(
+                "POST", "/api/v1/projects", json={"name": f"bench-{uuid.uuid4().hex[:6]}"}
+            )
+        )["id"]
+        self.model_id = (
+            await self._ok(
+                "POST",
+                "/api/v1/registry/models",
+                json={"name": "bench-serving", "project_id": project},
+            )
+        )["id"]
+        ids = [
+            (
+                await self._ok(
+                    "POST",
+                    f"/api/v1/registry/models/{self.model_id}/versions",
+                    json={"artifact_uri": artifact_uri},
+                )
+            )["id"]
+            for _ in range(versions)
+        ]
         await self.promote(ids[0])
-        self.endpoint_id = (await self._ok("POST", "/api/v1/serving/endpoints", json={
-            "name": "bench", "project_id": project, "model_id": self.model_id, "env": "dev",
-            "follow_stage": "production"}))["id"]
+        self.endpoint_id = (
+            await self._ok(
+                "POST",
+                "/api/v1/serving/endpoints",
+                json={
+                    "name": "bench",
+                    "project_id": project,
+                    "model_id": self.model_id,
+                    "env": "dev",
+                    "follow_stage": "production",
+                },
+            )
+        )["id"]
         await self.wait_live(ids[0])
         return ids
 
     async def promote(self, version_id: str) -> None:
-        await self._ok("POST", f"/api/v1/registry/models/versions/{version_id}/transition",
-                       json={"stage": "production"})
+        await self._ok(
+            "POST",
+            f"/api/v1/registry/models/versions/{version_id}/transition",
+            json={"stage": "production"},
+        )
 
     async def endpoint(self) -> dict:
         return await self._ok("GET", f"/api/v1/serving/endpoints/{self.endpoint_id}")
@@ -132,16 +165,28 @@ class Serving:
     async def wait_live(self, version_id: str) -> dict:
         """Until the endpoint's traffic is on a healthy deployment of the version and every
         other deployment is retired; that live deployment."""
+
         async def switched() -> dict | None:
             endpoint = await self.endpoint()
             live = [d for d in endpoint["deployments"] if d["id"] == endpoint["live_deployment_id"]]
-            others = [d for d in endpoint["deployments"] if d["id"] != endpoint["live_deployment_id"]]
-            if live and live[0]["model_version_id"] == version_id and live[0]["state"] == "healthy" \
-                    and all(d["state"] in ("retired", "failed") for d in others):
+            others = [
+                d for d in endpoint["deployments"] if d["id"] != endpoint["live_deployment_id"]
+            ]
+            if (
+                live
+                and live[0]["model_version_id"] == version_id
+                and live[0]["state"] == "healthy"
+                and all(d["state"] in ("retired", "failed") for d in others)
+            ):
                 return live[0]
-            if failed := [d for d in endpoint["deployments"]
-                          if d["model_version_id"] == version_id and d["state"] == "failed"]:
-                raise RuntimeError(f"the deployment of {version_id} failed: {failed[0]['state_reason']}")
+            if failed := [
+                d
+                for d in endpoint["deployments"]
+                if d["model_version_id"] == version_id and d["state"] == "failed"
+            ]:
+                raise RuntimeError(
+                    f"the deployment of {version_id} failed: {failed[0]['state_reason']}"
+                )
             return None
 
         return await _until(switched, every=0.5)
@@ -187,37 +232,53 @@ async def promotions(serving: Serving, nats_url: str, version_ids: list[str]) ->
             await _until(event_seen, every=0.05)
             on_bus.append(healthy_at[version_id] - started)
             await serving.wait_live(version_id)
-            log.info("promotion %d: running on Ray Serve after %.2f s, DeploymentHealthy after %.2f s",
-                     len(on_ray), on_ray[-1], on_bus[-1])
+            log.info(
+                "promotion %d: running on Ray Serve after %.2f s, DeploymentHealthy after %.2f s",
+                len(on_ray),
+                on_ray[-1],
+                on_bus[-1],
+            )
     finally:
         await bus.close()
     return {"ray_serve_running_s": _seconds(on_ray), "deployment_healthy_event_s": _seconds(on_bus)}
 
 
 def _seconds(values: list[float]) -> dict:
-    return {"p50": round(percentile(values, 50), 2), "max": round(max(values), 2),
-            "each": [round(v, 2) for v in values]}
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "max": round(max(values), 2),
+        "each": [round(v, 2) for v in values],
+    }
 
 
 async def predictions(serving: Serving, config: Config, live: dict, token: str) -> list[dict]:
     """The same request through the gateway and straight to Serve's proxy, in turn, per
     client count."""
-    gateway = PredictTarget("gateway", serving.platform.gateway_url,
-                            f"/api/v1/serving/endpoints/{serving.endpoint_id}/predict",
-                            {"Authorization": f"Bearer {token}"})
-    direct = PredictTarget("ray_serve", serving.platform.ray.proxy_url, f"/{live['framework_resource_id']}", {})
+    gateway = PredictTarget(
+        "gateway",
+        serving.platform.gateway_url,
+        f"/api/v1/serving/endpoints/{serving.endpoint_id}/predict",
+        {"Authorization": f"Bearer {token}"},
+    )
+    direct = PredictTarget(
+        "ray_serve", serving.platform.ray.proxy_url, f"/{live['framework_resource_id']}", {}
+    )
     rows = []
     for clients in config.clients:
         row: dict = {"clients": clients}
         for target in (direct, gateway):
-            result: Result = await run_load(target, "predict", clients, config.warmup_seconds, config.seconds)
+            result: Result = await run_load(
+                target, "predict", clients, config.warmup_seconds, config.seconds
+            )
             row[target.name] = result.summary()
             if result.first_error:
                 log.warning("%s x%d: first error: %s", target.name, clients, result.first_error)
             log.info("%-10s predict x%-3d %s", target.name, clients, row[target.name])
         gw, ray = row["gateway"], row["ray_serve"]
         row["added_p50_ms"] = round(gw["p50_ms"] - ray["p50_ms"], 2)
-        row["ops_ratio"] = round(gw["ops_per_s"] / ray["ops_per_s"], 3) if ray["ops_per_s"] else None
+        row["ops_ratio"] = (
+            round(gw["ops_per_s"] / ray["ops_per_s"], 3) if ray["ops_per_s"] else None
+        )
         rows.append(row)
     return rows
 
@@ -235,25 +296,36 @@ def memory(platform: Platform) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = [(f"{'predict':<10}{'clients':>8} | {'Ray ops/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | "
-             f"{'GW ops/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | {'+p50 ms':>8}{'ratio':>7}")]
+    lines = [
+        (
+            f"{'predict':<10}{'clients':>8} | {'Ray ops/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | "
+            f"{'GW ops/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'err':>5} | {'+p50 ms':>8}{'ratio':>7}"
+        )
+    ]
     lines.append("-" * len(lines[0]))
     for row in results["predictions"]:
         ray, gw = row["ray_serve"], row["gateway"]
         lines.append(
             f"{'':<10}{row['clients']:>8} | {ray['ops_per_s']:>10}{ray['p50_ms']:>8}{ray['p99_ms']:>8}"
             f"{ray['errors']:>5} | {gw['ops_per_s']:>9}{gw['p50_ms']:>8}{gw['p99_ms']:>8}{gw['errors']:>5} | "
-            f"{row['added_p50_ms']:>8}{row['ops_ratio']:>7}")
+            f"{row['added_p50_ms']:>8}{row['ops_ratio']:>7}"
+        )
     promoted = results["promotions"]
     mem = results["memory_mib"]
     lines += [
         "",
-        (f"promotion -> running on Ray Serve: p50 {promoted['ray_serve_running_s']['p50']} s "
-        f"(each {promoted['ray_serve_running_s']['each']})"),
-        (f"promotion -> DeploymentHealthy on the bus: p50 {promoted['deployment_healthy_event_s']['p50']} s "
-        f"(each {promoted['deployment_healthy_event_s']['each']})"),
-        (f"memory MiB, idle: services {mem['services_idle']}, MLflow tracking server {mem['tracking_idle']}, "
-        f"Ray head {mem['ray_idle']}"),
+        (
+            f"promotion -> running on Ray Serve: p50 {promoted['ray_serve_running_s']['p50']} s "
+            f"(each {promoted['ray_serve_running_s']['each']})"
+        ),
+        (
+            f"promotion -> DeploymentHealthy on the bus: p50 {promoted['deployment_healthy_event_s']['p50']} s "
+            f"(each {promoted['deployment_healthy_event_s']['each']})"
+        ),
+        (
+            f"memory MiB, idle: services {mem['services_idle']}, MLflow tracking server {mem['tracking_idle']}, "
+            f"Ray head {mem['ray_idle']}"
+        ),
     ]
     lines += report.target_lines(results.get("targets"), issue=35)
     return "\n".join(lines)
@@ -263,20 +335,30 @@ async def run(config: Config, postgres_url: str, nats_url: str) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench_serving_logs_"))
     database_name = f"modelplane_bench_serving_{uuid.uuid4().hex[:8]}"
     database_url = await create_database(postgres_url, database_name)
-    platform = Platform(database_url=database_url, nats_url=nats_url, log_dir=log_dir, start_ray=True)
+    platform = Platform(
+        database_url=database_url, nats_url=nats_url, log_dir=log_dir, start_ray=True
+    )
     results: dict = {}
     try:
         await platform.start()
         assert platform.ray is not None
-        log.info("platform at %s; Ray dashboard %s; logs in %s", platform.gateway_url,
-                 platform.ray.dashboard_url, log_dir)
+        log.info(
+            "platform at %s; Ray dashboard %s; logs in %s",
+            platform.gateway_url,
+            platform.ray.dashboard_url,
+            log_dir,
+        )
         await _ray_up(platform.ray.dashboard_url)
         token = platform.admin_token or ""
-        artifact_uri = await asyncio.to_thread(log_model, platform.tracking_uri,
-                                               Path(tempfile.mkdtemp(prefix="bench_model_")))
+        artifact_uri = await asyncio.to_thread(
+            log_model, platform.tracking_uri, Path(tempfile.mkdtemp(prefix="bench_model_"))
+        )
         async with (
-            httpx.AsyncClient(base_url=platform.gateway_url, timeout=60,
-                              headers={"Authorization": f"Bearer {token}"}) as client,
+            httpx.AsyncClient(
+                base_url=platform.gateway_url,
+                timeout=60,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as client,
             httpx.AsyncClient(base_url=platform.ray.dashboard_url, timeout=30) as ray,
         ):
             serving = Serving(platform, client, ray)

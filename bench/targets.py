@@ -40,8 +40,7 @@ class Check:
         return self.value >= self.limit if self.bound == "at_least" else self.value <= self.limit
 
     def as_json(self) -> dict:
-        return {"target": self.target, "value": self.value, self.bound: self.limit,
-                "met": self.met}  # fmt: skip
+        return {"target": self.target, "value": self.value, self.bound: self.limit, "met": self.met}
 
 
 def datasets_checks(results: dict) -> list[Check]:
@@ -49,12 +48,19 @@ def datasets_checks(results: dict) -> list[Check]:
     if (measured := results.get("datasets")) is None:
         return []
     return [
-        Check("datasets: DVC hashing throughput ÷ md5sum's", measured["hashing"]["ratio"],
-              "at_least", DATASETS_HASH_RATIO_AT_LEAST),
-        Check("datasets: share of bytes uploaded, parent shares 95 % of the files",
-              measured["incremental_version"]["share_uploaded"], "at_most",
-              DATASETS_SHARE_UPLOADED_AT_MOST),
-    ]  # fmt: skip
+        Check(
+            "datasets: DVC hashing throughput ÷ md5sum's",
+            measured["hashing"]["ratio"],
+            "at_least",
+            DATASETS_HASH_RATIO_AT_LEAST,
+        ),
+        Check(
+            "datasets: share of bytes uploaded, parent shares 95 % of the files",
+            measured["incremental_version"]["share_uploaded"],
+            "at_most",
+            DATASETS_SHARE_UPLOADED_AT_MOST,
+        ),
+    ]
 
 
 def checks(results: dict) -> list[Check]:
@@ -64,11 +70,19 @@ def checks(results: dict) -> list[Check]:
     for op in WRITES:
         if row := cells.get((op, MANY_CLIENTS)):
             found += [
-                Check(f"{op} x{MANY_CLIENTS}, ops/s ÷ MLflow's", row["ratio"], "at_least",
-                      RATIO_AT_LEAST),
-                Check(f"{op} x{MANY_CLIENTS}, p99 ms", row["modelplane"]["p99_ms"], "at_most",
-                      P99_AT_MOST_MS),
-            ]  # fmt: skip
+                Check(
+                    f"{op} x{MANY_CLIENTS}, ops/s ÷ MLflow's",
+                    row["ratio"],
+                    "at_least",
+                    RATIO_AT_LEAST,
+                ),
+                Check(
+                    f"{op} x{MANY_CLIENTS}, p99 ms",
+                    row["modelplane"]["p99_ms"],
+                    "at_most",
+                    P99_AT_MOST_MS,
+                ),
+            ]
     found += [
         Check(f"{op} x1, p50 ms", row["modelplane"]["p50_ms"], "at_most", ONE_CLIENT_P50_AT_MOST_MS)
         for (op, clients), row in cells.items()
@@ -76,16 +90,28 @@ def checks(results: dict) -> list[Check]:
     ]
     # Measured while create_version runs at the run's most clients, whether events came or not.
     if ("create_version", max((clients for _, clients in cells), default=0)) in cells:
-        found.append(Check("event latency under the write load, p99 ms",
-                           results["event_latency_ms"]["p99"], "at_most", EVENT_P99_AT_MOST_MS))  # fmt: skip
+        found.append(
+            Check(
+                "event latency under the write load, p99 ms",
+                results["event_latency_ms"]["p99"],
+                "at_most",
+                EVENT_P99_AT_MOST_MS,
+            )
+        )
     if (idle := results.get("memory_mib", {}).get("modelplane_idle")) is not None:
         found.append(Check("platform idle memory, MiB", idle, "at_most", IDLE_MEMORY_AT_MOST_MIB))
     lists = results.get("list_latency_ms", {})
     if "10k" in lists and "1m" in lists:
         small, large = lists["10k"]["p50"], lists["1m"]["p50"]
         ratio = round(large / small, 2) if small and large is not None else None
-        found.append(Check("list of 1M versions, p50 ÷ the 10k list's", ratio, "at_most",
-                           LIST_1M_OVER_10K_AT_MOST))  # fmt: skip
+        found.append(
+            Check(
+                "list of 1M versions, p50 ÷ the 10k list's",
+                ratio,
+                "at_most",
+                LIST_1M_OVER_10K_AT_MOST,
+            )
+        )
     # Not one of the issue's bounds, but what every one of them assumes: an error answered fast
     # would otherwise count towards a latency met.
     if cells:
@@ -102,22 +128,46 @@ def pipeline_checks(results: dict) -> list[Check]:
     """The pipelines section's targets (bench/pipelines.py)."""
     burst = results["burst"]
     return [
-        Check("stage hand-off on the local engine, p99 ms", results["hand_off_ms"]["p99_ms"],
-              "at_most", HAND_OFF_P99_AT_MOST_MS),
-        Check(f"runs of the burst of {burst['runs']} that did not succeed", len(burst["stalled"]),
-              "at_most", 0),
+        Check(
+            "stage hand-off on the local engine, p99 ms",
+            results["hand_off_ms"]["p99_ms"],
+            "at_most",
+            HAND_OFF_P99_AT_MOST_MS,
+        ),
+        Check(
+            f"runs of the burst of {burst['runs']} that did not succeed",
+            len(burst["stalled"]),
+            "at_most",
+            0,
+        ),
     ]
+
+
 def serving_checks(results: dict) -> list[Check]:
     """Issue 35's targets that the serving section's run measured."""
     cells = {row["clients"]: row for row in results.get("predictions", [])}
     found: list[Check] = []
     if row := cells.get(1):
-        found.append(Check("predict x1, p50 through the gateway - straight to Ray Serve, ms",
-                           row["added_p50_ms"], "at_most", PREDICT_ADDED_P50_AT_MOST_MS))
+        found.append(
+            Check(
+                "predict x1, p50 through the gateway - straight to Ray Serve, ms",
+                row["added_p50_ms"],
+                "at_most",
+                PREDICT_ADDED_P50_AT_MOST_MS,
+            )
+        )
     if row := cells.get(MANY_CLIENTS):
-        found.append(Check(f"predict x{MANY_CLIENTS}, ops/s through the gateway ÷ straight to Ray Serve",
-                           row["ops_ratio"], "at_least", PREDICT_OPS_OF_DIRECT_AT_LEAST))
+        found.append(
+            Check(
+                f"predict x{MANY_CLIENTS}, ops/s through the gateway ÷ straight to Ray Serve",
+                row["ops_ratio"],
+                "at_least",
+                PREDICT_OPS_OF_DIRECT_AT_LEAST,
+            )
+        )
     if cells:
-        errors = sum(row["gateway"]["errors"] + row["ray_serve"]["errors"] for row in cells.values())
+        errors = sum(
+            row["gateway"]["errors"] + row["ray_serve"]["errors"] for row in cells.values()
+        )
         found.append(Check("prediction errors, all cells", errors, "at_most", 0))
     return found

@@ -175,7 +175,9 @@ class Platform:
         # background, since it takes a minute and only deployments on Ray Serve need it.
         self.ray: LocalRayHead | None = None
         if start_ray and "serving" in self.replicas:
-            self.ray = LocalRayHead(temp_dir=Path(tempfile.gettempdir()) / f"modelplane-ray-{os.getpid()}")
+            self.ray = LocalRayHead(
+                temp_dir=Path(tempfile.gettempdir()) / f"modelplane-ray-{os.getpid()}"
+            )
         self._ray_start: asyncio.Task | None = None
         self._env: dict[str, str] = {}
         self._supervisor: asyncio.Task | None = None
@@ -499,9 +501,15 @@ class Platform:
 
     async def _create_admin_token(self, env: dict[str, str]) -> str:
         command = [
-            sys.executable, "-m", "services.gateway",
-            "create-token", "--subject", "admin", "--role", "admin",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "services.gateway",
+            "create-token",
+            "--subject",
+            "admin",
+            "--role",
+            "admin",
+        ]
         result = await asyncio.to_thread(
             subprocess.run,
             command,
@@ -554,8 +562,10 @@ class Platform:
         if self._embedded_nats.port != server.port:
             log.error(
                 "embedded NATS came back on port %d, its old port %d taken; services still "
-                "use the old one", self._embedded_nats.port, server.port,
-            )  # fmt: skip
+                "use the old one",
+                self._embedded_nats.port,
+                server.port,
+            )
 
     async def _restart_tracking(self, tracking: TrackingServer) -> None:
         code = tracking.process.returncode if tracking.process is not None else None
@@ -573,8 +583,11 @@ class Platform:
         replica.next_delay = min(delay * 2, policy.longest)
         log.warning(
             "%s exited with code %s after %.1f s; restarting in %.1f s",
-            replica.label, replica.process.returncode, ran, delay,
-        )  # fmt: skip
+            replica.label,
+            replica.process.returncode,
+            ran,
+            delay,
+        )
         await asyncio.sleep(delay)
         if self._stopping:
             return
@@ -589,10 +602,15 @@ async def _check_nats_answers(url: str, variable: str = "MODELPLANE_NATS_URL") -
 
     try:
         client = await asyncio.wait_for(
-            nats.connect(url, connect_timeout=5, max_reconnect_attempts=1,
-                         reconnect_time_wait=0.1, error_cb=quiet),
+            nats.connect(
+                url,
+                connect_timeout=5,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=quiet,
+            ),
             timeout=20,
-        )  # fmt: skip
+        )
     except Exception as error:  # noqa: BLE001 - any failure to connect means the same to a user
         raise PlatformError(f"{variable}: no NATS server answers at {url} ({error})") from None
     await client.close()
@@ -610,7 +628,9 @@ def welcome(platform: Platform) -> str:
         started = "" if platform.tracking is not None else "  (yours)"
         lines.append(f"  MLflow tracking    {platform.tracking_uri}{started}")
     if platform.ray is not None:
-        lines.append(f"  Ray dashboard      {platform.ray.dashboard_url}  (starting in the background)")
+        lines.append(
+            f"  Ray dashboard      {platform.ray.dashboard_url}  (starting in the background)"
+        )
     # Unquoted: a socket directory reads as the path it is.
     database = unquote(make_url(platform.database_url or "").render_as_string(hide_password=True))
     lines += [

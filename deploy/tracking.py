@@ -71,14 +71,22 @@ class TrackingServer:
         artifacts = self.data_dir / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", sync_database_url(self.database_url),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            sync_database_url(self.database_url),
             "--serve-artifacts",
-            "--artifacts-destination", str(artifacts.resolve()),
-            "--host", self.host,
-            "--port", str(self.port),
-            "--workers", str(self.workers),
-        ]  # fmt: skip
+            "--artifacts-destination",
+            str(artifacts.resolve()),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
         # MLflow 3's GenAI job runner polls without pause (a quarter of a core per consumer);
         # nothing of ours uses it.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -185,9 +185,12 @@ class CredentialVerifier:
             if key is None:
                 raise jwt.InvalidSignatureError("signed with a key this service does not know")
             claims = jwt.decode(
-                credential, key, algorithms=[_ALGORITHM], issuer=ISSUER,
+                credential,
+                key,
+                algorithms=[_ALGORITHM],
+                issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "iss"]},
-            )  # fmt: skip
+            )
             caller = _caller(claims)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidCredential(f"the {CREDENTIAL_HEADER} is not valid: {exc}") from exc

@@ -71,7 +71,9 @@ def subscribe(
     logger = RepeatedLog(log)  # while the database is away, every event fails alike
 
     async def on_message(_: Any, message: NatsMessage) -> None:
-        body = message.raw_message.data  # the envelope exactly as published, not FastStream's decode
+        body = (
+            message.raw_message.data
+        )  # the envelope exactly as published, not FastStream's decode
         metadata = message.raw_message.metadata
         try:
             event = CloudEvent.from_json(body)
@@ -86,14 +88,23 @@ def subscribe(
             applied = await apply_once(new_uow, inbox, consumer, event)
         except Exception as exc:
             if metadata.num_delivered >= max_deliveries:
-                logger.warning("%s: event %s failed for good, dead-lettered", consumer.durable,
-                               event.id, exc_info=True)  # fmt: skip
+                logger.warning(
+                    "%s: event %s failed for good, dead-lettered",
+                    consumer.durable,
+                    event.id,
+                    exc_info=True,
+                )
                 await _dead_letter(broker, consumer, body, repr(exc))
                 await message.ack()
             else:
-                logger.warning("%s: event %s failed (delivery %d): %r", consumer.durable,
-                               event.id, metadata.num_delivered, exc)  # fmt: skip
-                await message.nack(delay=min(2 ** metadata.num_delivered * 0.1, 30.0))
+                logger.warning(
+                    "%s: event %s failed (delivery %d): %r",
+                    consumer.durable,
+                    event.id,
+                    metadata.num_delivered,
+                    exc,
+                )
+                await message.nack(delay=min(2**metadata.num_delivered * 0.1, 30.0))
             return
         if not applied:
             log.info("%s: event %s already applied; acked again", consumer.durable, event.id)
@@ -118,7 +129,9 @@ def subscribe(
     )(on_message)
 
 
-async def _dead_letter(broker: NatsBroker, consumer: EventConsumer, body: bytes, error: str) -> None:
+async def _dead_letter(
+    broker: NatsBroker, consumer: EventConsumer, body: bytes, error: str
+) -> None:
     await broker.publish(
         body,
         dead_letter_subject(consumer.durable),

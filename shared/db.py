@@ -221,8 +221,11 @@ class UnitOfWork:
         written = [self._wrap(data, aggregate_id) for data, aggregate_id in events]
         # Stamped at the statement's own commit, or very near the COMMIT.
         messages = _committing(written, self._max_event_bytes)
-        arrays = ([m.id for m in messages], [m.subject for m in messages],
-                  [m.payload for m in messages])  # fmt: skip
+        arrays = (
+            [m.id for m in messages],
+            [m.subject for m in messages],
+            [m.payload for m in messages],
+        )
         row = await statement.fetchrow(
             self.conn, **values, **dict(zip(EVENT_PARAMETERS, arrays, strict=True))
         )
@@ -231,7 +234,9 @@ class UnitOfWork:
         if fill:
             for event in written:
                 event.data.update({field: row[column] for field, column in fill.items()})
-            messages = [m._replace(payload=e.to_json()) for m, e in zip(messages, written, strict=True)]
+            messages = [
+                m._replace(payload=e.to_json()) for m, e in zip(messages, written, strict=True)
+            ]
         (self._written_in_transaction if self._begun else self._written).extend(messages)
         return row
 
@@ -335,7 +340,9 @@ def _committing(events: Sequence[CloudEvent], max_bytes: int) -> list[OutboxMess
         if len(payload) > max_bytes:
             raise TooLarge(
                 f"the change makes a {event.type} event of {len(payload)} bytes, more than the "
-                f"{max_bytes} an event may have", kind="event-too-large", max_bytes=max_bytes,
-            )  # fmt: skip
+                f"{max_bytes} an event may have",
+                kind="event-too-large",
+                max_bytes=max_bytes,
+            )
         messages.append(OutboxMessage(event.id, event.nats_subject, payload))
     return messages

@@ -279,8 +279,9 @@ class BodyLimit:
             if name == b"transfer-encoding":
                 message, within = await self._read_chunked(receive)
                 if not within:
-                    await self._refuse(scope, receive, send,
-                                       keep_alive=await _drain(receive, message))  # fmt: skip
+                    await self._refuse(
+                        scope, receive, send, keep_alive=await _drain(receive, message)
+                    )
                     return
                 receive = _replaying(message, receive)
                 break
@@ -307,8 +308,9 @@ class BodyLimit:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, *, keep_alive: bool
     ) -> None:
-        problem = RequestTooLarge(f"the request body is larger than {self.max_bytes} bytes",
-                                  max_bytes=self.max_bytes)  # fmt: skip
+        problem = RequestTooLarge(
+            f"the request body is larger than {self.max_bytes} bytes", max_bytes=self.max_bytes
+        )
         headers = None if keep_alive else {"Connection": "close"}
         reply = problem_response(problem.to_dict(instance=scope["path"]), headers)
         await reply(scope, receive, send)

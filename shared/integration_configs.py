@@ -41,8 +41,9 @@ async def keep_newest(
     new = insert(model).values(**values)
     stmt = new.on_conflict_do_update(
         index_elements=["env", "concern"],
-        set_={name: new.excluded[name] for name in ("backend", "settings", "changed_by",
-                                                     "changed_at")},
+        set_={
+            name: new.excluded[name] for name in ("backend", "settings", "changed_by", "changed_at")
+        },
         where=model.changed_at < new.excluded.changed_at,
     ).returning(model.env)
     return (await session.execute(stmt)).first() is not None
@@ -53,12 +54,23 @@ async def keep_change(
 ) -> bool:
     """Keep the event's config unless a newer one is stored; False (said in the log) when it
     arrived late."""
-    kept = await keep_newest(session, model, {
-        "env": change.env, "concern": change.concern, "backend": change.backend,
-        "settings": change.settings, "changed_by": change.changed_by,
-        "changed_at": change.changed_at,
-    })
+    kept = await keep_newest(
+        session,
+        model,
+        {
+            "env": change.env,
+            "concern": change.concern,
+            "backend": change.backend,
+            "settings": change.settings,
+            "changed_by": change.changed_by,
+            "changed_at": change.changed_at,
+        },
+    )
     if not kept:
-        log.info("%s of %s changed at %s is older than the one kept; ignored",
-                 change.concern, change.env, change.changed_at)
+        log.info(
+            "%s of %s changed at %s is older than the one kept; ignored",
+            change.concern,
+            change.env,
+            change.changed_at,
+        )
     return kept

@@ -32,9 +32,7 @@ class JetStreamPublisher:
         self._ack_timeout = ack_timeout
         self._started = False
         # (ack, when to give up on it), in publishing order, so in deadline order
-        self._waiting: collections.deque[tuple[asyncio.Future[PubAck], float]] = (
-            collections.deque()
-        )
+        self._waiting: collections.deque[tuple[asyncio.Future[PubAck], float]] = collections.deque()
 
     async def start(self) -> None:
         self._started = True
@@ -59,10 +57,12 @@ class JetStreamPublisher:
             raise ConnectionReconnectingError
         if (size := len(payload) + _headers_size(headers)) > self._nc.max_payload:
             refused: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
-            refused.set_exception(NotStored(
-                f"{size} bytes with its headers, more than the server takes "
-                f"({self._nc.max_payload})"
-            ))  # fmt: skip
+            refused.set_exception(
+                NotStored(
+                    f"{size} bytes with its headers, more than the server takes "
+                    f"({self._nc.max_payload})"
+                )
+            )
             return refused
         # No `wait_stall`: with one, each publish waits a turn of the event loop (a task for
         # `wait_for`), and under load the dispatch fell seconds behind the commits. A place

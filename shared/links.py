@@ -7,8 +7,9 @@ holds in the gateway's merged document as in the service's own.
 from typing import Any
 
 
-def link(path: str, method: str, *, body: dict[str, str] | None = None,
-         **parameters: str) -> dict[str, Any]:  # fmt: skip
+def link(
+    path: str, method: str, *, body: dict[str, str] | None = None, **parameters: str
+) -> dict[str, Any]:
     """A link to `method path`, its parameters (and body fields) filled from runtime
     expressions such as `$response.body#/id`."""
     pointer = path.replace("~", "~0").replace("/", "~1")

@@ -170,11 +170,15 @@ def start_embedded_nats(data_dir: Path, timeout: float = 10.0) -> EmbeddedNats:
     process = subprocess.Popen(
         [
             str(nats_server_binary()),
-            "-a", "127.0.0.1",
-            "-p", str(port),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
             "-js",
-            "-sd", str(data_dir),
-            "-l", str(log_path),
+            "-sd",
+            str(data_dir),
+            "-l",
+            str(log_path),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -251,4 +255,3 @@ def nats_container() -> Iterator[str]:
 
     with NatsContainer(NATS_IMAGE, jetstream=True) as container:
         yield container.nats_uri()
-

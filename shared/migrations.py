@@ -111,8 +111,7 @@ def run_env(
 
 def run_messaging_env(context: ModuleType) -> None:
     """The body of `shared/messaging_migrations/env.py`: the schema is the service's."""
-    run_env(context, schema_metadata(context.config.attributes["schema"]),
-            MESSAGING_VERSION_TABLE)  # fmt: skip
+    run_env(context, schema_metadata(context.config.attributes["schema"]), MESSAGING_VERSION_TABLE)
 
 
 def create_messaging_tables(schema: str) -> None:
@@ -140,8 +139,13 @@ def create_messaging_tables(schema: str) -> None:
 
 
 def _create_unpublished_index(schema: str) -> None:
-    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], schema=schema,
-                    postgresql_where=sa.text("published_at IS NULL"))  # fmt: skip
+    op.create_index(
+        "ix_outbox_unpublished",
+        "outbox",
+        ["seq"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
+    )
 
 
 def _notify_trigger_sql(schema: str) -> list[str]:
@@ -189,8 +193,11 @@ def restore_outbox_published_at(schema: str) -> None:
 def add_outbox_retries(schema: str) -> None:
     """An event JetStream refuses stays with how often it was refused, why, and when the relay
     tries it again. Nullable or with a constant default: no row is rewritten."""
-    op.add_column("outbox", sa.Column("attempts", sa.Integer, nullable=False,
-                                      server_default="0"), schema=schema)  # fmt: skip
+    op.add_column(
+        "outbox",
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        schema=schema,
+    )
     op.add_column("outbox", sa.Column("last_error", sa.Text), schema=schema)
     op.add_column("outbox", sa.Column("retry_at", sa.DateTime(timezone=True)), schema=schema)
 

@@ -114,7 +114,9 @@ def insert_literal_sql(table: Table, messages: Sequence[OutboxMessage]) -> str:
         if not _SUBJECT.fullmatch(m.subject):
             raise ValueError(f"not an event subject: {m.subject!r}")
         rows.append(f"('{m.id.hex}', '{m.subject}', decode('{m.payload.hex()}', 'hex'))")
-    return f"INSERT INTO {table.schema}.{table.name} (id, subject, payload) VALUES {', '.join(rows)}"
+    return (
+        f"INSERT INTO {table.schema}.{table.name} (id, subject, payload) VALUES {', '.join(rows)}"
+    )
 
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -243,8 +245,9 @@ class OutboxRelay:
         returns how many were taken, how many stored, and the last one's seq. A row it refuses
         stays, paused before its next attempt; one unacked stays claimed until its claim ends."""
         async with driver_connection(self._engine) as conn:
-            rows = await conn.fetch(self._claim_sql, older_than, after_seq, self._batch_size,
-                                    CLAIM_SECONDS)  # fmt: skip
+            rows = await conn.fetch(
+                self._claim_sql, older_than, after_seq, self._batch_size, CLAIM_SECONDS
+            )
         rows = sorted(rows, key=lambda row: row["seq"])
         messages = [OutboxMessage(row["id"], row["subject"], row["payload"]) for row in rows]
         stored, refused = await self._publish(messages) if rows else ([], {})
@@ -259,14 +262,18 @@ class OutboxRelay:
     async def _pause(self, conn: asyncpg.Connection, refused: dict[UUID, str]) -> None:
         """Record why JetStream refused these events and pause each before its next attempt."""
         pause = self._sweep_after.total_seconds()
-        await conn.execute(self._refused_sql, list(refused), list(refused.values()),
-                           self._retry_max_seconds, pause)  # fmt: skip
+        await conn.execute(
+            self._refused_sql, list(refused), list(refused.values()), self._retry_max_seconds, pause
+        )
         first, why = next(iter(refused.items()))
         self._logger.warning(
             "outbox relay: JetStream refused %d events (the first, %s: %s); each is tried again "
             "after a pause that doubles each time, up to %.0f s",
-            len(refused), first, why, self._retry_max_seconds,
-        )  # fmt: skip
+            len(refused),
+            first,
+            why,
+            self._retry_max_seconds,
+        )
 
     async def _keep_dispatching(self) -> None:
         """Publish each batch as it comes, in order, without waiting for acks: each event's row
@@ -285,15 +292,20 @@ class OutboxRelay:
                     # The rest queued fare no better: all of it is the sweep's now.
                     left = len(batch) + len(self._to_publish)
                     self._to_publish.clear()
-                    self._logger.warning("outbox relay: publishing failed; the sweep publishes "
-                                          "the events", count=left, exc_info=True)  # fmt: skip
+                    self._logger.warning(
+                        "outbox relay: publishing failed; the sweep publishes the events",
+                        count=left,
+                        exc_info=True,
+                    )
 
     def _acked(self, event_id: UUID, ack: asyncio.Future[int]) -> None:
         if ack.cancelled():
             return  # no ack in time: the sweep publishes it again, JetStream drops a copy
         if (error := ack.exception()) is not None:
-            self._logger.warning("outbox relay: an event was not stored (%s); the sweep "
-                                  "publishes it again", type(error).__name__)  # fmt: skip
+            self._logger.warning(
+                "outbox relay: an event was not stored (%s); the sweep publishes it again",
+                type(error).__name__,
+            )
             return
         self._to_remove.append(event_id)
         self._remove_wanted.set()
@@ -304,10 +316,15 @@ class OutboxRelay:
         """Publish the events, each with JetStream's request and reply (`js.publish`, which
         raises what JetStream refused, unlike `publish_async`: nats-io/nats.py#985); returns the
         ids of those stored before the ack timeout, and why it refused the ones it refused."""
-        replies = await asyncio.gather(*(
-            self._js.publish(m.subject, m.payload, timeout=ACK_TIMEOUT_SECONDS, headers=_headers(m))
-            for m in messages
-        ), return_exceptions=True)  # fmt: skip
+        replies = await asyncio.gather(
+            *(
+                self._js.publish(
+                    m.subject, m.payload, timeout=ACK_TIMEOUT_SECONDS, headers=_headers(m)
+                )
+                for m in messages
+            ),
+            return_exceptions=True,
+        )
         stored, refused, late = [], {}, 0
         for message, reply in zip(messages, replies, strict=True):
             if isinstance(reply, NatsTimeoutError):
@@ -339,15 +356,20 @@ class OutboxRelay:
                         await conn.execute(self._remove_sql, ids)
                 except Exception:
                     # Rows left are published again by the sweep; JetStream drops the copy.
-                    self._logger.warning("outbox relay: could not remove published events",
-                                          count=len(ids), exc_info=True)  # fmt: skip
+                    self._logger.warning(
+                        "outbox relay: could not remove published events",
+                        count=len(ids),
+                        exc_info=True,
+                    )
 
     async def _keep_sweeping(self) -> None:
         while True:
             if expired := self._publisher.expire():
-                self._logger.warning("outbox relay: events unacked after %.0f s; the sweep "
-                                      "publishes them again", ACK_TIMEOUT_SECONDS,
-                                      count=expired)  # fmt: skip
+                self._logger.warning(
+                    "outbox relay: events unacked after %.0f s; the sweep publishes them again",
+                    ACK_TIMEOUT_SECONDS,
+                    count=expired,
+                )
             try:
                 if self._nc.is_connected:
                     await self._publish_waiting(self._sweep_after)

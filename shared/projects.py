@@ -38,8 +38,9 @@ class ProjectDirectory:
         headers = {CREDENTIAL_HEADER: self._signer.sign(self._service)}
         try:
             async with httpx.AsyncClient(timeout=_ASK_SECONDS) as client:
-                reply = await client.get(f"{self._url}/internal/projects/{project_id}",
-                                         headers=headers)  # fmt: skip
+                reply = await client.get(
+                    f"{self._url}/internal/projects/{project_id}", headers=headers
+                )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(
                 f"cannot ask the gateway whether project {project_id} exists: {exc}",

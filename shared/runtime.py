@@ -72,8 +72,14 @@ class ServiceRuntime:
 
     def uow(self, *, begin: bool = True) -> UnitOfWork:
         """A command's unit of work; `begin=False` for one whose change is one statement."""
-        return UnitOfWork(self.engine, self.service, self.outbox, self._dispatch, begin=begin,
-                          max_event_bytes=self.max_event_bytes)  # fmt: skip
+        return UnitOfWork(
+            self.engine,
+            self.service,
+            self.outbox,
+            self._dispatch,
+            begin=begin,
+            max_event_bytes=self.max_event_bytes,
+        )
 
     @property
     def max_event_bytes(self) -> int:
@@ -96,12 +102,18 @@ class ServiceRuntime:
         await apply_migrations(self.migrations_dir, self.settings.database_url)
         self.nats = await messaging.connect(self.settings.nats_url, f"{self.service}-relay")
         js = self.nats.jetstream()
-        producers = tuple(dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)]))
-        await messaging.ensure_service_streams(js, producers, self.settings.duplicate_window_seconds)
+        producers = tuple(
+            dict.fromkeys([self.service, *(c.subject.split(".")[0] for c in self.consumers)])
+        )
+        await messaging.ensure_service_streams(
+            js, producers, self.settings.duplicate_window_seconds
+        )
         self.relay = OutboxRelay(
             self.engine, self.outbox, self.nats, poll_seconds=self.settings.relay_poll_seconds
         )
-        self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.service}-outbox-relay")
+        self._relay_task = asyncio.create_task(
+            self.relay.run(), name=f"{self.service}-outbox-relay"
+        )
         if self.consumers:
             await self.broker.start()
         settle_after_start()
@@ -150,6 +162,7 @@ def readiness_reply(checks: dict[str, bool], required: Iterable[str] = REQUIRED)
 
 def install_health_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
     """`/healthz`: the process answers. `/readyz`: it can serve (`readiness_reply`)."""
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

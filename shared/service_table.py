@@ -106,8 +106,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec("serving", default_port=8004, path_roots=("/api/v1/serving",)),
     ServiceSpec("pipelines", default_port=8005, path_roots=("/api/v1/pipelines",)),
-    ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",),
-                streamed_paths=(r"/api/v1/datasets/[^/]+/versions/upload",)),
+    ServiceSpec(
+        "datasets",
+        default_port=8006,
+        path_roots=("/api/v1/datasets",),
+        streamed_paths=(r"/api/v1/datasets/[^/]+/versions/upload",),
+    ),
     ServiceSpec(
         "gateway",
         default_port=8000,

@@ -85,4 +85,3 @@ async def delete_modelplane_streams(url: str) -> None:
                 await js.delete_stream(name)
     finally:
         await client.close()
-

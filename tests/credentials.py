@@ -18,8 +18,12 @@ def credential_headers(
 ) -> dict[str, str]:
     """The header the gateway sends for this caller (by default a platform admin), signed with
     the local default key every test service verifies with."""
-    caller = Caller(subject=subject, role=role, project_roles=project_roles or {},
-                    projects=None if projects is None else frozenset(projects))  # fmt: skip
+    caller = Caller(
+        subject=subject,
+        role=role,
+        project_roles=project_roles or {},
+        projects=None if projects is None else frozenset(projects),
+    )
     return {CREDENTIAL_HEADER: SIGNER.sign(caller, lifetime_seconds=lifetime_seconds)}
 
 

@@ -41,10 +41,15 @@ def main() -> None:
             if self.path == spec.readiness_path:
                 body = {"status": "ready"}
             elif self.path == "/openapi.json":  # what the gateway merges into its document
-                operation = {"operationId": f"read_{spec.name}",
-                             "responses": {"200": {"description": "what it was given"}}}
-                body = {"openapi": "3.1.0", "info": {"title": spec.name, "version": "1"},
-                        "paths": {root: {"get": operation} for root in spec.path_roots}}
+                operation = {
+                    "operationId": f"read_{spec.name}",
+                    "responses": {"200": {"description": "what it was given"}},
+                }
+                body = {
+                    "openapi": "3.1.0",
+                    "info": {"title": spec.name, "version": "1"},
+                    "paths": {root: {"get": operation} for root in spec.path_roots},
+                }
             elif any(self.path.startswith(root) for root in spec.path_roots):
                 body = {
                     "service": spec.name,

@@ -25,7 +25,9 @@ def ray_head(name: str, **options) -> Iterator[LocalRayHead | RunningHead]:
     if url := os.environ.get("MODELPLANE_TEST_RAY_DASHBOARD_URL"):
         yield RunningHead(url, os.environ["MODELPLANE_TEST_RAY_SERVE_URL"])
         return
-    head = LocalRayHead(temp_dir=Path(f"/tmp/ray-{name}-{uuid.uuid4().hex[:6]}"), **{"num_cpus": 1, **options})
+    head = LocalRayHead(
+        temp_dir=Path(f"/tmp/ray-{name}-{uuid.uuid4().hex[:6]}"), **{"num_cpus": 1, **options}
+    )
     head.start(timeout=300, attempts=5)
     try:
         yield head

@@ -19,10 +19,15 @@ def test_nothing_set_is_the_full_run() -> None:
 
 
 def test_short_mode_and_lists_as_written() -> None:
-    config = Config.from_environment({
-        "BENCH_SECONDS": "5", "BENCH_CLIENTS": " 4, 8 ", "BENCH_OPERATIONS": "transition, get_version",
-        "BENCH_LIST_SIZES": "200", "BENCH_WARMUP_SECONDS": "0",
-    })  # fmt: skip
+    config = Config.from_environment(
+        {
+            "BENCH_SECONDS": "5",
+            "BENCH_CLIENTS": " 4, 8 ",
+            "BENCH_OPERATIONS": "transition, get_version",
+            "BENCH_LIST_SIZES": "200",
+            "BENCH_WARMUP_SECONDS": "0",
+        }
+    )
     assert config.short and config.seed_models == 32 and config.list_samples == 50
     assert (config.clients, config.list_sizes, config.warmup_seconds) == ([4, 8], [200], 0.0)
     assert config.operations == ["transition", "get_version"]
@@ -52,9 +57,14 @@ def test_a_value_it_cannot_run_with_is_refused_by_name(name, value, message) -> 
 
 def test_make_bench_stops_before_starting_anything_and_says_why() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "bench"], check=False, env={"BENCH_CLIENTS": "none"},
-        cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-m", "bench"],
+        check=False,
+        env={"BENCH_CLIENTS": "none"},
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert finished.returncode == 1
     assert finished.stderr.strip() == (
         "make bench: BENCH_CLIENTS: expected whole numbers >= 1, separated by commas, got 'none'"

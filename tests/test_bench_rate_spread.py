@@ -11,8 +11,9 @@ from bench.load import Result
 
 
 def window(finished_s: list[float], seconds: float = 2.0) -> Result:
-    return Result(ops=len(finished_s), errors=0, seconds=seconds, latencies_ms=[],
-                  finished_s=finished_s)  # fmt: skip
+    return Result(
+        ops=len(finished_s), errors=0, seconds=seconds, latencies_ms=[], finished_s=finished_s
+    )
 
 
 def test_requests_finishing_at_an_even_pace_have_no_spread() -> None:
@@ -40,18 +41,40 @@ def test_the_window_s_last_part_stretch_is_left_out() -> None:
 def test_the_table_prints_each_cell_s_spread_and_a_dash_where_a_side_had_none() -> None:
     side = {"ops_per_s": 1000.0, "p50_ms": 30.0, "p99_ms": 60.0, "errors": 0}
     results = {
-        "operations": [{
-            "op": "transition", "clients": 32, "modelplane": side, "mlflow": side, "ratio": 1.0,
-            "rate_per_1s": {"modelplane": {"sd_pct": 11.2, "fewest_pct": 75.3},
-                            "mlflow": {"sd_pct": None, "fewest_pct": None}},
-        }],
+        "operations": [
+            {
+                "op": "transition",
+                "clients": 32,
+                "modelplane": side,
+                "mlflow": side,
+                "ratio": 1.0,
+                "rate_per_1s": {
+                    "modelplane": {"sd_pct": 11.2, "fewest_pct": 75.3},
+                    "mlflow": {"sd_pct": None, "fewest_pct": None},
+                },
+            }
+        ],
         "event_latency_ms": {"p50": 4.0, "p99": 9.0},
-        "memory_mib": {"modelplane_idle": 1.0, "modelplane_load": 2.0, "mlflow_idle": 3.0,
-                       "mlflow_load": 4.0},
+        "memory_mib": {
+            "modelplane_idle": 1.0,
+            "modelplane_load": 2.0,
+            "mlflow_idle": 3.0,
+            "mlflow_load": 4.0,
+        },
         "list_latency_ms": {"10k": {"p50": 1.0, "p99": 2.0}},
-    }  # fmt: skip
+    }
     lines = report.table(results).splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("requests finished"))
     assert lines[header + 1].split() == [
-        "transition", "32", "|", "MP", "11", "/", "75", "MLflow", "-", "/", "-",
-    ]  # fmt: skip
+        "transition",
+        "32",
+        "|",
+        "MP",
+        "11",
+        "/",
+        "75",
+        "MLflow",
+        "-",
+        "/",
+        "-",
+    ]

@@ -11,8 +11,13 @@ def side(ops_per_s: float, p50_ms: float, p99_ms: float) -> dict:
 
 
 def cell(op: str, clients: int, modelplane: dict, ratio: float | None) -> dict:
-    return {"op": op, "clients": clients, "modelplane": modelplane,
-            "mlflow": side(300.0, 90.0, 120.0), "ratio": ratio}  # fmt: skip
+    return {
+        "op": op,
+        "clients": clients,
+        "modelplane": modelplane,
+        "mlflow": side(300.0, 90.0, 120.0),
+        "ratio": ratio,
+    }
 
 
 RUN = {
@@ -23,10 +28,14 @@ RUN = {
         cell("transition", 32, side(620.0, 51.0, 82.8), 1.9),  # under 2x and over 50 ms
     ],
     "event_latency_ms": {"p50": 4.9, "p99": 9.4},
-    "memory_mib": {"modelplane_idle": 497.4, "modelplane_load": 536.3, "mlflow_idle": 1360.8,
-                   "mlflow_load": 1385.4},
+    "memory_mib": {
+        "modelplane_idle": 497.4,
+        "modelplane_load": 536.3,
+        "mlflow_idle": 1360.8,
+        "mlflow_load": 1385.4,
+    },
     "list_latency_ms": {"10k": {"p50": 1.62, "p99": 2.23}, "1m": {"p50": 1.7, "p99": 2.38}},
-}  # fmt: skip
+}
 
 
 def verdicts(results: dict) -> dict[str, tuple[float | None, bool]]:
@@ -83,15 +92,28 @@ def test_the_json_gives_each_target_its_bound_and_the_table_names_what_missed() 
     run = copy.deepcopy(RUN)
     run["targets"] = [check.as_json() for check in targets.checks(run)]
     assert run["targets"][3] == {
-        "target": "transition x32, p99 ms", "value": 82.8, "at_most": 50.0, "met": False,
-    }  # fmt: skip
+        "target": "transition x32, p99 ms",
+        "value": 82.8,
+        "at_most": 50.0,
+        "met": False,
+    }
     assert run["targets"][2]["at_least"] == 2.0
     lines = report.table(run).splitlines()
     start = lines.index("targets (issue 4, bench/README.md):")
-    printed = lines[start + 1:]
+    printed = lines[start + 1 :]
     assert len(printed) == len(run["targets"])
-    assert printed[0].split() == ["met", "create_version", "x32,", "ops/s", "÷", "MLflow's:",
-                                  "2.96", "(at", "least", "2)"]  # fmt: skip
+    assert printed[0].split() == [
+        "met",
+        "create_version",
+        "x32,",
+        "ops/s",
+        "÷",
+        "MLflow's:",
+        "2.96",
+        "(at",
+        "least",
+        "2)",
+    ]
     assert printed[3].split()[0] == "MISSED"
     assert [line.split()[0] for line in printed].count("MISSED") == 3
 
@@ -99,29 +121,58 @@ def test_the_json_gives_each_target_its_bound_and_the_table_names_what_missed() 
 def test_the_pipelines_section_judges_the_full_hand_off_and_stalled_runs():
     from bench import pipelines
 
-    results = {"hand_off_ms": {"stages": 20, "samples": 19, "p50_ms": 120.0, "p99_ms": 240.0,
-                               "max_ms": 240.0, "engine": {"p50_ms": 40.0, "p99_ms": 90.0,
-                                                           "max_ms": 90.0}},
-               "burst": {"runs": 50, "stages": 5, "succeeded": 49, "stalled": ["r1"],
-                         "jobs": 245, "drain_seconds": 60.0, "jobs_own_seconds": 900.0,
-                         "longest_run_seconds": 50.0}}
+    results = {
+        "hand_off_ms": {
+            "stages": 20,
+            "samples": 19,
+            "p50_ms": 120.0,
+            "p99_ms": 240.0,
+            "max_ms": 240.0,
+            "engine": {"p50_ms": 40.0, "p99_ms": 90.0, "max_ms": 90.0},
+        },
+        "burst": {
+            "runs": 50,
+            "stages": 5,
+            "succeeded": 49,
+            "stalled": ["r1"],
+            "jobs": 245,
+            "drain_seconds": 60.0,
+            "jobs_own_seconds": 900.0,
+            "longest_run_seconds": 50.0,
+        },
+    }
     checks = targets.pipeline_checks(results)
     assert [(c.target, c.met) for c in checks] == [
         ("stage hand-off on the local engine, p99 ms", True),
-        ("runs of the burst of 50 that did not succeed", False)]
+        ("runs of the burst of 50 that did not succeed", False),
+    ]
     results["targets"] = [c.as_json() for c in checks]
     text = pipelines.table(results)
     assert "MISSED  runs of the burst of 50 that did not succeed: 1" in text
     assert "drain 60.0 s beside the jobs' own 900.0 s" in text
+
+
 def test_the_serving_section_judges_the_gateways_cost_against_ray_serve_direct() -> None:
     def row(clients: int, added_p50_ms: float, ops_ratio: float, errors: int = 0) -> dict:
         direct = {**side(900.0, 2.0, 4.0), "errors": errors}
-        return {"clients": clients, "ray_serve": direct, "gateway": side(700.0, 3.0, 6.0),
-                "added_p50_ms": added_p50_ms, "ops_ratio": ops_ratio}
-    met = {c.target: (c.value, c.met) for c in targets.serving_checks(
-        {"predictions": [row(1, 1.9, 0.9), row(32, 9.0, 0.8)]})}
-    missed = {c.target: (c.value, c.met) for c in targets.serving_checks(
-        {"predictions": [row(1, 2.1, 0.9), row(32, 9.0, 0.79, errors=2)]})}
+        return {
+            "clients": clients,
+            "ray_serve": direct,
+            "gateway": side(700.0, 3.0, 6.0),
+            "added_p50_ms": added_p50_ms,
+            "ops_ratio": ops_ratio,
+        }
+
+    met = {
+        c.target: (c.value, c.met)
+        for c in targets.serving_checks({"predictions": [row(1, 1.9, 0.9), row(32, 9.0, 0.8)]})
+    }
+    missed = {
+        c.target: (c.value, c.met)
+        for c in targets.serving_checks(
+            {"predictions": [row(1, 2.1, 0.9), row(32, 9.0, 0.79, errors=2)]}
+        )
+    }
     assert met == {
         "predict x1, p50 through the gateway - straight to Ray Serve, ms": (1.9, True),
         "predict x32, ops/s through the gateway ÷ straight to Ray Serve": (0.8, True),
@@ -131,16 +182,32 @@ def test_the_serving_section_judges_the_gateways_cost_against_ray_serve_direct()
 
 
 def test_the_datasets_section_is_judged_alone_or_with_the_registry() -> None:
-    measured = {"hashing": {"bytes": 2**30, "files": 7000, "dvc_mib_per_s": 400.0,
-                            "md5sum_mib_per_s": 560.0, "ratio": 0.714},
-                "incremental_version": {"files": 100, "shared_files": 95, "total_bytes": 1000,
-                                        "bytes_added": 61, "share_uploaded": 0.061}}  # fmt: skip
+    measured = {
+        "hashing": {
+            "bytes": 2**30,
+            "files": 7000,
+            "dvc_mib_per_s": 400.0,
+            "md5sum_mib_per_s": 560.0,
+            "ratio": 0.714,
+        },
+        "incremental_version": {
+            "files": 100,
+            "shared_files": 95,
+            "total_bytes": 1000,
+            "bytes_added": 61,
+            "share_uploaded": 0.061,
+        },
+    }
     alone = verdicts({"datasets": measured})
     assert alone == {
         "datasets: DVC hashing throughput ÷ md5sum's": (0.714, True),
         "datasets: share of bytes uploaded, parent shares 95 % of the files": (0.061, False),
     }
     assert verdicts({**RUN, "datasets": measured}).keys() >= alone.keys()
-    text = report.table({"datasets": measured, "targets": [
-        c.as_json() for c in targets.checks({"datasets": measured})]})
+    text = report.table(
+        {
+            "datasets": measured,
+            "targets": [c.as_json() for c in targets.checks({"datasets": measured})],
+        }
+    )
     assert "ratio 0.714" in text and "MISSED  datasets: share of bytes uploaded" in text

@@ -46,10 +46,19 @@ class PrivateNats:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(nats_server_binary()),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not tcp_answers("127.0.0.1", self.port, timeout=0.2):
             assert time.monotonic() < deadline, "nats-server did not start"
@@ -95,8 +104,7 @@ async def own_database(database_server_url: str) -> AsyncIterator[str]:
 async def test_writes_go_on_through_a_bus_outage_and_are_published_after(
     bus: PrivateNats, own_database: str
 ) -> None:
-    settings = RegistrySettings(database_url=own_database, nats_url=bus.url,
-                                relay_poll_seconds=0.2)  # fmt: skip
+    settings = RegistrySettings(database_url=own_database, nats_url=bus.url, relay_poll_seconds=0.2)
     app = create_app(settings)
     runtime = app.state.runtime
     async with app.router.lifespan_context(app), client_of(app) as client:

@@ -21,7 +21,10 @@ from shared.settings import ServiceSettings
         ("postgresql://u@db/mp?sslmode=require", "postgresql+asyncpg://u@db/mp?ssl=require"),
         ("postgres://u@db/mp?sslmode=verify-full", "postgresql+asyncpg://u@db/mp?ssl=verify-full"),
         (" postgresql://u@db/mp ", "postgresql+asyncpg://u@db/mp"),
-        ("postgresql://postgres@/mp?host=/run/pg", "postgresql+asyncpg://postgres@/mp?host=%2Frun%2Fpg"),
+        (
+            "postgresql://postgres@/mp?host=/run/pg",
+            "postgresql+asyncpg://postgres@/mp?host=%2Frun%2Fpg",
+        ),
     ],
 )
 def test_every_written_form_becomes_an_asyncpg_url(written: str, normalized: str) -> None:
@@ -38,7 +41,10 @@ def test_every_written_form_becomes_an_asyncpg_url(written: str, normalized: str
         ("db.example.com:5432", "is not a URL"),
         ("postgresql://u@db/mp?sslmode=sometimes", "sslmode=sometimes is none of"),
         ("postgresql://u@db/mp?sslmode=require&ssl=disable", "disagree"),
-        ("postgresql://u@db/mp?application_name=x", "unsupported query parameter(s) application_name"),
+        (
+            "postgresql://u@db/mp?application_name=x",
+            "unsupported query parameter(s) application_name",
+        ),
         ("postgresql://u@db", "no database"),
         ("postgresql:///mp", "no host"),
     ],
@@ -55,5 +61,10 @@ def test_mlflow_gets_the_same_database_with_libpq_ssl_words() -> None:
     written = "postgres://u:p@db:5432/mp?sslmode=require"
     assert sync_database_url(written) == "postgresql+psycopg2://u:p@db:5432/mp?sslmode=require"
     assert connect_arguments(written) == {
-        "user": "u", "password": "p", "host": "db", "port": 5432, "database": "mp", "ssl": "require",
-    }  # fmt: skip
+        "user": "u",
+        "password": "p",
+        "host": "db",
+        "port": 5432,
+        "database": "mp",
+        "ssl": "require",
+    }

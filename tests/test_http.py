@@ -36,9 +36,16 @@ class Page(BaseModel):
 
 
 def row(colour: str, seen_at: datetime | None) -> dict:
-    return {"id": uuid.uuid4(), "colour": colour, "was": "blue", "scores": {"f1": 0.25, "auc": 1.0},
-            "metadata_": {"seed": 2**70, "nested": [1, "two"]}, "seen_at": seen_at,
-            "note": None, "seq": 7}  # fmt: skip
+    return {
+        "id": uuid.uuid4(),
+        "colour": colour,
+        "was": "blue",
+        "scores": {"f1": 0.25, "auc": 1.0},
+        "metadata_": {"seed": 2**70, "nested": [1, "two"]},
+        "seen_at": seen_at,
+        "note": None,
+        "seq": 7,
+    }
 
 
 @pytest.mark.filterwarnings("error")

@@ -27,8 +27,11 @@ async def stream(nc: NATS) -> AsyncIterator[str]:
     """A stream of this test's own (subjects `<name>.>`), small messages only."""
     name = f"probe{secrets.token_hex(4)}"
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=name.upper(), subjects=[f"{name}.>"],
-                                     duplicate_window=60, max_msg_size=1024))  # fmt: skip
+    await js.add_stream(
+        StreamConfig(
+            name=name.upper(), subjects=[f"{name}.>"], duplicate_window=60, max_msg_size=1024
+        )
+    )
     yield name
     await js.delete_stream(name.upper())
 
@@ -46,8 +49,10 @@ def headers(msg_id: str | None = None) -> dict[str, str]:
 
 
 async def test_each_message_resolves_to_its_sequence_in_the_stream(nc, stream, publisher):
-    acks = [await publisher.publish(f"{stream}.thing.happened", b'{"n": %d}' % n, headers())
-            for n in range(3)]  # fmt: skip
+    acks = [
+        await publisher.publish(f"{stream}.thing.happened", b'{"n": %d}' % n, headers())
+        for n in range(3)
+    ]
     assert [ack.seq for ack in await asyncio.gather(*acks)] == [1, 2, 3]
     stored = await nc.jetstream().get_msg(stream.upper(), 2)
     assert stored.data == b'{"n": 1}'
@@ -55,9 +60,7 @@ async def test_each_message_resolves_to_its_sequence_in_the_stream(nc, stream, p
     assert publisher.waiting == 0
 
 
-async def test_a_second_publish_of_one_message_id_is_acked_and_stored_once(
-    nc, stream, publisher
-):
+async def test_a_second_publish_of_one_message_id_is_acked_and_stored_once(nc, stream, publisher):
     msg_id = str(uuid.uuid4())
     first = await publisher.publish(f"{stream}.a", b"once", headers(msg_id))
     again = await publisher.publish(f"{stream}.a", b"once", headers(msg_id))

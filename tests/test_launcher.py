@@ -113,8 +113,13 @@ def test_make_up_with_a_bad_database_url_stops_with_one_line_naming_it(
     }
     result = subprocess.run(
         [sys.executable, "-m", "deploy.launcher"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     output = (result.stdout + result.stderr).strip().splitlines()
     assert result.returncode == 1
     assert len(output) == 1, output
@@ -161,9 +166,14 @@ async def test_make_up_with_a_nats_url_nothing_answers_stops_with_one_line(
         "MODELPLANE_HTTP_PORT": str(free_port()),
     }
     launcher = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "deploy.launcher",
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "deploy.launcher",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(launcher.communicate(), 60)
     lines = output.decode().strip().splitlines()
     assert launcher.returncode == 1
@@ -183,9 +193,14 @@ async def test_make_up_restarts_a_killed_service_and_ctrl_c_stops_everything(
         "MODELPLANE_MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
     }
     launcher = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "deploy.launcher",
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "deploy.launcher",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     assert launcher.stdout is not None
     said: list[str] = []
     up = asyncio.Event()

@@ -17,14 +17,14 @@ from shared.migrations import MESSAGING_VERSION_TABLE, alembic_config, apply_mig
 from tests.migrations import schema_differences
 
 REGISTRY = Path(__file__).parents[1] / "services" / "registry" / "migrations"
-NEWCOMER_ENV = '''
+NEWCOMER_ENV = """
 from alembic import context
 from sqlalchemy import MetaData
 
 from shared.migrations import run_env
 
 run_env(context, MetaData(schema="newcomer"))
-'''
+"""
 
 
 @pytest.fixture
@@ -58,8 +58,11 @@ async def test_a_database_made_before_the_move_upgrades_and_keeps_its_events(
     await asyncio.to_thread(command.upgrade, alembic_config(REGISTRY, database_url), "head")
     conn = await connect_raw(database_url)
     try:
-        await conn.execute("INSERT INTO registry.outbox (id, subject, payload)"
-                           " VALUES ($1, 'registry.a.b', 'waiting')", uuid.uuid4())  # fmt: skip
+        await conn.execute(
+            "INSERT INTO registry.outbox (id, subject, payload)"
+            " VALUES ($1, 'registry.a.b', 'waiting')",
+            uuid.uuid4(),
+        )
     finally:
         await conn.close()
 

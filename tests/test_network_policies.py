@@ -9,8 +9,9 @@ MANIFESTS = Path(__file__).parent.parent / "deploy" / "kubernetes"
 
 def _documents() -> list[dict]:
     listed = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
-    return [doc for name in listed for doc in yaml.safe_load_all((MANIFESTS / name).read_text())
-            if doc]  # fmt: skip
+    return [
+        doc for name in listed for doc in yaml.safe_load_all((MANIFESTS / name).read_text()) if doc
+    ]
 
 
 def test_only_the_gateway_reaches_each_service():
@@ -23,8 +24,9 @@ def test_only_the_gateway_reaches_each_service():
             continue
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
-        selecting = [p for p in policies
-                     if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]  # fmt: skip
+        selecting = [
+            p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
         assert len(selecting) == 1, name
         [rule] = selecting[0]["spec"]["ingress"]
         assert rule["from"] == [

@@ -33,11 +33,21 @@ def test_no_public_path_belongs_to_two_services() -> None:
 def test_todays_variables_and_limits() -> None:
     table = by_name()
     assert (table["registry"].url_variable, table["registry"].connections) == (
-        "MODELPLANE_REGISTRY_URL", 6)  # fmt: skip
+        "MODELPLANE_REGISTRY_URL",
+        6,
+    )
     assert table["jobs"].path_roots == ("/api/v1/jobs", "/api/v1/gpu-types")
     assert (table["gateway"].host_variable, table["gateway"].port_variable) == (
-        "MODELPLANE_HTTP_HOST", "MODELPLANE_HTTP_PORT")  # fmt: skip
-    assert [spec.name for spec in backends()] == ["registry", "jobs", "serving", "pipelines", "datasets"]
+        "MODELPLANE_HTTP_HOST",
+        "MODELPLANE_HTTP_PORT",
+    )
+    assert [spec.name for spec in backends()] == [
+        "registry",
+        "jobs",
+        "serving",
+        "pipelines",
+        "datasets",
+    ]
 
 
 def test_the_gateway_starts_after_every_backend() -> None:

@@ -32,7 +32,8 @@ def create_app(settings: DatasetsSettings) -> FastAPI:
     app.state.settings = settings
     app.state.storage = Storage(settings.remote_root, settings.datasets_env.value)
     app.state.projects = ProjectDirectory(
-        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
+        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE
+    )
     # Not Utf8JsonOnly: it reads whole bodies, and uploads are streamed to disk (multipart).
     # Only the gateway's signed credential says who calls (shared/auth.py).
     app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))

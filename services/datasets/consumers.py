@@ -31,8 +31,12 @@ async def link_validated_job(uow: UnitOfWork, event: CloudEvent) -> None:
     job = JobUsingDatasets.model_validate(event.data)
     if job.dataset_version_ids:
         await service.job_used_versions(
-            uow, job_id=job.job_id, job_name=job.name, project_id=job.project_id,
-            dataset_version_ids=job.dataset_version_ids, status="validated",
+            uow,
+            job_id=job.job_id,
+            job_name=job.name,
+            project_id=job.project_id,
+            dataset_version_ids=job.dataset_version_ids,
+            status="validated",
         )
 
 
@@ -50,14 +54,27 @@ async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
 
 
 CONSUMERS = (
-    EventConsumer(durable="datasets-gateway-integration-config-changed",
-                  subject=IntegrationConfigChanged.subject, handle=keep_integration_config),
-    EventConsumer(durable="datasets-jobs-job-validated", subject=JobValidated.subject,
-                  handle=link_validated_job),
-    EventConsumer(durable="datasets-jobs-job-succeeded", subject=JobSucceeded.subject,
-                  handle=_ended("succeeded")),
-    EventConsumer(durable="datasets-jobs-job-failed", subject=JobFailed.subject,
-                  handle=_ended("failed")),
-    EventConsumer(durable="datasets-jobs-job-cancelled", subject=JobCancelled.subject,
-                  handle=_ended("cancelled")),
+    EventConsumer(
+        durable="datasets-gateway-integration-config-changed",
+        subject=IntegrationConfigChanged.subject,
+        handle=keep_integration_config,
+    ),
+    EventConsumer(
+        durable="datasets-jobs-job-validated",
+        subject=JobValidated.subject,
+        handle=link_validated_job,
+    ),
+    EventConsumer(
+        durable="datasets-jobs-job-succeeded",
+        subject=JobSucceeded.subject,
+        handle=_ended("succeeded"),
+    ),
+    EventConsumer(
+        durable="datasets-jobs-job-failed", subject=JobFailed.subject, handle=_ended("failed")
+    ),
+    EventConsumer(
+        durable="datasets-jobs-job-cancelled",
+        subject=JobCancelled.subject,
+        handle=_ended("cancelled"),
+    ),
 )

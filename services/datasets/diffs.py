@@ -65,7 +65,9 @@ def _schema(location: Location, kind: str) -> pa.Schema:
             reader.close()
 
 
-def _batches(location: Location, kind: str, schema: pa.Schema, columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    location: Location, kind: str, schema: pa.Schema, columns: list[str]
+) -> Iterator[pa.RecordBatch]:
     """The file's rows in batches, restricted to `columns`; CSV cells read as text, so a value
     that does not fit the first block's inferred type never stops the read."""
     with _opened(location) as source:
@@ -91,9 +93,9 @@ def _row_hashes(location: Location, kind: str, schema: pa.Schema, columns: list[
         if not columns:
             hashes.append(np.zeros(batch.num_rows, dtype=np.uint64))
             continue
-        frame = pd.DataFrame({
-            name: pc.cast(batch.column(name), pa.large_string()).to_pandas() for name in columns
-        })
+        frame = pd.DataFrame(
+            {name: pc.cast(batch.column(name), pa.large_string()).to_pandas() for name in columns}
+        )
         hashes.append(pd.util.hash_pandas_object(frame, index=False).to_numpy())
     return np.concatenate(hashes)
 
@@ -121,8 +123,10 @@ def table_diff(old: Location, new: Location, kind: str) -> dict[str, Any]:
         if name in old_types and old_types[name].type != new_types[name].type
     ]
     shared = sorted(
-        name for name in new_types
-        if name in old_types and old_types[name].type == new_types[name].type
+        name
+        for name in new_types
+        if name in old_types
+        and old_types[name].type == new_types[name].type
         and _comparable(new_types[name])
     )
     before = pd.Series(_row_hashes(old, kind, old_schema, shared)).value_counts()
@@ -174,13 +178,18 @@ def diff_summary(old: Iterable[StoredFile], new: Iterable[StoredFile]) -> dict[s
     for path in modified:
         if kind := table_kind(path):
             tables[path] = _safely(
-                lambda p=path, k=kind: table_diff(before[p].location, after[p].location, k), path)
+                lambda p=path, k=kind: table_diff(before[p].location, after[p].location, k), path
+            )
     for path in added:
         if kind := table_kind(path):
-            tables[path] = _safely(lambda p=path, k=kind: _whole_table(after[p].location, k, True), path)
+            tables[path] = _safely(
+                lambda p=path, k=kind: _whole_table(after[p].location, k, True), path
+            )
     for path in removed:
         if kind := table_kind(path):
-            tables[path] = _safely(lambda p=path, k=kind: _whole_table(before[p].location, k, False), path)
+            tables[path] = _safely(
+                lambda p=path, k=kind: _whole_table(before[p].location, k, False), path
+            )
     readable = [t for t in tables.values() if "error" not in t]
     return {
         "files_added": added,

@@ -54,8 +54,10 @@ class DatasetInvalid(InvalidInput):
     title = "The dataset or version breaks the rules of the data model"
 
     def __init__(self, violations: Sequence[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.message}" for v in violations),
-                         errors=[v.to_dict() for v in violations])  # fmt: skip
+        super().__init__(
+            "; ".join(f"{v.field}: {v.message}" for v in violations),
+            errors=[v.to_dict() for v in violations],
+        )
         self.violations = tuple(violations)
 
 
@@ -69,31 +71,52 @@ def raise_if(violations: Sequence[Violation]) -> None:
         raise DatasetInvalid(violations)
 
 
-def dataset_violations(name: str, description: str | None, tags: Mapping[str, str]) -> list[Violation]:
+def dataset_violations(
+    name: str, description: str | None, tags: Mapping[str, str]
+) -> list[Violation]:
     found = []
     if not NAME_PATTERN.match(name):
-        found.append(Violation("name", "name-format", "1 to 128 letters, digits, '.', '_' or '-', "
-                                                      "starting with a letter or digit"))
+        found.append(
+            Violation(
+                "name",
+                "name-format",
+                "1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
+        )
     if description is not None and len(description) > MAX_DESCRIPTION:
-        found.append(Violation("description", "description-length",
-                               f"at most {MAX_DESCRIPTION} characters"))
+        found.append(
+            Violation("description", "description-length", f"at most {MAX_DESCRIPTION} characters")
+        )
     if description is not None and "\x00" in description:
         found.append(Violation("description", "no-nul", "must not contain a NUL character"))
     if any("\x00" in key or "\x00" in value for key, value in tags.items()):
-        found.append(Violation("tags", "no-nul", "keys and values must not contain a NUL character"))
+        found.append(
+            Violation("tags", "no-nul", "keys and values must not contain a NUL character")
+        )
     if len(tags) > MAX_TAGS:
         found.append(Violation("tags", "tag-count", f"at most {MAX_TAGS} tags"))
     for key, value in tags.items():
         if not 1 <= len(key) <= MAX_TAG_KEY or len(value) > MAX_TAG_VALUE:
-            found.append(Violation("tags", "tag-length", f"tag {key[:40]!r}: keys 1 to "
-                                   f"{MAX_TAG_KEY} characters, values at most {MAX_TAG_VALUE}"))
+            found.append(
+                Violation(
+                    "tags",
+                    "tag-length",
+                    f"tag {key[:40]!r}: keys 1 to "
+                    f"{MAX_TAG_KEY} characters, values at most {MAX_TAG_VALUE}",
+                )
+            )
     return found
 
 
 def version_tag_violations(version_tag: str | None) -> list[Violation]:
     if version_tag is not None and not TAG_PATTERN.match(version_tag):
-        return [Violation("version_tag", "version-tag-format",
-                          "1 to 128 letters, digits, '.', '_', '+' or '-'")]
+        return [
+            Violation(
+                "version_tag",
+                "version-tag-format",
+                "1 to 128 letters, digits, '.', '_', '+' or '-'",
+            )
+        ]
     return []
 
 
@@ -108,7 +131,10 @@ class VersionNode:
 
 
 def parent_violations(
-    dataset_id: UUID, new_version_id: str, parent: VersionNode | None, asked: str | None,
+    dataset_id: UUID,
+    new_version_id: str,
+    parent: VersionNode | None,
+    asked: str | None,
     ancestors: Iterable[VersionNode] = (),
 ) -> list[Violation]:
     """A parent named must be a version of the same dataset, and the new version must not be one
@@ -116,15 +142,30 @@ def parent_violations(
     if asked is None:
         return []
     if parent is None:
-        return [Violation("parent_version_id", "parent-exists",
-                          f"no version {asked} of dataset {dataset_id}")]
+        return [
+            Violation(
+                "parent_version_id", "parent-exists", f"no version {asked} of dataset {dataset_id}"
+            )
+        ]
     if parent.dataset_id != dataset_id:
-        return [Violation("parent_version_id", "parent-same-dataset",
-                          f"version {asked} belongs to dataset {parent.dataset_id}, not {dataset_id}")]
-    if new_version_id == parent.version_id or any(a.version_id == new_version_id for a in ancestors):
-        return [Violation("parent_version_id", "lineage-acyclic",
-                          f"the new content {new_version_id} is already {asked} or one of its "
-                          "ancestors; a version cannot descend from itself")]
+        return [
+            Violation(
+                "parent_version_id",
+                "parent-same-dataset",
+                f"version {asked} belongs to dataset {parent.dataset_id}, not {dataset_id}",
+            )
+        ]
+    if new_version_id == parent.version_id or any(
+        a.version_id == new_version_id for a in ancestors
+    ):
+        return [
+            Violation(
+                "parent_version_id",
+                "lineage-acyclic",
+                f"the new content {new_version_id} is already {asked} or one of its "
+                "ancestors; a version cannot descend from itself",
+            )
+        ]
     return []
 
 
@@ -132,7 +173,8 @@ def check_transition(current: VersionState, to: VersionState) -> None:
     if to not in TRANSITIONS[current]:
         raise IllegalVersionTransition(
             f"a {current.value} version cannot become {to.value}",
-            state=current.value, to_state=to.value,
+            state=current.value,
+            to_state=to.value,
         )
 
 
@@ -142,7 +184,8 @@ def activation_violation(state: VersionState) -> IllegalVersionTransition | None
         return None
     return IllegalVersionTransition(
         f"only a verified version can be activated; this one is {state.value}",
-        state=state.value, to_state=VersionState.ACTIVE.value,
+        state=state.value,
+        to_state=VersionState.ACTIVE.value,
     )
 
 

@@ -51,7 +51,16 @@ class UploadTooLarge(TooLarge):
 
 
 PROBLEMS = (
-    DatasetInvalid, IllegalVersionTransition, DatasetNotFound, DatasetVersionNotFound,
-    DatasetNameTaken, DatasetVersionExists, DatasetRemoteInvalid, VersionUnreadable, SourceUnreadable, UploadInvalid, UploadTooLarge,
+    DatasetInvalid,
+    IllegalVersionTransition,
+    DatasetNotFound,
+    DatasetVersionNotFound,
+    DatasetNameTaken,
+    DatasetVersionExists,
+    DatasetRemoteInvalid,
+    VersionUnreadable,
+    SourceUnreadable,
+    UploadInvalid,
+    UploadTooLarge,
     UnknownProject,
 )

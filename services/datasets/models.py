@@ -55,14 +55,19 @@ class DatasetVersion(Base):
 
     __tablename__ = "dataset_versions"
     __table_args__ = (
-        UniqueConstraint("dataset_id", "versioning_system", "version_id",
-                         name="uq_dataset_versions_system_version"),
+        UniqueConstraint(
+            "dataset_id",
+            "versioning_system",
+            "version_id",
+            name="uq_dataset_versions_system_version",
+        ),
         UniqueConstraint("dataset_id", "version_tag", name="uq_dataset_versions_tag"),
         CheckConstraint(STATES_SQL, name="state"),
         CheckConstraint("versioning_system IN ('dvc')", name="versioning_system"),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
-        CheckConstraint("file_count >= 0 AND total_size_bytes >= 0 AND bytes_added >= 0",
-                        name="sizes"),
+        CheckConstraint(
+            "file_count >= 0 AND total_size_bytes >= 0 AND bytes_added >= 0", name="sizes"
+        ),
         Index("ix_dataset_versions_dataset_created", "dataset_id", "created_at"),
     )
 
@@ -98,13 +103,16 @@ class DatasetVersionUse(Base):
     __table_args__ = (Index("ix_dataset_version_uses_job", "job_id"),)
 
     dataset_version_id: Mapped[UUID] = mapped_column(
-        ForeignKey(DatasetVersion.id, ondelete="CASCADE"), primary_key=True)
+        ForeignKey(DatasetVersion.id, ondelete="CASCADE"), primary_key=True
+    )
     job_id: Mapped[UUID] = mapped_column(primary_key=True)
     job_name: Mapped[str] = mapped_column(String(255))
     project_id: Mapped[UUID]
     # The job's last state seen: validated, succeeded, failed or cancelled.
     job_status: Mapped[str] = mapped_column(String(16))
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    first_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

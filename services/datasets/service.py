@@ -84,7 +84,9 @@ class Storage:
         env's remote still."""
         if "://" not in storage_uri:
             return DvcRemote(Path(storage_uri))
-        same = choice is not None and choice.base is not None and storage_uri.startswith(choice.base)
+        same = (
+            choice is not None and choice.base is not None and storage_uri.startswith(choice.base)
+        )
         return _remote(storage_uri, choice.options if same else {})
 
     async def choice(self, session) -> RemoteChoice | None:
@@ -105,7 +107,9 @@ def _remote(url: str, options: Mapping[str, Any]) -> DvcRemote:
         raise DatasetRemoteInvalid(str(exc)) from exc
 
 
-async def version_remote(rt: ServiceRuntime, storage: Storage, version: DatasetVersion) -> DvcRemote:
+async def version_remote(
+    rt: ServiceRuntime, storage: Storage, version: DatasetVersion
+) -> DvcRemote:
     async with rt.sessionmaker() as session:
         choice = await storage.choice(session)
     return storage.remote_at(version.storage_uri, choice)
@@ -115,21 +119,41 @@ async def version_remote(rt: ServiceRuntime, storage: Storage, version: DatasetV
 
 
 async def create_dataset(
-    uow: UnitOfWork, *, project_id: UUID, name: str, description: str | None,
-    tags: Mapping[str, str], actor: str,
+    uow: UnitOfWork,
+    *,
+    project_id: UUID,
+    name: str,
+    description: str | None,
+    tags: Mapping[str, str],
+    actor: str,
 ) -> DatasetRecord:
     raise_if(dataset_violations(name, description, tags))
-    dataset = await store.insert_dataset(uow.session, {
-        "id": uuid4(), "project_id": project_id, "name": name, "description": description,
-        "tags": dict(tags), "created_by": actor,
-    })
+    dataset = await store.insert_dataset(
+        uow.session,
+        {
+            "id": uuid4(),
+            "project_id": project_id,
+            "name": name,
+            "description": description,
+            "tags": dict(tags),
+            "created_by": actor,
+        },
+    )
     if dataset is None:
-        raise DatasetNameTaken(f"project {project_id} already has a dataset named '{name}'",
-                               name=name)  # fmt: skip
-    uow.record(DatasetCreated(
-        dataset_id=dataset.id, project_id=project_id, name=name, description=description,
-        tags=dict(tags), created_by=actor,
-    ), dataset.id)
+        raise DatasetNameTaken(
+            f"project {project_id} already has a dataset named '{name}'", name=name
+        )
+    uow.record(
+        DatasetCreated(
+            dataset_id=dataset.id,
+            project_id=project_id,
+            name=name,
+            description=description,
+            tags=dict(tags),
+            created_by=actor,
+        ),
+        dataset.id,
+    )
     return dataset
 
 
@@ -158,17 +182,25 @@ def source_directory(asked: str, roots: Collection[Path]) -> Path:
         resolved = path.resolve()
     except (OSError, ValueError):  # a NUL byte, a symlink loop
         resolved = None
-    if (resolved is None or not path.is_absolute()
-            or not any(resolved.is_relative_to(r) for r in allowed)):  # fmt: skip
+    if (
+        resolved is None
+        or not path.is_absolute()
+        or not any(resolved.is_relative_to(r) for r in allowed)
+    ):
         raise SourceUnreadable(
             f"{asked} is not an absolute path under a directory versions are made from "
-            f"({', '.join(map(str, allowed))})", errors=[Violation(
-                "source_path", "source-allowed", "not under a source root").to_dict()],
+            f"({', '.join(map(str, allowed))})",
+            errors=[
+                Violation("source_path", "source-allowed", "not under a source root").to_dict()
+            ],
         )
     if not resolved.is_dir():
-        raise SourceUnreadable(f"{asked} is not a directory this service can read",
-                               errors=[Violation("source_path", "source-directory",
-                                                 "not a readable directory").to_dict()])
+        raise SourceUnreadable(
+            f"{asked} is not a directory this service can read",
+            errors=[
+                Violation("source_path", "source-directory", "not a readable directory").to_dict()
+            ],
+        )
     return resolved
 
 
@@ -190,23 +222,36 @@ def _stored_files(remote: DvcRemote, directory: HashedDirectory) -> list[StoredF
     return [StoredFile(f.path, f.md5, remote.object_location(f.md5)) for f in directory.files]
 
 
-def _diff_in_remote(remote: DvcRemote, old_version: str | None, new: HashedDirectory) -> dict[str, Any]:
+def _diff_in_remote(
+    remote: DvcRemote, old_version: str | None, new: HashedDirectory
+) -> dict[str, Any]:
     old = [] if old_version is None else _stored_files(remote, remote.manifest(old_version))
     return diff_summary(old, _stored_files(remote, new))
 
 
 def version_event_fields(dataset: DatasetRecord, version: DatasetVersion) -> dict[str, Any]:
     return {
-        "dataset_version_id": version.id, "dataset_id": dataset.id, "dataset_name": dataset.name,
-        "project_id": dataset.project_id, "versioning_system": version.versioning_system,
-        "version_id": version.version_id, "parent_version_id": version.parent_version_id,
-        "version_tag": version.version_tag, "state": version.state,
+        "dataset_version_id": version.id,
+        "dataset_id": dataset.id,
+        "dataset_name": dataset.name,
+        "project_id": dataset.project_id,
+        "versioning_system": version.versioning_system,
+        "version_id": version.version_id,
+        "parent_version_id": version.parent_version_id,
+        "version_tag": version.version_tag,
+        "state": version.state,
     }
 
 
 async def create_version(
-    rt: ServiceRuntime, storage: Storage, dataset_id: UUID, source: Path, *,
-    parent_asked: str | None, version_tag: str | None, actor: str,
+    rt: ServiceRuntime,
+    storage: Storage,
+    dataset_id: UUID,
+    source: Path,
+    *,
+    parent_asked: str | None,
+    version_tag: str | None,
+    actor: str,
 ) -> DatasetVersion:
     """Hash the directory and push it to the dataset's DVC remote, diff it against its parent,
     and record it `created` with its event. Rules that need no hashing are checked first."""
@@ -217,55 +262,82 @@ async def create_version(
         violations += parent_violations(dataset_id, "", parent, parent_asked)
         raise_if(violations)
         if version_tag is not None and await store.find_tagged(session, dataset_id, version_tag):
-            raise DatasetVersionExists(f"dataset {dataset_id} has a version tagged '{version_tag}'",
-                                       version_tag=version_tag)  # fmt: skip
+            raise DatasetVersionExists(
+                f"dataset {dataset_id} has a version tagged '{version_tag}'",
+                version_tag=version_tag,
+            )
         choice = await storage.choice(session)
     remote = storage.remote(dataset_id, choice)
     try:
         pushed = await asyncio.to_thread(remote.push, source)
     except NotADirectory as exc:
-        raise SourceUnreadable(str(exc), errors=[Violation(
-            "source_path", "source-directory", str(exc)).to_dict()]) from exc
+        raise SourceUnreadable(
+            str(exc), errors=[Violation("source_path", "source-directory", str(exc)).to_dict()]
+        ) from exc
     content = pushed.directory
     async with rt.sessionmaker() as session:
         if parent is not None:
             versions, _ = await store.versions_of(session, dataset_id)
             by_id = {v.id: _node(v) for v in versions}
             ancestors = ancestors_of(_node(parent), by_id)
-            raise_if(parent_violations(dataset_id, content.version_id, _node(parent), parent_asked,
-                                       ancestors))
+            raise_if(
+                parent_violations(
+                    dataset_id, content.version_id, _node(parent), parent_asked, ancestors
+                )
+            )
         existing = await store.find_version(session, dataset_id, content.version_id)
     if existing is not None:
         raise DatasetVersionExists(
             f"dataset {dataset_id} has this content already: version {existing.id} "
-            f"({content.version_id})", dataset_version_id=str(existing.id),
+            f"({content.version_id})",
+            dataset_version_id=str(existing.id),
             version_id=content.version_id,
         )
     summary = await from_remote(
-        _diff_in_remote, remote, parent.version_id if parent else None, content)
+        _diff_in_remote, remote, parent.version_id if parent else None, content
+    )
     summary["against"] = parent.version_id if parent else None
     async with rt.uow() as uow:
         dataset = await require_dataset(uow.session, dataset_id)
-        version = await store.insert_version(uow.session, {
-            "id": uuid4(), "dataset_id": dataset_id, "versioning_system": VERSIONING_SYSTEM,
-            "version_id": content.version_id, "parent_id": parent.id if parent else None,
-            "parent_version_id": parent.version_id if parent else None, "version_tag": version_tag,
-            "checksum": "md5:" + content.version_id.removesuffix(".dir"),
-            "storage_uri": remote.url, "diff_summary": summary, "file_count": content.file_count,
-            "total_size_bytes": content.total_size_bytes, "bytes_added": pushed.bytes_added,
-            "compression_ratio": pushed.compression_ratio, "state": VersionState.CREATED.value,
-            "created_by": actor,
-        })
+        version = await store.insert_version(
+            uow.session,
+            {
+                "id": uuid4(),
+                "dataset_id": dataset_id,
+                "versioning_system": VERSIONING_SYSTEM,
+                "version_id": content.version_id,
+                "parent_id": parent.id if parent else None,
+                "parent_version_id": parent.version_id if parent else None,
+                "version_tag": version_tag,
+                "checksum": "md5:" + content.version_id.removesuffix(".dir"),
+                "storage_uri": remote.url,
+                "diff_summary": summary,
+                "file_count": content.file_count,
+                "total_size_bytes": content.total_size_bytes,
+                "bytes_added": pushed.bytes_added,
+                "compression_ratio": pushed.compression_ratio,
+                "state": VersionState.CREATED.value,
+                "created_by": actor,
+            },
+        )
         if version is None:
             raise DatasetVersionExists(
                 f"dataset {dataset_id} got a version with this content or tag meanwhile",
-                version_id=content.version_id)
-        uow.record(DatasetVersionCreated(
-            **version_event_fields(dataset, version), checksum=version.checksum,
-            storage_uri=version.storage_uri, file_count=version.file_count,
-            total_size_bytes=version.total_size_bytes, compression_ratio=version.compression_ratio,
-            created_at=version.created_at, created_by=actor,
-        ), version.id)
+                version_id=content.version_id,
+            )
+        uow.record(
+            DatasetVersionCreated(
+                **version_event_fields(dataset, version),
+                checksum=version.checksum,
+                storage_uri=version.storage_uri,
+                file_count=version.file_count,
+                total_size_bytes=version.total_size_bytes,
+                compression_ratio=version.compression_ratio,
+                created_at=version.created_at,
+                created_by=actor,
+            ),
+            version.id,
+        )
     return version
 
 
@@ -284,22 +356,38 @@ async def verify_version(rt: ServiceRuntime, storage: Storage, version_id: UUID)
         state, at = VersionState(version.state), now()
         if checked.ok:
             if state == VersionState.CREATED:
-                store.touch(version, at, state=VersionState.VERIFIED.value, verified_at=at,
-                            state_reason=None)  # fmt: skip
-                uow.record(DatasetVersionVerified(**version_event_fields(dataset, version)),
-                           version.id)  # fmt: skip
+                store.touch(
+                    version,
+                    at,
+                    state=VersionState.VERIFIED.value,
+                    verified_at=at,
+                    state_reason=None,
+                )
+                uow.record(
+                    DatasetVersionVerified(**version_event_fields(dataset, version)), version.id
+                )
             elif state == VersionState.FAILED:
                 check_transition(state, VersionState.VERIFIED)
         elif state != VersionState.FAILED:
             reason = checked.describe()
-            store.touch(version, at, state=VersionState.FAILED.value, state_reason=reason,
-                        mismatched_files=[*checked.mismatched, *checked.missing])  # fmt: skip
+            store.touch(
+                version,
+                at,
+                state=VersionState.FAILED.value,
+                state_reason=reason,
+                mismatched_files=[*checked.mismatched, *checked.missing],
+            )
             if dataset.active_version_id == version.id:
                 store.touch(dataset, at, active_version_id=None)
-            uow.record(DatasetVersionFailed(
-                **version_event_fields(dataset, version), reason=reason,
-                mismatched_files=list(checked.mismatched), missing_files=list(checked.missing),
-            ), version.id)
+            uow.record(
+                DatasetVersionFailed(
+                    **version_event_fields(dataset, version),
+                    reason=reason,
+                    mismatched_files=list(checked.mismatched),
+                    missing_files=list(checked.missing),
+                ),
+                version.id,
+            )
     return version
 
 
@@ -324,9 +412,13 @@ async def activate_version(uow: UnitOfWork, version_id: UUID) -> DatasetVersion:
     check_transition(state, VersionState.ACTIVE)
     store.touch(version, at, state=VersionState.ACTIVE.value, activated_at=at)
     store.touch(dataset, at, active_version_id=version.id)
-    uow.record(DatasetVersionActivated(
-        **version_event_fields(dataset, version), previous_dataset_version_id=previous,
-    ), version.id)
+    uow.record(
+        DatasetVersionActivated(
+            **version_event_fields(dataset, version),
+            previous_dataset_version_id=previous,
+        ),
+        version.id,
+    )
     return version
 
 
@@ -349,11 +441,20 @@ async def lineage(session, version: DatasetVersion) -> dict[str, Any]:
 
     def describe(node: VersionNode) -> dict[str, Any]:
         row = rows[node.id]
-        return {"id": str(row.id), "version_id": row.version_id, "version_tag": row.version_tag,
-                "state": row.state, "created_at": row.created_at.isoformat()}  # fmt: skip
+        return {
+            "id": str(row.id),
+            "version_id": row.version_id,
+            "version_tag": row.version_tag,
+            "state": row.state,
+            "created_at": row.created_at.isoformat(),
+        }
 
-    return {"dataset_id": version.dataset_id, "version": version.id, "path": chain,
-            "tree": lineage_tree([by_id[v.id] for v in versions], describe)}  # fmt: skip
+    return {
+        "dataset_id": version.dataset_id,
+        "version": version.id,
+        "path": chain,
+        "tree": lineage_tree([by_id[v.id] for v in versions], describe),
+    }
 
 
 async def diff_between(
@@ -385,17 +486,31 @@ def upload_target(upload_dir: Path) -> Path:
 
 
 async def job_used_versions(
-    uow: UnitOfWork, *, job_id: UUID, job_name: str, project_id: UUID,
-    dataset_version_ids: Collection[UUID], status: str,
+    uow: UnitOfWork,
+    *,
+    job_id: UUID,
+    job_name: str,
+    project_id: UUID,
+    dataset_version_ids: Collection[UUID],
+    status: str,
 ) -> int:
     """Link the job to each version it names that is known here; how many were linked."""
     known = await store.known_versions(uow.session, set(dataset_version_ids))
     at = now()
-    await store.put_uses(uow.session, [
-        {"dataset_version_id": v, "job_id": job_id, "job_name": job_name,
-         "project_id": project_id, "job_status": status, "updated_at": at}
-        for v in sorted(known)
-    ])
+    await store.put_uses(
+        uow.session,
+        [
+            {
+                "dataset_version_id": v,
+                "job_id": job_id,
+                "job_name": job_name,
+                "project_id": project_id,
+                "job_status": status,
+                "updated_at": at,
+            }
+            for v in sorted(known)
+        ],
+    )
     return len(known)
 
 

@@ -28,13 +28,18 @@ from shared.integrations import Concern
 
 async def insert_dataset(session: AsyncSession, values: dict[str, Any]) -> DatasetRecord | None:
     """The new dataset, or None when its project has one by that name."""
-    stmt = (insert(DatasetRecord).values(**values)
-            .on_conflict_do_nothing(index_elements=["project_id", "name"])
-            .returning(DatasetRecord))  # fmt: skip
+    stmt = (
+        insert(DatasetRecord)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["project_id", "name"])
+        .returning(DatasetRecord)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def get_dataset(session: AsyncSession, dataset_id: UUID, *, lock: bool = False) -> DatasetRecord | None:
+async def get_dataset(
+    session: AsyncSession, dataset_id: UUID, *, lock: bool = False
+) -> DatasetRecord | None:
     stmt = select(DatasetRecord).where(DatasetRecord.id == dataset_id)
     if lock:
         stmt = stmt.with_for_update()
@@ -47,8 +52,13 @@ async def list_datasets(
     """Datasets of `projects` (None: of every project), by name."""
     where = [] if projects is None else [DatasetRecord.project_id.in_(list(projects))]
     total = await session.scalar(select(func.count()).select_from(DatasetRecord).where(*where))
-    stmt = (select(DatasetRecord).where(*where)
-            .order_by(DatasetRecord.name, DatasetRecord.id).limit(limit).offset(offset))  # fmt: skip
+    stmt = (
+        select(DatasetRecord)
+        .where(*where)
+        .order_by(DatasetRecord.name, DatasetRecord.id)
+        .limit(limit)
+        .offset(offset)
+    )
     return (await session.scalars(stmt)).all(), total or 0
 
 
@@ -57,27 +67,35 @@ async def list_datasets(
 
 async def insert_version(session: AsyncSession, values: dict[str, Any]) -> DatasetVersion | None:
     """The new version, or None when its dataset has one of that content or tag."""
-    stmt = insert(DatasetVersion).values(**values).on_conflict_do_nothing().returning(DatasetVersion)
+    stmt = (
+        insert(DatasetVersion).values(**values).on_conflict_do_nothing().returning(DatasetVersion)
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def get_version(session: AsyncSession, version_id: UUID, *, lock: bool = False) -> DatasetVersion | None:
+async def get_version(
+    session: AsyncSession, version_id: UUID, *, lock: bool = False
+) -> DatasetVersion | None:
     stmt = select(DatasetVersion).where(DatasetVersion.id == version_id)
     if lock:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def find_version(session: AsyncSession, dataset_id: UUID, content_hash: str) -> DatasetVersion | None:
+async def find_version(
+    session: AsyncSession, dataset_id: UUID, content_hash: str
+) -> DatasetVersion | None:
     """The dataset's version with DVC content hash `content_hash`."""
-    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id,
-                                        DatasetVersion.version_id == content_hash)  # fmt: skip
+    stmt = select(DatasetVersion).where(
+        DatasetVersion.dataset_id == dataset_id, DatasetVersion.version_id == content_hash
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
 async def find_tagged(session: AsyncSession, dataset_id: UUID, tag: str) -> DatasetVersion | None:
-    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id,
-                                        DatasetVersion.version_tag == tag)  # fmt: skip
+    stmt = select(DatasetVersion).where(
+        DatasetVersion.dataset_id == dataset_id, DatasetVersion.version_tag == tag
+    )
     return (await session.scalars(stmt)).one_or_none()
 
 
@@ -87,8 +105,12 @@ async def versions_of(
     """The dataset's versions, oldest first."""
     where = [DatasetVersion.dataset_id == dataset_id]
     total = await session.scalar(select(func.count()).select_from(DatasetVersion).where(*where))
-    stmt = (select(DatasetVersion).where(*where)
-            .order_by(DatasetVersion.created_at, DatasetVersion.id).offset(offset))  # fmt: skip
+    stmt = (
+        select(DatasetVersion)
+        .where(*where)
+        .order_by(DatasetVersion.created_at, DatasetVersion.id)
+        .offset(offset)
+    )
     if limit is not None:
         stmt = stmt.limit(limit)
     return (await session.scalars(stmt)).all(), total or 0
@@ -117,18 +139,25 @@ async def put_uses(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Non
     stmt = insert(DatasetVersionUse).values(list(rows))
     stmt = stmt.on_conflict_do_update(
         index_elements=["dataset_version_id", "job_id"],
-        set_={"job_status": stmt.excluded.job_status, "updated_at": stmt.excluded.updated_at})
+        set_={"job_status": stmt.excluded.job_status, "updated_at": stmt.excluded.updated_at},
+    )
     await session.execute(stmt)
 
 
 async def set_job_status(session: AsyncSession, job_id: UUID, status: str, at: datetime) -> None:
-    await session.execute(update(DatasetVersionUse).where(DatasetVersionUse.job_id == job_id)
-                          .values(job_status=status, updated_at=at))  # fmt: skip
+    await session.execute(
+        update(DatasetVersionUse)
+        .where(DatasetVersionUse.job_id == job_id)
+        .values(job_status=status, updated_at=at)
+    )
 
 
 async def uses_of(session: AsyncSession, version_id: UUID) -> Sequence[DatasetVersionUse]:
-    stmt = (select(DatasetVersionUse).where(DatasetVersionUse.dataset_version_id == version_id)
-            .order_by(DatasetVersionUse.first_seen_at, DatasetVersionUse.job_id))  # fmt: skip
+    stmt = (
+        select(DatasetVersionUse)
+        .where(DatasetVersionUse.dataset_version_id == version_id)
+        .order_by(DatasetVersionUse.first_seen_at, DatasetVersionUse.job_id)
+    )
     return (await session.scalars(stmt)).all()
 
 

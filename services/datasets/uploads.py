@@ -20,12 +20,16 @@ def safe_relative(name: str) -> PurePosixPath:
     """A part's file name as a path inside the version: relative, no `..`, no empty segment."""
     posix = name.replace("\\", "/")
     path = PurePosixPath(posix)
-    if (not name or path.is_absolute() or "\x00" in name
-            or any(p in ("", ".", "..") or len(p.encode()) > MAX_NAME_BYTES
-                   for p in posix.split("/"))):  # fmt: skip
-        raise UploadInvalid(f"file name {name[:200]!r} is not a safe relative path",
-                            errors=[{"loc": ["body", "files"], "msg": "unsafe file name",
-                                     "type": "file-name"}])  # fmt: skip
+    if (
+        not name
+        or path.is_absolute()
+        or "\x00" in name
+        or any(p in ("", ".", "..") or len(p.encode()) > MAX_NAME_BYTES for p in posix.split("/"))
+    ):
+        raise UploadInvalid(
+            f"file name {name[:200]!r} is not a safe relative path",
+            errors=[{"loc": ["body", "files"], "msg": "unsafe file name", "type": "file-name"}],
+        )
     return path
 
 
@@ -75,9 +79,10 @@ class _Parts:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._out = path.open("xb")
         except OSError as e:  # a file where a folder goes (or the reverse), a path too long
-            raise UploadInvalid(f"file {str(relative)[:200]!r} cannot be written: {e.strerror}",
-                                errors=[{"loc": ["body", "files"], "msg": "file name clash",
-                                         "type": "file-name"}]) from None  # fmt: skip
+            raise UploadInvalid(
+                f"file {str(relative)[:200]!r} cannot be written: {e.strerror}",
+                errors=[{"loc": ["body", "files"], "msg": "file name clash", "type": "file-name"}],
+            ) from None
         self.files += 1
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -110,17 +115,27 @@ async def receive(
     if kind != b"multipart/form-data" or not boundary:
         raise UploadInvalid("the body must be multipart/form-data with a boundary")
     parts = _Parts(target)
-    callbacks = {name: getattr(parts, name) for name in (
-        "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-        "on_headers_finished", "on_part_data", "on_part_end")}
+    callbacks = {
+        name: getattr(parts, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+    }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     received = 0
     try:
         async for chunk in body:
             received += len(chunk)
             if received > max_bytes:
-                raise UploadTooLarge(f"the upload is larger than {max_bytes} bytes",
-                                     max_bytes=max_bytes)  # fmt: skip
+                raise UploadTooLarge(
+                    f"the upload is larger than {max_bytes} bytes", max_bytes=max_bytes
+                )
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as e:
@@ -128,6 +143,8 @@ async def receive(
     finally:
         parts.close()
     if not parts.files:
-        raise UploadInvalid("the upload holds no file", errors=[
-            {"loc": ["body", "files"], "msg": "no file part", "type": "files-present"}])
+        raise UploadInvalid(
+            "the upload holds no file",
+            errors=[{"loc": ["body", "files"], "msg": "no file part", "type": "files-present"}],
+        )
     return parts.fields

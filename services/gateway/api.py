@@ -105,11 +105,15 @@ PROJECT_LINKS = links(
     RegisterModel=link(f"{API_PREFIX}/registry/models", "post", body={"project_id": _NEW_PROJECT}),
     CreateDataset=link(f"{API_PREFIX}/datasets", "post", body={"project_id": _NEW_PROJECT}),
     SubmitJob=link(f"{API_PREFIX}/jobs", "post", body={"project_id": _NEW_PROJECT}),
-    SetPromotionPolicy=link(f"{API_PREFIX}/registry/projects/{{project_id}}/promotion-policy",
-                            "put", project_id=_NEW_PROJECT),
+    SetPromotionPolicy=link(
+        f"{API_PREFIX}/registry/projects/{{project_id}}/promotion-policy",
+        "put",
+        project_id=_NEW_PROJECT,
+    ),
 )
 TOKEN_LINKS = links(
-    201, RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id")
+    201,
+    RevokeToken=link(f"{API_PREFIX}/tokens/{{token_id}}", "delete", token_id="$response.body#/id"),
 )
 # A PUT that creates answers 201 (with Location), one that replaces answers 200.
 MEMBER_ADDED: dict[int | str, dict[str, Any]] = {
@@ -139,14 +143,19 @@ async def readyz(request: Request, runtime: Runtime) -> JSONResponse:
     (still 200) while its bus is down."""
     proxies: list[ServiceProxy] = request.app.state.proxies
     checks = await runtime.readiness()
-    for proxy, ready in zip(proxies, await asyncio.gather(*(p.ready() for p in proxies)),
-                            strict=True):  # fmt: skip
+    for proxy, ready in zip(
+        proxies, await asyncio.gather(*(p.ready() for p in proxies)), strict=True
+    ):
         checks[proxy.name] = ready
     return readiness_reply(checks, (*REQUIRED, *(proxy.name for proxy in proxies)))
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"],
-             responses={**answers(UnknownProject), **TOKEN_LINKS})
+@router.post(
+    "/tokens",
+    status_code=status.HTTP_201_CREATED,
+    tags=["tokens"],
+    responses={**answers(UnknownProject), **TOKEN_LINKS},
+)
 async def create_token(body: TokenCreate, caller: Who, runtime: Runtime) -> CreatedToken:
     """Create an API token. The plaintext is in this reply only."""
     async with runtime.uow() as uow:
@@ -163,8 +172,12 @@ async def list_tokens(caller: Who, runtime: Runtime) -> TokenList:
     return TokenList(items=[Token.model_validate(row) for row in rows], total=len(rows))
 
 
-@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"],
-               responses=answers(TokenNotFound))
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["tokens"],
+    responses=answers(TokenNotFound),
+)
 async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: Runtime) -> Response:
     async with runtime.uow() as uow:
         await service.revoke_token(uow, caller, token_id)
@@ -173,8 +186,12 @@ async def revoke_token(token_id: UUID, request: Request, caller: Who, runtime: R
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED, tags=["projects"],
-             responses={**answers(DuplicateProjectName), **PROJECT_LINKS})
+@router.post(
+    "/projects",
+    status_code=status.HTTP_201_CREATED,
+    tags=["projects"],
+    responses={**answers(DuplicateProjectName), **PROJECT_LINKS},
+)
 async def create_project(body: ProjectCreate, caller: Who, runtime: Runtime) -> Project:
     """Create a project. Platform admins only."""
     async with runtime.uow() as uow:
@@ -206,8 +223,7 @@ async def get_project(project_id: UUID, caller: Who, runtime: Runtime) -> Projec
     return Project.model_validate(row)
 
 
-@router.get("/projects/{project_id}/members", tags=["projects"],
-            responses=answers(ProjectNotFound))
+@router.get("/projects/{project_id}/members", tags=["projects"], responses=answers(ProjectNotFound))
 async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> MemberList:
     """The project's members and their roles. The project's admins only."""
     async with runtime.sessionmaker() as session:
@@ -215,11 +231,19 @@ async def list_members(project_id: UUID, caller: Who, runtime: Runtime) -> Membe
     return MemberList(items=[Member.model_validate(row) for row in rows], total=len(rows))
 
 
-@router.put("/projects/{project_id}/members/{subject}", tags=["projects"],
-            responses={**answers(ProjectNotFound), **MEMBER_ADDED})
+@router.put(
+    "/projects/{project_id}/members/{subject}",
+    tags=["projects"],
+    responses={**answers(ProjectNotFound), **MEMBER_ADDED},
+)
 async def put_member(
-    project_id: UUID, subject: Subject, body: MemberPut, caller: Who, runtime: Runtime,
-    request: Request, response: Response,
+    project_id: UUID,
+    subject: Subject,
+    body: MemberPut,
+    caller: Who,
+    runtime: Runtime,
+    request: Request,
+    response: Response,
 ) -> Member:
     """Give a subject a role in the project (it replaces the one they had). Project admins only."""
     async with runtime.uow() as uow:
@@ -234,8 +258,10 @@ async def put_member(
 
 
 @router.delete(
-    "/projects/{project_id}/members/{subject}", status_code=status.HTTP_204_NO_CONTENT,
-    tags=["projects"], responses=answers(ProjectNotFound, MemberNotFound),
+    "/projects/{project_id}/members/{subject}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["projects"],
+    responses=answers(ProjectNotFound, MemberNotFound),
 )
 async def remove_member(
     project_id: UUID, subject: Subject, caller: Who, runtime: Runtime, request: Request
@@ -246,10 +272,17 @@ async def remove_member(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/integrations/{env}/{concern}", tags=["integrations"],
-            responses={**answers(UnknownIntegrationBackend), **CONFIG_CREATED})
+@router.put(
+    "/integrations/{env}/{concern}",
+    tags=["integrations"],
+    responses={**answers(UnknownIntegrationBackend), **CONFIG_CREATED},
+)
 async def put_integration_config(
-    env: Env, concern: Concern, body: IntegrationConfigPut, caller: Who, runtime: Runtime,
+    env: Env,
+    concern: Concern,
+    body: IntegrationConfigPut,
+    caller: Who,
+    runtime: Runtime,
     response: Response,
 ) -> IntegrationConfig:
     """Choose the backend that serves a concern in an env (e.g. where prod's training jobs
@@ -275,8 +308,11 @@ async def list_integration_configs(
     )
 
 
-@router.get("/integrations/{env}/{concern}", tags=["integrations"],
-            responses=answers(IntegrationConfigNotFound))
+@router.get(
+    "/integrations/{env}/{concern}",
+    tags=["integrations"],
+    responses=answers(IntegrationConfigNotFound),
+)
 async def get_integration_config(
     env: Env, concern: Concern, caller: Who, runtime: Runtime
 ) -> IntegrationConfig:
@@ -285,10 +321,16 @@ async def get_integration_config(
     return IntegrationConfig.model_validate(row)
 
 
-@router.get("/lineage/{kind}/{node_id}", tags=["lineage"], response_model=Lineage,
-            responses=answers(LineageNotFound))
+@router.get(
+    "/lineage/{kind}/{node_id}",
+    tags=["lineage"],
+    response_model=Lineage,
+    responses=answers(LineageNotFound),
+)
 async def get_lineage(
-    kind: Kind, node_id: Annotated[str, Path(min_length=1, max_length=255)], request: Request,
+    kind: Kind,
+    node_id: Annotated[str, Path(min_length=1, max_length=255)],
+    request: Request,
     found: Annotated[Authenticated, Depends(_authenticated)],
 ):
     """Where a dataset version, job, MLflow run (by its run id), model version or deployment

@@ -63,10 +63,14 @@ def create_app(
         async with runtime.lifespan(app), contextlib.AsyncExitStack() as stack:
             for proxy in proxies:
                 await stack.enter_async_context(proxy.connected())
-            pruning = asyncio.create_task(prune_forever(
-                runtime.connection, ttl_seconds=settings.idempotency_key_seconds,
-                every_seconds=settings.idempotency_prune_seconds,
-            ), name="gateway-idempotency-pruning")  # fmt: skip
+            pruning = asyncio.create_task(
+                prune_forever(
+                    runtime.connection,
+                    ttl_seconds=settings.idempotency_key_seconds,
+                    every_seconds=settings.idempotency_prune_seconds,
+                ),
+                name="gateway-idempotency-pruning",
+            )
             try:
                 yield
             finally:
@@ -97,20 +101,29 @@ def create_app(
 
     def keyed(inner: ASGIApp) -> ASGIApp:
         return Idempotency(
-            inner, authenticator=authenticator, connect=runtime.connection,
-            prefix=api.API_PREFIX + "/", ttl_seconds=settings.idempotency_key_seconds,
-            lock_seconds=settings.idempotency_lock, secret_paths=api.SECRET_REPLIES,
-        )  # fmt: skip
+            inner,
+            authenticator=authenticator,
+            connect=runtime.connection,
+            prefix=api.API_PREFIX + "/",
+            ttl_seconds=settings.idempotency_key_seconds,
+            lock_seconds=settings.idempotency_lock,
+            secret_paths=api.SECRET_REPLIES,
+        )
 
     app.add_middleware(keyed)
     app.add_middleware(Utf8JsonOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout_seconds)
     # Uploads skip the whole-body layers above: streamed to their service under their own limit.
-    app.add_middleware(StreamedUploads, table=table, proxies=proxies,
-                       max_bytes=settings.max_upload_bytes, idle_seconds=settings.upload_idle_seconds,
-                       reply_seconds=settings.upload_reply_seconds,
-                       keyed=keyed)  # fmt: skip
+    app.add_middleware(
+        StreamedUploads,
+        table=table,
+        proxies=proxies,
+        max_bytes=settings.max_upload_bytes,
+        idle_seconds=settings.upload_idle_seconds,
+        reply_seconds=settings.upload_reply_seconds,
+        keyed=keyed,
+    )
     # The gateway sets the actor from the token; a caller's actor header is never believed.
     app.add_middleware(CorrelationMiddleware, verifier=None)
     app.include_router(api.health)

@@ -146,14 +146,19 @@ class Authenticator:
 
 
 async def issue_token(
-    session: AsyncSession, *, subject: str, role: Role | None,
+    session: AsyncSession,
+    *,
+    subject: str,
+    role: Role | None,
     projects: Sequence[UUID] | None = None,
 ) -> tuple[str, Row]:
     """Create a token; returns its plaintext (shown once, never stored) and its row."""
     token = new_token()
     row = await store.add_token(
-        session, subject=subject, role=role.value if role else None,
+        session,
+        subject=subject,
+        role=role.value if role else None,
         project_ids=None if projects is None else list(dict.fromkeys(projects)),
         token_hash=hash_token(token),
-    )  # fmt: skip
+    )
     return token, row

@@ -42,7 +42,11 @@ class IdempotencyKeyInUse(Conflict):
 
 class IdempotentReplyNotKept(Conflict):
     kind, title = "idempotent-reply-not-kept", "The first reply held a secret and was not kept"
+
+
 class UploadTooLarge(TooLarge):
     kind, title = "upload-too-large", "The upload is larger than the gateway takes"
+
+
 class LineageNotFound(NotFound):
     kind, title = "lineage-start-not-found", "No such node of the lineage, or not yours to read"

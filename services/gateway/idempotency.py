@@ -79,9 +79,16 @@ class Idempotency:
     """ASGI middleware in front of the gateway's routes and its forwarding."""
 
     def __init__(
-        self, app: ASGIApp, *, authenticator: Authenticator, connect: Connect, prefix: str,
-        ttl_seconds: float, lock_seconds: float, secret_paths: frozenset[str] = frozenset(),
-    ) -> None:  # fmt: skip
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        connect: Connect,
+        prefix: str,
+        ttl_seconds: float,
+        lock_seconds: float,
+        secret_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.secret_paths = secret_paths  # whose replies hold a secret: never stored
         self._auth = authenticator
@@ -121,9 +128,14 @@ class _KeyedRequest:
     """One POST with a key: claimed and forwarded, or answered from what the key holds."""
 
     def __init__(
-        self, owner: Idempotency, scope: Scope, receive: Receive, send: Send, subject: str,
+        self,
+        owner: Idempotency,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        subject: str,
         key: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.owner = owner
         self.scope, self.receive, self.send = scope, receive, send
         self.subject, self.key = subject, key
@@ -162,18 +174,22 @@ class _KeyedRequest:
         """Whether this request took the key, else what the key holds (None: nothing now)."""
         async with self.owner._connect() as conn:
             claimed = await store.claim_idempotency_key(
-                conn, subject=self.subject, key=self.key, claim=self.claim, method=self.method,
-                target=self.target, ttl_seconds=self.owner._ttl, lock_seconds=self.owner._lock,
-            )  # fmt: skip
+                conn,
+                subject=self.subject,
+                key=self.key,
+                claim=self.claim,
+                method=self.method,
+                target=self.target,
+                ttl_seconds=self.owner._ttl,
+                lock_seconds=self.owner._lock,
+            )
             if claimed:
                 return True, None
-            return False, await store.find_idempotency_key(conn, subject=self.subject,
-                                                           key=self.key)  # fmt: skip
+            return False, await store.find_idempotency_key(conn, subject=self.subject, key=self.key)
 
     async def _in_use(self) -> None:
         problem = IdempotencyKeyInUse(
-            f"a request with the {KEY_HEADER} {self.key!r} is under way; retry once it is"
-            " answered"
+            f"a request with the {KEY_HEADER} {self.key!r} is under way; retry once it is answered"
         )
         reply = problem_reply(problem, self.scope["path"])
         reply.headers["Retry-After"] = "1"
@@ -211,8 +227,9 @@ class _KeyedRequest:
         body: bytes = found["body"] or b""
         headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in pairs]
         headers += [(b"content-length", str(len(body)).encode()), _REPLAYED]
-        await self.send({"type": "http.response.start", "status": found["status"],
-                         "headers": headers})  # fmt: skip
+        await self.send(
+            {"type": "http.response.start", "status": found["status"], "headers": headers}
+        )
         await self.send({"type": "http.response.body", "body": body})
 
     async def _hashing_receive(self) -> Message:
@@ -237,8 +254,11 @@ class _KeyedRequest:
             nonlocal status, kept, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
-                kept = [(n.decode("latin-1"), v.decode("latin-1"))
-                        for n, v in message.get("headers", ()) if n.lower() in _KEPT]  # fmt: skip
+                kept = [
+                    (n.decode("latin-1"), v.decode("latin-1"))
+                    for n, v in message.get("headers", ())
+                    if n.lower() in _KEPT
+                ]
             elif message["type"] == "http.response.body" and not answered:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
@@ -264,10 +284,15 @@ class _KeyedRequest:
             await self._drain()  # a body the route did not read is still the request's
             async with self.owner._connect() as conn:
                 await store.complete_idempotency_key(
-                    conn, subject=self.subject, key=self.key, claim=self.claim,
-                    request_hash=self.digest.digest(), status=status, headers=headers,
+                    conn,
+                    subject=self.subject,
+                    key=self.key,
+                    claim=self.claim,
+                    request_hash=self.digest.digest(),
+                    status=status,
+                    headers=headers,
                     body=None if self.scope["path"] in self.owner.secret_paths else body,
-                )  # fmt: skip
+                )
         except Exception:
             log.exception("idempotency: the reply to key %r was not kept", self.key)
             await self._release()

@@ -44,26 +44,34 @@ class Services:
     def __init__(self, proxies: Sequence[ServiceProxy], caller: Caller, credential: str) -> None:
         self._proxies = {proxy.name: proxy for proxy in proxies}
         self.caller = caller
-        self._headers = [(CREDENTIAL_HEADER.lower().encode(), credential.encode("latin-1")),
-                         (CORRELATION_HEADER.lower().encode(),
-                          (context.correlation_id.get() or "").encode("latin-1"))]  # fmt: skip
+        self._headers = [
+            (CREDENTIAL_HEADER.lower().encode(), credential.encode("latin-1")),
+            (
+                CORRELATION_HEADER.lower().encode(),
+                (context.correlation_id.get() or "").encode("latin-1"),
+            ),
+        ]
 
     async def get(self, service: str, path: str, **query: Any) -> Json | None:
         proxy = self._proxies.get(service)
         if proxy is None:
             return None
-        target = path + (f"?{urlencode({k: v for k, v in query.items() if v is not None})}"
-                         if query else "")  # fmt: skip
+        target = path + (
+            f"?{urlencode({k: v for k, v in query.items() if v is not None})}" if query else ""
+        )
         try:
             reply = await proxy.pool.request("GET", target, self._headers)
             body = await reply.read()
         except UpstreamError as exc:
-            raise ServiceUnavailable(f"the {service} did not answer: {exc}", service=service) from exc
+            raise ServiceUnavailable(
+                f"the {service} did not answer: {exc}", service=service
+            ) from exc
         if reply.status in (403, 404, 422):
             return None
         if reply.status != 200:
-            raise ServiceUnavailable(f"the {service} answered {reply.status} for {path}",
-                                     service=service)  # fmt: skip
+            raise ServiceUnavailable(
+                f"the {service} answered {reply.status} for {path}", service=service
+            )
         return orjson.loads(body)
 
 
@@ -84,10 +92,12 @@ class Lineage:
         return {
             "start": key(self.start),
             "nodes": [{**key(n), "data": self.nodes[n]} for n in order],
-            "edges": [{"from": key(a), "to": key(b)}
-                      for a, b in sorted(self.edges, key=lambda e: (CHAIN.index(e[0][0]), e))],
+            "edges": [
+                {"from": key(a), "to": key(b)}
+                for a, b in sorted(self.edges, key=lambda e: (CHAIN.index(e[0][0]), e))
+            ],
             "truncated": self.truncated,
-        }  # fmt: skip
+        }
 
 
 async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
@@ -104,8 +114,11 @@ async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
             if not page or not page["items"] or page["items"][0].get("experiment_run") is None:
                 return None
             job = page["items"][0]
-            return {**job["experiment_run"], "job_id": job["id"],
-                    "register_model": job.get("register_model")}
+            return {
+                **job["experiment_run"],
+                "job_id": job["id"],
+                "register_model": job.get("register_model"),
+            }
         case Kind.MODEL_VERSION:
             return await api.get("registry", f"/api/v1/registry/models/versions/{quote(node_id)}")
         case Kind.DEPLOYMENT:
@@ -113,8 +126,11 @@ async def _fetch(api: Services, kind: Kind, node_id: str) -> Json | None:
             for endpoint in _visible(api, endpoints):
                 for deployment in endpoint.get("deployments", []):
                     if deployment["id"] == node_id:
-                        return {**deployment, "project_id": endpoint["project_id"],
-                                "endpoint_name": endpoint["name"]}
+                        return {
+                            **deployment,
+                            "project_id": endpoint["project_id"],
+                            "endpoint_name": endpoint["name"],
+                        }
     return None
 
 
@@ -128,8 +144,7 @@ def _is_uuid(text: str) -> bool:
 
 def _visible(api: Services, endpoints: Json | None) -> list[Json]:
     """The serving endpoints of projects the caller sees (serving's list is not scoped)."""
-    return [e for e in (endpoints or {}).get("items", [])
-            if api.caller.sees(UUID(e["project_id"]))]  # fmt: skip
+    return [e for e in (endpoints or {}).get("items", []) if api.caller.sees(UUID(e["project_id"]))]
 
 
 async def _upstream(api: Services, kind: Kind, data: Json) -> list[Node]:
@@ -162,18 +177,27 @@ async def _downstream(api: Services, kind: Kind, data: Json) -> list[Node]:
             model = (data.get("register_model") or {}).get("model_id")
             if model is None:
                 return []
-            versions = await api.get("registry", f"/api/v1/registry/models/{model}/versions",
-                                     limit=100)  # fmt: skip
-            return [(Kind.MODEL_VERSION, v["id"]) for v in (versions or {}).get("items", [])
-                    if v.get("run_id") == data["tracking_run_id"]]  # fmt: skip
+            versions = await api.get(
+                "registry", f"/api/v1/registry/models/{model}/versions", limit=100
+            )
+            return [
+                (Kind.MODEL_VERSION, v["id"])
+                for v in (versions or {}).get("items", [])
+                if v.get("run_id") == data["tracking_run_id"]
+            ]
         case Kind.MODEL_VERSION:
             model = await api.get("registry", f"/api/v1/registry/models/{data['model_id']}")
             if model is None:
                 return []
-            endpoints = await api.get("serving", "/api/v1/serving/endpoints",
-                                      project_id=model["project_id"])  # fmt: skip
-            return [(Kind.DEPLOYMENT, d["id"]) for e in _visible(api, endpoints)
-                    for d in e.get("deployments", []) if d["model_version_id"] == data["id"]]
+            endpoints = await api.get(
+                "serving", "/api/v1/serving/endpoints", project_id=model["project_id"]
+            )
+            return [
+                (Kind.DEPLOYMENT, d["id"])
+                for e in _visible(api, endpoints)
+                for d in e.get("deployments", [])
+                if d["model_version_id"] == data["id"]
+            ]
     return []
 
 

@@ -113,10 +113,18 @@ IDEMPOTENCY_KEY_PARAMETER = {
         " while the first request is under way: 409 `idempotency-key-in-use` (retry after"
         " `Retry-After`). A request that could not reach its service frees its key."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH,
-               "pattern": "^[\\x20-\\x7E]+$"},
-}  # fmt: skip
-_IDEMPOTENCY_PROBLEMS: tuple[type[Problem], ...] = (InvalidIdempotencyKey, IdempotencyKeyInUse, IdempotencyKeyReused)
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": "^[\\x20-\\x7E]+$",
+    },
+}
+_IDEMPOTENCY_PROBLEMS: tuple[type[Problem], ...] = (
+    InvalidIdempotencyKey,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+)
 
 
 def with_idempotency_key(

@@ -60,8 +60,10 @@ class ServiceProxy:
         self._pool: Upstream | None = None
 
     def serves(self, path: str) -> bool:
-        return any(path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")
-                   for root in self._roots)  # fmt: skip
+        return any(
+            path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")
+            for root in self._roots
+        )
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[None]:
@@ -136,9 +138,10 @@ class ServiceProxy:
             if (length := reply.header(b"content-length")) is not None:
                 passed_back.append((b"content-length", length))
             streamed = StreamingResponse(
-                reply.chunks(), status_code=reply.status,
+                reply.chunks(),
+                status_code=reply.status,
                 headers={n.decode("latin-1"): v.decode("latin-1") for n, v in passed_back},
-            )  # fmt: skip
+            )
             await streamed(scope, receive, send)
             return
         if method != "HEAD":
@@ -205,9 +208,14 @@ def service_proxy(
     decide: the gateway only authenticates."""
     prefix = REGISTRY_PREFIX if spec.name == "registry" else API_PREFIX
     return ServiceProxy(
-        spec.name, urls, authenticator, public_prefix=prefix, public_paths=spec.path_roots,
-        connections=connections, readiness_path=spec.readiness_path,
-    )  # fmt: skip
+        spec.name,
+        urls,
+        authenticator,
+        public_prefix=prefix,
+        public_paths=spec.path_roots,
+        connections=connections,
+        readiness_path=spec.readiness_path,
+    )
 
 
 async def _read_body(receive: Receive) -> bytes:

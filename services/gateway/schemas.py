@@ -92,7 +92,7 @@ class IntegrationConfigPut(BaseModel):
     backend: Text = Field(min_length=1, max_length=64, examples=["kubernetes"])
     settings: JsonObject = Field(
         default_factory=dict,
-        description="The backend's options, e.g. {\"namespace\": \"ml-prod\"}. Every service "
+        description='The backend\'s options, e.g. {"namespace": "ml-prod"}. Every service '
         "that uses the concern receives them in IntegrationConfigChanged: no secrets here.",
     )
 

@@ -30,7 +30,11 @@ def project_not_found(project_id: UUID) -> ProjectNotFound:
 
 
 async def create_token(
-    uow: UnitOfWork, caller: Caller, *, subject: str, role: Role | None,
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    subject: str,
+    role: Role | None,
     projects: list[UUID] | None,
 ) -> tuple[str, Row]:
     """A new token (its plaintext, shown once, and its row). Platform admins only."""
@@ -65,10 +69,11 @@ async def create_project(
     if row is None:
         raise DuplicateProjectName(f"a project named {name!r} already exists")
     uow.record(
-        ProjectCreated(project_id=row.id, name=row.name, description=row.description,
-                       created_by=row.created_by),
+        ProjectCreated(
+            project_id=row.id, name=row.name, description=row.description, created_by=row.created_by
+        ),
         aggregate_id=row.id,
-    )  # fmt: skip
+    )
     return row
 
 
@@ -102,9 +107,12 @@ async def put_member(
     await get_project(uow.session, caller, project_id)
     caller.require(project_id, Role.ADMIN)
     return await store.put_member(
-        uow.session, project_id=project_id, subject=subject, role=role.value,
+        uow.session,
+        project_id=project_id,
+        subject=subject,
+        role=role.value,
         updated_by=caller.subject,
-    )  # fmt: skip
+    )
 
 
 async def remove_member(uow: UnitOfWork, caller: Caller, project_id: UUID, subject: str) -> None:
@@ -115,23 +123,35 @@ async def remove_member(uow: UnitOfWork, caller: Caller, project_id: UUID, subje
 
 
 async def put_integration_config(
-    uow: UnitOfWork, caller: Caller, env: Env, concern: Concern, backend: str,
+    uow: UnitOfWork,
+    caller: Caller,
+    env: Env,
+    concern: Concern,
+    backend: str,
     settings: dict[str, Any],
 ) -> tuple[Row, bool]:
     """Choose the backend of a concern in an env; the services follow the event. Admins only."""
     caller.require_platform_admin()
     check_backend(concern, backend)
     row, created = await store.put_integration_config(
-        uow.session, env=env.value, concern=concern.value, backend=backend, settings=settings,
+        uow.session,
+        env=env.value,
+        concern=concern.value,
+        backend=backend,
+        settings=settings,
         updated_by=caller.subject,
-    )  # fmt: skip
+    )
     uow.record(
         IntegrationConfigChanged(
-            env=row.env, concern=row.concern, backend=row.backend, settings=row.settings,
-            changed_by=row.updated_by, changed_at=row.updated_at,
+            env=row.env,
+            concern=row.concern,
+            backend=row.backend,
+            settings=row.settings,
+            changed_by=row.updated_by,
+            changed_at=row.updated_at,
         ),
         aggregate_id=f"{row.env}/{row.concern}",
-    )  # fmt: skip
+    )
     return row, created
 
 

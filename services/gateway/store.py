@@ -50,12 +50,23 @@ _TOKEN_COLUMNS = (
 
 
 async def add_token(
-    session: AsyncSession, *, subject: str, role: str | None, project_ids: list[UUID] | None,
+    session: AsyncSession,
+    *,
+    subject: str,
+    role: str | None,
+    project_ids: list[UUID] | None,
     token_hash: str,
 ) -> Row:
-    values = {"id": uuid4(), "subject": subject, "role": role, "project_ids": project_ids,
-              "token_hash": token_hash}  # fmt: skip
-    return (await session.execute(insert(api_tokens).values(values).returning(*_TOKEN_COLUMNS))).one()
+    values = {
+        "id": uuid4(),
+        "subject": subject,
+        "role": role,
+        "project_ids": project_ids,
+        "token_hash": token_hash,
+    }
+    return (
+        await session.execute(insert(api_tokens).values(values).returning(*_TOKEN_COLUMNS))
+    ).one()
 
 
 async def find_active_token(session: AsyncSession, token_hash: str) -> Row | None:
@@ -98,9 +109,12 @@ async def put_member(
     )
     stmt = new.on_conflict_do_update(
         index_elements=[memberships.c.project_id, memberships.c.subject],
-        set_={"role": new.excluded.role, "updated_by": new.excluded.updated_by,
-              "updated_at": func.clock_timestamp()},
-    ).returning(*memberships.c, literal_column("xmax = 0").label("created"))  # fmt: skip
+        set_={
+            "role": new.excluded.role,
+            "updated_by": new.excluded.updated_by,
+            "updated_at": func.clock_timestamp(),
+        },
+    ).returning(*memberships.c, literal_column("xmax = 0").label("created"))
     row = (await session.execute(stmt)).one()
     return row, bool(row.created)
 
@@ -178,14 +192,23 @@ async def list_projects(
 
 
 async def put_integration_config(
-    session: AsyncSession, *, env: str, concern: str, backend: str, settings: dict[str, Any],
+    session: AsyncSession,
+    *,
+    env: str,
+    concern: str,
+    backend: str,
+    settings: dict[str, Any],
     updated_by: str,
 ) -> tuple[Row, bool]:
     """The config after the change, and True when it was created rather than replaced."""
     # clock_timestamp(), not now(): evaluated under the row's lock, so later changes of one
     # config always carry later times (consumers keep the newest).
     new = upsert(integration_configs).values(
-        env=env, concern=concern, backend=backend, settings=settings, updated_by=updated_by,
+        env=env,
+        concern=concern,
+        backend=backend,
+        settings=settings,
+        updated_by=updated_by,
         updated_at=func.clock_timestamp(),
     )
     stmt = new.on_conflict_do_update(
@@ -198,7 +221,8 @@ async def put_integration_config(
         },
     ).returning(
         # xmax is 0 on a row this statement inserted, the locker's id on one it updated.
-        *integration_configs.c, literal_column("xmax = 0").label("created")
+        *integration_configs.c,
+        literal_column("xmax = 0").label("created"),
     )
     row = (await session.execute(stmt)).one()
     return row, row.created
@@ -229,55 +253,86 @@ def _seconds(name: str) -> ColumnElement[Any]:
 
 
 _claiming = upsert(idempotency_keys).values(
-    subject=bindparam("subject"), key=bindparam("key"), claim=bindparam("claim"),
-    method=bindparam("method"), target=bindparam("target"), created_at=func.now(),
+    subject=bindparam("subject"),
+    key=bindparam("key"),
+    claim=bindparam("claim"),
+    method=bindparam("method"),
+    target=bindparam("target"),
+    created_at=func.now(),
 )
 # Taken over only when the row has had its time: a reply kept past `ttl`, or a claim held past
 # `lock` (its gateway died mid-request).
 _CLAIM_KEY = Statement(
     _claiming.on_conflict_do_update(
         index_elements=[_keys.subject, _keys.key],
-        set_={"claim": _claiming.excluded.claim, "method": _claiming.excluded.method,
-              "target": _claiming.excluded.target, "request_hash": null(), "status": null(),
-              "headers": null(), "body": null(), "created_at": func.now()},
-        where=_keys.created_at < func.now() - case(
-            (_keys.status.is_(None), _seconds("lock_seconds")), else_=_seconds("ttl_seconds")
-        ),
+        set_={
+            "claim": _claiming.excluded.claim,
+            "method": _claiming.excluded.method,
+            "target": _claiming.excluded.target,
+            "request_hash": null(),
+            "status": null(),
+            "headers": null(),
+            "body": null(),
+            "created_at": func.now(),
+        },
+        where=_keys.created_at
+        < func.now()
+        - case((_keys.status.is_(None), _seconds("lock_seconds")), else_=_seconds("ttl_seconds")),
     ).returning(_keys.claim)
-)  # fmt: skip
+)
 _FIND_KEY = Statement(
-    select(_keys.method, _keys.target, _keys.request_hash, _keys.status, _keys.headers,
-           _keys.body).where(_keys.subject == bindparam("subject"), _keys.key == bindparam("key"))
-)  # fmt: skip
+    select(
+        _keys.method, _keys.target, _keys.request_hash, _keys.status, _keys.headers, _keys.body
+    ).where(_keys.subject == bindparam("subject"), _keys.key == bindparam("key"))
+)
 _COMPLETE_KEY = Statement(
     update(idempotency_keys)
-    .where(_keys.subject == bindparam("subject"), _keys.key == bindparam("key"),
-           _keys.claim == bindparam("claim"))
-    .values(request_hash=bindparam("request_hash"), status=bindparam("status"),
-            headers=bindparam("headers"), body=bindparam("body"))
-)  # fmt: skip
-_RELEASE_KEY = Statement(
-    delete(idempotency_keys).where(
-        _keys.subject == bindparam("subject"), _keys.key == bindparam("key"),
+    .where(
+        _keys.subject == bindparam("subject"),
+        _keys.key == bindparam("key"),
         _keys.claim == bindparam("claim"),
     )
-)  # fmt: skip
-_PRUNE_KEYS = Statement(
-    delete(idempotency_keys).where(
-        _keys.created_at < func.now() - _seconds("ttl_seconds")
+    .values(
+        request_hash=bindparam("request_hash"),
+        status=bindparam("status"),
+        headers=bindparam("headers"),
+        body=bindparam("body"),
     )
+)
+_RELEASE_KEY = Statement(
+    delete(idempotency_keys).where(
+        _keys.subject == bindparam("subject"),
+        _keys.key == bindparam("key"),
+        _keys.claim == bindparam("claim"),
+    )
+)
+_PRUNE_KEYS = Statement(
+    delete(idempotency_keys).where(_keys.created_at < func.now() - _seconds("ttl_seconds"))
 )
 
 
 async def claim_idempotency_key(
-    conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID, method: str, target: str,
-    ttl_seconds: float, lock_seconds: float,
+    conn: asyncpg.Connection,
+    *,
+    subject: str,
+    key: str,
+    claim: UUID,
+    method: str,
+    target: str,
+    ttl_seconds: float,
+    lock_seconds: float,
 ) -> bool:
     """Take the key for this request (new, or past its time); False when another holds it."""
     claimed = await _CLAIM_KEY.fetchval(
-        conn, subject=subject, key=key, claim=claim, method=method, target=target,
-        ttl_seconds=ttl_seconds, lock_seconds=lock_seconds,
-    )  # fmt: skip
+        conn,
+        subject=subject,
+        key=key,
+        claim=claim,
+        method=method,
+        target=target,
+        ttl_seconds=ttl_seconds,
+        lock_seconds=lock_seconds,
+    )
     return claimed is not None
 
 
@@ -288,14 +343,27 @@ async def find_idempotency_key(
 
 
 async def complete_idempotency_key(
-    conn: asyncpg.Connection, *, subject: str, key: str, claim: UUID, request_hash: bytes,
-    status: int, headers: list[tuple[str, str]], body: bytes | None,
+    conn: asyncpg.Connection,
+    *,
+    subject: str,
+    key: str,
+    claim: UUID,
+    request_hash: bytes,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
 ) -> None:
     """Keep the first reply; `body` None: it held a secret, and only its status is kept."""
     await _COMPLETE_KEY.execute(
-        conn, subject=subject, key=key, claim=claim, request_hash=request_hash, status=status,
-        headers=orjson.dumps(headers).decode(), body=body,
-    )  # fmt: skip
+        conn,
+        subject=subject,
+        key=key,
+        claim=claim,
+        request_hash=request_hash,
+        status=status,
+        headers=orjson.dumps(headers).decode(),
+        body=body,
+    )
 
 
 async def release_idempotency_key(

@@ -25,7 +25,12 @@ class StreamedBody:
     than `idle_seconds`; once it breaks one of those, `problem` says which."""
 
     def __init__(
-        self, receive: Receive, length: int | None, *, max_bytes: int, idle_seconds: float,
+        self,
+        receive: Receive,
+        length: int | None,
+        *,
+        max_bytes: int,
+        idle_seconds: float,
         reply_seconds: float,
     ) -> None:
         self._receive = receive
@@ -42,8 +47,9 @@ class StreamedBody:
         return [] if self.length is None else [(b"content-length", str(self.length).encode())]
 
     def too_large(self) -> UploadTooLarge:
-        return UploadTooLarge(f"the upload is larger than {self.max_bytes} bytes",
-                              max_bytes=self.max_bytes)  # fmt: skip
+        return UploadTooLarge(
+            f"the upload is larger than {self.max_bytes} bytes", max_bytes=self.max_bytes
+        )
 
     async def chunks(self) -> AsyncIterator[bytes]:
         received = 0
@@ -54,7 +60,8 @@ class StreamedBody:
             except TimeoutError:
                 self.problem = RequestTimeout(
                     f"the upload paused for more than {self.idle_seconds:g} s",
-                    timeout_seconds=self.idle_seconds)
+                    timeout_seconds=self.idle_seconds,
+                )
                 raise self.problem from None
             if message["type"] != "http.request":
                 raise ConnectionAbortedError("the client went away during its upload")
@@ -74,17 +81,26 @@ class StreamedUploads:
     anything else goes on to the app."""
 
     def __init__(
-        self, app: ASGIApp, *, table: Sequence[ServiceSpec], proxies: Sequence["ServiceProxy"],
-        max_bytes: int, idle_seconds: float, reply_seconds: float,
+        self,
+        app: ASGIApp,
+        *,
+        table: Sequence[ServiceSpec],
+        proxies: Sequence["ServiceProxy"],
+        max_bytes: int,
+        idle_seconds: float,
+        reply_seconds: float,
         keyed: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         # An upload skips the Idempotency layer in front of the app, so it gets one of its own.
         self._upload: ASGIApp = self._stream if keyed is None else keyed(self._stream)
         by_name = {proxy.name: proxy for proxy in proxies}
-        self.routes = [(re.compile(pattern), by_name[spec.name])
-                       for spec in table if spec.name in by_name
-                       for pattern in spec.streamed_paths]  # fmt: skip
+        self.routes = [
+            (re.compile(pattern), by_name[spec.name])
+            for spec in table
+            if spec.name in by_name
+            for pattern in spec.streamed_paths
+        ]
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
         self.reply_seconds = reply_seconds
@@ -92,8 +108,9 @@ class StreamedUploads:
     def _proxy(self, scope: Scope) -> "ServiceProxy | None":
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT"):
             return None
-        return next((proxy for pattern, proxy in self.routes if pattern.fullmatch(scope["path"])),
-                    None)  # fmt: skip
+        return next(
+            (proxy for pattern, proxy in self.routes if pattern.fullmatch(scope["path"])), None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         proxy = self._proxy(scope) if self.routes else None
@@ -107,8 +124,10 @@ class StreamedUploads:
         assert proxy is not None
         declared = next((v for n, v in scope["headers"] if n == b"content-length"), None)
         body = StreamedBody(
-            receive, int(declared) if declared is not None and declared.isdigit() else None,
-            max_bytes=self.max_bytes, idle_seconds=self.idle_seconds,
+            receive,
+            int(declared) if declared is not None and declared.isdigit() else None,
+            max_bytes=self.max_bytes,
+            idle_seconds=self.idle_seconds,
             reply_seconds=self.reply_seconds,
         )
         try:

@@ -52,10 +52,12 @@ _GPU_TYPE = "/api/v1/gpu-types/{env}/{gpu_type_id}"
 _JOB = "/api/v1/jobs/{job_id}"
 GPU_TYPE_LINKS = links(
     201,
-    UpdateGpuType=link(_GPU_TYPE, "patch", env="$response.body#/env",
-                       gpu_type_id="$response.body#/id"),
-    DeleteGpuType=link(_GPU_TYPE, "delete", env="$response.body#/env",
-                       gpu_type_id="$response.body#/id"),
+    UpdateGpuType=link(
+        _GPU_TYPE, "patch", env="$response.body#/env", gpu_type_id="$response.body#/id"
+    ),
+    DeleteGpuType=link(
+        _GPU_TYPE, "delete", env="$response.body#/env", gpu_type_id="$response.body#/id"
+    ),
 )
 JOB_LINKS = links(
     201,
@@ -89,14 +91,21 @@ def write_answers(*problems: type[Problem]) -> dict:
     return answers(UnsupportedEncoding, EventTooLarge, *problems)
 
 
-@router.post("/gpu-types", status_code=201, response_model=GpuTypeOut, tags=["gpu-types"],
-             responses={**write_answers(InvalidGpuTypeOption, DuplicateGpuType), **GPU_TYPE_LINKS})
+@router.post(
+    "/gpu-types",
+    status_code=201,
+    response_model=GpuTypeOut,
+    tags=["gpu-types"],
+    responses={**write_answers(InvalidGpuTypeOption, DuplicateGpuType), **GPU_TYPE_LINKS},
+)
 async def create_gpu_type(body: GpuTypeCreate, rt: Runtime, caller: Who, response: Response):
     caller.require_platform_admin()
     async with rt.uow() as uow:
         option = await service.create_gpu_type(uow, **body.model_dump())
     # An id may hold any character, a CR or LF included: a header may not.
-    response.headers["Location"] = f"{router.prefix}/gpu-types/{option.env}/{quote(option.id, safe='')}"
+    response.headers["Location"] = (
+        f"{router.prefix}/gpu-types/{option.env}/{quote(option.id, safe='')}"
+    )
     return option
 
 
@@ -112,8 +121,12 @@ async def list_gpu_types(
     return {"items": items, "total": len(items)}
 
 
-@router.patch("/gpu-types/{env}/{gpu_type_id}", response_model=GpuTypeOut, tags=["gpu-types"],
-              responses=write_answers(InvalidGpuTypeOption, GpuTypeNotFound))
+@router.patch(
+    "/gpu-types/{env}/{gpu_type_id}",
+    response_model=GpuTypeOut,
+    tags=["gpu-types"],
+    responses=write_answers(InvalidGpuTypeOption, GpuTypeNotFound),
+)
 async def update_gpu_type(
     env: Env, gpu_type_id: Text, body: GpuTypeUpdate, rt: Runtime, caller: Who
 ):
@@ -123,8 +136,12 @@ async def update_gpu_type(
         return await service.update_gpu_type(uow, env, gpu_type_id, changes)
 
 
-@router.delete("/gpu-types/{env}/{gpu_type_id}", status_code=204, tags=["gpu-types"],
-               responses=write_answers(GpuTypeNotFound))
+@router.delete(
+    "/gpu-types/{env}/{gpu_type_id}",
+    status_code=204,
+    tags=["gpu-types"],
+    responses=write_answers(GpuTypeNotFound),
+)
 async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who) -> Response:
     caller.require_platform_admin()
     async with rt.uow() as uow:
@@ -132,10 +149,19 @@ async def delete_gpu_type(env: Env, gpu_type_id: Text, rt: Runtime, caller: Who)
     return Response(status_code=204)
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut,
-             responses={**write_answers(JobRejected, UnknownProject), **JOB_LINKS})
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    responses={**write_answers(JobRejected, UnknownProject), **JOB_LINKS},
+)
 async def submit_job(
-    body: JobCreate, rt: Runtime, jobs: Supervisor, who: Actor, response: Response, caller: Who,
+    body: JobCreate,
+    rt: Runtime,
+    jobs: Supervisor,
+    who: Actor,
+    response: Response,
+    caller: Who,
     known: Projects,
 ):
     caller.require(body.project_id, Role.EDITOR)
@@ -144,8 +170,11 @@ async def submit_job(
         job = await service.submit_job(uow, body, actor=who)
     if job.status == JobStatus.REJECTED:
         # Committed first: the rejected job and its JobRejected event are kept.
-        fields = [{"loc": ["body", v["field"]], "msg": v["message"], "type": v["rule"]}
-                  for v in job.violations if v.get("field")]  # fmt: skip
+        fields = [
+            {"loc": ["body", v["field"]], "msg": v["message"], "type": v["rule"]}
+            for v in job.violations
+            if v.get("field")
+        ]
         extensions: dict[str, Any] = {"job_id": str(job.id), "violations": job.violations}
         if fields:
             extensions["errors"] = fields
@@ -157,15 +186,27 @@ async def submit_job(
 
 @router.get("/jobs", response_model=JobPage, responses=answers())
 async def list_jobs(
-    rt: Runtime, caller: Who, project_id: UUID | None = None, status: JobStatus | None = None,
-    pipeline_run_id: UUID | None = None, limit: Limit = 50, offset: Offset = 0,
-    tracking_run_id: Annotated[Text | None, Query(
-        max_length=255, description="The job whose experiment run has this MLflow run id")] = None,
+    rt: Runtime,
+    caller: Who,
+    project_id: UUID | None = None,
+    status: JobStatus | None = None,
+    pipeline_run_id: UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    tracking_run_id: Annotated[
+        Text | None,
+        Query(max_length=255, description="The job whose experiment run has this MLflow run id"),
+    ] = None,
 ):
     async with rt.sessionmaker() as session:
         items, total = await store.find_jobs(
-            session, projects=caller.scope(project_id), status=status, pipeline_run_id=pipeline_run_id,
-            tracking_run_id=tracking_run_id, limit=limit, offset=offset,
+            session,
+            projects=caller.scope(project_id),
+            status=status,
+            pipeline_run_id=pipeline_run_id,
+            tracking_run_id=tracking_run_id,
+            limit=limit,
+            offset=offset,
         )
         runs = await store.runs_of_jobs(session, [j.id for j in items])
     return {"items": [_shape(j, runs.get(j.id)) for j in items], "total": total}
@@ -176,8 +217,7 @@ async def get_job(job_id: UUID, rt: Runtime, caller: Who):
     return await _job_out(rt, job_id, caller, Role.VIEWER)
 
 
-@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse,
-            responses=answers(JobNotFound))
+@router.get("/jobs/{job_id}/logs", response_class=StreamingResponse, responses=answers(JobNotFound))
 async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     """The job's output as text, followed while it runs."""
     async with rt.sessionmaker() as session:
@@ -195,8 +235,11 @@ async def job_logs(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
-             responses=write_answers(JobNotFound, JobAlreadyFinished))
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses=write_answers(JobNotFound, JobAlreadyFinished),
+)
 async def cancel_job(job_id: UUID, rt: Runtime, jobs: Supervisor, caller: Who):
     await _job_out(rt, job_id, caller, Role.EDITOR)  # 404 and 403 before anything else
     await jobs.cancel(job_id)

@@ -26,8 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: JobsSettings, supervisor: JobSupervisor | None = None) -> FastAPI:
-    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS,
-                             consumers(lambda: watcher))
+    runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, consumers(lambda: watcher))
     watcher = supervisor or JobSupervisor(settings, runtime.uow)
 
     @contextlib.asynccontextmanager

@@ -51,10 +51,12 @@ def cancel_stage_job(supervisor: Callable[[], JobSupervisor]):
         """Kill the job of a stage attempt the pipeline stopped (cancelled, or timed out)."""
         command = event.parse_data(StageJobCancellationRequested)
         job = await store.job_of_stage_attempt(
-            uow.session, command.pipeline_run_id, command.stage, command.attempt)
+            uow.session, command.pipeline_run_id, command.stage, command.attempt
+        )
         if job is None:
             raise StageJobNotSubmittedYet(
-                f"run {command.pipeline_run_id} stage {command.stage} attempt {command.attempt}")
+                f"run {command.pipeline_run_id} stage {command.stage} attempt {command.attempt}"
+            )
         if JobStatus(job.status).finished:
             return
         with contextlib.suppress(JobAlreadyFinished):  # it ended on its own meanwhile
@@ -73,8 +75,9 @@ def start_stage_job(supervisor: Callable[[], JobSupervisor]):
         try:
             await supervisor().start(validated.job_id)
         except Exception:
-            log.warning("job %s did not start now; the watcher tries again", validated.job_id,
-                        exc_info=True)
+            log.warning(
+                "job %s did not start now; the watcher tries again", validated.job_id, exc_info=True
+            )
 
     return handle
 
@@ -95,6 +98,7 @@ def consumers(supervisor: Callable[[], JobSupervisor]) -> tuple[EventConsumer, .
         ),
     )
 
+
 def _keep_dataset_version(seen: DatasetVersionState):
     async def keep(uow: UnitOfWork, event: CloudEvent) -> None:
         version = event.parse_data(DatasetVersionEvent)
@@ -105,12 +109,17 @@ def _keep_dataset_version(seen: DatasetVersionState):
 
 # What the datasets service says of its versions: a job may name only a verified one.
 DATASET_VERSION_CONSUMERS = tuple(
-    EventConsumer(durable=f"jobs-datasets-dataset-version-{contract.subject.rsplit('.', 1)[1]}",
-                  subject=contract.subject, handle=_keep_dataset_version(seen))
-    for contract, seen in ((DatasetVersionCreated, DatasetVersionState.CREATED),
-                           (DatasetVersionVerified, DatasetVersionState.VERIFIED),
-                           (DatasetVersionActivated, DatasetVersionState.VERIFIED),
-                           (DatasetVersionFailed, DatasetVersionState.FAILED))
+    EventConsumer(
+        durable=f"jobs-datasets-dataset-version-{contract.subject.rsplit('.', 1)[1]}",
+        subject=contract.subject,
+        handle=_keep_dataset_version(seen),
+    )
+    for contract, seen in (
+        (DatasetVersionCreated, DatasetVersionState.CREATED),
+        (DatasetVersionVerified, DatasetVersionState.VERIFIED),
+        (DatasetVersionActivated, DatasetVersionState.VERIFIED),
+        (DatasetVersionFailed, DatasetVersionState.FAILED),
+    )
 )
 
 CONSUMERS = (

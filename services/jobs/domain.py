@@ -69,30 +69,35 @@ class DatasetVersionState(StrEnum):
 
 # Events of one version come through several consumers, so in any order: the higher rank wins
 # (a version fails for good; a late `created` does not undo its verification).
-DATASET_VERSION_RANK = {DatasetVersionState.CREATED: 0, DatasetVersionState.VERIFIED: 1,
-                        DatasetVersionState.FAILED: 2}  # fmt: skip
+DATASET_VERSION_RANK = {
+    DatasetVersionState.CREATED: 0,
+    DatasetVersionState.VERIFIED: 1,
+    DatasetVersionState.FAILED: 2,
+}
 
 
-def dataset_version_violations(
-    asked: Sequence[UUID], known: Mapping[UUID, str]
-) -> list[Violation]:
+def dataset_version_violations(asked: Sequence[UUID], known: Mapping[UUID, str]) -> list[Violation]:
     """Each dataset version a job names must be known and verified (`known`: id -> state)."""
     violations = []
     for index, version_id in enumerate(asked):
         state = known.get(version_id)
         if state is None:
-            violations.append(Violation(
-                "dataset-version-known",
-                f"dataset_version_ids[{index}]: no dataset version {version_id} is known",
-                "dataset_version_ids",
-            ))
+            violations.append(
+                Violation(
+                    "dataset-version-known",
+                    f"dataset_version_ids[{index}]: no dataset version {version_id} is known",
+                    "dataset_version_ids",
+                )
+            )
         elif state != DatasetVersionState.VERIFIED:
-            violations.append(Violation(
-                "dataset-version-verified",
-                f"dataset_version_ids[{index}]: dataset version {version_id} is {state}; "
-                "only a verified version can be used",
-                "dataset_version_ids",
-            ))
+            violations.append(
+                Violation(
+                    "dataset-version-verified",
+                    f"dataset_version_ids[{index}]: dataset version {version_id} is {state}; "
+                    "only a verified version can be used",
+                    "dataset_version_ids",
+                )
+            )
     return violations
 
 
@@ -105,11 +110,13 @@ def gpu_type_option_violations(gpu_type_id: str, label: str) -> list[Violation]:
     """What is wrong with an option's id (already canonical) and label; empty when valid."""
     violations = []
     if not GPU_TYPE_ID.match(gpu_type_id) or len(gpu_type_id) > MAX_GPU_TYPE_ID_LENGTH:
-        violations.append(Violation(
-            "gpu-type-id-kebab-case",
-            f"id '{gpu_type_id}' must be lowercase kebab-case (a-z, 0-9 and single hyphens, "
-            f"at most {MAX_GPU_TYPE_ID_LENGTH} characters)",
-        ))
+        violations.append(
+            Violation(
+                "gpu-type-id-kebab-case",
+                f"id '{gpu_type_id}' must be lowercase kebab-case (a-z, 0-9 and single hyphens, "
+                f"at most {MAX_GPU_TYPE_ID_LENGTH} characters)",
+            )
+        )
     if not label.strip():
         violations.append(Violation("gpu-type-label-required", "label must not be empty"))
     return violations
@@ -136,8 +143,13 @@ class JobCheck:
 
 
 def validate_job(
-    *, env: Env, use_gpu: bool, gpu_type: str | None, gpus: int | None,
-    enabled_gpu_types: Collection[str], dataset_version_ids: Sequence[UUID] = (),
+    *,
+    env: Env,
+    use_gpu: bool,
+    gpu_type: str | None,
+    gpus: int | None,
+    enabled_gpu_types: Collection[str],
+    dataset_version_ids: Sequence[UUID] = (),
     dataset_versions: Mapping[UUID, str] | None = None,
 ) -> JobCheck:
     """Apply the data model's rules; `enabled_gpu_types` are the canonical ids enabled in `env`,
@@ -148,27 +160,35 @@ def validate_job(
         canonical = None
     if use_gpu:
         if canonical is None:
-            violations.append(Violation(
-                "gpu-type-required", "use_gpu is true, so resources.gpu_type is required"
-            ))
+            violations.append(
+                Violation("gpu-type-required", "use_gpu is true, so resources.gpu_type is required")
+            )
         elif canonical not in enabled_gpu_types:
-            violations.append(Violation(
-                "gpu-type-enabled-for-env",
-                f"gpu type '{gpu_type}' is not an enabled GPU type of env '{env}'",
-            ))
+            violations.append(
+                Violation(
+                    "gpu-type-enabled-for-env",
+                    f"gpu type '{gpu_type}' is not an enabled GPU type of env '{env}'",
+                )
+            )
         if gpus is not None and gpus < 1:
-            violations.append(Violation(
-                "gpu-count-positive", "use_gpu is true, so resources.gpus must be at least 1"
-            ))
+            violations.append(
+                Violation(
+                    "gpu-count-positive", "use_gpu is true, so resources.gpus must be at least 1"
+                )
+            )
     else:
         if gpu_type is not None:
-            violations.append(Violation(
-                "gpu-type-without-gpu", "use_gpu is false, so resources.gpu_type must be null"
-            ))
+            violations.append(
+                Violation(
+                    "gpu-type-without-gpu", "use_gpu is false, so resources.gpu_type must be null"
+                )
+            )
         if gpus:
-            violations.append(Violation(
-                "gpus-without-gpu", "use_gpu is false, so resources.gpus must be 0 or absent"
-            ))
+            violations.append(
+                Violation(
+                    "gpus-without-gpu", "use_gpu is false, so resources.gpus must be 0 or absent"
+                )
+            )
     violations += dataset_version_violations(dataset_version_ids, dataset_versions or {})
     return JobCheck(canonical, violations)
 

@@ -53,7 +53,9 @@ class TrainingJob(Base):
         Index("ix_training_jobs_project_created", "project_id", "created_at"),
         # One job per attempt of a pipeline stage (jobs submitted over HTTP have NULLs here).
         UniqueConstraint(
-            "pipeline_run_id", "pipeline_stage", "pipeline_attempt",
+            "pipeline_run_id",
+            "pipeline_stage",
+            "pipeline_attempt",
             name="uq_training_jobs_pipeline_stage_attempt",
         ),
     )

@@ -35,26 +35,45 @@ log = logging.getLogger(__name__)
 
 
 def _option_data(option: GpuTypeOption) -> dict[str, Any]:
-    return {"id": option.id, "env": option.env, "label": option.label, "enabled": option.enabled,
-            "priority": option.priority, "node_label": option.node_label}
+    return {
+        "id": option.id,
+        "env": option.env,
+        "label": option.label,
+        "enabled": option.enabled,
+        "priority": option.priority,
+        "node_label": option.node_label,
+    }
 
 
 async def create_gpu_type(
-    uow: UnitOfWork, *, id: str, label: str, env: Env, enabled: bool, priority: int,
+    uow: UnitOfWork,
+    *,
+    id: str,
+    label: str,
+    env: Env,
+    enabled: bool,
+    priority: int,
     node_label: str | None,
 ) -> GpuTypeOption:
     gpu_type_id = canonical_gpu_type_id(id)
     check_gpu_type_option(gpu_type_id, label)
     option = await store.insert_gpu_type(
         uow.session,
-        {"env": env.value, "id": gpu_type_id, "label": label.strip(), "enabled": enabled,
-         "priority": priority, "node_label": node_label},
+        {
+            "env": env.value,
+            "id": gpu_type_id,
+            "label": label.strip(),
+            "enabled": enabled,
+            "priority": priority,
+            "node_label": node_label,
+        },
     )
     if option is None:
         raise DuplicateGpuType(f"env '{env}' already has a GPU type '{gpu_type_id}'")
     uow.record(
-        GpuTypeOptionsChanged(env=option.env, gpu_type_id=option.id, change="created",
-                              option=_option_data(option)),
+        GpuTypeOptionsChanged(
+            env=option.env, gpu_type_id=option.id, change="created", option=_option_data(option)
+        ),
         f"{option.env}/{option.id}",
     )
     return option
@@ -75,8 +94,9 @@ async def update_gpu_type(
     if changes:
         await apply_changes(uow.session, option, changes)
         uow.record(
-            GpuTypeOptionsChanged(env=option.env, gpu_type_id=option.id, change="updated",
-                                  option=_option_data(option)),
+            GpuTypeOptionsChanged(
+                env=option.env, gpu_type_id=option.id, change="updated", option=_option_data(option)
+            ),
             f"{option.env}/{option.id}",
         )
     return option
@@ -96,7 +116,10 @@ async def delete_gpu_type(uow: UnitOfWork, env: Env, gpu_type_id: str) -> None:
 
 
 async def submit_job(
-    uow: UnitOfWork, request: JobRequest, *, actor: str,
+    uow: UnitOfWork,
+    request: JobRequest,
+    *,
+    actor: str,
     requested_by: PipelineStageRequested | None = None,
 ) -> TrainingJob:
     """Validate a job against the data model and keep it: `validated` to be started, or
@@ -106,40 +129,71 @@ async def submit_job(
     enabled = await store.enabled_gpu_types(uow.session, request.env.value)
     datasets = await store.dataset_version_states(uow.session, set(request.dataset_version_ids))
     check = validate_job(
-        env=request.env, use_gpu=request.use_gpu, gpu_type=resources["gpu_type"],
-        gpus=resources["gpus"], enabled_gpu_types=enabled,
-        dataset_version_ids=request.dataset_version_ids, dataset_versions=datasets,
+        env=request.env,
+        use_gpu=request.use_gpu,
+        gpu_type=resources["gpu_type"],
+        gpus=resources["gpus"],
+        enabled_gpu_types=enabled,
+        dataset_version_ids=request.dataset_version_ids,
+        dataset_versions=datasets,
     )
     if check.gpu_type is not None:
         resources["gpu_type"] = check.gpu_type
     status = JobStatus.VALIDATED if check.accepted else JobStatus.REJECTED
-    origin = {} if requested_by is None else {
-        "pipeline_run_id": requested_by.pipeline_run_id, "pipeline_stage": requested_by.stage,
-        "pipeline_attempt": requested_by.attempt,
-    }
-    job = await store.insert_job(uow.session, {
-        **request.model_dump(mode="json"), **origin, "id": uuid4(),
-        "project_id": request.project_id, "resources": resources, "status": status.value,
-        "created_by": actor,
-        "violations": [v.to_dict() for v in check.violations],
-    })
+    origin = (
+        {}
+        if requested_by is None
+        else {
+            "pipeline_run_id": requested_by.pipeline_run_id,
+            "pipeline_stage": requested_by.stage,
+            "pipeline_attempt": requested_by.attempt,
+        }
+    )
+    job = await store.insert_job(
+        uow.session,
+        {
+            **request.model_dump(mode="json"),
+            **origin,
+            "id": uuid4(),
+            "project_id": request.project_id,
+            "resources": resources,
+            "status": status.value,
+            "created_by": actor,
+            "violations": [v.to_dict() for v in check.violations],
+        },
+    )
     identity = job_fields(job)
     uow.record(
-        JobSubmitted(**identity, env=job.env, job_type=job.job_type, use_gpu=job.use_gpu,
-                     gpu_type=request.resources.gpu_type),
+        JobSubmitted(
+            **identity,
+            env=job.env,
+            job_type=job.job_type,
+            use_gpu=job.use_gpu,
+            gpu_type=request.resources.gpu_type,
+        ),
         job.id,
     )
     if check.accepted:
         uow.record(
-            JobValidated(**identity, env=job.env, job_type=job.job_type, use_gpu=job.use_gpu,
-                         gpu_type=check.gpu_type),
+            JobValidated(
+                **identity,
+                env=job.env,
+                job_type=job.job_type,
+                use_gpu=job.use_gpu,
+                gpu_type=check.gpu_type,
+            ),
             job.id,
         )
     else:
         uow.record(
-            JobRejected(**identity, env=job.env,
-                        violations=[RuleViolation(rule=v.rule, message=v.message, field=v.field)
-                                    for v in check.violations]),
+            JobRejected(
+                **identity,
+                env=job.env,
+                violations=[
+                    RuleViolation(rule=v.rule, message=v.message, field=v.field)
+                    for v in check.violations
+                ],
+            ),
             job.id,
         )
     return job
@@ -154,8 +208,13 @@ async def submit_stage_job(
         uow.session, requested.pipeline_run_id, requested.stage, requested.attempt
     )
     if job is not None:
-        log.info("pipeline run %s stage %s attempt %d already has job %s",
-                 requested.pipeline_run_id, requested.stage, requested.attempt, job.id)
+        log.info(
+            "pipeline run %s stage %s attempt %d already has job %s",
+            requested.pipeline_run_id,
+            requested.stage,
+            requested.attempt,
+            job.id,
+        )
         return job
     return await submit_job(uow, requested.job, actor=actor, requested_by=requested)
 
@@ -169,7 +228,12 @@ async def keep_dataset_version(
     uow: UnitOfWork, event: DatasetVersionEvent, seen: DatasetVersionState
 ) -> None:
     """Remember what the datasets service said of a version, so jobs naming it are checked."""
-    await store.put_dataset_version(uow.session, {
-        "dataset_version_id": event.dataset_version_id, "dataset_id": event.dataset_id,
-        "project_id": event.project_id, "state": seen.value,
-    })
+    await store.put_dataset_version(
+        uow.session,
+        {
+            "dataset_version_id": event.dataset_version_id,
+            "dataset_id": event.dataset_id,
+            "project_id": event.project_id,
+            "state": seen.value,
+        },
+    )

@@ -110,22 +110,32 @@ async def job_of_stage_attempt(
 
 
 async def job_ids_in(session: AsyncSession, status: JobStatus) -> list[UUID]:
-    stmt = select(TrainingJob.id).where(TrainingJob.status == status.value).order_by(
-        TrainingJob.created_at
+    stmt = (
+        select(TrainingJob.id)
+        .where(TrainingJob.status == status.value)
+        .order_by(TrainingJob.created_at)
     )
     return list((await session.scalars(stmt)).all())
 
 
 async def find_jobs(
-    session: AsyncSession, *, projects: Collection[UUID] | None, status: JobStatus | None,
-    pipeline_run_id: UUID | None = None, tracking_run_id: str | None = None, limit: int,
+    session: AsyncSession,
+    *,
+    projects: Collection[UUID] | None,
+    status: JobStatus | None,
+    pipeline_run_id: UUID | None = None,
+    tracking_run_id: str | None = None,
+    limit: int,
     offset: int,
 ) -> tuple[Sequence[TrainingJob], int]:
     """A page of the jobs in `projects` (None: every project) that match, and their count."""
     conditions: list[ColumnElement[bool]] = []
     if tracking_run_id is not None:
-        conditions.append(TrainingJob.id.in_(
-            select(ExperimentRun.job_id).where(ExperimentRun.tracking_run_id == tracking_run_id)))
+        conditions.append(
+            TrainingJob.id.in_(
+                select(ExperimentRun.job_id).where(ExperimentRun.tracking_run_id == tracking_run_id)
+            )
+        )
     if projects is not None:
         conditions.append(TrainingJob.project_id.in_(list(projects)))
     if pipeline_run_id is not None:
@@ -163,9 +173,7 @@ async def runs_of_jobs(session: AsyncSession, job_ids: Sequence[UUID]) -> dict[U
     return {r.job_id: r for r in runs}
 
 
-async def update_run(
-    session: AsyncSession, run_id: UUID, changes: dict[str, Any]
-) -> ExperimentRun:
+async def update_run(session: AsyncSession, run_id: UUID, changes: dict[str, Any]) -> ExperimentRun:
     """The run as it is after the changes."""
     stmt = (
         update(ExperimentRun)
@@ -193,7 +201,8 @@ async def dataset_version_states(session: AsyncSession, ids: Collection[UUID]) -
     if not ids:
         return {}
     stmt = select(DatasetVersionSeen.dataset_version_id, DatasetVersionSeen.state).where(
-        DatasetVersionSeen.dataset_version_id.in_(list(ids)))
+        DatasetVersionSeen.dataset_version_id.in_(list(ids))
+    )
     return {row.dataset_version_id: row.state for row in await session.execute(stmt)}
 
 
@@ -203,7 +212,12 @@ async def put_dataset_version(session: AsyncSession, values: dict[str, Any]) -> 
     stmt = insert(DatasetVersionSeen).values(**values)
     rank = {state.value: r for state, r in DATASET_VERSION_RANK.items()}
     stored = DatasetVersionSeen.state
-    keep = case((case(rank, value=stored) >= case(rank, value=stmt.excluded.state), stored),
-                else_=stmt.excluded.state)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["dataset_version_id"], set_={"state": keep, "updated_at": func.now()}))
+    keep = case(
+        (case(rank, value=stored) >= case(rank, value=stmt.excluded.state), stored),
+        else_=stmt.excluded.state,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["dataset_version_id"], set_={"state": keep, "updated_at": func.now()}
+        )
+    )

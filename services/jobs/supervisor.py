@@ -59,16 +59,23 @@ def build_executor(settings: JobsSettings, name: str, options: Mapping[str, Any]
         )
 
         overrides = {key: options[key] for key in KUBERNETES_OPTIONS if key in options}
-        return KubernetesExecutor(KubernetesConfig(**{
-            "namespace": settings.kubernetes_namespace, "host": settings.kubernetes_host,
-            "token": settings.kubernetes_token, "verify_ssl": settings.kubernetes_verify_ssl,
-            **overrides,
-        }))
+        return KubernetesExecutor(
+            KubernetesConfig(
+                **{
+                    "namespace": settings.kubernetes_namespace,
+                    "host": settings.kubernetes_host,
+                    "token": settings.kubernetes_token,
+                    "verify_ssl": settings.kubernetes_verify_ssl,
+                    **overrides,
+                }
+            )
+        )
     if name == TrainingBackend.LOCAL:
         from services.jobs.integrations.local import LocalExecutor
 
         return LocalExecutor(
-            settings.jobs_state_dir / "runs", grace_seconds=settings.jobs_cancel_grace_seconds,
+            settings.jobs_state_dir / "runs",
+            grace_seconds=settings.jobs_cancel_grace_seconds,
             run_as=settings.local_jobs_user(),
         )
     raise ValueError(f"no training execution backend named {name!r}")
@@ -101,9 +108,7 @@ class JobSupervisor:
 
     async def _executor_for(self, uow: UnitOfWork, env: str) -> tuple[str, dict[str, Any]]:
         """The env's executor: its IntegrationConfig, else the service's default for it."""
-        config = await store.get_integration_config(
-            uow.session, env, Concern.TRAINING_EXECUTION
-        )
+        config = await store.get_integration_config(uow.session, env, Concern.TRAINING_EXECUTION)
         if config is None:
             return self.settings.default_executor(env).value, {}
         return config.backend, config.settings
@@ -122,7 +127,9 @@ class JobSupervisor:
         run_name = f"{job.name}-{str(job.id)[:8]}"
         try:
             run_id = await self.tracking.find_or_create_run(
-                experiment_name, run_name, params=job.parameters,
+                experiment_name,
+                run_name,
+                params=job.parameters,
                 tags={JOB_TAG: str(job.id), "modelplane.project_id": str(job.project_id)},
                 identified_by=JOB_TAG,
             )
@@ -149,12 +156,21 @@ class JobSupervisor:
                 await self._insert_run(
                     uow, locked, run_id, experiment_name, run_name, RunStatus.RUNNING
                 )
-                await apply_changes(uow.session, locked, {
-                    "status": JobStatus.RUNNING.value, "executor": executor_name,
-                    "handle": handle, "started_at": datetime.now(UTC), "start_claimed_at": None,
-                })
-                uow.record(JobStarted(**job_fields(locked), executor=executor_name, run_id=run_id),
-                           locked.id)
+                await apply_changes(
+                    uow.session,
+                    locked,
+                    {
+                        "status": JobStatus.RUNNING.value,
+                        "executor": executor_name,
+                        "handle": handle,
+                        "started_at": datetime.now(UTC),
+                        "start_claimed_at": None,
+                    },
+                )
+                uow.record(
+                    JobStarted(**job_fields(locked), executor=executor_name, run_id=run_id),
+                    locked.id,
+                )
         if not started and handle is not None and locked is not None and locked.handle is None:
             # Cancelled while it was being started: stop what was started for it. (A handle
             # means another starter, taking up a claim it thought stale, recorded this run.)
@@ -272,25 +288,50 @@ class JobSupervisor:
             option = await store.get_gpu_type(uow.session, job.env, gpu_type)
             node_key, node_value = gpu_node_selector(option.node_label if option else None)
         return JobSpec(
-            job_id=job.id, name=job.name, command=list(job.command), working_dir=job.working_dir,
-            image=job.image, python_env=job.python_env, env=env, parameters=job.parameters, use_gpu=job.use_gpu,
+            job_id=job.id,
+            name=job.name,
+            command=list(job.command),
+            working_dir=job.working_dir,
+            image=job.image,
+            python_env=job.python_env,
+            env=env,
+            parameters=job.parameters,
+            use_gpu=job.use_gpu,
             gpus=gpu_count(job.use_gpu, resources.get("gpus")),
-            gpu_type=node_value or gpu_type, gpu_node_label=node_key,
-            cpu=resources.get("cpu"), memory=resources.get("memory"),
+            gpu_type=node_value or gpu_type,
+            gpu_node_label=node_key,
+            cpu=resources.get("cpu"),
+            memory=resources.get("memory"),
         )
 
     async def _insert_run(
-        self, uow: UnitOfWork, job: TrainingJob, run_id: str, experiment_name: str,
-        run_name: str, status: RunStatus,
+        self,
+        uow: UnitOfWork,
+        job: TrainingJob,
+        run_id: str,
+        experiment_name: str,
+        run_name: str,
+        status: RunStatus,
     ) -> None:
         now = datetime.now(UTC)
-        run = await store.insert_run(uow.session, {
-            "id": uuid4(), "job_id": job.id, "tracking_system": TRACKING_SYSTEM,
-            "tracking_run_id": run_id, "experiment_name": experiment_name, "run_name": run_name,
-            "parameters": job.parameters, "metrics": {}, "artifact_uris": [], "artifacts": [],
-            "status": status.value, "start_time": now,
-            "end_time": now if status != RunStatus.RUNNING else None,
-        })
+        run = await store.insert_run(
+            uow.session,
+            {
+                "id": uuid4(),
+                "job_id": job.id,
+                "tracking_system": TRACKING_SYSTEM,
+                "tracking_run_id": run_id,
+                "experiment_name": experiment_name,
+                "run_name": run_name,
+                "parameters": job.parameters,
+                "metrics": {},
+                "artifact_uris": [],
+                "artifacts": [],
+                "status": status.value,
+                "start_time": now,
+                "end_time": now if status != RunStatus.RUNNING else None,
+            },
+        )
         uow.record(run_updated(job, run), run.id)
 
     async def _finish(self, job_id: UUID, status: ExecutionStatus) -> JobStatus:
@@ -311,34 +352,54 @@ class JobSupervisor:
                 return JobStatus(job.status) if job is not None else outcome  # another ended it
             results = None
             if run is not None and snapshot is not None:
-                run = await store.update_run(uow.session, run.id, {
-                    "metrics": snapshot.metrics,
-                    "artifact_uris": [snapshot.artifact_uri] if snapshot.artifact_uri else [],
-                    "artifacts": snapshot.artifacts,
-                    "parameters": {**job.parameters, **snapshot.params},
-                    "status": TERMINAL_RUN_STATUS[outcome][0].value,
-                    "end_time": datetime.now(UTC),
-                })
+                run = await store.update_run(
+                    uow.session,
+                    run.id,
+                    {
+                        "metrics": snapshot.metrics,
+                        "artifact_uris": [snapshot.artifact_uri] if snapshot.artifact_uri else [],
+                        "artifacts": snapshot.artifacts,
+                        "parameters": {**job.parameters, **snapshot.params},
+                        "status": TERMINAL_RUN_STATUS[outcome][0].value,
+                        "end_time": datetime.now(UTC),
+                    },
+                )
                 uow.record(run_updated(job, run), run.id)
                 results = (snapshot.metrics, snapshot.artifact_uri)
             await apply_changes(uow.session, job, {"exit_code": status.exit_code})
-            await self._end(uow, job, outcome, run.tracking_run_id if run else None, results,
-                            status.message)
+            await self._end(
+                uow, job, outcome, run.tracking_run_id if run else None, results, status.message
+            )
         return outcome
 
     async def _end(
-        self, uow: UnitOfWork, job: TrainingJob, outcome: JobStatus, run_id: str | None,
-        results: tuple[dict[str, float], str | None] | None, message: str | None,
+        self,
+        uow: UnitOfWork,
+        job: TrainingJob,
+        outcome: JobStatus,
+        run_id: str | None,
+        results: tuple[dict[str, float], str | None] | None,
+        message: str | None,
     ) -> None:
-        await apply_changes(uow.session, job, {
-            "status": outcome.value, "message": message, "finished_at": datetime.now(UTC),
-        })
+        await apply_changes(
+            uow.session,
+            job,
+            {
+                "status": outcome.value,
+                "message": message,
+                "finished_at": datetime.now(UTC),
+            },
+        )
         common = {**job_fields(job), "run_id": run_id}
         if outcome == JobStatus.SUCCEEDED:
             metrics, artifact_uri = results or ({}, None)
             register = RegisterModel(**job.register_model) if job.register_model else None
-            uow.record(JobSucceeded(**common, metrics=metrics, artifact_uri=artifact_uri,
-                                    register_model=register), job.id)
+            uow.record(
+                JobSucceeded(
+                    **common, metrics=metrics, artifact_uri=artifact_uri, register_model=register
+                ),
+                job.id,
+            )
         elif outcome == JobStatus.FAILED:
             uow.record(JobFailed(**common, exit_code=job.exit_code, message=message), job.id)
         else:

@@ -88,21 +88,35 @@ def answers(*problems: type[Problem]) -> dict:
 
 _PIPELINE = "/api/v1/pipelines/{pipeline_id}"
 _RUN = f"{_PIPELINE}/runs/{{run_id}}"
-PIPELINE_LINKS = links(201, **{
-    name: link(f"{_PIPELINE}{tail}", method, pipeline_id="$response.body#/id")
-    for name, tail, method in (
-        ("GetPipeline", "", "get"), ("AddDefinition", "/definitions", "post"),
-        ("ListDefinitions", "/definitions", "get"), ("StartRun", "/runs", "post"),
-        ("ListRuns", "/runs", "get"),
-    )
-})  # fmt: skip
-RUN_LINKS = links(201, **{
-    name: link(f"{_RUN}{tail}", method, pipeline_id="$response.body#/pipeline_id",
-               run_id="$response.body#/id")
-    for name, tail, method in (
-        ("GetRun", "", "get"), ("CancelRun", "/cancel", "post"), ("RetryRun", "/retry", "post"),
-    )
-})  # fmt: skip
+PIPELINE_LINKS = links(
+    201,
+    **{
+        name: link(f"{_PIPELINE}{tail}", method, pipeline_id="$response.body#/id")
+        for name, tail, method in (
+            ("GetPipeline", "", "get"),
+            ("AddDefinition", "/definitions", "post"),
+            ("ListDefinitions", "/definitions", "get"),
+            ("StartRun", "/runs", "post"),
+            ("ListRuns", "/runs", "get"),
+        )
+    },
+)
+RUN_LINKS = links(
+    201,
+    **{
+        name: link(
+            f"{_RUN}{tail}",
+            method,
+            pipeline_id="$response.body#/pipeline_id",
+            run_id="$response.body#/id",
+        )
+        for name, tail, method in (
+            ("GetRun", "", "get"),
+            ("CancelRun", "/cancel", "post"),
+            ("RetryRun", "/retry", "post"),
+        )
+    },
+)
 
 
 async def _orchestration(rt: ServiceRuntime, run_id: UUID) -> OrchestrationSystem | None:
@@ -117,8 +131,9 @@ async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> PipelineDet
         if pipeline is None:
             raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
         definition = await store.get_definition(session, pipeline_id, pipeline.latest_version)
-    return PipelineDetail(**PipelineOut.model_validate(pipeline).model_dump(),
-                          definition=definition.definition)
+    return PipelineDetail(
+        **PipelineOut.model_validate(pipeline).model_dump(), definition=definition.definition
+    )
 
 
 async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> RunDetail:
@@ -128,15 +143,25 @@ async def _run_detail(rt: ServiceRuntime, pipeline_id: UUID, run_id: UUID) -> Ru
         if run is None or run.pipeline_id != pipeline_id:
             raise RunNotFound(f"pipeline {pipeline_id} has no run {run_id}")
         stages = await store.run_stages(session, run_id)
-    return RunDetail(**RunOut.model_validate(run).model_dump(),
-                     pipeline_definition=run.pipeline_definition,
-                     stages=[StageOut.model_validate(s) for s in stages])
+    return RunDetail(
+        **RunOut.model_validate(run).model_dump(),
+        pipeline_definition=run.pipeline_definition,
+        stages=[StageOut.model_validate(s) for s in stages],
+    )
 
 
-@router.post("/pipelines", status_code=201, response_model=PipelineDetail,
-             responses={**answers(InvalidDefinition, PipelineNameTaken), **PIPELINE_LINKS})
+@router.post(
+    "/pipelines",
+    status_code=201,
+    response_model=PipelineDetail,
+    responses={**answers(InvalidDefinition, PipelineNameTaken), **PIPELINE_LINKS},
+)
 async def create_pipeline(
-    body: PipelineCreate, rt: Runtime, actor: Actor, response: Response, caller: Who,
+    body: PipelineCreate,
+    rt: Runtime,
+    actor: Actor,
+    response: Response,
+    caller: Who,
     known: Projects,
 ):
     """A pipeline and its first definition, checked whole: every problem in one 422."""
@@ -150,25 +175,32 @@ async def create_pipeline(
 
 @router.get("/pipelines", response_model=PipelinePage, responses=answers())
 async def list_pipelines(
-    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 100,
+    rt: Runtime,
+    caller: Who,
+    project_id: UUID | None = None,
+    limit: Limit = 100,
     offset: Offset = 0,
 ):
     """The pipelines of the projects the caller may see (of `project_id`, if given)."""
     async with rt.sessionmaker() as session:
-        items, total = await store.list_pipelines(session, caller.scope(project_id), limit,
-                                                  offset)
+        items, total = await store.list_pipelines(session, caller.scope(project_id), limit, offset)
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}", response_model=PipelineDetail,
-            responses=answers(PipelineNotFound))
+@router.get(
+    "/pipelines/{pipeline_id}", response_model=PipelineDetail, responses=answers(PipelineNotFound)
+)
 async def get_pipeline(pipeline_id: UUID, rt: Runtime, caller: Who):
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _pipeline_detail(rt, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/definitions", status_code=201, response_model=DefinitionOut,
-             responses=answers(PipelineNotFound, InvalidDefinition))
+@router.post(
+    "/pipelines/{pipeline_id}/definitions",
+    status_code=201,
+    response_model=DefinitionOut,
+    responses=answers(PipelineNotFound, InvalidDefinition),
+)
 async def add_definition(
     pipeline_id: UUID, body: DefinitionCreate, rt: Runtime, actor: Actor, caller: Who
 ):
@@ -180,19 +212,33 @@ async def add_definition(
         return await store.get_definition(session, pipeline_id, version)
 
 
-@router.get("/pipelines/{pipeline_id}/definitions", response_model=list[DefinitionOut],
-            responses=answers(PipelineNotFound))
+@router.get(
+    "/pipelines/{pipeline_id}/definitions",
+    response_model=list[DefinitionOut],
+    responses=answers(PipelineNotFound),
+)
 async def list_definitions(pipeline_id: UUID, rt: Runtime, caller: Who):
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     async with rt.sessionmaker() as session:
         return await store.list_definitions(session, pipeline_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs", status_code=201, response_model=RunDetail,
-             responses={**answers(PipelineNotFound, DefinitionVersionNotFound, InvalidRunParameters),
-                        **RUN_LINKS})
+@router.post(
+    "/pipelines/{pipeline_id}/runs",
+    status_code=201,
+    response_model=RunDetail,
+    responses={
+        **answers(PipelineNotFound, DefinitionVersionNotFound, InvalidRunParameters),
+        **RUN_LINKS,
+    },
+)
 async def start_run(
-    pipeline_id: UUID, body: RunCreate, rt: Runtime, actor: Actor, response: Response, argo: Argo,
+    pipeline_id: UUID,
+    body: RunCreate,
+    rt: Runtime,
+    actor: Actor,
+    response: Response,
+    argo: Argo,
     caller: Who,
 ):
     """Start a run on its env's orchestrator: the local engine asks for its first stages in the
@@ -200,7 +246,8 @@ async def start_run(
     pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.sessionmaker() as session:
         orchestration = await service.orchestration_of(
-            session, body.env.value, rt.settings.orchestration(body.env))
+            session, body.env.value, rt.settings.orchestration(body.env)
+        )
     namespace = (
         argo.config.namespace
         if orchestration == OrchestrationSystem.ARGO_WORKFLOWS
@@ -225,8 +272,9 @@ async def start_run(
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.get("/pipelines/{pipeline_id}/runs", response_model=RunPage,
-            responses=answers(PipelineNotFound))
+@router.get(
+    "/pipelines/{pipeline_id}/runs", response_model=RunPage, responses=answers(PipelineNotFound)
+)
 async def list_runs(
     pipeline_id: UUID,
     rt: Runtime,
@@ -243,16 +291,22 @@ async def list_runs(
     return {"items": items, "total": total}
 
 
-@router.get("/pipelines/{pipeline_id}/runs/{run_id}", response_model=RunDetail,
-            responses=answers(RunNotFound))
+@router.get(
+    "/pipelines/{pipeline_id}/runs/{run_id}",
+    response_model=RunDetail,
+    responses=answers(RunNotFound),
+)
 async def get_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, caller: Who):
     """The run with each stage's state, attempt, job, outputs and timings."""
     await _pipeline(rt, pipeline_id, caller, Role.VIEWER)
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/cancel", response_model=RunDetail,
-             responses=answers(RunNotFound, RunFinished, IllegalRunTransition))
+@router.post(
+    "/pipelines/{pipeline_id}/runs/{run_id}/cancel",
+    response_model=RunDetail,
+    responses=answers(RunNotFound, RunFinished, IllegalRunTransition),
+)
 async def cancel_run(
     pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, argo: Argo, caller: Who
 ):
@@ -266,20 +320,30 @@ async def cancel_run(
     return await _run_detail(rt, pipeline_id, run_id)
 
 
-@router.post("/pipelines/{pipeline_id}/runs/{run_id}/retry", response_model=RunDetail,
-             responses=answers(RunNotFound, RunNotFailed, RunRetriesExhausted, RetryUnsupported,
-                               IllegalRunTransition))
+@router.post(
+    "/pipelines/{pipeline_id}/runs/{run_id}/retry",
+    response_model=RunDetail,
+    responses=answers(
+        RunNotFound, RunNotFailed, RunRetriesExhausted, RetryUnsupported, IllegalRunTransition
+    ),
+)
 async def retry_run(pipeline_id: UUID, run_id: UUID, rt: Runtime, actor: Actor, caller: Who):
     """Retry a failed run from its failed stages on; finished stages are not run again."""
     pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.uow() as uow:
-        await service.retry_run(uow, pipeline_id, run_id, actor=actor,
-                                may_approve=caller.may(pipeline.project_id, Role.APPROVER))
+        await service.retry_run(
+            uow,
+            pipeline_id,
+            run_id,
+            actor=actor,
+            may_approve=caller.may(pipeline.project_id, Role.APPROVER),
+        )
     return await _run_detail(rt, pipeline_id, run_id)
 
 
 @router.post(
-    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve", response_model=RunDetail,
+    "/pipelines/{pipeline_id}/runs/{run_id}/stages/{stage}/approve",
+    response_model=RunDetail,
     responses=answers(RunNotFound, StageNotFound, StageNotAwaitingApproval, RunFinished),
 )
 async def approve_stage(

@@ -82,7 +82,8 @@ def create_app(
     app.state.runtime = runtime
     app.state.argo_runs = argo_runs
     app.state.projects = ProjectDirectory(
-        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
+        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE
+    )
     app.add_middleware(Utf8JsonOnly)
     # Only the gateway's signed credential says who calls (shared/auth.py).
     app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))

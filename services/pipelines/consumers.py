@@ -46,8 +46,12 @@ def _job_answer(contract):
 async def version_created(uow: UnitOfWork, event: CloudEvent) -> None:
     tag = event.parse_data(StageAttemptAnswer)
     if tag.names_a_stage:
-        answer = answer_of_version_created(event.parse_data(ModelVersionCreated),
-                                           tag.pipeline_stage, tag.pipeline_attempt, _at(event))
+        answer = answer_of_version_created(
+            event.parse_data(ModelVersionCreated),
+            tag.pipeline_stage,
+            tag.pipeline_attempt,
+            _at(event),
+        )
         await service.answer(uow, tag.pipeline_run_id, answer)
 
 
@@ -55,8 +59,11 @@ async def version_transitioned(uow: UnitOfWork, event: CloudEvent) -> None:
     tag = event.parse_data(StageAttemptAnswer)
     if tag.names_a_stage:
         answer = answer_of_version_transitioned(
-            event.parse_data(ModelVersionTransitioned), tag.pipeline_stage, tag.pipeline_attempt,
-            _at(event))
+            event.parse_data(ModelVersionTransitioned),
+            tag.pipeline_stage,
+            tag.pipeline_attempt,
+            _at(event),
+        )
         await service.answer(uow, tag.pipeline_run_id, answer)
 
 
@@ -69,8 +76,12 @@ async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
 async def command_refused(uow: UnitOfWork, event: CloudEvent) -> None:
     """The registry or serving would not do what a stage asked: that attempt failed."""
     refusal = event.parse_data(StageCommandRefused)
-    answer = StageFailed(refusal.pipeline_stage, refusal.pipeline_attempt, _at(event),
-                         f"{refusal.reason} ({refusal.problem})")
+    answer = StageFailed(
+        refusal.pipeline_stage,
+        refusal.pipeline_attempt,
+        _at(event),
+        f"{refusal.reason} ({refusal.problem})",
+    )
     await service.answer(uow, refusal.pipeline_run_id, answer)
 
 
@@ -78,8 +89,9 @@ def _deployment_answer(healthy: bool):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
         tag = event.parse_data(StageAttemptAnswer)
         if tag.names_a_stage:
-            answer = answer_of_deployment(event.data, tag.pipeline_stage, tag.pipeline_attempt,
-                                          healthy, _at(event))
+            answer = answer_of_deployment(
+                event.data, tag.pipeline_stage, tag.pipeline_attempt, healthy, _at(event)
+            )
             await service.answer(uow, tag.pipeline_run_id, answer)
 
     return handle

@@ -616,12 +616,16 @@ def unapproved_promotions(definition: PipelineDefinition) -> list[str]:
     """The promote stages that may move a version to production (named, or read from a
     reference) with no approve stage before them: whoever starts such a run approves them."""
     return [
-        spec.name for spec in definition.stages
+        spec.name
+        for spec in definition.stages
         if spec.kind == StageKind.PROMOTE
-        and (spec.parameters.get("stage") == "production"
-             or REFERENCE.search(str(spec.parameters.get("stage"))))
-        and not any(definition.stage(a).kind == StageKind.APPROVE
-                    for a in definition.ancestors(spec.name))
+        and (
+            spec.parameters.get("stage") == "production"
+            or REFERENCE.search(str(spec.parameters.get("stage")))
+        )
+        and not any(
+            definition.stage(a).kind == StageKind.APPROVE for a in definition.ancestors(spec.name)
+        )
     ]
 
 
@@ -632,11 +636,16 @@ class InvalidRunParameters(InvalidInput):
 
 def check_run_parameters(definition: PipelineDefinition, parameters: Mapping[str, Any]) -> None:
     """A run gives only declared parameters, and every one whose default is null."""
-    problems = [f"'{name}' is not a parameter of the pipeline" for name in parameters
-                if name not in definition.parameters]
-    problems += [f"'{name}' has no default, so the run must give it"
-                 for name, default in definition.parameters.items()
-                 if default is None and parameters.get(name) is None]
+    problems = [
+        f"'{name}' is not a parameter of the pipeline"
+        for name in parameters
+        if name not in definition.parameters
+    ]
+    problems += [
+        f"'{name}' has no default, so the run must give it"
+        for name, default in definition.parameters.items()
+        if default is None and parameters.get(name) is None
+    ]
     if problems:
         raise InvalidRunParameters("; ".join(problems), problems=problems)
 

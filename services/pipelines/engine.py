@@ -227,29 +227,44 @@ def answer_of_job_event(data: JobEvent, at: datetime) -> Answer | None:
     return None
 
 
-def answer_of_version_created(data: ModelVersionCreated, stage: str, attempt: int,
-                              at: datetime) -> Answer:
-    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
-               "version": data.version}
+def answer_of_version_created(
+    data: ModelVersionCreated, stage: str, attempt: int, at: datetime
+) -> Answer:
+    outputs = {
+        "model_id": str(data.model_id),
+        "version_id": str(data.version_id),
+        "version": data.version,
+    }
     return StageSucceeded(stage, attempt, at, outputs)
 
 
-def answer_of_version_transitioned(data: ModelVersionTransitioned, stage: str, attempt: int,
-                                   at: datetime) -> Answer:
-    outputs = {"model_id": str(data.model_id), "version_id": str(data.version_id),
-               "stage": data.to_stage}
+def answer_of_version_transitioned(
+    data: ModelVersionTransitioned, stage: str, attempt: int, at: datetime
+) -> Answer:
+    outputs = {
+        "model_id": str(data.model_id),
+        "version_id": str(data.version_id),
+        "stage": data.to_stage,
+    }
     return StageSucceeded(stage, attempt, at, outputs)
 
 
-def answer_of_deployment(data: Mapping[str, Any], stage: str, attempt: int, healthy: bool,
-                         at: datetime) -> Answer:
+def answer_of_deployment(
+    data: Mapping[str, Any], stage: str, attempt: int, healthy: bool, at: datetime
+) -> Answer:
     """Serving's DeploymentHealthy or DeploymentFailed (read from its data's fields)."""
     if not healthy:
-        return StageFailed(stage, attempt, at,
-                           f"deployment {data.get('deployment_id')} failed: {data.get('reason')}")
-    outputs = {"deployment_id": data.get("deployment_id"),
-               "endpoint_id": data.get("endpoint_id"),
-               "version_id": data.get("model_version_id")}
+        return StageFailed(
+            stage,
+            attempt,
+            at,
+            f"deployment {data.get('deployment_id')} failed: {data.get('reason')}",
+        )
+    outputs = {
+        "deployment_id": data.get("deployment_id"),
+        "endpoint_id": data.get("endpoint_id"),
+        "version_id": data.get("model_version_id"),
+    }
     return StageSucceeded(stage, attempt, at, outputs)
 
 
@@ -327,7 +342,10 @@ def plan(run: RunState, answer: Answer) -> Plan:
             step.check_deadlines()
     # Only the local engine schedules stages; another orchestrator is reconciled with instead.
     if run.orchestration_system == OrchestrationSystem.LOCAL and step.run_status in (
-            RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING):
+        RunStatus.PENDING,
+        RunStatus.RUNNING,
+        RunStatus.RETRYING,
+    ):
         step.advance()
     return step.plan()
 
@@ -455,7 +473,8 @@ class _Step:
     def stage_succeeded(self, name: str, outputs: Mapping[str, Any]) -> None:
         spec = self.spec(name)
         if spec.kind == StageKind.PROMOTE and outputs.get("stage") != substitute(
-                spec.parameters["stage"], self.resolve):
+            spec.parameters["stage"], self.resolve
+        ):
             return  # the registry's other move of that promotion (the former version archived)
         self.stage_started(name, _uuid(outputs.get("job_id")))
         self.set_stage(
@@ -722,9 +741,12 @@ class _Step:
                         "comment": parameters.get("comment"),
                         # With no approve stage before it, a move to production was approved by
                         # who started (or retried) the run: the service lets only approvers.
-                        "approved_by": self._approved_by(name) or (
-                            self.original.started_by if parameters["stage"] == "production"
-                            else None),
+                        "approved_by": self._approved_by(name)
+                        or (
+                            self.original.started_by
+                            if parameters["stage"] == "production"
+                            else None
+                        ),
                     }
                 )
             case StageKind.DEPLOY:
@@ -779,8 +801,12 @@ RUN_EVENTS: dict[RunStatus, type[PipelineRunEvent]] = {
 
 
 def reconcile(
-    run: RunState, status: RunStatus, observed: Mapping[str, ObservedStage], at: datetime,
-    *, message: str | None = None,
+    run: RunState,
+    status: RunStatus,
+    observed: Mapping[str, ObservedStage],
+    at: datetime,
+    *,
+    message: str | None = None,
 ) -> Plan:
     """Take over what an orchestrator (Argo) reports: each stage's new state and the run's,
     with the events a local run would have published for the same changes. Between two looks
@@ -792,17 +818,27 @@ def reconcile(
             continue
         before = step.stage(name)
         if (seen.status, seen.attempt, dict(seen.outputs)) == (
-                before.status, before.attempt, dict(before.outputs)):
+            before.status,
+            before.attempt,
+            dict(before.outputs),
+        ):
             continue
         at_work_or_done = seen.status not in (StageStatus.PENDING, StageStatus.SKIPPED)
-        if at_work_or_done and before.status in (StageStatus.PENDING, StageStatus.REQUESTED) \
-                and seen.status != StageStatus.REQUESTED:
+        if (
+            at_work_or_done
+            and before.status in (StageStatus.PENDING, StageStatus.REQUESTED)
+            and seen.status != StageStatus.REQUESTED
+        ):
             step.stages[name] = replace(before, attempt=max(seen.attempt, 1))
             step.events.append(PipelineStageStarted(**step._stage_fields(name)))
         step.stages[name] = replace(
-            before, status=seen.status, attempt=max(seen.attempt, before.attempt),
-            outputs=dict(seen.outputs), reason=seen.message,
-            started_at=seen.started_at or before.started_at, ended_at=seen.ended_at,
+            before,
+            status=seen.status,
+            attempt=max(seen.attempt, before.attempt),
+            outputs=dict(seen.outputs),
+            reason=seen.message,
+            started_at=seen.started_at or before.started_at,
+            ended_at=seen.ended_at,
         )
         step.changed[name] = None
         fields = step._stage_fields(name)
@@ -810,11 +846,13 @@ def reconcile(
             case StageStatus.SUCCEEDED:
                 step.events.append(PipelineStageSucceeded(**fields, outputs=dict(seen.outputs)))
             case StageStatus.FAILED:
-                step.events.append(PipelineStageFailed(
-                    **fields, reason=seen.message or "failed", will_retry=False))
+                step.events.append(
+                    PipelineStageFailed(**fields, reason=seen.message or "failed", will_retry=False)
+                )
             case StageStatus.SKIPPED:
-                step.events.append(PipelineStageSkipped(
-                    **fields, reason=seen.message or "its condition was false"))
+                step.events.append(
+                    PipelineStageSkipped(**fields, reason=seen.message or "its condition was false")
+                )
             case StageStatus.CANCELLED:
                 step.events.append(PipelineStageCancelled(**fields, reason=seen.message or ""))
     if status != step.run_status and not step.run_status.finished:
@@ -823,8 +861,14 @@ def reconcile(
         if status != step.run_status and status in RUN_EVENTS:
             extra: dict[str, Any] = {}
             if status == RunStatus.FAILED:
-                failed = next((n for n in run.definition.names()
-                               if step.stage(n).status == StageStatus.FAILED), None)
+                failed = next(
+                    (
+                        n
+                        for n in run.definition.names()
+                        if step.stage(n).status == StageStatus.FAILED
+                    ),
+                    None,
+                )
                 extra = {"failed_stage": failed, "reason": message or "the workflow failed"}
             elif status == RunStatus.CANCELLED:
                 extra = {"cancelled_by": "argo"}

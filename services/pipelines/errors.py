@@ -43,8 +43,19 @@ class ApproverNeeded(Forbidden):
 
 
 PROBLEMS = (
-    InvalidDefinition, InvalidRunParameters, IllegalRunTransition, PipelineNotFound,
-    DefinitionVersionNotFound, RunNotFound, PipelineNameTaken, RunFinished, RunNotFailed,
-    RunRetriesExhausted, StageNotAwaitingApproval, StageNotFound, RetryUnsupported,
-    ApproverNeeded, UnknownProject,
+    InvalidDefinition,
+    InvalidRunParameters,
+    IllegalRunTransition,
+    PipelineNotFound,
+    DefinitionVersionNotFound,
+    RunNotFound,
+    PipelineNameTaken,
+    RunFinished,
+    RunNotFailed,
+    RunRetriesExhausted,
+    StageNotAwaitingApproval,
+    StageNotFound,
+    RetryUnsupported,
+    ApproverNeeded,
+    UnknownProject,
 )

@@ -96,8 +96,11 @@ class PipelineRunStage(Base):
     __tablename__ = "pipeline_run_stages"
     __table_args__ = (
         # The timeout sweep's question: which stages at work are past their deadline.
-        Index("ix_pipeline_run_stages_deadline", "deadline",
-              postgresql_where=text("deadline IS NOT NULL")),
+        Index(
+            "ix_pipeline_run_stages_deadline",
+            "deadline",
+            postgresql_where=text("deadline IS NOT NULL"),
+        ),
     )
 
     run_id: Mapped[UUID] = mapped_column(
@@ -115,7 +118,6 @@ class PipelineRunStage(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
 
 
 class IntegrationConfig(IntegrationConfigCopy, Base):

@@ -35,10 +35,17 @@ class RunCreate(Body):
     env: Env = Env.DEV
     parameters: JsonObject = Field(default_factory=dict)
     definition_version: int | None = Field(
-        default=None, ge=1, le=INT32_MAX, description="The definition to run; the latest when omitted."
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="The definition to run; the latest when omitted.",
     )
-    max_retries: int = Field(default=3, ge=0, le=MAX_RETRIES,
-                             description="How often the run may be retried once it failed.")
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=MAX_RETRIES,
+        description="How often the run may be retried once it failed.",
+    )
 
 
 class ApprovalRequest(Body):

@@ -59,10 +59,17 @@ def now() -> datetime:
 
 async def create_pipeline(uow: UnitOfWork, body: PipelineCreate, *, actor: str) -> WorkflowPipeline:
     definition = parse_definition(body.definition)
-    pipeline = await store.insert_pipeline(uow.session, {
-        "id": uuid4(), "name": body.name, "project_id": body.project_id,
-        "description": body.description, "latest_version": 1, "created_by": actor,
-    })
+    pipeline = await store.insert_pipeline(
+        uow.session,
+        {
+            "id": uuid4(),
+            "name": body.name,
+            "project_id": body.project_id,
+            "description": body.description,
+            "latest_version": 1,
+            "created_by": actor,
+        },
+    )
     if pipeline is None:
         raise PipelineNameTaken(f"project {body.project_id} has a pipeline named '{body.name}'")
     await _keep_definition(uow, pipeline, 1, definition.to_dict(), actor)
@@ -84,29 +91,54 @@ async def add_definition(
 
 
 async def _keep_definition(
-    uow: UnitOfWork, pipeline: WorkflowPipeline, version: int, definition: dict[str, Any],
+    uow: UnitOfWork,
+    pipeline: WorkflowPipeline,
+    version: int,
+    definition: dict[str, Any],
     actor: str,
 ) -> None:
-    await store.insert_definition(uow.session, {
-        "pipeline_id": pipeline.id, "version": version, "definition": definition,
-        "created_by": actor,
-    })
-    uow.record(PipelineDefined(
-        pipeline_id=pipeline.id, name=pipeline.name, project_id=pipeline.project_id,
-        version=version, definition=definition, defined_by=actor,
-    ), pipeline.id)
+    await store.insert_definition(
+        uow.session,
+        {
+            "pipeline_id": pipeline.id,
+            "version": version,
+            "definition": definition,
+            "created_by": actor,
+        },
+    )
+    uow.record(
+        PipelineDefined(
+            pipeline_id=pipeline.id,
+            name=pipeline.name,
+            project_id=pipeline.project_id,
+            version=version,
+            definition=definition,
+            defined_by=actor,
+        ),
+        pipeline.id,
+    )
 
 
 async def apply_integration_config(uow: UnitOfWork, change: IntegrationConfigChanged) -> None:
     """Keep the newest orchestration choice of each env; runs started there afterwards use it."""
-    applied = await store.put_integration_config(uow.session, {
-        "env": change.env, "concern": change.concern, "backend": change.backend,
-        "settings": change.settings, "changed_by": change.changed_by,
-        "changed_at": change.changed_at,
-    })
+    applied = await store.put_integration_config(
+        uow.session,
+        {
+            "env": change.env,
+            "concern": change.concern,
+            "backend": change.backend,
+            "settings": change.settings,
+            "changed_by": change.changed_by,
+            "changed_at": change.changed_at,
+        },
+    )
     if not applied:
-        log.info("%s of %s changed at %s is older than the one kept; ignored",
-                 change.concern, change.env, change.changed_at)
+        log.info(
+            "%s of %s changed at %s is older than the one kept; ignored",
+            change.concern,
+            change.env,
+            change.changed_at,
+        )
 
 
 async def orchestration_of(
@@ -118,9 +150,14 @@ async def orchestration_of(
 
 
 async def start_run(
-    uow: UnitOfWork, pipeline_id: UUID, body: RunCreate, *, actor: str,
+    uow: UnitOfWork,
+    pipeline_id: UUID,
+    body: RunCreate,
+    *,
+    actor: str,
     orchestration: OrchestrationSystem = OrchestrationSystem.LOCAL,
-    workflow_namespace: str = LOCAL_NAMESPACE, may_approve: bool = True,
+    workflow_namespace: str = LOCAL_NAMESPACE,
+    may_approve: bool = True,
 ) -> UUID:
     """A run of the pipeline's chosen definition. On the local engine its first stages are asked
     for in the same commit; on Argo the workflow is submitted once this commits. A definition
@@ -137,16 +174,27 @@ async def start_run(
     check_run_parameters(definition, body.parameters)
     _check_approver(definition, actor, pipeline.project_id, may_approve)
     run = new_run(
-        id=uuid4(), pipeline_id=pipeline.id, pipeline_name=pipeline.name,
-        project_id=pipeline.project_id, env=body.env.value, definition=definition,
-        definition_version=version, parameters=body.parameters, started_by=actor,
-        max_retries=body.max_retries, orchestration_system=orchestration,
+        id=uuid4(),
+        pipeline_id=pipeline.id,
+        pipeline_name=pipeline.name,
+        project_id=pipeline.project_id,
+        env=body.env.value,
+        definition=definition,
+        definition_version=version,
+        parameters=body.parameters,
+        started_by=actor,
+        max_retries=body.max_retries,
+        orchestration_system=orchestration,
     )
     started = plan(run, Start(now()))
-    workflow_id = str(run.id) if orchestration == OrchestrationSystem.LOCAL \
+    workflow_id = (
+        str(run.id)
+        if orchestration == OrchestrationSystem.LOCAL
         else workflow_name(pipeline.name, run.id)
-    await store.insert_run(uow.session, started.run, workflow_id=workflow_id,
-                           workflow_namespace=workflow_namespace)
+    )
+    await store.insert_run(
+        uow.session, started.run, workflow_id=workflow_id, workflow_namespace=workflow_namespace
+    )
     _record(uow, started)
     return run.id
 
@@ -158,7 +206,8 @@ def _check_approver(
     if unapproved and not may_approve:
         raise ApproverNeeded(
             f"stage(s) {', '.join(unapproved)} may promote to production and no approve stage "
-            f"comes before them: {actor!r} is not an approver in project {project_id}")
+            f"comes before them: {actor!r} is not an approver in project {project_id}"
+        )
 
 
 async def _locked_run(uow: UnitOfWork, pipeline_id: UUID, run_id: UUID) -> RunState:
@@ -185,7 +234,8 @@ async def retry_run(
     _check_approver(run.definition, actor, run.project_id, may_approve)
     if run.orchestration_system != OrchestrationSystem.LOCAL:
         raise RetryUnsupported(
-            f"run {run_id} runs on {run.orchestration_system}; start a new run instead")
+            f"run {run_id} runs on {run.orchestration_system}; start a new run instead"
+        )
     await _apply(uow, plan(run, Retry(actor, now())))
 
 
@@ -194,15 +244,22 @@ async def sync_run(uow: UnitOfWork, run_id: UUID, observation: WorkflowObservati
     run = await store.lock_run(uow.session, run_id)
     if run is None or run.status.finished:
         return
-    result = reconcile(run, observation.status, observation.stages, now(),
-                       message=observation.message)
+    result = reconcile(
+        run, observation.status, observation.stages, now(), message=observation.message
+    )
     if result.changed:
         await _apply(uow, result)
 
 
 async def approve_stage(
-    uow: UnitOfWork, pipeline_id: UUID, run_id: UUID, stage: str, *, actor: str,
-    approved: bool, comment: str | None,
+    uow: UnitOfWork,
+    pipeline_id: UUID,
+    run_id: UUID,
+    stage: str,
+    *,
+    actor: str,
+    approved: bool,
+    comment: str | None,
 ) -> None:
     run = await _locked_run(uow, pipeline_id, run_id)
     await _apply(uow, plan(run, Approve(stage, actor, now(), approved, comment)))

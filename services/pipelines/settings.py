@@ -37,7 +37,9 @@ class PipelinesSettings(ServiceSettings):
 
     def argo_config(self) -> ArgoConfig:
         return ArgoConfig(
-            namespace=self.argo_namespace, image=self.argo_image, api_url=self.argo_api_url,
+            namespace=self.argo_namespace,
+            image=self.argo_image,
+            api_url=self.argo_api_url,
             api_token_secret=self.argo_api_token_secret,
             service_account=self.argo_service_account,
         )

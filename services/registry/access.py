@@ -17,8 +17,9 @@ class Access:
     is read once and remembered: a model never moves to another project (bounded: when full,
     it starts afresh)."""
 
-    def __init__(self, runtime: ServiceRuntime, projects: ProjectDirectory,
-                 limit: int = 100_000) -> None:  # fmt: skip
+    def __init__(
+        self, runtime: ServiceRuntime, projects: ProjectDirectory, limit: int = 100_000
+    ) -> None:
         self.projects = projects
         self._runtime = runtime
         self._limit = limit
@@ -51,9 +52,11 @@ class Access:
             caller.require(project, role)
 
     async def _project(
-        self, known: dict[UUID, UUID], key: UUID,
+        self,
+        known: dict[UUID, UUID],
+        key: UUID,
         read: Callable[..., Awaitable[UUID | None]],
-    ) -> UUID | None:  # fmt: skip
+    ) -> UUID | None:
         project = known.get(key)
         if project is None:
             async with self._runtime.connection() as conn:

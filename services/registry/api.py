@@ -99,8 +99,12 @@ VERSION_LINKS = links(
     ListTransitions=link(f"{_VERSION}/transitions", "get", version_id="$response.body#/id"),
     UpdateVersion=link(_VERSION, "patch", version_id="$response.body#/id"),
     DeleteVersion=link(_VERSION, "delete", version_id="$response.body#/id"),
-    GetVersion=link(f"{_MODEL}/versions/{{version}}", "get",
-                    model_id="$response.body#/model_id", version="$response.body#/version"),
+    GetVersion=link(
+        f"{_MODEL}/versions/{{version}}",
+        "get",
+        model_id="$response.body#/model_id",
+        version="$response.body#/version",
+    ),
 )
 
 
@@ -134,8 +138,12 @@ TAG_FILTER = (
 )
 
 
-@router.post("/models", status_code=201, response_model=ModelOut,
-             responses={**write_answers(DuplicateModelName, UnknownProject), **MODEL_LINKS})
+@router.post(
+    "/models",
+    status_code=201,
+    response_model=ModelOut,
+    responses={**write_answers(DuplicateModelName, UnknownProject), **MODEL_LINKS},
+)
 async def register_model(
     body: ModelCreate, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed
 ):
@@ -152,7 +160,9 @@ async def list_models(
     rt: Runtime,
     caller: Who,
     project_id: UUID | None = None,
-    name: Annotated[Text | None, Query(description="Case-insensitive substring of the name")] = None,
+    name: Annotated[
+        Text | None, Query(description="Case-insensitive substring of the name")
+    ] = None,
     tag: Annotated[list[Text], Query(description=TAG_FILTER)] = [],  # noqa: B006
     limit: Limit = 50,
     offset: Offset = 0,
@@ -160,7 +170,11 @@ async def list_models(
     filters = parse_tag_filters(tag)
     async with rt.sessionmaker() as session:
         items, total = await store.find_models(
-            session, projects=caller.scope(project_id), name=name, tags=filters, limit=limit,
+            session,
+            projects=caller.scope(project_id),
+            name=name,
+            tags=filters,
+            limit=limit,
             offset=offset,
         )
     return {"items": items, "total": total}
@@ -168,7 +182,10 @@ async def list_models(
 
 @router.get("/models/summary", response_model=SummaryPage, responses=answers())
 async def models_summary(
-    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 50,
+    rt: Runtime,
+    caller: Who,
+    project_id: UUID | None = None,
+    limit: Limit = 50,
     offset: Offset = 0,
 ):
     async with rt.sessionmaker() as session:
@@ -177,20 +194,28 @@ async def models_summary(
         )
     items = [
         ModelSummary(
-            id=r.id, name=r.name, project_id=r.project_id, updated_at=r.updated_at,
-            versions=r.versions, by_stage={s: r._mapping[s.value] for s in ModelStage},
-            latest_version=r.latest_version, production_version=r.production_version,
+            id=r.id,
+            name=r.name,
+            project_id=r.project_id,
+            updated_at=r.updated_at,
+            versions=r.versions,
+            by_stage={s: r._mapping[s.value] for s in ModelStage},
+            latest_version=r.latest_version,
+            production_version=r.production_version,
         )
         for r in rows
     ]
     return SummaryPage(
-        items=items, total=total, versions=totals["versions"],
+        items=items,
+        total=total,
+        versions=totals["versions"],
         by_stage={s: totals[s.value] for s in ModelStage},
     )
 
 
-@router.get("/models/stages/{stage}/latest", response_model=VersionOut,
-            responses=answers(VersionNotFound))
+@router.get(
+    "/models/stages/{stage}/latest", response_model=VersionOut, responses=answers(VersionNotFound)
+)
 async def latest_in_stage(
     stage: ModelStage, model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -202,8 +227,9 @@ async def latest_in_stage(
     return rows_reply(VersionOut, dict(version))
 
 
-@router.get("/models/versions/{version_id}", response_model=VersionOut,
-            responses=answers(VersionNotFound))
+@router.get(
+    "/models/versions/{version_id}", response_model=VersionOut, responses=answers(VersionNotFound)
+)
 async def get_version(version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     await allowed.to_version(caller, version_id, Role.VIEWER)
     async with rt.connection() as conn:
@@ -213,8 +239,11 @@ async def get_version(version_id: UUID, rt: Runtime, caller: Who, allowed: Allow
     return rows_reply(VersionOut, dict(found))
 
 
-@router.patch("/models/versions/{version_id}", response_model=VersionOut,
-              responses=write_answers(VersionNotFound))
+@router.patch(
+    "/models/versions/{version_id}",
+    response_model=VersionOut,
+    responses=write_answers(VersionNotFound),
+)
 async def update_version(
     version_id: UUID, body: VersionUpdate, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -223,11 +252,12 @@ async def update_version(
         return await service.update_version(uow, version_id, body.model_dump(exclude_unset=True))
 
 
-@router.delete("/models/versions/{version_id}", status_code=204,
-               responses=write_answers(VersionNotFound, VersionInProduction))
-async def delete_version(
-    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed
-) -> Response:
+@router.delete(
+    "/models/versions/{version_id}",
+    status_code=204,
+    responses=write_answers(VersionNotFound, VersionInProduction),
+)
+async def delete_version(version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed) -> Response:
     await allowed.to_version(caller, version_id, Role.EDITOR)
     async with rt.uow() as uow:
         await service.delete_version(uow, version_id)
@@ -235,27 +265,48 @@ async def delete_version(
 
 
 TRANSITION_ANSWERS = {
-    **write_answers(VersionNotFound, StageUnchanged, StagingRequired, MetricGateNotMet,
-                    AuthorMayNotApprove, PromotionPending),
-    202: {"model": PromotionRequestOut,
-          "description": "The promotion policy needs approvals: the move to production is "
-          "recorded as a pending request (`GET /promotion-requests`), made once approved.",
-          "links": {
-              name: link(f"/api/v1/registry/promotion-requests/{{request_id}}{tail}", method,
-                         request_id="$response.body#/id")
-              for name, tail, method in (
-                  ("GetRequest", "", "get"), ("ApproveRequest", "/approve", "post"),
-                  ("RejectRequest", "/reject", "post"), ("WithdrawRequest", "/withdraw", "post"),
-              )
-          }},
-}  # fmt: skip
+    **write_answers(
+        VersionNotFound,
+        StageUnchanged,
+        StagingRequired,
+        MetricGateNotMet,
+        AuthorMayNotApprove,
+        PromotionPending,
+    ),
+    202: {
+        "model": PromotionRequestOut,
+        "description": "The promotion policy needs approvals: the move to production is "
+        "recorded as a pending request (`GET /promotion-requests`), made once approved.",
+        "links": {
+            name: link(
+                f"/api/v1/registry/promotion-requests/{{request_id}}{tail}",
+                method,
+                request_id="$response.body#/id",
+            )
+            for name, tail, method in (
+                ("GetRequest", "", "get"),
+                ("ApproveRequest", "/approve", "post"),
+                ("RejectRequest", "/reject", "post"),
+                ("WithdrawRequest", "/withdraw", "post"),
+            )
+        },
+    },
+}
 
 
-@router.post("/models/versions/{version_id}/transition", response_model=TransitionResult,
-             responses=TRANSITION_ANSWERS)
+@router.post(
+    "/models/versions/{version_id}/transition",
+    response_model=TransitionResult,
+    responses=TRANSITION_ANSWERS,
+)
 async def transition_stage(
-    version_id: UUID, body: TransitionRequest, rt: Runtime, who: Actor, known: Known,
-    caller: Who, allowed: Allowed,
+    version_id: UUID,
+    body: TransitionRequest,
+    rt: Runtime,
+    who: Actor,
+    known: Known,
+    caller: Who,
+    allowed: Allowed,
 ):
     """Move a version to a stage. A move to production follows the promotion policy of its
     model, or else of its project: refused (409/403 naming the rule), made (200), or recorded as
@@ -264,19 +315,32 @@ async def transition_stage(
     approver = project is not None and caller.may(project, Role.APPROVER)
     async with rt.uow(begin=False) as uow:
         outcome = await service.request_transition(
-            uow, version_id, stage=body.stage, comment=body.comment, actor=who,
-            approver=approver, known=known,
-        )  # fmt: skip
+            uow,
+            version_id,
+            stage=body.stage,
+            comment=body.comment,
+            actor=who,
+            approver=approver,
+            known=known,
+        )
     if isinstance(outcome, service.AwaitingApprovals):
         return rows_reply(PromotionRequestOut, outcome.request, 202)
-    return rows_reply(TransitionResult,
-                      {"version": outcome.version, "transitions": outcome.transitions})  # fmt: skip
+    return rows_reply(
+        TransitionResult, {"version": outcome.version, "transitions": outcome.transitions}
+    )
 
 
-@router.get("/models/versions/{version_id}/transitions", response_model=TransitionPage,
-            responses=answers(VersionNotFound))
+@router.get(
+    "/models/versions/{version_id}/transitions",
+    response_model=TransitionPage,
+    responses=answers(VersionNotFound),
+)
 async def list_transitions(
-    version_id: UUID, rt: Runtime, caller: Who, allowed: Allowed, limit: Limit = 100,
+    version_id: UUID,
+    rt: Runtime,
+    caller: Who,
+    allowed: Allowed,
+    limit: Limit = 100,
     offset: Offset = 0,
 ):
     await allowed.to_version(caller, version_id, Role.VIEWER)
@@ -292,9 +356,11 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     await allowed.to_model(caller, model_id, Role.VIEWER)
     async with rt.connection() as conn:
         model = await store.get_model(conn, model_id)
-        listed = None if model is None else await store.list_versions(
-            conn, model_id, stage=None, limit=100, before_seq=None
-        )  # fmt: skip
+        listed = (
+            None
+            if model is None
+            else await store.list_versions(conn, model_id, stage=None, limit=100, before_seq=None)
+        )
         deployments = [] if listed is None else await store.serving_of_model(conn, model_id)
     if model is None or listed is None:  # no model, or deleted between the two statements
         raise ModelNotFound(model_id)
@@ -303,14 +369,18 @@ async def get_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     for deployment in deployments:
         serving.setdefault(deployment["version_id"], []).append(dict(deployment))
     detail = {
-        **dict(model), "versions_total": total,
+        **dict(model),
+        "versions_total": total,
         "versions": [{**dict(v), "serving": serving.get(v["id"], [])} for v in versions],
-    }  # fmt: skip
+    }
     return rows_reply(ModelDetail, detail)
 
 
-@router.patch("/models/{model_id}", response_model=ModelOut,
-              responses=write_answers(ModelNotFound, DuplicateModelName))
+@router.patch(
+    "/models/{model_id}",
+    response_model=ModelOut,
+    responses=write_answers(ModelNotFound, DuplicateModelName),
+)
 async def update_model(
     model_id: UUID, body: ModelUpdate, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -327,10 +397,19 @@ async def delete_model(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowe
     return Response(status_code=204)
 
 
-@router.post("/models/{model_id}/versions", status_code=201, response_model=VersionOut,
-             responses={**write_answers(ModelNotFound, DuplicateVersion), **VERSION_LINKS})
+@router.post(
+    "/models/{model_id}/versions",
+    status_code=201,
+    response_model=VersionOut,
+    responses={**write_answers(ModelNotFound, DuplicateVersion), **VERSION_LINKS},
+)
 async def create_version(
-    model_id: UUID, body: VersionCreate, rt: Runtime, who: Actor, known: Known, caller: Who,
+    model_id: UUID,
+    body: VersionCreate,
+    rt: Runtime,
+    who: Actor,
+    known: Known,
+    caller: Who,
     allowed: Allowed,
 ):
     await allowed.to_model(caller, model_id, Role.EDITOR)
@@ -341,8 +420,11 @@ async def create_version(
     return rows_reply(VersionOut, dict(version), 201, {"Location": location})
 
 
-@router.get("/models/{model_id}/versions", response_model=VersionPage,
-            responses=answers(InvalidCursor, ModelNotFound))
+@router.get(
+    "/models/{model_id}/versions",
+    response_model=VersionPage,
+    responses=answers(InvalidCursor, ModelNotFound),
+)
 async def list_versions(
     model_id: UUID,
     rt: Runtime,
@@ -368,8 +450,11 @@ async def list_versions(
     return rows_reply(VersionPage, page)
 
 
-@router.get("/models/{model_id}/versions/{version}", response_model=VersionOut,
-            responses=answers(VersionNotFound))
+@router.get(
+    "/models/{model_id}/versions/{version}",
+    response_model=VersionOut,
+    responses=answers(VersionNotFound),
+)
 async def get_version_by_label(
     model_id: UUID, version: Text, rt: Runtime, caller: Who, allowed: Allowed
 ):
@@ -383,8 +468,10 @@ async def get_version_by_label(
 
 # ---- The promotion policy: a project's, a model's override, and the requests awaiting approvals.
 
-@router.get("/projects/{project_id}/promotion-policy", response_model=PolicyOut,
-            responses=answers())
+
+@router.get(
+    "/projects/{project_id}/promotion-policy", response_model=PolicyOut, responses=answers()
+)
 async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who):
     """The project's promotion policy; `source` is `none`, every rule off, until one is set."""
     caller.require(project_id, Role.VIEWER)
@@ -393,8 +480,11 @@ async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who):
     return rows_reply(PolicyOut, service.policy_view(row, project_id=project_id, model_id=None))
 
 
-@router.put("/projects/{project_id}/promotion-policy", response_model=PolicyOut,
-            responses=write_answers(InvalidMetricGate, UnknownProject))
+@router.put(
+    "/projects/{project_id}/promotion-policy",
+    response_model=PolicyOut,
+    responses=write_answers(InvalidMetricGate, UnknownProject),
+)
 async def set_project_policy(
     project_id: UUID, body: PolicyRules, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
 ):
@@ -409,8 +499,9 @@ async def set_project_policy(
     return rows_reply(PolicyOut, policy)
 
 
-@router.delete("/projects/{project_id}/promotion-policy", status_code=204,
-               responses=write_answers())
+@router.delete(
+    "/projects/{project_id}/promotion-policy", status_code=204, responses=write_answers()
+)
 async def clear_project_policy(project_id: UUID, rt: Runtime, who: Actor, caller: Who) -> Response:
     """Turn every rule of the project's policy off (models' overrides stay). Needs a project
     admin."""
@@ -420,8 +511,11 @@ async def clear_project_policy(project_id: UUID, rt: Runtime, who: Actor, caller
     return Response(status_code=204)
 
 
-@router.get("/models/{model_id}/promotion-policy", response_model=PolicyOut,
-            responses=answers(ModelNotFound))
+@router.get(
+    "/models/{model_id}/promotion-policy",
+    response_model=PolicyOut,
+    responses=answers(ModelNotFound),
+)
 async def get_model_policy(model_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     """The policy the model's moves to production follow: its override, else its project's."""
     project = await allowed.to_model(caller, model_id, Role.VIEWER)
@@ -432,8 +526,11 @@ async def get_model_policy(model_id: UUID, rt: Runtime, caller: Who, allowed: Al
     return rows_reply(PolicyOut, service.policy_view(row, project_id=project, model_id=model_id))
 
 
-@router.put("/models/{model_id}/promotion-policy", response_model=PolicyOut,
-            responses=write_answers(ModelNotFound, InvalidMetricGate))
+@router.put(
+    "/models/{model_id}/promotion-policy",
+    response_model=PolicyOut,
+    responses=write_answers(ModelNotFound, InvalidMetricGate),
+)
 async def set_model_policy(
     model_id: UUID, body: PolicyRules, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
 ):
@@ -449,8 +546,9 @@ async def set_model_policy(
     return rows_reply(PolicyOut, policy)
 
 
-@router.delete("/models/{model_id}/promotion-policy", status_code=204,
-               responses=write_answers(ModelNotFound))
+@router.delete(
+    "/models/{model_id}/promotion-policy", status_code=204, responses=write_answers(ModelNotFound)
+)
 async def clear_model_policy(
     model_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed
 ) -> Response:
@@ -468,25 +566,39 @@ RequestStatus = Literal["pending", "approved", "rejected", "withdrawn"]
 
 @router.get("/promotion-requests", response_model=PromotionRequestPage, responses=answers())
 async def list_promotion_requests(
-    rt: Runtime, caller: Who, project_id: UUID | None = None, model_id: UUID | None = None,
+    rt: Runtime,
+    caller: Who,
+    project_id: UUID | None = None,
+    model_id: UUID | None = None,
     version_id: UUID | None = None,
-    status: Annotated[RequestStatus | None, Query(description="`pending` unless given")] = "pending",
-    limit: Limit = 50, offset: Offset = 0,
-):  # fmt: skip
+    status: Annotated[
+        RequestStatus | None, Query(description="`pending` unless given")
+    ] = "pending",
+    limit: Limit = 50,
+    offset: Offset = 0,
+):
     """Moves to production awaiting approvals (or, by `status`, those closed), newest first,
     in the projects the caller may see."""
     async with rt.connection() as conn:
         items, total = await store.list_promotion_requests(
-            conn, projects=caller.scope(project_id), model_id=model_id, version_id=version_id,
-            status=status, limit=limit, offset=offset,
-        )  # fmt: skip
+            conn,
+            projects=caller.scope(project_id),
+            model_id=model_id,
+            version_id=version_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
         approvals = await store.approvals_of(conn, [r["id"] for r in items])
     page = [service.request_view(r, approvals[r["id"]]) for r in items]
     return rows_reply(PromotionRequestPage, {"items": page, "total": total})
 
 
-@router.get("/promotion-requests/{request_id}", response_model=PromotionRequestOut,
-            responses=answers(PromotionRequestNotFound))
+@router.get(
+    "/promotion-requests/{request_id}",
+    response_model=PromotionRequestOut,
+    responses=answers(PromotionRequestNotFound),
+)
 async def get_promotion_request(request_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     await allowed.to_request(caller, request_id, Role.VIEWER)
     async with rt.connection() as conn:
@@ -497,12 +609,26 @@ async def get_promotion_request(request_id: UUID, rt: Runtime, caller: Who, allo
     return rows_reply(PromotionRequestOut, service.request_view(request, approvals[request_id]))
 
 
-@router.post("/promotion-requests/{request_id}/approve", response_model=ApprovalResult,
-             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed,
-                                     AlreadyApproved, AuthorMayNotApprove, StagingRequired,
-                                     MetricGateNotMet, StageUnchanged))  # fmt: skip
+@router.post(
+    "/promotion-requests/{request_id}/approve",
+    response_model=ApprovalResult,
+    responses=write_answers(
+        PromotionRequestNotFound,
+        PromotionRequestClosed,
+        AlreadyApproved,
+        AuthorMayNotApprove,
+        StagingRequired,
+        MetricGateNotMet,
+        StageUnchanged,
+    ),
+)
 async def approve_promotion(
-    request_id: UUID, rt: Runtime, who: Actor, known: Known, caller: Who, allowed: Allowed,
+    request_id: UUID,
+    rt: Runtime,
+    who: Actor,
+    known: Known,
+    caller: Who,
+    allowed: Allowed,
     body: ApprovalIn | None = None,
 ):
     """Approve a pending move to production, as an approver of its project. The approval that
@@ -513,15 +639,25 @@ async def approve_promotion(
         request, moved = await service.approve_promotion(
             uow, request_id, actor=who, comment=body.comment if body else None, known=known
         )
-    result = {"request": request, "version": moved and moved.version,
-              "transitions": moved.transitions if moved else []}  # fmt: skip
+    result = {
+        "request": request,
+        "version": moved and moved.version,
+        "transitions": moved.transitions if moved else [],
+    }
     return rows_reply(ApprovalResult, result)
 
 
-@router.post("/promotion-requests/{request_id}/reject", response_model=PromotionRequestOut,
-             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed))
+@router.post(
+    "/promotion-requests/{request_id}/reject",
+    response_model=PromotionRequestOut,
+    responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed),
+)
 async def reject_promotion(
-    request_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed,
+    request_id: UUID,
+    rt: Runtime,
+    who: Actor,
+    caller: Who,
+    allowed: Allowed,
     body: CloseIn | None = None,
 ):
     """Refuse a pending move to production, as an approver of its project."""
@@ -529,11 +665,17 @@ async def reject_promotion(
     return await _close_promotion(rt, request_id, "rejected", who, body)
 
 
-@router.post("/promotion-requests/{request_id}/withdraw", response_model=PromotionRequestOut,
-             responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed,
-                                     NotTheRequester))  # fmt: skip
+@router.post(
+    "/promotion-requests/{request_id}/withdraw",
+    response_model=PromotionRequestOut,
+    responses=write_answers(PromotionRequestNotFound, PromotionRequestClosed, NotTheRequester),
+)
 async def withdraw_promotion(
-    request_id: UUID, rt: Runtime, who: Actor, caller: Who, allowed: Allowed,
+    request_id: UUID,
+    rt: Runtime,
+    who: Actor,
+    caller: Who,
+    allowed: Allowed,
     body: CloseIn | None = None,
 ):
     """Take back a pending move to production, as who asked for it."""

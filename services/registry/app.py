@@ -39,7 +39,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.known_stages = KnownStages()
-    projects = ProjectDirectory(settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
+    projects = ProjectDirectory(
+        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE
+    )
     app.state.projects = projects
     app.state.access = Access(runtime, projects)
     app.add_middleware(Utf8JsonOnly)

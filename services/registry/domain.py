@@ -95,9 +95,13 @@ def check_deletable(version: VersionState) -> None:
 MAX_APPROVALS = 10
 MAX_METRIC_GATE_LENGTH = 1000
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-    "==": operator.eq, "!=": operator.ne,
-}  # fmt: skip
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 _CONDITION = re.compile(
     r"\s*(?P<metric>[A-Za-z_][\w.\-/]*)\s*(?P<op>>=|<=|==|!=|>|<)"
     r"\s*(?P<threshold>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*",
@@ -181,8 +185,12 @@ class PromotionPolicy:
 
     @property
     def active(self) -> bool:
-        return (self.require_staging or self.approvals_required > 0
-                or self.forbid_author_approval or self.metric_gate is not None)  # fmt: skip
+        return (
+            self.require_staging
+            or self.approvals_required > 0
+            or self.forbid_author_approval
+            or self.metric_gate is not None
+        )
 
     def check_move(self, version: Candidate) -> None:
         """409 naming the rule that the version's move to production breaks, if one does."""
@@ -197,7 +205,8 @@ class PromotionPolicy:
                 raise MetricGateNotMet(
                     f"version {version.version} does not meet the metric gate "
                     f"'{self.metric_gate}': {'; '.join(failed)}",
-                    metric_gate=str(self.metric_gate), failed=failed,
+                    metric_gate=str(self.metric_gate),
+                    failed=failed,
                 )
 
     def check_approver(self, approver: str, version: Candidate) -> None:

@@ -45,8 +45,12 @@ class RegisteredModel(Base):
         # Every project's models in name order, and a search by a substring of the name
         # (ILIKE '%…%', by trigrams): migration 0009.
         Index("ix_registered_models_name_id", "name", "id"),
-        Index("ix_registered_models_name_trgm", "name", postgresql_using="gin",
-              postgresql_ops={"name": "gin_trgm_ops"}),
+        Index(
+            "ix_registered_models_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -151,8 +155,11 @@ class VersionDeployment(Base):
 
     __tablename__ = "version_deployments"
     __table_args__ = (
-        Index("ix_version_deployments_model_unretired", "model_id",
-              postgresql_where=text("state <> 'retired'")),
+        Index(
+            "ix_version_deployments_model_unretired",
+            "model_id",
+            postgresql_where=text("state <> 'retired'"),
+        ),
     )
 
     deployment_id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -172,12 +179,21 @@ class PromotionPolicy(Base):
 
     __tablename__ = "promotion_policies"
     __table_args__ = (
-        CheckConstraint(f"approvals_required BETWEEN 0 AND {MAX_APPROVALS}",
-                        name="approvals_required"),
-        Index("uq_promotion_policies_project", "project_id", unique=True,
-              postgresql_where=text("model_id IS NULL")),
-        Index("uq_promotion_policies_model", "model_id", unique=True,
-              postgresql_where=text("model_id IS NOT NULL")),
+        CheckConstraint(
+            f"approvals_required BETWEEN 0 AND {MAX_APPROVALS}", name="approvals_required"
+        ),
+        Index(
+            "uq_promotion_policies_project",
+            "project_id",
+            unique=True,
+            postgresql_where=text("model_id IS NULL"),
+        ),
+        Index(
+            "uq_promotion_policies_model",
+            "model_id",
+            unique=True,
+            postgresql_where=text("model_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -204,8 +220,12 @@ class PromotionRequest(Base):
     __tablename__ = "promotion_requests"
     __table_args__ = (
         CheckConstraint(REQUEST_STATUSES_SQL, name="status"),
-        Index("uq_promotion_requests_pending_version", "version_id", unique=True,
-              postgresql_where=text("status = 'pending'")),
+        Index(
+            "uq_promotion_requests_pending_version",
+            "version_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("ix_promotion_requests_project_status_seq", "project_id", "status", "seq"),
     )
 
@@ -232,9 +252,7 @@ class PromotionApproval(Base):
     __tablename__ = "promotion_approvals"
     __table_args__ = (PrimaryKeyConstraint("request_id", "approver"),)
 
-    request_id: Mapped[UUID] = mapped_column(
-        ForeignKey(PromotionRequest.id, ondelete="CASCADE")
-    )
+    request_id: Mapped[UUID] = mapped_column(ForeignKey(PromotionRequest.id, ondelete="CASCADE"))
     approver: Mapped[str] = mapped_column(String(255))
     comment: Mapped[str | None] = mapped_column(Text)
     approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -287,10 +287,12 @@ class PolicyRules(Body):
         default=False, description="Only a version in staging may move to production."
     )
     approvals_required: int = Field(
-        default=0, ge=0, le=MAX_APPROVALS,
+        default=0,
+        ge=0,
+        le=MAX_APPROVALS,
         description="0: a move to production by an approver is its own approval. N: such a move "
         "is recorded as a pending request, and made when N distinct approvers have approved it.",
-    )  # fmt: skip
+    )
     forbid_author_approval: bool = Field(
         default=False, description="The version's author (its creator) may not approve it."
     )

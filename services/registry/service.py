@@ -67,18 +67,35 @@ Version = store.RecordLike
 
 
 async def register_model(
-    uow: UnitOfWork, *, name: str, project_id: UUID, description: str | None,
-    tags: dict[str, str] | list[str], actor: str,
+    uow: UnitOfWork,
+    *,
+    name: str,
+    project_id: UUID,
+    description: str | None,
+    tags: dict[str, str] | list[str],
+    actor: str,
 ) -> store.Record:
     """Runs in a unit of work that has not begun: the model and its event are one statement."""
     model_id = uuid4()
     model = await store.insert_model(
         uow,
-        {"id": model_id, "name": name, "project_id": project_id, "description": description,
-         "tags": tags, "created_by": actor},
-        ModelRegistered(model_id=model_id, name=name, project_id=project_id,
-                        description=description, created_by=actor, **tag_fields(tags)),
-    )  # fmt: skip
+        {
+            "id": model_id,
+            "name": name,
+            "project_id": project_id,
+            "description": description,
+            "tags": tags,
+            "created_by": actor,
+        },
+        ModelRegistered(
+            model_id=model_id,
+            name=name,
+            project_id=project_id,
+            description=description,
+            created_by=actor,
+            **tag_fields(tags),
+        ),
+    )
     if model is None:
         raise DuplicateModelName(f"project {project_id} already has a model named '{name}'")
     return model
@@ -92,7 +109,9 @@ async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any])
     if new_name not in (None, model.name) and await store.model_name_taken(
         uow.session, model.project_id, new_name
     ):
-        raise DuplicateModelName(f"project {model.project_id} already has a model named '{new_name}'")
+        raise DuplicateModelName(
+            f"project {model.project_id} already has a model named '{new_name}'"
+        )
     if changes:
         project_id = model.project_id  # the session cannot read it after a failed flush
         try:
@@ -104,8 +123,9 @@ async def update_model(uow: UnitOfWork, model_id: UUID, changes: dict[str, Any])
                 f"project {project_id} already has a model named '{new_name}'"
             ) from None
         uow.record(
-            ModelUpdated(model_id=model.id, name=model.name, project_id=model.project_id,
-                         changes=changes),
+            ModelUpdated(
+                model_id=model.id, name=model.name, project_id=model.project_id, changes=changes
+            ),
             model.id,
         )
     return model
@@ -117,24 +137,45 @@ async def delete_model(uow: UnitOfWork, model_id: UUID) -> None:
         raise ModelNotFound(model_id)
     deleted_versions = await store.delete_model(uow.conn, model_id)
     uow.record(
-        ModelDeleted(model_id=model.id, name=model.name, project_id=model.project_id,
-                     deleted_versions=deleted_versions),
+        ModelDeleted(
+            model_id=model.id,
+            name=model.name,
+            project_id=model.project_id,
+            deleted_versions=deleted_versions,
+        ),
         model.id,
     )
 
 
 async def create_version(
-    uow: UnitOfWork, model_id: UUID, *, version: str | None, actor: str,
-    answers: StageAttemptAnswer | None = None, **fields: Any,
+    uow: UnitOfWork,
+    model_id: UUID,
+    *,
+    version: str | None,
+    actor: str,
+    answers: StageAttemptAnswer | None = None,
+    **fields: Any,
 ) -> store.Record:
     """A new version in stage `none`; labelled 1, 2, 3, ... when no label is given. In a unit
     of work that has not begun, a numbered version and its event are one statement. `answers`
     is the pipeline stage attempt that asked for it, named in its event."""
-    values: dict[str, Any] = {"description": None, "run_id": None, "artifact_version_id": None,
-              "artifact_uri": None, "metrics": {}, "tags": [], "metadata": {}}  # fmt: skip
+    values: dict[str, Any] = {
+        "description": None,
+        "run_id": None,
+        "artifact_version_id": None,
+        "artifact_uri": None,
+        "metrics": {},
+        "tags": [],
+        "metadata": {},
+    }
     values.update(fields)
-    values.update(id=uuid4(), model_id=model_id, version=version, stage=ModelStage.NONE.value,
-                  created_by=actor)  # fmt: skip
+    values.update(
+        id=uuid4(),
+        model_id=model_id,
+        version=version,
+        stage=ModelStage.NONE.value,
+        created_by=actor,
+    )
     if version is None and not uow.begun:
         # The model's name and the number are the statement's to fill in.
         event = _version_created(values, model_name="", version="", answers=answers)
@@ -147,24 +188,34 @@ async def create_version(
     if created is None:
         created = await _create_version_past_a_taken_label(uow, values)
     uow.record(
-        _version_created(values, model_name=created["model_name"], version=created["version"],
-                         answers=answers),
+        _version_created(
+            values, model_name=created["model_name"], version=created["version"], answers=answers
+        ),
         created["id"],
     )
     return created
 
 
 def _version_created(
-    values: dict[str, Any], *, model_name: str, version: str,
+    values: dict[str, Any],
+    *,
+    model_name: str,
+    version: str,
     answers: StageAttemptAnswer | None = None,
 ) -> ModelVersionCreated:
     return ModelVersionCreated(
-        model_id=values["model_id"], model_name=model_name, version_id=values["id"],
-        version=version, stage=values["stage"], run_id=values["run_id"],
-        artifact_uri=values["artifact_uri"], metrics=values["metrics"],
-        created_by=values["created_by"], **tag_fields(values["tags"]),
+        model_id=values["model_id"],
+        model_name=model_name,
+        version_id=values["id"],
+        version=version,
+        stage=values["stage"],
+        run_id=values["run_id"],
+        artifact_uri=values["artifact_uri"],
+        metrics=values["metrics"],
+        created_by=values["created_by"],
+        **tag_fields(values["tags"]),
         **(answers.stage_attempt() if answers else {}),
-    )  # fmt: skip
+    )
 
 
 async def _create_version_past_a_taken_label(
@@ -186,7 +237,9 @@ async def _create_version_past_a_taken_label(
             return created
 
 
-async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, Any]) -> ModelVersion:
+async def update_version(
+    uow: UnitOfWork, version_id: UUID, changes: dict[str, Any]
+) -> ModelVersion:
     found = await store.lock_version_and_model(uow.session, version_id)
     if found is None:
         raise VersionNotFound(f"with id {version_id}")
@@ -195,8 +248,13 @@ async def update_version(uow: UnitOfWork, version_id: UUID, changes: dict[str, A
         columns = {("meta" if k == "metadata" else k): v for k, v in changes.items()}
         await apply_changes(uow.session, version, columns)
         uow.record(
-            ModelVersionUpdated(model_id=model.id, model_name=model.name, version_id=version.id,
-                                version=version.version, changes=changes),
+            ModelVersionUpdated(
+                model_id=model.id,
+                model_name=model.name,
+                version_id=version.id,
+                version=version.version,
+                changes=changes,
+            ),
             version.id,
         )
     return version
@@ -210,15 +268,22 @@ async def delete_version(uow: UnitOfWork, version_id: UUID) -> None:
     check_deletable(VersionState(version.id, version.version, ModelStage(version.stage)))
     await store.delete_version(uow.conn, version_id)
     uow.record(
-        ModelVersionDeleted(model_id=model.id, model_name=model.name, version_id=version.id,
-                            version=version.version),
+        ModelVersionDeleted(
+            model_id=model.id, model_name=model.name, version_id=version.id, version=version.version
+        ),
         version.id,
     )
 
 
 async def transition_stage(
-    uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
-    known: "KnownStages", answers: StageAttemptAnswer | None = None,
+    uow: UnitOfWork,
+    version_id: UUID,
+    *,
+    stage: ModelStage,
+    comment: str | None,
+    actor: str,
+    known: "KnownStages",
+    answers: StageAttemptAnswer | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Move a version to a stage; returns the version as it is now and the transitions made.
     `answers` is the pipeline stage attempt that asked for it, named in the version's event.
@@ -236,23 +301,45 @@ async def transition_stage(
         now = datetime.now(UTC)
         model_id = version["model_id"]
         recorded = [
-            {"id": uuid4(), "version_id": c.version_id, "model_id": model_id,
-             "from_stage": c.from_stage.value, "to_stage": c.to_stage.value,
-             "comment": c.comment, "transitioned_by": actor, "transitioned_at": now}
+            {
+                "id": uuid4(),
+                "version_id": c.version_id,
+                "model_id": model_id,
+                "from_stage": c.from_stage.value,
+                "to_stage": c.to_stage.value,
+                "comment": c.comment,
+                "transitioned_by": actor,
+                "transitioned_at": now,
+            }
             for c in changes
-        ]  # fmt: skip
+        ]
         events = [
-            (ModelVersionTransitioned(
-                model_id=model_id, model_name="", version_id=c.version_id, version=c.version,
-                from_stage=c.from_stage, to_stage=c.to_stage, comment=c.comment, actor=actor,
-                **(answers.stage_attempt() if answers and c.version_id == version_id else {}),
-            ), c.version_id)  # the model's name is the statement's to fill in
+            (
+                ModelVersionTransitioned(
+                    model_id=model_id,
+                    model_name="",
+                    version_id=c.version_id,
+                    version=c.version,
+                    from_stage=c.from_stage,
+                    to_stage=c.to_stage,
+                    comment=c.comment,
+                    actor=actor,
+                    **(answers.stage_attempt() if answers and c.version_id == version_id else {}),
+                ),
+                c.version_id,
+            )  # the model's name is the statement's to fill in
             for c in changes
-        ]  # fmt: skip
+        ]
         moved = await store.transition(
-            uow, version, changes, [r["id"] for r in recorded], actor=actor, at=now,
-            approved_by=actor if requires_approval(stage) else None, events=events,
-        )  # fmt: skip
+            uow,
+            version,
+            changes,
+            [r["id"] for r in recorded],
+            actor=actor,
+            at=now,
+            approved_by=actor if requires_approval(stage) else None,
+            events=events,
+        )
         if moved is not None:
             known.moved(model_id, _serving(version), changes)
             return dict(moved), recorded
@@ -300,13 +387,21 @@ class KnownStages:
             return None
         model_id, label, stage = known
         serving = self._production[model_id]
-        return {"id": version_id, "model_id": model_id, "version": label, "stage": stage,
-                "production_version_id": serving and serving.id,
-                "production_version": serving and serving.version}  # fmt: skip
+        return {
+            "id": version_id,
+            "model_id": model_id,
+            "version": label,
+            "stage": stage,
+            "production_version_id": serving and serving.id,
+            "production_version": serving and serving.version,
+        }
 
     def created(self, version: Version) -> None:
-        self._put(self._versions, version["id"],
-                  (version["model_id"], version["version"], version["stage"]))  # fmt: skip
+        self._put(
+            self._versions,
+            version["id"],
+            (version["model_id"], version["version"], version["stage"]),
+        )
 
     def registered(self, model_id: UUID) -> None:
         self._put(self._production, model_id, None)
@@ -343,8 +438,9 @@ def _serving(version: Version) -> VersionState | None:
     """The version serving production in the model of `version`, as read with it."""
     if version["production_version_id"] is None:
         return None
-    return VersionState(version["production_version_id"], version["production_version"],
-                        ModelStage.PRODUCTION)  # fmt: skip
+    return VersionState(
+        version["production_version_id"], version["production_version"], ModelStage.PRODUCTION
+    )
 
 
 # Commands of pipeline stages
@@ -359,12 +455,21 @@ async def register_for_stage(
         raise ModelNotFound(command.model_id)
     _check_runs_project(command, project, f"model {command.model_id}")
     return await create_version(
-        uow, command.model_id, version=command.version, actor=actor, answers=_answers(command),
-        run_id=command.run_id, artifact_uri=command.artifact_uri, metrics=command.metrics,
+        uow,
+        command.model_id,
+        version=command.version,
+        actor=actor,
+        answers=_answers(command),
+        run_id=command.run_id,
+        artifact_uri=command.artifact_uri,
+        metrics=command.metrics,
         description=command.description or f"registered by pipeline run {command.pipeline_run_id}",
-        tags={**command.tags, "pipeline_run_id": str(command.pipeline_run_id),
-              "pipeline_stage": command.stage},
-    )  # fmt: skip
+        tags={
+            **command.tags,
+            "pipeline_run_id": str(command.pipeline_run_id),
+            "pipeline_stage": command.stage,
+        },
+    )
 
 
 async def promote_for_stage(
@@ -380,44 +485,69 @@ async def promote_for_stage(
     # The pipelines service vouches for an approval: an approve stage's approver, or a run
     # started by an approver (it checks either before a move to production is asked for).
     done = await request_transition(
-        uow, command.version_id, stage=ModelStage(command.to_stage), comment=command.comment,
-        actor=actor, approver=command.approved_by is not None, known=KnownStages(limit=1),
+        uow,
+        command.version_id,
+        stage=ModelStage(command.to_stage),
+        comment=command.comment,
+        actor=actor,
+        approver=command.approved_by is not None,
+        known=KnownStages(limit=1),
         answers=_answers(command),
-    )  # fmt: skip
+    )
     if isinstance(done, AwaitingApprovals):
         raise PromotionAwaitsApprovals(
             f"the promotion policy asks {done.request['approvals_required']} approval(s) of "
-            f"this move: request {done.request['id']} waits for them in the registry")
+            f"this move: request {done.request['id']} waits for them in the registry"
+        )
 
 
 def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Problem) -> None:
     """The stage's attempt is told why the registry would not do what it asked."""
-    uow.record(RegistryStageCommandRefused(
-        pipeline_run_id=command.pipeline_run_id, pipeline_stage=command.stage,
-        pipeline_attempt=command.attempt, command=command.subject, problem=refusal.kind,
-        reason=refusal.detail,
-    ), command.pipeline_run_id)  # fmt: skip
+    uow.record(
+        RegistryStageCommandRefused(
+            pipeline_run_id=command.pipeline_run_id,
+            pipeline_stage=command.stage,
+            pipeline_attempt=command.attempt,
+            command=command.subject,
+            problem=refusal.kind,
+            reason=refusal.detail,
+        ),
+        command.pipeline_run_id,
+    )
 
 
 def _answers(command: StageCommand) -> StageAttemptAnswer:
-    return StageAttemptAnswer(pipeline_run_id=command.pipeline_run_id,
-                              pipeline_stage=command.stage, pipeline_attempt=command.attempt)
+    return StageAttemptAnswer(
+        pipeline_run_id=command.pipeline_run_id,
+        pipeline_stage=command.stage,
+        pipeline_attempt=command.attempt,
+    )
 
 
 def _check_runs_project(command: StageCommand, project: UUID, what: str) -> None:
     if command.project_id is not None and command.project_id != project:
         raise OutsideTheRunsProject(
-            f"{what} is in project {project}, not in the run's project {command.project_id}")
+            f"{what} is in project {project}, not in the run's project {command.project_id}"
+        )
 
 
 async def deployment_changed(uow: UnitOfWork, change: DeploymentEvent, at: datetime) -> None:
     """Where the version serves: the deployment's state as of the event's time `at`."""
-    await store.record_deployment(uow.session, {
-        "deployment_id": change.deployment_id, "model_id": change.model_id,
-        "version_id": change.model_version_id, "endpoint_id": change.endpoint_id,
-        "endpoint_name": change.endpoint_name, "env": change.env,
-        "serving_framework": change.serving_framework, "state": change.state, "changed_at": at,
-    })  # fmt: skip
+    await store.record_deployment(
+        uow.session,
+        {
+            "deployment_id": change.deployment_id,
+            "model_id": change.model_id,
+            "version_id": change.model_version_id,
+            "endpoint_id": change.endpoint_id,
+            "endpoint_name": change.endpoint_name,
+            "env": change.env,
+            "serving_framework": change.serving_framework,
+            "state": change.state,
+            "changed_at": at,
+        },
+    )
+
 
 # ---- The promotion policy: moves to production under a project's (or a model's) rules.
 
@@ -438,8 +568,14 @@ class AwaitingApprovals:
 
 
 async def request_transition(
-    uow: UnitOfWork, version_id: UUID, *, stage: ModelStage, comment: str | None, actor: str,
-    approver: bool, known: "KnownStages | None" = None,
+    uow: UnitOfWork,
+    version_id: UUID,
+    *,
+    stage: ModelStage,
+    comment: str | None,
+    actor: str,
+    approver: bool,
+    known: "KnownStages | None" = None,
     answers: StageAttemptAnswer | None = None,
 ) -> Moved | AwaitingApprovals:
     """Move a version to a stage under its model's promotion policy, or record the move to
@@ -450,9 +586,17 @@ async def request_transition(
     known = known if known is not None else KnownStages()
 
     async def move() -> Moved:
-        return Moved(*await transition_stage(
-            uow, version_id, stage=stage, comment=comment, actor=actor, known=known,
-            answers=answers))  # fmt: skip
+        return Moved(
+            *await transition_stage(
+                uow,
+                version_id,
+                stage=stage,
+                comment=comment,
+                actor=actor,
+                known=known,
+                answers=answers,
+            )
+        )
 
     if stage != ModelStage.PRODUCTION:
         return await move()
@@ -474,62 +618,98 @@ async def request_transition(
         _require_approver(approver, actor, found["project_id"])
         policy.check_approver(actor, candidate)
         return await move()
-    request = await store.insert_promotion_request(uow.conn, {
-        "id": uuid4(), "version_id": version_id, "model_id": version["model_id"],
-        "project_id": found["project_id"], "to_stage": stage.value, "comment": comment,
-        "approvals_required": policy.approvals_required, "status": "pending",
-        "requested_by": actor, "requested_at": datetime.now(UTC), "closed_by": None,
-        "closed_at": None, "reason": None,
-    })  # fmt: skip
+    request = await store.insert_promotion_request(
+        uow.conn,
+        {
+            "id": uuid4(),
+            "version_id": version_id,
+            "model_id": version["model_id"],
+            "project_id": found["project_id"],
+            "to_stage": stage.value,
+            "comment": comment,
+            "approvals_required": policy.approvals_required,
+            "status": "pending",
+            "requested_by": actor,
+            "requested_at": datetime.now(UTC),
+            "closed_by": None,
+            "closed_at": None,
+            "reason": None,
+        },
+    )
     if request is None:
         raise PromotionPending(
             f"version {candidate.version} has a move to production awaiting approvals already"
         )
     uow.record(
         ModelVersionApprovalRequested(
-            request_id=request["id"], model_id=version["model_id"],
-            model_name=version["model_name"], version_id=version_id, version=candidate.version,
-            to_stage=stage.value, approvals_required=request["approvals_required"],
-            comment=comment, requested_by=actor,
+            request_id=request["id"],
+            model_id=version["model_id"],
+            model_name=version["model_name"],
+            version_id=version_id,
+            version=candidate.version,
+            to_stage=stage.value,
+            approvals_required=request["approvals_required"],
+            comment=comment,
+            requested_by=actor,
         ),
         version_id,
-    )  # fmt: skip
+    )
     return AwaitingApprovals(request_view(request, []))
 
 
 async def approve_promotion(
-    uow: UnitOfWork, request_id: UUID, *, actor: str, comment: str | None,
+    uow: UnitOfWork,
+    request_id: UUID,
+    *,
+    actor: str,
+    comment: str | None,
     known: "KnownStages | None" = None,
 ) -> tuple[dict[str, Any], Moved | None]:
     """Record `actor`'s approval (an approver's: the caller checked) of a pending request, and
     make the move if it was the last one needed; the request, and the move if made."""
     request, version = await _pending_request(uow, request_id)
     candidate = _candidate(version)
-    policy = policy_of(await store.policy_of_model(uow.conn, request["project_id"],
-                                                   request["model_id"]))  # fmt: skip
+    policy = policy_of(
+        await store.policy_of_model(uow.conn, request["project_id"], request["model_id"])
+    )
     policy.check_approver(actor, candidate)
     now = datetime.now(UTC)
     event = ModelVersionApproved(
-        request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
-        version_id=request["version_id"], version=candidate.version, approver=actor,
-        approvals=0, approvals_required=request["approvals_required"], comment=comment,
-    )  # fmt: skip
+        request_id=request_id,
+        model_id=request["model_id"],
+        model_name=version["model_name"],
+        version_id=request["version_id"],
+        version=candidate.version,
+        approver=actor,
+        approvals=0,
+        approvals_required=request["approvals_required"],
+        comment=comment,
+    )
     approved = await store.insert_approval(
-        uow, {"request_id": request_id, "approver": actor, "comment": comment, "approved_at": now},
-        event, request["version_id"],
-    )  # fmt: skip
+        uow,
+        {"request_id": request_id, "approver": actor, "comment": comment, "approved_at": now},
+        event,
+        request["version_id"],
+    )
     if approved is None:
         raise AlreadyApproved(f"{actor!r} has approved request {request_id} already")
     approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
     if len(approvals) < request["approvals_required"]:
         return request_view(request, approvals), None
     policy.check_move(candidate)
-    moved = Moved(*await transition_stage(
-        uow, request["version_id"], stage=ModelStage(request["to_stage"]),
-        comment=request["comment"], actor=actor, known=known or KnownStages(),
-    ))  # fmt: skip
+    moved = Moved(
+        *await transition_stage(
+            uow,
+            request["version_id"],
+            stage=ModelStage(request["to_stage"]),
+            comment=request["comment"],
+            actor=actor,
+            known=known or KnownStages(),
+        )
+    )
     closed = await store.close_promotion_request(
-        uow.conn, request_id, status="approved", closed_by=actor, closed_at=now, reason=None)
+        uow.conn, request_id, status="approved", closed_by=actor, closed_at=now, reason=None
+    )
     return request_view(closed, approvals), moved
 
 
@@ -544,23 +724,36 @@ async def close_promotion(
             f"{request['requested_by']!r} made request {request_id}; only they may withdraw it"
         )
     closed = await store.close_promotion_request(
-        uow.conn, request_id, status=status, closed_by=actor, closed_at=datetime.now(UTC),
+        uow.conn,
+        request_id,
+        status=status,
+        closed_by=actor,
+        closed_at=datetime.now(UTC),
         reason=reason,
-    )  # fmt: skip
+    )
     uow.record(
         ModelVersionApprovalClosed(
-            request_id=request_id, model_id=request["model_id"], model_name=version["model_name"],
-            version_id=request["version_id"], version=version["version"], status=status,
-            closed_by=actor, reason=reason,
+            request_id=request_id,
+            model_id=request["model_id"],
+            model_name=version["model_name"],
+            version_id=request["version_id"],
+            version=version["version"],
+            status=status,
+            closed_by=actor,
+            reason=reason,
         ),
         request["version_id"],
-    )  # fmt: skip
+    )
     approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
     return request_view(closed, approvals)
 
 
 async def set_promotion_policy(
-    uow: UnitOfWork, *, project_id: UUID, model_id: UUID | None, rules: Mapping[str, Any],
+    uow: UnitOfWork,
+    *,
+    project_id: UUID,
+    model_id: UUID | None,
+    rules: Mapping[str, Any],
     actor: str,
 ) -> dict[str, Any]:
     """Set a project's policy, or with `model_id` the model's override, whole (a rule left out
@@ -571,15 +764,24 @@ async def set_promotion_policy(
         approvals_required=rules.get("approvals_required", 0),
         forbid_author_approval=rules.get("forbid_author_approval", False),
         metric_gate=None if gate is None else MetricGate.parse(gate),
-    )  # fmt: skip
-    row = await store.put_policy(uow.conn, {
-        "id": uuid4(), "project_id": project_id, "model_id": model_id,
-        **policy_columns(policy), "updated_by": actor, "updated_at": datetime.now(UTC)})
+    )
+    row = await store.put_policy(
+        uow.conn,
+        {
+            "id": uuid4(),
+            "project_id": project_id,
+            "model_id": model_id,
+            **policy_columns(policy),
+            "updated_by": actor,
+            "updated_at": datetime.now(UTC),
+        },
+    )
     uow.record(
-        PromotionPolicyChanged(project_id=project_id, model_id=model_id,
-                               policy=policy_columns(policy), actor=actor),
+        PromotionPolicyChanged(
+            project_id=project_id, model_id=model_id, policy=policy_columns(policy), actor=actor
+        ),
         model_id or project_id,
-    )  # fmt: skip
+    )
     return policy_view(row, project_id=project_id, model_id=model_id)
 
 
@@ -590,10 +792,11 @@ async def clear_promotion_policy(
     none to remove is no error."""
     if await store.delete_policy(uow.conn, project_id=project_id, model_id=model_id):
         uow.record(
-            PromotionPolicyChanged(project_id=project_id, model_id=model_id, policy=None,
-                                   actor=actor),
+            PromotionPolicyChanged(
+                project_id=project_id, model_id=model_id, policy=None, actor=actor
+            ),
             model_id or project_id,
-        )  # fmt: skip
+        )
 
 
 def policy_of(row: store.RecordLike | None) -> PromotionPolicy:
@@ -602,17 +805,20 @@ def policy_of(row: store.RecordLike | None) -> PromotionPolicy:
         return PromotionPolicy()
     gate = row["metric_gate"]
     return PromotionPolicy(
-        require_staging=row["require_staging"], approvals_required=row["approvals_required"],
+        require_staging=row["require_staging"],
+        approvals_required=row["approvals_required"],
         forbid_author_approval=row["forbid_author_approval"],
         metric_gate=None if gate is None else MetricGate.parse(gate),
-    )  # fmt: skip
+    )
 
 
 def policy_columns(policy: PromotionPolicy) -> dict[str, Any]:
-    return {"require_staging": policy.require_staging,
-            "approvals_required": policy.approvals_required,
-            "forbid_author_approval": policy.forbid_author_approval,
-            "metric_gate": None if policy.metric_gate is None else str(policy.metric_gate)}  # fmt: skip
+    return {
+        "require_staging": policy.require_staging,
+        "approvals_required": policy.approvals_required,
+        "forbid_author_approval": policy.forbid_author_approval,
+        "metric_gate": None if policy.metric_gate is None else str(policy.metric_gate),
+    }
 
 
 def policy_view(
@@ -621,22 +827,38 @@ def policy_view(
     """A policy as the API shows it: its rules and their `source` (`model`, `project`, or
     `none`, every rule off)."""
     if row is None:
-        return {"project_id": project_id, "model_id": model_id, "source": "none",
-                **policy_columns(PromotionPolicy()), "updated_by": None, "updated_at": None}  # fmt: skip
+        return {
+            "project_id": project_id,
+            "model_id": model_id,
+            "source": "none",
+            **policy_columns(PromotionPolicy()),
+            "updated_by": None,
+            "updated_at": None,
+        }
     source = "project" if row["model_id"] is None else "model"
-    return {"project_id": project_id, "model_id": model_id, "source": source,
-            **{k: row[k] for k in ("require_staging", "approvals_required",
-                                   "forbid_author_approval", "metric_gate", "updated_by",
-                                   "updated_at")}}  # fmt: skip
+    return {
+        "project_id": project_id,
+        "model_id": model_id,
+        "source": source,
+        **{
+            k: row[k]
+            for k in (
+                "require_staging",
+                "approvals_required",
+                "forbid_author_approval",
+                "metric_gate",
+                "updated_by",
+                "updated_at",
+            )
+        },
+    }
 
 
 def request_view(request: store.RecordLike, approvals: Sequence[store.RecordLike]) -> dict:
     return {**dict(request), "approvals": [dict(a) for a in approvals]}
 
 
-async def _pending_request(
-    uow: UnitOfWork, request_id: UUID
-) -> tuple[store.Record, store.Record]:
+async def _pending_request(uow: UnitOfWork, request_id: UUID) -> tuple[store.Record, store.Record]:
     """The request and its version, both locked; 404 or 409 unless it is pending."""
     if not uow.begun:
         await uow.begin()
@@ -656,8 +878,9 @@ async def _locked_version(uow: UnitOfWork, version_id: UUID) -> store.Record:
 
 
 def _candidate(version: store.RecordLike) -> Candidate:
-    return Candidate(version["version"], ModelStage(version["stage"]), version["metrics"],
-                     version["created_by"])  # fmt: skip
+    return Candidate(
+        version["version"], ModelStage(version["stage"]), version["metrics"], version["created_by"]
+    )
 
 
 def _require_approver(approver: bool, actor: str, project_id: UUID) -> None:
@@ -665,5 +888,6 @@ def _require_approver(approver: bool, actor: str, project_id: UUID) -> None:
         raise Forbidden(
             f"{actor!r} is not an approver in project {project_id}; moving a version to "
             "production needs 'approver' or above",
-            required_role=Role.APPROVER.value, project_id=str(project_id),
-        )  # fmt: skip
+            required_role=Role.APPROVER.value,
+            project_id=str(project_id),
+        )

@@ -107,9 +107,17 @@ def version_columns(versions: FromClause) -> list[ColumnElement[Any]]:
 
 MODEL_COLUMNS = [
     MODELS.c[name]
-    for name in ("id", "name", "project_id", "description", "tags", "created_by", "created_at",
-                 "updated_at")
-]  # fmt: skip
+    for name in (
+        "id",
+        "name",
+        "project_id",
+        "description",
+        "tags",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+]
 
 
 def _json(value: Any) -> str:
@@ -215,8 +223,12 @@ async def find_models(
         if value is None:
             conditions.append(RegisteredModel.tags.has_key(key))
         else:
-            conditions.append(or_(RegisteredModel.tags.contains({key: value}),
-                                  RegisteredModel.tags.has_key(f"{key}:{value}")))  # fmt: skip
+            conditions.append(
+                or_(
+                    RegisteredModel.tags.contains({key: value}),
+                    RegisteredModel.tags.has_key(f"{key}:{value}"),
+                )
+            )
     items = await session.scalars(
         select(RegisteredModel)
         .where(*conditions)
@@ -224,7 +236,9 @@ async def find_models(
         .limit(limit)
         .offset(offset)
     )
-    total = await session.scalar(select(func.count()).select_from(RegisteredModel).where(*conditions))
+    total = await session.scalar(
+        select(func.count()).select_from(RegisteredModel).where(*conditions)
+    )
     return items.all(), total or 0
 
 
@@ -264,8 +278,17 @@ def _insert_numbered_version(with_event: bool) -> Statement:
         .returning(MODELS.c.version_counter, MODELS.c.name)
         .cte("model")
     )
-    given = ("id", "model_id", "stage", "description", "run_id", "artifact_version_id",
-             "artifact_uri", *_VERSION_JSON, "created_by")  # fmt: skip
+    given = (
+        "id",
+        "model_id",
+        "stage",
+        "description",
+        "run_id",
+        "artifact_version_id",
+        "artifact_uri",
+        *_VERSION_JSON,
+        "created_by",
+    )
     values = {name: _param(VERSIONS.c[name]) for name in given}
     values["version"] = func.coalesce(
         _param(VERSIONS.c.version), cast(model.c.version_counter, Text)
@@ -317,9 +340,11 @@ async def insert_numbered_version_with_event(
     and `version` the statement fills in. None when nothing was written; a bump made then is
     kept (the number is taken by a label: the next try skips it anyway)."""
     return await uow.fetchrow_writing_events(
-        _INSERT_NUMBERED_VERSION_WITH_EVENT, _version_values(values),
-        events=[(event, values["id"])], fill=_VERSION_FILL,
-    )  # fmt: skip
+        _INSERT_NUMBERED_VERSION_WITH_EVENT,
+        _version_values(values),
+        events=[(event, values["id"])],
+        fill=_VERSION_FILL,
+    )
 
 
 _VERSION_ID = _param(VERSIONS.c.id, "version_id")
@@ -418,9 +443,7 @@ def _transition() -> Statement:
         .where(
             v.c.id == version_id,
             v.c.stage == _param(v.c.stage),
-            m.c.production_version_id.is_not_distinct_from(
-                _param(m.c.production_version_id)
-            ),
+            m.c.production_version_id.is_not_distinct_from(_param(m.c.production_version_id)),
         )
         .with_for_update()
         .cte("guard")
@@ -497,16 +520,29 @@ def _transition() -> Statement:
         .cte("touched")
     )
     audit = insert(TRANSITIONS).from_select(
-        ["id", "version_id", "model_id", "from_stage", "to_stage", "comment", "transitioned_by",
-         "transitioned_at"],
+        [
+            "id",
+            "version_id",
+            "model_id",
+            "from_stage",
+            "to_stage",
+            "comment",
+            "transitioned_by",
+            "transitioned_at",
+        ],
         select(
-            planned.c.audit_id, planned.c.version_id, guard.c.model_id, planned.c.from_stage,
-            planned.c.to_stage, planned.c.comment, _param(TRANSITIONS.c.transitioned_by, "actor"),
+            planned.c.audit_id,
+            planned.c.version_id,
+            guard.c.model_id,
+            planned.c.from_stage,
+            planned.c.to_stage,
+            planned.c.comment,
+            _param(TRANSITIONS.c.transitioned_by, "actor"),
             at,
         )
         .select_from(planned, guard)
         .order_by(planned.c.n),
-    )  # fmt: skip
+    )
     return Statement(
         select(*moved.c, guard.c.model_name)
         .where(moved.c.id == version_id)
@@ -538,8 +574,9 @@ async def transition(
     if len(changes) > 2:  # the statement applies two at most (its LIMIT)
         raise ValueError(f"a transition makes one or two stage changes, not {len(changes)}")
     production = ModelStage.PRODUCTION
-    serving = next(((c.version_id, c.version) for c in changes if c.to_stage == production),
-                   (None, None))  # fmt: skip
+    serving = next(
+        ((c.version_id, c.version) for c in changes if c.to_stage == production), (None, None)
+    )
     values = {
         "version_id": version["id"],
         "stage": version["stage"],
@@ -575,8 +612,12 @@ async def list_versions(
     Keyset pagination on `seq` and the counts kept per stage cost the same at any size; each
     combination of filters is a statement of its own, with its own plan."""
     statement = _LIST_VERSIONS[stage is not None, before_seq is not None]
-    values = {"model_id": model_id, "limit": limit, "stage": stage and stage.value,
-              "before_seq": before_seq}  # fmt: skip
+    values = {
+        "model_id": model_id,
+        "limit": limit,
+        "stage": stage and stage.value,
+        "before_seq": before_seq,
+    }
     rows = await statement.fetch(conn, **values)
     if not rows:
         return None
@@ -607,9 +648,7 @@ def _list_versions(by_stage: bool, before: bool) -> Statement:
         .lateral("page")
     )
     totals = total.subquery("m")
-    return Statement(
-        select(totals.c.total, *page.c).select_from(totals.outerjoin(page, true()))
-    )
+    return Statement(select(totals.c.total, *page.c).select_from(totals.outerjoin(page, true())))
 
 
 _LIST_VERSIONS = {
@@ -746,6 +785,7 @@ async def serving_of_model(conn: asyncpg.Connection, model_id: UUID) -> list[Rec
     """Every deployment of the model's versions not yet retired, oldest change first."""
     return await _SERVING_OF_MODEL.fetch(conn, model_id=model_id)
 
+
 # ---- The promotion policy and its requests: SQLAlchemy Core statements built once from the
 # tables and compiled for asyncpg (shared.statements), run on the unit of work's connection.
 
@@ -753,23 +793,37 @@ _V, _M = VERSIONS, MODELS
 _POLICIES = _table(PromotionPolicy)
 _REQUESTS = _table(PromotionRequest)
 _APPROVALS = _table(PromotionApproval)
-_RULES = ("require_staging", "approvals_required", "forbid_author_approval", "metric_gate",
-          "updated_by", "updated_at")  # fmt: skip
+_RULES = (
+    "require_staging",
+    "approvals_required",
+    "forbid_author_approval",
+    "metric_gate",
+    "updated_by",
+    "updated_at",
+)
 # The model's own policy before its project's: `false` sorts first.
 _OVERRIDE_FIRST = _POLICIES.c.model_id.is_(None)
 
 
 def _policy_applies(project_id: ColumnElement, model_id: ColumnElement) -> ColumnElement[bool]:
-    return and_(_POLICIES.c.project_id == project_id,
-                or_(_POLICIES.c.model_id == model_id, _POLICIES.c.model_id.is_(None)))  # fmt: skip
+    return and_(
+        _POLICIES.c.project_id == project_id,
+        or_(_POLICIES.c.model_id == model_id, _POLICIES.c.model_id.is_(None)),
+    )
 
 
 _POLICY_FOR_VERSION = Statement(
-    select(_M.c.project_id, _V.c.model_id, _POLICIES.c.id.label("policy_id"),
-           _POLICIES.c.model_id.label("policy_model_id"), *(_POLICIES.c[r] for r in _RULES))
+    select(
+        _M.c.project_id,
+        _V.c.model_id,
+        _POLICIES.c.id.label("policy_id"),
+        _POLICIES.c.model_id.label("policy_model_id"),
+        *(_POLICIES.c[r] for r in _RULES),
+    )
     .select_from(
-        _V.join(_M, _M.c.id == _V.c.model_id)
-        .outerjoin(_POLICIES, _policy_applies(_M.c.project_id, _M.c.id))
+        _V.join(_M, _M.c.id == _V.c.model_id).outerjoin(
+            _POLICIES, _policy_applies(_M.c.project_id, _M.c.id)
+        )
     )
     .where(_V.c.id == bindparam("version_id"))
     .order_by(_OVERRIDE_FIRST)
@@ -782,8 +836,9 @@ _POLICY_OF_MODEL = Statement(
     .limit(literal_column("1"))
 )
 _PROJECT_POLICY = Statement(
-    select(_POLICIES).where(_POLICIES.c.project_id == bindparam("project_id"),
-                            _POLICIES.c.model_id.is_(None))
+    select(_POLICIES).where(
+        _POLICIES.c.project_id == bindparam("project_id"), _POLICIES.c.model_id.is_(None)
+    )
 )
 
 
@@ -791,10 +846,11 @@ def _upsert_policy(where: ColumnElement[bool], key: str) -> Statement:
     inserted = pg_insert(_POLICIES).values({c.name: bindparam(c.name) for c in _POLICIES.c})
     return Statement(
         inserted.on_conflict_do_update(
-            index_elements=[key], index_where=where,
+            index_elements=[key],
+            index_where=where,
             set_={name: inserted.excluded[name] for name in _RULES},
         ).returning(_POLICIES)
-    )  # fmt: skip
+    )
 
 
 _UPSERT_PROJECT_POLICY = _upsert_policy(_POLICIES.c.model_id.is_(None), "project_id")
@@ -859,13 +915,19 @@ _PROJECT_OF_REQUEST = Statement(
 _CLOSE_REQUEST = Statement(
     update(_REQUESTS)
     .where(_REQUESTS.c.id == bindparam("request_id"))
-    .values(status=bindparam("status"), closed_by=bindparam("closed_by"),
-            closed_at=bindparam("closed_at"), reason=bindparam("reason"))
+    .values(
+        status=bindparam("status"),
+        closed_by=bindparam("closed_by"),
+        closed_at=bindparam("closed_at"),
+        reason=bindparam("reason"),
+    )
     .returning(_REQUESTS)
-)  # fmt: skip
+)
 # The approval and its event, one statement: the event is written before those of the move
 # that the approval may make next. `approvals` counts this one (a CTE sees the table before).
 _APPROVAL_FILL = {"approvals": "approvals"}
+
+
 def _insert_approval() -> Statement:
     given = ("request_id", "approver", "comment", "approved_at")
     earlier = alias(_APPROVALS, "earlier")
@@ -892,23 +954,32 @@ _APPROVALS_OF = Statement(
 
 def _requests_matching() -> list[ColumnElement[bool]]:
     """Filters each left out by passing None: one statement, one plan, for every combination."""
+
     def given(name: str, type_: Any) -> Any:
         return bindparam(name, type_=type_)
 
     r = _REQUESTS.c
     return [
-        or_(given("projects", ARRAY(Uuid)).is_(None), r.project_id == any_(given("projects", ARRAY(Uuid)))),
+        or_(
+            given("projects", ARRAY(Uuid)).is_(None),
+            r.project_id == any_(given("projects", ARRAY(Uuid))),
+        ),
         or_(given("model_id", Uuid).is_(None), r.model_id == given("model_id", Uuid)),
         or_(given("version_id", Uuid).is_(None), r.version_id == given("version_id", Uuid)),
         or_(given("status", String).is_(None), r.status == given("status", String)),
-    ]  # fmt: skip
+    ]
 
 
 _LIST_REQUESTS = Statement(
-    select(_REQUESTS).where(*_requests_matching()).order_by(_REQUESTS.c.seq.desc())
-    .limit(bindparam("limit")).offset(bindparam("offset"))
-)  # fmt: skip
-_COUNT_REQUESTS = Statement(select(func.count()).select_from(_REQUESTS).where(*_requests_matching()))
+    select(_REQUESTS)
+    .where(*_requests_matching())
+    .order_by(_REQUESTS.c.seq.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT_REQUESTS = Statement(
+    select(func.count()).select_from(_REQUESTS).where(*_requests_matching())
+)
 
 
 async def insert_promotion_request(
@@ -929,13 +1000,22 @@ async def project_of_request(conn: asyncpg.Connection, request_id: UUID) -> UUID
 
 
 async def close_promotion_request(
-    conn: asyncpg.Connection, request_id: UUID, *, status: str, closed_by: str,
-    closed_at: datetime, reason: str | None,
-) -> Record:  # fmt: skip
+    conn: asyncpg.Connection,
+    request_id: UUID,
+    *,
+    status: str,
+    closed_by: str,
+    closed_at: datetime,
+    reason: str | None,
+) -> Record:
     return await _CLOSE_REQUEST.fetchone(
-        conn, request_id=request_id, status=status, closed_by=closed_by, closed_at=closed_at,
+        conn,
+        request_id=request_id,
+        status=status,
+        closed_by=closed_by,
+        closed_at=closed_at,
         reason=reason,
-    )  # fmt: skip
+    )
 
 
 async def insert_approval(
@@ -959,11 +1039,21 @@ async def approvals_of(
 
 
 async def list_promotion_requests(
-    conn: asyncpg.Connection, *, projects: Collection[UUID] | None, model_id: UUID | None,
-    version_id: UUID | None, status: str | None, limit: int, offset: int,
-) -> tuple[list[Record], int]:  # fmt: skip
+    conn: asyncpg.Connection,
+    *,
+    projects: Collection[UUID] | None,
+    model_id: UUID | None,
+    version_id: UUID | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Record], int]:
     """A page of the requests matching, newest first, and how many match."""
-    filters = {"projects": None if projects is None else list(projects), "model_id": model_id,
-               "version_id": version_id, "status": status}  # fmt: skip
+    filters = {
+        "projects": None if projects is None else list(projects),
+        "model_id": model_id,
+        "version_id": version_id,
+        "status": status,
+    }
     items = await _LIST_REQUESTS.fetch(conn, **filters, limit=limit, offset=offset)
     return items, await _COUNT_REQUESTS.fetchval(conn, **filters)

@@ -80,23 +80,44 @@ def _shape(endpoint, deployments) -> EndpointOut:
     return out
 
 
-@router.post("/endpoints", status_code=201, response_model=EndpointOut,
-             responses={**answers(EndpointInvalid, DeploymentSpecInvalid, DuplicateEndpoint, NotFound),
-                        **ENDPOINT_LINKS})
+@router.post(
+    "/endpoints",
+    status_code=201,
+    response_model=EndpointOut,
+    responses={
+        **answers(EndpointInvalid, DeploymentSpecInvalid, DuplicateEndpoint, NotFound),
+        **ENDPOINT_LINKS,
+    },
+)
 async def create_endpoint(
-    body: EndpointCreate, rt: Runtime, config: Settings, who: Actor, response: Response, caller: Who,
+    body: EndpointCreate,
+    rt: Runtime,
+    config: Settings,
+    who: Actor,
+    response: Response,
+    caller: Who,
     known: Projects,
 ):
     """An endpoint, and its first deployment when a version is there to serve."""
     caller.require(body.project_id, Role.EDITOR)
     await known.require(body.project_id, caller)
     async with rt.uow() as uow:
-        namespace = body.namespace or await service.default_namespace(uow, body.env.value, config.serving_namespace)
+        namespace = body.namespace or await service.default_namespace(
+            uow, body.env.value, config.serving_namespace
+        )
         endpoint = await service.create_endpoint(
-            uow, name=body.name, project_id=body.project_id, model_id=body.model_id,
-            model_version_id=body.model_version_id, follow_stage=body.follow_stage,
-            framework=body.serving_framework, namespace=namespace, env=body.env.value,
-            deployment=body.deployment.model_dump(), actor=who, frameworks=config.serving_frameworks,
+            uow,
+            name=body.name,
+            project_id=body.project_id,
+            model_id=body.model_id,
+            model_version_id=body.model_version_id,
+            follow_stage=body.follow_stage,
+            framework=body.serving_framework,
+            namespace=namespace,
+            env=body.env.value,
+            deployment=body.deployment.model_dump(),
+            actor=who,
+            frameworks=config.serving_frameworks,
         )
         deployments = await store.deployments_of(uow.session, endpoint.id)
         out = _shape(endpoint, deployments)
@@ -123,8 +144,9 @@ async def get_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who):
         return _shape(endpoint, await store.deployments_of(session, endpoint.id))
 
 
-@router.delete("/endpoints/{endpoint_id}", response_model=EndpointOut,
-               responses=answers(NotFound, Conflict))
+@router.delete(
+    "/endpoints/{endpoint_id}", response_model=EndpointOut, responses=answers(NotFound, Conflict)
+)
 async def retire_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who, routes: Routes):
     """Undeploy: the endpoint stops answering and its deployments are taken down."""
     async with rt.uow() as uow:
@@ -134,10 +156,15 @@ async def retire_endpoint(endpoint_id: UUID, rt: Runtime, caller: Who, routes: R
     return out
 
 
-@router.post("/endpoints/{endpoint_id}/predict",
-             responses=answers(NotFound, NothingToServe, EndpointRetired, PredictionRefused,
-                               ServingBackendUnavailable))
-async def predict(endpoint_id: UUID, request: Request, routes: Routes, serving: Backends, caller: Who) -> Response:
+@router.post(
+    "/endpoints/{endpoint_id}/predict",
+    responses=answers(
+        NotFound, NothingToServe, EndpointRetired, PredictionRefused, ServingBackendUnavailable
+    ),
+)
+async def predict(
+    endpoint_id: UUID, request: Request, routes: Routes, serving: Backends, caller: Who
+) -> Response:
     """The MLflow scoring protocol (`dataframe_split`, `dataframe_records`, `inputs`,
     `instances`), answered by whatever serves the endpoint now."""
     answer = await predictions.predict(routes, serving, endpoint_id, await request.body(), caller)

@@ -38,11 +38,16 @@ def build_backends(settings: ServingSettings) -> dict[str, ServingBackend]:
     return backends
 
 
-def create_app(settings: ServingSettings, backends: Mapping[str, ServingBackend] | None = None) -> FastAPI:
+def create_app(
+    settings: ServingSettings, backends: Mapping[str, ServingBackend] | None = None
+) -> FastAPI:
     runtime = ServiceRuntime(SERVICE, settings, metadata, MIGRATIONS, CONSUMERS)
     backends = dict(backends) if backends is not None else build_backends(settings)
     reconciler = Reconciler(
-        runtime.uow, backends, policy=settings.health_policy(), interval=settings.serving_watch_seconds,
+        runtime.uow,
+        backends,
+        policy=settings.health_policy(),
+        interval=settings.serving_watch_seconds,
         max_backoff=settings.serving_watch_max_backoff_seconds,
     )
 
@@ -69,7 +74,9 @@ def create_app(settings: ServingSettings, backends: Mapping[str, ServingBackend]
     app.state.backends = backends
     app.state.reconciler = reconciler
     app.state.routes = Routes(runtime.sessionmaker, ttl=settings.serving_route_seconds)
-    app.state.projects = ProjectDirectory(settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE)
+    app.state.projects = ProjectDirectory(
+        settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE
+    )
     app.add_middleware(Utf8JsonOnly)
     # Only the gateway's signed credential says who calls (shared/auth.py).
     app.add_middleware(CorrelationMiddleware, verifier=CredentialVerifier(settings.internal_keys))

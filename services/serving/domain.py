@@ -23,11 +23,20 @@ NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAMESPACE_LENGTH = 63
 QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>[a-zA-Z]*)$")
 QUANTITY_SUFFIXES = {
-    "": Decimal(1), "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15, "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
 }
 
 
@@ -51,16 +60,22 @@ class AutoscalingMetric(StrEnum):
     RPS = "rps"  # requests per second per replica
 
 
-UTILIZATION_METRICS = frozenset({AutoscalingMetric.CPU, AutoscalingMetric.MEMORY, AutoscalingMetric.GPU})
+UTILIZATION_METRICS = frozenset(
+    {AutoscalingMetric.CPU, AutoscalingMetric.MEMORY, AutoscalingMetric.GPU}
+)
 
 # What each framework can scale on: Ray Serve on requests in flight per replica
 # (`target_ongoing_requests`); KServe's `scaleMetric` takes cpu, memory, concurrency or rps.
 FRAMEWORK_METRICS: dict[ServingFramework, frozenset[AutoscalingMetric]] = {
     ServingFramework.RAY_SERVE: frozenset({AutoscalingMetric.CONCURRENCY}),
-    ServingFramework.KSERVE: frozenset({
-        AutoscalingMetric.CPU, AutoscalingMetric.MEMORY, AutoscalingMetric.CONCURRENCY,
-        AutoscalingMetric.RPS,
-    }),
+    ServingFramework.KSERVE: frozenset(
+        {
+            AutoscalingMetric.CPU,
+            AutoscalingMetric.MEMORY,
+            AutoscalingMetric.CONCURRENCY,
+            AutoscalingMetric.RPS,
+        }
+    ),
 }
 
 
@@ -78,22 +93,35 @@ class DeploymentState(StrEnum):
         return self in ACTIVE
 
 
-ACTIVE = frozenset({
-    DeploymentState.CREATED, DeploymentState.DEPLOYING, DeploymentState.HEALTHY,
-    DeploymentState.DEGRADED,
-})
+ACTIVE = frozenset(
+    {
+        DeploymentState.CREATED,
+        DeploymentState.DEPLOYING,
+        DeploymentState.HEALTHY,
+        DeploymentState.DEGRADED,
+    }
+)
 
 # created -> deploying -> healthy | degraded | failed, and any state but retired -> retired.
 # A failed deployment stays failed: its rollout is over, a new one is a new deployment.
 TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
-    DeploymentState.CREATED: frozenset({DeploymentState.DEPLOYING, DeploymentState.FAILED,
-                                        DeploymentState.RETIRED}),
-    DeploymentState.DEPLOYING: frozenset({DeploymentState.HEALTHY, DeploymentState.DEGRADED,
-                                          DeploymentState.FAILED, DeploymentState.RETIRED}),
-    DeploymentState.HEALTHY: frozenset({DeploymentState.DEGRADED, DeploymentState.FAILED,
-                                        DeploymentState.RETIRED}),
-    DeploymentState.DEGRADED: frozenset({DeploymentState.HEALTHY, DeploymentState.FAILED,
-                                         DeploymentState.RETIRED}),
+    DeploymentState.CREATED: frozenset(
+        {DeploymentState.DEPLOYING, DeploymentState.FAILED, DeploymentState.RETIRED}
+    ),
+    DeploymentState.DEPLOYING: frozenset(
+        {
+            DeploymentState.HEALTHY,
+            DeploymentState.DEGRADED,
+            DeploymentState.FAILED,
+            DeploymentState.RETIRED,
+        }
+    ),
+    DeploymentState.HEALTHY: frozenset(
+        {DeploymentState.DEGRADED, DeploymentState.FAILED, DeploymentState.RETIRED}
+    ),
+    DeploymentState.DEGRADED: frozenset(
+        {DeploymentState.HEALTHY, DeploymentState.FAILED, DeploymentState.RETIRED}
+    ),
     DeploymentState.FAILED: frozenset({DeploymentState.RETIRED}),
     DeploymentState.RETIRED: frozenset(),
 }
@@ -128,38 +156,50 @@ def endpoint_violations(spec: EndpointSpec, enabled_frameworks: Collection[str])
     """Each rule the endpoint breaks; `enabled_frameworks` are those the env's configuration allows."""
     violations = []
     if not ENDPOINT_NAME.match(spec.name) or len(spec.name) > MAX_ENDPOINT_NAME_LENGTH:
-        violations.append(Violation(
-            "endpoint-name-dns-label",
-            f"name '{spec.name}' must be a lowercase DNS label: a-z, 0-9 and '-', starting with a "
-            f"letter, at most {MAX_ENDPOINT_NAME_LENGTH} characters",
-        ))
+        violations.append(
+            Violation(
+                "endpoint-name-dns-label",
+                f"name '{spec.name}' must be a lowercase DNS label: a-z, 0-9 and '-', starting with a "
+                f"letter, at most {MAX_ENDPOINT_NAME_LENGTH} characters",
+            )
+        )
     if not NAMESPACE.match(spec.namespace) or len(spec.namespace) > MAX_NAMESPACE_LENGTH:
-        violations.append(Violation(
-            "namespace-dns-label",
-            f"namespace '{spec.namespace}' must be a lowercase DNS label of at most "
-            f"{MAX_NAMESPACE_LENGTH} characters",
-        ))
+        violations.append(
+            Violation(
+                "namespace-dns-label",
+                f"namespace '{spec.namespace}' must be a lowercase DNS label of at most "
+                f"{MAX_NAMESPACE_LENGTH} characters",
+            )
+        )
     if (spec.model_version_id is None) == (spec.follow_stage is None):
-        violations.append(Violation(
-            "serves-one-of", "an endpoint serves either a pinned model_version_id or follows a stage"
-        ))
+        violations.append(
+            Violation(
+                "serves-one-of",
+                "an endpoint serves either a pinned model_version_id or follows a stage",
+            )
+        )
     elif spec.follow_stage is not None and spec.follow_stage not in tuple(FollowStage):
-        violations.append(Violation(
-            "follow-stage-known",
-            f"follow_stage '{spec.follow_stage}' must be one of {', '.join(FollowStage)}",
-        ))
+        violations.append(
+            Violation(
+                "follow-stage-known",
+                f"follow_stage '{spec.follow_stage}' must be one of {', '.join(FollowStage)}",
+            )
+        )
     if spec.framework not in enabled_frameworks:
-        violations.append(Violation(
-            "framework-enabled-for-env",
-            f"serving framework '{spec.framework}' is not enabled in env '{spec.env}'",
-        ))
+        violations.append(
+            Violation(
+                "framework-enabled-for-env",
+                f"serving framework '{spec.framework}' is not enabled in env '{spec.env}'",
+            )
+        )
     return violations
 
 
 def check_endpoint(spec: EndpointSpec, enabled_frameworks: Collection[str]) -> None:
     if violations := endpoint_violations(spec, enabled_frameworks):
-        raise EndpointInvalid("; ".join(v.message for v in violations),
-                              violations=_problem_violations(violations))
+        raise EndpointInvalid(
+            "; ".join(v.message for v in violations), violations=_problem_violations(violations)
+        )
 
 
 # Deployment specs
@@ -219,22 +259,37 @@ def canonical_gpu_type_id(raw: str) -> str:
 def _replica_violations(spec: DeploymentSpec) -> list[Violation]:
     violations = []
     if spec.min_replicas < 0:
-        violations.append(Violation("min-replicas-non-negative",
-                                    f"min_replicas is {spec.min_replicas}; it must be 0 or more"))
+        violations.append(
+            Violation(
+                "min-replicas-non-negative",
+                f"min_replicas is {spec.min_replicas}; it must be 0 or more",
+            )
+        )
     if spec.max_replicas < 1:
-        violations.append(Violation("max-replicas-positive",
-                                    f"max_replicas is {spec.max_replicas}; it must be at least 1"))
+        violations.append(
+            Violation(
+                "max-replicas-positive",
+                f"max_replicas is {spec.max_replicas}; it must be at least 1",
+            )
+        )
     if spec.max_replicas < spec.min_replicas:
-        violations.append(Violation(
-            "max-replicas-at-least-min",
-            f"max_replicas ({spec.max_replicas}) must be at least min_replicas ({spec.min_replicas})",
-        ))
-    if spec.replica_count is not None and not spec.min_replicas <= spec.replica_count <= spec.max_replicas:
-        violations.append(Violation(
-            "replica-count-within-bounds",
-            f"replica_count ({spec.replica_count}) must lie between min_replicas "
-            f"({spec.min_replicas}) and max_replicas ({spec.max_replicas})",
-        ))
+        violations.append(
+            Violation(
+                "max-replicas-at-least-min",
+                f"max_replicas ({spec.max_replicas}) must be at least min_replicas ({spec.min_replicas})",
+            )
+        )
+    if (
+        spec.replica_count is not None
+        and not spec.min_replicas <= spec.replica_count <= spec.max_replicas
+    ):
+        violations.append(
+            Violation(
+                "replica-count-within-bounds",
+                f"replica_count ({spec.replica_count}) must lie between min_replicas "
+                f"({spec.min_replicas}) and max_replicas ({spec.max_replicas})",
+            )
+        )
     return violations
 
 
@@ -244,33 +299,49 @@ def _autoscaling_violations(spec: DeploymentSpec, framework: ServingFramework) -
     supported = FRAMEWORK_METRICS[framework]
     for scaling in spec.autoscaling_metrics:
         if scaling.metric not in tuple(AutoscalingMetric):
-            violations.append(Violation(
-                "autoscaling-metric-known",
-                f"autoscaling metric '{scaling.metric}' must be one of {', '.join(AutoscalingMetric)}",
-            ))
+            violations.append(
+                Violation(
+                    "autoscaling-metric-known",
+                    f"autoscaling metric '{scaling.metric}' must be one of {', '.join(AutoscalingMetric)}",
+                )
+            )
             continue
         metric = AutoscalingMetric(scaling.metric)
         if metric in seen:
-            violations.append(Violation("autoscaling-metric-once",
-                                        f"autoscaling metric '{metric}' is listed more than once"))
+            violations.append(
+                Violation(
+                    "autoscaling-metric-once",
+                    f"autoscaling metric '{metric}' is listed more than once",
+                )
+            )
         seen.add(metric)
         if not scaling.target > 0:
-            violations.append(Violation("autoscaling-target-positive",
-                                        f"the target of '{metric}' must be greater than 0"))
+            violations.append(
+                Violation(
+                    "autoscaling-target-positive",
+                    f"the target of '{metric}' must be greater than 0",
+                )
+            )
         elif metric in UTILIZATION_METRICS and scaling.target > 100:
-            violations.append(Violation(
-                "autoscaling-utilization-percent",
-                f"the target of '{metric}' is a utilization in percent: at most 100",
-            ))
+            violations.append(
+                Violation(
+                    "autoscaling-utilization-percent",
+                    f"the target of '{metric}' is a utilization in percent: at most 100",
+                )
+            )
         if metric not in supported:
-            violations.append(Violation(
-                "autoscaling-metric-supported",
-                f"{framework} cannot scale on '{metric}'; it scales on {', '.join(sorted(supported))}",
-            ))
+            violations.append(
+                Violation(
+                    "autoscaling-metric-supported",
+                    f"{framework} cannot scale on '{metric}'; it scales on {', '.join(sorted(supported))}",
+                )
+            )
     if len(seen) > 1:
-        violations.append(Violation(
-            "autoscaling-one-metric", f"{framework} scales on one metric; {len(seen)} are given"
-        ))
+        violations.append(
+            Violation(
+                "autoscaling-one-metric", f"{framework} scales on one metric; {len(seen)} are given"
+            )
+        )
     return violations
 
 
@@ -279,56 +350,84 @@ def _resource_violations(
 ) -> list[Violation]:
     violations = []
     parsed: dict[tuple[str, str], Decimal] = {}
-    for side, resources in (("resource_requests", spec.resource_requests),
-                            ("resource_limits", spec.resource_limits)):
+    for side, resources in (
+        ("resource_requests", spec.resource_requests),
+        ("resource_limits", spec.resource_limits),
+    ):
         for name in ("cpu", "memory"):
             raw = getattr(resources, name)
             if raw is None:
                 continue
             quantity = parse_quantity(raw)
             if quantity is None or quantity <= 0:
-                violations.append(Violation(
-                    "resource-quantity-valid",
-                    f"{side}.{name} '{raw}' must be a positive Kubernetes quantity such as "
-                    f"{'500m or 2' if name == 'cpu' else '512Mi or 4Gi'}",
-                ))
+                violations.append(
+                    Violation(
+                        "resource-quantity-valid",
+                        f"{side}.{name} '{raw}' must be a positive Kubernetes quantity such as "
+                        f"{'500m or 2' if name == 'cpu' else '512Mi or 4Gi'}",
+                    )
+                )
             else:
                 parsed[side, name] = quantity
         if resources.gpus < 0:
-            violations.append(Violation("gpu-count-non-negative",
-                                        f"{side}.gpus is {resources.gpus}; it must be 0 or more"))
+            violations.append(
+                Violation(
+                    "gpu-count-non-negative",
+                    f"{side}.gpus is {resources.gpus}; it must be 0 or more",
+                )
+            )
     for name in ("cpu", "memory"):
-        request, limit = parsed.get(("resource_requests", name)), parsed.get(("resource_limits", name))
+        request, limit = (
+            parsed.get(("resource_requests", name)),
+            parsed.get(("resource_limits", name)),
+        )
         if request is not None and limit is not None and request > limit:
-            violations.append(Violation(
-                "request-within-limit",
-                f"resource_requests.{name} ({spec.resource_requests.__dict__[name]}) exceeds "
-                f"resource_limits.{name} ({spec.resource_limits.__dict__[name]})",
-            ))
+            violations.append(
+                Violation(
+                    "request-within-limit",
+                    f"resource_requests.{name} ({spec.resource_requests.__dict__[name]}) exceeds "
+                    f"resource_limits.{name} ({spec.resource_limits.__dict__[name]})",
+                )
+            )
     requested, limited = spec.resource_requests.gpus, spec.resource_limits.gpus
     if requested > 0 and limited > 0 and requested != limited:
-        violations.append(Violation(
-            "gpu-request-equals-limit",
-            f"resource_requests.gpus ({requested}) must equal resource_limits.gpus ({limited})",
-        ))
+        violations.append(
+            Violation(
+                "gpu-request-equals-limit",
+                f"resource_requests.gpus ({requested}) must equal resource_limits.gpus ({limited})",
+            )
+        )
     gpu_type = canonical_gpu_type_id(spec.gpu_type) if spec.gpu_type else None
     if spec.gpus > 0:
         if gpu_type is None:
-            violations.append(Violation("gpu-type-required",
-                                        "the deployment asks for GPUs, so gpu_type is required"))
+            violations.append(
+                Violation(
+                    "gpu-type-required", "the deployment asks for GPUs, so gpu_type is required"
+                )
+            )
         elif gpu_type not in enabled_gpu_types:
-            violations.append(Violation(
-                "gpu-type-enabled-for-env",
-                f"gpu type '{spec.gpu_type}' is not an enabled GPU type of env '{env}'",
-            ))
+            violations.append(
+                Violation(
+                    "gpu-type-enabled-for-env",
+                    f"gpu type '{spec.gpu_type}' is not an enabled GPU type of env '{env}'",
+                )
+            )
     elif gpu_type is not None:
-        violations.append(Violation("gpu-type-without-gpu",
-                                    "gpu_type is set, so resource_limits.gpus must be at least 1"))
+        violations.append(
+            Violation(
+                "gpu-type-without-gpu",
+                "gpu_type is set, so resource_limits.gpus must be at least 1",
+            )
+        )
     return violations
 
 
 def deployment_spec_violations(
-    spec: DeploymentSpec, *, framework: ServingFramework, env: str, enabled_gpu_types: Collection[str]
+    spec: DeploymentSpec,
+    *,
+    framework: ServingFramework,
+    env: str,
+    enabled_gpu_types: Collection[str],
 ) -> list[Violation]:
     """Each rule the spec breaks; `enabled_gpu_types` are the canonical ids enabled in `env`."""
     return [
@@ -339,15 +438,20 @@ def deployment_spec_violations(
 
 
 def check_deployment_spec(
-    spec: DeploymentSpec, *, framework: ServingFramework, env: str, enabled_gpu_types: Collection[str]
+    spec: DeploymentSpec,
+    *,
+    framework: ServingFramework,
+    env: str,
+    enabled_gpu_types: Collection[str],
 ) -> None:
     """Raise one 422 listing every rule the spec breaks."""
     violations = deployment_spec_violations(
         spec, framework=framework, env=env, enabled_gpu_types=enabled_gpu_types
     )
     if violations:
-        raise DeploymentSpecInvalid("; ".join(v.message for v in violations),
-                                    violations=_problem_violations(violations))
+        raise DeploymentSpecInvalid(
+            "; ".join(v.message for v in violations), violations=_problem_violations(violations)
+        )
 
 
 def framework_resource_id(endpoint_name: str, deployment_id: UUID) -> str:
@@ -421,12 +525,16 @@ def observed_state(
         case Health.FAILED:
             target = DeploymentState.FAILED
         case Health.MISSING:
-            target, reason = DeploymentState.FAILED, reason or "the framework no longer has the deployment"
+            target, reason = (
+                DeploymentState.FAILED,
+                reason or "the framework no longer has the deployment",
+            )
         case Health.NOT_READY if current in (DeploymentState.CREATED, DeploymentState.DEPLOYING):
             if now - requested_at >= policy.deploy_timeout:
                 target = DeploymentState.FAILED
                 reason = f"not ready {policy.deploy_timeout} after it was requested" + (
-                    f": {reason}" if reason else "")
+                    f": {reason}" if reason else ""
+                )
             else:
                 target = DeploymentState.DEPLOYING
         case Health.NOT_READY:
@@ -436,13 +544,17 @@ def observed_state(
             if now - since >= policy.unreachable_timeout:
                 target = DeploymentState.FAILED
                 reason = f"the framework has not answered for {policy.unreachable_timeout}" + (
-                    f": {reason}" if reason else "")
+                    f": {reason}" if reason else ""
+                )
             elif current == DeploymentState.CREATED:
                 return None  # not yet handed over: the request is retried, nothing degraded
             else:
                 target = DeploymentState.DEGRADED
                 reason = "the framework does not answer" + (f": {reason}" if reason else "")
-    if current == DeploymentState.CREATED and target in (DeploymentState.HEALTHY, DeploymentState.DEGRADED):
+    if current == DeploymentState.CREATED and target in (
+        DeploymentState.HEALTHY,
+        DeploymentState.DEGRADED,
+    ):
         target = DeploymentState.DEPLOYING  # handed over: recorded first, the next poll moves it on
     if target == current:
         return None
@@ -497,7 +609,8 @@ def on_healthy(
     if live is None or not live.state.active or live.created_at <= healthy.created_at:
         live = healthy
     retire = tuple(
-        d.id for d in deployments
+        d.id
+        for d in deployments
         if d.id != live.id and d.state.active and d.created_at <= live.created_at
     )
     if live.id == live_id and not retire:
@@ -505,7 +618,9 @@ def on_healthy(
     return TrafficSwitch(live.id, retire)
 
 
-def on_failed(live_id: UUID | None, deployments: Iterable[DeploymentView], failed_id: UUID) -> RollBack | None:
+def on_failed(
+    live_id: UUID | None, deployments: Iterable[DeploymentView], failed_id: UUID
+) -> RollBack | None:
     """A deployment failed: when it was a rollout and an older live deployment still serves,
     the endpoint stays on that one. None when the failed one was the live one, or none serves."""
     by_id = {d.id: d for d in deployments}

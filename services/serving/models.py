@@ -42,7 +42,9 @@ class ServingEndpoint(Base):
         UniqueConstraint("project_id", "name"),
         CheckConstraint(ENVS_SQL, name="env"),
         CheckConstraint(FRAMEWORKS_SQL, name="serving_framework"),
-        CheckConstraint("(model_version_id IS NULL) <> (follow_stage IS NULL)", name="serves_one_of"),
+        CheckConstraint(
+            "(model_version_id IS NULL) <> (follow_stage IS NULL)", name="serves_one_of"
+        ),
         Index("ix_serving_endpoints_model_follow", "model_id", "follow_stage"),
     )
 
@@ -70,16 +72,24 @@ class ServingDeployment(Base):
 
     __tablename__ = "serving_deployments"
     __table_args__ = (
-        UniqueConstraint("serving_framework", "framework_resource_id", "framework_namespace",
-                         name="uq_serving_deployments_framework_resource"),
+        UniqueConstraint(
+            "serving_framework",
+            "framework_resource_id",
+            "framework_namespace",
+            name="uq_serving_deployments_framework_resource",
+        ),
         CheckConstraint(FRAMEWORKS_SQL, name="serving_framework"),
         CheckConstraint(STATES_SQL, name="state"),
         CheckConstraint("min_replicas >= 0", name="min_replicas"),
         CheckConstraint("max_replicas >= min_replicas", name="max_replicas"),
-        CheckConstraint("replica_count BETWEEN min_replicas AND max_replicas", name="replica_count"),
+        CheckConstraint(
+            "replica_count BETWEEN min_replicas AND max_replicas", name="replica_count"
+        ),
         Index("ix_serving_deployments_endpoint_created", "endpoint_id", "created_at"),
         # The reconciler's work: every deployment not yet retired.
-        Index("ix_serving_deployments_active", "state", postgresql_where=text("state <> 'retired'")),
+        Index(
+            "ix_serving_deployments_active", "state", postgresql_where=text("state <> 'retired'")
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -94,13 +104,21 @@ class ServingDeployment(Base):
     replica_count: Mapped[int] = mapped_column(Integer)
     min_replicas: Mapped[int] = mapped_column(Integer)
     max_replicas: Mapped[int] = mapped_column(Integer)
-    autoscaling_metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
-    resource_requests: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    resource_limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    autoscaling_metrics: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    resource_requests: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
+    resource_limits: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     gpu_type: Mapped[str | None] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16))
     state_reason: Mapped[str | None] = mapped_column(Text)
-    framework_status: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    framework_status: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     retire_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     unreachable_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -52,7 +52,9 @@ class Routes:
     it afresh; one with nothing answering is read every time, so a new deployment answers at
     once."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl: float, limit: int = 10_000) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], ttl: float, limit: int = 10_000
+    ) -> None:
         self._sessions = sessions
         self._ttl = ttl
         self._limit = limit
@@ -91,15 +93,22 @@ class Routes:
             endpoint = await store.get_endpoint(session, endpoint_id)
             if endpoint is None:
                 raise endpoint_not_found(endpoint_id)
-            live = (await store.get_deployment(session, endpoint.live_deployment_id)
-                    if endpoint.live_deployment_id else None)
+            live = (
+                await store.get_deployment(session, endpoint.live_deployment_id)
+                if endpoint.live_deployment_id
+                else None
+            )
         if live is None or live.state not in ANSWERING:
             live = None
         return Route(
-            project_id=endpoint.project_id, name=endpoint.name, retired=endpoint.retired,
-            deployment_id=live.id if live else None, framework=live.serving_framework if live else None,
+            project_id=endpoint.project_id,
+            name=endpoint.name,
+            retired=endpoint.retired,
+            deployment_id=live.id if live else None,
+            framework=live.serving_framework if live else None,
             resource_id=live.framework_resource_id if live else None,
-            namespace=live.framework_namespace if live else None, read_at=time.monotonic(),
+            namespace=live.framework_namespace if live else None,
+            read_at=time.monotonic(),
         )
 
 
@@ -122,7 +131,11 @@ def _refusal(prediction: Prediction) -> str:
 
 
 async def predict(
-    routes: Routes, backends: Mapping[str, ServingBackend], endpoint_id: UUID, body: bytes, caller: Caller,
+    routes: Routes,
+    backends: Mapping[str, ServingBackend],
+    endpoint_id: UUID,
+    body: bytes,
+    caller: Caller,
 ) -> Prediction:
     """The model's answer. A deployment retired between reading it and asking it (traffic just
     switched) is followed to the one that replaced it, so a rollout fails no prediction."""

@@ -112,24 +112,40 @@ class Reconciler:
             endpoints = {}
             for deployment in deployments:
                 if deployment.endpoint_id not in endpoints:
-                    endpoints[deployment.endpoint_id] = await store.get_endpoint(uow.session, deployment.endpoint_id)
+                    endpoints[deployment.endpoint_id] = await store.get_endpoint(
+                        uow.session, deployment.endpoint_id
+                    )
                 env = endpoints[deployment.endpoint_id].env
                 if deployment.gpu_type and (env, deployment.gpu_type) not in gpu_labels:
-                    option = (await store.enabled_gpu_types(uow.session, env)).get(deployment.gpu_type)
+                    option = (await store.enabled_gpu_types(uow.session, env)).get(
+                        deployment.gpu_type
+                    )
                     gpu_labels[env, deployment.gpu_type] = option.node_label if option else None
             return [
                 Work(
-                    id=d.id, endpoint_id=d.endpoint_id, state=DeploymentState(d.state),
-                    retire_requested=d.retire_requested, framework=d.serving_framework,
-                    created_at=d.created_at, unreachable_since=d.unreachable_since,
+                    id=d.id,
+                    endpoint_id=d.endpoint_id,
+                    state=DeploymentState(d.state),
+                    retire_requested=d.retire_requested,
+                    framework=d.serving_framework,
+                    created_at=d.created_at,
+                    unreachable_since=d.unreachable_since,
                     framework_status=d.framework_status,
                     target=DeploymentTarget(
-                        resource_id=d.framework_resource_id, namespace=d.framework_namespace,
-                        model_uri=d.model_uri, spec=service.spec_of(d),
-                        labels={DEPLOYMENT_ID_LABEL: str(d.id), ENDPOINT_ID_LABEL: str(d.endpoint_id),
-                                MODEL_VERSION_ID_LABEL: str(d.model_version_id)},
+                        resource_id=d.framework_resource_id,
+                        namespace=d.framework_namespace,
+                        model_uri=d.model_uri,
+                        spec=service.spec_of(d),
+                        labels={
+                            DEPLOYMENT_ID_LABEL: str(d.id),
+                            ENDPOINT_ID_LABEL: str(d.endpoint_id),
+                            MODEL_VERSION_ID_LABEL: str(d.model_version_id),
+                        },
                         node_selector=node_selector(
-                            gpu_labels.get((endpoints[d.endpoint_id].env, d.gpu_type)) if d.gpu_type else None),
+                            gpu_labels.get((endpoints[d.endpoint_id].env, d.gpu_type))
+                            if d.gpu_type
+                            else None
+                        ),
                     ),
                 )
                 for d in deployments
@@ -147,7 +163,9 @@ class Reconciler:
                 # Asked once this round: each other deployment of it learns the outage too,
                 # so none waits behind the first for its state.
                 if not work.retire_requested:
-                    observation = Observation(Health.UNREACHABLE, f"{work.framework} does not answer")
+                    observation = Observation(
+                        Health.UNREACHABLE, f"{work.framework} does not answer"
+                    )
                     await self._record(work, self._observe(work, observation), unreachable=True)
                 continue
             if time.monotonic() < self._retry_at.get(work.framework, 0.0):
@@ -171,8 +189,14 @@ class Reconciler:
         self._retry_at[framework] = time.monotonic() + delay
         log.warning("%s did not answer; asking again in %.0f s", framework, delay)
 
-    async def _record(self, work: Work, change: StateChange | None, *, framework_status: dict | None = None,
-                      unreachable: bool = False) -> None:
+    async def _record(
+        self,
+        work: Work,
+        change: StateChange | None,
+        *,
+        framework_status: dict | None = None,
+        unreachable: bool = False,
+    ) -> None:
         learnt = (
             change is not None
             or unreachable != (work.unreachable_since is not None)
@@ -181,13 +205,18 @@ class Reconciler:
         if not learnt:
             return  # a poll that learnt nothing writes nothing
         async with self._uow() as uow:
-            await service.record_state(uow, work.id, change, framework_status=framework_status,
-                                       unreachable=unreachable)
+            await service.record_state(
+                uow, work.id, change, framework_status=framework_status, unreachable=unreachable
+            )
 
     def _observe(self, work: Work, observation: Observation) -> StateChange | None:
         return observed_state(
-            work.state, observation, requested_at=work.created_at, unreachable_since=work.unreachable_since,
-            now=datetime.now(UTC), policy=self.policy,
+            work.state,
+            observation,
+            requested_at=work.created_at,
+            unreachable_since=work.unreachable_since,
+            now=datetime.now(UTC),
+            policy=self.policy,
         )
 
     async def _step(self, work: Work, backend: ServingBackend) -> bool:
@@ -199,23 +228,33 @@ class Reconciler:
             except BackendUnreachable as exc:
                 log.warning("deployment %s: retiring it failed: %s", work.id, exc)
                 return False
-            await self._record(work, StateChange(DeploymentState.RETIRED, "taken off its framework"))
+            await self._record(
+                work, StateChange(DeploymentState.RETIRED, "taken off its framework")
+            )
             return True
         if work.state == DeploymentState.CREATED:
             try:
                 await backend.deploy(target)
             except BackendUnreachable as exc:
-                await self._record(work, self._observe(work, Observation(Health.UNREACHABLE, str(exc))),
-                                   unreachable=True)
+                await self._record(
+                    work,
+                    self._observe(work, Observation(Health.UNREACHABLE, str(exc))),
+                    unreachable=True,
+                )
                 return False
             except DeploymentRejected as exc:
                 await self._record(work, StateChange(DeploymentState.FAILED, str(exc)))
                 return True
-            await self._record(work, StateChange(DeploymentState.DEPLOYING, "accepted by its framework"))
+            await self._record(
+                work, StateChange(DeploymentState.DEPLOYING, "accepted by its framework")
+            )
             return True
         status = await backend.status(target.resource_id, target.namespace)
         unreachable = status.observation.health == Health.UNREACHABLE
-        await self._record(work, self._observe(work, status.observation),
-                           framework_status=None if unreachable else status.framework_status,
-                           unreachable=unreachable)
+        await self._record(
+            work,
+            self._observe(work, status.observation),
+            framework_status=None if unreachable else status.framework_status,
+            unreachable=unreachable,
+        )
         return not unreachable

@@ -15,7 +15,9 @@ class ServingSettings(ServiceSettings):
     serving_host: str = "127.0.0.1"
     serving_port: int = 8004
     # The frameworks enabled in an env the gateway has no serving IntegrationConfig for.
-    serving_frameworks: list[ServingBackend] = Field(default_factory=lambda: [ServingBackend.RAY_SERVE])
+    serving_frameworks: list[ServingBackend] = Field(
+        default_factory=lambda: [ServingBackend.RAY_SERVE]
+    )
     # The Kubernetes namespace of an endpoint that names none (an env's config may name another).
     serving_namespace: str = "default"
     # The health watcher: how often it looks, and how long it waits at most for a framework
@@ -50,11 +52,19 @@ class ServingSettings(ServiceSettings):
         )
 
     def ray_serve(self) -> RayServeConfig:
-        return RayServeConfig(dashboard_url=self.ray_dashboard_url, proxy_url=self.ray_serve_url,
-                              replica_cpus=self.ray_replica_cpus, tracking_uri=self.mlflow_tracking_uri or None,
-                              prediction_timeout_seconds=self.prediction_timeout_seconds)
+        return RayServeConfig(
+            dashboard_url=self.ray_dashboard_url,
+            proxy_url=self.ray_serve_url,
+            replica_cpus=self.ray_replica_cpus,
+            tracking_uri=self.mlflow_tracking_uri or None,
+            prediction_timeout_seconds=self.prediction_timeout_seconds,
+        )
 
     def kserve(self) -> KServeConfig:
-        return KServeConfig(namespace=self.serving_namespace, host=self.kubernetes_host,
-                            token=self.kubernetes_token, verify_ssl=self.kubernetes_verify_ssl,
-                            prediction_timeout_seconds=self.prediction_timeout_seconds)
+        return KServeConfig(
+            namespace=self.serving_namespace,
+            host=self.kubernetes_host,
+            token=self.kubernetes_token,
+            verify_ssl=self.kubernetes_verify_ssl,
+            prediction_timeout_seconds=self.prediction_timeout_seconds,
+        )

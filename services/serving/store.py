@@ -54,7 +54,9 @@ async def lock_endpoint(session: AsyncSession, endpoint_id: UUID) -> ServingEndp
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def list_endpoints(session: AsyncSession, projects: Collection[UUID] | None) -> Sequence[ServingEndpoint]:
+async def list_endpoints(
+    session: AsyncSession, projects: Collection[UUID] | None
+) -> Sequence[ServingEndpoint]:
     """The endpoints of `projects` (None: of every project)."""
     stmt = select(ServingEndpoint).order_by(ServingEndpoint.created_at, ServingEndpoint.id)
     if projects is not None:
@@ -62,11 +64,16 @@ async def list_endpoints(session: AsyncSession, projects: Collection[UUID] | Non
     return (await session.scalars(stmt)).all()
 
 
-async def endpoints_following(session: AsyncSession, model_id: UUID, stage: str) -> Sequence[ServingEndpoint]:
+async def endpoints_following(
+    session: AsyncSession, model_id: UUID, stage: str
+) -> Sequence[ServingEndpoint]:
     stmt = (
         select(ServingEndpoint)
-        .where(ServingEndpoint.model_id == model_id, ServingEndpoint.follow_stage == stage,
-               ServingEndpoint.retired.is_(False))
+        .where(
+            ServingEndpoint.model_id == model_id,
+            ServingEndpoint.follow_stage == stage,
+            ServingEndpoint.retired.is_(False),
+        )
         .order_by(ServingEndpoint.id)
         .with_for_update()
     )
@@ -110,10 +117,14 @@ async def unretired_deployments(session: AsyncSession) -> Sequence[ServingDeploy
 # Local copies of other services' facts
 
 
-async def put_model_version(session: AsyncSession, values: dict[str, Any], update: Sequence[str]) -> None:
+async def put_model_version(
+    session: AsyncSession, values: dict[str, Any], update: Sequence[str]
+) -> None:
     """Insert a version, or update only the fields `update` names of the one kept."""
     stmt = insert(ModelVersionCopy).values(**values)
-    stmt = stmt.on_conflict_do_update(index_elements=["version_id"], set_={k: stmt.excluded[k] for k in update})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["version_id"], set_={k: stmt.excluded[k] for k in update}
+    )
     await session.execute(stmt)
 
 
@@ -121,7 +132,9 @@ async def get_model_version(session: AsyncSession, version_id: UUID) -> ModelVer
     return await session.get(ModelVersionCopy, version_id)
 
 
-async def version_in_stage(session: AsyncSession, model_id: UUID, stage: str) -> ModelVersionCopy | None:
+async def version_in_stage(
+    session: AsyncSession, model_id: UUID, stage: str
+) -> ModelVersionCopy | None:
     """The version of the model in `stage`, the latest moved there when the copy holds several."""
     stmt = (
         select(ModelVersionCopy)
@@ -136,16 +149,22 @@ async def delete_model_version(session: AsyncSession, version_id: UUID) -> None:
     await session.execute(delete(ModelVersionCopy).where(ModelVersionCopy.version_id == version_id))
 
 
-async def put_gpu_type(session: AsyncSession, env: str, gpu_type_id: str, enabled: bool,
-                       node_label: str | None) -> None:
-    stmt = insert(GpuTypeCopy).values(env=env, id=gpu_type_id, enabled=enabled, node_label=node_label)
-    stmt = stmt.on_conflict_do_update(index_elements=["env", "id"],
-                                      set_={"enabled": enabled, "node_label": node_label})
+async def put_gpu_type(
+    session: AsyncSession, env: str, gpu_type_id: str, enabled: bool, node_label: str | None
+) -> None:
+    stmt = insert(GpuTypeCopy).values(
+        env=env, id=gpu_type_id, enabled=enabled, node_label=node_label
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["env", "id"], set_={"enabled": enabled, "node_label": node_label}
+    )
     await session.execute(stmt)
 
 
 async def delete_gpu_type(session: AsyncSession, env: str, gpu_type_id: str) -> None:
-    await session.execute(delete(GpuTypeCopy).where(GpuTypeCopy.env == env, GpuTypeCopy.id == gpu_type_id))
+    await session.execute(
+        delete(GpuTypeCopy).where(GpuTypeCopy.env == env, GpuTypeCopy.id == gpu_type_id)
+    )
 
 
 async def enabled_gpu_types(session: AsyncSession, env: str) -> dict[str, GpuTypeCopy]:
@@ -158,7 +177,9 @@ async def put_integration_config(session: AsyncSession, values: dict[str, Any]) 
     return await keep_newest(session, IntegrationConfig, values)
 
 
-async def get_integration_config(session: AsyncSession, env: str, concern: str) -> IntegrationConfig | None:
+async def get_integration_config(
+    session: AsyncSession, env: str, concern: str
+) -> IntegrationConfig | None:
     return await session.get(IntegrationConfig, (env, concern))
 
 

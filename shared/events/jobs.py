@@ -39,8 +39,14 @@ class _Request(BaseModel):
 
 # Kubernetes keeps quantities as int64 milli-units; anything larger no cluster would take.
 MAX_QUANTITY = Decimal(2**63 - 1) / 1000
-BINARY_SUFFIXES = (("Ei", 1024**6), ("Pi", 1024**5), ("Ti", 1024**4), ("Gi", 1024**3),
-                   ("Mi", 1024**2), ("Ki", 1024))
+BINARY_SUFFIXES = (
+    ("Ei", 1024**6),
+    ("Pi", 1024**5),
+    ("Ti", 1024**4),
+    ("Gi", 1024**3),
+    ("Mi", 1024**2),
+    ("Ki", 1024),
+)
 
 
 def parse_positive_quantity(value: object) -> Decimal:
@@ -56,8 +62,9 @@ def parse_positive_quantity(value: object) -> Decimal:
     try:
         quantity = parse_quantity(value.strip() if isinstance(value, str) else value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity (such as 2, 0.5, "
-                         "'500m' or '2Gi')") from None
+        raise ValueError(
+            f"{value!r} is not a Kubernetes quantity (such as 2, 0.5, '500m' or '2Gi')"
+        ) from None
     if not quantity.is_finite() or quantity <= 0:
         raise ValueError(f"{value!r} is not a positive quantity")
     if quantity > MAX_QUANTITY:

@@ -26,8 +26,11 @@ class StageAttemptAnswer(BaseModel):
 
     def stage_attempt(self) -> dict[str, Any]:
         """The three fields, to put in an answer's data."""
-        return {"pipeline_run_id": self.pipeline_run_id, "pipeline_stage": self.pipeline_stage,
-                "pipeline_attempt": self.pipeline_attempt}
+        return {
+            "pipeline_run_id": self.pipeline_run_id,
+            "pipeline_stage": self.pipeline_stage,
+            "pipeline_attempt": self.pipeline_attempt,
+        }
 
 
 class StageCommandRefused(EventData):

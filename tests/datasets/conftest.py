@@ -25,8 +25,11 @@ def datasets_settings(database_url: str, nats_url: str, datasets_root: Path, sou
     from services.datasets.settings import DatasetsSettings
 
     return DatasetsSettings(
-        database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
-        datasets_data_dir=datasets_root / "data", datasets_source_roots=[sources],
+        database_url=database_url,
+        nats_url=nats_url,
+        relay_poll_seconds=0.2,
+        datasets_data_dir=datasets_root / "data",
+        datasets_source_roots=[sources],
         datasets_upload_max_bytes=2 * 1024 * 1024,
     )
 

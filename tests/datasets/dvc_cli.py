@@ -12,8 +12,15 @@ DVC = Path(sys.executable).parent / "dvc"
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(project / ".site")}
-    done = subprocess.run([str(DVC), *args], check=False, cwd=project, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(DVC), *args],
+        check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -32,5 +39,8 @@ def dvc_add(project: Path, name: str) -> dict:
 
 def tree_of(directory: Path) -> dict[str, bytes]:
     """Every file under `directory` by its POSIX path, with its bytes."""
-    return {p.relative_to(directory).as_posix(): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }

@@ -11,7 +11,9 @@ from services.datasets.diffs import StoredFile, diff_summary
 
 
 def stored(root: Path, names: list[str]) -> list[StoredFile]:
-    return [StoredFile(n, hashlib.md5((root / n).read_bytes()).hexdigest(), root / n) for n in names]
+    return [
+        StoredFile(n, hashlib.md5((root / n).read_bytes()).hexdigest(), root / n) for n in names
+    ]
 
 
 def write(path: Path, text: str) -> None:
@@ -28,8 +30,10 @@ def test_files_added_removed_and_modified(tmp_path: Path):
     write(new / "changed.txt", "after")
     write(new / "fresh/new.txt", "hi")
 
-    summary = diff_summary(stored(old, ["same.txt", "gone.txt", "changed.txt"]),
-                           stored(new, ["same.txt", "changed.txt", "fresh/new.txt"]))
+    summary = diff_summary(
+        stored(old, ["same.txt", "gone.txt", "changed.txt"]),
+        stored(new, ["same.txt", "changed.txt", "fresh/new.txt"]),
+    )
 
     assert summary["files_added"] == ["fresh/new.txt"]
     assert summary["files_removed"] == ["gone.txt"]
@@ -69,11 +73,24 @@ def test_parquet_rows_and_schema(tmp_path: Path):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     new.mkdir()
-    pq.write_table(pa.table({"id": list(range(1000)), "v": [float(i) for i in range(1000)],
-                             "drop": ["x"] * 1000}), old / "t.parquet", row_group_size=100)
-    pq.write_table(pa.table({"id": list(range(10, 1005)), "v": [float(i) for i in range(10, 1005)],
-                             "w": pa.array([1] * 995, pa.int32())}), new / "t.parquet",
-                   row_group_size=100)
+    pq.write_table(
+        pa.table(
+            {"id": list(range(1000)), "v": [float(i) for i in range(1000)], "drop": ["x"] * 1000}
+        ),
+        old / "t.parquet",
+        row_group_size=100,
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "id": list(range(10, 1005)),
+                "v": [float(i) for i in range(10, 1005)],
+                "w": pa.array([1] * 995, pa.int32()),
+            }
+        ),
+        new / "t.parquet",
+        row_group_size=100,
+    )
 
     summary = diff_summary(stored(old, ["t.parquet"]), stored(new, ["t.parquet"]))
     table = summary["tables"]["t.parquet"]
@@ -103,6 +120,8 @@ def test_a_file_that_is_not_the_table_it_claims_is_reported(tmp_path: Path):
     write(old / "t.parquet", "not parquet")
     write(new / "t.parquet", "still not parquet")
 
-    table = diff_summary(stored(old, ["t.parquet"]), stored(new, ["t.parquet"]))["tables"]["t.parquet"]
+    table = diff_summary(stored(old, ["t.parquet"]), stored(new, ["t.parquet"]))["tables"][
+        "t.parquet"
+    ]
 
     assert "could not be read" in table["error"]

@@ -47,7 +47,10 @@ def test_a_parent_must_be_of_the_same_dataset_and_not_a_descendant():
     assert parent_violations(dataset, "c.dir", child, str(child.id), [root]) == []
     assert parent_violations(dataset, "c.dir", None, None) == []
     assert parent_violations(dataset, "c.dir", None, "x")[0].rule == "parent-exists"
-    assert parent_violations(dataset, "c.dir", node(other, "z.dir"), "z")[0].rule == "parent-same-dataset"
+    assert (
+        parent_violations(dataset, "c.dir", node(other, "z.dir"), "z")[0].rule
+        == "parent-same-dataset"
+    )
     assert parent_violations(dataset, "a.dir", child, "b", [root])[0].rule == "lineage-acyclic"
     assert parent_violations(dataset, "b.dir", child, "b", [root])[0].rule == "lineage-acyclic"
 
@@ -56,9 +59,11 @@ def test_life_cycle():
     check_transition(VersionState.CREATED, VersionState.VERIFIED)
     check_transition(VersionState.VERIFIED, VersionState.ACTIVE)
     check_transition(VersionState.ACTIVE, VersionState.FAILED)
-    for current, to in ((VersionState.CREATED, VersionState.ACTIVE),
-                        (VersionState.FAILED, VersionState.VERIFIED),
-                        (VersionState.FAILED, VersionState.ACTIVE)):
+    for current, to in (
+        (VersionState.CREATED, VersionState.ACTIVE),
+        (VersionState.FAILED, VersionState.VERIFIED),
+        (VersionState.FAILED, VersionState.ACTIVE),
+    ):
         with pytest.raises(IllegalVersionTransition):
             check_transition(current, to)
     assert activation_violation(VersionState.VERIFIED) is None

@@ -52,7 +52,9 @@ def test_dvc_pull_of_the_handed_out_dvc_file_restores_the_version(tmp_path: Path
     pushed = remote.push(source)
 
     objects = {p.relative_to(remote.root).as_posix() for p in remote.root.rglob("*") if p.is_file()}
-    assert f"files/md5/{pushed.directory.version_id[:2]}/{pushed.directory.version_id[2:]}" in objects
+    assert (
+        f"files/md5/{pushed.directory.version_id[:2]}/{pushed.directory.version_id[2:]}" in objects
+    )
 
     user = init_project(tmp_path / "user")
     dvc(user, "remote", "add", "-d", "modelplane", remote.url)

@@ -23,20 +23,29 @@ from tests.bus import publish, wait_consumed
 from tests.credentials import GatewayCredential, known_project
 from tests.datasets.dvc_cli import dvc, init_project, tree_of
 
-S3_OPTIONS = {"endpointurl": "http://minio.internal:9000", "region": "eu-west-1",
-              "use_ssl": False, "secret_access_key": "do-not-hand-out"}  # fmt: skip
+S3_OPTIONS = {
+    "endpointurl": "http://minio.internal:9000",
+    "region": "eu-west-1",
+    "use_ssl": False,
+    "secret_access_key": "do-not-hand-out",
+}
 
 
 def test_an_s3_remote_is_checked_by_dvc_and_rendered_into_dvc_config():
-    choice = RemoteChoice.from_config("s3", {"url": "s3://ml-data/datasets/", "options": S3_OPTIONS})
+    choice = RemoteChoice.from_config(
+        "s3", {"url": "s3://ml-data/datasets/", "options": S3_OPTIONS}
+    )
     assert choice.base == "s3://ml-data/datasets"
 
     text = remote_config(f"{choice.base}/d-1", choice.shown())
     config = ConfigObj(text.splitlines())
     assert config["core"]["remote"] == "modelplane"
     assert dict(config['remote "modelplane"']) == {
-        "url": "s3://ml-data/datasets/d-1", "endpointurl": "http://minio.internal:9000",
-        "region": "eu-west-1", "use_ssl": "false"}  # credentials stay with the service
+        "url": "s3://ml-data/datasets/d-1",
+        "endpointurl": "http://minio.internal:9000",
+        "region": "eu-west-1",
+        "use_ssl": "false",
+    }  # credentials stay with the service
 
     for backend, settings, named in (
         ("s3", {"url": "s3://b/p", "options": {"no_such_option": 1}}, "no_such_option"),
@@ -60,19 +69,36 @@ async def stg_client(datasets_settings):
     from services.datasets.app import create_app
 
     app = create_app(datasets_settings.model_copy(update={"datasets_env": Env.STG}))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://datasets/api/v1",
-        auth=GatewayCredential("alice@example.com"), timeout=60,
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://datasets/api/v1",
+            auth=GatewayCredential("alice@example.com"),
+            timeout=60,
+        ) as client,
+    ):
         client.project = known_project(app)
         yield client
 
 
 async def configure(nc, backend: str, settings: dict) -> None:
     """Publish the gateway's event for env stg, and wait until the service has taken it in."""
-    seq = await publish(nc, CloudEvent.wrap(IntegrationConfigChanged(
-        env="stg", concern="dataset_versioning", backend=backend, settings=settings,
-        changed_by="admin", changed_at=datetime.now(UTC)), service="gateway", aggregate_id="stg"))
+    seq = await publish(
+        nc,
+        CloudEvent.wrap(
+            IntegrationConfigChanged(
+                env="stg",
+                concern="dataset_versioning",
+                backend=backend,
+                settings=settings,
+                changed_by="admin",
+                changed_at=datetime.now(UTC),
+            ),
+            service="gateway",
+            aggregate_id="stg",
+        ),
+    )
     await wait_consumed(nc, "GATEWAY", "datasets-gateway-integration-config-changed", seq)
 
 
@@ -88,13 +114,20 @@ async def test_a_local_remote_named_by_integration_config_is_used_and_pulled_fro
 ):
     team_remote = tmp_path / "team-remote"
     await configure(nc, "local", {"url": str(team_remote)})
-    datasets = [(await stg_client.post("/datasets", json={
-        "name": f"ds-{uuid4().hex[:8]}", "project_id": stg_client.project})).json()
-        for _ in range(2)]  # fmt: skip
+    datasets = [
+        (
+            await stg_client.post(
+                "/datasets",
+                json={"name": f"ds-{uuid4().hex[:8]}", "project_id": stg_client.project},
+            )
+        ).json()
+        for _ in range(2)
+    ]
     source = write(sources / uuid4().hex, {"a.csv": b"x,y\n1,2\n", "b/c.bin": b"\x00" * 4096})
 
-    reply = await stg_client.post(f"/datasets/{datasets[0]['id']}/versions",
-                                  json={"source_path": str(source)})
+    reply = await stg_client.post(
+        f"/datasets/{datasets[0]['id']}/versions", json={"source_path": str(source)}
+    )
     assert reply.status_code == 201, reply.text
     version = reply.json()
     assert version["storage_uri"] == str(team_remote / datasets[0]["id"])
@@ -115,8 +148,9 @@ async def test_a_local_remote_named_by_integration_config_is_used_and_pulled_fro
     # An S3 remote this machine has no DVC plugin for: the next push is refused, naming why,
     # and what was stored in the local remote is still read from there.
     await configure(nc, "s3", {"url": "s3://ml-data/datasets", "options": {"region": "eu-west-1"}})
-    reply = await stg_client.post(f"/datasets/{datasets[1]['id']}/versions",
-                                  json={"source_path": str(source)})
+    reply = await stg_client.post(
+        f"/datasets/{datasets[1]['id']}/versions", json={"source_path": str(source)}
+    )
     assert reply.status_code == 409, reply.text
     assert reply.json()["type"].endswith("/dataset-remote-invalid")
     assert "dvc-s3" in reply.json()["detail"]
@@ -124,6 +158,7 @@ async def test_a_local_remote_named_by_integration_config_is_used_and_pulled_fro
     assert verified.json()["state"] == "verified"
 
     await configure(nc, "s3", {"url": "s3://ml-data/datasets", "options": {"bogus": 1}})
-    reply = await stg_client.post(f"/datasets/{datasets[1]['id']}/versions",
-                                  json={"source_path": str(source)})
+    reply = await stg_client.post(
+        f"/datasets/{datasets[1]['id']}/versions", json={"source_path": str(source)}
+    )
     assert reply.status_code == 409 and "bogus" in reply.json()["detail"]

@@ -32,16 +32,23 @@ def project(datasets_app) -> str:
 
 
 async def new_dataset(client, project: str, name: str | None = None) -> dict:
-    reply = await client.post("/datasets", json={
-        "name": name or f"ds-{uuid4().hex[:8]}", "project_id": project,
-        "description": "test data", "tags": {"team": "vision"}})
+    reply = await client.post(
+        "/datasets",
+        json={
+            "name": name or f"ds-{uuid4().hex[:8]}",
+            "project_id": project,
+            "description": "test data",
+            "tags": {"team": "vision"},
+        },
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()
 
 
 async def new_version(client, dataset_id: str, source: Path, **extra) -> dict:
-    reply = await client.post(f"/datasets/{dataset_id}/versions",
-                              json={"source_path": str(source), **extra})
+    reply = await client.post(
+        f"/datasets/{dataset_id}/versions", json={"source_path": str(source), **extra}
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()
 
@@ -49,8 +56,10 @@ async def new_version(client, dataset_id: str, source: Path, **extra) -> dict:
 def chain_files(sources: Path) -> tuple[Path, Path, Path]:
     """Three versions: v2 changes a CSV and adds a file; v3 changes a Parquet file's schema."""
     blobs = {f"blobs/part-{i:02d}.bin": os.urandom(128 * 1024) for i in range(30)}
-    v1 = write_files(sources / f"v1-{uuid4().hex[:6]}", {
-        **blobs, "labels.csv": b"id,label\n1,cat\n2,dog\n3,bird\n"})
+    v1 = write_files(
+        sources / f"v1-{uuid4().hex[:6]}",
+        {**blobs, "labels.csv": b"id,label\n1,cat\n2,dog\n3,bird\n"},
+    )
     pq.write_table(pa.table({"id": [1, 2, 3], "score": [0.1, 0.2, 0.3]}), v1 / "features.parquet")
     v2 = v1.with_name(v1.name.replace("v1", "v2"))
     shutil.copytree(v1, v2)
@@ -58,8 +67,10 @@ def chain_files(sources: Path) -> tuple[Path, Path, Path]:
     (v2 / "README.txt").write_bytes(b"second version\n")
     v3 = v1.with_name(v1.name.replace("v1", "v3"))
     shutil.copytree(v2, v3)
-    pq.write_table(pa.table({"id": [1, 2, 3, 4], "score": ["a", "b", "c", "d"],
-                             "split": ["train"] * 4}), v3 / "features.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({"id": [1, 2, 3, 4], "score": ["a", "b", "c", "d"], "split": ["train"] * 4}),
+        v3 / "features.parquet",
+    )
     return v1, v2, v3
 
 
@@ -70,7 +81,9 @@ async def test_three_versions_in_a_chain(datasets_client, project, sources, nc, 
     v1 = await new_version(datasets_client, dataset["id"], v1_dir, version_tag="v1")
     v2 = await new_version(datasets_client, dataset["id"], v2_dir, parent_version_id=v1["id"])
     # a parent may be named by its DVC content hash too
-    v3 = await new_version(datasets_client, dataset["id"], v3_dir, parent_version_id=v2["version_id"])
+    v3 = await new_version(
+        datasets_client, dataset["id"], v3_dir, parent_version_id=v2["version_id"]
+    )
 
     assert v1["versioning_system"] == "dvc" and v1["version_id"].endswith(".dir")
     assert v1["state"] == "created" and v1["file_count"] == 32
@@ -97,8 +110,9 @@ async def test_three_versions_in_a_chain(datasets_client, project, sources, nc, 
     assert root["children"][0]["id"] == v2["id"]
     assert root["children"][0]["children"][0]["id"] == v3["id"]
 
-    reply = await datasets_client.get(f"/datasets/versions/{v3['id']}/diff",
-                                      params={"against": v1["id"]})
+    reply = await datasets_client.get(
+        f"/datasets/versions/{v3['id']}/diff", params={"against": v1["id"]}
+    )
     assert reply.status_code == 200
     summary = reply.json()["summary"]
     assert summary["files_added"] == ["README.txt"]
@@ -125,11 +139,15 @@ async def test_three_versions_in_a_chain(datasets_client, project, sources, nc, 
 
 async def test_verify_then_activate(datasets_client, project, sources, nc):
     dataset = await new_dataset(datasets_client, project)
-    one = await new_version(datasets_client, dataset["id"],
-                            write_files(sources / uuid4().hex, {"a.txt": b"a"}))
-    two = await new_version(datasets_client, dataset["id"],
-                            write_files(sources / uuid4().hex, {"a.txt": b"b"}),
-                            parent_version_id=one["id"])
+    one = await new_version(
+        datasets_client, dataset["id"], write_files(sources / uuid4().hex, {"a.txt": b"a"})
+    )
+    two = await new_version(
+        datasets_client,
+        dataset["id"],
+        write_files(sources / uuid4().hex, {"a.txt": b"b"}),
+        parent_version_id=one["id"],
+    )
 
     refused = await datasets_client.post(f"/datasets/versions/{one['id']}/activate")
     assert refused.status_code == 409
@@ -138,15 +156,25 @@ async def test_verify_then_activate(datasets_client, project, sources, nc):
     for version in (one, two):
         reply = await datasets_client.post(f"/datasets/versions/{version['id']}/verify")
         assert reply.status_code == 200 and reply.json()["state"] == "verified"
-    assert (await datasets_client.post(f"/datasets/versions/{one['id']}/activate")).json()["state"] == "active"
-    assert (await datasets_client.post(f"/datasets/versions/{two['id']}/activate")).json()["state"] == "active"
+    assert (await datasets_client.post(f"/datasets/versions/{one['id']}/activate")).json()[
+        "state"
+    ] == "active"
+    assert (await datasets_client.post(f"/datasets/versions/{two['id']}/activate")).json()[
+        "state"
+    ] == "active"
 
-    assert (await datasets_client.get(f"/datasets/versions/{one['id']}")).json()["state"] == "verified"
-    assert (await datasets_client.get(f"/datasets/{dataset['id']}")).json()["active_version_id"] == two["id"]
+    assert (await datasets_client.get(f"/datasets/versions/{one['id']}")).json()[
+        "state"
+    ] == "verified"
+    assert (await datasets_client.get(f"/datasets/{dataset['id']}")).json()[
+        "active_version_id"
+    ] == two["id"]
     events = await wait_for_events(nc, "DATASETS", two["id"], 3)
     assert [e.nats_subject for e in events] == [
-        "datasets.dataset_version.created", "datasets.dataset_version.verified",
-        "datasets.dataset_version.activated"]
+        "datasets.dataset_version.created",
+        "datasets.dataset_version.verified",
+        "datasets.dataset_version.activated",
+    ]
     assert events[2].data["previous_dataset_version_id"] == one["id"]
 
 
@@ -154,10 +182,15 @@ async def test_a_corrupted_object_fails_the_version_naming_the_file(
     datasets_client, datasets_app, project, sources, nc
 ):
     dataset = await new_dataset(datasets_client, project)
-    version = await new_version(datasets_client, dataset["id"], write_files(
-        sources / uuid4().hex, {"ok.txt": b"fine", "data/broken.csv": b"a,b\n1,2\n"}))
+    version = await new_version(
+        datasets_client,
+        dataset["id"],
+        write_files(sources / uuid4().hex, {"ok.txt": b"fine", "data/broken.csv": b"a,b\n1,2\n"}),
+    )
     remote = datasets_app.state.storage.remote(UUID(dataset["id"]))
-    entry = next(f for f in remote.manifest(version["version_id"]).files if f.path == "data/broken.csv")
+    entry = next(
+        f for f in remote.manifest(version["version_id"]).files if f.path == "data/broken.csv"
+    )
     obj = remote.object_path(entry.md5)
     obj.chmod(0o644)
     obj.write_bytes(b"tampered")
@@ -179,18 +212,26 @@ async def test_a_corrupted_object_fails_the_version_naming_the_file(
 async def test_bad_parents_are_422_naming_the_field(datasets_client, project, sources):
     dataset = await new_dataset(datasets_client, project)
     other = await new_dataset(datasets_client, project)
-    foreign = await new_version(datasets_client, other["id"],
-                                write_files(sources / uuid4().hex, {"x.txt": b"x"}))
-    base = await new_version(datasets_client, dataset["id"],
-                             write_files(sources / uuid4().hex, {"y.txt": b"y"}))
+    foreign = await new_version(
+        datasets_client, other["id"], write_files(sources / uuid4().hex, {"x.txt": b"x"})
+    )
+    base = await new_version(
+        datasets_client, dataset["id"], write_files(sources / uuid4().hex, {"y.txt": b"y"})
+    )
     child_dir = write_files(sources / uuid4().hex, {"y.txt": b"z"})
-    child = await new_version(datasets_client, dataset["id"], child_dir,
-                              parent_version_id=base["id"])
+    child = await new_version(
+        datasets_client, dataset["id"], child_dir, parent_version_id=base["id"]
+    )
 
-    for parent, rule in ((foreign["id"], "parent-same-dataset"), (str(uuid4()), "parent-exists"),
-                         ("0" * 32 + ".dir", "parent-exists")):
-        reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions", json={
-            "source_path": str(child_dir), "parent_version_id": parent})
+    for parent, rule in (
+        (foreign["id"], "parent-same-dataset"),
+        (str(uuid4()), "parent-exists"),
+        ("0" * 32 + ".dir", "parent-exists"),
+    ):
+        reply = await datasets_client.post(
+            f"/datasets/{dataset['id']}/versions",
+            json={"source_path": str(child_dir), "parent_version_id": parent},
+        )
         assert reply.status_code == 422, reply.text
         body = reply.json()
         assert body["type"].endswith("/dataset-invalid")
@@ -199,14 +240,17 @@ async def test_bad_parents_are_422_naming_the_field(datasets_client, project, so
 
     # base's content again, under its own descendant: the lineage would loop
     base_dir = write_files(sources / uuid4().hex, {"y.txt": b"y"})
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions", json={
-        "source_path": str(base_dir), "parent_version_id": child["id"]})
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions",
+        json={"source_path": str(base_dir), "parent_version_id": child["id"]},
+    )
     assert reply.status_code == 422
     assert reply.json()["errors"][0]["type"] == "lineage-acyclic"
 
     # the same content twice is one version
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
-                                       json={"source_path": str(base_dir)})
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions", json={"source_path": str(base_dir)}
+    )
     assert reply.status_code == 409
     assert reply.json()["dataset_version_id"] == base["id"]
 
@@ -222,23 +266,35 @@ async def test_bad_input_is_422_naming_the_field(datasets_client, project, sourc
 
     dataset = await new_dataset(datasets_client, project)
     outside = write_files(tmp_path / "outside", {"secret.txt": b"s"})
-    for path in (str(outside), "relative/path", str(sources / "missing"), f"{sources}/nul\x00byte",
-                 f"{sources}/../{outside.parent.name}"):
-        reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
-                                           json={"source_path": path})
+    for path in (
+        str(outside),
+        "relative/path",
+        str(sources / "missing"),
+        f"{sources}/nul\x00byte",
+        f"{sources}/../{outside.parent.name}",
+    ):
+        reply = await datasets_client.post(
+            f"/datasets/{dataset['id']}/versions", json={"source_path": path}
+        )
         assert reply.status_code == 422, path
         assert reply.json()["errors"][0]["loc"] == ["body", "source_path"]
 
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions", json={
-        "source_path": str(write_files(sources / uuid4().hex, {"a": b"a"})),
-        "version_tag": "no spaces allowed"})
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions",
+        json={
+            "source_path": str(write_files(sources / uuid4().hex, {"a": b"a"})),
+            "version_tag": "no spaces allowed",
+        },
+    )
     assert reply.status_code == 422
     assert reply.json()["errors"][0]["loc"] == ["body", "version_tag"]
 
 
 async def test_duplicate_names_and_unknown_ids(datasets_client, project):
     dataset = await new_dataset(datasets_client, project)
-    again = await datasets_client.post("/datasets", json={"name": dataset["name"], "project_id": project})
+    again = await datasets_client.post(
+        "/datasets", json={"name": dataset["name"], "project_id": project}
+    )
     assert again.status_code == 409
     assert again.json()["type"].endswith("/dataset-name-taken")
     assert (await datasets_client.get(f"/datasets/{uuid4()}")).status_code == 404
@@ -253,13 +309,19 @@ async def test_roles_in_the_dataset_project(datasets_client, datasets_app, proje
     stranger = credential_headers("stranger@example.com", role=None)
     source = write_files(sources / uuid4().hex, {"f.txt": b"f"})
 
-    assert (await datasets_client.get(f"/datasets/{dataset['id']}", headers=viewer)).status_code == 200
-    assert (await datasets_client.get(f"/datasets/{dataset['id']}", headers=stranger)).status_code == 403
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions", headers=viewer,
-                                       json={"source_path": str(source)})
+    assert (
+        await datasets_client.get(f"/datasets/{dataset['id']}", headers=viewer)
+    ).status_code == 200
+    assert (
+        await datasets_client.get(f"/datasets/{dataset['id']}", headers=stranger)
+    ).status_code == 403
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions", headers=viewer, json={"source_path": str(source)}
+    )
     assert reply.status_code == 403
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions", headers=editor,
-                                       json={"source_path": str(source)})
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions", headers=editor, json={"source_path": str(source)}
+    )
     assert reply.status_code == 201
     assert reply.json()["created_by"] == "editor@example.com"
     listed = (await datasets_client.get("/datasets", headers=stranger)).json()
@@ -305,20 +367,24 @@ async def test_an_upload_past_the_limit_is_413(datasets_client, project):
     assert reply.status_code == 422
 
 
-async def test_an_upload_without_a_length_is_cut_off_at_the_limit(datasets_client, datasets_app,
-                                                                   project):
+async def test_an_upload_without_a_length_is_cut_off_at_the_limit(
+    datasets_client, datasets_app, project
+):
     dataset = await new_dataset(datasets_client, project)
     boundary = "modelplane-test-boundary"
 
     async def body():
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-               f"filename=\"big.bin\"\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="big.bin"\r\n\r\n'
+        ).encode()
         for _ in range(48):  # 3 MiB in 64 KiB chunks, past the 2 MiB limit
             yield os.urandom(64 * 1024)
         yield f"\r\n--{boundary}--\r\n".encode()
 
     reply = await datasets_client.post(
-        f"/datasets/{dataset['id']}/versions/upload", content=body(),
+        f"/datasets/{dataset['id']}/versions/upload",
+        content=body(),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert reply.status_code == 413
@@ -328,11 +394,13 @@ async def test_an_upload_without_a_length_is_cut_off_at_the_limit(datasets_clien
     assert list(datasets_app.state.settings.upload_dir.iterdir()) == []  # nothing left behind
 
 
-async def test_a_version_gone_from_its_remote_is_409_not_500(datasets_client, datasets_app,
-                                                            project, sources):
+async def test_a_version_gone_from_its_remote_is_409_not_500(
+    datasets_client, datasets_app, project, sources
+):
     dataset = await new_dataset(datasets_client, project)
-    version = await new_version(datasets_client, dataset["id"],
-                                write_files(sources / uuid4().hex, {"a.txt": b"gone soon"}))
+    version = await new_version(
+        datasets_client, dataset["id"], write_files(sources / uuid4().hex, {"a.txt": b"gone soon"})
+    )
     remote = datasets_app.state.storage.remote(UUID(dataset["id"]))
     remote.object_path(version["version_id"]).unlink()
 
@@ -370,12 +438,15 @@ async def test_an_upload_cannot_escape_its_folder_or_fail_with_500(
     assert reply.status_code == 422 and reply.json()["type"].endswith("/dataset-upload-invalid")
     # Part headers past what the parser takes.
     boundary = "b0undary"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
-            f'filename="{"y" * 9000}"\r\n\r\ndata\r\n--{boundary}--\r\n').encode()  # fmt: skip
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        f'filename="{"y" * 9000}"\r\n\r\ndata\r\n--{boundary}--\r\n'
+    ).encode()
     reply = await datasets_client.post(
-        f"/datasets/{dataset['id']}/versions/upload", content=body,
+        f"/datasets/{dataset['id']}/versions/upload",
+        content=body,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )  # fmt: skip
+    )
     assert reply.status_code == 422 and reply.json()["type"].endswith("/dataset-upload-invalid")
     assert set(upload_dir.iterdir()) == before  # nothing written, nothing left behind
     assert not (upload_dir.parent / "escaped.txt").exists()
@@ -393,13 +464,16 @@ async def test_a_nul_character_is_422_not_500(datasets_client, project, sources)
         assert reply.json()["errors"][0]["loc"][-1] in body
     dataset = await new_dataset(datasets_client, project)
     source = str(write_files(sources / uuid4().hex, {"a": b"a"}))
-    reply = await datasets_client.post(f"/datasets/{dataset['id']}/versions",
-                                       json={"source_path": source, "parent_version_id": "a\x00"})  # fmt: skip
+    reply = await datasets_client.post(
+        f"/datasets/{dataset['id']}/versions",
+        json={"source_path": source, "parent_version_id": "a\x00"},
+    )
     assert reply.status_code == 422, reply.text
     assert reply.json()["errors"][0]["loc"] == ["body", "parent_version_id"]
     reply = await datasets_client.post(
         f"/datasets/{dataset['id']}/versions/upload",
-        files=[("files", ("a.csv", b"1"))], data={"parent_version_id": "x\x00"},
+        files=[("files", ("a.csv", b"1"))],
+        data={"parent_version_id": "x\x00"},
     )
     assert reply.status_code == 422, reply.text
     assert reply.json()["type"].endswith("/dataset-invalid")

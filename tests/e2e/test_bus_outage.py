@@ -72,12 +72,15 @@ async def test_writes_and_readiness_survive_a_bus_outage_under_load(outage_platf
     probed = {"gateway": platform.gateway_url} | {
         spec.name: platform.service_url(spec.name) for spec in backends()
     }
-    async with httpx.AsyncClient(base_url=platform.gateway_url, headers=headers,
-                                 timeout=30) as api, httpx.AsyncClient(timeout=10) as plain:  # fmt: skip
+    async with (
+        httpx.AsyncClient(base_url=platform.gateway_url, headers=headers, timeout=30) as api,
+        httpx.AsyncClient(timeout=10) as plain,
+    ):
         r = await api.post("/api/v1/projects", json={"name": f"p-{secrets.token_hex(4)}"})
         assert r.status_code == 201, r.text
-        r = await api.post("/api/v1/registry/models",
-                           json={"name": "outage", "project_id": r.json()["id"]})  # fmt: skip
+        r = await api.post(
+            "/api/v1/registry/models", json={"name": "outage", "project_id": r.json()["id"]}
+        )
         assert r.status_code == 201, r.text
         model = r.json()["id"]
 
@@ -89,8 +92,9 @@ async def test_writes_and_readiness_survive_a_bus_outage_under_load(outage_platf
             n = 0
             while not stop.is_set():
                 n += 1
-                reply = await api.post(f"/api/v1/registry/models/{model}/versions",
-                                       json={"run_id": f"w{worker}-{n}"})  # fmt: skip
+                reply = await api.post(
+                    f"/api/v1/registry/models/{model}/versions", json={"run_id": f"w{worker}-{n}"}
+                )
                 ok = reply.status_code == 201
                 written.append((reply.status_code, reply.json()["id"] if ok else reply.text))
                 await asyncio.sleep(0.02)
@@ -144,7 +148,8 @@ async def test_no_service_takes_a_request_without_the_gateways_credential(
             for root in spec.path_roots:
                 for method in ("GET", "POST"):
                     for headers in ({}, {"X-Modelplane-Actor": "admin"}):
-                        reply = await anyone.request(method, f"{url}{root}", json={},
-                                                     headers=headers)  # fmt: skip
+                        reply = await anyone.request(
+                            method, f"{url}{root}", json={}, headers=headers
+                        )
                         assert reply.status_code == 401, (spec.name, method, root, reply.text)
                         assert reply.json()["type"].startswith(PROBLEM_BASE)

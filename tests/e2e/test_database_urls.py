@@ -36,14 +36,17 @@ async def test_the_platform_is_ready_with_the_url_as_written(
     written = as_written(created, scheme, **query)
     assert written.startswith(f"{scheme}://")
     try:
-        async with Platform(
-            database_url=written,
-            nats_url=nats_url,
-            state_dir=tmp_path / "state",
-            log_dir=tmp_path / "logs",
-            start_tracking=False,
-            ready_timeout=240,
-        ) as platform, httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client:
+        async with (
+            Platform(
+                database_url=written,
+                nats_url=nats_url,
+                state_dir=tmp_path / "state",
+                log_dir=tmp_path / "logs",
+                start_tracking=False,
+                ready_timeout=240,
+            ) as platform,
+            httpx.AsyncClient(base_url=platform.gateway_url, timeout=10) as client,
+        ):
             assert (await client.get("/readyz")).status_code == 200
             projects = await client.get(
                 "/api/v1/projects",

@@ -65,14 +65,14 @@ async def test_retries_through_either_gateway_write_once(platform, bus) -> None:
         assert again.headers["idempotent-replayed"] == "true"
         model = first.json()["id"]
 
-        reused = await two.post("/api/v1/registry/models", json={**body, "name": "x"},
-                                headers=key)  # fmt: skip
+        reused = await two.post("/api/v1/registry/models", json={**body, "name": "x"}, headers=key)
         assert reused.status_code == 422
         assert reused.json()["type"] == PROBLEM_BASE + "idempotency-key-reused"
 
         # Another caller's same key is theirs: their request reaches the registry.
-        theirs = await two.post("/api/v1/registry/models", json={**body, "name": "theirs"},
-                                headers={**key, **other})  # fmt: skip
+        theirs = await two.post(
+            "/api/v1/registry/models", json={**body, "name": "theirs"}, headers={**key, **other}
+        )
         assert theirs.status_code == 201, theirs.text
         assert theirs.json()["id"] != model
 

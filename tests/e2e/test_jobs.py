@@ -32,8 +32,11 @@ UV = Path(sys.executable).parent / "uv"
 
 def pinned(package: str) -> str:
     """`package==version` as requirements.txt pins it."""
-    [line] = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-              if re.match(rf"{re.escape(package)}==", line)]
+    [line] = [
+        line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if re.match(rf"{re.escape(package)}==", line)
+    ]
     return line.strip()
 
 
@@ -54,10 +57,13 @@ def mlflow_client_only_env(open_dir: Path) -> Path:
     venv = open_dir / "venv"
     interpreter = "/usr/bin/python3" if os.geteuid() == 0 else sys.executable
     subprocess.run([UV, "venv", "-q", "--python", interpreter, venv], check=True)
-    subprocess.run([UV, "pip", "install", "-q", "--python", venv / "bin" / "python",
-                    pinned("mlflow-skinny")], check=True)
-    probe = subprocess.run([venv / "bin" / "python", "-c", "import sqlalchemy"],
-                           capture_output=True, check=False)
+    subprocess.run(
+        [UV, "pip", "install", "-q", "--python", venv / "bin" / "python", pinned("mlflow-skinny")],
+        check=True,
+    )
+    probe = subprocess.run(
+        [venv / "bin" / "python", "-c", "import sqlalchemy"], capture_output=True, check=False
+    )
     assert probe.returncode != 0, "the job's environment must have the MLflow client only"
     return venv
 
@@ -70,8 +76,12 @@ async def platform(database_server_url, nats_url, open_dir) -> AsyncIterator[Pla
     database_url = await create_database(database_server_url, name)
     try:
         async with Platform(
-            database_url=database_url, nats_url=nats_url, log_dir=open_dir / "logs",
-            state_dir=open_dir / "state", tracking_workers=1, ready_timeout=240,
+            database_url=database_url,
+            nats_url=nats_url,
+            log_dir=open_dir / "logs",
+            state_dir=open_dir / "state",
+            tracking_workers=1,
+            ready_timeout=240,
         ) as running:
             yield running
     finally:
@@ -94,28 +104,43 @@ async def test_a_trained_model_is_registered_as_a_version_linked_to_its_run(
     engineer = await token_for(admin, "tess", "editor")
     project = await new_project(admin)
     gpu_id = f"a100-{uuid.uuid4().hex[:6]}"
-    r = await admin.post("/api/v1/gpu-types", headers=engineer,
-                         json={"id": gpu_id, "label": "A100", "env": "dev"})
+    r = await admin.post(
+        "/api/v1/gpu-types", headers=engineer, json={"id": gpu_id, "label": "A100", "env": "dev"}
+    )
     assert r.status_code == 403
-    r = await admin.post("/api/v1/gpu-types", json={"id": gpu_id.upper(), "label": "A100", "env": "dev"})
+    r = await admin.post(
+        "/api/v1/gpu-types", json={"id": gpu_id.upper(), "label": "A100", "env": "dev"}
+    )
     assert r.status_code == 201, r.text
     r = await admin.get("/api/v1/gpu-types", params={"env": "dev"}, headers=engineer)
     assert gpu_id in [o["id"] for o in r.json()["items"]]
 
-    model = (await admin.post("/api/v1/registry/models", headers=engineer,
-                              json={"name": "sentiment", "project_id": project})).json()
+    model = (
+        await admin.post(
+            "/api/v1/registry/models",
+            headers=engineer,
+            json={"name": "sentiment", "project_id": project},
+        )
+    ).json()
     body = {
-        "name": "sentiment-train", "project_id": project, "env": "dev", "job_type": "training",
-        "command": ["python", str(TRAIN)], "python_env": str(mlflow_client_only_env),
-        "parameters": {"epochs": 3}, "use_gpu": False, "resources": {"gpu_type": gpu_id},
+        "name": "sentiment-train",
+        "project_id": project,
+        "env": "dev",
+        "job_type": "training",
+        "command": ["python", str(TRAIN)],
+        "python_env": str(mlflow_client_only_env),
+        "parameters": {"epochs": 3},
+        "use_gpu": False,
+        "resources": {"gpu_type": gpu_id},
         "register_model": {"model_id": model["id"]},
     }
     r = await admin.post("/api/v1/jobs", headers=engineer, json=body)
     assert r.status_code == 422
     assert [v["rule"] for v in r.json()["violations"]] == ["gpu-type-without-gpu"]
 
-    r = await admin.post("/api/v1/jobs", headers=engineer,
-                         json={**body, "resources": {"cpu": 1, "memory": "2Gi"}})
+    r = await admin.post(
+        "/api/v1/jobs", headers=engineer, json={**body, "resources": {"cpu": 1, "memory": "2Gi"}}
+    )
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["created_by"] == "tess"
@@ -133,18 +158,19 @@ async def test_a_trained_model_is_registered_as_a_version_linked_to_its_run(
     # And as MLflow itself has it, through the platform's server the job logged to.
     assert platform.tracking_uri.startswith("http://")
     async with httpx.AsyncClient(base_url=platform.tracking_uri, timeout=30) as mlflow:
-        got = (await mlflow.get("/api/2.0/mlflow/runs/get",
-                                params={"run_id": run["tracking_run_id"]})).json()["run"]
+        got = (
+            await mlflow.get("/api/2.0/mlflow/runs/get", params={"run_id": run["tracking_run_id"]})
+        ).json()["run"]
         assert got["info"]["status"] == "FINISHED"
         assert {m["key"]: m["value"] for m in got["data"]["metrics"]} == {"accuracy": 0.9}
-        served = await mlflow.get(
-            f"/get-artifact?path=model.bin&run_uuid={run['tracking_run_id']}")
+        served = await mlflow.get(f"/get-artifact?path=model.bin&run_uuid={run['tracking_run_id']}")
         assert served.content == b"weights"
 
     deadline = time.monotonic() + 15
     while True:
-        versions = (await admin.get(f"/api/v1/registry/models/{model['id']}/versions",
-                                    headers=engineer)).json()["items"]
+        versions = (
+            await admin.get(f"/api/v1/registry/models/{model['id']}/versions", headers=engineer)
+        ).json()["items"]
         if versions:
             break
         assert time.monotonic() < deadline, "no version was registered"

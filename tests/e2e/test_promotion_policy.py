@@ -28,8 +28,13 @@ async def people(admin, project) -> dict[str, dict[str, str]]:
     """Tokens of members of the project, none with a platform role: `owner` is its admin,
     `eve` an editor, `ann`, `bob` and `cat` approvers."""
     run = uuid.uuid4().hex[:6]
-    roles = {"owner": "admin", "eve": "editor", "ann": "approver", "bob": "approver",
-             "cat": "approver"}  # fmt: skip
+    roles = {
+        "owner": "admin",
+        "eve": "editor",
+        "ann": "approver",
+        "bob": "approver",
+        "cat": "approver",
+    }
     tokens = {}
     for name, role in roles.items():
         subject = f"{name}-{run}"
@@ -49,28 +54,37 @@ def refused(r: httpx.Response, status: int, kind: str) -> dict:
 
 
 async def new_model(admin, project, who) -> dict:
-    r = await admin.post(f"{REGISTRY}/models", headers=who,
-                         json={"name": f"m-{uuid.uuid4().hex[:8]}", "project_id": project})
+    r = await admin.post(
+        f"{REGISTRY}/models",
+        headers=who,
+        json={"name": f"m-{uuid.uuid4().hex[:8]}", "project_id": project},
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 async def new_version(admin, model, who, auc: float = 0.95) -> dict:
-    r = await admin.post(f"{REGISTRY}/models/{model['id']}/versions", headers=who,
-                         json={"metrics": {"auc": auc}})  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models/{model['id']}/versions", headers=who, json={"metrics": {"auc": auc}}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 async def move(admin, version, stage, who) -> httpx.Response:
-    return await admin.post(f"{REGISTRY}/models/versions/{version['id']}/transition",
-                            headers=who, json={"stage": stage})  # fmt: skip
+    return await admin.post(
+        f"{REGISTRY}/models/versions/{version['id']}/transition", headers=who, json={"stage": stage}
+    )
 
 
 async def test_the_policy_is_documented_in_the_public_openapi(admin):
     spec = (await admin.get("/api/v1/openapi.json")).json()
-    for path in ("/projects/{project_id}/promotion-policy", "/models/{model_id}/promotion-policy",
-                 "/promotion-requests", "/promotion-requests/{request_id}/approve"):  # fmt: skip
+    for path in (
+        "/projects/{project_id}/promotion-policy",
+        "/models/{model_id}/promotion-policy",
+        "/promotion-requests",
+        "/promotion-requests/{request_id}/approve",
+    ):
         assert f"{REGISTRY}{path}" in spec["paths"], path
     transition = spec["paths"][f"{REGISTRY}/models/versions/{{version_id}}/transition"]["post"]
     assert "202" in transition["responses"]
@@ -79,8 +93,9 @@ async def test_the_policy_is_documented_in_the_public_openapi(admin):
 
 async def test_every_rule_is_off_until_the_project_turns_it_on(admin, project, people):
     model = await new_model(admin, project, people["eve"])
-    policy = (await admin.get(f"{REGISTRY}/projects/{project}/promotion-policy",
-                              headers=people["eve"])).json()  # fmt: skip
+    policy = (
+        await admin.get(f"{REGISTRY}/projects/{project}/promotion-policy", headers=people["eve"])
+    ).json()
     assert (policy["source"], policy["approvals_required"]) == ("none", 0)
     v = await new_version(admin, model, people["ann"], auc=0.1)
     refused(await move(admin, v, "production", people["eve"]), 403, "forbidden")
@@ -92,22 +107,36 @@ async def test_every_rule_is_off_until_the_project_turns_it_on(admin, project, p
 
 async def test_only_a_project_admin_sets_the_policy(admin, project, people):
     for who in ("eve", "ann"):
-        r = await admin.put(f"{REGISTRY}/projects/{project}/promotion-policy",
-                            json={"require_staging": True}, headers=people[who])  # fmt: skip
+        r = await admin.put(
+            f"{REGISTRY}/projects/{project}/promotion-policy",
+            json={"require_staging": True},
+            headers=people[who],
+        )
         assert refused(r, 403, "forbidden")["required_role"] == "admin"
-    r = await admin.put(f"{REGISTRY}/projects/{project}/promotion-policy",
-                        json={"metric_gate": "auc >="}, headers=people["owner"])  # fmt: skip
+    r = await admin.put(
+        f"{REGISTRY}/projects/{project}/promotion-policy",
+        json={"metric_gate": "auc >="},
+        headers=people["owner"],
+    )
     refused(r, 422, "invalid-metric-gate")
-    r = await admin.put(f"{REGISTRY}/projects/{uuid.uuid4()}/promotion-policy",
-                        json={"require_staging": True})  # fmt: skip
+    r = await admin.put(
+        f"{REGISTRY}/projects/{uuid.uuid4()}/promotion-policy", json={"require_staging": True}
+    )
     refused(r, 422, "unknown-project")
 
 
 async def test_each_rule_through_the_gateway_and_the_override(admin, bus, project, people):
     owner, eve, ann, bob, cat = (people[n] for n in ("owner", "eve", "ann", "bob", "cat"))
-    r = await admin.put(f"{REGISTRY}/projects/{project}/promotion-policy", headers=owner, json={
-        "require_staging": True, "approvals_required": 2, "forbid_author_approval": True,
-        "metric_gate": "auc >= 0.9"})  # fmt: skip
+    r = await admin.put(
+        f"{REGISTRY}/projects/{project}/promotion-policy",
+        headers=owner,
+        json={
+            "require_staging": True,
+            "approvals_required": 2,
+            "forbid_author_approval": True,
+            "metric_gate": "auc >= 0.9",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["updated_by"].startswith("owner-")
     model = await new_model(admin, project, eve)
@@ -126,8 +155,11 @@ async def test_each_rule_through_the_gateway_and_the_override(admin, bus, projec
     r = await move(admin, v, "production", eve)
     assert r.status_code == 202, r.text
     request = r.json()
-    listed = (await admin.get(f"{REGISTRY}/promotion-requests", params={"project_id": project},
-                              headers=eve)).json()  # fmt: skip
+    listed = (
+        await admin.get(
+            f"{REGISTRY}/promotion-requests", params={"project_id": project}, headers=eve
+        )
+    ).json()
     assert [x["id"] for x in listed["items"]] == [request["id"]]
     approve = f"{REGISTRY}/promotion-requests/{request['id']}/approve"
     refused(await admin.post(approve, json={}, headers=eve), 403, "forbidden")
@@ -145,26 +177,32 @@ async def test_each_rule_through_the_gateway_and_the_override(admin, bus, projec
 
     events = await wait_for_events(bus, "REGISTRY", v["id"], count=6)
     assert [e.type.split(".")[-2] for e in events] == [
-        "created", "transitioned", "approval_requested", "approved", "approved", "transitioned"]
+        "created",
+        "transitioned",
+        "approval_requested",
+        "approved",
+        "approved",
+        "transitioned",
+    ]
     assert [e.data["approvals"] for e in events[3:5]] == [1, 2]
     assert events[5].actor.startswith("cat-") and events[5].data["to_stage"] == "production"
 
     # A model's override beats the project's policy, for that model only; cleared, it is gone.
     other = await new_model(admin, project, eve)
-    r = await admin.put(f"{REGISTRY}/models/{other['id']}/promotion-policy", json={},
-                        headers=eve)  # fmt: skip
+    r = await admin.put(f"{REGISTRY}/models/{other['id']}/promotion-policy", json={}, headers=eve)
     assert r.status_code == 403
-    r = await admin.put(f"{REGISTRY}/models/{other['id']}/promotion-policy", json={},
-                        headers=owner)  # fmt: skip
+    r = await admin.put(f"{REGISTRY}/models/{other['id']}/promotion-policy", json={}, headers=owner)
     assert (r.status_code, r.json()["source"]) == (200, "model"), r.text
     free = await new_version(admin, other, ann, auc=0.1)
     assert (await move(admin, free, "production", ann)).status_code == 200
-    assert (await admin.delete(f"{REGISTRY}/models/{other['id']}/promotion-policy",
-                               headers=owner)).status_code == 204  # fmt: skip
+    assert (
+        await admin.delete(f"{REGISTRY}/models/{other['id']}/promotion-policy", headers=owner)
+    ).status_code == 204
     held = await new_version(admin, other, ann)
     refused(await move(admin, held, "production", bob), 409, "staging-required")
 
     # Off again for the project: an approver moves a version straight to production.
-    assert (await admin.delete(f"{REGISTRY}/projects/{project}/promotion-policy",
-                               headers=owner)).status_code == 204  # fmt: skip
+    assert (
+        await admin.delete(f"{REGISTRY}/projects/{project}/promotion-policy", headers=owner)
+    ).status_code == 204
     assert (await move(admin, held, "production", ann)).status_code == 200

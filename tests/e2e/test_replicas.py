@@ -54,20 +54,24 @@ async def test_concurrent_promotions_through_two_gateways_leave_one_in_productio
         versions: dict[str, list[str]] = {}
         for m in range(MODELS):
             client = clients[m % 2]
-            r = await client.post("/api/v1/registry/models",
-                                  json={"name": f"m{m}", "project_id": project})  # fmt: skip
+            r = await client.post(
+                "/api/v1/registry/models", json={"name": f"m{m}", "project_id": project}
+            )
             assert r.status_code == 201, r.text
             model = r.json()["id"]
             versions[model] = []
             for v in range(VERSIONS):
-                r = await clients[v % 2].post(f"/api/v1/registry/models/{model}/versions",
-                                              json={"run_id": f"{m}-{v}"})  # fmt: skip
+                r = await clients[v % 2].post(
+                    f"/api/v1/registry/models/{model}/versions", json={"run_id": f"{m}-{v}"}
+                )
                 assert r.status_code == 201, r.text
                 versions[model].append(r.json()["id"])
 
         async def promote(i: int, version: str) -> int:
-            r = await clients[i % 2].post(f"/api/v1/registry/models/versions/{version}/transition",
-                                          json={"stage": "production"})  # fmt: skip
+            r = await clients[i % 2].post(
+                f"/api/v1/registry/models/versions/{version}/transition",
+                json={"stage": "production"},
+            )
             return r.status_code
 
         everything = [v for vs in versions.values() for v in vs]
@@ -77,8 +81,9 @@ async def test_concurrent_promotions_through_two_gateways_leave_one_in_productio
 
         stored = 0
         for model, ids in versions.items():
-            r = await first.get(f"/api/v1/registry/models/{model}/versions",
-                                params={"stage": "production"})  # fmt: skip
+            r = await first.get(
+                f"/api/v1/registry/models/{model}/versions", params={"stage": "production"}
+            )
             assert r.json()["total"] == 1, f"model {model}: {r.json()['total']} in production"
             for version in ids:
                 r = await second.get(f"/api/v1/registry/models/versions/{version}/transitions")
@@ -89,8 +94,11 @@ async def test_concurrent_promotions_through_two_gateways_leave_one_in_productio
 
     deadline = time.monotonic() + 30
     while True:
-        events = [e for e in await stream_events(bus, "REGISTRY")
-                  if e.type == TRANSITIONED and e.subject in set(everything)]  # fmt: skip
+        events = [
+            e
+            for e in await stream_events(bus, "REGISTRY")
+            if e.type == TRANSITIONED and e.subject in set(everything)
+        ]
         if len(events) >= stored or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)

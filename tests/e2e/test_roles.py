@@ -24,8 +24,9 @@ async def new_project(admin: httpx.AsyncClient) -> str:
     return r.json()["id"]
 
 
-async def token(admin: httpx.AsyncClient, subject: str, role: str | None,
-                projects: list[str] | None = None) -> dict[str, str]:  # fmt: skip
+async def token(
+    admin: httpx.AsyncClient, subject: str, role: str | None, projects: list[str] | None = None
+) -> dict[str, str]:
     body = {"subject": subject, "role": role, "projects": projects}
     r = await admin.post("/api/v1/tokens", json=body)
     assert r.status_code == 201, r.text
@@ -49,8 +50,11 @@ async def members(admin, projects) -> dict[str, dict[str, str]]:
     assert r.status_code == 201, r.text
     tokens = {role: await token(admin, subject, None) for role, subject in subjects.items()}
     for role in ("viewer", "editor", "approver"):
-        r = await admin.put(f"/api/v1/projects/{a}/members/{subjects[role]}",
-                            json={"role": role}, headers=tokens["owner"])  # fmt: skip
+        r = await admin.put(
+            f"/api/v1/projects/{a}/members/{subjects[role]}",
+            json={"role": role},
+            headers=tokens["owner"],
+        )
         assert r.status_code == 201, r.text
         assert r.json()["updated_by"] == subjects["owner"]
     return tokens
@@ -66,14 +70,20 @@ async def test_project_admins_list_and_manage_their_members_only(admin, projects
         assert r.status_code == 403 and r.json()["required_role"] == "admin"
     # A project admin is nobody in another project: it is as good as absent to them.
     assert (await admin.get(f"/api/v1/projects/{b}/members", headers=owner)).status_code == 404
-    r = await admin.put(f"/api/v1/projects/{b}/members/intruder", json={"role": "admin"},
-                        headers=owner)  # fmt: skip
+    r = await admin.put(
+        f"/api/v1/projects/{b}/members/intruder", json={"role": "admin"}, headers=owner
+    )
     assert r.status_code == 404
-    r = await admin.put(f"/api/v1/projects/{a}/members/temp", json={"role": "viewer"},
-                        headers=owner)  # fmt: skip
+    r = await admin.put(
+        f"/api/v1/projects/{a}/members/temp", json={"role": "viewer"}, headers=owner
+    )
     assert r.status_code == 201
-    assert (await admin.delete(f"/api/v1/projects/{a}/members/temp", headers=owner)).status_code == 204
-    assert (await admin.delete(f"/api/v1/projects/{a}/members/temp", headers=owner)).status_code == 404
+    assert (
+        await admin.delete(f"/api/v1/projects/{a}/members/temp", headers=owner)
+    ).status_code == 204
+    assert (
+        await admin.delete(f"/api/v1/projects/{a}/members/temp", headers=owner)
+    ).status_code == 404
     r = await admin.put(f"/api/v1/projects/{a}/members/temp", json={"role": "owner"}, headers=owner)
     assert r.status_code == 422
 
@@ -84,30 +94,36 @@ async def test_each_role_does_what_it_may_in_its_project_and_nothing_in_another(
     a, b = projects
     viewer, editor, approver = members["viewer"], members["editor"], members["approver"]
     # Registering: an editor in A, not in B; a viewer nowhere.
-    r = await admin.post(f"{REGISTRY}/models", json={"name": "churn", "project_id": a},
-                         headers=editor)  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models", json={"name": "churn", "project_id": a}, headers=editor
+    )
     assert r.status_code == 201, r.text
     model = r.json()
-    r = await admin.post(f"{REGISTRY}/models", json={"name": "churn", "project_id": b},
-                         headers=editor)  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models", json={"name": "churn", "project_id": b}, headers=editor
+    )
     assert r.status_code == 403 and r.json()["required_role"] == "editor"
-    r = await admin.post(f"{REGISTRY}/models", json={"name": "peek", "project_id": a},
-                         headers=viewer)  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models", json={"name": "peek", "project_id": a}, headers=viewer
+    )
     assert r.status_code == 403
-    b_model = (await admin.post(f"{REGISTRY}/models",
-                                json={"name": "other", "project_id": b})).json()  # fmt: skip
+    b_model = (
+        await admin.post(f"{REGISTRY}/models", json={"name": "other", "project_id": b})
+    ).json()
 
     # Reading: a viewer in A reads A's model, not B's.
     assert (await admin.get(f"{REGISTRY}/models/{model['id']}", headers=viewer)).status_code == 200
     r = await admin.get(f"{REGISTRY}/models/{b_model['id']}", headers=viewer)
     assert r.status_code == 403
-    r = await admin.patch(f"{REGISTRY}/models/{model['id']}", json={"description": "x"},
-                          headers=viewer)  # fmt: skip
+    r = await admin.patch(
+        f"{REGISTRY}/models/{model['id']}", json={"description": "x"}, headers=viewer
+    )
     assert r.status_code == 403
 
     # Stages: an editor moves to staging, only an approver to production.
-    version = (await admin.post(f"{REGISTRY}/models/{model['id']}/versions", json={},
-                                headers=editor)).json()  # fmt: skip
+    version = (
+        await admin.post(f"{REGISTRY}/models/{model['id']}/versions", json={}, headers=editor)
+    ).json()
     assert version["created_by"].startswith("editor-")
     move = f"{REGISTRY}/models/versions/{version['id']}/transition"
     assert (await admin.post(move, json={"stage": "staging"}, headers=editor)).status_code == 200
@@ -118,10 +134,15 @@ async def test_each_role_does_what_it_may_in_its_project_and_nothing_in_another(
 
     # However the body is encoded, the editor cannot promote: it is refused before anyone reads it.
     text = json.dumps({"stage": "production"})
-    for body in (codecs.BOM_UTF8 + text.encode(), text.encode("utf-16"),
-                 text.encode("utf-16-be"), text.encode("utf-32")):  # fmt: skip
-        r = await admin.post(move, content=body,
-                             headers={**editor, "Content-Type": "application/json"})  # fmt: skip
+    for body in (
+        codecs.BOM_UTF8 + text.encode(),
+        text.encode("utf-16"),
+        text.encode("utf-16-be"),
+        text.encode("utf-32"),
+    ):
+        r = await admin.post(
+            move, content=body, headers={**editor, "Content-Type": "application/json"}
+        )
         assert r.status_code == 415, (body, r.text)
     got = (await admin.get(f"{REGISTRY}/models/{model['id']}", headers=viewer)).json()
     assert [v["stage"] for v in got["versions"]] == ["staging"]
@@ -154,11 +175,13 @@ async def test_lists_show_only_the_projects_the_caller_may_see(admin, projects, 
 async def test_a_token_limited_to_projects_reaches_only_them(admin, projects):
     a, b = projects
     limited = await token(admin, f"ci-{uuid.uuid4().hex[:6]}", "admin", projects=[a])
-    r = await admin.post(f"{REGISTRY}/models", json={"name": "ci-a", "project_id": a},
-                         headers=limited)  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models", json={"name": "ci-a", "project_id": a}, headers=limited
+    )
     assert r.status_code == 201, r.text
-    r = await admin.post(f"{REGISTRY}/models", json={"name": "ci-b", "project_id": b},
-                         headers=limited)  # fmt: skip
+    r = await admin.post(
+        f"{REGISTRY}/models", json={"name": "ci-b", "project_id": b}, headers=limited
+    )
     assert r.status_code == 403
     seen = (await admin.get(f"{REGISTRY}/models", params={"limit": 1000}, headers=limited)).json()
     assert {m["project_id"] for m in seen["items"]} == {a}
@@ -168,18 +191,23 @@ async def test_a_token_limited_to_projects_reaches_only_them(admin, projects):
     r = await admin.post("/api/v1/projects", json={"name": "nope"}, headers=limited)
     assert r.status_code == 403
     assert (await admin.get("/api/v1/tokens", headers=limited)).status_code == 403
-    r = await admin.post("/api/v1/gpu-types", json={"id": "x", "label": "X", "env": "dev"},
-                         headers=limited)  # fmt: skip
+    r = await admin.post(
+        "/api/v1/gpu-types", json={"id": "x", "label": "X", "env": "dev"}, headers=limited
+    )
     assert r.status_code == 403
 
 
 async def test_only_platform_admins_create_projects(admin):
     for role in ("viewer", "editor", "approver"):
-        r = await admin.post("/api/v1/projects", json={"name": f"by-{role}-{uuid.uuid4().hex}"},
-                             headers=await token(admin, f"{role}-x", role))  # fmt: skip
+        r = await admin.post(
+            "/api/v1/projects",
+            json={"name": f"by-{role}-{uuid.uuid4().hex}"},
+            headers=await token(admin, f"{role}-x", role),
+        )
         assert r.status_code == 403, role
-    assert (await admin.post("/api/v1/projects", json={"name": f"ok-{uuid.uuid4().hex}"})
-            ).status_code == 201  # fmt: skip
+    assert (
+        await admin.post("/api/v1/projects", json={"name": f"ok-{uuid.uuid4().hex}"})
+    ).status_code == 201
 
 
 async def test_jobs_need_an_editor_and_an_existing_project(admin, projects, members):
@@ -195,16 +223,21 @@ async def test_jobs_need_an_editor_and_an_existing_project(admin, projects, memb
 async def test_a_token_revoked_through_one_gateway_is_refused_by_another_within_a_second(
     platform, admin, nats_url
 ):
-    second = create_app(GatewaySettings(
-        database_url=platform.database_url, nats_url=nats_url,
-        registry_url=platform.service_url("registry"), jobs_url=platform.service_url("jobs"),
-    ))  # fmt: skip
+    second = create_app(
+        GatewaySettings(
+            database_url=platform.database_url,
+            nats_url=nats_url,
+            registry_url=platform.service_url("registry"),
+            jobs_url=platform.service_url("jobs"),
+        )
+    )
     r = await admin.post("/api/v1/tokens", json={"subject": "leaver", "role": "viewer"})
     leaver, token_id = {"Authorization": f"Bearer {r.json()['token']}"}, r.json()["id"]
     async with (
         second.router.lifespan_context(second),
-        httpx.AsyncClient(transport=httpx.ASGITransport(second), base_url="http://second",
-                          headers=leaver) as other,  # fmt: skip
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(second), base_url="http://second", headers=leaver
+        ) as other,
     ):
         assert (await other.get(f"{REGISTRY}/models")).status_code == 200  # now remembered
         assert (await admin.delete(f"/api/v1/tokens/{token_id}")).status_code == 204

@@ -111,8 +111,16 @@ def test_every_link_leads_to_an_operation_and_fills_its_path(
                     assert given or "requestBody" in link, (method, path, status, name)
                     found.append(name)
     # The creating operations of every service carry links (gateway, registry, jobs, ...).
-    assert {"CreateVersion", "TransitionVersion", "GetJob", "GetEndpoint", "StartRun",
-            "VerifyVersion", "RevokeToken", "RegisterModel"} <= set(found)  # fmt: skip
+    assert {
+        "CreateVersion",
+        "TransitionVersion",
+        "GetJob",
+        "GetEndpoint",
+        "StartRun",
+        "VerifyVersion",
+        "RevokeToken",
+        "RegisterModel",
+    } <= set(found)
 
 
 def _resolve(operation_ref: str) -> tuple[str, str]:
@@ -161,10 +169,13 @@ def test_linked_operations_answer_as_documented(public_api: schemathesis.BaseSch
     # until the scenarios are run (a few restarts at most).
     for _ in range(5):
         try:
-            Scenarios.run(settings=hypothesis.settings(
-                _bounded, max_examples=STATEFUL_SCENARIOS - scenarios,
-                stateful_step_count=STATEFUL_STEPS,
-            ))  # fmt: skip
+            Scenarios.run(
+                settings=hypothesis.settings(
+                    _bounded,
+                    max_examples=STATEFUL_SCENARIOS - scenarios,
+                    stateful_step_count=STATEFUL_STEPS,
+                )
+            )
         except hypothesis.errors.Flaky:
             pass
         if scenarios >= STATEFUL_SCENARIOS:

@@ -47,8 +47,9 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
     async with httpx.AsyncClient(base_url=platform.gateway_url, headers=headers, timeout=30) as api:
         r = await api.post("/api/v1/projects", json={"name": f"p-{secrets.token_hex(4)}"})
         assert r.status_code == 201, r.text
-        r = await api.post("/api/v1/registry/models",
-                           json={"name": "survivor", "project_id": r.json()["id"]})  # fmt: skip
+        r = await api.post(
+            "/api/v1/registry/models", json={"name": "survivor", "project_id": r.json()["id"]}
+        )
         assert r.status_code == 201, r.text
         model = r.json()["id"]
 
@@ -67,9 +68,11 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
                 # again as it was, never applied twice.
                 for _ in range(100):
                     with contextlib.suppress(httpx.TransportError):
-                        reply = await api.post(f"/api/v1/registry/models/{model}/versions",
-                                               json={"run_id": run},
-                                               headers={"Idempotency-Key": run})  # fmt: skip
+                        reply = await api.post(
+                            f"/api/v1/registry/models/{model}/versions",
+                            json={"run_id": run},
+                            headers={"Idempotency-Key": run},
+                        )
                         write_statuses.append((time.monotonic(), reply.status_code))
                         if reply.status_code == 201:
                             acknowledged.append(reply.json()["id"])
@@ -81,8 +84,13 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
         async def use_the_others() -> None:
             n = 0
             while not stop.is_set():
-                for path in ("/api/v1/gpu-types", "/api/v1/projects", "/api/v1/serving/endpoints",
-                             "/api/v1/pipelines", "/api/v1/datasets"):  # fmt: skip
+                for path in (
+                    "/api/v1/gpu-types",
+                    "/api/v1/projects",
+                    "/api/v1/serving/endpoints",
+                    "/api/v1/pipelines",
+                    "/api/v1/datasets",
+                ):
                     other_statuses.append((await api.get(path)).status_code)
                 n += 1
                 r = await api.post("/api/v1/projects", json={"name": f"during-{n}"})
@@ -112,8 +120,12 @@ async def test_a_registry_killed_under_load_comes_back_and_loses_nothing(platfor
         runs: list[str] = []
         cursor = None
         while True:
-            page = (await api.get(f"/api/v1/registry/models/{model}/versions",
-                                  params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()  # fmt: skip
+            page = (
+                await api.get(
+                    f"/api/v1/registry/models/{model}/versions",
+                    params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+                )
+            ).json()
             stored += [v["id"] for v in page["items"]]
             runs += [v["run_id"] for v in page["items"]]
             if not (cursor := page["next_cursor"]):

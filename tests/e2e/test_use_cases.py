@@ -37,8 +37,9 @@ async def test_health_readiness_and_authentication(platform, admin):
 
 
 async def test_models_need_an_existing_project(admin):
-    r = await admin.post("/api/v1/registry/models",
-                         json={"name": "orphan", "project_id": str(uuid.uuid4())})
+    r = await admin.post(
+        "/api/v1/registry/models", json={"name": "orphan", "project_id": str(uuid.uuid4())}
+    )
     assert r.status_code == 422
     assert r.json()["type"].endswith("/unknown-project")
 
@@ -46,20 +47,30 @@ async def test_models_need_an_existing_project(admin):
 async def test_use_case_1_versioning(admin, bus):
     engineer = await token_for(admin, "erin", "editor")
     project = await new_project(admin)
-    r = await admin.post("/api/v1/registry/models", headers=engineer,
-                         json={"name": "churn", "project_id": project, "tags": {"team": "growth"}})
+    r = await admin.post(
+        "/api/v1/registry/models",
+        headers=engineer,
+        json={"name": "churn", "project_id": project, "tags": {"team": "growth"}},
+    )
     assert r.status_code == 201, r.text
     model = r.json()
     assert model["created_by"] == "erin"
-    r = await admin.post("/api/v1/registry/models", headers=engineer,
-                         json={"name": "churn", "project_id": project})
+    r = await admin.post(
+        "/api/v1/registry/models", headers=engineer, json={"name": "churn", "project_id": project}
+    )
     assert r.status_code == 409
 
     versions = []
     for i in range(3):
-        r = await admin.post(f"/api/v1/registry/models/{model['id']}/versions", headers=engineer,
-                             json={"run_id": f"run-{i}", "metrics": {"auc": 0.8 + i / 100},
-                                   "artifact_uri": f"s3://models/churn/{i}"})
+        r = await admin.post(
+            f"/api/v1/registry/models/{model['id']}/versions",
+            headers=engineer,
+            json={
+                "run_id": f"run-{i}",
+                "metrics": {"auc": 0.8 + i / 100},
+                "artifact_uri": f"s3://models/churn/{i}",
+            },
+        )
         assert r.status_code == 201, r.text
         versions.append(r.json())
     assert [v["version"] for v in versions] == ["1", "2", "3"]
@@ -67,8 +78,11 @@ async def test_use_case_1_versioning(admin, bus):
 
     detail = (await admin.get(f"/api/v1/registry/models/{model['id']}")).json()
     assert [v["version"] for v in detail["versions"]] == ["3", "2", "1"]
-    found = (await admin.get("/api/v1/registry/models",
-                             params={"project_id": project, "tag": "team:growth"})).json()
+    found = (
+        await admin.get(
+            "/api/v1/registry/models", params={"project_id": project, "tag": "team:growth"}
+        )
+    ).json()
     assert [m["id"] for m in found["items"]] == [model["id"]] and found["total"] == 1
 
     registered = await wait_for_events(bus, "REGISTRY", model["id"], count=1)
@@ -84,17 +98,28 @@ async def test_use_case_2_staging_production_archive(admin, bus):
     engineer = await token_for(admin, "erin", "editor")
     approver = await token_for(admin, "pat", "approver")
     project = await new_project(admin)
-    model = (await admin.post("/api/v1/registry/models", headers=engineer,
-                              json={"name": "fraud", "project_id": project})).json()
+    model = (
+        await admin.post(
+            "/api/v1/registry/models",
+            headers=engineer,
+            json={"name": "fraud", "project_id": project},
+        )
+    ).json()
     v1, v2 = [
-        (await admin.post(f"/api/v1/registry/models/{model['id']}/versions", headers=engineer,
-                          json={})).json()
+        (
+            await admin.post(
+                f"/api/v1/registry/models/{model['id']}/versions", headers=engineer, json={}
+            )
+        ).json()
         for _ in range(2)
     ]
 
     async def transition(version, stage, who, comment=None):
-        return await admin.post(f"/api/v1/registry/models/versions/{version['id']}/transition",
-                                headers=who, json={"stage": stage, "comment": comment})
+        return await admin.post(
+            f"/api/v1/registry/models/versions/{version['id']}/transition",
+            headers=who,
+            json={"stage": stage, "comment": comment},
+        )
 
     assert (await transition(v1, "staging", engineer, "candidate")).status_code == 200
     denied = await transition(v1, "production", engineer)
@@ -106,8 +131,9 @@ async def test_use_case_2_staging_production_archive(admin, bus):
 
     replaced = await transition(v2, "production", approver, "v2 wins")
     assert replaced.status_code == 200
-    latest = await admin.get("/api/v1/registry/models/stages/production/latest",
-                             params={"model_id": model["id"]})
+    latest = await admin.get(
+        "/api/v1/registry/models/stages/production/latest", params={"model_id": model["id"]}
+    )
     assert latest.json()["id"] == v2["id"]
     v1_now = (await admin.get(f"/api/v1/registry/models/{model['id']}/versions/1")).json()
     assert v1_now["stage"] == "archived"
@@ -124,17 +150,21 @@ async def test_use_case_2_staging_production_archive(admin, bus):
 
 async def test_use_case_3_audit_trail(admin):
     project = await new_project(admin)
-    model = (await admin.post("/api/v1/registry/models",
-                              json={"name": "ranker", "project_id": project})).json()
+    model = (
+        await admin.post("/api/v1/registry/models", json={"name": "ranker", "project_id": project})
+    ).json()
     v = (await admin.post(f"/api/v1/registry/models/{model['id']}/versions", json={})).json()
     for stage, comment in [("staging", "qa"), ("production", "ship"), ("archived", "retire")]:
-        r = await admin.post(f"/api/v1/registry/models/versions/{v['id']}/transition",
-                             json={"stage": stage, "comment": comment})
+        r = await admin.post(
+            f"/api/v1/registry/models/versions/{v['id']}/transition",
+            json={"stage": stage, "comment": comment},
+        )
         assert r.status_code == 200, r.text
     trail = (await admin.get(f"/api/v1/registry/models/versions/{v['id']}/transitions")).json()
     assert trail["total"] == 3
-    assert [(t["from_stage"], t["to_stage"], t["comment"], t["transitioned_by"])
-            for t in trail["items"]] == [
+    assert [
+        (t["from_stage"], t["to_stage"], t["comment"], t["transitioned_by"]) for t in trail["items"]
+    ] == [
         ("production", "archived", "retire", "admin"),
         ("staging", "production", "ship", "admin"),
         ("none", "staging", "qa", "admin"),
@@ -152,17 +182,24 @@ async def test_use_cases_with_the_seeds_list_tags(admin, bus):
     engineer = await token_for(admin, "erin", "editor")
     project = await new_project(admin)
     models = "/api/v1/registry/models"
-    r = await admin.post(models, headers=engineer,
-                         json={"name": "credit-risk", "project_id": project,
-                               "tags": ["risk", "credit"]})  # fmt: skip
+    r = await admin.post(
+        models,
+        headers=engineer,
+        json={"name": "credit-risk", "project_id": project, "tags": ["risk", "credit"]},
+    )
     assert r.status_code == 201, r.text
     listed = r.json()
     assert listed["tags"] == ["risk", "credit"]
-    keyed = (await admin.post(models, headers=engineer,
-                              json={"name": "fraud", "project_id": project,
-                                    "tags": {"risk": "high"}})).json()  # fmt: skip
-    plain = (await admin.post(models, headers=engineer,
-                              json={"name": "plain", "project_id": project})).json()
+    keyed = (
+        await admin.post(
+            models,
+            headers=engineer,
+            json={"name": "fraud", "project_id": project, "tags": {"risk": "high"}},
+        )
+    ).json()
+    plain = (
+        await admin.post(models, headers=engineer, json={"name": "plain", "project_id": project})
+    ).json()
     assert (keyed["tags"], plain["tags"]) == ({"risk": "high"}, [])
 
     async def found(*tags: str) -> list[str]:
@@ -174,16 +211,23 @@ async def test_use_cases_with_the_seeds_list_tags(admin, bus):
     assert await found("risk", "credit") == ["credit-risk"]
     assert await found("risk:high") == ["fraud"]
 
-    r = await admin.post(f"{models}/{listed['id']}/versions", headers=engineer,
-                         json={"run_id": "run-1", "tags": ["candidate"]})
+    r = await admin.post(
+        f"{models}/{listed['id']}/versions",
+        headers=engineer,
+        json={"run_id": "run-1", "tags": ["candidate"]},
+    )
     assert r.status_code == 201, r.text
     version = r.json()
     assert version["tags"] == ["candidate"]
-    r = await admin.patch(f"{models}/versions/{version['id']}", headers=engineer,
-                          json={"tags": ["candidate", "reviewed"]})
+    r = await admin.patch(
+        f"{models}/versions/{version['id']}",
+        headers=engineer,
+        json={"tags": ["candidate", "reviewed"]},
+    )
     assert r.status_code == 200 and r.json()["tags"] == ["candidate", "reviewed"]
-    r = await admin.patch(f"{models}/{listed['id']}", headers=engineer,
-                          json={"tags": ["risk", "credit", "emea"]})
+    r = await admin.patch(
+        f"{models}/{listed['id']}", headers=engineer, json={"tags": ["risk", "credit", "emea"]}
+    )
     assert r.status_code == 200 and r.json()["tags"] == ["risk", "credit", "emea"]
     detail = (await admin.get(f"{models}/{listed['id']}")).json()
     assert detail["tags"] == ["risk", "credit", "emea"]
@@ -215,9 +259,11 @@ async def test_a_null_or_unstorable_value_is_refused_and_lists_keep_working(admi
         assert r.status_code == 422, (body, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert field in r.json()["detail"]
-    r = await admin.post(f"{models}/{model['id']}/versions",
-                         content=b'{"metrics": {"auc": NaN}}',
-                         headers={"Content-Type": "application/json"})
+    r = await admin.post(
+        f"{models}/{model['id']}/versions",
+        content=b'{"metrics": {"auc": NaN}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and "metrics.auc" in r.json()["detail"], r.text
     for params in ({"offset": 2**63}, {"name": "a\u0000"}, {"tag": "a\u0000"}):
         r = await admin.get(models, params=params)

@@ -41,8 +41,15 @@ STATUS_SUBRESOURCE: dict[tuple[str, str], bool] = {
     ("argoproj.io", "cronworkflows"): False,
 }
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
-SYSTEM_METADATA = ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion",
-                   "deletionTimestamp")
+SYSTEM_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "resourceVersion",
+    "deletionTimestamp",
+)
 
 
 @dataclass(frozen=True)
@@ -235,7 +242,9 @@ class FakeKubernetes:
             pod["status"] = {
                 "phase": "Running",
                 "startTime": _now(),
-                "containerStatuses": [self._container_status(pod, {"running": {"startedAt": _now()}})],
+                "containerStatuses": [
+                    self._container_status(pod, {"running": {"startedAt": _now()}})
+                ],
             }
             self._changed_object(namespace, "MODIFIED", job)
 
@@ -255,7 +264,11 @@ class FakeKubernetes:
             now = _now()
             if succeeded:
                 exit_code = 0 if exit_code is None else exit_code
-                first, last, reason = "SuccessCriteriaMet", "Complete", reason or "CompletionsReached"
+                first, last, reason = (
+                    "SuccessCriteriaMet",
+                    "Complete",
+                    reason or "CompletionsReached",
+                )
             else:
                 exit_code = 1 if exit_code is None else exit_code
                 first, last, reason = "FailureTarget", "Failed", reason or "BackoffLimitExceeded"
@@ -264,17 +277,32 @@ class FakeKubernetes:
             if succeeded:
                 job["status"]["completionTime"] = now
             job["status"]["conditions"] = [
-                {"type": kind, "status": "True", "reason": reason, "message": message,
-                 "lastProbeTime": now, "lastTransitionTime": now}
+                {
+                    "type": kind,
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastProbeTime": now,
+                    "lastTransitionTime": now,
+                }
                 for kind in (first, last)
             ]
             pod = self._pod_of(namespace, name)
             pod["status"] = {
                 "phase": "Succeeded" if succeeded else "Failed",
-                "containerStatuses": [self._container_status(
-                    pod, {"terminated": {"exitCode": exit_code, "reason": "Completed" if succeeded else "Error",
-                                         "startedAt": now, "finishedAt": now}}
-                )],
+                "containerStatuses": [
+                    self._container_status(
+                        pod,
+                        {
+                            "terminated": {
+                                "exitCode": exit_code,
+                                "reason": "Completed" if succeeded else "Error",
+                                "startedAt": now,
+                                "finishedAt": now,
+                            }
+                        },
+                    )
+                ],
             }
             self._changed_object(namespace, "MODIFIED", job)
 
@@ -293,7 +321,9 @@ class FakeKubernetes:
             self._changed_object(namespace, "MODIFIED", obj, (group, plural))
             return _copy(obj)
 
-    def custom_object(self, group: str, plural: str, name: str, namespace: str = "default") -> dict | None:
+    def custom_object(
+        self, group: str, plural: str, name: str, namespace: str = "default"
+    ) -> dict | None:
         """A copy of a stored custom object, or None."""
         with self._changed:
             obj = self.custom_objects.get((group, plural, namespace, name))
@@ -303,15 +333,22 @@ class FakeKubernetes:
 
     def _pod_of(self, namespace: str, job_name: str) -> dict:
         return next(
-            pod for (ns, _), pod in self.pods.items()
+            pod
+            for (ns, _), pod in self.pods.items()
             if ns == namespace and pod["metadata"]["labels"].get("job-name") == job_name
         )
 
     @staticmethod
     def _container_status(pod: dict, state: dict) -> dict:
         container = pod["spec"]["containers"][0]
-        return {"name": container["name"], "image": container.get("image", ""), "imageID": "",
-                "ready": "running" in state, "restartCount": 0, "state": state}
+        return {
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "imageID": "",
+            "ready": "running" in state,
+            "restartCount": 0,
+            "state": state,
+        }
 
     def _changed_object(
         self, namespace: str, kind: str, obj: dict, resource: tuple[str, str] = JOBS_RESOURCE
@@ -326,8 +363,12 @@ class FakeKubernetes:
 
     @staticmethod
     def _not_found(group: str, plural: str, name: str) -> tuple[int, dict]:
-        return 404, _status(404, "NotFound", f'{plural}.{group} "{name}" not found',
-                            {"name": name, "group": group, "kind": plural})
+        return 404, _status(
+            404,
+            "NotFound",
+            f'{plural}.{group} "{name}" not found',
+            {"name": name, "group": group, "kind": plural},
+        )
 
     def _create_custom(
         self, group: str, version: str, plural: str, namespace: str, body: Any
@@ -335,32 +376,62 @@ class FakeKubernetes:
         if not isinstance(body, dict):
             return 400, _status(400, "BadRequest", "the body of the request is not a JSON object")
         if body.get("apiVersion") != f"{group}/{version}" or not body.get("kind"):
-            return 400, _status(400, "BadRequest",
-                                f"the API version in the data ({body.get('apiVersion')}) does not match "
-                                f"the expected API version ({group}/{version})")
+            return 400, _status(
+                400,
+                "BadRequest",
+                f"the API version in the data ({body.get('apiVersion')}) does not match "
+                f"the expected API version ({group}/{version})",
+            )
         metadata = body.setdefault("metadata", {})
         if metadata.get("namespace", namespace) != namespace:
-            return 400, _status(400, "BadRequest", "the namespace of the provided object does not "
-                                                   "match the namespace sent on the request")
+            return 400, _status(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not "
+                "match the namespace sent on the request",
+            )
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
         name = metadata.get("name") or ""
         kind = body["kind"]
         if not DNS_SUBDOMAIN.match(name):
-            reason = "Required value" if not name else (
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                "'-' or '.', and must start and end with an alphanumeric character")
-            return 422, _status(422, "Invalid", f'{kind}.{group} "{name}" is invalid: metadata.name: {reason}',
-                                {"name": name, "group": group, "kind": kind,
-                                 "causes": [{"reason": "FieldValueInvalid", "message": reason,
-                                             "field": "metadata.name"}]})
+            reason = (
+                "Required value"
+                if not name
+                else (
+                    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                    "'-' or '.', and must start and end with an alphanumeric character"
+                )
+            )
+            return 422, _status(
+                422,
+                "Invalid",
+                f'{kind}.{group} "{name}" is invalid: metadata.name: {reason}',
+                {
+                    "name": name,
+                    "group": group,
+                    "kind": kind,
+                    "causes": [
+                        {"reason": "FieldValueInvalid", "message": reason, "field": "metadata.name"}
+                    ],
+                },
+            )
         if (group, plural, namespace, name) in self.custom_objects:
-            return 409, _status(409, "AlreadyExists", f'{plural}.{group} "{name}" already exists',
-                                {"name": name, "group": group, "kind": plural})
+            return 409, _status(
+                409,
+                "AlreadyExists",
+                f'{plural}.{group} "{name}" already exists',
+                {"name": name, "group": group, "kind": plural},
+            )
         for field in SYSTEM_METADATA:
             metadata.pop(field, None)
-        metadata.update(name=name, namespace=namespace, uid=str(uuid.uuid4()),
-                        creationTimestamp=_now(), generation=1)
+        metadata.update(
+            name=name,
+            namespace=namespace,
+            uid=str(uuid.uuid4()),
+            creationTimestamp=_now(),
+            generation=1,
+        )
         if STATUS_SUBRESOURCE.get((group, plural), True):
             body.pop("status", None)  # the API server drops status on create; controllers set it
         self._kinds[group, plural] = kind
@@ -369,7 +440,14 @@ class FakeKubernetes:
         return 201, _copy(body)
 
     def _update_custom(
-        self, group: str, plural: str, namespace: str, name: str, new: Any, *, status_only: bool,
+        self,
+        group: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        new: Any,
+        *,
+        status_only: bool,
         require_version: bool,
     ) -> tuple[int, dict]:
         """A PUT, or a patch already applied to the stored object: the API server's update rules."""
@@ -383,19 +461,31 @@ class FakeKubernetes:
         if not isinstance(metadata, dict):
             return 400, _status(400, "BadRequest", "metadata must be an object")
         if metadata.get("name", name) != name:
-            return 400, _status(400, "BadRequest", f"the name of the object ({metadata['name']}) does not "
-                                                   f"match the name on the URL ({name})")
+            return 400, _status(
+                400,
+                "BadRequest",
+                f"the name of the object ({metadata['name']}) does not "
+                f"match the name on the URL ({name})",
+            )
         given = metadata.get("resourceVersion")
         if require_version and not given:
             kind = self._kinds[group, plural]
-            return 422, _status(422, "Invalid", f'{kind}.{group} "{name}" is invalid: metadata.resourceVersion: '
-                                                "Invalid value: 0x0: must be specified for an update",
-                                {"name": name, "group": group, "kind": kind})
+            return 422, _status(
+                422,
+                "Invalid",
+                f'{kind}.{group} "{name}" is invalid: metadata.resourceVersion: '
+                "Invalid value: 0x0: must be specified for an update",
+                {"name": name, "group": group, "kind": kind},
+            )
         if given and given != old["metadata"]["resourceVersion"]:
-            return 409, _status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.{group} "{name}": '
-                                                 "the object has been modified; please apply your changes "
-                                                 "to the latest version and try again",
-                                {"name": name, "group": group, "kind": plural})
+            return 409, _status(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {plural}.{group} "{name}": '
+                "the object has been modified; please apply your changes "
+                "to the latest version and try again",
+                {"name": name, "group": group, "kind": plural},
+            )
         has_subresource = STATUS_SUBRESOURCE.get((group, plural), True)
         if status_only:
             updated = {**_copy(old), "status": _copy(new.get("status"))}
@@ -403,8 +493,10 @@ class FakeKubernetes:
                 del updated["status"]
         else:
             updated = {k: v for k, v in new.items()}
-            updated["metadata"] = {**{k: v for k, v in metadata.items() if k not in SYSTEM_METADATA},
-                                   **{k: old["metadata"][k] for k in SYSTEM_METADATA if k in old["metadata"]}}
+            updated["metadata"] = {
+                **{k: v for k, v in metadata.items() if k not in SYSTEM_METADATA},
+                **{k: old["metadata"][k] for k in SYSTEM_METADATA if k in old["metadata"]},
+            }
             updated["apiVersion"], updated["kind"] = old["apiVersion"], old["kind"]
             if has_subresource:
                 updated.pop("status", None)
@@ -417,7 +509,9 @@ class FakeKubernetes:
             }:
                 updated["metadata"]["generation"] = old["metadata"]["generation"] + 1
         if updated == old:
-            return 200, _copy(old)  # a no-op write keeps the resourceVersion, as the API server does
+            return 200, _copy(
+                old
+            )  # a no-op write keeps the resourceVersion, as the API server does
         if "deletionTimestamp" in updated["metadata"] and not updated["metadata"].get("finalizers"):
             del self.custom_objects[key]  # the last finalizer removed: the object goes
             self._changed_object(namespace, "DELETED", updated, (group, plural))
@@ -427,8 +521,15 @@ class FakeKubernetes:
         return 200, _copy(updated)
 
     def _patch_custom(
-        self, group: str, plural: str, namespace: str, name: str, content_type: str, patch: Any,
-        *, status_only: bool,
+        self,
+        group: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        *,
+        status_only: bool,
     ) -> tuple[int, dict]:
         old = self.custom_objects.get((group, plural, namespace, name))
         if old is None:
@@ -439,8 +540,9 @@ class FakeKubernetes:
                 return 400, _status(400, "BadRequest", "a merge patch must be a JSON object")
             patched = merge_patch(old, patch)
             # the resourceVersion in a patch is a precondition; absent, the patch is unconditional
-            version = ((patch.get("metadata") or {}).get("resourceVersion")
-                       or old["metadata"]["resourceVersion"])
+            version = (patch.get("metadata") or {}).get("resourceVersion") or old["metadata"][
+                "resourceVersion"
+            ]
             patched.setdefault("metadata", {})["resourceVersion"] = version
         elif media == "application/json-patch+json":
             if not isinstance(patch, list):
@@ -450,13 +552,19 @@ class FakeKubernetes:
             except PatchError as exc:
                 return 422, _status(422, "Invalid", str(exc))
         else:
-            return 415, _status(415, "UnsupportedMediaType",
-                                f"the body of the request was in an unknown format - accepted media types "
-                                f"include: {', '.join(PATCH_TYPES)}, application/apply-patch+yaml")
-        return self._update_custom(group, plural, namespace, name, patched, status_only=status_only,
-                                   require_version=False)
+            return 415, _status(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(PATCH_TYPES)}, application/apply-patch+yaml",
+            )
+        return self._update_custom(
+            group, plural, namespace, name, patched, status_only=status_only, require_version=False
+        )
 
-    def _delete_custom(self, group: str, plural: str, namespace: str, name: str) -> tuple[int, dict]:
+    def _delete_custom(
+        self, group: str, plural: str, namespace: str, name: str
+    ) -> tuple[int, dict]:
         key = (group, plural, namespace, name)
         obj = self.custom_objects.get(key)
         if obj is None:
@@ -469,8 +577,12 @@ class FakeKubernetes:
         del self.custom_objects[key]
         obj["metadata"]["deletionTimestamp"] = _now()
         self._changed_object(namespace, "DELETED", obj, (group, plural))
-        return 200, _status(200, "", "", {"name": name, "group": group, "kind": plural,
-                                           "uid": obj["metadata"]["uid"]})
+        return 200, _status(
+            200,
+            "",
+            "",
+            {"name": name, "group": group, "kind": plural, "uid": obj["metadata"]["uid"]},
+        )
 
     def _create_job(self, namespace: str, body: dict) -> tuple[int, dict]:
         metadata = body.setdefault("metadata", {})
@@ -478,10 +590,16 @@ class FakeKubernetes:
             metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
         name = metadata.get("name")
         if not name:
-            return 422, _status(422, "Invalid", "Job.batch is invalid: metadata.name: Required value")
+            return 422, _status(
+                422, "Invalid", "Job.batch is invalid: metadata.name: Required value"
+            )
         if (namespace, name) in self.jobs:
-            return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
-                                {"name": name, "group": "batch", "kind": "jobs"})
+            return 409, _status(
+                409,
+                "AlreadyExists",
+                f'jobs.batch "{name}" already exists',
+                {"name": name, "group": "batch", "kind": "jobs"},
+            )
         uid = str(uuid.uuid4())
         metadata.update(namespace=namespace, uid=uid, creationTimestamp=_now(), generation=1)
         body.setdefault("apiVersion", "batch/v1")
@@ -489,9 +607,13 @@ class FakeKubernetes:
         spec = body.setdefault("spec", {})
         spec.setdefault("backoffLimit", 6)
         template = spec.setdefault("template", {})
-        labels = {**template.get("metadata", {}).get("labels", {}),
-                  "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid,
-                  "job-name": name, "batch.kubernetes.io/job-name": name}
+        labels = {
+            **template.get("metadata", {}).get("labels", {}),
+            "controller-uid": uid,
+            "batch.kubernetes.io/controller-uid": uid,
+            "job-name": name,
+            "batch.kubernetes.io/job-name": name,
+        }
         template.setdefault("metadata", {})["labels"] = labels
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         body["status"] = {"active": 1, "ready": 0, "terminating": 0, "startTime": _now()}
@@ -502,10 +624,21 @@ class FakeKubernetes:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "name": pod_name, "namespace": namespace, "uid": str(uuid.uuid4()),
-                "labels": labels, "creationTimestamp": _now(), "resourceVersion": "1",
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
-                                     "uid": uid, "controller": True}],
+                "name": pod_name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "labels": labels,
+                "creationTimestamp": _now(),
+                "resourceVersion": "1",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": name,
+                        "uid": uid,
+                        "controller": True,
+                    }
+                ],
             },
             "spec": json.loads(json.dumps(template.get("spec", {}))),
             "status": {"phase": "Pending"},
@@ -516,16 +649,27 @@ class FakeKubernetes:
     def _delete_job(self, namespace: str, name: str, options: dict) -> tuple[int, dict]:
         job = self.jobs.pop((namespace, name), None)
         if job is None:
-            return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found',
-                                {"name": name, "group": "batch", "kind": "jobs"})
+            return 404, _status(
+                404,
+                "NotFound",
+                f'jobs.batch "{name}" not found',
+                {"name": name, "group": "batch", "kind": "jobs"},
+            )
         if options.get("propagationPolicy") in ("Background", "Foreground"):
-            for key in [k for k, pod in self.pods.items()
-                        if k[0] == namespace and pod["metadata"]["labels"].get("job-name") == name]:
+            for key in [
+                k
+                for k, pod in self.pods.items()
+                if k[0] == namespace and pod["metadata"]["labels"].get("job-name") == name
+            ]:
                 del self.pods[key]
         job["metadata"]["deletionTimestamp"] = _now()
         self._changed_object(namespace, "DELETED", job)
-        return 200, _status(200, "", "", {"name": name, "group": "batch", "kind": "jobs",
-                                           "uid": job["metadata"]["uid"]})
+        return 200, _status(
+            200,
+            "",
+            "",
+            {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]},
+        )
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -565,9 +709,15 @@ class FakeKubernetes:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 with fake._changed:
-                    fake.requests.append(RecordedRequest(
-                        method, url.path, query, body, {k.lower(): v for k, v in self.headers.items()}
-                    ))
+                    fake.requests.append(
+                        RecordedRequest(
+                            method,
+                            url.path,
+                            query,
+                            body,
+                            {k.lower(): v for k, v in self.headers.items()},
+                        )
+                    )
                 if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
                     return self._json(401, _status(401, "Unauthorized", "Unauthorized"))
                 if match := JOBS.match(url.path):
@@ -578,29 +728,57 @@ class FakeKubernetes:
                     return self._log(match["ns"], match["name"], query)
                 if match := CUSTOM.match(url.path):
                     return self._custom(method, match, query, body)
-                self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                self._json(
+                    404,
+                    _status(404, "NotFound", "the server could not find the requested resource"),
+                )
 
-            def _jobs(self, method: str, ns: str, name: str | None, query: dict, body: dict) -> None:
+            def _jobs(
+                self, method: str, ns: str, name: str | None, query: dict, body: dict
+            ) -> None:
                 if name is None and method == "POST":
                     with fake._changed:
                         return self._json(*fake._create_job(ns, body))
                 if name is None and method == "GET":
                     if query.get("watch", "").lower() in ("true", "1"):
-                        return self._watch(JOBS_RESOURCE, ns, query, lambda: [
-                            job for (n, _), job in fake.jobs.items() if n == ns])
+                        return self._watch(
+                            JOBS_RESOURCE,
+                            ns,
+                            query,
+                            lambda: [job for (n, _), job in fake.jobs.items() if n == ns],
+                        )
                     with fake._changed:
-                        items = [job for (n, _), job in fake.jobs.items()
-                                 if n == ns and _matches(job["metadata"].get("labels", {}),
-                                                         query.get("labelSelector"))]
+                        items = [
+                            job
+                            for (n, _), job in fake.jobs.items()
+                            if n == ns
+                            and _matches(
+                                job["metadata"].get("labels", {}), query.get("labelSelector")
+                            )
+                        ]
                         version = str(fake._last_version())
-                    return self._json(200, {"kind": "JobList", "apiVersion": "batch/v1",
-                                            "metadata": {"resourceVersion": version}, "items": items})
+                    return self._json(
+                        200,
+                        {
+                            "kind": "JobList",
+                            "apiVersion": "batch/v1",
+                            "metadata": {"resourceVersion": version},
+                            "items": items,
+                        },
+                    )
                 if name is not None and method == "GET":
                     with fake._changed:
                         job = fake.jobs.get((ns, name))
                     if job is None:
-                        return self._json(404, _status(404, "NotFound", f'jobs.batch "{name}" not found',
-                                                       {"name": name, "group": "batch", "kind": "jobs"}))
+                        return self._json(
+                            404,
+                            _status(
+                                404,
+                                "NotFound",
+                                f'jobs.batch "{name}" not found',
+                                {"name": name, "group": "batch", "kind": "jobs"},
+                            ),
+                        )
                     return self._json(200, job)
                 if name is not None and method == "DELETE":
                     options = {**body}
@@ -611,27 +789,53 @@ class FakeKubernetes:
                 self._json(405, _status(405, "MethodNotAllowed", f"{method} is not supported"))
 
             def _custom(self, method: str, match: re.Match, query: dict, body: Any) -> None:
-                group, version, ns, plural = match["group"], match["version"], match["ns"], match["plural"]
+                group, version, ns, plural = (
+                    match["group"],
+                    match["version"],
+                    match["ns"],
+                    match["plural"],
+                )
                 name, status_only = match["name"], bool(match["status"])
                 if status_only and not STATUS_SUBRESOURCE.get((group, plural), True):
-                    return self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                    return self._json(
+                        404,
+                        _status(
+                            404, "NotFound", "the server could not find the requested resource"
+                        ),
+                    )
                 if name is None and method == "POST":
                     with fake._changed:
                         return self._json(*fake._create_custom(group, version, plural, ns, body))
                 if name is None and method == "GET":
+
                     def current() -> list[dict]:
-                        return [obj for (g, p, n, _), obj in fake.custom_objects.items()
-                                if (g, p, n) == (group, plural, ns)]
+                        return [
+                            obj
+                            for (g, p, n, _), obj in fake.custom_objects.items()
+                            if (g, p, n) == (group, plural, ns)
+                        ]
+
                     if query.get("watch", "").lower() in ("true", "1"):
                         return self._watch((group, plural), ns, query, current)
                     with fake._changed:
-                        items = [_copy(obj) for obj in current()
-                                 if _matches(obj["metadata"].get("labels", {}), query.get("labelSelector"))]
+                        items = [
+                            _copy(obj)
+                            for obj in current()
+                            if _matches(
+                                obj["metadata"].get("labels", {}), query.get("labelSelector")
+                            )
+                        ]
                         kind = fake._kinds.get((group, plural), "")
                         listed = str(fake._last_version())
-                    return self._json(200, {"apiVersion": f"{group}/{version}", "kind": f"{kind}List",
-                                            "metadata": {"continue": "", "resourceVersion": listed},
-                                            "items": items})
+                    return self._json(
+                        200,
+                        {
+                            "apiVersion": f"{group}/{version}",
+                            "kind": f"{kind}List",
+                            "metadata": {"continue": "", "resourceVersion": listed},
+                            "items": items,
+                        },
+                    )
                 if name is not None and method == "GET":
                     with fake._changed:
                         obj = fake.custom_objects.get((group, plural, ns, name))
@@ -640,13 +844,30 @@ class FakeKubernetes:
                         return self._json(200, _copy(obj))
                 if name is not None and method == "PUT":
                     with fake._changed:
-                        return self._json(*fake._update_custom(group, plural, ns, name, body,
-                                                               status_only=status_only, require_version=True))
+                        return self._json(
+                            *fake._update_custom(
+                                group,
+                                plural,
+                                ns,
+                                name,
+                                body,
+                                status_only=status_only,
+                                require_version=True,
+                            )
+                        )
                 if name is not None and method == "PATCH":
                     with fake._changed:
-                        return self._json(*fake._patch_custom(group, plural, ns, name,
-                                                              self.headers.get("Content-Type", ""), body,
-                                                              status_only=status_only))
+                        return self._json(
+                            *fake._patch_custom(
+                                group,
+                                plural,
+                                ns,
+                                name,
+                                self.headers.get("Content-Type", ""),
+                                body,
+                                status_only=status_only,
+                            )
+                        )
                 if name is not None and method == "DELETE" and not status_only:
                     with fake._changed:
                         return self._json(*fake._delete_custom(group, plural, ns, name))
@@ -670,34 +891,61 @@ class FakeKubernetes:
                             self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
                     with fake._changed:
                         fake._changed.wait_for(
-                            lambda since=since: fake._stopping
-                            or (fake._events and fake._events[-1][0] > since),
+                            lambda since=since: (
+                                fake._stopping or (fake._events and fake._events[-1][0] > since)
+                            ),
                             timeout=max(0.0, deadline - time.monotonic()),
                         )
                         if fake._stopping or time.monotonic() >= deadline:
                             return self._end_stream()
-                        pending = [(k, o) for v, r, n, k, o in fake._events
-                                   if v > since and r == resource and n == ns]
+                        pending = [
+                            (k, o)
+                            for v, r, n, k, o in fake._events
+                            if v > since and r == resource and n == ns
+                        ]
                         since = fake._events[-1][0]
 
             def _pods(self, ns: str, query: dict) -> None:
                 with fake._changed:
-                    items = [pod for (n, _), pod in fake.pods.items()
-                             if n == ns and _matches(pod["metadata"]["labels"], query.get("labelSelector"))]
-                self._json(200, {"kind": "PodList", "apiVersion": "v1",
-                                 "metadata": {"resourceVersion": "1"}, "items": items})
+                    items = [
+                        pod
+                        for (n, _), pod in fake.pods.items()
+                        if n == ns
+                        and _matches(pod["metadata"]["labels"], query.get("labelSelector"))
+                    ]
+                self._json(
+                    200,
+                    {
+                        "kind": "PodList",
+                        "apiVersion": "v1",
+                        "metadata": {"resourceVersion": "1"},
+                        "items": items,
+                    },
+                )
 
             def _log(self, ns: str, name: str, query: dict) -> None:
                 with fake._changed:
                     pod = fake.pods.get((ns, name))
                     if pod is None:
-                        return self._json(404, _status(404, "NotFound", f'pods "{name}" not found',
-                                                       {"name": name, "kind": "pods"}))
+                        return self._json(
+                            404,
+                            _status(
+                                404,
+                                "NotFound",
+                                f'pods "{name}" not found',
+                                {"name": name, "kind": "pods"},
+                            ),
+                        )
                     if pod["status"]["phase"] == "Pending":
                         container = pod["spec"]["containers"][0]["name"]
-                        return self._json(400, _status(
-                            400, "BadRequest",
-                            f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'))
+                        return self._json(
+                            400,
+                            _status(
+                                400,
+                                "BadRequest",
+                                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+                            ),
+                        )
                 self._start_stream("text/plain")
                 sent = 0
                 follow = query.get("follow", "").lower() in ("true", "1")

@@ -21,7 +21,9 @@ def cluster():
 
 @pytest.fixture
 def api(cluster):
-    configuration = k8s.Configuration(host=cluster.url, api_key={"authorization": f"Bearer {TOKEN}"})
+    configuration = k8s.Configuration(
+        host=cluster.url, api_key={"authorization": f"Bearer {TOKEN}"}
+    )
     with k8s.ApiClient(configuration) as api_client:
         yield k8s.CustomObjectsApi(api_client)
 
@@ -66,7 +68,10 @@ def test_creating_a_name_twice_conflicts_and_a_missing_name_is_not_found(api):
     assert duplicate.value.status == 409
     assert json.loads(duplicate.value.body)["reason"] == "AlreadyExists"
     assert missing.value.status == 404
-    assert json.loads(missing.value.body)["message"] == 'inferenceservices.serving.kserve.io "absent" not found'
+    assert (
+        json.loads(missing.value.body)["message"]
+        == 'inferenceservices.serving.kserve.io "absent" not found'
+    )
 
 
 def test_an_invalid_name_is_refused(api):
@@ -79,9 +84,13 @@ def test_an_invalid_name_is_refused(api):
 def test_list_filters_by_label_and_namespace(api, cluster):
     create(api, inference_service("a", team="x"))
     create(api, inference_service("b", team="y"))
-    api.create_namespaced_custom_object(GROUP, VERSION, "other", PLURAL, inference_service("c", team="x"))
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, "other", PLURAL, inference_service("c", team="x")
+    )
 
-    listed = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, label_selector="team=x")
+    listed = api.list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, label_selector="team=x"
+    )
 
     assert [item["metadata"]["name"] for item in listed["items"]] == ["a"]
     assert listed["kind"] == "InferenceServiceList"
@@ -91,7 +100,11 @@ def test_a_merge_patch_changes_the_spec_and_bumps_the_generation(api, cluster):
     created = create(api, inference_service())
 
     patched = api.patch_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, "iris",
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        "iris",
         {"spec": {"predictor": {"model": {"storageUri": "s3://models/iris/2"}, "minReplicas": 2}}},
     )
 
@@ -119,9 +132,15 @@ def test_a_json_patch_applies_its_operations(api):
     create(api, inference_service())
 
     patched = api.patch_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, "iris",
-        [{"op": "replace", "path": "/spec/predictor/model/storageUri", "value": "s3://m/3"},
-         {"op": "add", "path": "/spec/predictor/maxReplicas", "value": 4}],
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        "iris",
+        [
+            {"op": "replace", "path": "/spec/predictor/model/storageUri", "value": "s3://m/3"},
+            {"op": "add", "path": "/spec/predictor/maxReplicas", "value": 4},
+        ],
         _content_type="application/json-patch+json",
     )
 
@@ -134,7 +153,12 @@ def test_a_strategic_merge_patch_is_unsupported_for_custom_objects(api):
 
     with pytest.raises(ApiException) as unsupported:
         api.patch_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, "iris", {"spec": {}},
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            PLURAL,
+            "iris",
+            {"spec": {}},
             _content_type="application/strategic-merge-patch+json",
         )
 
@@ -145,7 +169,9 @@ def test_replace_needs_the_current_resource_version(api):
     created = create(api, inference_service())
     changed = {**created, "spec": {"predictor": {"model": {"storageUri": "s3://m/2"}}}}
 
-    replaced = api.replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "iris", changed)
+    replaced = api.replace_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, "iris", changed
+    )
     with pytest.raises(ApiException) as stale:
         api.replace_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "iris", changed)
     unversioned = {**changed, "metadata": {"name": "iris"}}
@@ -166,7 +192,11 @@ def test_the_controllers_status_is_kept_by_spec_writes_and_does_not_bump_generat
     cluster.set_status(GROUP, PLURAL, NAMESPACE, "iris", ready)
     after_status = get(api)
     patched = api.patch_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, "iris",
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        "iris",
         {"spec": {"predictor": {"minReplicas": 1}}, "status": {"observedGeneration": 99}},
     )
 
@@ -188,17 +218,25 @@ def test_the_status_subresource_is_written_through_its_own_path(api):
 
 
 def test_an_object_without_a_status_subresource_takes_status_with_its_writes(api, cluster):
-    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-                "metadata": {"generateName": "train-"}, "spec": {"entrypoint": "main"},
-                "status": {"phase": "Pending"}}
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "train-"},
+        "spec": {"entrypoint": "main"},
+        "status": {"phase": "Pending"},
+    }
 
-    created = api.create_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "workflows", workflow)
+    created = api.create_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", NAMESPACE, "workflows", workflow
+    )
     name = created["metadata"]["name"]
     cluster.set_status("argoproj.io", "workflows", NAMESPACE, name, {"phase": "Succeeded"})
 
     assert name.startswith("train-")
     assert created["status"] == {"phase": "Pending"}
-    fetched = api.get_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "workflows", name)
+    fetched = api.get_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", NAMESPACE, "workflows", name
+    )
     assert fetched["status"] == {"phase": "Succeeded"}
 
 
@@ -217,13 +255,22 @@ def test_delete_removes_the_object_and_a_second_delete_is_not_found(api, cluster
 def test_a_watch_from_a_listed_version_sees_every_change_in_order(api, cluster):
     listed = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
     create(api, inference_service())
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, "iris", {"conditions": [{"type": "Ready", "status": "True"}]})
+    cluster.set_status(
+        GROUP, PLURAL, NAMESPACE, "iris", {"conditions": [{"type": "Ready", "status": "True"}]}
+    )
     api.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "iris")
     stream = watch.Watch()
     seen: list[tuple[str, dict]] = []
 
-    for event in stream.stream(api.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL,
-                               resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=5):
+    for event in stream.stream(
+        api.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        NAMESPACE,
+        PLURAL,
+        resource_version=listed["metadata"]["resourceVersion"],
+        timeout_seconds=5,
+    ):
         seen.append((event["type"], event["object"]))
         if event["type"] == "DELETED":
             stream.stop()

@@ -24,8 +24,6 @@ from shared.service_table import ServiceSpec, backends
 ADMIN_TOKEN = "test-admin-secret"
 
 
-
-
 @dataclass
 class FakeRegistry:
     """Speaks HTTP like the registry; records each forwarded request."""

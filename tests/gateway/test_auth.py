@@ -105,8 +105,11 @@ async def forgetful_gateway(
     gateway_settings: Callable[..., GatewaySettings], fake_registry: FakeRegistry
 ) -> AsyncIterator[FastAPI]:
     """A gateway that remembers no token: every request finds its token expired."""
-    app = create_app(gateway_settings(registry_url=fake_registry.url,
-                                      jobs_url=fake_registry.url, token_cache_seconds=0))  # fmt: skip
+    app = create_app(
+        gateway_settings(
+            registry_url=fake_registry.url, jobs_url=fake_registry.url, token_cache_seconds=0
+        )
+    )
     async with app.router.lifespan_context(app):
         yield app
 
@@ -178,8 +181,9 @@ async def test_a_lookup_that_read_a_token_before_its_revocation_answers_only_its
 ) -> None:
     for remember_seconds in (0, 30):
         token, token_id = await issue(forgetful_gateway, f"erin-{uuid.uuid4().hex[:6]}")
-        authenticator = Authenticator(forgetful_gateway.state.runtime.sessionmaker, None, SIGNER,
-                                      remember_seconds)  # fmt: skip
+        authenticator = Authenticator(
+            forgetful_gateway.state.runtime.sessionmaker, None, SIGNER, remember_seconds
+        )
         slow_lookups.clear()
         before = asyncio.create_task(authenticator.authenticate(f"Bearer {token}"))
         # Until its lookup has read the token, still active (or failed: `await before` says why).

@@ -62,8 +62,10 @@ async def test_a_body_announced_past_what_is_drained_is_refused_unread_and_close
 ) -> None:
     address = urlsplit(gateway_url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
-    writer.write(b"PATCH /api/v1/registry/models/m-1 HTTP/1.1\r\nHost: gateway\r\n"
-                 b"Content-Length: 10000000000\r\n\r\n" + b"x" * 100)  # fmt: skip
+    writer.write(
+        b"PATCH /api/v1/registry/models/m-1 HTTP/1.1\r\nHost: gateway\r\n"
+        b"Content-Length: 10000000000\r\n\r\n" + b"x" * 100
+    )
     reply = await asyncio.wait_for(reader.read(), timeout=10)  # until the server closes
     writer.close()
     head, _, body = reply.partition(b"\r\n\r\n")

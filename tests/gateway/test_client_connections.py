@@ -121,9 +121,11 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_closes(
     gateway_url: str, registry: FakeRegistry
 ) -> None:
     reader, writer = await connect(gateway_url)
-    writer.write(b"POST /api/v1/registry/models HTTP/1.1\r\nHost: gateway\r\n"
-                 b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b"\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na")  # fmt: skip
+    writer.write(
+        b"POST /api/v1/registry/models HTTP/1.1\r\nHost: gateway\r\n"
+        b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b"\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na'
+    )
     reply = await asyncio.wait_for(reader.read(), BODY_TIMEOUT + 5)  # until the server closes
     writer.close()
     head, _, body = reply.partition(b"\r\n\r\n")

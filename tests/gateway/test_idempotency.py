@@ -106,8 +106,9 @@ async def test_keys_are_each_callers_own(
 async def test_a_malformed_key_is_refused(
     client: httpx.AsyncClient, registry: FakeRegistry, value: bytes
 ) -> None:
-    reply = await client.post(MODELS, json={"name": "m"},
-                              headers=[*ADMIN.items(), ("Idempotency-Key", value)])  # fmt: skip
+    reply = await client.post(
+        MODELS, json={"name": "m"}, headers=[*ADMIN.items(), ("Idempotency-Key", value)]
+    )
     assert_problem(reply, 400, "invalid-idempotency-key")
     assert registry.requests == []
 
@@ -116,8 +117,9 @@ async def test_two_keys_on_one_request_are_refused(
     client: httpx.AsyncClient, registry: FakeRegistry
 ) -> None:
     headers = [*ADMIN.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
-    assert_problem(await client.post(MODELS, json={}, headers=headers), 400,
-                   "invalid-idempotency-key")  # fmt: skip
+    assert_problem(
+        await client.post(MODELS, json={}, headers=headers), 400, "invalid-idempotency-key"
+    )
     assert registry.requests == []
 
 
@@ -220,9 +222,11 @@ def _closed_port() -> int:
 
 
 async def test_a_service_never_reached_frees_the_key(
-    gateway_settings: Callable[..., GatewaySettings], registry: FakeRegistry,
-    client: httpx.AsyncClient, database_url: str,
-) -> None:  # fmt: skip
+    gateway_settings: Callable[..., GatewaySettings],
+    registry: FakeRegistry,
+    client: httpx.AsyncClient,
+    database_url: str,
+) -> None:
     key = new_key()
     down = gateway_settings(service_urls=every_backend(f"http://127.0.0.1:{_closed_port()}"))
     async with running_gateway(down) as unreachable:
@@ -237,9 +241,10 @@ async def test_a_service_never_reached_frees_the_key(
 
 
 async def test_two_gateway_processes_share_the_keys(
-    gateway_settings: Callable[..., GatewaySettings], registry: FakeRegistry,
+    gateway_settings: Callable[..., GatewaySettings],
+    registry: FakeRegistry,
     client: httpx.AsyncClient,
-) -> None:  # fmt: skip
+) -> None:
     key = new_key()
     first = await client.post(MODELS, json={"name": "m"}, headers=keyed(key))
     async with running_gateway(gateway_settings(service_urls=every_backend(registry.url))) as b:
@@ -364,8 +369,10 @@ async def test_a_key_held_by_a_request_that_died_is_taken_after_the_lock(
             await conn.execute(
                 "INSERT INTO gateway.idempotency_keys (subject, key, claim, method, target,"
                 f" created_at) VALUES ('admin', $1, $2, 'POST', $3, now() - interval '{age}')",
-                key, uuid.uuid4(), MODELS,
-            )  # fmt: skip
+                key,
+                uuid.uuid4(),
+                MODELS,
+            )
     finally:
         await conn.close()
     taken = await client.post(MODELS, json={"name": "m"}, headers=keyed(stale))

@@ -18,18 +18,25 @@ PROD_TRAINING = "/api/v1/integrations/prod/training_execution"
 async def test_an_admin_sets_prods_executor_and_each_change_is_published(
     client: httpx.AsyncClient, nats_url: str
 ) -> None:
-    created = await client.put(PROD_TRAINING, headers=ADMIN,
-                               json={"backend": "kubernetes", "settings": {"namespace": "ml"}})
+    created = await client.put(
+        PROD_TRAINING,
+        headers=ADMIN,
+        json={"backend": "kubernetes", "settings": {"namespace": "ml"}},
+    )
     assert created.status_code == 201, created.text
     assert created.headers["location"] == PROD_TRAINING
     replaced = await client.put(PROD_TRAINING, headers=ADMIN, json={"backend": "local"})
     assert replaced.status_code == 200, replaced.text
     config = replaced.json()
     assert (config["env"], config["concern"], config["backend"], config["settings"]) == (
-        "prod", "training_execution", "local", {})
+        "prod",
+        "training_execution",
+        "local",
+        {},
+    )
     assert config["updated_by"] == "admin" and config["updated_at"] > created.json()["updated_at"]
     assert (await client.get(PROD_TRAINING, headers=ADMIN)).json() == config
-    listed = (await client.get("/api/v1/integrations", params={"env": "prod"}, headers=ADMIN))
+    listed = await client.get("/api/v1/integrations", params={"env": "prod"}, headers=ADMIN)
     assert listed.json() == {"items": [config], "total": 1}
 
     nc = await nats.connect(nats_url)
@@ -40,7 +47,9 @@ async def test_an_admin_sets_prods_executor_and_each_change_is_published(
     changed = "io.modelplane.gateway.integration_config.changed.v1"
     assert [e.type for e in events[-2:]] == [changed, changed]
     assert [(e.data["backend"], e.data["settings"]) for e in events[-2:]] == [
-        ("kubernetes", {"namespace": "ml"}), ("local", {})]
+        ("kubernetes", {"namespace": "ml"}),
+        ("local", {}),
+    ]
     latest = events[-1]
     assert latest.actor == "admin" and latest.data["changed_by"] == "admin"
     changed_at = datetime.fromisoformat(latest.data["changed_at"])
@@ -69,7 +78,7 @@ async def test_only_admins_read_or_change_integration_configs(
 
 
 async def test_unknown_backends_concerns_and_envs_are_422_and_change_nothing(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     before = (await client.get("/api/v1/integrations", headers=ADMIN)).json()
     unknown = await client.put(PROD_TRAINING, headers=ADMIN, json={"backend": "slurm"})
@@ -81,7 +90,8 @@ async def test_unknown_backends_concerns_and_envs_are_422_and_change_nothing(
         reply = await client.put(path, headers=ADMIN, json={"backend": "local"})
         assert reply.status_code == 422, path
         assert reply.json()["type"].endswith("/invalid-input")
-    not_an_object = await client.put(PROD_TRAINING, headers=ADMIN,
-                                     json={"backend": "local", "settings": ["ml"]})
+    not_an_object = await client.put(
+        PROD_TRAINING, headers=ADMIN, json={"backend": "local", "settings": ["ml"]}
+    )
     assert not_an_object.status_code == 422
     assert (await client.get("/api/v1/integrations", headers=ADMIN)).json() == before

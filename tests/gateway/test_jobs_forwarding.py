@@ -27,7 +27,8 @@ async def test_reads_are_forwarded_with_the_callers_credential(
     reply = await client.get("/api/v1/jobs/abc/logs", headers=viewer)
     assert reply.status_code == 200
     assert [(r["method"], r["path"], r["query"]) for r in registry.requests] == [
-        ("GET", "/api/v1/gpu-types", "env=prod"), ("GET", "/api/v1/jobs/abc/logs", ""),
+        ("GET", "/api/v1/gpu-types", "env=prod"),
+        ("GET", "/api/v1/jobs/abc/logs", ""),
     ]
     assert forwarded_caller(registry.requests[0]).subject.startswith("viewer-")
     assert (await client.get("/api/v1/jobs")).status_code == 401

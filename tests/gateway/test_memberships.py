@@ -9,10 +9,14 @@ from shared.auth import Role
 from tests.gateway.conftest import ADMIN, FakeRegistry, bearer, forwarded_caller
 
 
-async def new_token(client: httpx.AsyncClient, subject: str, role: str | None,
-                    projects: list[str] | None = None) -> dict[str, str]:  # fmt: skip
-    reply = await client.post("/api/v1/tokens", headers=ADMIN,
-                              json={"subject": subject, "role": role, "projects": projects})
+async def new_token(
+    client: httpx.AsyncClient, subject: str, role: str | None, projects: list[str] | None = None
+) -> dict[str, str]:
+    reply = await client.post(
+        "/api/v1/tokens",
+        headers=ADMIN,
+        json={"subject": subject, "role": role, "projects": projects},
+    )
     assert reply.status_code == 201, reply.text
     return bearer(reply.json()["token"])
 
@@ -75,9 +79,11 @@ async def test_a_token_may_be_limited_to_existing_projects(
     listed = (await client.get("/api/v1/projects", headers=limited)).json()
     assert [p["id"] for p in listed["items"]] == [project["id"]]
 
-    unknown = await client.post("/api/v1/tokens", headers=ADMIN,
-                                json={"subject": "ci", "role": "editor",
-                                      "projects": [str(uuid.uuid4())]})  # fmt: skip
+    unknown = await client.post(
+        "/api/v1/tokens",
+        headers=ADMIN,
+        json={"subject": "ci", "role": "editor", "projects": [str(uuid.uuid4())]},
+    )
     assert unknown.status_code == 422
     assert unknown.json()["type"].endswith("/unknown-project")
 

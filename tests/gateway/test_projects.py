@@ -56,8 +56,9 @@ async def test_projects_page_with_limit_and_offset(
 async def test_only_platform_admins_create_projects(
     client: httpx.AsyncClient, token_for, role: str
 ) -> None:
-    reply = await client.post("/api/v1/projects", json={"name": f"nope-{role}"},
-                              headers=await token_for(role))  # fmt: skip
+    reply = await client.post(
+        "/api/v1/projects", json={"name": f"nope-{role}"}, headers=await token_for(role)
+    )
     assert reply.status_code == 403
     assert reply.json()["required_role"] == "admin"
     page = (await client.get("/api/v1/projects", params={"limit": 500}, headers=ADMIN)).json()
@@ -92,20 +93,34 @@ async def test_a_nul_character_anywhere_in_the_gateways_own_writes_is_422(
     members = f"/api/v1/projects/{project['id']}/members"
     writes = [
         ("POST", "/api/v1/projects", {"name": "a\x00b"}),
-        ("POST", "/api/v1/projects", {"name": f"nul-{uuid.uuid4().hex[:6]}", "description": "\x00"}),
+        (
+            "POST",
+            "/api/v1/projects",
+            {"name": f"nul-{uuid.uuid4().hex[:6]}", "description": "\x00"},
+        ),
         ("POST", "/api/v1/tokens", {"subject": "eve\x00", "role": "viewer"}),
         ("PUT", f"{members}/eve%00", {"role": "viewer"}),
         ("DELETE", f"{members}/eve%00", None),
-        ("PUT", "/api/v1/integrations/dev/training_execution",
-         {"backend": "local", "settings": {"cwd": "/tmp\x00"}}),
-        ("PUT", "/api/v1/integrations/dev/training_execution",
-         {"backend": "local", "settings": {"nested": [{"k\x00": 1}]}}),
-    ]  # fmt: skip
+        (
+            "PUT",
+            "/api/v1/integrations/dev/training_execution",
+            {"backend": "local", "settings": {"cwd": "/tmp\x00"}},
+        ),
+        (
+            "PUT",
+            "/api/v1/integrations/dev/training_execution",
+            {"backend": "local", "settings": {"nested": [{"k\x00": 1}]}},
+        ),
+    ]
     for method, url, body in writes:
         reply = await client.request(method, url, json=body, headers=ADMIN)
         assert reply.status_code == 422, (method, url, reply.text)
         assert reply.headers["content-type"] == "application/problem+json"
         assert reply.json()["type"].endswith("/invalid-input")
-    names = [p["name"] for p in (await client.get(
-        "/api/v1/projects", params={"limit": 500}, headers=ADMIN)).json()["items"]]  # fmt: skip
+    names = [
+        p["name"]
+        for p in (
+            await client.get("/api/v1/projects", params={"limit": 500}, headers=ADMIN)
+        ).json()["items"]
+    ]
     assert not [n for n in names if "\x00" in n]

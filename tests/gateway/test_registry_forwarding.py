@@ -96,8 +96,9 @@ async def test_the_gateway_never_reads_a_body_to_decide_and_passes_it_on_untouch
     path = f"/api/v1/registry/models/versions/{uuid.uuid4()}/transition"
     raw = b'{"stage": "production", "comment": "ship it"}'
     editor = await token_for("editor")
-    reply = await client.post(path, content=raw, headers={**editor,
-                              "Content-Type": "application/json"})  # fmt: skip
+    reply = await client.post(
+        path, content=raw, headers={**editor, "Content-Type": "application/json"}
+    )
     assert reply.status_code == 200  # the fake registry decides nothing; the real one refuses
     [seen] = registry.requests
     assert seen["body"] == raw.decode()
@@ -111,8 +112,9 @@ async def test_a_body_that_is_not_utf8_json_is_refused_before_it_is_forwarded(
     approver = await token_for("approver")
     text = '{"stage": "production"}'
     for body in (codecs.BOM_UTF8 + text.encode(), text.encode("utf-16"), text.encode("utf-32")):
-        reply = await client.post(path, content=body, headers={**approver,
-                                  "Content-Type": "application/json"})  # fmt: skip
+        reply = await client.post(
+            path, content=body, headers={**approver, "Content-Type": "application/json"}
+        )
         assert reply.status_code == 415, body
         assert reply.json()["type"] == "https://modelplane.dev/problems/unsupported-encoding"
     assert registry.requests == []

@@ -18,8 +18,13 @@ from shared.local_infra import free_port
 from shared.service_table import SERVICES, ServiceSpec, by_name
 from tests.gateway.conftest import ADMIN, FakeRegistry, every_backend, running_gateway, serving
 
-DUMMY = ServiceSpec("dummy", default_port=free_port(), path_roots=("/api/v1/dummies",),
-                    connections=2, readiness_path="/ready-now")  # fmt: skip
+DUMMY = ServiceSpec(
+    "dummy",
+    default_port=free_port(),
+    path_roots=("/api/v1/dummies",),
+    connections=2,
+    readiness_path="/ready-now",
+)
 
 
 @dataclass
@@ -34,18 +39,25 @@ class DummyReplica:
 
         async def openapi(_: Request) -> Response:
             operation = {"operationId": "list_dummies", "responses": {"200": {"description": "ok"}}}
-            return JSONResponse({"openapi": "3.1.0", "info": {"title": "dummy", "version": "1"},
-                                 "paths": {"/api/v1/dummies": {"get": operation}}})  # fmt: skip
+            return JSONResponse(
+                {
+                    "openapi": "3.1.0",
+                    "info": {"title": "dummy", "version": "1"},
+                    "paths": {"/api/v1/dummies": {"get": operation}},
+                }
+            )
 
         async def dummies(request: Request) -> Response:
             self.served.append(request.url.path)
             return JSONResponse({"replica": self.name, "path": request.url.path})
 
-        return Starlette(routes=[
-            Route("/ready-now", ready),
-            Route("/openapi.json", openapi),
-            Route("/api/v1/dummies{rest:path}", dummies, methods=["GET", "POST"]),
-        ])  # fmt: skip
+        return Starlette(
+            routes=[
+                Route("/ready-now", ready),
+                Route("/openapi.json", openapi),
+                Route("/api/v1/dummies{rest:path}", dummies, methods=["GET", "POST"]),
+            ]
+        )
 
 
 @pytest.fixture
@@ -59,9 +71,7 @@ async def test_a_service_in_the_table_is_forwarded_asked_and_documented(
     gateway_settings, registry: FakeRegistry, replicas
 ) -> None:
     (first, second), urls = replicas
-    settings = gateway_settings(
-        service_urls={**every_backend(registry.url), "dummy": urls}
-    )
+    settings = gateway_settings(service_urls={**every_backend(registry.url), "dummy": urls})
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         replies = [await gateway.get(f"/api/v1/dummies/{i}", headers=ADMIN) for i in range(6)]
         assert [reply.status_code for reply in replies] == [200] * 6
@@ -105,9 +115,7 @@ async def test_a_path_outside_every_services_roots_is_not_forwarded(
     gateway_settings, registry: FakeRegistry, replicas
 ) -> None:
     (first, second), urls = replicas
-    settings = gateway_settings(
-        service_urls={**every_backend(registry.url), "dummy": urls}
-    )
+    settings = gateway_settings(service_urls={**every_backend(registry.url), "dummy": urls})
     async with running_gateway(settings, (*SERVICES, DUMMY)) as gateway:
         reply = await gateway.get("/api/v1/dummiesx", headers=ADMIN)
     assert reply.status_code == 404
@@ -120,9 +128,15 @@ async def test_a_service_the_launcher_runs_from_a_test_table_is_behind_the_gatew
     alpha = ServiceSpec("alpha", free_port(), ("/api/v1/alpha",), module_name="tests.dummy_service")
     table = (alpha, by_name()["gateway"])
     async with Platform(
-        table=table, database_url=database_url, nats_url=nats_url, state_dir=tmp_path / "state",
-        log_dir=tmp_path / "logs", start_tracking=False, ready_timeout=60, replicas={"alpha": 2},
-    ) as running:  # fmt: skip
+        table=table,
+        database_url=database_url,
+        nats_url=nats_url,
+        state_dir=tmp_path / "state",
+        log_dir=tmp_path / "logs",
+        start_tracking=False,
+        ready_timeout=60,
+        replicas={"alpha": 2},
+    ) as running:
         admin = {"Authorization": f"Bearer {running.admin_token}"}
         async with httpx.AsyncClient(base_url=running.gateway_url, timeout=10) as gateway:
             served = [(await gateway.get("/api/v1/alpha", headers=admin)) for _ in range(4)]

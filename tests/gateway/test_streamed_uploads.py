@@ -46,8 +46,12 @@ class FakeDatasets:
             except ClientDisconnect:
                 self.broken += 1
                 return Response(status_code=400)
-            record = {"size": size, "md5": digest.hexdigest(), "pieces": pieces,
-                      "content_length": request.headers.get("content-length")}  # fmt: skip
+            record = {
+                "size": size,
+                "md5": digest.hexdigest(),
+                "pieces": pieces,
+                "content_length": request.headers.get("content-length"),
+            }
             self.seen.append(record)
             return JSONResponse(record, status_code=201)
 
@@ -58,20 +62,29 @@ class FakeDatasets:
             return JSONResponse({"ready": True})
 
         async def files(_: Request) -> Response:
-            return Response(DOWNLOAD, media_type="application/x-tar",
-                            headers={"Content-Disposition": 'attachment; filename="d.tar"'})
+            return Response(
+                DOWNLOAD,
+                media_type="application/x-tar",
+                headers={"Content-Disposition": 'attachment; filename="d.tar"'},
+            )
 
-        return Starlette(routes=[
-            Route("/readyz", readyz),
-            Route(UPLOAD_PATH, upload, methods=["POST"]),
-            Route("/api/v1/datasets", other, methods=["POST"]),
-            Route("/api/v1/datasets/versions/v-1/files", files),
-        ])
+        return Starlette(
+            routes=[
+                Route("/readyz", readyz),
+                Route(UPLOAD_PATH, upload, methods=["POST"]),
+                Route("/api/v1/datasets", other, methods=["POST"]),
+                Route("/api/v1/datasets/versions/v-1/files", files),
+            ]
+        )
 
 
 TABLE = (
-    ServiceSpec("datasets", default_port=8006, path_roots=("/api/v1/datasets",),
-                streamed_paths=(r"/api/v1/datasets/[^/]+/versions/upload",)),
+    ServiceSpec(
+        "datasets",
+        default_port=8006,
+        path_roots=("/api/v1/datasets",),
+        streamed_paths=(r"/api/v1/datasets/[^/]+/versions/upload",),
+    ),
     ServiceSpec("gateway", default_port=8000, start_order=2),
 )
 
@@ -85,8 +98,11 @@ async def datasets() -> AsyncIterator[tuple[FakeDatasets, str]]:
 
 @pytest.fixture
 async def gateway_url(gateway_settings, datasets) -> AsyncIterator[str]:
-    settings = gateway_settings(service_urls={"datasets": datasets[1]},
-                                max_body_bytes=BODY_LIMIT, max_upload_bytes=UPLOAD_LIMIT)  # fmt: skip
+    settings = gateway_settings(
+        service_urls={"datasets": datasets[1]},
+        max_body_bytes=BODY_LIMIT,
+        max_upload_bytes=UPLOAD_LIMIT,
+    )
     async with serving(create_app(settings, TABLE), lifespan="on") as url:
         yield url
 
@@ -129,8 +145,12 @@ async def raw_post(url: str, head: bytes, pieces_: list[bytes]) -> tuple[bytes, 
     """Send a request as raw pieces until the gateway answers; its head and body."""
     address = urlsplit(url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
-    writer.write(f"POST {UPLOAD_PATH} HTTP/1.1\r\nHost: gateway\r\n"
-                 f"Authorization: {ADMIN['Authorization']}\r\n".encode() + head + b"\r\n")
+    writer.write(
+        f"POST {UPLOAD_PATH} HTTP/1.1\r\nHost: gateway\r\n"
+        f"Authorization: {ADMIN['Authorization']}\r\n".encode()
+        + head
+        + b"\r\n"
+    )
     with contextlib.suppress(ConnectionError):
         for piece in pieces_:
             writer.write(piece)
@@ -141,11 +161,13 @@ async def raw_post(url: str, head: bytes, pieces_: list[bytes]) -> tuple[bytes, 
     return head_.lower(), body
 
 
-async def test_an_upload_announced_past_its_limit_is_413_before_the_service_sees_it(gateway_url,
-                                                                                     datasets):
+async def test_an_upload_announced_past_its_limit_is_413_before_the_service_sees_it(
+    gateway_url, datasets
+):
     fake, _ = datasets
-    head, body = await raw_post(gateway_url, f"Content-Length: {UPLOAD_LIMIT + 1}\r\n".encode(),
-                                [b"x" * 100])
+    head, body = await raw_post(
+        gateway_url, f"Content-Length: {UPLOAD_LIMIT + 1}\r\n".encode(), [b"x" * 100]
+    )
 
     assert head.startswith(b"http/1.1 413 ")
     assert b"content-type: application/problem+json" in head
@@ -160,8 +182,9 @@ async def test_a_chunked_upload_is_cut_off_once_past_its_limit(gateway_url, data
     fake, _ = datasets
     piece = os.urandom(64 * 1024)
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
-    head, body = await raw_post(gateway_url, b"Transfer-Encoding: chunked\r\n",
-                                [chunk] * (UPLOAD_LIMIT // len(piece) + 1))  # then it waits
+    head, body = await raw_post(
+        gateway_url, b"Transfer-Encoding: chunked\r\n", [chunk] * (UPLOAD_LIMIT // len(piece) + 1)
+    )  # then it waits
 
     assert head.startswith(b"http/1.1 413 ")
     assert b"connection: close" in head
@@ -202,8 +225,12 @@ async def test_an_upload_with_an_idempotency_key_is_made_once(gateway, gateway_u
 
     # An upload the gateway refused (past its limit) frees its key for the retry.
     fresh = {"Idempotency-Key": f"upload-{os.urandom(8).hex()}"}
-    head, _ = await raw_post(gateway_url, f"Idempotency-Key: {fresh['Idempotency-Key']}\r\n"
-                             f"Content-Length: {UPLOAD_LIMIT + 1}\r\n".encode(), [b"x" * 100])
+    head, _ = await raw_post(
+        gateway_url,
+        f"Idempotency-Key: {fresh['Idempotency-Key']}\r\n"
+        f"Content-Length: {UPLOAD_LIMIT + 1}\r\n".encode(),
+        [b"x" * 100],
+    )
     assert head.startswith(b"http/1.1 413 ")
     retried = await gateway.post(UPLOAD_PATH, content=body, headers=fresh)
     assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers

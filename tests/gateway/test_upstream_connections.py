@@ -51,8 +51,10 @@ class ClosingService:
                 if answered:
                     break
                 answered += 1
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(OK), OK))  # fmt: skip
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(OK), OK)
+                )
                 await writer.drain()
                 if self.close_after_reply:
                     break
@@ -151,7 +153,9 @@ async def test_concurrent_requests_beside_failures_get_their_own_replies(
         async with running_gateway(settings) as gateway:
 
             async def call(name: str) -> httpx.Response:
-                return await gateway.patch(f"/api/v1/registry/models/{name}", json={}, headers=ADMIN)
+                return await gateway.patch(
+                    f"/api/v1/registry/models/{name}", json={}, headers=ADMIN
+                )
 
             names = [("boom" if i % 3 == 0 else f"m{i}") for i in range(90)]
             replies = await asyncio.gather(*(call(name) for name in names))

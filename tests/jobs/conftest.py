@@ -58,8 +58,7 @@ async def tracking_server(
     from deploy.tracking import TrackingServer
     from shared.local_infra import drop_database, free_port
 
-    server = TrackingServer(database_url, tmp_path_factory.mktemp("mlflow"), free_port(),
-                            workers=1)
+    server = TrackingServer(database_url, tmp_path_factory.mktemp("mlflow"), free_port(), workers=1)
     await server.start(timeout=300)
     try:
         yield server.url
@@ -70,20 +69,27 @@ async def tracking_server(
 
 @pytest.fixture(scope="session")
 def jobs_settings(
-    database_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory, jobs_cluster,
+    database_url: str,
+    nats_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    jobs_cluster,
     tracking_server: str,
 ):
     from services.jobs.settings import JobsSettings
 
     return JobsSettings(
-        database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
+        database_url=database_url,
+        nats_url=nats_url,
+        relay_poll_seconds=0.2,
         mlflow_tracking_uri=tracking_server,
-        jobs_state_dir=tmp_path_factory.mktemp("jobs-state"), jobs_watch_seconds=0.2,
+        jobs_state_dir=tmp_path_factory.mktemp("jobs-state"),
+        jobs_watch_seconds=0.2,
         jobs_cancel_grace_seconds=2.0,
         # dev and stg have no IntegrationConfig in these tests (the gateway's tests configure
         # prod only), so these defaults decide: stg on Kubernetes, dev locally.
         jobs_executors={"stg": "kubernetes"},
-        kubernetes_host=jobs_cluster.url, kubernetes_token=CLUSTER_TOKEN,
+        kubernetes_host=jobs_cluster.url,
+        kubernetes_token=CLUSTER_TOKEN,
         kubernetes_namespace="ml-jobs",
         # The jobs here run this session's interpreter, which the unprivileged user may not
         # reach; test_local_limits.py runs jobs as that user.

@@ -14,8 +14,9 @@ from tests.jobs.test_jobs import job_body
 
 
 def _as(app, headers: dict[str, str]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                             base_url="http://jobs/api/v1", headers=headers)  # fmt: skip
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobs/api/v1", headers=headers
+    )
 
 
 def _member(role: Role | None, project: str) -> dict[str, str]:
@@ -25,14 +26,17 @@ def _member(role: Role | None, project: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"X-Modelplane-Actor": "alice@example.com"},
-     credential_headers(lifetime_seconds=-5)],
+    [{}, {"X-Modelplane-Actor": "alice@example.com"}, credential_headers(lifetime_seconds=-5)],
     ids=["none", "actor-header", "expired"],
 )
 async def test_direct_calls_without_a_valid_credential_are_401(jobs_app, headers):
     async with _as(jobs_app, headers) as anyone:
-        for method, path in [("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/gpu-types"),
-                             ("POST", "/gpu-types")]:  # fmt: skip
+        for method, path in [
+            ("GET", "/jobs"),
+            ("POST", "/jobs"),
+            ("GET", "/gpu-types"),
+            ("POST", "/gpu-types"),
+        ]:
             reply = await anyone.request(method, path, json={})
             assert reply.status_code == 401, (method, path)
             assert reply.headers["content-type"] == "application/problem+json"
@@ -51,7 +55,9 @@ async def test_roles_in_the_jobs_project_decide(jobs_app, jobs_client):
         assert submitted.status_code == 201, submitted.text
         job = submitted.json()
         assert job["created_by"].startswith("editor-")
-        assert (await editor.post("/jobs", json={**body, "project_id": elsewhere})).status_code == 403
+        assert (
+            await editor.post("/jobs", json={**body, "project_id": elsewhere})
+        ).status_code == 403
     async with _as(jobs_app, _member(Role.VIEWER, project)) as viewer:
         assert (await viewer.get(f"/jobs/{job['id']}")).status_code == 200
         assert (await viewer.post(f"/jobs/{job['id']}/cancel")).status_code == 403
@@ -67,9 +73,11 @@ async def test_roles_in_the_jobs_project_decide(jobs_app, jobs_client):
 async def test_gpu_types_are_changed_by_platform_admins_only(jobs_app, jobs_client):
     option = {"id": f"t4-{uuid.uuid4().hex[:4]}", "label": "T4", "env": "dev"}
     project = known_project(jobs_app)
-    for headers in (credential_headers("ed", role=Role.EDITOR),
-                    _member(Role.ADMIN, project),
-                    credential_headers("ci", role=Role.ADMIN, projects={uuid.UUID(project)})):
+    for headers in (
+        credential_headers("ed", role=Role.EDITOR),
+        _member(Role.ADMIN, project),
+        credential_headers("ci", role=Role.ADMIN, projects={uuid.UUID(project)}),
+    ):
         async with _as(jobs_app, headers) as c:
             refused = await c.post("/gpu-types", json=option)
             assert refused.status_code == 403, refused.text
@@ -84,4 +92,5 @@ async def test_a_job_in_a_project_that_does_not_exist_is_refused(jobs_app, jobs_
     reply = await jobs_client.post("/jobs", json=body)
     assert reply.status_code in (422, 503), reply.text
     assert (await jobs_client.get("/jobs", params={"project_id": body["project_id"]})).json()[
-        "total"] == 0
+        "total"
+    ] == 0

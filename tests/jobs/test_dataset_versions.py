@@ -16,18 +16,34 @@ from tests.jobs.test_jobs import job_body
 
 
 def version_event(contract, version_id: uuid.UUID, dataset_id: uuid.UUID, **data) -> CloudEvent:
-    fields = {"dataset_version_id": str(version_id), "dataset_id": str(dataset_id),
-              "dataset_name": "churn", "project_id": str(JOBS_PROJECT),
-              "versioning_system": "dvc", "version_id": f"{uuid.uuid4().hex}.dir", **data}
-    return CloudEvent(source="/modelplane/datasets", type=contract.type(), subject=str(version_id),
-                      data=fields)  # fmt: skip
+    fields = {
+        "dataset_version_id": str(version_id),
+        "dataset_id": str(dataset_id),
+        "dataset_name": "churn",
+        "project_id": str(JOBS_PROJECT),
+        "versioning_system": "dvc",
+        "version_id": f"{uuid.uuid4().hex}.dir",
+        **data,
+    }
+    return CloudEvent(
+        source="/modelplane/datasets", type=contract.type(), subject=str(version_id), data=fields
+    )
 
 
 def created(version_id, dataset_id) -> CloudEvent:
-    return version_event(DatasetVersionCreated, version_id, dataset_id, state="created",
-                         checksum="md5:x", storage_uri="/remote", file_count=1,
-                         total_size_bytes=1, compression_ratio=1.0,
-                         created_at="2026-12-07T00:00:00Z", created_by="dana")  # fmt: skip
+    return version_event(
+        DatasetVersionCreated,
+        version_id,
+        dataset_id,
+        state="created",
+        checksum="md5:x",
+        storage_uri="/remote",
+        file_count=1,
+        total_size_bytes=1,
+        compression_ratio=1.0,
+        created_at="2026-12-07T00:00:00Z",
+        created_by="dana",
+    )
 
 
 async def submit_until(client, body: dict, status: int, timeout: float = 15.0):
@@ -45,20 +61,32 @@ async def test_unknown_unverified_and_failed_versions_are_refused_naming_the_fie
     unknown = uuid.uuid4()
     await publish(nc, created(pending, dataset))
     await publish(nc, created(broken, dataset))
-    await publish(nc, version_event(DatasetVersionFailed, broken, dataset, state="failed",
-                                    reason="a.csv does not match its hash",
-                                    mismatched_files=["a.csv"]))  # fmt: skip
+    await publish(
+        nc,
+        version_event(
+            DatasetVersionFailed,
+            broken,
+            dataset,
+            state="failed",
+            reason="a.csv does not match its hash",
+            mismatched_files=["a.csv"],
+        ),
+    )
     await asyncio.sleep(1.0)  # let the jobs service take the events in
 
-    reply = await jobs_client.post("/jobs", json=job_body(
-        dataset_version_ids=[str(unknown), str(pending), str(broken)]))
+    reply = await jobs_client.post(
+        "/jobs", json=job_body(dataset_version_ids=[str(unknown), str(pending), str(broken)])
+    )
 
     assert reply.status_code == 422, reply.text
     problem = reply.json()
     assert problem["type"].endswith("/job-rejected")
     assert [e["loc"] for e in problem["errors"]] == [["body", "dataset_version_ids"]] * 3
     assert [e["type"] for e in problem["errors"]] == [
-        "dataset-version-known", "dataset-version-verified", "dataset-version-verified"]
+        "dataset-version-known",
+        "dataset-version-verified",
+        "dataset-version-verified",
+    ]
     assert str(unknown) in problem["errors"][0]["msg"]
     assert "created" in problem["errors"][1]["msg"] and "failed" in problem["errors"][2]["msg"]
     events = await wait_for_events(nc, "JOBS", problem["job_id"], count=2, timeout=15)
@@ -80,7 +108,9 @@ async def test_a_verified_version_is_taken_and_job_events_carry_it(jobs_client, 
     assert job["dataset_version_ids"] == [str(version)]
     events = await wait_for_events(nc, "JOBS", job["id"], count=2, timeout=15)
     assert [e.type for e in events[:2]] == [
-        "io.modelplane.jobs.job.submitted.v1", "io.modelplane.jobs.job.validated.v1"]
+        "io.modelplane.jobs.job.submitted.v1",
+        "io.modelplane.jobs.job.validated.v1",
+    ]
     assert all(e.data["dataset_version_ids"] == [str(version)] for e in events)
 
     await asyncio.sleep(0.5)

@@ -51,15 +51,17 @@ def test_gpu_type_option_rules(gpu_id, label, rules):
     ],
 )
 def test_job_validation_rules(use_gpu, gpu_type, gpus, canonical, rules):
-    check = validate_job(env=Env.PROD, use_gpu=use_gpu, gpu_type=gpu_type, gpus=gpus,
-                         enabled_gpu_types=ENABLED)
+    check = validate_job(
+        env=Env.PROD, use_gpu=use_gpu, gpu_type=gpu_type, gpus=gpus, enabled_gpu_types=ENABLED
+    )
     assert [v.rule for v in check.violations] == rules
     assert check.accepted == (not rules)
     assert check.gpu_type == canonical
 
 
-@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.KILLED,
-                                    JobStatus.REJECTED])
+@pytest.mark.parametrize(
+    "status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.REJECTED]
+)
 def test_finished_jobs_cannot_be_cancelled(status):
     with pytest.raises(JobAlreadyFinished):
         check_cancellable(status)
@@ -73,7 +75,9 @@ def test_validated_and_running_jobs_can_be_cancelled():
 def test_node_label_is_a_value_or_a_key_value_pair():
     assert gpu_node_selector("NVIDIA-A100") == (None, "NVIDIA-A100")
     assert gpu_node_selector("nvidia.com/gpu.product=NVIDIA-H100") == (
-        "nvidia.com/gpu.product", "NVIDIA-H100")
+        "nvidia.com/gpu.product",
+        "NVIDIA-H100",
+    )
     assert gpu_node_selector(None) == (None, None)
 
 
@@ -91,13 +95,25 @@ def test_dataset_versions_must_be_known_and_verified():
     assert dataset_version_violations([ok], known) == []
     found = dataset_version_violations([ok, unknown, pending, gone], known)
     assert [v.rule for v in found] == [
-        "dataset-version-known", "dataset-version-verified", "dataset-version-verified"]
+        "dataset-version-known",
+        "dataset-version-verified",
+        "dataset-version-verified",
+    ]
     assert {v.field for v in found} == {"dataset_version_ids"}
     assert found[0].message.startswith("dataset_version_ids[1]")
-    check = validate_job(env=Env.DEV, use_gpu=False, gpu_type=None, gpus=None,
-                         enabled_gpu_types=set(), dataset_version_ids=[pending],
-                         dataset_versions=known)  # fmt: skip
+    check = validate_job(
+        env=Env.DEV,
+        use_gpu=False,
+        gpu_type=None,
+        gpus=None,
+        enabled_gpu_types=set(),
+        dataset_version_ids=[pending],
+        dataset_versions=known,
+    )
     assert not check.accepted
 
     assert sorted(DatasetVersionState, key=DATASET_VERSION_RANK.__getitem__) == [
-        DatasetVersionState.CREATED, DatasetVersionState.VERIFIED, DatasetVersionState.FAILED]
+        DatasetVersionState.CREATED,
+        DatasetVersionState.VERIFIED,
+        DatasetVersionState.FAILED,
+    ]

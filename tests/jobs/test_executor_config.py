@@ -21,8 +21,12 @@ async def configure(
 ) -> None:
     """What the gateway publishes on `PUT /api/v1/integrations/{env}/training_execution`."""
     change = IntegrationConfigChanged(
-        env=env, concern="training_execution", backend=backend, settings=settings or {},
-        changed_by="admin", changed_at=changed_at or datetime.now(UTC),
+        env=env,
+        concern="training_execution",
+        backend=backend,
+        settings=settings or {},
+        changed_by="admin",
+        changed_at=changed_at or datetime.now(UTC),
     )
     event = CloudEvent.wrap(change, service="gateway", aggregate_id=f"{env}/training_execution")
     await wait_consumed(nc, "GATEWAY", CONSUMER, await publish(nc, event))
@@ -30,15 +34,20 @@ async def configure(
 
 async def run_job(client, env: str) -> dict:
     """A job that runs until it is cancelled, once it has started."""
-    reply = await client.post("/jobs", json=job_body(
-        env=env, command=[sys.executable, str(SCRIPTS / "sleep.py")], parameters={}))
+    reply = await client.post(
+        "/jobs",
+        json=job_body(env=env, command=[sys.executable, str(SCRIPTS / "sleep.py")], parameters={}),
+    )
     assert reply.status_code == 201, reply.text
     return await wait_status(client, reply.json()["id"], {"running", *FINISHED})
 
 
 def kubernetes_jobs(cluster, namespace: str, job: dict) -> list:
-    return [request for request in cluster.received("POST", f"/namespaces/{namespace}/jobs")
-            if request.body["metadata"]["name"] == f"modelplane-{job['id']}"]
+    return [
+        request
+        for request in cluster.received("POST", f"/namespaces/{namespace}/jobs")
+        if request.body["metadata"]["name"] == f"modelplane-{job['id']}"
+    ]
 
 
 async def test_prod_jobs_run_where_its_config_says_and_stay_there_when_it_changes(
@@ -94,4 +103,7 @@ def test_the_default_executors_are_read_per_env_from_the_environment(monkeypatch
     monkeypatch.setenv("MODELPLANE_JOBS_EXECUTORS", '{"prod": "kubernetes"}')
     settings = JobsSettings()
     assert [settings.default_executor(env) for env in ("dev", "stg", "prod")] == [
-        "local", "local", "kubernetes"]
+        "local",
+        "local",
+        "kubernetes",
+    ]

@@ -14,14 +14,17 @@ def gpu_type(**fields) -> dict:
     return {"id": f"g-{uuid.uuid4().hex[:6]}", "label": "G", "env": "dev", **fields}
 
 
-@pytest.mark.parametrize(("fields", "loc"), [
-    ({"priority": 2**31}, ["body", "priority"]),
-    ({"priority": -(2**31) - 1}, ["body", "priority"]),
-    ({"id": NUL}, ["body", "id"]),
-    ({"label": NUL}, ["body", "label"]),
-    ({"node_label": NUL}, ["body", "node_label"]),
-    ({"node_label": "x" * 256}, ["body", "node_label"]),
-])
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"priority": 2**31}, ["body", "priority"]),
+        ({"priority": -(2**31) - 1}, ["body", "priority"]),
+        ({"id": NUL}, ["body", "id"]),
+        ({"label": NUL}, ["body", "label"]),
+        ({"node_label": NUL}, ["body", "node_label"]),
+        ({"node_label": "x" * 256}, ["body", "node_label"]),
+    ],
+)
 async def test_a_gpu_type_out_of_range_or_with_nul_is_refused(jobs_client, fields, loc):
     r = await jobs_client.post("/gpu-types", json=gpu_type(**fields))
     assert r.status_code == 422, r.text
@@ -46,16 +49,19 @@ async def test_a_nul_in_a_gpu_type_path_is_refused(jobs_client):
         assert [e["loc"] for e in r.json()["errors"]] == [["path", "gpu_type_id"]]
 
 
-@pytest.mark.parametrize(("fields", "loc"), [
-    ({"name": NUL}, ["body", "name"]),
-    ({"command": ["python", NUL]}, ["body", "command", "1"]),
-    ({"working_dir": NUL}, ["body", "working_dir"]),
-    ({"python_env": "/" + NUL}, ["body", "python_env"]),
-    ({"image": NUL}, ["body", "image"]),
-    ({"parameters": {"lr": NUL}}, ["body", "parameters"]),
-    ({"parameters": {NUL: 1}}, ["body", "parameters"]),
-    ({"resources": {"gpu_type": NUL}}, ["body", "resources", "gpu_type"]),
-])
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"name": NUL}, ["body", "name"]),
+        ({"command": ["python", NUL]}, ["body", "command", "1"]),
+        ({"working_dir": NUL}, ["body", "working_dir"]),
+        ({"python_env": "/" + NUL}, ["body", "python_env"]),
+        ({"image": NUL}, ["body", "image"]),
+        ({"parameters": {"lr": NUL}}, ["body", "parameters"]),
+        ({"parameters": {NUL: 1}}, ["body", "parameters"]),
+        ({"resources": {"gpu_type": NUL}}, ["body", "resources", "gpu_type"]),
+    ],
+)
 async def test_a_job_with_a_nul_anywhere_is_refused(jobs_client, fields, loc):
     r = await jobs_client.post("/jobs", json=job_body(**fields))
     assert r.status_code == 422, r.text
@@ -105,7 +111,9 @@ async def test_a_null_in_a_gpu_type_patch_never_stores_null_and_the_list_still_a
     r = await jobs_client.patch(path, json={"enabled": None, "priority": None})
     assert r.status_code == 200, r.text
     assert (r.json()["label"], r.json()["enabled"], r.json()["priority"]) == (
-        created["label"], created["enabled"], 3
+        created["label"],
+        created["enabled"],
+        3,
     )
     r = await jobs_client.patch(path, json={"node_label": None})
     assert r.status_code == 200 and r.json()["node_label"] is None

@@ -18,9 +18,13 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 def job_body(**overrides) -> dict:
     body = {
-        "name": f"train-{uuid.uuid4().hex[:6]}", "project_id": str(JOBS_PROJECT), "env": "dev",
-        "job_type": "training", "command": [sys.executable, str(SCRIPTS / "train.py")],
-        "parameters": {"epochs": 2}, "use_gpu": False,
+        "name": f"train-{uuid.uuid4().hex[:6]}",
+        "project_id": str(JOBS_PROJECT),
+        "env": "dev",
+        "job_type": "training",
+        "command": [sys.executable, str(SCRIPTS / "train.py")],
+        "parameters": {"epochs": 2},
+        "use_gpu": False,
         "resources": {"cpu": "1", "memory": "1Gi"},
         "register_model": None,
     }
@@ -40,19 +44,27 @@ async def wait_status(client, job_id: str, statuses: set[str], timeout: float = 
 
 
 async def test_each_violated_rule_is_named_and_the_rejection_published(jobs_client, nc):
-    r = await jobs_client.post("/jobs", json=job_body(
-        use_gpu=False, resources={"gpu_type": "a100", "gpus": 2}))
+    r = await jobs_client.post(
+        "/jobs", json=job_body(use_gpu=False, resources={"gpu_type": "a100", "gpus": 2})
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
     assert problem["type"].endswith("/job-rejected")
-    assert [v["rule"] for v in problem["violations"]] == ["gpu-type-without-gpu", "gpus-without-gpu"]
+    assert [v["rule"] for v in problem["violations"]] == [
+        "gpu-type-without-gpu",
+        "gpus-without-gpu",
+    ]
     events = await wait_for_events(nc, "JOBS", problem["job_id"], count=2, timeout=15)
     assert [e.type for e in events] == [
-        "io.modelplane.jobs.job.submitted.v1", "io.modelplane.jobs.job.rejected.v1"]
+        "io.modelplane.jobs.job.submitted.v1",
+        "io.modelplane.jobs.job.rejected.v1",
+    ]
     assert events[0].data["gpu_type"] == "a100" and events[0].data["pipeline_run_id"] is None
     assert [v["rule"] for v in events[1].data["violations"]] == [
-        "gpu-type-without-gpu", "gpus-without-gpu"]
+        "gpu-type-without-gpu",
+        "gpus-without-gpu",
+    ]
     stored = (await jobs_client.get(f"/jobs/{problem['job_id']}")).json()
     assert stored["status"] == "rejected"
 
@@ -60,15 +72,18 @@ async def test_each_violated_rule_is_named_and_the_rejection_published(jobs_clie
 async def test_gpu_jobs_need_an_enabled_gpu_type_of_their_env(jobs_client):
     gpu_id = f"t4-{uuid.uuid4().hex[:6]}"
     await jobs_client.post("/gpu-types", json={"id": gpu_id, "label": "T4", "env": "prod"})
-    await jobs_client.post("/gpu-types", json={"id": gpu_id, "label": "T4", "env": "stg",
-                                                "enabled": False})
+    await jobs_client.post(
+        "/gpu-types", json={"id": gpu_id, "label": "T4", "env": "stg", "enabled": False}
+    )
     missing = await jobs_client.post("/jobs", json=job_body(env="prod", use_gpu=True, resources={}))
     assert [v["rule"] for v in missing.json()["violations"]] == ["gpu-type-required"]
-    disabled = await jobs_client.post("/jobs", json=job_body(
-        env="stg", use_gpu=True, resources={"gpu_type": gpu_id}))
+    disabled = await jobs_client.post(
+        "/jobs", json=job_body(env="stg", use_gpu=True, resources={"gpu_type": gpu_id})
+    )
     assert [v["rule"] for v in disabled.json()["violations"]] == ["gpu-type-enabled-for-env"]
-    other_env = await jobs_client.post("/jobs", json=job_body(
-        env="dev", use_gpu=True, resources={"gpu_type": gpu_id}))
+    other_env = await jobs_client.post(
+        "/jobs", json=job_body(env="dev", use_gpu=True, resources={"gpu_type": gpu_id})
+    )
     assert [v["rule"] for v in other_env.json()["violations"]] == ["gpu-type-enabled-for-env"]
 
 
@@ -76,8 +91,10 @@ async def test_a_local_training_job_succeeds_with_its_mlflow_run(
     jobs_client, jobs_settings, jobs_app, nc
 ):
     model_id = str(uuid.uuid4())
-    r = await jobs_client.post("/jobs", json=job_body(register_model={"model_id": model_id},
-                                                      project_id=known_project(jobs_app)))
+    r = await jobs_client.post(
+        "/jobs",
+        json=job_body(register_model={"model_id": model_id}, project_id=known_project(jobs_app)),
+    )
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["status"] == "running"
@@ -104,7 +121,11 @@ async def test_a_local_training_job_succeeds_with_its_mlflow_run(
 
     events = await wait_for_events(nc, "JOBS", job["id"], count=4, timeout=15)
     assert [e.type.split(".")[-2] for e in events] == [
-        "submitted", "validated", "started", "succeeded"]
+        "submitted",
+        "validated",
+        "started",
+        "succeeded",
+    ]
     succeeded = events[3].data
     assert succeeded["run_id"] == run["tracking_run_id"]
     assert succeeded["metrics"] == {"accuracy": 0.7}
@@ -139,8 +160,9 @@ async def test_a_failing_script_ends_failed(jobs_client, nc):
 
 
 async def test_a_cancelled_job_ends_killed_and_cannot_be_cancelled_again(jobs_client, nc):
-    r = await jobs_client.post("/jobs", json=job_body(
-        command=[sys.executable, str(SCRIPTS / "sleep.py")], parameters={}))
+    r = await jobs_client.post(
+        "/jobs", json=job_body(command=[sys.executable, str(SCRIPTS / "sleep.py")], parameters={})
+    )
     job_id = r.json()["id"]
     r = await jobs_client.post(f"/jobs/{job_id}/cancel")
     assert r.status_code == 200, r.text
@@ -167,8 +189,11 @@ async def test_a_job_that_ends_while_the_service_is_down_is_settled_after_restar
 
     async with (
         second.router.lifespan_context(second),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://jobs/api/v1",
-                          headers=credential_headers("bob")) as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=second),
+            base_url="http://jobs/api/v1",
+            headers=credential_headers("bob"),
+        ) as c,
     ):
         r = await c.post("/jobs", json=job_body(parameters={"epochs": 1}))
         assert r.status_code == 201, r.text

@@ -69,21 +69,27 @@ async def test_the_job_the_cluster_receives_asks_for_the_gpus_it_needs(cluster, 
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
     [container] = pod["containers"]
     assert container["image"] == "registry.example/train:1.2"
     assert container["command"] == ["python", "-m", "train"]
     assert container["args"] == ["--epochs", "3", "--lr", "0.0001"]
     assert container["env"] == [{"name": "WANDB_MODE", "value": "offline"}]
     assert container["resources"]["limits"] == {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "4"}
-    assert job["spec"]["template"]["metadata"]["labels"]["modelplane.dev/job-id"] == str(spec.job_id)
+    assert job["spec"]["template"]["metadata"]["labels"]["modelplane.dev/job-id"] == str(
+        spec.job_id
+    )
 
 
 async def test_gpu_node_label_of_the_spec_selects_the_nodes(cluster, executor):
     await executor.submit(gpu_spec(gpu_node_label="cloud.example/accelerator", gpu_type="h100"))
 
     [request] = cluster.received("POST")
-    assert request.body["spec"]["template"]["spec"]["nodeSelector"] == {"cloud.example/accelerator": "h100"}
+    assert request.body["spec"]["template"]["spec"]["nodeSelector"] == {
+        "cloud.example/accelerator": "h100"
+    }
 
 
 async def test_cpu_job_has_no_gpu_limit_selector_or_toleration(cluster, executor):
@@ -112,7 +118,10 @@ async def test_failed_job_is_failed_with_reason_and_exit_code(cluster, executor)
     cluster.start_job(job_name(handle), NAMESPACE)
 
     cluster.finish_job(
-        job_name(handle), NAMESPACE, succeeded=False, exit_code=137,
+        job_name(handle),
+        NAMESPACE,
+        succeeded=False,
+        exit_code=137,
         message="Job has reached the specified backoff limit",
     )
 
@@ -166,7 +175,9 @@ async def test_cancel_of_finished_job_keeps_its_result(cluster, executor):
 
 
 async def test_other_api_errors_are_raised(cluster):
-    wrong_token = KubernetesExecutor(KubernetesConfig(namespace=NAMESPACE, host=cluster.url, token="bad"))
+    wrong_token = KubernetesExecutor(
+        KubernetesConfig(namespace=NAMESPACE, host=cluster.url, token="bad")
+    )
     try:
         with pytest.raises(ApiException) as raised:
             await wrong_token.submit(gpu_spec())
@@ -209,8 +220,10 @@ async def test_fake_watch_streams_job_events_to_the_real_client(cluster, executo
 
     def watch_until_deleted() -> None:
         stream = watch.Watch().stream(
-            api.list_namespaced_job, NAMESPACE,
-            label_selector="app.kubernetes.io/managed-by=modelplane", timeout_seconds=10,
+            api.list_namespaced_job,
+            NAMESPACE,
+            label_selector="app.kubernetes.io/managed-by=modelplane",
+            timeout_seconds=10,
         )
         for event in stream:
             conditions = event["object"].status.conditions or []
@@ -227,7 +240,10 @@ async def test_fake_watch_streams_job_events_to_the_real_client(cluster, executo
     cluster.finish_job(name, NAMESPACE, succeeded=False)
     await asyncio.wait_for(seen_at_least(2), 10)
     await asyncio.to_thread(
-        api.delete_namespaced_job, name, NAMESPACE, body=k8s.V1DeleteOptions(propagation_policy="Background")
+        api.delete_namespaced_job,
+        name,
+        NAMESPACE,
+        body=k8s.V1DeleteOptions(propagation_policy="Background"),
     )
     await asyncio.wait_for(watcher, 10)
 

@@ -16,7 +16,9 @@ from services.jobs.integrations.local import LocalExecutor
 def python_job(script: str, tmp_path: Path, **fields) -> JobSpec:
     path = tmp_path / f"job-{uuid.uuid4().hex[:8]}.py"
     path.write_text(textwrap.dedent(script))
-    return JobSpec(job_id=uuid.uuid4(), name=path.stem, command=[sys.executable, str(path)], **fields)
+    return JobSpec(
+        job_id=uuid.uuid4(), name=path.stem, command=[sys.executable, str(path)], **fields
+    )
 
 
 async def collect(executor: LocalExecutor, handle: str) -> list[str]:

@@ -48,8 +48,9 @@ async def output(executor: LocalExecutor, handle: str) -> list[str]:
 
 async def test_python_env_puts_its_bin_first_on_the_path(jobs_client, tmp_path):
     env = fake_env(tmp_path / "venv")
-    r = await jobs_client.post("/jobs", json=job_body(
-        command=["python", "train.py"], parameters={}, python_env=str(env)))
+    r = await jobs_client.post(
+        "/jobs", json=job_body(command=["python", "train.py"], parameters={}, python_env=str(env))
+    )
     assert r.status_code == 201, r.text
     assert r.json()["python_env"] == str(env) and r.json()["warnings"] == []
     job = await wait_status(jobs_client, r.json()["id"], {"succeeded", "failed"})
@@ -78,8 +79,11 @@ async def test_kubernetes_ignores_python_env_and_says_so(jobs_client, jobs_clust
     assert job["executor"] == "kubernetes"
     assert job["warnings"] == [PYTHON_ENV_IGNORED]
     assert (await jobs_client.get(f"/jobs/{job['id']}")).json()["warnings"] == [PYTHON_ENV_IGNORED]
-    [created] = [request.body for request in jobs_cluster.received("POST", "/jobs")
-                 if request.body["metadata"]["name"] == f"modelplane-{job['id']}"]
+    [created] = [
+        request.body
+        for request in jobs_cluster.received("POST", "/jobs")
+        if request.body["metadata"]["name"] == f"modelplane-{job['id']}"
+    ]
     assert str(tmp_path) not in str(created)
     await jobs_client.post(f"/jobs/{job['id']}/cancel")
 

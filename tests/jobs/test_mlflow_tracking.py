@@ -40,13 +40,19 @@ async def test_training_subprocess_logs_to_the_run_it_is_given(tracking, tmp_pat
     script.write_text(textwrap.dedent(TRAIN))
     executor = LocalExecutor(tmp_path / "state")
     spec = JobSpec(
-        job_id=uuid.uuid4(), name="train", command=[sys.executable, str(script)],
-        working_dir=str(tmp_path), env=tracking.env_for_run(run_id), parameters={"epochs": 3},
+        job_id=uuid.uuid4(),
+        name="train",
+        command=[sys.executable, str(script)],
+        working_dir=str(tmp_path),
+        env=tracking.env_for_run(run_id),
+        parameters={"epochs": 3},
     )
 
     # A sqlite store: the job opens it with SQLAlchemy, minutes on a loaded machine.
     status = await wait_finished(executor, await executor.submit(spec), timeout=240)
-    assert status.state == ExecutionState.SUCCEEDED, [line async for line in executor.logs(str(spec.job_id))]
+    assert status.state == ExecutionState.SUCCEEDED, [
+        line async for line in executor.logs(str(spec.job_id))
+    ]
     await tracking.finish(run_id, "FINISHED")
 
     run = await tracking.read_run(run_id)

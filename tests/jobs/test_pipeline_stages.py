@@ -23,11 +23,18 @@ def stage_requested(
     run_id: uuid.UUID | None = None, stage: str = "train", attempt: int = 1, **job: object
 ) -> CloudEvent:
     data = PipelineStageRequested(
-        pipeline_run_id=run_id or uuid.uuid4(), stage=stage, attempt=attempt,
+        pipeline_run_id=run_id or uuid.uuid4(),
+        stage=stage,
+        attempt=attempt,
         job=JobRequest(**job_body(**job)),
     )
-    return CloudEvent.wrap(data, service="pipelines", aggregate_id=data.pipeline_run_id,
-                           actor="carol@example.com", correlation_id=f"corr-{uuid.uuid4()}")
+    return CloudEvent.wrap(
+        data,
+        service="pipelines",
+        aggregate_id=data.pipeline_run_id,
+        actor="carol@example.com",
+        correlation_id=f"corr-{uuid.uuid4()}",
+    )
 
 
 async def jobs_of_run(client, run_id: object) -> list[dict]:
@@ -49,10 +56,17 @@ async def test_a_requested_stage_runs_as_a_job_whose_events_name_the_stage(jobs_
 
     events = await wait_for_events(nc, "JOBS", job["id"], count=4, timeout=15)
     assert [e.type.split(".")[-2] for e in events] == [
-        "submitted", "validated", "started", "succeeded"]
+        "submitted",
+        "validated",
+        "started",
+        "succeeded",
+    ]
     for e in events:
-        assert (e.data["pipeline_run_id"], e.data["pipeline_stage"], e.data["pipeline_attempt"]) \
-            == (event.subject, "train", 2)
+        assert (
+            e.data["pipeline_run_id"],
+            e.data["pipeline_stage"],
+            e.data["pipeline_attempt"],
+        ) == (event.subject, "train", 2)
         assert e.actor == "carol@example.com"
     assert {e.correlationid for e in events[:2]} == {event.correlationid}
 
@@ -97,23 +111,36 @@ def test_the_job_request_of_a_stage_is_checked_like_the_http_body():
 def cancellation(event: CloudEvent) -> CloudEvent:
     request = event.parse_data(PipelineStageRequested)
     data = StageJobCancellationRequested(
-        pipeline_run_id=request.pipeline_run_id, stage=request.stage, attempt=request.attempt,
-        requested_by="carol@example.com", reason="the run was cancelled by carol@example.com")
-    return CloudEvent.wrap(data, service="pipelines", aggregate_id=data.pipeline_run_id,
-                           actor="carol@example.com")
+        pipeline_run_id=request.pipeline_run_id,
+        stage=request.stage,
+        attempt=request.attempt,
+        requested_by="carol@example.com",
+        reason="the run was cancelled by carol@example.com",
+    )
+    return CloudEvent.wrap(
+        data, service="pipelines", aggregate_id=data.pipeline_run_id, actor="carol@example.com"
+    )
 
 
 async def test_a_stage_cancellation_kills_its_running_job(jobs_client, nc):
-    event = stage_requested(stage="train", command=[sys.executable, "-c",
-                                                    "import time; time.sleep(120)"])
+    event = stage_requested(
+        stage="train", command=[sys.executable, "-c", "import time; time.sleep(120)"]
+    )
     await publish(nc, event)
     deadline = time.monotonic() + 120
-    while not (jobs := await jobs_of_run(jobs_client, event.subject)) \
-            or jobs[0]["status"] != "running":
+    while (
+        not (jobs := await jobs_of_run(jobs_client, event.subject))
+        or jobs[0]["status"] != "running"
+    ):
         assert time.monotonic() < deadline, jobs
         await asyncio.sleep(0.1)
-    await wait_consumed(nc, "PIPELINES", "jobs-pipelines-stage-cancellation-requested",
-                        await publish(nc, cancellation(event)), timeout=60)
+    await wait_consumed(
+        nc,
+        "PIPELINES",
+        "jobs-pipelines-stage-cancellation-requested",
+        await publish(nc, cancellation(event)),
+        timeout=60,
+    )
     [job] = await jobs_of_run(jobs_client, event.subject)
     assert job["status"] == "killed"
     events = await wait_for_events(nc, "JOBS", job["id"], count=5, timeout=15)
@@ -122,8 +149,9 @@ async def test_a_stage_cancellation_kills_its_running_job(jobs_client, nc):
 
 
 async def test_a_cancellation_that_overtakes_its_request_waits_for_the_job(jobs_client, nc):
-    event = stage_requested(stage="train", command=[sys.executable, "-c",
-                                                    "import time; time.sleep(120)"])
+    event = stage_requested(
+        stage="train", command=[sys.executable, "-c", "import time; time.sleep(120)"]
+    )
     await publish(nc, cancellation(event))  # delivered again until the job exists
     await asyncio.sleep(0.5)
     await publish(nc, event)

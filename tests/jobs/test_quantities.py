@@ -58,8 +58,11 @@ async def test_a_quantity_is_kept_canonical_and_sent_so_to_the_cluster(
     job = r.json()
     assert job["resources"][field] == kept
     assert (await jobs_client.get(f"/jobs/{job['id']}")).json()["resources"][field] == kept
-    [created] = [request.body for request in jobs_cluster.received("POST", "/jobs")
-                 if request.body["metadata"]["name"] == f"modelplane-{job['id']}"]
+    [created] = [
+        request.body
+        for request in jobs_cluster.received("POST", "/jobs")
+        if request.body["metadata"]["name"] == f"modelplane-{job['id']}"
+    ]
     [container] = created["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["limits"][field] == kept
     assert container["resources"]["requests"][field] == kept

@@ -53,8 +53,10 @@ async def test_no_row_lock_is_held_while_the_executor_is_called(
     job_id = await claimed_job(runtime, datetime.now(UTC), parameters={"epochs": 1})
     executor = GatedExecutor(jobs_settings.jobs_state_dir / "runs")
     supervisor = JobSupervisor(
-        jobs_settings.model_copy(update={"jobs_start_claim_seconds": 0}), runtime.uow,
-        tracking=jobs_app.state.supervisor.tracking, executors={"local": executor},
+        jobs_settings.model_copy(update={"jobs_start_claim_seconds": 0}),
+        runtime.uow,
+        tracking=jobs_app.state.supervisor.tracking,
+        executors={"local": executor},
     )
 
     starting = asyncio.create_task(supervisor.start(job_id))
@@ -63,7 +65,8 @@ async def test_no_row_lock_is_held_while_the_executor_is_called(
     try:
         async with conn.transaction():
             locked = await conn.fetchval(
-                "SELECT status FROM jobs.training_jobs WHERE id = $1 FOR UPDATE NOWAIT", job_id)
+                "SELECT status FROM jobs.training_jobs WHERE id = $1 FOR UPDATE NOWAIT", job_id
+            )
         assert locked == "validated"
     finally:
         await conn.close()
@@ -79,13 +82,20 @@ async def test_a_start_that_crashed_after_its_claim_is_finished_once_the_claim_i
 ):
     runtime = jobs_app.state.runtime
     tracking = jobs_app.state.supervisor.tracking
-    job_id = await claimed_job(runtime, datetime.now(UTC), parameters={"epochs": 1},
-                               command=[sys.executable, str(SCRIPTS / "train.py")])
+    job_id = await claimed_job(
+        runtime,
+        datetime.now(UTC),
+        parameters={"epochs": 1},
+        command=[sys.executable, str(SCRIPTS / "train.py")],
+    )
     async with runtime.uow() as uow:
         job = await store.get_job(uow.session, job_id)
     # What the crashed start had done: its MLflow run exists, nothing recorded it.
     run_id = await tracking.find_or_create_run(
-        f"{job.project_id}/{job.name}", "crashed", params={}, tags={JOB_TAG: str(job_id)},
+        f"{job.project_id}/{job.name}",
+        "crashed",
+        params={},
+        tags={JOB_TAG: str(job_id)},
         identified_by=JOB_TAG,
     )
 
@@ -95,8 +105,9 @@ async def test_a_start_that_crashed_after_its_claim_is_finished_once_the_claim_i
 
     async with runtime.uow() as uow:
         job = await store.lock_job(uow.session, job_id)
-        await apply_changes(uow.session, job, {
-            "start_claimed_at": datetime.now(UTC) - timedelta(hours=1)})
+        await apply_changes(
+            uow.session, job, {"start_claimed_at": datetime.now(UTC) - timedelta(hours=1)}
+        )
 
     job = await wait_status(jobs_client, str(job_id), {"succeeded", "failed"})
     assert job["status"] == "succeeded", job
@@ -110,12 +121,18 @@ async def test_a_job_cancelled_while_being_started_is_stopped_by_its_starter(
 ):
     runtime = jobs_app.state.runtime
     tracking = jobs_app.state.supervisor.tracking
-    job_id = await claimed_job(runtime, datetime.now(UTC), parameters={},
-                               command=[sys.executable, str(SCRIPTS / "sleep.py")])
+    job_id = await claimed_job(
+        runtime,
+        datetime.now(UTC),
+        parameters={},
+        command=[sys.executable, str(SCRIPTS / "sleep.py")],
+    )
     executor = GatedExecutor(jobs_settings.jobs_state_dir / "runs")
     supervisor = JobSupervisor(
-        jobs_settings.model_copy(update={"jobs_start_claim_seconds": 0}), runtime.uow,
-        tracking=tracking, executors={"local": executor},
+        jobs_settings.model_copy(update={"jobs_start_claim_seconds": 0}),
+        runtime.uow,
+        tracking=tracking,
+        executors={"local": executor},
     )
     starting = asyncio.create_task(supervisor.start(job_id))
     await asyncio.wait_for(executor.submitting.wait(), 30)

@@ -22,8 +22,12 @@ def create_app(settings):
 def pipelines_settings(database_url: str, nats_url: str):
     from services.pipelines.settings import PipelinesSettings
 
-    return PipelinesSettings(database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2,
-                             pipelines_deadline_sweep_seconds=0.2)
+    return PipelinesSettings(
+        database_url=database_url,
+        nats_url=nats_url,
+        relay_poll_seconds=0.2,
+        pipelines_deadline_sweep_seconds=0.2,
+    )
 
 
 # Per module: a test module that stops and starts its own service has no other one beside it.

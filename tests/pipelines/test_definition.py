@@ -244,8 +244,9 @@ def test_references_are_substituted_keeping_their_type():
 def test_a_run_gives_only_declared_parameters_and_every_one_without_a_default():
     from services.pipelines.domain import InvalidRunParameters, check_run_parameters
 
-    definition = parse_definition({"parameters": {"threshold": 0.9, "model": None},
-                                   "stages": [stage("train", "train")]})
+    definition = parse_definition(
+        {"parameters": {"threshold": 0.9, "model": None}, "stages": [stage("train", "train")]}
+    )
     check_run_parameters(definition, {"model": "m-1"})
     with pytest.raises(InvalidRunParameters) as err:
         check_run_parameters(definition, {"threshold": 0.5, "colour": "red"})
@@ -257,12 +258,16 @@ def test_a_run_gives_only_declared_parameters_and_every_one_without_a_default():
 
 def test_promotions_to_production_without_an_approve_stage_before_them_are_named():
     assert unapproved_promotions(parse_definition(release_pipeline())) == []
-    straight = {"parameters": {"target": "staging"}, "stages": [
-        stage("staging", "promote", parameters={"version_id": "v", "stage": "staging"}),
-        stage("production", "promote", parameters={"version_id": "v", "stage": "production"}),
-        stage("chosen", "promote", parameters={"version_id": "v", "stage": "${params.target}"}),
-        stage("approve", "approve"),
-        stage("after", "promote", "approve",
-              parameters={"version_id": "v", "stage": "production"}),
-    ]}
+    straight = {
+        "parameters": {"target": "staging"},
+        "stages": [
+            stage("staging", "promote", parameters={"version_id": "v", "stage": "staging"}),
+            stage("production", "promote", parameters={"version_id": "v", "stage": "production"}),
+            stage("chosen", "promote", parameters={"version_id": "v", "stage": "${params.target}"}),
+            stage("approve", "approve"),
+            stage(
+                "after", "promote", "approve", parameters={"version_id": "v", "stage": "production"}
+            ),
+        ],
+    }
     assert unapproved_promotions(parse_definition(straight)) == ["production", "chosen"]

@@ -431,16 +431,25 @@ def test_an_orchestrated_run_takes_over_what_its_workflow_reports():
     from services.pipelines.integrations.argo import StageObservation
 
     run = Driver({"stages": [stage("train", "train"), stage("gate", "approve", "train")]})
-    run.run = RunState(**{**run.run.__dict__,
-                          "orchestration_system": OrchestrationSystem.ARGO_WORKFLOWS})
+    run.run = RunState(
+        **{**run.run.__dict__, "orchestration_system": OrchestrationSystem.ARGO_WORKFLOWS}
+    )
     run.start()
     assert run.commands == [] and run.run.status == RunStatus.PENDING
-    seen = {"train": StageObservation(StageStatus.SUCCEEDED, attempt=2,
-                                      outputs={"metrics": {"auc": 1.0}}),
-            "gate": StageObservation(StageStatus.SKIPPED, message="omitted")}
+    seen = {
+        "train": StageObservation(
+            StageStatus.SUCCEEDED, attempt=2, outputs={"metrics": {"auc": 1.0}}
+        ),
+        "gate": StageObservation(StageStatus.SKIPPED, message="omitted"),
+    }
     result = reconcile(run.run, RunStatus.SUCCEEDED, seen, run.now())
     assert [e.subject.removeprefix("pipelines.") for e in result.events] == [
-        "stage.started", "stage.succeeded", "stage.skipped", "run.started", "run.succeeded"]
+        "stage.started",
+        "stage.succeeded",
+        "stage.skipped",
+        "run.started",
+        "run.succeeded",
+    ]
     assert result.run.stages["train"].attempt == 2 and result.commands == ()
     again = reconcile(result.run, RunStatus.SUCCEEDED, seen, run.now())
     assert not again.changed

@@ -18,24 +18,40 @@ from tests.pipelines.test_service import ENV, job_done, stages, wait_run
 @contextlib.asynccontextmanager
 async def running_service(settings):
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://pipelines/api/v1",
-        auth=GatewayCredential(ACTOR), timeout=30,
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://pipelines/api/v1",
+            auth=GatewayCredential(ACTOR),
+            timeout=30,
+        ) as client,
+    ):
         yield client
 
 
 async def test_a_restarted_service_finishes_the_run_executing_each_stage_once(
     pipelines_settings, nc
 ):
-    definition = {"stages": [
-        stage("prep", "train"), stage("left", "train", "prep"), stage("right", "train", "prep"),
-        stage("join", "evaluate", "left", "right"),
-    ]}
+    definition = {
+        "stages": [
+            stage("prep", "train"),
+            stage("left", "train", "prep"),
+            stage("right", "train", "prep"),
+            stage("join", "evaluate", "left", "right"),
+        ]
+    }
     async with running_service(pipelines_settings) as client:
-        pipeline = (await client.post("/pipelines", json={
-            "name": f"restart-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
-            "definition": definition})).json()
+        pipeline = (
+            await client.post(
+                "/pipelines",
+                json={
+                    "name": f"restart-{uuid.uuid4().hex[:6]}",
+                    "project_id": PROJECT,
+                    "definition": definition,
+                },
+            )
+        ).json()
         run = (await client.post(f"/pipelines/{pipeline['id']}/runs", json={"env": ENV})).json()
         await job_done(nc, run, "prep")
         await wait_run(client, run, lambda r: stages(r)["left"] == "requested")
@@ -51,6 +67,8 @@ async def test_a_restarted_service_finishes_the_run_executing_each_stage_once(
         done = await wait_run(client, run, lambda r: r["status"] == "succeeded")
     assert set(stages(done).values()) == {"succeeded"}
     requested = Counter(
-        e.data["stage"] for e in await stream_events(nc, "PIPELINES", "pipelines.stage.requested")
-        if e.subject == run["id"])
+        e.data["stage"]
+        for e in await stream_events(nc, "PIPELINES", "pipelines.stage.requested")
+        if e.subject == run["id"]
+    )
     assert requested == {"prep": 1, "left": 1, "right": 1, "join": 1}

@@ -22,9 +22,14 @@ async def test_the_migrated_schema_matches_the_models(pipelines_app, database_ur
 
 
 async def create(client, definition: dict, name: str | None = None) -> dict:
-    reply = await client.post("/pipelines", json={
-        "name": name or f"fraud-{uuid.uuid4().hex[:8]}", "project_id": PROJECT,
-        "definition": definition})
+    reply = await client.post(
+        "/pipelines",
+        json={
+            "name": name or f"fraud-{uuid.uuid4().hex[:8]}",
+            "project_id": PROJECT,
+            "definition": definition,
+        },
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()
 
@@ -65,8 +70,11 @@ def stages(run: dict) -> dict[str, str]:
 async def commands(nc, run: dict, subject: str, count: int = 1, timeout: float = 20) -> list:
     deadline = time.monotonic() + timeout
     while True:
-        found = [e for e in await stream_events(nc, "PIPELINES", f"pipelines.stage.{subject}")
-                 if e.subject == run["id"]]
+        found = [
+            e
+            for e in await stream_events(nc, "PIPELINES", f"pipelines.stage.{subject}")
+            if e.subject == run["id"]
+        ]
         if len(found) >= count or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.05)
@@ -81,30 +89,52 @@ async def answer(nc, data: EventData, service: str, tag: dict | None = None) -> 
 
 
 async def job_done(nc, run: dict, stage_name: str, attempt: int = 1, **metrics: float) -> None:
-    job = {"job_id": uuid.uuid4(), "name": stage_name, "project_id": PROJECT,
-           "pipeline_run_id": run["id"], "pipeline_stage": stage_name,
-           "pipeline_attempt": attempt}
+    job = {
+        "job_id": uuid.uuid4(),
+        "name": stage_name,
+        "project_id": PROJECT,
+        "pipeline_run_id": run["id"],
+        "pipeline_stage": stage_name,
+        "pipeline_attempt": attempt,
+    }
     await answer(nc, JobStarted(**job, executor="local", run_id=f"mlflow-{stage_name}"), "jobs")
-    await answer(nc, JobSucceeded(**job, run_id=f"mlflow-{stage_name}", metrics=metrics,
-                                  artifact_uri=None), "jobs")
+    await answer(
+        nc,
+        JobSucceeded(**job, run_id=f"mlflow-{stage_name}", metrics=metrics, artifact_uri=None),
+        "jobs",
+    )
 
 
 def tag(run: dict, stage_name: str, attempt: int = 1) -> dict:
-    return {"pipeline_run_id": run["id"], "pipeline_stage": stage_name,
-            "pipeline_attempt": attempt}
+    return {"pipeline_run_id": run["id"], "pipeline_stage": stage_name, "pipeline_attempt": attempt}
 
 
 async def test_an_invalid_definition_is_one_422_listing_every_problem(pipelines_client):
-    reply = await pipelines_client.post("/pipelines", json={
-        "name": "broken", "project_id": PROJECT, "definition": {"stages": [
-            stage("a", "train", "c"), stage("b", "train", "a"), stage("c", "train", "b"),
-            stage("d", "sing"), stage("e", "train", "ghost")]}})
+    reply = await pipelines_client.post(
+        "/pipelines",
+        json={
+            "name": "broken",
+            "project_id": PROJECT,
+            "definition": {
+                "stages": [
+                    stage("a", "train", "c"),
+                    stage("b", "train", "a"),
+                    stage("c", "train", "b"),
+                    stage("d", "sing"),
+                    stage("e", "train", "ghost"),
+                ]
+            },
+        },
+    )
     assert reply.status_code == 422
     assert reply.headers["content-type"] == "application/problem+json"
     body = reply.json()
     assert body["type"].endswith("/invalid-pipeline-definition")
     assert [(p["stage"], p["rule"]) for p in body["problems"]] == [
-        ("d", "kind-known"), ("e", "dependency-known"), ("a", "no-cycle")]
+        ("d", "kind-known"),
+        ("e", "dependency-known"),
+        ("a", "no-cycle"),
+    ]
     assert "a -> c -> b -> a" in body["detail"]
     listed = await pipelines_client.get("/pipelines", params={"project_id": PROJECT})
     assert "broken" not in [p["name"] for p in listed.json()["items"]]
@@ -114,22 +144,29 @@ async def test_names_are_unique_in_a_project_and_definitions_are_versioned(pipel
     pipeline = await create(pipelines_client, release_pipeline(), name="unique-name")
     assert pipeline["latest_version"] == 1
     assert pipeline["definition"]["stages"][0]["name"] == "train"
-    again = await pipelines_client.post("/pipelines", json={
-        "name": "unique-name", "project_id": PROJECT, "definition": release_pipeline()})
+    again = await pipelines_client.post(
+        "/pipelines",
+        json={"name": "unique-name", "project_id": PROJECT, "definition": release_pipeline()},
+    )
     assert again.status_code == 409 and again.json()["type"].endswith("/pipeline-name-taken")
 
-    second = await pipelines_client.post(f"/pipelines/{pipeline['id']}/definitions",
-                                         json={"definition": {"stages": [stage("only", "train")]}})
+    second = await pipelines_client.post(
+        f"/pipelines/{pipeline['id']}/definitions",
+        json={"definition": {"stages": [stage("only", "train")]}},
+    )
     assert second.status_code == 201 and second.json()["version"] == 2
-    run = await start(pipelines_client, pipeline, definition_version=1, parameters={
-        "threshold": 0.5})
+    run = await start(
+        pipelines_client, pipeline, definition_version=1, parameters={"threshold": 0.5}
+    )
     assert run["definition_version"] == 1 and len(run["stages"]) == 6
     assert run["parameters"] == {"threshold": 0.5}
     latest = await start(pipelines_client, pipeline)
     assert latest["definition_version"] == 2 and [s["name"] for s in latest["stages"]] == ["only"]
 
-    bad = await pipelines_client.post(f"/pipelines/{pipeline['id']}/runs",
-                                      json={"definition_version": 1, "parameters": {"nope": 1}})
+    bad = await pipelines_client.post(
+        f"/pipelines/{pipeline['id']}/runs",
+        json={"definition_version": 1, "parameters": {"nope": 1}},
+    )
     assert bad.status_code == 422 and bad.json()["type"].endswith("/invalid-run-parameters")
     missing = await pipelines_client.post(f"/pipelines/{uuid.uuid4()}/runs", json={})
     assert missing.status_code == 404
@@ -154,39 +191,76 @@ async def test_the_release_pipeline_runs_over_events_to_production(pipelines_cli
     assert register.data["metrics"] == {"auc": 0.95}
 
     version_id = uuid.uuid4()
-    version = {"model_id": MODEL_ID, "model_name": "fraud", "version_id": version_id,
-               "version": "1"}
-    await answer(nc, ModelVersionCreated(**version, stage="none", run_id="mlflow-train",
-                                         artifact_uri=None, metrics={"auc": 0.95},
-                                         created_by="alice@example.com"),
-                 "registry", tag(run, "register"))
+    version = {
+        "model_id": MODEL_ID,
+        "model_name": "fraud",
+        "version_id": version_id,
+        "version": "1",
+    }
+    await answer(
+        nc,
+        ModelVersionCreated(
+            **version,
+            stage="none",
+            run_id="mlflow-train",
+            artifact_uri=None,
+            metrics={"auc": 0.95},
+            created_by="alice@example.com",
+        ),
+        "registry",
+        tag(run, "register"),
+    )
     [staging] = await commands(nc, run, "promotion_requested")
     assert (staging.data["version_id"], staging.data["to_stage"]) == (str(version_id), "staging")
-    await answer(nc, ModelVersionTransitioned(**version, from_stage="none", to_stage="staging",
-                                              comment=None, actor="alice@example.com"),
-                 "registry", tag(run, "staging"))
+    await answer(
+        nc,
+        ModelVersionTransitioned(
+            **version,
+            from_stage="none",
+            to_stage="staging",
+            comment=None,
+            actor="alice@example.com",
+        ),
+        "registry",
+        tag(run, "staging"),
+    )
     await wait_run(pipelines_client, run, lambda r: stages(r)["approve"] == "running")
 
     approved = await pipelines_client.post(
         f"/pipelines/{pipeline['id']}/runs/{run['id']}/stages/approve/approve",
-        json={"comment": "ship it"}, headers=credential_headers("bob@example.com"))
+        json={"comment": "ship it"},
+        headers=credential_headers("bob@example.com"),
+    )
     assert approved.status_code == 200, approved.text
     assert stages(approved.json())["approve"] == "succeeded"
     promotions = await commands(nc, run, "promotion_requested", count=2)
     production = promotions[-1]
     assert (production.data["to_stage"], production.data["approved_by"], production.actor) == (
-        "production", "bob@example.com", "bob@example.com")
-    await answer(nc, ModelVersionTransitioned(**version, from_stage="staging",
-                                              to_stage="production", comment=None,
-                                              actor="bob@example.com"),
-                 "registry", tag(run, "production"))
+        "production",
+        "bob@example.com",
+        "bob@example.com",
+    )
+    await answer(
+        nc,
+        ModelVersionTransitioned(
+            **version,
+            from_stage="staging",
+            to_stage="production",
+            comment=None,
+            actor="bob@example.com",
+        ),
+        "registry",
+        tag(run, "production"),
+    )
     done = await wait_run(pipelines_client, run, lambda r: r["status"] == "succeeded")
     assert set(stages(done).values()) == {"succeeded"} and done["end_time"] is not None
 
-    events = [e.nats_subject for e in await stream_events(nc, "PIPELINES")
-              if e.subject == run["id"] and ".run." in e.nats_subject]
-    assert events == ["pipelines.run.pending", "pipelines.run.started",
-                      "pipelines.run.succeeded"]
+    events = [
+        e.nats_subject
+        for e in await stream_events(nc, "PIPELINES")
+        if e.subject == run["id"] and ".run." in e.nats_subject
+    ]
+    assert events == ["pipelines.run.pending", "pipelines.run.started", "pipelines.run.succeeded"]
 
 
 async def test_the_false_branch_skips_and_the_run_succeeds(pipelines_client, nc):
@@ -197,7 +271,11 @@ async def test_the_false_branch_skips_and_the_run_succeeds(pipelines_client, nc)
     await job_done(nc, run, "evaluate", auc=0.5)
     done = await wait_run(pipelines_client, run, lambda r: r["status"] == "succeeded")
     assert [s for s, status in stages(done).items() if status == "skipped"] == [
-        "register", "staging", "approve", "production"]
+        "register",
+        "staging",
+        "approve",
+        "production",
+    ]
     assert await commands(nc, run, "registration_requested", timeout=0) == []
 
 
@@ -220,16 +298,16 @@ async def test_cancel_asks_the_jobs_service_to_kill_the_running_job(pipelines_cl
 
 
 async def test_a_stage_past_its_timeout_is_retried_then_fails_the_run(pipelines_client, nc):
-    pipeline = await create(pipelines_client, {"stages": [
-        stage("train", "train", timeout_seconds=1, max_retries=1)]})
+    pipeline = await create(
+        pipelines_client, {"stages": [stage("train", "train", timeout_seconds=1, max_retries=1)]}
+    )
     run = await start(pipelines_client, pipeline)
     failed = await wait_run(pipelines_client, run, lambda r: r["status"] == "failed")
     assert failed["stages"][0]["attempt"] == 2
     assert failed["stages"][0]["reason"] == "timed out after 1 s"
     assert len(await commands(nc, run, "cancellation_requested", count=2)) == 2
 
-    retried = await pipelines_client.post(
-        f"/pipelines/{pipeline['id']}/runs/{run['id']}/retry")
+    retried = await pipelines_client.post(f"/pipelines/{pipeline['id']}/runs/{run['id']}/retry")
     assert retried.status_code == 200 and retried.json()["status"] == "retrying"
     assert retried.json()["retry_count"] == 1
     assert retried.json()["stages"][0]["attempt"] == 3
@@ -251,17 +329,34 @@ async def test_approving_what_does_not_wait_is_a_conflict(pipelines_client):
 async def test_a_nul_character_or_an_out_of_range_version_is_422_not_500(pipelines_client):
     pipeline = await create(pipelines_client, release_pipeline())
     writes = [
-        ("/pipelines", {"name": f"nul-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
-                        "description": "a\x00b", "definition": release_pipeline()}),
-        ("/pipelines", {"name": f"nul-{uuid.uuid4().hex[:6]}", "project_id": PROJECT,
-                        "definition": {**release_pipeline(), "parameters": {"t": "\x00"}}}),
-        ("/pipelines", {"name": "nul\x00", "project_id": PROJECT,
-                        "definition": release_pipeline()}),
-        (f"/pipelines/{pipeline['id']}/definitions",
-         {"definition": {**release_pipeline(), "parameters": {"t\x00": 1}}}),
+        (
+            "/pipelines",
+            {
+                "name": f"nul-{uuid.uuid4().hex[:6]}",
+                "project_id": PROJECT,
+                "description": "a\x00b",
+                "definition": release_pipeline(),
+            },
+        ),
+        (
+            "/pipelines",
+            {
+                "name": f"nul-{uuid.uuid4().hex[:6]}",
+                "project_id": PROJECT,
+                "definition": {**release_pipeline(), "parameters": {"t": "\x00"}},
+            },
+        ),
+        (
+            "/pipelines",
+            {"name": "nul\x00", "project_id": PROJECT, "definition": release_pipeline()},
+        ),
+        (
+            f"/pipelines/{pipeline['id']}/definitions",
+            {"definition": {**release_pipeline(), "parameters": {"t\x00": 1}}},
+        ),
         (f"/pipelines/{pipeline['id']}/runs", {"definition_version": 2**31}),
         (f"/pipelines/{pipeline['id']}/runs", {"definition_version": 10**30}),
-    ]  # fmt: skip
+    ]
     for url, body in writes:
         reply = await pipelines_client.post(url, json=body)
         assert reply.status_code == 422, (url, reply.text)

@@ -51,8 +51,9 @@ def client_of(app) -> httpx.AsyncClient:
 
 
 async def new_versions(client: httpx.AsyncClient, model: dict, n: int) -> list[dict]:
-    return [(await client.post(f"/models/{model['id']}/versions", json={})).json()
-            for _ in range(n)]  # fmt: skip
+    return [
+        (await client.post(f"/models/{model['id']}/versions", json={})).json() for _ in range(n)
+    ]
 
 
 async def promote(

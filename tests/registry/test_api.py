@@ -55,42 +55,67 @@ async def test_register_model_records_actor_and_location(client, project):
 async def test_duplicate_name_in_a_project_is_a_conflict_but_other_projects_may_reuse_it(
     client, project, registry_app
 ):
-    assert (await client.post("/models", json={"name": "m", "project_id": project})).status_code == 201
-    problem(await client.post("/models", json={"name": "m", "project_id": project}), 409,
-            "duplicate-model-name")
+    assert (
+        await client.post("/models", json={"name": "m", "project_id": project})
+    ).status_code == 201
+    problem(
+        await client.post("/models", json={"name": "m", "project_id": project}),
+        409,
+        "duplicate-model-name",
+    )
     other = known_project(registry_app)
-    assert (await client.post("/models", json={"name": "m", "project_id": other})).status_code == 201
+    assert (
+        await client.post("/models", json={"name": "m", "project_id": other})
+    ).status_code == 201
 
 
 async def test_bad_input_is_422_problem_json(client, model):
-    problem(await client.post("/models", json={"name": "", "project_id": str(uuid.uuid4())}), 422,
-            "invalid-input")
-    problem(await client.post("/models", json={"name": "x", "project_id": "nope"}), 422,
-            "invalid-input")
-    problem(await client.post(f"/models/{model['id']}/versions", json={"version": ""}), 422,
-            "invalid-input")
-    problem(await client.post(f"/models/{model['id']}/versions", json={"version": "   "}), 422,
-            "invalid-input")
+    problem(
+        await client.post("/models", json={"name": "", "project_id": str(uuid.uuid4())}),
+        422,
+        "invalid-input",
+    )
+    problem(
+        await client.post("/models", json={"name": "x", "project_id": "nope"}), 422, "invalid-input"
+    )
+    problem(
+        await client.post(f"/models/{model['id']}/versions", json={"version": ""}),
+        422,
+        "invalid-input",
+    )
+    problem(
+        await client.post(f"/models/{model['id']}/versions", json={"version": "   "}),
+        422,
+        "invalid-input",
+    )
     v = await new_version(client, model["id"])
     body = problem(
-        await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "prod"}), 422,
+        await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "prod"}),
+        422,
         "invalid-input",
     )
     assert "stage" in body["detail"]
-    problem(await client.get(f"/models/stages/golden/latest?model_id={model['id']}"), 422,
-            "invalid-input")
+    problem(
+        await client.get(f"/models/stages/golden/latest?model_id={model['id']}"),
+        422,
+        "invalid-input",
+    )
 
 
 async def test_unknown_ids_are_404(client):
     missing = uuid.uuid4()
     problem(await client.get(f"/models/{missing}"), 404, "model-not-found")
-    problem(await client.patch(f"/models/{missing}", json={"description": "x"}), 404,
-            "model-not-found")
+    problem(
+        await client.patch(f"/models/{missing}", json={"description": "x"}), 404, "model-not-found"
+    )
     problem(await client.delete(f"/models/{missing}"), 404, "model-not-found")
     problem(await client.post(f"/models/{missing}/versions", json={}), 404, "model-not-found")
     problem(await client.get(f"/models/{missing}/versions"), 404, "model-not-found")
-    problem(await client.post(f"/models/versions/{missing}/transition", json={"stage": "staging"}),
-            404, "version-not-found")
+    problem(
+        await client.post(f"/models/versions/{missing}/transition", json={"stage": "staging"}),
+        404,
+        "version-not-found",
+    )
     problem(await client.get(f"/models/versions/{missing}/transitions"), 404, "version-not-found")
     problem(await client.patch(f"/models/versions/{missing}", json={}), 404, "version-not-found")
     problem(await client.delete(f"/models/versions/{missing}"), 404, "version-not-found")
@@ -98,7 +123,8 @@ async def test_unknown_ids_are_404(client):
 
 async def test_writes_without_a_credential_are_refused(client):
     r = await client.post(
-        "/models", json={"name": "anon", "project_id": str(uuid.uuid4())},
+        "/models",
+        json={"name": "anon", "project_id": str(uuid.uuid4())},
         headers={"X-Modelplane-Credential": "", "X-Modelplane-Actor": "mallory"},
     )
     problem(r, 401, "credential-required")
@@ -114,8 +140,11 @@ async def test_versions_number_themselves_and_labels_are_unique_per_model(client
     await new_version(client, model["id"], version="5")  # takes number 4
     # Number 5 is someone's label: it is skipped, and numbering goes on from the one used.
     assert [(await new_version(client, model["id"]))["version"] for _ in range(2)] == ["6", "7"]
-    problem(await client.post(f"/models/{model['id']}/versions", json={"version": "2"}), 409,
-            "duplicate-version")
+    problem(
+        await client.post(f"/models/{model['id']}/versions", json={"version": "2"}),
+        409,
+        "duplicate-version",
+    )
     r = await client.get(f"/models/{model['id']}/versions/2")
     assert r.status_code == 200 and r.json()["version"] == "2"
     problem(await client.get(f"/models/{model['id']}/versions/9"), 404, "version-not-found")
@@ -144,15 +173,27 @@ async def test_replies_send_what_their_documented_shape_validates_and_writes_bac
 ):
     """Reads and writes reply with rows without building the models (`rows_reply`): each body,
     validated by the schema the route documents and written again, comes back byte for byte."""
-    registered = await client.post("/models", json={
-        "name": f"m-{uuid.uuid4().hex[:8]}", "project_id": project,
-        "description": "d", "tags": {"team": "risk"},
-    })  # fmt: skip
-    created = await client.post(f"/models/{model['id']}/versions", json={
-        "description": "d", "run_id": "r1", "artifact_uri": "s3://b/m",
-        "artifact_version_id": str(uuid.uuid4()), "metrics": {"auc": 1.0, "f1": 0.25},
-        "tags": {"team": "risk"}, "metadata": {"seed": 2**70, "layers": [64, 32]},
-    })  # fmt: skip
+    registered = await client.post(
+        "/models",
+        json={
+            "name": f"m-{uuid.uuid4().hex[:8]}",
+            "project_id": project,
+            "description": "d",
+            "tags": {"team": "risk"},
+        },
+    )
+    created = await client.post(
+        f"/models/{model['id']}/versions",
+        json={
+            "description": "d",
+            "run_id": "r1",
+            "artifact_uri": "s3://b/m",
+            "artifact_version_id": str(uuid.uuid4()),
+            "metrics": {"auc": 1.0, "f1": 0.25},
+            "tags": {"team": "risk"},
+            "metadata": {"seed": 2**70, "layers": [64, 32]},
+        },
+    )
     full = created.json()
     staged, promoted = await promote(client, full, "staging"), await promote(client, full)
     await new_version(client, model["id"])
@@ -165,16 +206,22 @@ async def test_replies_send_what_their_documented_shape_validates_and_writes_bac
         f"/models/versions/{full['id']}/transitions": TransitionPage,
     }
     replies = {path: await client.get(path) for path in reads}
-    checks = [(registered, 201, ModelOut), (created, 201, VersionOut),
-              (staged, 200, TransitionResult), (promoted, 200, TransitionResult),
-              *((replies[path], 200, shape) for path, shape in reads.items())]  # fmt: skip
+    checks = [
+        (registered, 201, ModelOut),
+        (created, 201, VersionOut),
+        (staged, 200, TransitionResult),
+        (promoted, 200, TransitionResult),
+        *((replies[path], 200, shape) for path, shape in reads.items()),
+    ]
     for r, status, shape in checks:
         assert r.status_code == status, r.text
         written_back = shape.model_validate_json(r.content, by_name=True).model_dump_json()
         assert r.content == written_back.encode(), r.request.url
     got = replies[f"/models/{model['id']}/versions/{full['version']}"].json()
     assert {k: got[k] for k in ("stage", "metrics", "tags", "metadata")} == {
-        "stage": "production", "metrics": {"auc": 1.0, "f1": 0.25}, "tags": {"team": "risk"},
+        "stage": "production",
+        "metrics": {"auc": 1.0, "f1": 0.25},
+        "tags": {"team": "risk"},
         "metadata": {"seed": 2**70, "layers": [64, 32]},
     }
     assert got["approved_at"] is not None
@@ -202,16 +249,22 @@ async def test_list_versions_filters_by_stage_and_pages_by_cursor(client, model)
     whole = (await client.get(f"/models/{model['id']}/versions", params={"limit": 5})).json()
     past = {"limit": 5, "cursor": whole["next_cursor"]}  # a full page: there might be more
     assert (await client.get(f"/models/{model['id']}/versions", params=past)).json() == {
-        "items": [], "total": 5, "next_cursor": None
+        "items": [],
+        "total": 5,
+        "next_cursor": None,
     }
     assert (await client.get(f"/models/{model['id']}/versions?stage=production")).json() == {
-        "items": [], "total": 0, "next_cursor": None
+        "items": [],
+        "total": 0,
+        "next_cursor": None,
     }
 
 
 async def test_a_model_without_versions_lists_none(client, model):
     assert (await client.get(f"/models/{model['id']}/versions")).json() == {
-        "items": [], "total": 0, "next_cursor": None
+        "items": [],
+        "total": 0,
+        "next_cursor": None,
     }
     body = (await client.get(f"/models/{model['id']}")).json()
     assert (body["versions"], body["versions_total"]) == ([], 0)
@@ -226,17 +279,25 @@ async def test_list_totals_follow_every_create_transition_and_delete(client, mod
 
     async def totals() -> dict[str, int]:
         listed = {
-            stage: (await client.get(f"/models/{model_id}/versions?stage={stage}&limit=1")).json()
-            ["total"]
+            stage: (await client.get(f"/models/{model_id}/versions?stage={stage}&limit=1")).json()[
+                "total"
+            ]
             for stage in ("none", "staging", "production", "archived")
         }
         listed["all"] = (await client.get(f"/models/{model_id}/versions?limit=1")).json()["total"]
         async with runtime.sessionmaker() as s:  # the truth, counted row by row
-            rows = dict((await s.execute(
-                select(ModelVersion.stage, func.count()).where(ModelVersion.model_id == model_id)
-                .group_by(ModelVersion.stage)
-            )).all())
-        truth = {stage: rows.get(stage, 0) for stage in ("none", "staging", "production", "archived")}
+            rows = dict(
+                (
+                    await s.execute(
+                        select(ModelVersion.stage, func.count())
+                        .where(ModelVersion.model_id == model_id)
+                        .group_by(ModelVersion.stage)
+                    )
+                ).all()
+            )
+        truth = {
+            stage: rows.get(stage, 0) for stage in ("none", "staging", "production", "archived")
+        }
         assert listed == truth | {"all": sum(truth.values())}
         return listed
 
@@ -255,8 +316,11 @@ async def test_list_totals_follow_every_create_transition_and_delete(client, mod
 
 
 async def test_search_models_by_name_project_and_tag(client, project):
-    for name, tags in [("churn-xgb", {"team": "growth"}), ("churn-lr", {"team": "risk"}),
-                       ("vision", {"team": "growth", "gpu": "yes"})]:
+    for name, tags in [
+        ("churn-xgb", {"team": "growth"}),
+        ("churn-lr", {"team": "risk"}),
+        ("vision", {"team": "growth", "gpu": "yes"}),
+    ]:
         r = await client.post("/models", json={"name": name, "project_id": project, "tags": tags})
         assert r.status_code == 201
 
@@ -279,7 +343,9 @@ async def test_update_and_rename_model(client, project):
     assert r.status_code == 200
     assert (r.json()["description"], r.json()["tags"]) == ("new", {"k": "v"})
     assert r.json()["updated_at"] > a["updated_at"]
-    problem(await client.patch(f"/models/{a['id']}", json={"name": "b"}), 409, "duplicate-model-name")
+    problem(
+        await client.patch(f"/models/{a['id']}", json={"name": "b"}), 409, "duplicate-model-name"
+    )
     r = await client.patch(f"/models/{a['id']}", json={"name": "c"})
     assert r.json()["name"] == "c"
 
@@ -316,8 +382,11 @@ async def test_update_version(client, model):
     )
     assert r.status_code == 200
     assert (r.json()["description"], r.json()["metadata"]) == ("better", {"f1": 0.8})
-    problem(await client.patch(f"/models/versions/{v['id']}", json={"stage": "production"}), 422,
-            "invalid-input")
+    problem(
+        await client.patch(f"/models/versions/{v['id']}", json={"stage": "production"}),
+        422,
+        "invalid-input",
+    )
 
 
 async def test_metadata_numbers_come_back_exactly_whatever_their_size(client, model):
@@ -335,8 +404,11 @@ async def test_metadata_numbers_come_back_exactly_whatever_their_size(client, mo
 
 async def test_transition_to_the_same_stage_is_a_conflict(client, model):
     v = await new_version(client, model["id"])
-    problem(await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "none"}),
-            409, "stage-unchanged")
+    problem(
+        await client.post(f"/models/versions/{v['id']}/transition", json={"stage": "none"}),
+        409,
+        "stage-unchanged",
+    )
 
 
 async def test_staging_production_archive_with_approval_and_audit_trail(client, model):
@@ -345,8 +417,9 @@ async def test_staging_production_archive_with_approval_and_audit_trail(client, 
     v2 = await new_version(client, model["id"])
 
     async def transition(v, stage, comment=None):
-        r = await client.post(f"/models/versions/{v['id']}/transition",
-                              json={"stage": stage, "comment": comment})
+        r = await client.post(
+            f"/models/versions/{v['id']}/transition", json={"stage": stage, "comment": comment}
+        )
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -369,14 +442,19 @@ async def test_staging_production_archive_with_approval_and_audit_trail(client, 
 
     history = (await client.get(f"/models/versions/{v1['id']}/transitions")).json()
     assert history["total"] == 3
-    assert [(t["from_stage"], t["to_stage"], t["comment"], t["transitioned_by"])
-            for t in history["items"]] == [
+    assert [
+        (t["from_stage"], t["to_stage"], t["comment"], t["transitioned_by"])
+        for t in history["items"]
+    ] == [
         ("production", "archived", "superseded by version 2", "alice@example.com"),
         ("staging", "production", "approved by review", "alice@example.com"),
         ("none", "staging", "candidate", "alice@example.com"),
     ]
-    problem(await client.get(f"/models/stages/staging/latest?model_id={model['id']}"), 404,
-            "version-not-found")
+    problem(
+        await client.get(f"/models/stages/staging/latest?model_id={model['id']}"),
+        404,
+        "version-not-found",
+    )
 
 
 async def test_production_version_cannot_be_deleted_but_others_can(client, model):
@@ -399,10 +477,20 @@ async def test_deleting_a_model_deletes_its_versions_and_history(client, model, 
     problem(await client.get(f"/models/{model['id']}"), 404, "model-not-found")
     problem(await client.get(f"/models/versions/{v['id']}/transitions"), 404, "version-not-found")
     async with runtime.sessionmaker() as s:
-        assert await s.scalar(select(func.count()).where(ModelVersion.model_id == uuid.UUID(model["id"]))) == 0
-        assert await s.scalar(
-            select(func.count()).where(ModelVersionTransition.model_id == uuid.UUID(model["id"]))
-        ) == 0
+        assert (
+            await s.scalar(
+                select(func.count()).where(ModelVersion.model_id == uuid.UUID(model["id"]))
+            )
+            == 0
+        )
+        assert (
+            await s.scalar(
+                select(func.count()).where(
+                    ModelVersionTransition.model_id == uuid.UUID(model["id"])
+                )
+            )
+            == 0
+        )
 
 
 async def test_summary_counts_versions_by_stage(client, project):
@@ -436,8 +524,10 @@ async def test_summary_follows_promotions_deletions_and_pages(client, project, r
     body = (await client.get(f"/models/summary?project_id={project}")).json()
     assert (body["total"], body["versions"]) == (2, 4)
     assert body["by_stage"] == {"none": 0, "staging": 1, "production": 2, "archived": 1}
-    assert [(m["name"], m["versions"], m["latest_version"], m["production_version"])
-            for m in body["items"]] == [("a", 3, "3", "2"), ("b", 1, "v1", "v1")]  # fmt: skip
+    assert [
+        (m["name"], m["versions"], m["latest_version"], m["production_version"])
+        for m in body["items"]
+    ] == [("a", 3, "3", "2"), ("b", 1, "v1", "v1")]
     assert body["items"][0]["by_stage"] == {"none": 0, "staging": 1, "production": 1, "archived": 1}
 
     page = (await client.get(f"/models/summary?project_id={project}&limit=1&offset=1")).json()
@@ -452,8 +542,9 @@ async def test_only_a_move_to_production_records_an_approval(client, model):
     other = credential_headers("bob@example.com")
 
     async def move(stage: str, headers: dict | None = None) -> dict:
-        r = await client.post(f"/models/versions/{v['id']}/transition", json={"stage": stage},
-                              headers=headers)  # fmt: skip
+        r = await client.post(
+            f"/models/versions/{v['id']}/transition", json={"stage": stage}, headers=headers
+        )
         assert r.status_code == 200, r.text
         return r.json()["version"]
 
@@ -467,21 +558,25 @@ async def test_only_a_move_to_production_records_an_approval(client, model):
     for stage in ("archived", "staging"):
         moved = await move(stage, other)
         assert (moved["approved_by"], moved["approved_at"]) == (
-            approved["approved_by"], approved["approved_at"]
+            approved["approved_by"],
+            approved["approved_at"],
         ), stage
     got = (await client.get(f"/models/{model['id']}/versions/{v['version']}")).json()
     assert got["approved_by"] == "alice@example.com"
 
 
 async def test_a_rename_racing_another_to_the_same_name_is_a_conflict(client, runtime, project):
-    a, b = [(await client.post("/models", json={"name": n, "project_id": project})).json()
-            for n in ("a", "b")]  # fmt: skip
+    a, b = [
+        (await client.post("/models", json={"name": n, "project_id": project})).json()
+        for n in ("a", "b")
+    ]
     async with runtime.connection() as other:
         # Another rename to "c", not yet committed: the check before b's does not see it.
         transaction = other.transaction()
         await transaction.start()
-        await other.execute("UPDATE registry.registered_models SET name = 'c' WHERE id = $1",
-                            uuid.UUID(a["id"]))  # fmt: skip
+        await other.execute(
+            "UPDATE registry.registered_models SET name = 'c' WHERE id = $1", uuid.UUID(a["id"])
+        )
         racing = asyncio.create_task(client.patch(f"/models/{b['id']}", json={"name": "c"}))
         await asyncio.sleep(0.5)  # b's UPDATE waits on a's entry in the unique index
         assert not racing.done()

@@ -13,8 +13,11 @@ from tests.credentials import credential_headers
 
 
 def _direct(app, headers: dict[str, str]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                             base_url="http://registry/api/v1/registry", headers=headers)  # fmt: skip
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://registry/api/v1/registry",
+        headers=headers,
+    )
 
 
 def _refused(response: httpx.Response, kind: str) -> None:
@@ -38,20 +41,24 @@ FORGED = CredentialSigner(["a-key-the-gateway-never-had-0123456789abcdef"]).sign
     ],
     ids=["none", "forged", "garbage", "expired"],
 )
-async def test_direct_calls_without_a_valid_credential_are_refused(registry_app, model, headers,
-                                                                   kind):
+async def test_direct_calls_without_a_valid_credential_are_refused(
+    registry_app, model, headers, kind
+):
     async with _direct(registry_app, headers) as mallory:
         _refused(await mallory.get("/models"), kind)
         _refused(await mallory.get(f"/models/{model['id']}"), kind)
-        _refused(await mallory.post("/models", json={"name": "x", "project_id": model["project_id"]}),
-                 kind)  # fmt: skip
+        _refused(
+            await mallory.post("/models", json={"name": "x", "project_id": model["project_id"]}),
+            kind,
+        )
         versions = await mallory.post(f"/models/{model['id']}/versions", json={})
         _refused(versions, kind)
 
 
 async def test_probes_and_the_openapi_document_need_no_credential(registry_app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=registry_app),
-                                 base_url="http://registry") as anyone:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=registry_app), base_url="http://registry"
+    ) as anyone:
         assert (await anyone.get("/healthz")).status_code == 200
         assert (await anyone.get("/readyz")).status_code == 200
         assert (await anyone.get("/openapi.json")).status_code == 200
@@ -79,14 +86,20 @@ async def test_the_actor_is_the_credentials_subject_not_the_actor_header(registr
 async def test_bodies_that_are_not_utf8_json_are_refused(client, model, encode):
     version = (await client.post(f"/models/{model['id']}/versions", json={})).json()
     body = encode(json.dumps({"stage": "production"}))
-    r = await client.post(f"/models/versions/{version['id']}/transition", content=body,
-                          headers={"Content-Type": "application/json"})  # fmt: skip
+    r = await client.post(
+        f"/models/versions/{version['id']}/transition",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 415, r.text
     assert r.json()["type"] == PROBLEM_BASE + "unsupported-encoding"
     assert (await client.get(f"/models/{model['id']}")).json()["versions"][0]["stage"] == "none"
 
 
 async def test_a_body_declared_in_another_charset_is_refused(client, model):
-    r = await client.post(f"/models/{model['id']}/versions", content=b"{}",
-                          headers={"Content-Type": "application/json; charset=utf-16"})  # fmt: skip
+    r = await client.post(
+        f"/models/{model['id']}/versions",
+        content=b"{}",
+        headers={"Content-Type": "application/json; charset=utf-16"},
+    )
     assert r.status_code == 415, r.text

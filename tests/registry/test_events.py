@@ -20,8 +20,9 @@ from tests.registry.conftest import ACTOR
 
 async def test_each_change_publishes_its_event_exactly_once(client, nc, runtime, model):
     v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
-    r = await client.post(f"/models/versions/{v['id']}/transition",
-                          json={"stage": "staging", "comment": "try it"})
+    r = await client.post(
+        f"/models/versions/{v['id']}/transition", json={"stage": "staging", "comment": "try it"}
+    )
     assert r.status_code == 200
 
     events = await wait_for_events(nc, "REGISTRY", v["id"], count=2)
@@ -35,9 +36,16 @@ async def test_each_change_publishes_its_event_exactly_once(client, nc, runtime,
     assert transitioned.source == "/modelplane/registry"
     assert transitioned.actor == "alice@example.com"
     assert transitioned.data == {
-        "model_id": model["id"], "model_name": model["name"], "version_id": v["id"],
-        "version": "1", "from_stage": "none", "to_stage": "staging", "comment": "try it",
-        "actor": "alice@example.com", "pipeline_run_id": None, "pipeline_stage": None,
+        "model_id": model["id"],
+        "model_name": model["name"],
+        "version_id": v["id"],
+        "version": "1",
+        "from_stage": "none",
+        "to_stage": "staging",
+        "comment": "try it",
+        "actor": "alice@example.com",
+        "pipeline_run_id": None,
+        "pipeline_stage": None,
         "pipeline_attempt": None,
     }
     registered = await wait_for_events(nc, "REGISTRY", model["id"], count=1)
@@ -51,11 +59,17 @@ async def test_a_failed_command_publishes_nothing(client, nc, runtime, model):
     again = {"name": model["name"], "project_id": model["project_id"]}
     assert (await client.post("/models", json=again)).status_code == 409
     await runtime.relay.drain()
-    created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
-               if e.data["model_id"] == model["id"]]
+    created = [
+        e
+        for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+        if e.data["model_id"] == model["id"]
+    ]
     assert len(created) == 1
-    registered = [e for e in await stream_events(nc, "REGISTRY", "registry.model.registered")
-                  if e.data["project_id"] == model["project_id"]]
+    registered = [
+        e
+        for e in await stream_events(nc, "REGISTRY", "registry.model.registered")
+        if e.data["project_id"] == model["project_id"]
+    ]
     assert len(registered) == 1
 
 
@@ -65,12 +79,16 @@ async def test_a_numbered_versions_event_names_its_model_and_number(client, nc, 
     r = await client.post("/models", json={"name": name, "project_id": project})
     versions = f"/models/{r.json()['id']}/versions"
     labelled = (await client.post(versions, json={"version": "1"})).json()
-    numbered = [(await client.post(versions, json={"metrics": {"acc": 0.5}})).json()
-                for _ in range(2)]  # fmt: skip
+    numbered = [
+        (await client.post(versions, json={"metrics": {"acc": 0.5}})).json() for _ in range(2)
+    ]
     assert [v["version"] for v in numbered] == ["2", "3"]  # 1 is a label: skipped
     await runtime.relay.drain()
-    events = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
-              if e.data["model_id"] == r.json()["id"]]
+    events = [
+        e
+        for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+        if e.data["model_id"] == r.json()["id"]
+    ]
     assert [(e.subject, e.data["model_name"], e.data["version"]) for e in events] == [
         (v["id"], name, v["version"]) for v in [labelled, *numbered]
     ]
@@ -81,10 +99,19 @@ def _model_registered(name: str) -> CloudEvent:
     """The event of a model registered just now, as the registry would write it."""
     model_id = uuid.uuid4()
     return CloudEvent.wrap(
-        ModelRegistered(model_id=model_id, name=name, project_id=uuid.uuid4(),
-                        description=None, tags={}, created_by=ACTOR),
-        service="registry", aggregate_id=model_id, actor=ACTOR, correlation_id=None,
-    )  # fmt: skip
+        ModelRegistered(
+            model_id=model_id,
+            name=name,
+            project_id=uuid.uuid4(),
+            description=None,
+            tags={},
+            created_by=ACTOR,
+        ),
+        service="registry",
+        aggregate_id=model_id,
+        actor=ACTOR,
+        correlation_id=None,
+    )
 
 
 @pytest.fixture
@@ -197,8 +224,10 @@ async def test_the_sweep_goes_on_past_a_whole_batch_of_refused_events(nc, runtim
     refused = [uuid.uuid4() for _ in range(3)]
     taken = _model_registered("swept")
     model_id = taken.subject
-    await outbox_rows(*((r, "nowhere.model.renamed", b"{}") for r in refused),
-                      (taken.id, taken.nats_subject, taken.to_json()))  # fmt: skip
+    await outbox_rows(
+        *((r, "nowhere.model.renamed", b"{}") for r in refused),
+        (taken.id, taken.nats_subject, taken.to_json()),
+    )
     sweeping = OutboxRelay(runtime.engine, runtime.outbox, nc, batch_size=2)
     assert await sweeping.drain() == 1
     [swept] = await wait_for_events(nc, "REGISTRY", str(model_id), count=1)
@@ -220,8 +249,9 @@ async def test_a_refused_event_waits_longer_each_time_and_goes_out_once_a_stream
         async with runtime.connection() as conn:
             row = await conn.fetchrow(
                 "SELECT attempts, last_error, extract(epoch FROM retry_at - now()) AS pause"
-                " FROM registry.outbox WHERE id = $1", refused,
-            )  # fmt: skip
+                " FROM registry.outbox WHERE id = $1",
+                refused,
+            )
         return row and (row["attempts"], row["last_error"], float(row["pause"]))
 
     async def its_pause_is_over() -> None:
@@ -271,8 +301,9 @@ async def test_a_change_whose_event_the_bus_cannot_carry_is_413_and_stores_nothi
     # The same in a transaction, refused at its commit: the version keeps what it had.
     v = (await client.post(f"/models/{model['id']}/versions", json={})).json()
     assert v["version"] == "1"  # the refused one took no number
-    r = await client.patch(f"/models/versions/{v['id']}",
-                           json={"metadata": {"notes": "x" * runtime.max_event_bytes}})  # fmt: skip
+    r = await client.patch(
+        f"/models/versions/{v['id']}", json={"metadata": {"notes": "x" * runtime.max_event_bytes}}
+    )
     assert r.status_code == 413
     assert r.json()["type"] == too_large
     listed = (await client.get(f"/models/{model['id']}/versions")).json()
@@ -295,9 +326,7 @@ async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_swee
         async def removed():
             outbox = runtime.outbox
             async with runtime.engine.connect() as conn:
-                rows = await conn.scalar(
-                    select(func.count()).where(outbox.c.id == events[0].id)
-                )
+                rows = await conn.scalar(select(func.count()).where(outbox.c.id == events[0].id))
             return rows == 0
 
         await wait_until(removed)
@@ -307,20 +336,27 @@ async def test_a_commit_hands_its_events_to_the_relay_without_waiting_for_a_swee
         runtime.relay = running  # for `relay_stopped` to start again
 
 
-async def test_two_concurrent_promotions_leave_exactly_one_production_version(client, runtime, model):
-    versions = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
-                for _ in range(6)]
-    replies = await asyncio.gather(*(
-        client.post(f"/models/versions/{v['id']}/transition", json={"stage": "production"})
-        for v in versions
-    ))
+async def test_two_concurrent_promotions_leave_exactly_one_production_version(
+    client, runtime, model
+):
+    versions = [
+        (await client.post(f"/models/{model['id']}/versions", json={})).json() for _ in range(6)
+    ]
+    replies = await asyncio.gather(
+        *(
+            client.post(f"/models/versions/{v['id']}/transition", json={"stage": "production"})
+            for v in versions
+        )
+    )
     assert [r.status_code for r in replies] == [200] * 6
     async with runtime.sessionmaker() as s:
-        stages = (await s.execute(
-            select(ModelVersion.stage, func.count())
-            .where(ModelVersion.model_id == uuid.UUID(model["id"]))
-            .group_by(ModelVersion.stage)
-        )).all()
+        stages = (
+            await s.execute(
+                select(ModelVersion.stage, func.count())
+                .where(ModelVersion.model_id == uuid.UUID(model["id"]))
+                .group_by(ModelVersion.stage)
+            )
+        ).all()
     assert dict(stages) == {"production": 1, "archived": 5}
     # What the model keeps of its versions agrees: the counts, and which one serves production.
     for stage, n in (("production", 1), ("archived", 5), ("none", 0)):
@@ -350,23 +386,34 @@ async def test_a_promotion_planned_from_a_state_gone_stale_is_planned_again(
     # as read when it had planned from what the process remembered, else under the lock.
     if not remembered:
         monkeypatch.setattr(registry_app.state, "known_stages", KnownStages(limit=0))
-    first, second = [(await client.post(f"/models/{model['id']}/versions", json={})).json()
-                     for _ in range(2)]  # fmt: skip
+    first, second = [
+        (await client.post(f"/models/{model['id']}/versions", json={})).json() for _ in range(2)
+    ]
     async with runtime.connection() as holder:
         async with holder.transaction():
-            await holder.execute("SELECT FROM registry.registered_models WHERE id = $1 FOR UPDATE",
-                                 uuid.UUID(model["id"]))  # fmt: skip
-            promotions = [asyncio.create_task(client.post(
-                f"/models/versions/{v['id']}/transition", json={"stage": "production"}
-            )) for v in (first, second)]  # fmt: skip
+            await holder.execute(
+                "SELECT FROM registry.registered_models WHERE id = $1 FOR UPDATE",
+                uuid.UUID(model["id"]),
+            )
+            promotions = [
+                asyncio.create_task(
+                    client.post(
+                        f"/models/versions/{v['id']}/transition", json={"stage": "production"}
+                    )
+                )
+                for v in (first, second)
+            ]
 
             async def both_waiting() -> bool:
                 # Asked on a connection of its own: inside a transaction the view stands still.
                 async with runtime.connection() as conn:
-                    return await conn.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock'"
-                    ) >= 2
+                    return (
+                        await conn.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock'"
+                        )
+                        >= 2
+                    )
 
             await wait_until(both_waiting)
         replies = await asyncio.gather(*promotions)
@@ -386,18 +433,24 @@ async def test_a_promotion_planned_from_a_state_gone_stale_is_planned_again(
         for e in await stream_events(nc, "REGISTRY", "registry.model_version.transitioned")
         if e.data["model_id"] == model["id"]
     )
-    assert moves == sorted([
-        (earlier["version"]["id"], "none", "production"),
-        (earlier["version"]["id"], "production", "archived"),
-        (later["version"]["id"], "none", "production"),
-    ])  # fmt: skip
+    assert moves == sorted(
+        [
+            (earlier["version"]["id"], "none", "production"),
+            (earlier["version"]["id"], "production", "archived"),
+            (later["version"]["id"], "none", "production"),
+        ]
+    )
 
 
 def job_succeeded(model_id: str, job_id: uuid.UUID | None = None) -> CloudEvent:
     job_id = job_id or uuid.uuid4()
     data = JobSucceeded(
-        job_id=job_id, name="train-fraud", project_id=uuid.uuid4(), run_id=f"run-{job_id.hex[:6]}",
-        metrics={"auc": 0.93}, artifact_uri="file:///tmp/model.pkl",
+        job_id=job_id,
+        name="train-fraud",
+        project_id=uuid.uuid4(),
+        run_id=f"run-{job_id.hex[:6]}",
+        metrics={"auc": 0.93},
+        artifact_uri="file:///tmp/model.pkl",
         register_model=RegisterModel(model_id=uuid.UUID(model_id)),
     )
     return CloudEvent.wrap(data, service="jobs", aggregate_id=job_id, actor="bob")
@@ -416,17 +469,21 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 async def test_job_succeeded_registers_a_version_linked_to_its_run(client, nc, model):
     event = job_succeeded(model["id"])
-    await nc.jetstream().publish("jobs.job.succeeded", event.to_json(),
-                                 headers={"Nats-Msg-Id": str(event.id)})
+    await nc.jetstream().publish(
+        "jobs.job.succeeded", event.to_json(), headers={"Nats-Msg-Id": str(event.id)}
+    )
 
     async def registered():
         return len(await versions_of(client, model["id"])) == 1
 
     await wait_until(registered)
     (version,) = await versions_of(client, model["id"])
-    assert (version["run_id"], version["metrics"], version["artifact_uri"], version["created_by"]) == (
-        event.data["run_id"], {"auc": 0.93}, "file:///tmp/model.pkl", "bob"
-    )
+    assert (
+        version["run_id"],
+        version["metrics"],
+        version["artifact_uri"],
+        version["created_by"],
+    ) == (event.data["run_id"], {"auc": 0.93}, "file:///tmp/model.pkl", "bob")
 
 
 async def test_a_redelivered_event_has_no_second_effect(client, nc, runtime, model):
@@ -434,8 +491,9 @@ async def test_a_redelivered_event_has_no_second_effect(client, nc, runtime, mod
     js = nc.jetstream()
     # The same event twice on the stream (a producer retry after the dedup window, say).
     acks = [
-        await js.publish("jobs.job.succeeded", event.to_json(),
-                         headers={"Nats-Msg-Id": f"{event.id}-{copy}"})
+        await js.publish(
+            "jobs.job.succeeded", event.to_json(), headers={"Nats-Msg-Id": f"{event.id}-{copy}"}
+        )
         for copy in range(2)
     ]
     assert acks[1].seq > acks[0].seq  # both stored: a real second delivery of one event
@@ -448,8 +506,11 @@ async def test_a_redelivered_event_has_no_second_effect(client, nc, runtime, mod
     versions = await versions_of(client, model["id"])
     assert len(versions) == 1
     await runtime.relay.drain()  # whatever the dispatch has not published yet
-    created = [e for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
-               if e.data["model_id"] == model["id"]]
+    created = [
+        e
+        for e in await stream_events(nc, "REGISTRY", "registry.model_version.created")
+        if e.data["model_id"] == model["id"]
+    ]
     assert len(created) == 1
 
 

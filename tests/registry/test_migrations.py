@@ -25,13 +25,17 @@ async def test_0004_names_each_models_production_version_and_gives_it_every_coun
     await scratch.execute(
         "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
         " VALUES ($1, $3, 'serving', 'a'), ($2, $3, 'idle', 'a')",
-        serving, idle, uuid.uuid4(),
-    )  # fmt: skip
+        serving,
+        idle,
+        uuid.uuid4(),
+    )
     await scratch.execute(
         "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
         " VALUES ($1, $3, '1', 'production', 'a'), ($2, $3, '2', 'archived', 'a')",
-        live, retired, serving,
-    )  # fmt: skip
+        live,
+        retired,
+        serving,
+    )
 
     await scratch.upgrade("head")
 
@@ -56,8 +60,9 @@ async def test_0004_names_each_models_production_version_and_gives_it_every_coun
     await scratch.execute(
         "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
         " VALUES ($1, $2, '1', 'none', 'a')",
-        uuid.uuid4(), idle,
-    )  # fmt: skip
+        uuid.uuid4(),
+        idle,
+    )
     counted = await scratch.fetch(
         "SELECT n FROM registry.version_counts WHERE model_id = $1 AND stage = 'none'", idle
     )
@@ -72,8 +77,9 @@ async def test_0006_keeps_the_events_still_to_publish_and_drops_the_published(
     await scratch.execute(
         "INSERT INTO registry.outbox (id, subject, payload, published_at)"
         " VALUES ($1, 'registry.a', 'a', now()), ($2, 'registry.b', 'b', NULL)",
-        published, waiting,
-    )  # fmt: skip
+        published,
+        waiting,
+    )
 
     await scratch.upgrade("0006")
     rows = [tuple(r) for r in await scratch.fetch("SELECT * FROM registry.outbox")]
@@ -94,8 +100,9 @@ async def test_0008_keeps_the_events_waiting_as_never_refused(scratch: ScratchDa
     )
 
     await scratch.upgrade("0008")
-    rows = await scratch.fetch("SELECT id, payload, attempts, last_error, retry_at"
-                               " FROM registry.outbox")  # fmt: skip
+    rows = await scratch.fetch(
+        "SELECT id, payload, attempts, last_error, retry_at FROM registry.outbox"
+    )
     assert [tuple(r) for r in rows] == [(waiting, b"a", 0, None, None)]
 
     await scratch.downgrade("0007")
@@ -107,8 +114,10 @@ async def test_0008_keeps_the_events_waiting_as_never_refused(scratch: ScratchDa
 async def test_the_database_refuses_a_second_production_version_when_a_statement_ends(
     client, runtime, model
 ) -> None:
-    versions = [(await client.post(f"/models/{model['id']}/versions", json={})).json()["id"]
-                for _ in range(2)]  # fmt: skip
+    versions = [
+        (await client.post(f"/models/{model['id']}/versions", json={})).json()["id"]
+        for _ in range(2)
+    ]
     ids = [uuid.UUID(v) for v in versions]
     update = "UPDATE registry.model_versions SET stage = $2 WHERE id = ANY($1::uuid[])"
     async with runtime.connection() as conn:
@@ -119,9 +128,12 @@ async def test_the_database_refuses_a_second_production_version_when_a_statement
         await conn.execute(
             "UPDATE registry.model_versions SET stage = CASE WHEN id = $1 THEN 'archived'"
             " ELSE 'production' END WHERE id = ANY($2::uuid[])",
-            ids[0], ids,
-        )  # fmt: skip
-        stages = dict(await conn.fetch(
-            "SELECT id, stage FROM registry.model_versions WHERE id = ANY($1::uuid[])", ids
-        ))  # fmt: skip
+            ids[0],
+            ids,
+        )
+        stages = dict(
+            await conn.fetch(
+                "SELECT id, stage FROM registry.model_versions WHERE id = ANY($1::uuid[])", ids
+            )
+        )
     assert stages == {ids[0]: "archived", ids[1]: "production"}

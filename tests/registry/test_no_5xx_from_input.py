@@ -28,15 +28,19 @@ async def test_null_on_a_field_that_is_not_nullable_is_422_and_every_list_still_
 ):
     version = await new_version(client, model["id"], tags=["a"], metadata={"k": 1})
     for field in ("tags", "name"):
-        refused(await client.patch(f"/models/{model['id']}", json={field: None}),
-                f"body.{field}")  # fmt: skip
+        refused(await client.patch(f"/models/{model['id']}", json={field: None}), f"body.{field}")
     for field in ("tags", "metadata"):
-        refused(await client.patch(f"/models/versions/{version['id']}", json={field: None}),
-                f"body.{field}")  # fmt: skip
-    refused(await client.post(f"/models/{model['id']}/versions", json={"metrics": None}),
-            "body.metrics")  # fmt: skip
-    refused(await client.post("/models", json={"name": None, "project_id": model["project_id"]}),
-            "body.name")  # fmt: skip
+        refused(
+            await client.patch(f"/models/versions/{version['id']}", json={field: None}),
+            f"body.{field}",
+        )
+    refused(
+        await client.post(f"/models/{model['id']}/versions", json={"metrics": None}), "body.metrics"
+    )
+    refused(
+        await client.post("/models", json={"name": None, "project_id": model["project_id"]}),
+        "body.name",
+    )
 
     # What may be null still may: a description is cleared.
     r = await client.patch(f"/models/{model['id']}", json={"description": None})
@@ -44,8 +48,13 @@ async def test_null_on_a_field_that_is_not_nullable_is_422_and_every_list_still_
     r = await client.patch(f"/models/versions/{version['id']}", json={"description": None})
     assert r.status_code == 200
     assert (r.json()["tags"], r.json()["metadata"]) == (["a"], {"k": 1})
-    for listing in ("/models", f"/models?project_id={model['project_id']}", "/models/summary",
-                    f"/models/{model['id']}", f"/models/{model['id']}/versions"):  # fmt: skip
+    for listing in (
+        "/models",
+        f"/models?project_id={model['project_id']}",
+        "/models/summary",
+        f"/models/{model['id']}",
+        f"/models/{model['id']}/versions",
+    ):
         assert (await client.get(listing)).status_code == 200, listing
 
 
@@ -55,28 +64,33 @@ async def test_a_string_postgres_cannot_store_is_refused_naming_its_field(client
     project = model["project_id"]
     writes = [
         ("POST", "/models", {"name": bad, "project_id": project}, "body.name"),
-        ("POST", "/models", {"name": "n", "project_id": project, "description": bad},
-         "body.description"),
+        (
+            "POST",
+            "/models",
+            {"name": "n", "project_id": project, "description": bad},
+            "body.description",
+        ),
         ("POST", "/models", {"name": "n", "project_id": project, "tags": [bad]}, "body.tags"),
-        ("POST", "/models", {"name": "n", "project_id": project, "tags": {"k": bad}},
-         "body.tags"),
-        ("POST", "/models", {"name": "n", "project_id": project, "tags": {bad: "v"}},
-         "body.tags"),
+        ("POST", "/models", {"name": "n", "project_id": project, "tags": {"k": bad}}, "body.tags"),
+        ("POST", "/models", {"name": "n", "project_id": project, "tags": {bad: "v"}}, "body.tags"),
         ("PATCH", f"/models/{model['id']}", {"name": bad}, "body.name"),
         ("PATCH", f"/models/{model['id']}", {"tags": [bad]}, "body.tags"),
-        *(("POST", f"/models/{model['id']}/versions", {field: bad}, f"body.{field}")
-          for field in ("version", "description", "run_id", "artifact_uri")),
+        *(
+            ("POST", f"/models/{model['id']}/versions", {field: bad}, f"body.{field}")
+            for field in ("version", "description", "run_id", "artifact_uri")
+        ),
         ("POST", f"/models/{model['id']}/versions", {"metrics": {bad: 1.0}}, "body.metrics"),
-        ("POST", f"/models/{model['id']}/versions", {"metadata": {"a": {"b": [bad]}}},
-         "a.b[0]"),
-        ("POST", f"/models/{model['id']}/versions", {"metadata": {"a": {bad: 1}}},
-         "body.metadata"),
+        ("POST", f"/models/{model['id']}/versions", {"metadata": {"a": {"b": [bad]}}}, "a.b[0]"),
+        ("POST", f"/models/{model['id']}/versions", {"metadata": {"a": {bad: 1}}}, "body.metadata"),
         ("PATCH", f"/models/versions/{version['id']}", {"tags": {"k": bad}}, "body.tags"),
-        ("PATCH", f"/models/versions/{version['id']}", {"description": bad},
-         "body.description"),
-        ("POST", f"/models/versions/{version['id']}/transition",
-         {"stage": "staging", "comment": bad}, "body.comment"),
-    ]  # fmt: skip
+        ("PATCH", f"/models/versions/{version['id']}", {"description": bad}, "body.description"),
+        (
+            "POST",
+            f"/models/versions/{version['id']}/transition",
+            {"stage": "staging", "comment": bad},
+            "body.comment",
+        ),
+    ]
     for method, path, body, field in writes:
         # JSON's escapes (`\\u0000`, `\\ud800`), as any client may send them
         r = await client.request(method, path, content=json.dumps(body), headers=JSON)
@@ -101,18 +115,19 @@ async def test_an_integer_past_a_bigint_is_refused(client, model):
         assert (await client.get(path, params={"offset": 2**63 - 1})).status_code == 200
     for seq in (2**63, -(2**63) - 1):
         cursor = base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-        problem(await client.get(f"/models/{model['id']}/versions", params={"cursor": cursor}),
-                422, "invalid-cursor")  # fmt: skip
+        problem(
+            await client.get(f"/models/{model['id']}/versions", params={"cursor": cursor}),
+            422,
+            "invalid-cursor",
+        )
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
 async def test_a_metric_or_metadata_that_is_not_a_finite_number_is_refused(client, model, number):
     versions = f"/models/{model['id']}/versions"
-    r = await client.post(versions, content=f'{{"metrics": {{"auc": {number}}}}}',
-                          headers=JSON)  # fmt: skip
+    r = await client.post(versions, content=f'{{"metrics": {{"auc": {number}}}}}', headers=JSON)
     refused(r, "body.metrics.auc")
-    r = await client.post(versions, content=f'{{"metadata": {{"lr": [{number}]}}}}',
-                          headers=JSON)  # fmt: skip
+    r = await client.post(versions, content=f'{{"metadata": {{"lr": [{number}]}}}}', headers=JSON)
     refused(r, "lr[0]")
     assert (await client.get(versions)).json()["total"] == 0
 
@@ -123,14 +138,16 @@ async def test_0010_repairs_documents_left_null_and_keeps_null_out(scratch: Scra
     await scratch.execute(
         "INSERT INTO registry.registered_models (id, project_id, name, tags, created_by)"
         " VALUES ($1, $2, 'm', 'null'::jsonb, 'a')",
-        model_id, uuid.uuid4(),
-    )  # fmt: skip
+        model_id,
+        uuid.uuid4(),
+    )
     await scratch.execute(
         "INSERT INTO registry.model_versions (id, model_id, version, stage, tags, metrics,"
         " metadata, created_by)"
         " VALUES ($1, $2, '1', 'none', 'null'::jsonb, 'null'::jsonb, 'null'::jsonb, 'a')",
-        version_id, model_id,
-    )  # fmt: skip
+        version_id,
+        model_id,
+    )
 
     await scratch.upgrade("0010")
 
@@ -139,8 +156,12 @@ async def test_0010_repairs_documents_left_null_and_keeps_null_out(scratch: Scra
         "SELECT tags::text, metrics::text, metadata::text FROM registry.model_versions"
     )
     assert (model["tags"], *version.values()) == ("[]", "[]", "{}", "{}")
-    for table, column in [("registered_models", "tags"), ("model_versions", "tags"),
-                          ("model_versions", "metrics"), ("model_versions", "metadata")]:
+    for table, column in [
+        ("registered_models", "tags"),
+        ("model_versions", "tags"),
+        ("model_versions", "metrics"),
+        ("model_versions", "metadata"),
+    ]:
         with pytest.raises(asyncpg.CheckViolationError):
             await scratch.execute(f"UPDATE registry.{table} SET {column} = 'null'::jsonb")
     with pytest.raises(asyncpg.CheckViolationError):
@@ -149,21 +170,29 @@ async def test_0010_repairs_documents_left_null_and_keeps_null_out(scratch: Scra
 
 
 def test_every_operation_documents_the_problems_it_answers_with(registry_app):
-    paths = {p: item for p, item in registry_app.openapi()["paths"].items()
-             if p.startswith("/api/v1/registry/")}  # fmt: skip
-    operations = {(method, path): op for path, item in paths.items()
-                  for method, op in item.items()}  # fmt: skip
+    paths = {
+        p: item
+        for p, item in registry_app.openapi()["paths"].items()
+        if p.startswith("/api/v1/registry/")
+    }
+    operations = {(method, path): op for path, item in paths.items() for method, op in item.items()}
     assert len(operations) == 26  # 14, 11 of the promotion policy, GET a version by id
     for (method, path), op in operations.items():
-        problems = {status: reply for status, reply in op["responses"].items()
-                    if status.startswith(("4", "5"))}  # fmt: skip
+        problems = {
+            status: reply
+            for status, reply in op["responses"].items()
+            if status.startswith(("4", "5"))
+        }
         assert "422" in problems, (method, path)
         if method != "get":
             assert "401" in problems, (method, path)
         for status, reply in problems.items():
             assert list(reply["content"]) == ["application/problem+json"], (method, path)
             assert reply["content"]["application/problem+json"]["schema"]["required"] == [
-                "type", "title", "status", "detail"
+                "type",
+                "title",
+                "status",
+                "detail",
             ]
             assert "`" in reply["description"], (method, path, status)  # names its types
     transition = operations[("post", "/api/v1/registry/models/versions/{version_id}/transition")]

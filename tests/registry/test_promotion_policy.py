@@ -51,8 +51,9 @@ async def new_version(client: httpx.AsyncClient, model: dict, headers=None, **bo
 
 
 async def move(client, version: dict, stage: str, headers=None) -> httpx.Response:
-    return await client.post(f"/models/versions/{version['id']}/transition",
-                             json={"stage": stage}, headers=headers)  # fmt: skip
+    return await client.post(
+        f"/models/versions/{version['id']}/transition", json={"stage": stage}, headers=headers
+    )
 
 
 async def stage_of(client, version: dict) -> str:
@@ -76,14 +77,30 @@ def test_a_metric_gate_is_parsed_into_conditions_and_written_back_the_same():
     assert MetricGate.parse(str(gate)) == gate
     assert gate.failures({"auc": 0.95, "loss": 0.1, "f1": 0.5}) == []
     assert gate.failures({"auc": 0.85, "f1": 0.001}) == [
-        "auc >= 0.9 (auc is 0.85)", "loss < 0.2 (no metric 'loss')", "f1 != 0.001 (f1 is 0.001)"
+        "auc >= 0.9 (auc is 0.85)",
+        "loss < 0.2 (no metric 'loss')",
+        "f1 != 0.001 (f1 is 0.001)",
     ]
 
 
-@pytest.mark.parametrize("expression", [
-    "", "auc", "auc >= ", ">= 0.9", "auc => 0.9", "auc >= 0.9 or loss < 1", "auc >= nan",
-    "auc >= inf", "auc >= 1e999", "auc >= 0.9 and", "import os", "auc >= \u0661", "a" * 1001,
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "",
+        "auc",
+        "auc >= ",
+        ">= 0.9",
+        "auc => 0.9",
+        "auc >= 0.9 or loss < 1",
+        "auc >= nan",
+        "auc >= inf",
+        "auc >= 1e999",
+        "auc >= 0.9 and",
+        "import os",
+        "auc >= \u0661",
+        "a" * 1001,
+    ],
+)
 def test_a_metric_gate_that_is_not_conditions_joined_by_and_is_refused(expression):
     with pytest.raises(InvalidMetricGate) as err:
         MetricGate.parse(expression)
@@ -119,10 +136,16 @@ def test_each_rule_refuses_on_its_own():
 async def test_with_no_policy_a_move_to_production_works_as_it_always_did(client, project, model):
     r = await client.get(f"/projects/{project}/promotion-policy")
     assert r.json() == {
-        "project_id": project, "model_id": None, "source": "none", "require_staging": False,
-        "approvals_required": 0, "forbid_author_approval": False, "metric_gate": None,
-        "updated_by": None, "updated_at": None,
-    }  # fmt: skip
+        "project_id": project,
+        "model_id": None,
+        "source": "none",
+        "require_staging": False,
+        "approvals_required": 0,
+        "forbid_author_approval": False,
+        "metric_gate": None,
+        "updated_by": None,
+        "updated_at": None,
+    }
     v = await new_version(client, model)
     editor = as_(project, Role.EDITOR)
     r = refused(await move(client, v, "production", editor), 403, "forbidden")
@@ -142,7 +165,9 @@ async def test_a_move_to_staging_or_archived_records_no_approval(client, project
         r = await move(client, v, stage, approver)
         assert r.status_code == 200, r.text
         assert (r.json()["version"]["approved_by"], r.json()["version"]["approved_at"]) == (
-            None, None), stage  # fmt: skip
+            None,
+            None,
+        ), stage
     r = await move(client, v, "production", approver)
     approved = r.json()["version"]
     assert approved["approved_by"] == "approver-s" and approved["approved_at"] is not None
@@ -150,13 +175,19 @@ async def test_a_move_to_staging_or_archived_records_no_approval(client, project
     r = await move(client, v, "archived", as_(project, Role.EDITOR, "editor-s"))
     kept = r.json()["version"]
     assert (kept["stage"], kept["approved_by"], kept["approved_at"]) == (
-        "archived", "approver-s", approved["approved_at"])  # fmt: skip
+        "archived",
+        "approver-s",
+        approved["approved_at"],
+    )
 
 
 async def test_staging_before_production_when_the_project_turns_it_on(client, project, model):
     policy = await set_policy(client, project, require_staging=True)
     assert (policy["source"], policy["require_staging"], policy["updated_by"]) == (
-        "project", True, ACTOR)  # fmt: skip
+        "project",
+        True,
+        ACTOR,
+    )
     assert (await client.get(f"/projects/{project}/promotion-policy")).json() == policy
     v = await new_version(client, model)
     r = refused(await move(client, v, "production"), 409, "staging-required")
@@ -178,12 +209,20 @@ async def test_n_distinct_approvers_move_a_pending_request(client, nc, project, 
     editor = as_(project, Role.EDITOR, "eve")
     v = await new_version(client, model, editor)
     # An editor may ask once approvals are what moves a version; the request waits.
-    r = await client.post(f"/models/versions/{v['id']}/transition",
-                          json={"stage": "production", "comment": "ship"}, headers=editor)
+    r = await client.post(
+        f"/models/versions/{v['id']}/transition",
+        json={"stage": "production", "comment": "ship"},
+        headers=editor,
+    )
     assert r.status_code == 202, r.text
     request = r.json()
-    assert (request["status"], request["approvals_required"], request["approvals"],
-            request["requested_by"], request["comment"]) == ("pending", 2, [], "eve", "ship")
+    assert (
+        request["status"],
+        request["approvals_required"],
+        request["approvals"],
+        request["requested_by"],
+        request["comment"],
+    ) == ("pending", 2, [], "eve", "ship")
     assert await stage_of(client, v) == "none"
     refused(await move(client, v, "production"), 409, "promotion-pending")
 
@@ -211,20 +250,31 @@ async def test_n_distinct_approvers_move_a_pending_request(client, nc, project, 
     assert (done["version"]["stage"], done["version"]["approved_by"]) == ("production", "bob")
     assert [(t["to_stage"], t["comment"]) for t in done["transitions"]] == [("production", "ship")]
     assert await stage_of(client, v) == "production"
-    refused(await client.post(approve, json={}, headers=as_(project, Role.APPROVER)), 409,
-            "promotion-request-closed")  # fmt: skip
+    refused(
+        await client.post(approve, json={}, headers=as_(project, Role.APPROVER)),
+        409,
+        "promotion-request-closed",
+    )
     pending = (await client.get("/promotion-requests", params={"project_id": project})).json()
     assert pending["total"] == 0
-    closed = await client.get("/promotion-requests",
-                              params={"project_id": project, "status": "approved"})  # fmt: skip
+    closed = await client.get(
+        "/promotion-requests", params={"project_id": project, "status": "approved"}
+    )
     assert [r["id"] for r in closed.json()["items"]] == [request["id"]]
 
     events = await wait_for_events(nc, "REGISTRY", v["id"], count=5)
     assert [e.type.split(".")[-2] for e in events] == [
-        "created", "approval_requested", "approved", "approved", "transitioned"]
+        "created",
+        "approval_requested",
+        "approved",
+        "approved",
+        "transitioned",
+    ]
     assert events[1].data["requested_by"] == "eve" and events[1].data["approvals_required"] == 2
     assert [(e.actor, e.data["approver"], e.data["approvals"]) for e in events[2:4]] == [
-        ("ann", "ann", 1), ("bob", "bob", 2)]
+        ("ann", "ann", 1),
+        ("bob", "bob", 2),
+    ]
     assert events[4].data["to_stage"] == "production" and events[4].actor == "bob"
 
 
@@ -273,8 +323,10 @@ async def test_a_metric_gate_holds_back_a_version_whose_metrics_miss_it(client, 
 async def test_a_bad_metric_gate_is_422_and_the_policy_stays_as_it_was(client, project):
     before = await set_policy(client, project, require_staging=True)
     for gate in ("auc >> 0.9", "auc >= 0.9 or loss < 1", "drop table"):
-        r = await client.put(f"/projects/{project}/promotion-policy",
-                             json={"approvals_required": 3, "metric_gate": gate})  # fmt: skip
+        r = await client.put(
+            f"/projects/{project}/promotion-policy",
+            json={"approvals_required": 3, "metric_gate": gate},
+        )
         refused(r, 422, "invalid-metric-gate")
     r = await client.put(f"/projects/{project}/promotion-policy", json={"approvals_required": 11})
     refused(r, 422, "invalid-input")
@@ -283,13 +335,20 @@ async def test_a_bad_metric_gate_is_422_and_the_policy_stays_as_it_was(client, p
 
 async def test_a_models_override_beats_its_projects_policy(client, nc, project, model):
     await set_policy(client, project, require_staging=True)
-    other = (await client.post("/models", json={"name": f"o-{uuid.uuid4().hex[:6]}",
-                                                "project_id": project})).json()  # fmt: skip
-    r = await client.put(f"/models/{model['id']}/promotion-policy",
-                         json={"metric_gate": "auc >= 0.5"})  # fmt: skip
+    other = (
+        await client.post(
+            "/models", json={"name": f"o-{uuid.uuid4().hex[:6]}", "project_id": project}
+        )
+    ).json()
+    r = await client.put(
+        f"/models/{model['id']}/promotion-policy", json={"metric_gate": "auc >= 0.5"}
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["source"], r.json()["model_id"], r.json()["require_staging"]) == (
-        "model", model["id"], False)  # fmt: skip
+        "model",
+        model["id"],
+        False,
+    )
     assert (await client.get(f"/models/{model['id']}/promotion-policy")).json() == r.json()
     seen = (await client.get(f"/models/{other['id']}/promotion-policy")).json()
     assert (seen["source"], seen["require_staging"]) == ("project", True)
@@ -297,28 +356,44 @@ async def test_a_models_override_beats_its_projects_policy(client, nc, project, 
     # The override's rules, not the project's, apply to its model; the project's to the other.
     v = await new_version(client, model, metrics={"auc": 0.7})
     assert (await move(client, v, "production")).status_code == 200
-    refused(await move(client, await new_version(client, model), "production"), 409,
-            "metric-gate-not-met")  # fmt: skip
-    refused(await move(client, await new_version(client, other), "production"), 409,
-            "staging-required")  # fmt: skip
+    refused(
+        await move(client, await new_version(client, model), "production"),
+        409,
+        "metric-gate-not-met",
+    )
+    refused(
+        await move(client, await new_version(client, other), "production"), 409, "staging-required"
+    )
 
     # Cleared, the project's applies again.
     assert (await client.delete(f"/models/{model['id']}/promotion-policy")).status_code == 204
-    assert (await client.get(f"/models/{model['id']}/promotion-policy")).json()["source"] == "project"
+    assert (await client.get(f"/models/{model['id']}/promotion-policy")).json()[
+        "source"
+    ] == "project"
     w = await new_version(client, model, metrics={"auc": 0.7})
     refused(await move(client, w, "production"), 409, "staging-required")
 
     changed = await wait_for_events(nc, "REGISTRY", model["id"], count=3)
     policies = [e.data["policy"] for e in changed if e.type.endswith("promotion_policy.changed.v1")]
-    assert policies == [{"require_staging": False, "approvals_required": 0,
-                         "forbid_author_approval": False, "metric_gate": "auc >= 0.5"}, None]
+    assert policies == [
+        {
+            "require_staging": False,
+            "approvals_required": 0,
+            "forbid_author_approval": False,
+            "metric_gate": "auc >= 0.5",
+        },
+        None,
+    ]
 
 
-async def test_only_a_project_admin_sets_its_policy_and_anyone_in_it_reads_it(client, project, model):
+async def test_only_a_project_admin_sets_its_policy_and_anyone_in_it_reads_it(
+    client, project, model
+):
     for role in (Role.VIEWER, Role.EDITOR, Role.APPROVER):
         headers = as_(project, role)
-        r = await client.put(f"/projects/{project}/promotion-policy",
-                             json={"require_staging": True}, headers=headers)  # fmt: skip
+        r = await client.put(
+            f"/projects/{project}/promotion-policy", json={"require_staging": True}, headers=headers
+        )
         assert refused(r, 403, "forbidden")["required_role"] == "admin"
         r = await client.put(f"/models/{model['id']}/promotion-policy", json={}, headers=headers)
         assert refused(r, 403, "forbidden")["required_role"] == "admin"
@@ -330,8 +405,9 @@ async def test_only_a_project_admin_sets_its_policy_and_anyone_in_it_reads_it(cl
     r = await client.get(f"/projects/{project}/promotion-policy", headers=outsider)
     assert r.status_code == 403
     owner = as_(project, Role.ADMIN, "owner-p")
-    r = await client.put(f"/projects/{project}/promotion-policy",
-                         json={"require_staging": True}, headers=owner)  # fmt: skip
+    r = await client.put(
+        f"/projects/{project}/promotion-policy", json={"require_staging": True}, headers=owner
+    )
     assert r.status_code == 200 and r.json()["updated_by"] == "owner-p"
     assert (await client.get(f"/models/{uuid.uuid4()}/promotion-policy")).status_code == 404
 
@@ -343,32 +419,49 @@ async def test_a_request_is_rejected_by_an_approver_or_withdrawn_by_who_made_it(
     editor = as_(project, Role.EDITOR, "ed-r")
     v = await new_version(client, model)
     first = (await move(client, v, "production", editor)).json()
-    r = await client.post(f"/promotion-requests/{first['id']}/reject",
-                          json={"reason": "not yet"}, headers=editor)  # fmt: skip
+    r = await client.post(
+        f"/promotion-requests/{first['id']}/reject", json={"reason": "not yet"}, headers=editor
+    )
     assert refused(r, 403, "forbidden")["required_role"] == "approver"
-    r = await client.post(f"/promotion-requests/{first['id']}/reject", json={"reason": "not yet"},
-                          headers=as_(project, Role.APPROVER, "ap-r"))  # fmt: skip
+    r = await client.post(
+        f"/promotion-requests/{first['id']}/reject",
+        json={"reason": "not yet"},
+        headers=as_(project, Role.APPROVER, "ap-r"),
+    )
     assert (r.json()["status"], r.json()["closed_by"], r.json()["reason"]) == (
-        "rejected", "ap-r", "not yet")  # fmt: skip
-    refused(await client.post(f"/promotion-requests/{first['id']}/approve", json={}), 409,
-            "promotion-request-closed")  # fmt: skip
+        "rejected",
+        "ap-r",
+        "not yet",
+    )
+    refused(
+        await client.post(f"/promotion-requests/{first['id']}/approve", json={}),
+        409,
+        "promotion-request-closed",
+    )
     assert await stage_of(client, v) == "none"
 
     second = (await move(client, v, "production", editor)).json()
     assert second["status"] == "pending"
     withdraw = f"/promotion-requests/{second['id']}/withdraw"
-    refused(await client.post(withdraw, json={}, headers=as_(project, Role.EDITOR)), 403,
-            "not-the-requester")  # fmt: skip
+    refused(
+        await client.post(withdraw, json={}, headers=as_(project, Role.EDITOR)),
+        403,
+        "not-the-requester",
+    )
     r = await client.post(withdraw, json={}, headers=editor)
     assert r.json()["status"] == "withdrawn"
     got = (await client.get(f"/promotion-requests/{second['id']}")).json()
     assert got["status"] == "withdrawn"
-    refused(await client.get(f"/promotion-requests/{uuid.uuid4()}"), 404,
-            "promotion-request-not-found")  # fmt: skip
+    refused(
+        await client.get(f"/promotion-requests/{uuid.uuid4()}"), 404, "promotion-request-not-found"
+    )
 
     events = await wait_for_events(nc, "REGISTRY", v["id"], count=5)
-    closed = [(e.data["status"], e.data["closed_by"]) for e in events
-              if e.type.endswith("approval_closed.v1")]  # fmt: skip
+    closed = [
+        (e.data["status"], e.data["closed_by"])
+        for e in events
+        if e.type.endswith("approval_closed.v1")
+    ]
     assert closed == [("rejected", "ap-r"), ("withdrawn", "ed-r")]
 
 
@@ -391,17 +484,25 @@ async def test_a_consumer_moves_a_version_through_the_same_policy(client, runtim
     v = await new_version(client, model)
     async with runtime.uow() as uow:
         outcome = await service.request_transition(
-            uow, UUID(v["id"]), stage=ModelStage.PRODUCTION, comment="from a pipeline",
-            actor="pipeline-run", approver=True,
-        )  # fmt: skip
+            uow,
+            UUID(v["id"]),
+            stage=ModelStage.PRODUCTION,
+            comment="from a pipeline",
+            actor="pipeline-run",
+            approver=True,
+        )
     assert isinstance(outcome, service.AwaitingApprovals)
     assert outcome.request["requested_by"] == "pipeline-run"
     assert await stage_of(client, v) == "none"
     async with runtime.uow() as uow:
         moved = await service.request_transition(
-            uow, UUID(v["id"]), stage=ModelStage.STAGING, comment=None, actor="pipeline-run",
+            uow,
+            UUID(v["id"]),
+            stage=ModelStage.STAGING,
+            comment=None,
+            actor="pipeline-run",
             approver=False,
-        )  # fmt: skip
+        )
     assert isinstance(moved, service.Moved) and moved.version["stage"] == "staging"
 
 
@@ -410,20 +511,31 @@ async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_re
     model, version = uuid.uuid4(), uuid.uuid4()
     await scratch.execute(
         "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
-        " VALUES ($1, $2, 'm', 'a')", model, uuid.uuid4())  # fmt: skip
+        " VALUES ($1, $2, 'm', 'a')",
+        model,
+        uuid.uuid4(),
+    )
     await scratch.execute(
         "INSERT INTO registry.model_versions (id, model_id, version, created_by)"
-        " VALUES ($1, $2, '1', 'a')", version, model)  # fmt: skip
-    pending = ("INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
-               " to_stage, approvals_required, requested_by, requested_at)"
-               " VALUES ($1, $2, $3, $3, 'production', 1, 'a', now())")  # fmt: skip
+        " VALUES ($1, $2, '1', 'a')",
+        version,
+        model,
+    )
+    pending = (
+        "INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
+        " to_stage, approvals_required, requested_by, requested_at)"
+        " VALUES ($1, $2, $3, $3, 'production', 1, 'a', now())"
+    )
     await scratch.execute(pending, uuid.uuid4(), version, model)
     with pytest.raises(asyncpg.UniqueViolationError):
         await scratch.execute(pending, uuid.uuid4(), version, model)
     with pytest.raises(asyncpg.CheckViolationError):
         await scratch.execute(
             "INSERT INTO registry.promotion_policies (id, project_id, approvals_required,"
-            " updated_by) VALUES ($1, $2, 11, 'a')", uuid.uuid4(), uuid.uuid4())  # fmt: skip
+            " updated_by) VALUES ($1, $2, 11, 'a')",
+            uuid.uuid4(),
+            uuid.uuid4(),
+        )
     await scratch.downgrade("0010")
     left = await scratch.fetch("SELECT to_regclass('registry.promotion_requests') AS t")
     assert left[0]["t"] is None

@@ -36,8 +36,9 @@ async def seed(scratch: ScratchDatabase, models: int, versions: int) -> list[uui
         "INSERT INTO registry.registered_models (id, project_id, name, created_by,"
         " version_counter) SELECT m, gen_random_uuid(), 'seeded-' || m, 'test', $2"
         " FROM unnest($1::uuid[]) AS m",
-        ids, versions,
-    )  # fmt: skip
+        ids,
+        versions,
+    )
     await scratch.execute(  # with a history each: versions are moved before they are seeded
         "WITH v AS (INSERT INTO registry.model_versions (id, model_id, version, stage,"
         " created_by) SELECT gen_random_uuid(), m, g::text, 'none', 'test'"
@@ -46,22 +47,22 @@ async def seed(scratch: ScratchDatabase, models: int, versions: int) -> list[uui
         " INSERT INTO registry.model_version_transitions (id, version_id, model_id, from_stage,"
         " to_stage, transitioned_by)"
         " SELECT gen_random_uuid(), v.id, v.model_id, 'staging', 'none', 'test' FROM v",
-        ids, versions,
-    )  # fmt: skip
+        ids,
+        versions,
+    )
     await scratch.execute(
         "INSERT INTO registry.version_counts (model_id, stage, n)"
         " SELECT m, s, CASE WHEN s = 'none' THEN $2::bigint ELSE 0 END"
         " FROM unnest($1::uuid[]) AS m,"
         " unnest(ARRAY['none', 'staging', 'production', 'archived']) AS s",
-        ids, versions,
-    )  # fmt: skip
+        ids,
+        versions,
+    )
     await scratch.execute("ANALYZE")
     return ids
 
 
-async def test_hot_statements_run_on_a_generic_plan_once_postgres_has_tried_five(
-    scratch, nats_url
-):
+async def test_hot_statements_run_on_a_generic_plan_once_postgres_has_tried_five(scratch, nats_url):
     # Postgres plans a prepared statement for its parameters five times, then keeps the
     # generic plan unless it is estimated dearer than those: the transition's was (its arrays,
     # of one or two changes, taken for ten rows each) once a registry held a hundred models of
@@ -89,13 +90,13 @@ async def test_hot_statements_run_on_a_generic_plan_once_postgres_has_tried_five
             plans = [
                 plan
                 for _ in range(4)
-                for plan in await (await held.enter_async_context(
-                    app.state.runtime.connection()
-                )).fetch(
+                for plan in await (
+                    await held.enter_async_context(app.state.runtime.connection())
+                ).fetch(
                     "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
                     " WHERE generic_plans + custom_plans > 5"
                 )
-            ]  # fmt: skip
+            ]
     assert len({p["statement"] for p in plans}) >= 7, plans
     assert any(TRANSITION_STATEMENT.strip("%") in p["statement"] for p in plans)
     replanned = [p["statement"] for p in plans if p["custom_plans"] > 5]
@@ -113,34 +114,47 @@ async def test_a_read_of_one_models_versions_reads_that_models_rows_only(scratch
         await scratch.execute(
             "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
             " VALUES ($1, $2, $3, 'test')",
-            model_id, uuid.uuid4(), f"model-{size}",
-        )  # fmt: skip
+            model_id,
+            uuid.uuid4(),
+            f"model-{size}",
+        )
         await scratch.execute(
             "INSERT INTO registry.model_versions (id, model_id, version, stage, created_by)"
             " SELECT gen_random_uuid(), $1, g::text, 'none', 'test'"
             " FROM generate_series(1, $2::int) AS g",
-            model_id, size,
-        )  # fmt: skip
+            model_id,
+            size,
+        )
         await scratch.execute(  # the history of each model's first version
             "INSERT INTO registry.model_version_transitions (id, version_id, model_id,"
             " from_stage, to_stage, transitioned_by)"
             " SELECT gen_random_uuid(), v.id, v.model_id, 'none', 'staging', 'test'"
             " FROM registry.model_versions v, generate_series(1, $2::int)"
             " WHERE v.model_id = $1 AND v.version = '1'",
-            model_id, size,
-        )  # fmt: skip
+            model_id,
+            size,
+        )
     await scratch.execute("ANALYZE registry.model_versions, registry.model_version_transitions")
     [first] = await scratch.fetch(
         "SELECT id FROM registry.model_versions WHERE model_id = $1 AND version = '1'", small
     )
     reads = {
-        "page": (partial(store.list_versions, model_id=small, stage=None, limit=100,
-                         before_seq=None), "%LATERAL%", f"'{small}', 100"),
-        "latest": (partial(store.latest_in_stage, model_id=small, stage=ModelStage.NONE),
-                   "%ORDER BY v.seq DESC%LIMIT 1", f"'{small}', 'none'"),
-        "history": (partial(store.list_transitions, version_id=first["id"], limit=100, offset=0),
-                    "%ORDER BY %transitions.seq DESC%", f"'{first['id']}', 100, 0"),
-    }  # fmt: skip
+        "page": (
+            partial(store.list_versions, model_id=small, stage=None, limit=100, before_seq=None),
+            "%LATERAL%",
+            f"'{small}', 100",
+        ),
+        "latest": (
+            partial(store.latest_in_stage, model_id=small, stage=ModelStage.NONE),
+            "%ORDER BY v.seq DESC%LIMIT 1",
+            f"'{small}', 'none'",
+        ),
+        "history": (
+            partial(store.list_transitions, version_id=first["id"], limit=100, offset=0),
+            "%ORDER BY %transitions.seq DESC%",
+            f"'{first['id']}', 100, 0",
+        ),
+    }
     call, statement, arguments = reads[read]
 
     async with registry_connection(scratch) as conn:
@@ -169,22 +183,22 @@ async def test_every_projects_models_are_paged_and_searched_by_name_without_read
         " SELECT gen_random_uuid(), gen_random_uuid(), 'model-' || md5(g::text), 'test'"
         " FROM generate_series(1, 20000) AS g"
         " UNION ALL SELECT gen_random_uuid(), gen_random_uuid(), 'Churn-XGB', 'test'"
-    )  # fmt: skip
+    )
     # As autovacuum would: until then new names wait in the GIN index's pending list (at
     # most `gin_pending_list_limit`, 4 MB), which every search reads through.
     await scratch.execute("VACUUM ANALYZE registry.registered_models")
     statement, arguments = {
         "page": ("ORDER BY name, id LIMIT $1 OFFSET $2", (1, 0)),
         "search": ("WHERE name ILIKE $1 ORDER BY name, id LIMIT 50", ("%churn-x%",)),
-    }[read]  # fmt: skip
+    }[read]
     statement = f"SELECT * FROM registry.registered_models {statement}"
     async with registry_connection(scratch) as conn:
         assert [r["name"] for r in await conn.fetch(statement, *arguments)] == ["Churn-XGB"]
-        [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}",
-                                     *arguments)  # fmt: skip
+        [plan] = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", *arguments
+        )
     pages = plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     assert pages < 20, plan
-
 
 
 @contextlib.asynccontextmanager
@@ -217,7 +231,7 @@ async def rows_read_whole(scratch: ScratchDatabase) -> dict[str, int]:
             while await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ):  # fmt: skip
+            ):
                 await asyncio.sleep(0.05)
         rows = await conn.fetch(
             "SELECT relname, seq_tup_read FROM pg_stat_user_tables WHERE schemaname = 'registry'"

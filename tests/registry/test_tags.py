@@ -13,8 +13,9 @@ from tests.registry.test_api import new_version, problem
 
 
 async def new_model(client, project: str, **body) -> dict:
-    r = await client.post("/models", json={"name": f"m-{uuid.uuid4().hex[:8]}",
-                                           "project_id": project, **body})  # fmt: skip
+    r = await client.post(
+        "/models", json={"name": f"m-{uuid.uuid4().hex[:8]}", "project_id": project, **body}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -26,7 +27,11 @@ async def test_tags_come_back_in_the_form_sent_and_default_to_an_empty_list(
     listed = await new_model(client, project, tags=["risk", "credit"])
     keyed = await new_model(client, project, tags={"team": "risk"})
     bare = await new_model(client, project)
-    assert (listed["tags"], keyed["tags"], bare["tags"]) == (["risk", "credit"], {"team": "risk"}, [])
+    assert (listed["tags"], keyed["tags"], bare["tags"]) == (
+        ["risk", "credit"],
+        {"team": "risk"},
+        [],
+    )
     for m in (listed, keyed, bare):
         assert (await client.get(f"/models/{m['id']}")).json()["tags"] == m["tags"]
 
@@ -92,8 +97,14 @@ async def test_tags_of_another_shape_are_refused_naming_the_field(
 
 async def test_the_openapi_documents_both_forms(registry_app):
     schemas = registry_app.openapi()["components"]["schemas"]
-    for name in ("ModelCreate", "ModelUpdate", "VersionCreate", "VersionUpdate", "ModelOut",
-                 "VersionOut"):  # fmt: skip
+    for name in (
+        "ModelCreate",
+        "ModelUpdate",
+        "VersionCreate",
+        "VersionUpdate",
+        "ModelOut",
+        "VersionOut",
+    ):
         tags = schemas[name]["properties"]["tags"]
         forms = tags.get("oneOf") or tags.get("anyOf")
         assert {f["type"] for f in forms} == {"array", "object"}, name

@@ -129,10 +129,15 @@ def test_memory_is_bounded_and_drops_what_was_written_longest_ago() -> None:
     known.registered(model_id)
     ids = [uuid.uuid4() for _ in range(3)]
     for number, version_id in enumerate(ids, start=1):
-        known.created({"id": version_id, "model_id": model_id, "version": str(number),
-                       "stage": "none"})  # fmt: skip
+        known.created(
+            {"id": version_id, "model_id": model_id, "version": str(number), "stage": "none"}
+        )
     assert known.version(ids[0]) is None
     assert known.version(ids[2]) == {
-        "id": ids[2], "model_id": model_id, "version": "3", "stage": "none",
-        "production_version_id": None, "production_version": None,
-    }  # fmt: skip
+        "id": ids[2],
+        "model_id": model_id,
+        "version": "3",
+        "stage": "none",
+        "production_version_id": None,
+        "production_version": None,
+    }

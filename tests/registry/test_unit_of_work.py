@@ -46,8 +46,14 @@ def _uow(runtime, dispatched: list[OutboxMessage] | None = None, *, begin: bool 
 def _insert(uow, model_id: uuid.UUID, name: str, *, through_orm: bool):
     values = {"id": model_id, "project_id": PROJECT, "name": name, "created_by": "test"}
     uow.record(
-        ModelRegistered(model_id=model_id, name=name, project_id=PROJECT, description=None,
-                        tags={}, created_by="test"),
+        ModelRegistered(
+            model_id=model_id,
+            name=name,
+            project_id=PROJECT,
+            description=None,
+            tags={},
+            created_by="test",
+        ),
         model_id,
     )
     if through_orm:
@@ -160,10 +166,16 @@ async def test_an_events_payload_reaches_the_outbox_byte_for_byte(runtime):
     tricky = "it's \\' -- ); DROP TABLE registry.outbox; -- zoë \u2603"
     async with _uow(runtime) as uow:
         event = uow.record(
-            ModelRegistered(model_id=model_id, name=tricky, project_id=PROJECT,
-                            description=tricky, tags={tricky: tricky}, created_by="test"),
+            ModelRegistered(
+                model_id=model_id,
+                name=tricky,
+                project_id=PROJECT,
+                description=tricky,
+                tags={tricky: tricky},
+                created_by="test",
+            ),
             model_id,
-        )  # fmt: skip
+        )
     async with runtime.connection() as conn:
         stored = await conn.fetchval("SELECT payload FROM registry.outbox WHERE id = $1", event.id)
     assert stored == event.to_json()
@@ -182,7 +194,7 @@ async def test_an_event_whose_subject_is_not_a_dotted_name_commits_nothing(runti
         await conn.execute(
             "INSERT INTO registry.outbox (id, subject, payload) VALUES ($1, 'nowhere.x', '{}')",
             waiting,
-        )  # fmt: skip
+        )
     model_id = uuid.uuid4()
     try:
         with pytest.raises(ValueError, match="not an event subject"):
@@ -222,8 +234,14 @@ def _named(model_id: uuid.UUID, name: str) -> dict:
 
 
 def _registered(model_id: uuid.UUID, name: str) -> ModelRegistered:
-    return ModelRegistered(model_id=model_id, name=name, project_id=PROJECT, description=None,
-                           tags={}, created_by="test")  # fmt: skip
+    return ModelRegistered(
+        model_id=model_id,
+        name=name,
+        project_id=PROJECT,
+        description=None,
+        tags={},
+        created_by="test",
+    )
 
 
 async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_statement(runtime):
@@ -232,9 +250,11 @@ async def test_a_one_statement_command_commits_with_its_event_filled_in_by_the_s
     dispatched: list[OutboxMessage] = []
     async with _uow(runtime, dispatched, begin=False) as uow:
         row = await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), _named(model_id, tricky),
-            events=[(_registered(model_id, "placeholder"), model_id)], fill={"name": "shouted"},
-        )  # fmt: skip
+            _one_statement(runtime.outbox),
+            _named(model_id, tricky),
+            events=[(_registered(model_id, "placeholder"), model_id)],
+            fill={"name": "shouted"},
+        )
         assert row["shouted"] == tricky.upper()
         # Committed already, before the unit of work ends: no transaction was open.
         assert await _rows(runtime, [model_id]) == (1, 1)
@@ -256,9 +276,11 @@ async def test_a_one_statement_command_that_writes_nothing_records_no_event(runt
     for key in (model_id, clash):
         async with _uow(runtime, dispatched, begin=False) as uow:
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), _named(key, name),
-                events=[(_registered(key, name), key)], fill={"name": "shouted"},
-            )  # fmt: skip
+                _one_statement(runtime.outbox),
+                _named(key, name),
+                events=[(_registered(key, name), key)],
+                fill={"name": "shouted"},
+            )
     assert await _rows(runtime, [model_id, clash]) == (1, 1)
     assert [m.subject for m in dispatched] == ["registry.model.registered"]
 
@@ -274,9 +296,11 @@ async def test_a_one_statement_command_that_found_a_transaction_open_fails_and_k
         async with _uow(runtime, dispatched, begin=False) as uow:
             await uow.conn.execute("BEGIN")
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), _named(model_id, f"lost-{model_id}"),
-                events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
-            )  # fmt: skip
+                _one_statement(runtime.outbox),
+                _named(model_id, f"lost-{model_id}"),
+                events=[(_registered(model_id, "x"), model_id)],
+                fill={"name": "shouted"},
+            )
     assert await _rows(runtime, [model_id]) == (0, 0)
     assert dispatched == []
 
@@ -290,15 +314,19 @@ async def test_a_unit_of_work_begun_after_a_one_statement_command_publishes_ever
         with pytest.raises(RuntimeError, match="begin"):
             uow.record(_registered(first, "x"), first)  # nothing would ever write it
         await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), _named(first, f"first-{first}"),
-            events=[(_registered(first, "x"), first)], fill={"name": "shouted"},
-        )  # fmt: skip
+            _one_statement(runtime.outbox),
+            _named(first, f"first-{first}"),
+            events=[(_registered(first, "x"), first)],
+            fill={"name": "shouted"},
+        )
         await uow.begin()
         # Inside the transaction a statement's own events commit with it, as recorded ones do.
         await uow.fetchrow_writing_events(
-            _one_statement(runtime.outbox), _named(second, f"second-{second}"),
-            events=[(_registered(second, "x"), second)], fill={"name": "shouted"},
-        )  # fmt: skip
+            _one_statement(runtime.outbox),
+            _named(second, f"second-{second}"),
+            events=[(_registered(second, "x"), second)],
+            fill={"name": "shouted"},
+        )
         await _insert(uow, third, f"third-{third}", through_orm=False)
         assert await _rows(runtime, [first, second, third]) == (1, 1)  # the rest: not yet
     assert await _rows(runtime, [first, second, third]) == (3, 3)
@@ -311,9 +339,11 @@ async def test_events_a_statement_wrote_inside_a_transaction_roll_back_with_it(r
     with pytest.raises(RuntimeError, match="the command failed"):
         async with _uow(runtime, dispatched) as uow:
             await uow.fetchrow_writing_events(
-                _one_statement(runtime.outbox), _named(model_id, f"rolled-back-{model_id}"),
-                events=[(_registered(model_id, "x"), model_id)], fill={"name": "shouted"},
-            )  # fmt: skip
+                _one_statement(runtime.outbox),
+                _named(model_id, f"rolled-back-{model_id}"),
+                events=[(_registered(model_id, "x"), model_id)],
+                fill={"name": "shouted"},
+            )
             raise RuntimeError("the command failed")
     assert await _rows(runtime, [model_id]) == (0, 0)
     assert dispatched == []

@@ -30,17 +30,28 @@ def serving_cluster():
 @pytest.fixture(scope="session")
 def serving_settings(database_url: str, nats_url: str, serving_cluster) -> ServingSettings:
     return ServingSettings(
-        database_url=database_url, nats_url=nats_url, relay_poll_seconds=0.2, max_deliveries=3,
-        serving_frameworks=["ray_serve", "kserve"], serving_namespace=NAMESPACE,
-        serving_watch_seconds=0.1, serving_watch_max_backoff_seconds=1.0,
-        kubernetes_host=serving_cluster.url, kubernetes_token=CLUSTER_TOKEN,
+        database_url=database_url,
+        nats_url=nats_url,
+        relay_poll_seconds=0.2,
+        max_deliveries=3,
+        serving_frameworks=["ray_serve", "kserve"],
+        serving_namespace=NAMESPACE,
+        serving_watch_seconds=0.1,
+        serving_watch_max_backoff_seconds=1.0,
+        kubernetes_host=serving_cluster.url,
+        kubernetes_token=CLUSTER_TOKEN,
     )
 
 
 def kserve_only(settings: ServingSettings) -> dict:
     """The backends of a test app: KServe on the fake cluster (no Ray in these tests)."""
-    return {"kserve": KServeBackend(KServeConfig(namespace=NAMESPACE, host=settings.kubernetes_host,
-                                                 token=settings.kubernetes_token))}
+    return {
+        "kserve": KServeBackend(
+            KServeConfig(
+                namespace=NAMESPACE, host=settings.kubernetes_host, token=settings.kubernetes_token
+            )
+        )
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +67,10 @@ async def serving_app(serving_settings) -> AsyncIterator:
 
 def client_of(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://serving/api/v1/serving",
-        auth=GatewayCredential(ACTOR), timeout=30,
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://serving/api/v1/serving",
+        auth=GatewayCredential(ACTOR),
+        timeout=30,
     )
 
 

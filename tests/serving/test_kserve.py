@@ -41,14 +41,18 @@ async def backend(cluster):
 
 def target(name: str = "churn-1a2b3c4d", **spec_fields) -> DeploymentTarget:
     spec = {
-        "min_replicas": 1, "max_replicas": 4, "replica_count": 2,
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "replica_count": 2,
         "autoscaling_metrics": (ScalingTarget("rps", 99.5),),
         "resource_requests": Resources(cpu="500m", memory="1Gi"),
         "resource_limits": Resources(cpu="2", memory="4Gi", gpus=1),
         "gpu_type": "a100-80gb",
     }
     return DeploymentTarget(
-        resource_id=name, namespace=NAMESPACE, model_uri="s3://models/churn/3",
+        resource_id=name,
+        namespace=NAMESPACE,
+        model_uri="s3://models/churn/3",
         spec=DeploymentSpec(**{**spec, **spec_fields}),
         labels={DEPLOYMENT_ID_LABEL: str(uuid.uuid4())},
         node_selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
@@ -86,8 +90,14 @@ async def test_the_cluster_receives_an_inference_service_with_every_field(cluste
 async def test_deploying_again_patches_the_resource_to_the_new_spec(cluster, backend):
     await backend.deploy(target())
 
-    await backend.deploy(target(autoscaling_metrics=(), max_replicas=6, resource_limits=Resources(cpu="2"),
-                                gpu_type=None))
+    await backend.deploy(
+        target(
+            autoscaling_metrics=(),
+            max_replicas=6,
+            resource_limits=Resources(cpu="2"),
+            gpu_type=None,
+        )
+    )
 
     isvc = cluster.custom_object(GROUP, PLURAL, "churn-1a2b3c4d", NAMESPACE)
     predictor = isvc["spec"]["predictor"]
@@ -98,41 +108,85 @@ async def test_deploying_again_patches_the_resource_to_the_new_spec(cluster, bac
     assert isvc["metadata"]["generation"] == 2
 
 
-def conditions(ready: str, predictor: str | None = None, reason: str = "", message: str = "") -> list[dict]:
+def conditions(
+    ready: str, predictor: str | None = None, reason: str = "", message: str = ""
+) -> list[dict]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    found = [{"type": "Ready", "status": ready, "reason": reason, "message": message,
-              "lastTransitionTime": now}]
+    found = [
+        {
+            "type": "Ready",
+            "status": ready,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now,
+        }
+    ]
     if predictor is not None:
-        found.append({"type": "PredictorReady", "status": predictor, "reason": reason, "message": message,
-                      "lastTransitionTime": now})
+        found.append(
+            {
+                "type": "PredictorReady",
+                "status": predictor,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+            }
+        )
     return found
 
 
 async def next_state(backend, current: DeploymentState, name: str = "churn-1a2b3c4d"):
     status = await backend.status(name, NAMESPACE)
     now = datetime.now(UTC)
-    change = observed_state(current, status.observation, requested_at=now, unreachable_since=None, now=now)
+    change = observed_state(
+        current, status.observation, requested_at=now, unreachable_since=None, now=now
+    )
     return status, (change.state if change else None)
 
 
-async def test_ready_not_ready_and_failed_conditions_map_to_healthy_degraded_and_failed(cluster, backend):
+async def test_ready_not_ready_and_failed_conditions_map_to_healthy_degraded_and_failed(
+    cluster, backend
+):
     await backend.deploy(target())
     name = "churn-1a2b3c4d"
 
     unobserved, while_deploying = await next_state(backend, DeploymentState.DEPLOYING)
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, name,
-                       {"observedGeneration": 1, "conditions": conditions("True", "True"),
-                        "url": "http://churn.models.example.com"})
+    cluster.set_status(
+        GROUP,
+        PLURAL,
+        NAMESPACE,
+        name,
+        {
+            "observedGeneration": 1,
+            "conditions": conditions("True", "True"),
+            "url": "http://churn.models.example.com",
+        },
+    )
     ready, healthy = await next_state(backend, DeploymentState.DEPLOYING)
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, name,
-                       {"observedGeneration": 1,
-                        "conditions": conditions("False", "False", "RevisionMissing", "scaling")})
+    cluster.set_status(
+        GROUP,
+        PLURAL,
+        NAMESPACE,
+        name,
+        {
+            "observedGeneration": 1,
+            "conditions": conditions("False", "False", "RevisionMissing", "scaling"),
+        },
+    )
     not_ready, degraded = await next_state(backend, DeploymentState.HEALTHY)
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, name, {
-        "observedGeneration": 1, "conditions": conditions("False", "False"),
-        "modelStatus": {"transitionStatus": "BlockedByFailedLoad",
-                        "lastFailureInfo": {"reason": "ModelLoadFailed", "message": "no MLmodel file"}},
-    })
+    cluster.set_status(
+        GROUP,
+        PLURAL,
+        NAMESPACE,
+        name,
+        {
+            "observedGeneration": 1,
+            "conditions": conditions("False", "False"),
+            "modelStatus": {
+                "transitionStatus": "BlockedByFailedLoad",
+                "lastFailureInfo": {"reason": "ModelLoadFailed", "message": "no MLmodel file"},
+            },
+        },
+    )
     failed, failed_state = await next_state(backend, DeploymentState.DEGRADED)
 
     assert unobserved.observation.health == Health.NOT_READY and while_deploying is None
@@ -146,8 +200,13 @@ async def test_ready_not_ready_and_failed_conditions_map_to_healthy_degraded_and
 
 async def test_a_ready_condition_for_an_older_generation_is_not_ready(cluster, backend):
     await backend.deploy(target())
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, "churn-1a2b3c4d",
-                       {"observedGeneration": 1, "conditions": conditions("True", "True")})
+    cluster.set_status(
+        GROUP,
+        PLURAL,
+        NAMESPACE,
+        "churn-1a2b3c4d",
+        {"observedGeneration": 1, "conditions": conditions("True", "True")},
+    )
 
     await backend.deploy(target(max_replicas=8))  # generation 2, not yet reconciled
 
@@ -158,9 +217,16 @@ async def test_a_ready_condition_for_an_older_generation_is_not_ready(cluster, b
 
 async def test_a_failed_revision_is_failed(cluster, backend):
     await backend.deploy(target())
-    cluster.set_status(GROUP, PLURAL, NAMESPACE, "churn-1a2b3c4d", {
-        "observedGeneration": 1,
-        "conditions": conditions("False", "False", "RevisionFailed", "ImagePullBackOff")})
+    cluster.set_status(
+        GROUP,
+        PLURAL,
+        NAMESPACE,
+        "churn-1a2b3c4d",
+        {
+            "observedGeneration": 1,
+            "conditions": conditions("False", "False", "RevisionFailed", "ImagePullBackOff"),
+        },
+    )
 
     status, state = await next_state(backend, DeploymentState.DEPLOYING)
 
@@ -182,8 +248,9 @@ async def test_an_unreachable_api_server_is_an_observation_not_an_error():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    backend = KServeBackend(KServeConfig(host=f"http://127.0.0.1:{port}", token=TOKEN,
-                                         request_timeout_seconds=2))
+    backend = KServeBackend(
+        KServeConfig(host=f"http://127.0.0.1:{port}", token=TOKEN, request_timeout_seconds=2)
+    )
     try:
         status = await backend.status("churn-1a2b3c4d", NAMESPACE)
     finally:
@@ -200,8 +267,12 @@ async def test_a_prediction_goes_to_the_services_address(cluster, backend):
             pass
 
         def do_POST(self):
-            received.append({"path": self.path,
-                             "body": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
+            received.append(
+                {
+                    "path": self.path,
+                    "body": json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
+                }
+            )
             answer = json.dumps({"predictions": [0.9]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -213,9 +284,17 @@ async def test_a_prediction_goes_to_the_services_address(cluster, backend):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         await backend.deploy(target())
-        cluster.set_status(GROUP, PLURAL, NAMESPACE, "churn-1a2b3c4d", {
-            "observedGeneration": 1, "conditions": conditions("True", "True"),
-            "address": {"url": f"http://127.0.0.1:{server.server_address[1]}"}})
+        cluster.set_status(
+            GROUP,
+            PLURAL,
+            NAMESPACE,
+            "churn-1a2b3c4d",
+            {
+                "observedGeneration": 1,
+                "conditions": conditions("True", "True"),
+                "address": {"url": f"http://127.0.0.1:{server.server_address[1]}"},
+            },
+        )
         body = {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}
 
         prediction = await backend.predict("churn-1a2b3c4d", NAMESPACE, json.dumps(body).encode())

@@ -25,16 +25,25 @@ CONSUMER = "serving-pipelines-stage-deployment-requested"
 
 def deploy(endpoint: dict, version_id, *, attempt: int = 1, project_id=None) -> CloudEvent:
     data = ModelVersionDeploymentRequested(
-        pipeline_run_id=uuid.uuid4(), stage="deploy", attempt=attempt, requested_by="pia",
-        project_id=project_id or endpoint["project_id"], endpoint_id=endpoint["id"],
-        version_id=version_id)
-    return CloudEvent.wrap(data, service="pipelines", aggregate_id=data.pipeline_run_id,
-                           actor="pia")
+        pipeline_run_id=uuid.uuid4(),
+        stage="deploy",
+        attempt=attempt,
+        requested_by="pia",
+        project_id=project_id or endpoint["project_id"],
+        endpoint_id=endpoint["id"],
+        version_id=version_id,
+    )
+    return CloudEvent.wrap(
+        data, service="pipelines", aggregate_id=data.pipeline_run_id, actor="pia"
+    )
 
 
 async def answers_of(nc, command: CloudEvent) -> list[CloudEvent]:
-    return [e for e in await stream_events(nc, "SERVING")
-            if e.data.get("pipeline_run_id") == command.subject]
+    return [
+        e
+        for e in await stream_events(nc, "SERVING")
+        if e.data.get("pipeline_run_id") == command.subject
+    ]
 
 
 async def test_a_deploy_stage_rolls_the_version_out_once_and_its_health_answers_it(
@@ -47,11 +56,11 @@ async def test_a_deploy_stage_rolls_the_version_out_once_and_its_health_answers_
     command = deploy(endpoint, version)
     await publish(nc, command)
     await publish(nc, command, msg_id=f"{command.id}-again")  # delivered twice
-    deploying = await until(lambda: _deployment(serving_client, endpoint["id"], version,
-                                                "deploying"))
+    deploying = await until(
+        lambda: _deployment(serving_client, endpoint["id"], version, "deploying")
+    )
     assert deploying, await endpoint_of(serving_client, endpoint["id"])
-    serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, deploying["framework_resource_id"],
-                               READY)
+    serving_cluster.set_status(GROUP, PLURAL, NAMESPACE, deploying["framework_resource_id"], READY)
     healthy = await until(lambda: _with_type(nc, command, "deployment.healthy"))
     assert (healthy.data["pipeline_stage"], healthy.data["pipeline_attempt"]) == ("deploy", 1)
     assert healthy.data["model_version_id"] == str(version)
@@ -77,8 +86,10 @@ async def test_a_deploy_stage_of_another_project_or_model_is_refused(serving_cli
     unknown = deploy(endpoint, other_version)
     for command in (elsewhere, unknown):
         await wait_consumed(nc, "PIPELINES", CONSUMER, await publish(nc, command))
-    problems = [(await until(lambda c=c: _with_type(nc, c, "stage_command.refused")))
-                .data["problem"] for c in (elsewhere, unknown)]
+    problems = [
+        (await until(lambda c=c: _with_type(nc, c, "stage_command.refused"))).data["problem"]
+        for c in (elsewhere, unknown)
+    ]
     assert problems == ["outside-the-runs-project", "version-not-deployable"]
     assert (await endpoint_of(serving_client, endpoint["id"]))["deployments"] == []
 

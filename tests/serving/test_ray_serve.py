@@ -23,7 +23,7 @@ from tests.ray_head import ray_head as ray_head_for
 
 pytestmark = pytest.mark.timeout(900)
 
-MODEL_CODE = '''
+MODEL_CODE = """
 import mlflow
 from mlflow.pyfunc import PythonModel
 
@@ -36,7 +36,7 @@ class Scale(PythonModel):
 
 
 mlflow.models.set_model(Scale())
-'''
+"""
 READY_WITHIN_SECONDS = 420
 
 
@@ -60,20 +60,29 @@ def models(tmp_path_factory):
     broken = root / "broken"
     broken.mkdir()
     (broken / "MLmodel").write_text("flavors: {python_function: {loader_module: no_such_module}}\n")
-    return {"double": save_model(root, "double", 2), "triple": save_model(root, "triple", 3),
-            "broken": broken.as_uri()}
+    return {
+        "double": save_model(root, "double", 2),
+        "triple": save_model(root, "triple", 3),
+        "broken": broken.as_uri(),
+    }
 
 
 @pytest.fixture
 async def backend(ray_head):
-    backend = RayServeBackend(RayServeConfig(dashboard_url=ray_head.dashboard_url, proxy_url=ray_head.proxy_url))
+    backend = RayServeBackend(
+        RayServeConfig(dashboard_url=ray_head.dashboard_url, proxy_url=ray_head.proxy_url)
+    )
     yield backend
     await backend.close()
 
 
 def target(name: str, uri: str) -> DeploymentTarget:
-    return DeploymentTarget(resource_id=name, namespace="default", model_uri=uri,
-                            spec=DeploymentSpec(resource_requests=Resources(cpu="100m")))
+    return DeploymentTarget(
+        resource_id=name,
+        namespace="default",
+        model_uri=uri,
+        spec=DeploymentSpec(resource_requests=Resources(cpu="100m")),
+    )
 
 
 async def until(backend, name: str, *healths: Health):
@@ -107,7 +116,8 @@ async def test_deployed_models_become_healthy_coexist_and_answer(backend, models
 
 async def test_the_model_refusing_its_input_is_a_422_with_its_reason(backend):
     refused = await backend.predict(
-        "double-0001", "default", json.dumps({"dataframe_records": [{"y": 1}]}).encode())
+        "double-0001", "default", json.dumps({"dataframe_records": [{"y": 1}]}).encode()
+    )
     malformed = await backend.predict("double-0001", "default", b'{"rows": []}')
 
     assert refused.status_code == 422
@@ -115,7 +125,9 @@ async def test_the_model_refusing_its_input_is_a_422_with_its_reason(backend):
     assert malformed.status_code == 400
 
 
-async def test_a_version_whose_artifact_cannot_load_fails_and_the_others_keep_serving(backend, models):
+async def test_a_version_whose_artifact_cannot_load_fails_and_the_others_keep_serving(
+    backend, models
+):
     await backend.deploy(target("broken-0001", models["broken"]))
 
     broken = await until(backend, "broken-0001", Health.FAILED, Health.READY)
@@ -141,7 +153,9 @@ async def test_retiring_one_application_keeps_every_other(backend, ray_head):
 
 
 async def test_an_unreachable_dashboard_is_an_observation():
-    backend = RayServeBackend(RayServeConfig(dashboard_url="http://127.0.0.1:9", request_timeout_seconds=2))
+    backend = RayServeBackend(
+        RayServeConfig(dashboard_url="http://127.0.0.1:9", request_timeout_seconds=2)
+    )
     try:
         status = await backend.status("double-0001", "default")
     finally:
@@ -151,50 +165,87 @@ async def test_an_unreachable_dashboard_is_an_observation():
 
 
 def test_the_application_config_carries_replicas_autoscaling_and_resources():
-    spec = DeploymentSpec(min_replicas=1, max_replicas=3, replica_count=2,
-                          autoscaling_metrics=(ScalingTarget("concurrency", 5),),
-                          resource_requests=Resources(cpu="500m", memory="1Gi"),
-                          resource_limits=Resources(gpus=1), gpu_type="a100-80gb")
+    spec = DeploymentSpec(
+        min_replicas=1,
+        max_replicas=3,
+        replica_count=2,
+        autoscaling_metrics=(ScalingTarget("concurrency", 5),),
+        resource_requests=Resources(cpu="500m", memory="1Gi"),
+        resource_limits=Resources(gpus=1),
+        gpu_type="a100-80gb",
+    )
     config = application_config(
-        DeploymentTarget("churn-1a2b3c4d", "default", "s3://m/1", spec), RayServeConfig())
+        DeploymentTarget("churn-1a2b3c4d", "default", "s3://m/1", spec), RayServeConfig()
+    )
 
     assert config["name"] == "churn-1a2b3c4d"
     assert config["route_prefix"] == "/churn-1a2b3c4d"
     assert config["args"]["model_uri"] == "s3://m/1"
     deployment = config["deployments"][0]
     assert deployment["ray_actor_options"] == {"num_cpus": 0.5, "memory": 2**30, "num_gpus": 1}
-    assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "initial_replicas": 2,
-                                                "target_ongoing_requests": 5}
+    assert deployment["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 3,
+        "initial_replicas": 2,
+        "target_ongoing_requests": 5,
+    }
 
 
 def test_replicas_resolve_artifact_uris_against_the_tracking_server():
-    target = DeploymentTarget("a-1", "default", "mlflow-artifacts:/1/r/artifacts/model", DeploymentSpec())
+    target = DeploymentTarget(
+        "a-1", "default", "mlflow-artifacts:/1/r/artifacts/model", DeploymentSpec()
+    )
 
     with_server = application_config(target, RayServeConfig(tracking_uri="http://127.0.0.1:5000"))
     without = application_config(target, RayServeConfig())
 
-    assert with_server["runtime_env"] == {"env_vars": {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}}
+    assert with_server["runtime_env"] == {
+        "env_vars": {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    }
     assert "runtime_env" not in without
 
 
 def test_a_fixed_size_deployment_has_a_replica_count():
     config = application_config(
-        DeploymentTarget("a-1", "default", "s3://m/1", DeploymentSpec(min_replicas=2, max_replicas=2)),
-        RayServeConfig(replica_cpus=0.25))
+        DeploymentTarget(
+            "a-1", "default", "s3://m/1", DeploymentSpec(min_replicas=2, max_replicas=2)
+        ),
+        RayServeConfig(replica_cpus=0.25),
+    )
 
     assert config["deployments"][0]["num_replicas"] == 2
     assert config["deployments"][0]["ray_actor_options"] == {"num_cpus": 0.25}
 
 
-@pytest.mark.parametrize(("app", "health"), [
-    (None, Health.MISSING),
-    ({"status": "DELETING", "deployments": {}}, Health.MISSING),
-    ({"status": "DEPLOYING", "deployments": {"ModelServer": {"status": "UPDATING"}}}, Health.NOT_READY),
-    ({"status": "RUNNING", "deployments": {"ModelServer": {"status": "HEALTHY"}}}, Health.READY),
-    ({"status": "RUNNING", "deployments": {"ModelServer": {"status": "UPSCALING"}}}, Health.READY),
-    ({"status": "UNHEALTHY", "deployments": {"ModelServer": {"status": "UNHEALTHY"}}}, Health.NOT_READY),
-    ({"status": "DEPLOY_FAILED", "deployments": {"ModelServer": {"status": "DEPLOY_FAILED",
-                                                                  "message": "boom"}}}, Health.FAILED),
-])
+@pytest.mark.parametrize(
+    ("app", "health"),
+    [
+        (None, Health.MISSING),
+        ({"status": "DELETING", "deployments": {}}, Health.MISSING),
+        (
+            {"status": "DEPLOYING", "deployments": {"ModelServer": {"status": "UPDATING"}}},
+            Health.NOT_READY,
+        ),
+        (
+            {"status": "RUNNING", "deployments": {"ModelServer": {"status": "HEALTHY"}}},
+            Health.READY,
+        ),
+        (
+            {"status": "RUNNING", "deployments": {"ModelServer": {"status": "UPSCALING"}}},
+            Health.READY,
+        ),
+        (
+            {"status": "UNHEALTHY", "deployments": {"ModelServer": {"status": "UNHEALTHY"}}},
+            Health.NOT_READY,
+        ),
+        (
+            {
+                "status": "DEPLOY_FAILED",
+                "deployments": {"ModelServer": {"status": "DEPLOY_FAILED", "message": "boom"}},
+            },
+            Health.FAILED,
+        ),
+    ],
+)
 def test_serve_statuses_map_to_health(app, health):
     assert health_of(app).health == health

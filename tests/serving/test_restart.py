@@ -35,8 +35,13 @@ def unreachable_kserve() -> dict:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return {"kserve": KServeBackend(KServeConfig(namespace=NAMESPACE, host=f"http://127.0.0.1:{port}",
-                                                 request_timeout_seconds=1))}
+    return {
+        "kserve": KServeBackend(
+            KServeConfig(
+                namespace=NAMESPACE, host=f"http://127.0.0.1:{port}", request_timeout_seconds=1
+            )
+        )
+    }
 
 
 async def deployment_in(client, endpoint_id, *states, timeout=60.0) -> dict | None:
@@ -55,15 +60,33 @@ async def test_a_restart_mid_rollout_finishes_it_and_an_outage_only_degrades(
 ):
     model_id, version_id = uuid.uuid4(), uuid.uuid4()
     created = ModelVersionCreated(
-        model_id=model_id, model_name="fraud", version_id=version_id, version="1", stage="none",
-        run_id=None, artifact_uri="s3://models/fraud/1", metrics={}, created_by="alice@example.com")
+        model_id=model_id,
+        model_name="fraud",
+        version_id=version_id,
+        version="1",
+        stage="none",
+        run_id=None,
+        artifact_uri="s3://models/fraud/1",
+        metrics={},
+        created_by="alice@example.com",
+    )
 
     async with running(serving_settings, kserve_only(serving_settings)) as client:
-        seq = await publish(nc, CloudEvent.wrap(created, service="registry", aggregate_id=version_id))
+        seq = await publish(
+            nc, CloudEvent.wrap(created, service="registry", aggregate_id=version_id)
+        )
         await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-created", seq)
-        response = await client.post("/endpoints", json={
-            "name": f"fraud-{uuid.uuid4().hex[:6]}", "project_id": str(PROJECT), "model_id": str(model_id),
-            "model_version_id": str(version_id), "serving_framework": "kserve", "env": "dev"})
+        response = await client.post(
+            "/endpoints",
+            json={
+                "name": f"fraud-{uuid.uuid4().hex[:6]}",
+                "project_id": str(PROJECT),
+                "model_id": str(model_id),
+                "model_version_id": str(version_id),
+                "serving_framework": "kserve",
+                "env": "dev",
+            },
+        )
         assert response.status_code == 201, response.text
         endpoint_id = response.json()["id"]
         deploying = await deployment_in(client, endpoint_id, "deploying")
@@ -86,10 +109,17 @@ async def test_a_restart_mid_rollout_finishes_it_and_an_outage_only_degrades(
         endpoint = (await client.get(f"/endpoints/{endpoint_id}")).json()
     assert healthy["state"] == "healthy"
     assert endpoint["live_deployment_id"] == healthy["id"]
-    subjects = [e.type.removeprefix("io.modelplane.").removesuffix(".v1")
-                for e in await stream_events(nc, "SERVING") if e.subject == healthy["id"]]
-    assert subjects == ["serving.deployment.requested", "serving.deployment.deploying",
-                        "serving.deployment.degraded", "serving.deployment.healthy"]
+    subjects = [
+        e.type.removeprefix("io.modelplane.").removesuffix(".v1")
+        for e in await stream_events(nc, "SERVING")
+        if e.subject == healthy["id"]
+    ]
+    assert subjects == [
+        "serving.deployment.requested",
+        "serving.deployment.deploying",
+        "serving.deployment.degraded",
+        "serving.deployment.healthy",
+    ]
 
 
 async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_deployment(
@@ -98,24 +128,53 @@ async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_depl
     model_id, v1, v2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
     def created(version_id, number) -> CloudEvent:
-        return CloudEvent.wrap(ModelVersionCreated(
-            model_id=model_id, model_name="churn", version_id=version_id, version=number, stage="none",
-            run_id=None, artifact_uri=f"s3://models/churn/{number}", metrics={}, created_by="alice@example.com",
-        ), service="registry", aggregate_id=version_id)
+        return CloudEvent.wrap(
+            ModelVersionCreated(
+                model_id=model_id,
+                model_name="churn",
+                version_id=version_id,
+                version=number,
+                stage="none",
+                run_id=None,
+                artifact_uri=f"s3://models/churn/{number}",
+                metrics={},
+                created_by="alice@example.com",
+            ),
+            service="registry",
+            aggregate_id=version_id,
+        )
 
     def promoted(version_id, number) -> CloudEvent:
-        return CloudEvent.wrap(ModelVersionTransitioned(
-            model_id=model_id, model_name="churn", version_id=version_id, version=number, from_stage="none",
-            to_stage="production", comment=None, actor="alice@example.com",
-        ), service="registry", aggregate_id=version_id)
+        return CloudEvent.wrap(
+            ModelVersionTransitioned(
+                model_id=model_id,
+                model_name="churn",
+                version_id=version_id,
+                version=number,
+                from_stage="none",
+                to_stage="production",
+                comment=None,
+                actor="alice@example.com",
+            ),
+            service="registry",
+            aggregate_id=version_id,
+        )
 
     async with running(serving_settings, kserve_only(serving_settings)) as client:
         for event in (created(v1, "1"), promoted(v1, "1")):
             seq = await publish(nc, event)
         await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-transitioned", seq)
-        response = await client.post("/endpoints", json={
-            "name": f"churn-{uuid.uuid4().hex[:6]}", "project_id": str(PROJECT), "model_id": str(model_id),
-            "follow_stage": "production", "serving_framework": "kserve", "env": "dev"})
+        response = await client.post(
+            "/endpoints",
+            json={
+                "name": f"churn-{uuid.uuid4().hex[:6]}",
+                "project_id": str(PROJECT),
+                "model_id": str(model_id),
+                "follow_stage": "production",
+                "serving_framework": "kserve",
+                "env": "dev",
+            },
+        )
         assert response.status_code == 201, response.text
         endpoint_id = response.json()["id"]
         first = await deployment_in(client, endpoint_id, "deploying")
@@ -127,8 +186,11 @@ async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_depl
         await wait_consumed(nc, "REGISTRY", "serving-registry-model-version-transitioned", seq)
         deadline = time.monotonic() + 60
         while True:  # the rollout handed to the cluster, not yet healthy
-            rolling = [d for d in (await client.get(f"/endpoints/{endpoint_id}")).json()["deployments"]
-                       if d["model_version_id"] == str(v2)]
+            rolling = [
+                d
+                for d in (await client.get(f"/endpoints/{endpoint_id}")).json()["deployments"]
+                if d["model_version_id"] == str(v2)
+            ]
             if rolling and rolling[0]["state"] == "deploying" or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
@@ -139,10 +201,14 @@ async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_depl
     await publish(nc, promoted(v2, "2"), msg_id=f"{uuid.uuid4()}")
 
     async with running(serving_settings, kserve_only(serving_settings)) as client:
+
         async def switched():
             endpoint = (await client.get(f"/endpoints/{endpoint_id}")).json()
             states = {d["id"]: d["state"] for d in endpoint["deployments"]}
-            done = endpoint["live_deployment_id"] == rolling[0]["id"] and states[first["id"]] == "retired"
+            done = (
+                endpoint["live_deployment_id"] == rolling[0]["id"]
+                and states[first["id"]] == "retired"
+            )
             return endpoint if done else None
 
         deadline = time.monotonic() + 60
@@ -150,5 +216,10 @@ async def test_a_restart_mid_promotion_switches_traffic_and_retires_the_old_depl
             await asyncio.sleep(0.1)
         assert endpoint is not None, (await client.get(f"/endpoints/{endpoint_id}")).json()
     assert [(d["model_version_id"], d["state"]) for d in endpoint["deployments"]] == [
-        (str(v1), "retired"), (str(v2), "healthy")]
-    assert serving_cluster.custom_object(GROUP, PLURAL, first["framework_resource_id"], NAMESPACE) is None
+        (str(v1), "retired"),
+        (str(v2), "healthy"),
+    ]
+    assert (
+        serving_cluster.custom_object(GROUP, PLURAL, first["framework_resource_id"], NAMESPACE)
+        is None
+    )

@@ -157,7 +157,9 @@ def remote_settings(url: str, options: Mapping[str, Any] | None = None) -> dict[
         raise RemoteInvalid(f"DVC refuses the remote {url!r}: {exc}") from None
 
 
-def remote_config(url: str, options: Mapping[str, Any] | None = None, name: str = "modelplane") -> str:
+def remote_config(
+    url: str, options: Mapping[str, Any] | None = None, name: str = "modelplane"
+) -> str:
     """The `.dvc/config` that makes the remote the project's default, as `dvc remote add -d`
     and `dvc remote modify` write it."""
     remote_settings(url, options)
@@ -188,7 +190,9 @@ class RemoteChoice:
             raise RemoteInvalid(f"no DVC remote backend {backend!r}; known: {', '.join(SCHEMES)}")
         url, options = settings.get("url"), settings.get("options") or {}
         if not isinstance(options, Mapping):
-            raise RemoteInvalid("the remote's options must be an object of `dvc remote modify` options")
+            raise RemoteInvalid(
+                "the remote's options must be an object of `dvc remote modify` options"
+            )
         if url is None:
             if backend != "local":
                 raise RemoteInvalid(f"a {backend} remote needs a url")
@@ -196,15 +200,20 @@ class RemoteChoice:
         scheme = SCHEMES[backend]
         found = url.split("://", 1)[0] if "://" in url else None
         if found != scheme or (scheme is None and not os.path.isabs(url)):
-            raise RemoteInvalid(f"a {backend} remote's url must be "
-                                f"{'an absolute path' if scheme is None else scheme + '://...'}, not {url!r}")
+            raise RemoteInvalid(
+                f"a {backend} remote's url must be "
+                f"{'an absolute path' if scheme is None else scheme + '://...'}, not {url!r}"
+            )
         remote_settings(url, options)
         return cls(url.rstrip("/"), dict(options))
 
     def shown(self) -> dict[str, Any]:
         """The options a user's `.dvc/config` gets: all but credentials."""
-        return {k: v for k, v in self.options.items()
-                if not any(part in k.lower() for part in _SECRET_PARTS)}  # fmt: skip
+        return {
+            k: v
+            for k, v in self.options.items()
+            if not any(part in k.lower() for part in _SECRET_PARTS)
+        }
 
 
 def _config_value(value: Any) -> str:
@@ -282,8 +291,9 @@ class DvcRemote:
         try:
             tree = Tree.load(self.odb, HashInfo(HASH_NAME, version_id))
         except (OSError, ObjectFormatError) as exc:
-            raise VersionUnreadable(f"the manifest of {version_id} cannot be read from "
-                                    f"{self.url}: {exc}") from exc
+            raise VersionUnreadable(
+                f"the manifest of {version_id} cannot be read from {self.url}: {exc}"
+            ) from exc
         files = []
         for key, _, hash_info in tree:
             size = self._size(hash_info.value) or 0
@@ -331,8 +341,6 @@ class DvcRemote:
                 info.size = entry.size
                 with self.open_file(entry) as source:
                     archive.addfile(info, source)
-
-
 
 
 def dvc_file(directory: HashedDirectory, path: str, remote_url: str | None = None) -> str:

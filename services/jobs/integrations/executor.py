@@ -17,7 +17,9 @@ class JobSpec:
     command: list[str]
     working_dir: str | None = None
     image: str | None = None  # container image; the local executor runs in its own environment
-    python_env: str | None = None  # local executor: a virtualenv or conda prefix; Kubernetes: unused
+    python_env: str | None = (
+        None  # local executor: a virtualenv or conda prefix; Kubernetes: unused
+    )
     env: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     use_gpu: bool = False

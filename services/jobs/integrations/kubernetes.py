@@ -48,9 +48,14 @@ class KubernetesConfig:
 
 
 def build_api_client(config: KubernetesConfig) -> k8s.ApiClient:
-    return api_client(host=config.host, token=config.token, ca_cert=config.ca_cert,
-                      verify_ssl=config.verify_ssl, kubeconfig=config.kubeconfig,
-                      context=config.context)
+    return api_client(
+        host=config.host,
+        token=config.token,
+        ca_cert=config.ca_cert,
+        verify_ssl=config.verify_ssl,
+        kubeconfig=config.kubeconfig,
+        context=config.context,
+    )
 
 
 def job_name(spec: JobSpec) -> str:
@@ -87,7 +92,10 @@ def build_job(spec: JobSpec, namespace: str, default_gpu_node_label: str) -> k8s
         api_version="batch/v1",
         kind="Job",
         metadata=k8s.V1ObjectMeta(
-            name=name, namespace=namespace, labels=labels, annotations={JOB_NAME_ANNOTATION: spec.name}
+            name=name,
+            namespace=namespace,
+            labels=labels,
+            annotations={JOB_NAME_ANNOTATION: spec.name},
         ),
         spec=k8s.V1JobSpec(
             backoff_limit=spec.backoff_limit,

@@ -76,7 +76,9 @@ class LocalExecutor:
         argv = [*spec.command, *parameter_args(spec.parameters)]
         (job_dir / SPEC_FILE).write_text(json.dumps({"name": spec.name, "argv": argv}))
         env = {**os.environ, **spec.env} if self.inherit_env else dict(spec.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")  # so followed logs show Python output as it is printed
+        env.setdefault(
+            "PYTHONUNBUFFERED", "1"
+        )  # so followed logs show Python output as it is printed
         if spec.python_env:
             env.update(python_env_variables(spec.python_env, env.get("PATH", os.defpath)))
         runner_args = ["--job-dir", str(job_dir), *limit_args(spec, os.sched_getaffinity(0))]
@@ -94,7 +96,12 @@ class LocalExecutor:
             runner_args += ["--user", user.pw_name]
         with await asyncio.to_thread(open, job_dir / LOG_FILE, "ab") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", str(RUNNER_PATH), *runner_args, "--", *argv,
+                sys.executable,
+                "-I",
+                str(RUNNER_PATH),
+                *runner_args,
+                "--",
+                *argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -179,7 +186,9 @@ class LocalExecutor:
         _signal_group(pid, signal.SIGTERM)
         survivors = await self._wait_gone(tree, self.grace_seconds)
         if survivors:
-            logger.warning("local job %s ignored SIGTERM; killing %d processes", handle, len(survivors))
+            logger.warning(
+                "local job %s ignored SIGTERM; killing %d processes", handle, len(survivors)
+            )
             _signal_group(pid, signal.SIGKILL)
             for process in survivors:  # those that left the group (setsid) too
                 try:
@@ -195,7 +204,9 @@ class LocalExecutor:
         await process.wait()
         self._runners.pop(handle, None)
 
-    async def _wait_gone(self, processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    async def _wait_gone(
+        self, processes: list[psutil.Process], timeout: float
+    ) -> list[psutil.Process]:
         deadline = time.monotonic() + timeout
         while True:
             alive = [p for p in processes if _alive(p)]

@@ -52,7 +52,8 @@ def main(argv: list[str]) -> int:
     )
     try:
         child = subprocess.Popen(
-            command, preexec_fn=limit,  # noqa: PLW1509 - the runner has no other threads
+            command,
+            preexec_fn=limit,  # noqa: PLW1509 - the runner has no other threads
             **as_user,
         )
     except (OSError, subprocess.SubprocessError) as exc:

@@ -44,7 +44,9 @@ class MlflowTracking:
         params: dict[str, object] | None = None,
         tags: dict[str, str] | None = None,
     ) -> str:
-        return await asyncio.to_thread(self._create_run, experiment_name, run_name, params or {}, tags or {})
+        return await asyncio.to_thread(
+            self._create_run, experiment_name, run_name, params or {}, tags or {}
+        )
 
     async def find_or_create_run(
         self,
@@ -62,12 +64,17 @@ class MlflowTracking:
         )
 
     def _find_or_create_run(
-        self, experiment_name: str, run_name: str, params: dict[str, object],
-        tags: dict[str, str], identified_by: str,
+        self,
+        experiment_name: str,
+        run_name: str,
+        params: dict[str, object],
+        tags: dict[str, str],
+        identified_by: str,
     ) -> str:
         def find_or_create(experiment_id: str) -> str:
             found = self._client.search_runs(
-                [experiment_id], f"tags.`{identified_by}` = '{tags[identified_by]}'",
+                [experiment_id],
+                f"tags.`{identified_by}` = '{tags[identified_by]}'",
                 max_results=1,
             )
             if found:
@@ -113,8 +120,9 @@ class MlflowTracking:
         self, experiment_name: str, run_name: str, params: dict[str, object], tags: dict[str, str]
     ) -> str:
         return self._in_experiment(
-            experiment_name, lambda experiment_id: self._create_in(
-                experiment_id, run_name, params, tags))
+            experiment_name,
+            lambda experiment_id: self._create_in(experiment_id, run_name, params, tags),
+        )
 
     def _create_in(
         self, experiment_id: str, run_name: str, params: dict[str, object], tags: dict[str, str]

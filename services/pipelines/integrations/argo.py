@@ -493,7 +493,12 @@ class ArgoWorkflows:
         )
 
     def resume(
-        self, name: str, node_id: str, actor: str, *, approved: bool = True,
+        self,
+        name: str,
+        node_id: str,
+        actor: str,
+        *,
+        approved: bool = True,
         comment: str | None = None,
     ) -> dict[str, Any]:
         """Approve a suspended stage, as `argo resume` does: its node succeeds, naming who; a

@@ -30,7 +30,12 @@ from shared.kubernetes import api_client
 
 logger = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL, KIND = "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"
+GROUP, VERSION, PLURAL, KIND = (
+    "serving.kserve.io",
+    "v1beta1",
+    "inferenceservices",
+    "InferenceService",
+)
 GPU_RESOURCE = "nvidia.com/gpu"
 INITIAL_SCALE_ANNOTATION = "autoscaling.knative.dev/initial-scale"
 # modelStatus.transitionStatus values after which KServe stops trying.
@@ -57,9 +62,14 @@ class KServeConfig:
 
 
 def build_api_client(config: KServeConfig) -> k8s.ApiClient:
-    return api_client(host=config.host, token=config.token, ca_cert=config.ca_cert,
-                      verify_ssl=config.verify_ssl, kubeconfig=config.kubeconfig,
-                      context=config.context)
+    return api_client(
+        host=config.host,
+        token=config.token,
+        ca_cert=config.ca_cert,
+        verify_ssl=config.verify_ssl,
+        kubeconfig=config.kubeconfig,
+        context=config.context,
+    )
 
 
 def _resources(cpu: str | None, memory: str | None, gpus: int) -> dict[str, str | None]:
@@ -73,7 +83,9 @@ def build_inference_service(target: DeploymentTarget) -> dict[str, Any]:
     requests = _resources(spec.resource_requests.cpu, spec.resource_requests.memory, spec.gpus)
     limits = _resources(spec.resource_limits.cpu, spec.resource_limits.memory, spec.gpus)
     scaling = spec.autoscaling_metrics[0] if spec.autoscaling_metrics else None
-    annotations = {INITIAL_SCALE_ANNOTATION: None if spec.replica_count is None else str(spec.replica_count)}
+    annotations = {
+        INITIAL_SCALE_ANNOTATION: None if spec.replica_count is None else str(spec.replica_count)
+    }
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
@@ -118,27 +130,41 @@ def health_of(obj: dict[str, Any]) -> Observation:
     status = obj.get("status") or {}
     model_status = status.get("modelStatus") or {}
     failure = model_status.get("lastFailureInfo") or {}
-    if (model_status.get("transitionStatus") in FAILED_TRANSITIONS
-            or (model_status.get("states") or {}).get("targetModelState") == "FailedToLoad"):
+    if (
+        model_status.get("transitionStatus") in FAILED_TRANSITIONS
+        or (model_status.get("states") or {}).get("targetModelState") == "FailedToLoad"
+    ):
         detail = ": ".join(p for p in (failure.get("reason"), failure.get("message")) if p)
         return Observation(Health.FAILED, detail or f"model {model_status.get('transitionStatus')}")
     generation = (obj.get("metadata") or {}).get("generation") or 0
     observed = status.get("observedGeneration")
     if observed is None or observed < generation:
-        return Observation(Health.NOT_READY, f"the controller has not yet observed generation {generation}")
+        return Observation(
+            Health.NOT_READY, f"the controller has not yet observed generation {generation}"
+        )
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     for kind in ("PredictorReady", "Ready"):
         condition = conditions.get(kind)
-        if condition is not None and condition.get("status") == "False" and condition.get("reason") in FAILED_REASONS:
+        if (
+            condition is not None
+            and condition.get("status") == "False"
+            and condition.get("reason") in FAILED_REASONS
+        ):
             return Observation(Health.FAILED, _condition_message(condition))
     ready = conditions.get("Ready")
     predictor = conditions.get("PredictorReady")
-    if ready is not None and ready.get("status") == "True" and (
-        predictor is None or predictor.get("status") == "True"
+    if (
+        ready is not None
+        and ready.get("status") == "True"
+        and (predictor is None or predictor.get("status") == "True")
     ):
         return Observation(Health.READY)
-    not_ready = next((c for c in (predictor, ready) if c is not None and c.get("status") != "True"), None)
-    return Observation(Health.NOT_READY, _condition_message(not_ready) if not_ready else "no Ready condition yet")
+    not_ready = next(
+        (c for c in (predictor, ready) if c is not None and c.get("status") != "True"), None
+    )
+    return Observation(
+        Health.NOT_READY, _condition_message(not_ready) if not_ready else "no Ready condition yet"
+    )
 
 
 class KServeBackend:
@@ -155,36 +181,57 @@ class KServeBackend:
         try:
             try:
                 await asyncio.to_thread(
-                    self._api.create_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
-                    _without_nulls(manifest), _request_timeout=self.config.request_timeout_seconds,
+                    self._api.create_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    target.namespace,
+                    PLURAL,
+                    _without_nulls(manifest),
+                    _request_timeout=self.config.request_timeout_seconds,
                 )
             except ApiException as exc:
                 if exc.status != 409:
                     raise
                 # Already there (a deploy repeated after a restart): bring it to this manifest.
                 await asyncio.to_thread(
-                    self._api.patch_namespaced_custom_object, GROUP, VERSION, target.namespace, PLURAL,
-                    target.resource_id, {"metadata": manifest["metadata"], "spec": manifest["spec"]},
+                    self._api.patch_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    target.namespace,
+                    PLURAL,
+                    target.resource_id,
+                    {"metadata": manifest["metadata"], "spec": manifest["spec"]},
                     _request_timeout=self.config.request_timeout_seconds,
                 )
         except ApiException as exc:
             if 400 <= (exc.status or 0) < 500 and exc.status not in (401, 403, 408, 429):
-                raise DeploymentRejected(f"the Kubernetes API refused the InferenceService: {exc.status} "
-                                         f"{exc.reason}: {(exc.body or '')[:1000]}") from exc
-            raise BackendUnreachable(f"the Kubernetes API answered {exc.status}: {exc.reason}") from exc
+                raise DeploymentRejected(
+                    f"the Kubernetes API refused the InferenceService: {exc.status} "
+                    f"{exc.reason}: {(exc.body or '')[:1000]}"
+                ) from exc
+            raise BackendUnreachable(
+                f"the Kubernetes API answered {exc.status}: {exc.reason}"
+            ) from exc
         except HTTPError as exc:
             raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
 
     async def _get(self, resource_id: str, namespace: str) -> dict[str, Any] | None:
         try:
             return await asyncio.to_thread(
-                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, resource_id,
+                self._api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                resource_id,
                 _request_timeout=self.config.request_timeout_seconds,
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise BackendUnreachable(f"the Kubernetes API answered {exc.status}: {exc.reason}") from exc
+            raise BackendUnreachable(
+                f"the Kubernetes API answered {exc.status}: {exc.reason}"
+            ) from exc
         except HTTPError as exc:
             raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
 
@@ -194,18 +241,28 @@ class KServeBackend:
         except BackendUnreachable as exc:
             return BackendStatus(Observation(Health.UNREACHABLE, str(exc)), {})
         if obj is None:
-            return BackendStatus(Observation(Health.MISSING, f"InferenceService {namespace}/{resource_id} is gone"), {})
+            return BackendStatus(
+                Observation(Health.MISSING, f"InferenceService {namespace}/{resource_id} is gone"),
+                {},
+            )
         return BackendStatus(health_of(obj), obj.get("status") or {})
 
     async def retire(self, resource_id: str, namespace: str) -> None:
         try:
             await asyncio.to_thread(
-                self._api.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, resource_id,
+                self._api.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                resource_id,
                 _request_timeout=self.config.request_timeout_seconds,
             )
         except ApiException as exc:
             if exc.status != 404:
-                raise BackendUnreachable(f"the Kubernetes API answered {exc.status}: {exc.reason}") from exc
+                raise BackendUnreachable(
+                    f"the Kubernetes API answered {exc.status}: {exc.reason}"
+                ) from exc
         except HTTPError as exc:
             raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
 
@@ -216,12 +273,18 @@ class KServeBackend:
         if not url:
             raise BackendUnreachable(f"InferenceService {namespace}/{resource_id} has no URL yet")
         try:
-            response = await self._http.post(url.rstrip("/") + SCORING_PATH, content=body,
-                                             headers={"Content-Type": "application/json"})
+            response = await self._http.post(
+                url.rstrip("/") + SCORING_PATH,
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
         except httpx.HTTPError as exc:
             raise BackendUnreachable(f"{url} did not answer: {exc}") from exc
-        return Prediction(response.status_code, response.content,
-                          response.headers.get("content-type", "application/json"))
+        return Prediction(
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", "application/json"),
+        )
 
     async def close(self) -> None:
         await self._http.aclose()

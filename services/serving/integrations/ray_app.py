@@ -31,14 +31,20 @@ def parse_scoring_request(payload: Any) -> tuple[Any, dict[str, Any] | None]:
         raise ScoringRequestInvalid("the body must be a JSON object")
     given = [key for key in SCORING_FORMATS if key in payload]
     if len(given) != 1:
-        raise ScoringRequestInvalid(f"the body must have exactly one of {', '.join(SCORING_FORMATS)}")
+        raise ScoringRequestInvalid(
+            f"the body must have exactly one of {', '.join(SCORING_FORMATS)}"
+        )
     key, data = given[0], payload[given[0]]
     params = payload.get("params")
     try:
         if key == "dataframe_split":
             if not isinstance(data, dict):
-                raise ScoringRequestInvalid("dataframe_split must be an object with columns and data")
-            return pd.DataFrame(**{k: v for k, v in data.items() if k in ("columns", "data", "index")}), params
+                raise ScoringRequestInvalid(
+                    "dataframe_split must be an object with columns and data"
+                )
+            return pd.DataFrame(
+                **{k: v for k, v in data.items() if k in ("columns", "data", "index")}
+            ), params
         if key == "dataframe_records":
             return pd.DataFrame.from_records(data), params
         if isinstance(data, dict):

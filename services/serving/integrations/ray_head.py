@@ -57,8 +57,17 @@ class LocalRayHead:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:
                 try:
-                    if httpx.get(f"{self.dashboard_url}/api/serve/applications/", timeout=5).status_code == 200:
-                        logger.info("Ray head up: dashboard %s, Serve %s", self.dashboard_url, self.proxy_url)
+                    if (
+                        httpx.get(
+                            f"{self.dashboard_url}/api/serve/applications/", timeout=5
+                        ).status_code
+                        == 200
+                    ):
+                        logger.info(
+                            "Ray head up: dashboard %s, Serve %s",
+                            self.dashboard_url,
+                            self.proxy_url,
+                        )
                         return self
                 except httpx.HTTPError:
                     pass
@@ -66,30 +75,53 @@ class LocalRayHead:
             exited = self.process.poll()
             self.stop()
             if exited is None:
-                raise TimeoutError(f"the Ray dashboard did not answer within {timeout} s; see {log}")
-            logger.warning("ray start exited with %s (attempt %d of %d); see %s", exited, attempt, attempts, log)
+                raise TimeoutError(
+                    f"the Ray dashboard did not answer within {timeout} s; see {log}"
+                )
+            logger.warning(
+                "ray start exited with %s (attempt %d of %d); see %s",
+                exited,
+                attempt,
+                attempts,
+                log,
+            )
         raise RuntimeError(f"ray start failed {attempts} times; see {log}")
 
     def _launch(self) -> Path:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         ray = Path(sys.executable).with_name("ray")
         command = [
-            str(ray), "start", "--head", "--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-            f"--port={free_port()}", f"--num-cpus={self.num_cpus}", "--num-gpus=0",
+            str(ray),
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+            f"--port={free_port()}",
+            f"--num-cpus={self.num_cpus}",
+            "--num-gpus=0",
             f"--object-store-memory={self.object_store_bytes}",
-            "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-            f"--temp-dir={self.temp_dir}", "--include-log-monitor=false",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-log-monitor=false",
         ]
-        python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+        python_path = os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+        )
         # Ray's processes keep their compiled bytecode: each of its dozen starts otherwise
         # compiles its imports anew, which on a busy machine makes the raylet give up on its
         # dashboard agent (a fixed 15 s in Ray 2.58).
         inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env = {
-            **inherited, "PYTHONPATH": python_path, "RAY_USAGE_STATS_ENABLED": "0",
+            **inherited,
+            "PYTHONPATH": python_path,
+            "RAY_USAGE_STATS_ENABLED": "0",
             # The dashboard starts a process per module, and replicas' workers register: on a
             # busy small machine each may take longer than Ray's defaults (tens of seconds).
             "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "300",
@@ -99,8 +131,14 @@ class LocalRayHead:
         }
         path = self.temp_dir / "ray-start.log"
         with open(path, "ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True, cwd=PROJECT_ROOT)
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=PROJECT_ROOT,
+            )
         return path
 
     def stop(self, timeout: float = 10.0) -> None:

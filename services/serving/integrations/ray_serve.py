@@ -66,14 +66,18 @@ def application_config(target: DeploymentTarget, config: RayServeConfig) -> dict
     cpu = parse_quantity(spec.resource_requests.cpu) if spec.resource_requests.cpu else None
     if cpu is not None:
         actor_options["num_cpus"] = float(cpu)
-    memory = parse_quantity(spec.resource_requests.memory) if spec.resource_requests.memory else None
+    memory = (
+        parse_quantity(spec.resource_requests.memory) if spec.resource_requests.memory else None
+    )
     if memory is not None:
         actor_options["memory"] = int(memory)
     if spec.gpus:
         actor_options["num_gpus"] = spec.gpus
     deployment: dict[str, Any] = {"name": DEPLOYMENT_NAME, "ray_actor_options": actor_options}
-    concurrency = next((s.target for s in spec.autoscaling_metrics
-                        if s.metric == AutoscalingMetric.CONCURRENCY), None)
+    concurrency = next(
+        (s.target for s in spec.autoscaling_metrics if s.metric == AutoscalingMetric.CONCURRENCY),
+        None,
+    )
     if spec.min_replicas == spec.max_replicas and concurrency is None:
         deployment["num_replicas"] = spec.max_replicas
     else:
@@ -102,14 +106,23 @@ def health_of(app: dict[str, Any] | None) -> Observation:
     status, message = app.get("status"), app.get("message") or ""
     deployments = app.get("deployments") or {}
     if status == "DEPLOY_FAILED":
-        failed = [d.get("message") for d in deployments.values() if d.get("status") == "DEPLOY_FAILED"]
-        return Observation(Health.FAILED, next((m for m in failed if m), message or "deploy failed"))
-    if status == "RUNNING" and deployments and all(
-        d.get("status") in READY_DEPLOYMENT_STATUSES for d in deployments.values()
+        failed = [
+            d.get("message") for d in deployments.values() if d.get("status") == "DEPLOY_FAILED"
+        ]
+        return Observation(
+            Health.FAILED, next((m for m in failed if m), message or "deploy failed")
+        )
+    if (
+        status == "RUNNING"
+        and deployments
+        and all(d.get("status") in READY_DEPLOYMENT_STATUSES for d in deployments.values())
     ):
         return Observation(Health.READY)
-    unready = [f"{name}: {d.get('status')}" + (f" ({d['message']})" if d.get("message") else "")
-               for name, d in deployments.items() if d.get("status") not in READY_DEPLOYMENT_STATUSES]
+    unready = [
+        f"{name}: {d.get('status')}" + (f" ({d['message']})" if d.get("message") else "")
+        for name, d in deployments.items()
+        if d.get("status") not in READY_DEPLOYMENT_STATUSES
+    ]
     return Observation(Health.NOT_READY, "; ".join([f"application {status}", *unready]))
 
 
@@ -119,8 +132,11 @@ def _raw_status(app: dict[str, Any]) -> dict[str, Any]:
         "message": app.get("message") or "",
         "route_prefix": app.get("route_prefix"),
         "deployments": {
-            name: {"status": d.get("status"), "message": d.get("message") or "",
-                   "replicas": len(d.get("replicas") or [])}
+            name: {
+                "status": d.get("status"),
+                "message": d.get("message") or "",
+                "replicas": len(d.get("replicas") or []),
+            }
             for name, d in (app.get("deployments") or {}).items()
         },
     }
@@ -131,7 +147,9 @@ class RayServeBackend:
 
     def __init__(self, config: RayServeConfig) -> None:
         self.config = config
-        self._control = httpx.AsyncClient(base_url=config.dashboard_url, timeout=config.request_timeout_seconds)
+        self._control = httpx.AsyncClient(
+            base_url=config.dashboard_url, timeout=config.request_timeout_seconds
+        )
         # Predictions go through aiohttp: a tenth of httpx's CPU per request (bench/README.md).
         self._data: aiohttp.ClientSession | None = None
         self._writing = asyncio.Lock()
@@ -142,13 +160,19 @@ class RayServeBackend:
         except httpx.HTTPError as exc:
             raise BackendUnreachable(f"the Ray dashboard did not answer: {exc}") from exc
         if response.status_code != 200:
-            raise BackendUnreachable(f"the Ray dashboard answered {response.status_code}: {response.text[:500]}")
+            raise BackendUnreachable(
+                f"the Ray dashboard answered {response.status_code}: {response.text[:500]}"
+            )
         return response.json()
 
     def _http_options(self, details: dict[str, Any]) -> dict[str, Any]:
         """Serve's HTTP options cannot change while it runs: keep the running ones, or start it
         on the proxy address this backend sends predictions to."""
-        running = details.get("http_options") if details.get("controller_info", {}).get("node_id") else None
+        running = (
+            details.get("http_options")
+            if details.get("controller_info", {}).get("node_id")
+            else None
+        )
         if running:
             return {key: running[key] for key in ("host", "port") if key in running}
         proxy = urlsplit(self.config.proxy_url)
@@ -159,7 +183,8 @@ class RayServeBackend:
         async with self._writing:
             details = await self._details()
             applications = [
-                app["deployed_app_config"] for name, app in (details.get("applications") or {}).items()
+                app["deployed_app_config"]
+                for name, app in (details.get("applications") or {}).items()
                 if app.get("deployed_app_config") and app.get("status") != "DELETING" and keep(name)
             ]
             if add is not None:
@@ -172,11 +197,15 @@ class RayServeBackend:
             if response.status_code == 400:
                 raise RayServeRejected(f"Serve refused to {change}: {response.text[:2000]}")
             if response.status_code != 200:
-                raise BackendUnreachable(f"the Ray dashboard answered {response.status_code}: {response.text[:500]}")
+                raise BackendUnreachable(
+                    f"the Ray dashboard answered {response.status_code}: {response.text[:500]}"
+                )
 
     async def deploy(self, target: DeploymentTarget) -> None:
         app = application_config(target, self.config)
-        await self._put_applications(f"deploy {target.resource_id}", lambda name: name != target.resource_id, app)
+        await self._put_applications(
+            f"deploy {target.resource_id}", lambda name: name != target.resource_id, app
+        )
 
     async def status(self, resource_id: str, namespace: str) -> BackendStatus:
         try:
@@ -187,7 +216,9 @@ class RayServeBackend:
         return BackendStatus(health_of(app), _raw_status(app) if app else {})
 
     async def retire(self, resource_id: str, namespace: str) -> None:
-        await self._put_applications(f"retire {resource_id}", lambda name: name != resource_id, None)
+        await self._put_applications(
+            f"retire {resource_id}", lambda name: name != resource_id, None
+        )
 
     def _data_session(self) -> aiohttp.ClientSession:
         """Made on first use, inside the running event loop as aiohttp requires."""
@@ -204,8 +235,11 @@ class RayServeBackend:
             async with self._data_session().post(
                 f"/{resource_id}", data=body, headers={"Content-Type": "application/json"}
             ) as response:
-                return Prediction(response.status, await response.read(),
-                                  response.headers.get("Content-Type", "application/json"))
+                return Prediction(
+                    response.status,
+                    await response.read(),
+                    response.headers.get("Content-Type", "application/json"),
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendUnreachable(f"Serve's proxy did not answer: {exc}") from exc
 

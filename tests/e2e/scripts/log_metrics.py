@@ -13,11 +13,19 @@ time.sleep(float(args.pop("--sleep", 0)))
 status = int(args.pop("--exit", 0))
 uri, run_id = os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_RUN_ID"]
 for name, value in args.items():
-    body = {"run_id": run_id, "key": name.removeprefix("--"), "value": float(value),
-            "timestamp": int(time.time() * 1000), "step": 0}
-    request = urllib.request.Request(f"{uri}/api/2.0/mlflow/runs/log-metric",
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    body = {
+        "run_id": run_id,
+        "key": name.removeprefix("--"),
+        "value": float(value),
+        "timestamp": int(time.time() * 1000),
+        "step": 0,
+    }
+    request = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/runs/log-metric",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(request, timeout=30).read()
 print("logged", args, flush=True)
 sys.exit(status)

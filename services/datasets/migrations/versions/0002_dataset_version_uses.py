@@ -24,20 +24,40 @@ def upgrade() -> None:
         sa.Column("job_name", sa.String(length=255), nullable=False),
         sa.Column("project_id", sa.Uuid(), nullable=False),
         sa.Column("job_status", sa.String(length=16), nullable=False),
-        sa.Column("first_seen_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.ForeignKeyConstraint(["dataset_version_id"], ["datasets.dataset_versions.id"],
-                                name=op.f("fk_dataset_version_uses_dataset_version_id_dataset_versions"),
-                                ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("dataset_version_id", "job_id", name=op.f("pk_dataset_version_uses")),
+        sa.Column(
+            "first_seen_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["dataset_version_id"],
+            ["datasets.dataset_versions.id"],
+            name=op.f("fk_dataset_version_uses_dataset_version_id_dataset_versions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "dataset_version_id", "job_id", name=op.f("pk_dataset_version_uses")
+        ),
         schema="datasets",
     )
-    op.create_index("ix_dataset_version_uses_job", "dataset_version_uses", ["job_id"], unique=False,
-                    schema="datasets")
+    op.create_index(
+        "ix_dataset_version_uses_job",
+        "dataset_version_uses",
+        ["job_id"],
+        unique=False,
+        schema="datasets",
+    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_dataset_version_uses_job", table_name="dataset_version_uses", schema="datasets")
+    op.drop_index(
+        "ix_dataset_version_uses_job", table_name="dataset_version_uses", schema="datasets"
+    )
     op.drop_table("dataset_version_uses", schema="datasets")

@@ -24,11 +24,17 @@ def upgrade() -> None:
         sa.Column("env", sa.String(length=8), nullable=False),
         sa.Column("concern", sa.String(length=64), nullable=False),
         sa.Column("backend", sa.String(length=64), nullable=False),
-        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
-                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "settings",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("changed_by", sa.String(length=255), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("env IN ('dev', 'stg', 'prod')", name=op.f("ck_integration_configs_env")),
+        sa.CheckConstraint(
+            "env IN ('dev', 'stg', 'prod')", name=op.f("ck_integration_configs_env")
+        ),
         sa.PrimaryKeyConstraint("env", "concern", name=op.f("pk_integration_configs")),
         schema=SCHEMA,
     )

@@ -38,7 +38,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("project_id", "subject", name=op.f("pk_memberships")),
         sa.ForeignKeyConstraint(
-            ["project_id"], [f"{SCHEMA}.projects.id"], ondelete="CASCADE",
+            ["project_id"],
+            [f"{SCHEMA}.projects.id"],
+            ondelete="CASCADE",
             name=op.f("fk_memberships_project_id_projects"),
         ),
         sa.CheckConstraint(

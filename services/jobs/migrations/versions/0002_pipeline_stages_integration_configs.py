@@ -21,23 +21,34 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("training_jobs", sa.Column("pipeline_run_id", sa.Uuid(), nullable=True),
-                  schema=SCHEMA)
-    op.add_column("training_jobs", sa.Column("pipeline_stage", sa.String(length=255),
-                                             nullable=True), schema=SCHEMA)
-    op.add_column("training_jobs", sa.Column("pipeline_attempt", sa.Integer(), nullable=True),
-                  schema=SCHEMA)
+    op.add_column(
+        "training_jobs", sa.Column("pipeline_run_id", sa.Uuid(), nullable=True), schema=SCHEMA
+    )
+    op.add_column(
+        "training_jobs",
+        sa.Column("pipeline_stage", sa.String(length=255), nullable=True),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "training_jobs", sa.Column("pipeline_attempt", sa.Integer(), nullable=True), schema=SCHEMA
+    )
     op.create_unique_constraint(
-        op.f("uq_training_jobs_pipeline_stage_attempt"), "training_jobs",
-        ["pipeline_run_id", "pipeline_stage", "pipeline_attempt"], schema=SCHEMA,
+        op.f("uq_training_jobs_pipeline_stage_attempt"),
+        "training_jobs",
+        ["pipeline_run_id", "pipeline_stage", "pipeline_attempt"],
+        schema=SCHEMA,
     )
     op.create_table(
         "integration_configs",
         sa.Column("env", sa.String(length=8), nullable=False),
         sa.Column("concern", sa.String(length=64), nullable=False),
         sa.Column("backend", sa.String(length=64), nullable=False),
-        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
-                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "settings",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("changed_by", sa.String(length=255), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
@@ -50,8 +61,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("integration_configs", schema=SCHEMA)
-    op.drop_constraint("uq_training_jobs_pipeline_stage_attempt", "training_jobs",
-                       schema=SCHEMA, type_="unique")
+    op.drop_constraint(
+        "uq_training_jobs_pipeline_stage_attempt", "training_jobs", schema=SCHEMA, type_="unique"
+    )
     op.drop_column("training_jobs", "pipeline_attempt", schema=SCHEMA)
     op.drop_column("training_jobs", "pipeline_stage", schema=SCHEMA)
     op.drop_column("training_jobs", "pipeline_run_id", schema=SCHEMA)

@@ -19,13 +19,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("training_jobs", sa.Column("python_env", sa.Text(), nullable=True),
-                  schema=SCHEMA)
-    op.add_column("training_jobs", sa.Column("start_claimed_at", sa.DateTime(timezone=True),
-                                             nullable=True), schema=SCHEMA)
-    op.add_column("experiment_runs", sa.Column(
-        "artifacts", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False,
-    ), schema=SCHEMA)
+    op.add_column("training_jobs", sa.Column("python_env", sa.Text(), nullable=True), schema=SCHEMA)
+    op.add_column(
+        "training_jobs",
+        sa.Column("start_claimed_at", sa.DateTime(timezone=True), nullable=True),
+        schema=SCHEMA,
+    )
+    op.add_column(
+        "experiment_runs",
+        sa.Column(
+            "artifacts",
+            postgresql.JSONB(),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        schema=SCHEMA,
+    )
 
 
 def downgrade() -> None:

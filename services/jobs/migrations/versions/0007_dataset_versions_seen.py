@@ -25,10 +25,15 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Uuid(), nullable=False),
         sa.Column("project_id", sa.Uuid(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.CheckConstraint("state IN ('created', 'verified', 'failed')",
-                           name=op.f("ck_dataset_versions_state")),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "state IN ('created', 'verified', 'failed')", name=op.f("ck_dataset_versions_state")
+        ),
         sa.PrimaryKeyConstraint("dataset_version_id", name=op.f("pk_dataset_versions")),
         schema=SCHEMA,
     )

@@ -23,10 +23,18 @@ depends_on: str | Sequence[str] | None = None
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
     ]
 
 
@@ -50,10 +58,18 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("definition", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("created_by", sa.String(length=255), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.ForeignKeyConstraint(["pipeline_id"], [f"{SCHEMA}.pipelines.id"], ondelete="CASCADE",
-                                name=op.f("fk_pipeline_definitions_pipeline_id_pipelines")),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            [f"{SCHEMA}.pipelines.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_pipeline_definitions_pipeline_id_pipelines"),
+        ),
         sa.PrimaryKeyConstraint("pipeline_id", "version", name=op.f("pk_pipeline_definitions")),
         schema=SCHEMA,
     )
@@ -66,8 +82,12 @@ def upgrade() -> None:
         sa.Column("env", sa.String(length=8), nullable=False),
         sa.Column("definition_version", sa.Integer(), nullable=False),
         sa.Column("pipeline_definition", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("parameters", postgresql.JSONB(astext_type=sa.Text()),
-                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "parameters",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("orchestration_system", sa.String(length=32), nullable=False),
         sa.Column("workflow_id", sa.String(length=255), nullable=False),
         sa.Column("workflow_namespace", sa.String(length=255), nullable=False),
@@ -80,17 +100,27 @@ def upgrade() -> None:
         sa.Column("started_by", sa.String(length=255), nullable=False),
         *_timestamps(),
         sa.CheckConstraint("env IN ('dev', 'stg', 'prod')", name=op.f("ck_pipeline_runs_env")),
-        sa.ForeignKeyConstraint(["pipeline_id"], [f"{SCHEMA}.pipelines.id"], ondelete="CASCADE",
-                                name=op.f("fk_pipeline_runs_pipeline_id_pipelines")),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            [f"{SCHEMA}.pipelines.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_pipeline_runs_pipeline_id_pipelines"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pipeline_runs")),
         sa.UniqueConstraint(
-            "orchestration_system", "workflow_id", "workflow_namespace",
+            "orchestration_system",
+            "workflow_id",
+            "workflow_namespace",
             name=op.f("uq_pipeline_runs_orchestration_system_workflow_id_workflow_namespace"),
         ),
         schema=SCHEMA,
     )
-    op.create_index("ix_pipeline_runs_pipeline_created", "pipeline_runs",
-                    ["pipeline_id", "created_at"], schema=SCHEMA)
+    op.create_index(
+        "ix_pipeline_runs_pipeline_created",
+        "pipeline_runs",
+        ["pipeline_id", "created_at"],
+        schema=SCHEMA,
+    )
     op.create_table(
         "pipeline_run_stages",
         sa.Column("run_id", sa.Uuid(), nullable=False),
@@ -101,30 +131,48 @@ def upgrade() -> None:
         sa.Column("attempt", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("failures", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("job_id", sa.Uuid(), nullable=True),
-        sa.Column("outputs", postgresql.JSONB(astext_type=sa.Text()),
-                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "outputs",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deadline", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["run_id"], [f"{SCHEMA}.pipeline_runs.id"], ondelete="CASCADE",
-                                name=op.f("fk_pipeline_run_stages_run_id_pipeline_runs")),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            [f"{SCHEMA}.pipeline_runs.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_pipeline_run_stages_run_id_pipeline_runs"),
+        ),
         sa.PrimaryKeyConstraint("run_id", "name", name=op.f("pk_pipeline_run_stages")),
         schema=SCHEMA,
     )
-    op.create_index("ix_pipeline_run_stages_deadline", "pipeline_run_stages", ["deadline"],
-                    schema=SCHEMA, postgresql_where=sa.text("deadline IS NOT NULL"))
+    op.create_index(
+        "ix_pipeline_run_stages_deadline",
+        "pipeline_run_stages",
+        ["deadline"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("deadline IS NOT NULL"),
+    )
     op.create_table(
         "integration_configs",
         sa.Column("env", sa.String(length=8), nullable=False),
         sa.Column("concern", sa.String(length=64), nullable=False),
         sa.Column("backend", sa.String(length=64), nullable=False),
-        sa.Column("settings", postgresql.JSONB(astext_type=sa.Text()),
-                  server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "settings",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("changed_by", sa.String(length=255), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("env IN ('dev', 'stg', 'prod')",
-                           name=op.f("ck_integration_configs_env")),
+        sa.CheckConstraint(
+            "env IN ('dev', 'stg', 'prod')", name=op.f("ck_integration_configs_env")
+        ),
         sa.PrimaryKeyConstraint("env", "concern", name=op.f("pk_integration_configs")),
         schema=SCHEMA,
     )

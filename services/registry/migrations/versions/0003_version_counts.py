@@ -55,8 +55,10 @@ def upgrade() -> None:
         sa.Column("stage", sa.String(length=16), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["model_id"], [f"{SCHEMA}.registered_models.id"],
-            name=op.f("fk_version_counts_model_id_registered_models"), ondelete="CASCADE",
+            ["model_id"],
+            [f"{SCHEMA}.registered_models.id"],
+            name=op.f("fk_version_counts_model_id_registered_models"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("model_id", "stage", name=op.f("pk_version_counts")),
         schema=SCHEMA,

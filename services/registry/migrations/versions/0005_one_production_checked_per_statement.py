@@ -34,7 +34,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.create_index(
-        "uq_model_versions_one_production", "model_versions", ["model_id"], unique=True,
-        schema=SCHEMA, postgresql_where=sa.text("stage = 'production'"),
-    )  # fmt: skip
+        "uq_model_versions_one_production",
+        "model_versions",
+        ["model_id"],
+        unique=True,
+        schema=SCHEMA,
+        postgresql_where=sa.text("stage = 'production'"),
+    )
     op.drop_constraint("ex_model_versions_one_production", "model_versions", schema=SCHEMA)

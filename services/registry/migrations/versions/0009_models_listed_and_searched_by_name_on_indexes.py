@@ -21,13 +21,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_registered_models_name_id", "registered_models", ["name", "id"],
-                    schema=SCHEMA)  # fmt: skip
+    op.create_index(
+        "ix_registered_models_name_id", "registered_models", ["name", "id"], schema=SCHEMA
+    )
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.create_index(
-        "ix_registered_models_name_trgm", "registered_models", ["name"], schema=SCHEMA,
-        postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"},
-    )  # fmt: skip
+        "ix_registered_models_name_trgm",
+        "registered_models",
+        ["name"],
+        schema=SCHEMA,
+        postgresql_using="gin",
+        postgresql_ops={"name": "gin_trgm_ops"},
+    )
 
 
 def downgrade() -> None:

@@ -35,9 +35,11 @@ def upgrade() -> None:
         )
         allowed = ", ".join(f"'{t}'" for t in types)
         op.create_check_constraint(
-            op.f(f"ck_{table}_{column}_json"), table,
-            f"jsonb_typeof({column}) IN ({allowed})", schema=SCHEMA,
-        )  # fmt: skip
+            op.f(f"ck_{table}_{column}_json"),
+            table,
+            f"jsonb_typeof({column}) IN ({allowed})",
+            schema=SCHEMA,
+        )
 
 
 def downgrade() -> None:

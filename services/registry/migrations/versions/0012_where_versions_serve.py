@@ -33,9 +33,12 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_version_deployments_model_unretired", "version_deployments", ["model_id"],
-        schema=SCHEMA, postgresql_where=sa.text("state <> 'retired'"),
-    )  # fmt: skip
+        "ix_version_deployments_model_unretired",
+        "version_deployments",
+        ["model_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("state <> 'retired'"),
+    )
 
 
 def downgrade() -> None:

@@ -16,13 +16,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("serving_deployments", sa.Column("pipeline_run_id", sa.Uuid(), nullable=True),
-                  schema="serving")
-    op.add_column("serving_deployments",
-                  sa.Column("pipeline_stage", sa.String(length=255), nullable=True),
-                  schema="serving")
-    op.add_column("serving_deployments",
-                  sa.Column("pipeline_attempt", sa.Integer(), nullable=True), schema="serving")
+    op.add_column(
+        "serving_deployments",
+        sa.Column("pipeline_run_id", sa.Uuid(), nullable=True),
+        schema="serving",
+    )
+    op.add_column(
+        "serving_deployments",
+        sa.Column("pipeline_stage", sa.String(length=255), nullable=True),
+        schema="serving",
+    )
+    op.add_column(
+        "serving_deployments",
+        sa.Column("pipeline_attempt", sa.Integer(), nullable=True),
+        schema="serving",
+    )
 
 
 def downgrade() -> None:
