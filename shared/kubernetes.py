@@ -1,6 +1,8 @@
 """A client of a Kubernetes API server, for every backend that talks to one (jobs, serving,
 pipelines): one way to say which cluster and with what credentials."""
 
+from typing import Any
+
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -29,3 +31,11 @@ def api_client(
     configuration = k8s.Configuration()
     k8s_config.load_incluster_config(client_configuration=configuration)
     return k8s.ApiClient(configuration)
+
+
+def custom_object(answer: object) -> dict[str, Any]:
+    """A custom object as the client returned it, typed: a JSON object.
+    The client types custom objects as `object`; the API server answers them as JSON objects."""
+    if not isinstance(answer, dict):
+        raise TypeError(f"the Kubernetes API answered a {type(answer).__name__}, not an object")
+    return answer

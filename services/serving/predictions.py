@@ -28,21 +28,28 @@ GONE = {404, 503}
 
 
 @dataclass(frozen=True)
+class Target:
+    """The live deployment an endpoint's predictions are sent to."""
+
+    deployment_id: UUID
+    framework: str
+    resource_id: str
+    namespace: str
+
+
+@dataclass(frozen=True)
 class Route:
     """Where an endpoint's predictions go now, as Postgres said at `read_at`."""
 
     project_id: UUID
     name: str
     retired: bool
-    deployment_id: UUID | None
-    framework: str | None
-    resource_id: str | None
-    namespace: str | None
+    target: Target | None
     read_at: float
 
     @property
     def answering(self) -> bool:
-        return not self.retired and self.deployment_id is not None
+        return not self.retired and self.target is not None
 
 
 class Routes:
@@ -104,22 +111,28 @@ class Routes:
             project_id=endpoint.project_id,
             name=endpoint.name,
             retired=endpoint.retired,
-            deployment_id=live.id if live else None,
-            framework=live.serving_framework if live else None,
-            resource_id=live.framework_resource_id if live else None,
-            namespace=live.framework_namespace if live else None,
+            target=Target(
+                deployment_id=live.id,
+                framework=live.serving_framework,
+                resource_id=live.framework_resource_id,
+                namespace=live.framework_namespace,
+            )
+            if live
+            else None,
             read_at=time.monotonic(),
         )
 
 
-async def _live(routes: Routes, endpoint_id: UUID, caller: Caller, *, fresh: bool = False) -> Route:
+async def _live(
+    routes: Routes, endpoint_id: UUID, caller: Caller, *, fresh: bool = False
+) -> Target:
     route = await routes.get(endpoint_id, fresh=fresh)
     caller.require(route.project_id, Role.VIEWER)
     if route.retired:
         raise EndpointRetired(f"endpoint {route.name} was undeployed")
-    if not route.answering:
+    if route.target is None:
         raise NothingToServe(f"endpoint {route.name} has no healthy deployment to answer yet")
-    return route
+    return route.target
 
 
 def _refusal(prediction: Prediction) -> str:
@@ -144,12 +157,14 @@ async def predict(
         backend = backends.get(live.framework)
         if backend is None:
             raise ServingBackendUnavailable(f"no {live.framework} backend is configured")
+        prediction: Prediction | None
         try:
-            prediction = await backend.predict(live.resource_id, live.namespace, body)
+            answer = await backend.predict(live.resource_id, live.namespace, body)
         except BackendUnreachable as exc:
             prediction, failure = None, str(exc)
         else:
-            failure = f"{live.framework} answered {prediction.status_code}: {_refusal(prediction)}"
+            prediction = answer
+            failure = f"{live.framework} answered {answer.status_code}: {_refusal(answer)}"
         if prediction is not None and prediction.status_code < 300:
             return prediction
         if prediction is not None and prediction.status_code in (400, 422):

@@ -35,6 +35,7 @@ from services.serving.integrations.backend import (
     DeploymentTarget,
     ServingBackend,
 )
+from services.serving.models import ServingEndpoint
 from shared.db import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,12 @@ class Reconciler:
         async with self._uow() as uow:
             deployments = await store.unretired_deployments(uow.session)
             gpu_labels: dict[tuple[str, str], str | None] = {}
-            endpoints = {}
+            endpoints: dict[UUID, ServingEndpoint] = {}
             for deployment in deployments:
                 if deployment.endpoint_id not in endpoints:
-                    endpoints[deployment.endpoint_id] = await store.get_endpoint(
-                        uow.session, deployment.endpoint_id
-                    )
+                    endpoint = await store.get_endpoint(uow.session, deployment.endpoint_id)
+                    assert endpoint is not None, "a deployment's endpoint is never deleted"
+                    endpoints[deployment.endpoint_id] = endpoint
                 env = endpoints[deployment.endpoint_id].env
                 if deployment.gpu_type and (env, deployment.gpu_type) not in gpu_labels:
                     option = (await store.enabled_gpu_types(uow.session, env)).get(

@@ -497,6 +497,7 @@ async def record_state(
     if deployment is None:
         return None
     endpoint = await store.lock_endpoint(uow.session, deployment.endpoint_id)
+    assert endpoint is not None, "a deployment's endpoint is never deleted (foreign key)"
     await uow.session.refresh(deployment)
     now = _now()
     if framework_status is not None and framework_status != deployment.framework_status:

@@ -26,7 +26,7 @@ from services.serving.integrations.backend import (
     DeploymentTarget,
     Prediction,
 )
-from shared.kubernetes import api_client
+from shared.kubernetes import api_client, custom_object
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class KServeBackend:
 
     async def _get(self, resource_id: str, namespace: str) -> dict[str, Any] | None:
         try:
-            return await asyncio.to_thread(
+            answer = await asyncio.to_thread(
                 self._api.get_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -234,6 +234,7 @@ class KServeBackend:
             ) from exc
         except HTTPError as exc:
             raise BackendUnreachable(f"the Kubernetes API did not answer: {exc}") from exc
+        return custom_object(answer)
 
     async def status(self, resource_id: str, namespace: str) -> BackendStatus:
         try:

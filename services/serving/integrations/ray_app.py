@@ -111,4 +111,6 @@ class ModelServer:
 
 def build(args: dict[str, Any]) -> Application:
     """The application builder Serve calls with the config's `args`."""
-    return ModelServer.bind(args["model_uri"])
+    # mypy keeps a decorated class's own type (python/mypy#3135): `serve.deployment` made it a
+    # Deployment, which has `bind`.
+    return ModelServer.bind(args["model_uri"])  # type: ignore[attr-defined]

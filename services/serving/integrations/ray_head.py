@@ -39,7 +39,7 @@ class LocalRayHead:
     dashboard_port: int = field(default_factory=free_port)
     serve_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def dashboard_url(self) -> str:
@@ -53,9 +53,9 @@ class LocalRayHead:
         """Start the head and wait for its dashboard's Serve API. Ray gives its raylet a fixed
         30 s to register, which a busy machine can miss: a head that exited is started again."""
         for attempt in range(1, attempts + 1):
-            log = self._launch()
+            process, log = self._launch()
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
+            while time.monotonic() < deadline and process.poll() is None:
                 try:
                     if (
                         httpx.get(
@@ -72,7 +72,7 @@ class LocalRayHead:
                 except httpx.HTTPError:
                     pass
                 time.sleep(1)
-            exited = self.process.poll()
+            exited = process.poll()
             self.stop()
             if exited is None:
                 raise TimeoutError(
@@ -87,7 +87,7 @@ class LocalRayHead:
             )
         raise RuntimeError(f"ray start failed {attempts} times; see {log}")
 
-    def _launch(self) -> Path:
+    def _launch(self) -> tuple[subprocess.Popen[bytes], Path]:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         ray = Path(sys.executable).with_name("ray")
         command = [
@@ -131,7 +131,7 @@ class LocalRayHead:
         }
         path = self.temp_dir / "ray-start.log"
         with open(path, "ab") as log:
-            self.process = subprocess.Popen(
+            process = self.process = subprocess.Popen(
                 command,
                 env=env,
                 stdout=log,
@@ -139,27 +139,29 @@ class LocalRayHead:
                 start_new_session=True,
                 cwd=PROJECT_ROOT,
             )
-        return path
+        return process, path
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None and not self._group_alive():
+        process = self.process
+        if process is None or process.poll() is not None and not _group_alive(process):
             return
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
             try:
-                os.killpg(self.process.pid, sig)
+                os.killpg(process.pid, sig)
             except ProcessLookupError:
                 return
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and self._group_alive():
-                self.process.poll()
+            while time.monotonic() < deadline and _group_alive(process):
+                process.poll()
                 time.sleep(0.2)
-            if not self._group_alive():
-                self.process.poll()
+            if not _group_alive(process):
+                process.poll()
                 return
 
-    def _group_alive(self) -> bool:
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
