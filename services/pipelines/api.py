@@ -44,6 +44,7 @@ from services.pipelines.schemas import (
     RunPage,
     StageOut,
 )
+from services.pipelines.settings import PipelinesSettings
 from shared.auth import Caller, Role
 from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
@@ -63,8 +64,13 @@ async def projects(request: Request) -> ProjectDirectory:
     return request.app.state.projects
 
 
+async def settings(request: Request) -> PipelinesSettings:
+    return request.app.state.settings
+
+
 Argo = Annotated[ArgoRuns, Depends(argo_runs)]
 Projects = Annotated[ProjectDirectory, Depends(projects)]
+Settings = Annotated[PipelinesSettings, Depends(settings)]
 
 
 async def _pipeline(
@@ -131,6 +137,7 @@ async def _pipeline_detail(rt: ServiceRuntime, pipeline_id: UUID) -> PipelineDet
         if pipeline is None:
             raise PipelineNotFound(f"no pipeline has id {pipeline_id}")
         definition = await store.get_definition(session, pipeline_id, pipeline.latest_version)
+    assert definition is not None, "a pipeline's latest version is stored with it"
     return PipelineDetail(
         **PipelineOut.model_validate(pipeline).model_dump(), definition=definition.definition
     )
@@ -236,6 +243,7 @@ async def start_run(
     pipeline_id: UUID,
     body: RunCreate,
     rt: Runtime,
+    settings: Settings,
     actor: Actor,
     response: Response,
     argo: Argo,
@@ -246,7 +254,7 @@ async def start_run(
     pipeline = await _pipeline(rt, pipeline_id, caller, Role.EDITOR)
     async with rt.sessionmaker() as session:
         orchestration = await service.orchestration_of(
-            session, body.env.value, rt.settings.orchestration(body.env)
+            session, body.env.value, settings.orchestration(body.env)
         )
     namespace = (
         argo.config.namespace

@@ -80,6 +80,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.settings = settings
     app.state.argo_runs = argo_runs
     app.state.projects = ProjectDirectory(
         settings.gateway_url, CredentialSigner(settings.internal_keys), SERVICE

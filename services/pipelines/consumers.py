@@ -2,6 +2,8 @@
 which stage attempt the event answers, turn it into the engine's answer, plan."""
 
 from datetime import UTC, datetime
+from typing import NamedTuple
+from uuid import UUID
 
 from services.pipelines import service
 from services.pipelines.engine import (
@@ -30,6 +32,20 @@ def _at(event: CloudEvent) -> datetime:
     return event.time.astimezone(UTC)
 
 
+class _Attempt(NamedTuple):
+    run_id: UUID
+    stage: str
+    attempt: int
+
+
+def _attempt(event: CloudEvent) -> _Attempt | None:
+    """The stage attempt the event answers; None for one no pipeline asked for."""
+    tag = StageAttemptAnswer.model_validate(event.data)
+    if tag.pipeline_run_id is None or tag.pipeline_stage is None or tag.pipeline_attempt is None:
+        return None
+    return _Attempt(tag.pipeline_run_id, tag.pipeline_stage, tag.pipeline_attempt)
+
+
 def _job_answer(contract):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
         data = event.parse_data(contract)
@@ -44,27 +60,21 @@ def _job_answer(contract):
 
 
 async def version_created(uow: UnitOfWork, event: CloudEvent) -> None:
-    tag = event.parse_data(StageAttemptAnswer)
-    if tag.names_a_stage:
+    tag = _attempt(event)
+    if tag is not None:
         answer = answer_of_version_created(
-            event.parse_data(ModelVersionCreated),
-            tag.pipeline_stage,
-            tag.pipeline_attempt,
-            _at(event),
+            event.parse_data(ModelVersionCreated), tag.stage, tag.attempt, _at(event)
         )
-        await service.answer(uow, tag.pipeline_run_id, answer)
+        await service.answer(uow, tag.run_id, answer)
 
 
 async def version_transitioned(uow: UnitOfWork, event: CloudEvent) -> None:
-    tag = event.parse_data(StageAttemptAnswer)
-    if tag.names_a_stage:
+    tag = _attempt(event)
+    if tag is not None:
         answer = answer_of_version_transitioned(
-            event.parse_data(ModelVersionTransitioned),
-            tag.pipeline_stage,
-            tag.pipeline_attempt,
-            _at(event),
+            event.parse_data(ModelVersionTransitioned), tag.stage, tag.attempt, _at(event)
         )
-        await service.answer(uow, tag.pipeline_run_id, answer)
+        await service.answer(uow, tag.run_id, answer)
 
 
 async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -87,12 +97,10 @@ async def command_refused(uow: UnitOfWork, event: CloudEvent) -> None:
 
 def _deployment_answer(healthy: bool):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
-        tag = event.parse_data(StageAttemptAnswer)
-        if tag.names_a_stage:
-            answer = answer_of_deployment(
-                event.data, tag.pipeline_stage, tag.pipeline_attempt, healthy, _at(event)
-            )
-            await service.answer(uow, tag.pipeline_run_id, answer)
+        tag = _attempt(event)
+        if tag is not None:
+            answer = answer_of_deployment(event.data, tag.stage, tag.attempt, healthy, _at(event))
+            await service.answer(uow, tag.run_id, answer)
 
     return handle
 

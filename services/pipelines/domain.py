@@ -298,9 +298,9 @@ def parse_definition(raw: Any) -> PipelineDefinition:
     else:
         kinds = {s.name: s.kind for s in stages}
         for stage in stages:
-            upstream = _ancestors(stage.name, graph)
-            _check_condition(stage, upstream, kinds, parameters, add)
-            _check_references(stage, upstream, kinds, parameters, add)
+            ancestors = _ancestors(stage.name, graph)
+            _check_condition(stage, ancestors, kinds, parameters, add)
+            _check_references(stage, ancestors, kinds, parameters, add)
     if problems:
         raise InvalidDefinition(problems)
     return PipelineDefinition(tuple(stages), dict(parameters))
@@ -336,10 +336,9 @@ def _parse_stage(index: int, raw: Any, problems: list[Problem]) -> StageSpec | N
         )
     for key in raw.keys() - STAGE_FIELDS:
         add(Problem(label, "field-known", f"stage {label}: unknown field '{key}'"))
-    try:
-        kind = StageKind(raw.get("kind"))
-    except ValueError:
-        kind = None
+    raw_kind = raw.get("kind")
+    kind = next((k for k in StageKind if k == raw_kind), None)
+    if kind is None:
         add(
             Problem(
                 label,

@@ -782,14 +782,20 @@ def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ObservedStage(Protocol):
-    """One stage as the orchestrator reports it (Argo's StageObservation)."""
+    """One stage as the orchestrator reports it (Argo's StageObservation), read-only."""
 
-    status: StageStatus
-    attempt: int
-    started_at: datetime | None
-    ended_at: datetime | None
-    message: str | None
-    outputs: Mapping[str, Any]
+    @property
+    def status(self) -> StageStatus: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def outputs(self) -> Mapping[str, Any]: ...
 
 
 RUN_EVENTS: dict[RunStatus, type[PipelineRunEvent]] = {

@@ -20,10 +20,6 @@ class StageAttemptAnswer(BaseModel):
     pipeline_stage: str | None = None
     pipeline_attempt: int | None = None
 
-    @property
-    def names_a_stage(self) -> bool:
-        return None not in (self.pipeline_run_id, self.pipeline_stage, self.pipeline_attempt)
-
     def stage_attempt(self) -> dict[str, Any]:
         """The three fields, to put in an answer's data."""
         return {

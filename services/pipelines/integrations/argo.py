@@ -38,7 +38,7 @@ from services.pipelines.domain import (
     condition_subject,
     references_in,
 )
-from shared.kubernetes import api_client
+from shared.kubernetes import api_client, custom_object
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "workflows"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -473,8 +473,10 @@ class ArgoWorkflows:
     def submit(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create the workflow; one already there by that name (a resubmission) is returned."""
         try:
-            return self.api.create_namespaced_custom_object(
-                GROUP, VERSION, self.config.namespace, PLURAL, dict(manifest)
+            return custom_object(
+                self.api.create_namespaced_custom_object(
+                    GROUP, VERSION, self.config.namespace, PLURAL, dict(manifest)
+                )
             )
         except ApiException as error:
             if error.status != 409:
@@ -482,14 +484,23 @@ class ArgoWorkflows:
             return self.get(manifest["metadata"]["name"])
 
     def get(self, name: str) -> dict[str, Any]:
-        return self.api.get_namespaced_custom_object(
-            GROUP, VERSION, self.config.namespace, PLURAL, name
+        return custom_object(
+            self.api.get_namespaced_custom_object(
+                GROUP, VERSION, self.config.namespace, PLURAL, name
+            )
         )
 
     def terminate(self, name: str) -> dict[str, Any]:
         """Stop the workflow now, as `argo terminate` does: its running pods are killed."""
-        return self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, self.config.namespace, PLURAL, name, {"spec": {"shutdown": "Terminate"}}
+        return custom_object(
+            self.api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.config.namespace,
+                PLURAL,
+                name,
+                {"spec": {"shutdown": "Terminate"}},
+            )
         )
 
     def resume(
@@ -511,11 +522,13 @@ class ArgoWorkflows:
             "message": f"{verdict} by {actor}" + (f": {comment}" if comment else ""),
             "outputs": {"parameters": [{"name": "approved_by", "value": actor}]},
         }
-        return self.api.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.config.namespace,
-            PLURAL,
-            name,
-            {"status": {"nodes": {node_id: node}}},
+        return custom_object(
+            self.api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.config.namespace,
+                PLURAL,
+                name,
+                {"status": {"nodes": {node_id: node}}},
+            )
         )
