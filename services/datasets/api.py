@@ -189,14 +189,8 @@ async def get_dvc_config(version_id: UUID, rt: Runtime, caller: Who, remotes: Re
     version, _ = await _version(rt, version_id, caller, Role.VIEWER)
     async with rt.sessionmaker() as session:
         choice = await remotes.choice(session)
-    same = (
-        choice is not None
-        and choice.base is not None
-        and version.storage_uri.startswith(choice.base)
-    )
-    return PlainTextResponse(
-        remote_config(version.storage_uri, choice.shown() if same else {}), media_type="text/plain"
-    )
+    shown = choice.shown() if choice is not None and choice.holds(version.storage_uri) else {}
+    return PlainTextResponse(remote_config(version.storage_uri, shown), media_type="text/plain")
 
 
 @router.get(

@@ -84,10 +84,8 @@ class Storage:
         env's remote still."""
         if "://" not in storage_uri:
             return DvcRemote(Path(storage_uri))
-        same = (
-            choice is not None and choice.base is not None and storage_uri.startswith(choice.base)
-        )
-        return _remote(storage_uri, choice.options if same else {})
+        options = choice.options if choice is not None and choice.holds(storage_uri) else {}
+        return _remote(storage_uri, options)
 
     async def choice(self, session) -> RemoteChoice | None:
         """The env's DVC remote, as its IntegrationConfig last said (None: none configured)."""
@@ -259,7 +257,9 @@ async def create_version(
         dataset = await require_dataset(session, dataset_id)
         parent = await _parent(session, dataset_id, parent_asked)
         violations = version_tag_violations(version_tag)
-        violations += parent_violations(dataset_id, "", parent, parent_asked)
+        violations += parent_violations(
+            dataset_id, "", _node(parent) if parent is not None else None, parent_asked
+        )
         raise_if(violations)
         if version_tag is not None and await store.find_tagged(session, dataset_id, version_tag):
             raise DatasetVersionExists(
@@ -351,8 +351,7 @@ async def verify_version(rt: ServiceRuntime, storage: Storage, version_id: UUID)
     remote = await version_remote(rt, storage, version)
     checked = await asyncio.to_thread(remote.verify, version.version_id)
     async with rt.uow() as uow:
-        dataset = await store.get_dataset(uow.session, version.dataset_id, lock=True)
-        version = await store.get_version(uow.session, version_id, lock=True)
+        dataset, version = await _lock(uow.session, version.dataset_id, version_id)
         state, at = VersionState(version.state), now()
         if checked.ok:
             if state == VersionState.CREATED:
@@ -391,13 +390,23 @@ async def verify_version(rt: ServiceRuntime, storage: Storage, version_id: UUID)
     return version
 
 
+async def _lock(
+    session, dataset_id: UUID, version_id: UUID
+) -> tuple[DatasetRecord, DatasetVersion]:
+    """A version and its dataset, read again under lock, the dataset first as every change takes
+    them; both were read before, and neither is ever deleted."""
+    dataset = await store.get_dataset(session, dataset_id, lock=True)
+    version = await store.get_version(session, version_id, lock=True)
+    assert dataset is not None and version is not None, "datasets and versions are never deleted"
+    return dataset, version
+
+
 async def activate_version(uow: UnitOfWork, version_id: UUID) -> DatasetVersion:
     """Make a verified version its dataset's active one; the one active before is verified again."""
     found = await store.get_version(uow.session, version_id)
     if found is None:
         raise DatasetVersionNotFound(f"no dataset version has id {version_id}")
-    dataset = await store.get_dataset(uow.session, found.dataset_id, lock=True)
-    version = await store.get_version(uow.session, version_id, lock=True)
+    dataset, version = await _lock(uow.session, found.dataset_id, version_id)
     state = VersionState(version.state)
     if (refused := activation_violation(state)) is not None:
         raise refused

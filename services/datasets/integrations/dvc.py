@@ -109,10 +109,16 @@ class NotADirectory(ValueError):
     """The path given for a version is not a readable directory with at least one file."""
 
 
+def _oid(hash_info: HashInfo) -> str:
+    """The object id a hash names: every hash dvc-data computed or read back has one."""
+    assert hash_info.value is not None, f"a {hash_info.name} hash without a value"
+    return hash_info.value
+
+
 def _entries(tree: Tree) -> tuple[FileEntry, ...]:
     files = []
     for key, meta, hash_info in tree:
-        files.append(FileEntry("/".join(key), hash_info.value, meta.size or 0))
+        files.append(FileEntry("/".join(key), _oid(hash_info), meta.size or 0))
     return tuple(sorted(files, key=lambda f: f.path))
 
 
@@ -139,7 +145,7 @@ def hash_directory(directory: Path) -> HashedDirectory:
     _, _, tree = build(scratch, path, _LOCAL, HASH_NAME, dry_run=True)
     assert isinstance(tree, Tree)
     try:
-        return HashedDirectory(tree.hash_info.value, _entries(tree))
+        return HashedDirectory(_oid(tree.hash_info), _entries(tree))
     finally:
         _forget(tree)
 
@@ -207,6 +213,10 @@ class RemoteChoice:
         remote_settings(url, options)
         return cls(url.rstrip("/"), dict(options))
 
+    def holds(self, storage_uri: str) -> bool:
+        """Whether a version stored at `storage_uri` lies under this remote."""
+        return self.base is not None and storage_uri.startswith(self.base)
+
     def shown(self) -> dict[str, Any]:
         """The options a user's `.dvc/config` gets: all but credentials."""
         return {
@@ -269,21 +279,21 @@ class DvcRemote:
             self.root.mkdir(parents=True, exist_ok=True)
         staging, _, tree = build(self.odb, path, _LOCAL, HASH_NAME)
         assert isinstance(tree, Tree)
-        hashed = HashedDirectory(tree.hash_info.value, _entries(tree))
+        hashed = HashedDirectory(_oid(tree.hash_info), _entries(tree))
         sizes = {f.md5: f.size for f in hashed.files}
         try:
             result = transfer(staging, self.odb, {tree.hash_info}, hardlink=False, shallow=False)
         finally:
             _forget(tree)
         if result.failed:
-            failed = sorted(h.value for h in result.failed)
+            failed = sorted(_oid(h) for h in result.failed)
             raise OSError(f"could not store {len(failed)} objects in {self.url}: {failed[:5]}")
         added = 0
         for hash_info in result.transferred:
             if hash_info.isdir:
-                added += self._size(hash_info.value) or 0
+                added += self._size(_oid(hash_info)) or 0
             else:
-                added += sizes.get(hash_info.value, 0)
+                added += sizes.get(_oid(hash_info), 0)
         return PushResult(hashed, added, len(result.transferred))
 
     def manifest(self, version_id: str) -> HashedDirectory:
@@ -296,8 +306,8 @@ class DvcRemote:
             ) from exc
         files = []
         for key, _, hash_info in tree:
-            size = self._size(hash_info.value) or 0
-            files.append(FileEntry("/".join(key), hash_info.value, size))
+            size = self._size(_oid(hash_info)) or 0
+            files.append(FileEntry("/".join(key), _oid(hash_info), size))
         return HashedDirectory(version_id, tuple(sorted(files, key=lambda f: f.path)))
 
     def verify(self, version_id: str) -> Verification:
@@ -316,7 +326,7 @@ class DvcRemote:
 
     def _md5(self, path: str) -> str:
         _, hash_info = hash_file(path, self.fs, HASH_NAME)
-        return hash_info.value
+        return _oid(hash_info)
 
     def open_file(self, entry: FileEntry) -> BinaryIO:
         """A version's file, read from the remote's object."""
