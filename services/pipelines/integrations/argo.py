@@ -492,16 +492,7 @@ class ArgoWorkflows:
 
     def terminate(self, name: str) -> dict[str, Any]:
         """Stop the workflow now, as `argo terminate` does: its running pods are killed."""
-        return custom_object(
-            self.api.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.config.namespace,
-                PLURAL,
-                name,
-                {"spec": {"shutdown": "Terminate"}},
-            )
-        )
+        return self._patch(name, {"spec": {"shutdown": "Terminate"}})
 
     def resume(
         self,
@@ -522,13 +513,11 @@ class ArgoWorkflows:
             "message": f"{verdict} by {actor}" + (f": {comment}" if comment else ""),
             "outputs": {"parameters": [{"name": "approved_by", "value": actor}]},
         }
+        return self._patch(name, {"status": {"nodes": {node_id: node}}})
+
+    def _patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return custom_object(
             self.api.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.config.namespace,
-                PLURAL,
-                name,
-                {"status": {"nodes": {node_id: node}}},
+                GROUP, VERSION, self.config.namespace, PLURAL, name, body
             )
         )
