@@ -81,6 +81,12 @@ async def connect_raw(database_url: str | URL) -> asyncpg.Connection:
     )
 
 
+def substring_pattern(text: str) -> str:
+    """An ILIKE pattern matching names that hold `text`: its own % and _ match only themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def apply_changes(session: AsyncSession, entity: Any, changes: dict[str, Any]) -> None:
     """Write the changes to a mapped entity with a new `updated_at` (unless given); every value
     is known here, so nothing is read back."""

@@ -8,7 +8,7 @@ import tempfile
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from services.datasets import service, store, uploads
@@ -44,6 +44,7 @@ from shared.dependencies import Actor, Limit, Offset, Runtime, Who
 from shared.errors import Forbidden, InvalidInput, Problem, Unauthorized, problem_responses
 from shared.links import link, links
 from shared.projects import ProjectDirectory, UnknownProject
+from shared.validation import Text
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
@@ -296,13 +297,20 @@ async def create_dataset(
 
 @router.get("", response_model=DatasetPage, responses=answers())
 async def list_datasets(
-    rt: Runtime, caller: Who, project_id: UUID | None = None, limit: Limit = 100, offset: Offset = 0
+    rt: Runtime,
+    caller: Who,
+    project_id: UUID | None = None,
+    name: Annotated[
+        Text | None, Query(description="Case-insensitive substring of the name")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ):
     scope = caller.scope(project_id)
     if scope is not None and not scope:
         return {"items": [], "total": 0}
     async with rt.sessionmaker() as session:
-        items, total = await store.list_datasets(session, scope, limit, offset)
+        items, total = await store.list_datasets(session, scope, limit, offset, name)
     return {"items": items, "total": total}
 
 

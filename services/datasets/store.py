@@ -19,6 +19,7 @@ from services.datasets.models import (
     DatasetVersionUse,
     IntegrationConfig,
 )
+from shared.db import substring_pattern
 from shared.events.gateway import IntegrationConfigChanged
 from shared.integration_configs import keep_change
 from shared.integrations import Concern
@@ -47,10 +48,16 @@ async def get_dataset(
 
 
 async def list_datasets(
-    session: AsyncSession, projects: Collection[UUID] | None, limit: int, offset: int
+    session: AsyncSession,
+    projects: Collection[UUID] | None,
+    limit: int,
+    offset: int,
+    name: str | None = None,
 ) -> tuple[Sequence[DatasetRecord], int]:
-    """Datasets of `projects` (None: of every project), by name."""
+    """Datasets of `projects` (None: of every project) whose name holds `name`, by name."""
     where = [] if projects is None else [DatasetRecord.project_id.in_(list(projects))]
+    if name:
+        where.append(DatasetRecord.name.ilike(substring_pattern(name)))
     total = await session.scalar(select(func.count()).select_from(DatasetRecord).where(*where))
     stmt = (
         select(DatasetRecord)

@@ -470,11 +470,14 @@ async def get_version_by_label(
 
 
 @router.get(
-    "/projects/{project_id}/promotion-policy", response_model=PolicyOut, responses=answers()
+    "/projects/{project_id}/promotion-policy",
+    response_model=PolicyOut,
+    responses=answers(UnknownProject),
 )
-async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who):
+async def get_project_policy(project_id: UUID, rt: Runtime, caller: Who, allowed: Allowed):
     """The project's promotion policy; `source` is `none`, every rule off, until one is set."""
     caller.require(project_id, Role.VIEWER)
+    await allowed.projects.require(project_id, caller)
     async with rt.connection() as conn:
         row = await store.project_policy(conn, project_id)
     return rows_reply(PolicyOut, service.policy_view(row, project_id=project_id, model_id=None))

@@ -13,6 +13,7 @@ from pydantic import (
     Discriminator,
     Field,
     FiniteFloat,
+    StrictBool,
     StringConstraints,
     Tag,
 )
@@ -283,7 +284,7 @@ class SummaryPage(BaseModel):
 class PolicyRules(Body):
     """A promotion policy, set whole: a rule left out is off."""
 
-    require_staging: bool = Field(
+    require_staging: StrictBool = Field(
         default=False, description="Only a version in staging may move to production."
     )
     approvals_required: int = Field(
@@ -293,7 +294,7 @@ class PolicyRules(Body):
         description="0: a move to production by an approver is its own approval. N: such a move "
         "is recorded as a pending request, and made when N distinct approvers have approved it.",
     )
-    forbid_author_approval: bool = Field(
+    forbid_author_approval: StrictBool = Field(
         default=False, description="The version's author (its creator) may not approve it."
     )
     metric_gate: Annotated[Text, StringConstraints(max_length=1000)] | None = Field(

@@ -62,7 +62,7 @@ from services.registry.models import (
     VersionDeployment,
     metadata,
 )
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, substring_pattern
 from shared.events.registry import (
     ModelRegistered,
     ModelVersionApproved,
@@ -217,8 +217,7 @@ async def find_models(
     if projects is not None:
         conditions.append(RegisteredModel.project_id.in_(list(projects)))
     if name:
-        pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(RegisteredModel.name.ilike(pattern))
+        conditions.append(RegisteredModel.name.ilike(substring_pattern(name)))
     for key, value in tags:
         if value is None:
             conditions.append(RegisteredModel.tags.has_key(key))

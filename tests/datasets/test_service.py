@@ -478,3 +478,14 @@ async def test_a_nul_character_is_422_not_500(datasets_client, project, sources)
     assert reply.status_code == 422, reply.text
     assert reply.json()["type"].endswith("/dataset-invalid")
     assert (await datasets_client.get(f"/datasets/{dataset['id']}/versions")).json()["total"] == 0
+
+
+async def test_the_list_filters_by_a_substring_of_the_name(datasets_client, project):
+    tag = uuid4().hex[:8]
+    wanted = await new_dataset(datasets_client, project, f"Churn_{tag}-2026")
+    await new_dataset(datasets_client, project, f"churnX{tag}")  # `_` is no wildcard
+    listed = (await datasets_client.get("/datasets", params={"name": f"churn_{tag}"})).json()
+    assert [d["id"] for d in listed["items"]] == [wanted["id"]]
+    assert listed["total"] == 1
+    nul = await datasets_client.get("/datasets", params={"name": "a\x00b"})
+    assert nul.status_code == 422

@@ -119,10 +119,9 @@ async def test_only_a_project_admin_sets_the_policy(admin, project, people):
         headers=people["owner"],
     )
     refused(r, 422, "invalid-metric-gate")
-    r = await admin.put(
-        f"{REGISTRY}/projects/{uuid.uuid4()}/promotion-policy", json={"require_staging": True}
-    )
-    refused(r, 422, "unknown-project")
+    nowhere = f"{REGISTRY}/projects/{uuid.uuid4()}/promotion-policy"
+    refused(await admin.put(nowhere, json={"require_staging": True}), 422, "unknown-project")
+    refused(await admin.get(nowhere), 422, "unknown-project")
 
 
 async def test_each_rule_through_the_gateway_and_the_override(admin, bus, project, people):

@@ -330,6 +330,11 @@ async def test_a_bad_metric_gate_is_422_and_the_policy_stays_as_it_was(client, p
         refused(r, 422, "invalid-metric-gate")
     r = await client.put(f"/projects/{project}/promotion-policy", json={"approvals_required": 11})
     refused(r, 422, "invalid-input")
+    for loose in ("yes", 1, "true"):  # a rule is turned on by true, nothing that looks like it
+        r = await client.put(
+            f"/projects/{project}/promotion-policy", json={"require_staging": loose}
+        )
+        refused(r, 422, "invalid-input")
     assert (await client.get(f"/projects/{project}/promotion-policy")).json() == before
 
 
