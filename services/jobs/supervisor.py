@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 TRACKING_SYSTEM = "mlflow"
 JOB_TAG = "modelplane.job_id"  # the MLflow tag naming a run's job, to find it again
+# A released start claim: stale for any lease, and unlike None it says a start was tried.
+_RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
 # What an env's IntegrationConfig may choose for its Kubernetes jobs; the cluster and its
 # credentials are the service's own settings (a job's handle then finds it on any config).
 KUBERNETES_OPTIONS = ("namespace", "gpu_node_label")
@@ -121,7 +123,7 @@ class JobSupervisor:
         claim = await self._claim_start(job_id)
         if claim is None:
             return
-        job, executor_name, options, spec = claim
+        job, executor_name, options, spec, first_attempt = claim
         context.actor.set(job.created_by)  # the watcher acts for whoever submitted the job
         experiment_name = f"{job.project_id}/{job.name}"
         run_name = f"{job.name}-{str(job.id)[:8]}"
@@ -132,6 +134,7 @@ class JobSupervisor:
                 params=job.parameters,
                 tags={JOB_TAG: str(job.id), "modelplane.project_id": str(job.project_id)},
                 identified_by=JOB_TAG,
+                first_attempt=first_attempt,
             )
         except Exception:
             await self._release_start(job_id)  # the next round tries again, not a lease later
@@ -179,9 +182,10 @@ class JobSupervisor:
 
     async def _claim_start(
         self, job_id: UUID
-    ) -> tuple[TrainingJob, str, dict[str, Any], JobSpec] | None:
-        """Mark a validated job as being started by this caller, with what starting it takes;
-        None when it is not validated, or another caller's claim on it is still fresh."""
+    ) -> tuple[TrainingJob, str, dict[str, Any], JobSpec, bool] | None:
+        """Mark a validated job as being started by this caller, with what starting it takes
+        and whether no start was tried before; None when it is not validated, or another
+        caller's claim on it is still fresh."""
         async with self._new_uow() as uow:
             job = await store.lock_job(uow.session, job_id, skip_locked=True)
             if job is None or job.status != JobStatus.VALIDATED:
@@ -192,14 +196,16 @@ class JobSupervisor:
                 return None
             executor_name, options = await self._executor_for(uow, job.env)
             spec = await self._spec(uow, job, {})
+            first_attempt = job.start_claimed_at is None
             await apply_changes(uow.session, job, {"start_claimed_at": now})
-            return job, executor_name, options, spec
+            return job, executor_name, options, spec, first_attempt
 
     async def _release_start(self, job_id: UUID) -> None:
         async with self._new_uow() as uow:
             job = await store.lock_job(uow.session, job_id)
             if job is not None and job.status == JobStatus.VALIDATED:
-                await apply_changes(uow.session, job, {"start_claimed_at": None})
+                # Stale at once, yet not None: the next start looks for a run this one made.
+                await apply_changes(uow.session, job, {"start_claimed_at": _RELEASED})
 
     async def settle(self, job_id: UUID) -> JobStatus | None:
         """Apply a running job's end if its executor says it has ended; its status after."""

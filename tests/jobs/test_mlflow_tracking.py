@@ -82,3 +82,21 @@ async def test_env_for_run_names_the_store_and_the_run(tracking):
         "MLFLOW_TRACKING_URI": tracking.tracking_uri,
         "MLFLOW_RUN_ID": "abc",
     }
+
+
+async def test_a_first_attempt_creates_without_searching_and_a_retry_finds_its_run(tracking):
+    tags = {"modelplane.job_id": f"job-{uuid.uuid4()}"}
+    params = {"epochs": 3, "lr": 0.1}
+    first = await tracking.find_or_create_run(
+        "handoff",
+        "a",
+        params=params,
+        tags=tags,
+        identified_by="modelplane.job_id",
+        first_attempt=True,
+    )
+    again = await tracking.find_or_create_run(
+        "handoff", "a", params=params, tags=tags, identified_by="modelplane.job_id"
+    )
+    assert again == first
+    assert (await tracking.read_run(first)).params == {"epochs": "3", "lr": "0.1"}

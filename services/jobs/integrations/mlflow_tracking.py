@@ -11,6 +11,7 @@ import math
 from typing import Literal, NamedTuple, get_args
 from urllib.parse import quote
 
+from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -56,9 +57,13 @@ class MlflowTracking:
         params: dict[str, object],
         tags: dict[str, str],
         identified_by: str,
+        first_attempt: bool = False,
     ) -> str:
         """The run whose tag `identified_by` has the value `tags` gives it, created if none
-        has: asking again after a crash finds the run instead of making a second."""
+        has: asking again after a crash finds the run instead of making a second. A
+        `first_attempt` cannot have made one: it skips the search (a hand-off's slowest call)."""
+        if first_attempt:
+            return await self.create_run(experiment_name, run_name, params, tags)
         return await asyncio.to_thread(
             self._find_or_create_run, experiment_name, run_name, params, tags, identified_by
         )
@@ -128,8 +133,9 @@ class MlflowTracking:
         self, experiment_id: str, run_name: str, params: dict[str, object], tags: dict[str, str]
     ) -> str:
         run = self._client.create_run(experiment_id, run_name=run_name, tags=tags)
-        for key, value in params.items():
-            self._client.log_param(run.info.run_id, key, value)
+        if params:  # one request for them all
+            logged = [Param(key, str(value)) for key, value in params.items()]
+            self._client.log_batch(run.info.run_id, params=logged)
         return run.info.run_id
 
     def _in_experiment(self, name: str, act):
