@@ -490,10 +490,13 @@ class HealthPolicy:
     `deploy_timeout`: from the request until the framework reports it ready (a model that never
     loads). `unreachable_timeout`: the framework not answering at all; until then the
     deployment is only degraded, since an outage of the control path is not the model's fault.
+    `degrade_after`: the looks in a row that must find a healthy deployment not ready or its
+    framework silent before it is degraded, so one slow answer of a busy framework is no event.
     """
 
     deploy_timeout: timedelta = timedelta(minutes=15)
     unreachable_timeout: timedelta = timedelta(minutes=10)
+    degrade_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -509,11 +512,14 @@ def observed_state(
     requested_at: datetime,
     unreachable_since: datetime | None,
     now: datetime,
+    bad_looks: int = 1,
     policy: HealthPolicy = HealthPolicy(),
 ) -> StateChange | None:
     """The state an observation moves a deployment to; None when it stays (no event, no row).
 
-    `unreachable_since` is when the framework first stopped answering in the current outage.
+    `unreachable_since` is when the framework first stopped answering in the current outage;
+    `bad_looks` counts the looks in a row, this one included, that found the deployment not
+    ready or its framework silent.
     """
     if current in (DeploymentState.RETIRED, DeploymentState.FAILED):
         return None
@@ -551,6 +557,12 @@ def observed_state(
             else:
                 target = DeploymentState.DEGRADED
                 reason = "the framework does not answer" + (f": {reason}" if reason else "")
+    if (
+        current == DeploymentState.HEALTHY
+        and target == DeploymentState.DEGRADED
+        and bad_looks < policy.degrade_after
+    ):
+        return None
     if current == DeploymentState.CREATED and target in (
         DeploymentState.HEALTHY,
         DeploymentState.DEGRADED,

@@ -85,6 +85,7 @@ class Reconciler:
         self.max_backoff = max_backoff
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
+        self._bad_looks: dict[UUID, int] = {}  # per deployment, in a row; a restart starts over
         self._task: asyncio.Task | None = None
         self.rounds = 0
 
@@ -155,7 +156,10 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         self.rounds += 1
         silent: set[str] = set()  # frameworks that did not answer this round
-        for work in await self._work():
+        works = await self._work()
+        for gone in self._bad_looks.keys() - {work.id for work in works}:
+            del self._bad_looks[gone]
+        for work in works:
             backend = self.backends.get(work.framework)
             if backend is None:
                 log.warning("deployment %s: no %s backend is configured", work.id, work.framework)
@@ -211,12 +215,17 @@ class Reconciler:
             )
 
     def _observe(self, work: Work, observation: Observation) -> StateChange | None:
+        if observation.health in (Health.NOT_READY, Health.UNREACHABLE):
+            self._bad_looks[work.id] = self._bad_looks.get(work.id, 0) + 1
+        else:
+            self._bad_looks.pop(work.id, None)
         return observed_state(
             work.state,
             observation,
             requested_at=work.created_at,
             unreachable_since=work.unreachable_since,
             now=datetime.now(UTC),
+            bad_looks=self._bad_looks.get(work.id, 0),
             policy=self.policy,
         )
 

@@ -28,6 +28,8 @@ class ServingSettings(ServiceSettings):
     # has not answered this long is failed too (degraded until then).
     serving_deploy_timeout_seconds: float = 900.0
     serving_unreachable_timeout_seconds: float = 600.0
+    # A healthy deployment is degraded only when this many looks in a row find it unwell.
+    serving_degrade_after_looks: int = Field(default=3, ge=1)
     # Ray Serve: the cluster's dashboard (control) and Serve's HTTP proxy (predictions). Serve's
     # own default port, 8000, is the gateway's here.
     ray_dashboard_url: str = "http://127.0.0.1:8265"
@@ -49,6 +51,7 @@ class ServingSettings(ServiceSettings):
         return HealthPolicy(
             deploy_timeout=timedelta(seconds=self.serving_deploy_timeout_seconds),
             unreachable_timeout=timedelta(seconds=self.serving_unreachable_timeout_seconds),
+            degrade_after=self.serving_degrade_after_looks,
         )
 
     def ray_serve(self) -> RayServeConfig:

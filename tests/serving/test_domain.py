@@ -303,7 +303,13 @@ def test_illegal_transitions_conflict(current, target):
 
 
 def observe(
-    current, health, *, requested_ago=timedelta(seconds=30), unreachable_for=None, message="m"
+    current,
+    health,
+    *,
+    requested_ago=timedelta(seconds=30),
+    unreachable_for=None,
+    message="m",
+    bad_looks=3,
 ):
     return observed_state(
         current,
@@ -311,8 +317,11 @@ def observe(
         requested_at=NOW - requested_ago,
         unreachable_since=None if unreachable_for is None else NOW - unreachable_for,
         now=NOW,
+        bad_looks=bad_looks,
         policy=HealthPolicy(
-            deploy_timeout=timedelta(minutes=5), unreachable_timeout=timedelta(minutes=2)
+            deploy_timeout=timedelta(minutes=5),
+            unreachable_timeout=timedelta(minutes=2),
+            degrade_after=3,
         ),
     )
 
@@ -337,6 +346,18 @@ def observe(
 def test_observations_move_the_state_once_per_change(current, health, target):
     change = observe(current, health)
     assert (change.state if change else None) == target
+
+
+@pytest.mark.parametrize("health", [Health.NOT_READY, Health.UNREACHABLE])
+def test_a_healthy_deployment_is_degraded_only_after_looks_in_a_row_find_it_unwell(health):
+    assert observe(S.HEALTHY, health, unreachable_for=timedelta(0), bad_looks=1) is None
+    assert observe(S.HEALTHY, health, unreachable_for=timedelta(0), bad_looks=2) is None
+    assert observe(S.HEALTHY, health, unreachable_for=timedelta(0), bad_looks=3).state == S.DEGRADED
+    # A framework already silent on the first look at a rollout degrades it at once.
+    if health == Health.UNREACHABLE:
+        assert observe(S.DEPLOYING, health, unreachable_for=timedelta(0), bad_looks=1).state == (
+            S.DEGRADED
+        )
 
 
 def test_a_deployment_never_ready_fails_after_the_deploy_timeout():

@@ -14,6 +14,7 @@ from services.serving.domain import (
     DeploymentSpec,
     DeploymentState,
     Health,
+    HealthPolicy,
     Resources,
     ScalingTarget,
     observed_state,
@@ -135,10 +136,16 @@ def conditions(
 
 
 async def next_state(backend, current: DeploymentState, name: str = "churn-1a2b3c4d"):
+    """The state the status moves a deployment to, seen as often as the policy asks."""
     status = await backend.status(name, NAMESPACE)
     now = datetime.now(UTC)
     change = observed_state(
-        current, status.observation, requested_at=now, unreachable_since=None, now=now
+        current,
+        status.observation,
+        requested_at=now,
+        unreachable_since=None,
+        now=now,
+        bad_looks=HealthPolicy().degrade_after,
     )
     return status, (change.state if change else None)
 
