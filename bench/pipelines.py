@@ -31,9 +31,8 @@ import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from bench import targets
+from bench import report, targets
 from bench.load import percentile
-from bench.report import RESULTS_DIR
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
 from shared.service_table import SERVICES
@@ -263,17 +262,5 @@ def table(results: dict) -> str:
             f"({burst_['jobs']} jobs); longest run {burst_['longest_run_seconds']} s"
         ),
     ]
-    for check in results["targets"]:
-        bound = "at_least" if "at_least" in check else "at_most"
-        lines.append(
-            f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-            f"{check['value']} ({bound.replace('_', ' ')} {check[bound]:g})"
-        )
+    lines += report.target_lines(results["targets"], issue=36)
     return "\n".join(lines)
-
-
-def write(results: dict) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "pipelines-latest.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path

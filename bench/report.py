@@ -2,10 +2,12 @@
 
 import json
 import math
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RUNS_JUDGED = 3
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -31,7 +33,7 @@ def table(results: dict) -> str:
                 f"({100 * added['share_uploaded']:.2f} %)"
             ),
         ]
-    lines += target_lines(results.get("targets"), issue=4)
+    lines += target_lines(results.get("targets"), issue=34)
     return "\n".join(lines)
 
 
@@ -94,13 +96,42 @@ def registry_table(results: dict) -> list[str]:
     return lines
 
 
-def write(results: dict, name: str = "latest") -> tuple[Path, Path]:
-    """`bench/results/<name>.json` and a dated copy."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def write(results: dict, section: str, directory: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    """`<section>-latest.json` and a dated copy, `<section>-<UTC time>.json`."""
+    directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2, allow_nan=False) + "\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    dated = RESULTS_DIR / f"{stamp}.json"
-    latest = RESULTS_DIR / f"{name}.json"
+    dated = directory / f"{section}-{stamp}.json"
+    latest = directory / f"{section}-latest.json"
     dated.write_text(text)
     latest.write_text(text)
     return latest, dated
+
+
+def median_lines(section: str, runs: int = RUNS_JUDGED, directory: Path = RESULTS_DIR) -> list[str]:
+    """Each target of the section's last `runs` dated results, judged on the median of its values:
+    the targets are judged this way, never on one run of a noisy machine."""
+    dated = sorted(directory.glob(f"{section}-2*.json"))[-runs:]
+    if not dated:
+        return []
+    found: dict[str, list[dict]] = {}
+    for path in dated:
+        for check in json.loads(path.read_text()).get("targets", []):
+            found.setdefault(check["target"], []).append(check)
+    lines = [
+        "",
+        f"targets, median of the last {len(dated)} runs"
+        + (f" ({runs} are judged; run the section again)" if len(dated) < runs else "")
+        + f": {', '.join(path.stem.removeprefix(section + '-') for path in dated)}",
+    ]
+    for target, seen in found.items():
+        bound = "at_least" if "at_least" in seen[-1] else "at_most"
+        values = [check["value"] for check in seen]
+        value = None if None in values else statistics.median(values)
+        limit = seen[-1][bound]
+        met = value is not None and (value >= limit if bound == "at_least" else value <= limit)
+        lines.append(
+            f"  {'met' if met else 'MISSED':<7} {target}: {_fmt(value, 2)} "
+            f"({bound.replace('_', ' ')} {limit:g}; each {', '.join(_fmt(v, 2) for v in values)})"
+        )
+    return lines

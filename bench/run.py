@@ -253,8 +253,7 @@ async def _run_pipelines() -> int:
         results = await pipelines.run_pipelines(infra.postgres_url, infra.nats_url)
     print()
     print(pipelines.table(results))
-    print(f"\nwrote {pipelines.write(results)}")
-    return 0
+    return _written(results, "pipelines")
 
 
 async def until_stopped(run: Awaitable[T]) -> T:
@@ -412,19 +411,25 @@ async def _run(config: Config) -> int:
                 await drop_database(infra.postgres_url, f"{mp_db_name}_mlflow")
     # The platform is stopped: the hashing has the machine the way md5sum has it.
     results["datasets"] = await asyncio.to_thread(datasets.measure, config.datasets_bytes)
-    return _report(_clean(results), "latest")
+    return _report(_clean(results), "registry")
 
 
 async def datasets_only(config: Config) -> int:
     """`python -m bench datasets`: the datasets section alone, no platform."""
     results = {"datasets": await asyncio.to_thread(datasets.measure, config.datasets_bytes)}
-    return _report(results, "datasets-latest")
+    return _report(results, "datasets")
 
 
-def _report(results: dict, name: str) -> int:
+def _report(results: dict, section: str) -> int:
     results["targets"] = [check.as_json() for check in targets.checks(results)]
     print()
     print(report.table(results))
-    latest, dated = report.write(results, name)
+    return _written(results, section)
+
+
+def _written(results: dict, section: str) -> int:
+    """The section's results written, and its targets judged over its last runs."""
+    latest, dated = report.write(results, section)
     print(f"\nwrote {latest} and {dated}")
+    print("\n".join(report.median_lines(section)))
     return 0

@@ -1,16 +1,18 @@
-"""Issue 4's targets, read off a run's results: which held in this run and which did not.
+"""The targets, read off a run's results: which held in this run and which did not.
 
-Each is a bound on one number of the results. A target whose cell the run did not measure
+Each is a bound on one number of the results; they are judged on the median of three runs
+(`report.median_lines`). A target whose cell the run did not measure
 (`BENCH_OPERATIONS`, `BENCH_CLIENTS`) is left out rather than called met or missed.
 """
 
 from dataclasses import dataclass
 from typing import Literal
 
-WRITES = ("create_version", "transition")  # the cells with a ratio and a p99 to meet at 32
+# Issue 34: the writes' ratio to MLflow at 32 clients, and every 32-client cell's tail.
+WRITES = ("create_version", "transition")
 MANY_CLIENTS = 32
-RATIO_AT_LEAST = 2.0
-P99_AT_MOST_MS = 50.0
+RATIO_AT_LEAST = 2.5
+P99_OVER_P50_AT_MOST = 1.6
 ONE_CLIENT_P50_AT_MOST_MS = 3.0
 EVENT_P99_AT_MOST_MS = 25.0
 IDLE_MEMORY_AT_MOST_MIB = 1024.0
@@ -64,25 +66,23 @@ def datasets_checks(results: dict) -> list[Check]:
 
 
 def checks(results: dict) -> list[Check]:
-    """Every target this run measured, in the order issue 4 lists them, then issue 37's."""
+    """Every target this run measured, in the order issue 34 lists them, then issue 37's."""
     cells = {(row["op"], row["clients"]): row for row in results.get("operations", [])}
-    found: list[Check] = []
-    for op in WRITES:
-        if row := cells.get((op, MANY_CLIENTS)):
-            found += [
-                Check(
-                    f"{op} x{MANY_CLIENTS}, ops/s ÷ MLflow's",
-                    row["ratio"],
-                    "at_least",
-                    RATIO_AT_LEAST,
-                ),
-                Check(
-                    f"{op} x{MANY_CLIENTS}, p99 ms",
-                    row["modelplane"]["p99_ms"],
-                    "at_most",
-                    P99_AT_MOST_MS,
-                ),
-            ]
+    found = [
+        Check(f"{op} x{MANY_CLIENTS}, ops/s ÷ MLflow's", row["ratio"], "at_least", RATIO_AT_LEAST)
+        for op in WRITES
+        if (row := cells.get((op, MANY_CLIENTS)))
+    ]
+    found += [
+        Check(
+            f"{op} x{MANY_CLIENTS}, p99 ÷ p50",
+            _tail(row["modelplane"]),
+            "at_most",
+            P99_OVER_P50_AT_MOST,
+        )
+        for (op, clients), row in cells.items()
+        if clients == MANY_CLIENTS
+    ]
     found += [
         Check(f"{op} x1, p50 ms", row["modelplane"]["p50_ms"], "at_most", ONE_CLIENT_P50_AT_MOST_MS)
         for (op, clients), row in cells.items()
@@ -118,6 +118,11 @@ def checks(results: dict) -> list[Check]:
         errors = sum(row["modelplane"]["errors"] for row in cells.values())
         found.append(Check("Modelplane's errors, all cells", errors, "at_most", 0))
     return found + datasets_checks(results)
+
+
+def _tail(side: dict) -> float | None:
+    p50, p99 = side["p50_ms"], side["p99_ms"]
+    return round(p99 / p50, 2) if p50 and p99 is not None else None
 
 
 # Issue 36: the local engine's stage hand-off, and a burst of runs that all finish.
