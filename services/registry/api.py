@@ -564,7 +564,7 @@ async def clear_model_policy(
     return Response(status_code=204)
 
 
-RequestStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+RequestStatus = Literal["pending", "approved", "rejected", "withdrawn", "superseded"]
 
 
 @router.get("/promotion-requests", response_model=PromotionRequestPage, responses=answers())

@@ -66,7 +66,10 @@ class PromotionPending(Conflict):
 
 
 class PromotionRequestClosed(Conflict):
-    kind, title = "promotion-request-closed", "The request was approved, rejected or withdrawn"
+    kind, title = (
+        "promotion-request-closed",
+        "The request was approved, rejected, withdrawn or superseded",
+    )
 
 
 class PromotionRequestNotFound(NotFound):

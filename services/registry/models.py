@@ -210,12 +210,13 @@ class PromotionPolicy(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-REQUEST_STATUSES_SQL = "status IN ('pending', 'approved', 'rejected', 'withdrawn')"
+REQUEST_STATUSES_SQL = "status IN ('pending', 'approved', 'rejected', 'withdrawn', 'superseded')"
 
 
 class PromotionRequest(Base):
-    """A move to production waiting for approvals; closed when it moves, is rejected or is
-    withdrawn. One pending request per version at most."""
+    """A move to production waiting for approvals; closed when it moves, is rejected or
+    withdrawn, or is superseded by its version's move to archived or none. One pending request
+    per version at most."""
 
     __tablename__ = "promotion_requests"
     __table_args__ = (

@@ -342,7 +342,7 @@ class PromotionRequestOut(Out):
     project_id: UUID
     to_stage: ModelStage
     comment: str | None
-    status: Literal["pending", "approved", "rejected", "withdrawn"]
+    status: Literal["pending", "approved", "rejected", "withdrawn", "superseded"]
     approvals_required: int = Field(description="As the policy said when the request was made.")
     approvals: list[ApprovalOut] = Field(description="From distinct approvers, oldest first.")
     requested_by: str

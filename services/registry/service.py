@@ -598,6 +598,12 @@ async def request_transition(
             )
         )
 
+    if stage in SUPERSEDING:
+        if not uow.begun:
+            await uow.begin()  # the move and the request it ends, together or not at all
+        moved = await move()
+        await _supersede_request(uow, moved.version, stage, actor)
+        return moved
     if stage != ModelStage.PRODUCTION:
         return await move()
     found = await store.policy_for_version(uow.conn, version_id)
@@ -655,6 +661,37 @@ async def request_transition(
         version_id,
     )
     return AwaitingApprovals(request_view(request, []))
+
+
+# A version moved to one of these while a move of it to production waits ends that request.
+SUPERSEDING = (ModelStage.ARCHIVED, ModelStage.NONE)
+
+
+async def _supersede_request(
+    uow: UnitOfWork, version: Mapping[str, Any], stage: ModelStage, actor: str
+) -> None:
+    closed = await store.supersede_pending_request(
+        uow.conn,
+        version["id"],
+        closed_by=actor,
+        closed_at=datetime.now(UTC),
+        reason=f"version {version['version']} was moved to {stage.value}",
+    )
+    if closed is None:
+        return
+    uow.record(
+        ModelVersionApprovalClosed(
+            request_id=closed["id"],
+            model_id=closed["model_id"],
+            model_name=version["model_name"],
+            version_id=version["id"],
+            version=version["version"],
+            status=closed["status"],
+            closed_by=actor,
+            reason=closed["reason"],
+        ),
+        version["id"],
+    )
 
 
 async def approve_promotion(

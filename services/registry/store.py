@@ -922,6 +922,20 @@ _CLOSE_REQUEST = Statement(
     )
     .returning(_REQUESTS)
 )
+_SUPERSEDE_REQUEST = Statement(
+    update(_REQUESTS)
+    .where(
+        _REQUESTS.c.version_id == bindparam("version_id"),
+        _REQUESTS.c.status == literal_column("'pending'"),
+    )
+    .values(
+        status=literal_column("'superseded'"),
+        closed_by=bindparam("closed_by"),
+        closed_at=bindparam("closed_at"),
+        reason=bindparam("reason"),
+    )
+    .returning(_REQUESTS)
+)
 # The approval and its event, one statement: the event is written before those of the move
 # that the approval may make next. `approvals` counts this one (a CTE sees the table before).
 _APPROVAL_FILL = {"approvals": "approvals"}
@@ -1014,6 +1028,15 @@ async def close_promotion_request(
         closed_by=closed_by,
         closed_at=closed_at,
         reason=reason,
+    )
+
+
+async def supersede_pending_request(
+    conn: asyncpg.Connection, version_id: UUID, *, closed_by: str, closed_at: datetime, reason: str
+) -> Record | None:
+    """The version's pending request, closed as superseded; None when it had none."""
+    return await _SUPERSEDE_REQUEST.fetchrow(
+        conn, version_id=version_id, closed_by=closed_by, closed_at=closed_at, reason=reason
     )
 
 

@@ -146,8 +146,8 @@ class ModelVersionApproved(EventData):
 
 
 class ModelVersionApprovalClosed(EventData):
-    """A promotion request ended without a move: `rejected` by an approver or `withdrawn` by
-    who made it."""
+    """A promotion request ended without a move: `rejected` by an approver, `withdrawn` by who
+    made it, or `superseded` by its version's move to archived or none (`closed_by` made it)."""
 
     subject = "registry.model_version.approval_closed"
     request_id: UUID

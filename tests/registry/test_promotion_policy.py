@@ -471,17 +471,56 @@ async def test_a_request_is_rejected_by_an_approver_or_withdrawn_by_who_made_it(
 
 
 async def test_the_rules_are_checked_again_when_the_last_approval_comes(client, project, model):
-    await set_policy(client, project, require_staging=True, approvals_required=1)
+    await set_policy(client, project, approvals_required=1)
     v = await new_version(client, model)
-    assert (await move(client, v, "staging")).status_code == 200
     request = (await move(client, v, "production")).json()
-    assert (await move(client, v, "archived")).status_code == 200  # while it waits
+    await set_policy(client, project, require_staging=True, approvals_required=1)  # while it waits
     r = await client.post(f"/promotion-requests/{request['id']}/approve", json={})
     refused(r, 409, "staging-required")
-    assert await stage_of(client, v) == "archived"
+    assert await stage_of(client, v) == "none"
     # Nothing of the refused approval was kept: the request still waits, without approvals.
     got = (await client.get(f"/promotion-requests/{request['id']}")).json()
     assert (got["status"], got["approvals"]) == ("pending", [])
+
+
+@pytest.mark.parametrize("stage", ["archived", "none"])
+async def test_archiving_a_waiting_version_or_moving_it_back_supersedes_its_request(
+    client, nc, project, model, stage
+):
+    await set_policy(client, project, approvals_required=1)
+    v = await new_version(client, model)
+    assert (await move(client, v, "staging")).status_code == 200
+    request = (await move(client, v, "production")).json()
+    mover = as_(project, Role.EDITOR, "ed-s")
+
+    r = await move(client, v, stage, mover)
+    assert r.status_code == 200, r.text
+    assert r.json()["version"]["stage"] == stage, r.text
+    got = (await client.get(f"/promotion-requests/{request['id']}")).json()
+    assert (got["status"], got["closed_by"], got["reason"]) == (
+        "superseded",
+        "ed-s",
+        f"version {v['version']} was moved to {stage}",
+    )
+    refused(
+        await client.post(f"/promotion-requests/{request['id']}/approve", json={}),
+        409,
+        "promotion-request-closed",
+    )
+    assert await stage_of(client, v) == stage
+    listed = await client.get("/promotion-requests", params={"status": "superseded"})
+    assert request["id"] in [found["id"] for found in listed.json()["items"]], listed.text
+    events = await wait_for_events(nc, "REGISTRY", v["id"], count=5)
+    assert [
+        (e.data["status"], e.data["closed_by"], e.data["model_name"])
+        for e in events
+        if e.type.endswith("approval_closed.v1")
+    ] == [("superseded", "ed-s", model["name"])]
+
+    # A move with no request waiting supersedes nothing, and a new request can be made.
+    assert (await move(client, v, "staging")).status_code == 200
+    again = (await move(client, v, "production")).json()
+    assert again["status"] == "pending" and again["id"] != request["id"]
 
 
 async def test_a_consumer_moves_a_version_through_the_same_policy(client, runtime, project, model):
@@ -566,3 +605,31 @@ async def test_approve_reject_and_withdraw_take_no_body_as_the_readme_types_them
     assert (r.status_code, r.json()["status"]) == (200, "rejected"), r.text
     r = await client.post(f"/promotion-requests/{asked[2]}/withdraw", headers=editor)
     assert (r.status_code, r.json()["status"]) == (200, "withdrawn"), r.text
+
+
+async def test_0013_lets_a_request_be_superseded_and_its_downgrade_calls_it_withdrawn(scratch):
+    await scratch.upgrade("0013")
+    model, version = uuid.uuid4(), uuid.uuid4()
+    await scratch.execute(
+        "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
+        " VALUES ($1, $2, 'm', 'a')",
+        model,
+        uuid.uuid4(),
+    )
+    await scratch.execute(
+        "INSERT INTO registry.model_versions (id, model_id, version, created_by)"
+        " VALUES ($1, $2, '1', 'a')",
+        version,
+        model,
+    )
+    request = (
+        "INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
+        " to_stage, approvals_required, status, requested_by, requested_at)"
+        " VALUES ($1, $2, $3, $3, 'production', 1, $4, 'a', now())"
+    )
+    await scratch.execute(request, uuid.uuid4(), version, model, "superseded")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await scratch.execute(request, uuid.uuid4(), version, model, "forgotten")
+    await scratch.downgrade("0012")
+    statuses = await scratch.fetch("SELECT status FROM registry.promotion_requests")
+    assert [row["status"] for row in statuses] == ["withdrawn"]
