@@ -37,10 +37,12 @@ def serve_public(
     *,
     header_timeout_seconds: float,
     max_connections: int,
+    max_header_bytes: int,
 ) -> None:
     """Serve the app `factory` ("module:function", called in the worker process) to clients:
     a connection gets `header_timeout_seconds` for each request's headers, the first one's
-    included; at most `max_connections` are held, more wait in the listen backlog."""
+    included; at most `max_connections` are held, more wait in the listen backlog; a request
+    head over `max_header_bytes` (8 KiB at least) is answered 431."""
     raise_descriptor_limit()
     Server(
         factory,
@@ -54,7 +56,9 @@ def serve_public(
         websockets=False,
         backpressure=max_connections,
         http1_settings=HTTP1Settings(
-            header_read_timeout=max(1, round(header_timeout_seconds * 1000)), keep_alive=True
+            header_read_timeout=max(1, round(header_timeout_seconds * 1000)),
+            keep_alive=True,
+            max_buffer_size=max_header_bytes,
         ),
         log_access=False,
         workers_kill_timeout=10,  # an open event stream does not hold a shutdown up for ever

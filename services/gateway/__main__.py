@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.http_port,
         header_timeout_seconds=settings.header_timeout_seconds,
         max_connections=settings.max_connections,
+        max_header_bytes=settings.max_header_bytes,
     )
 
 

@@ -36,6 +36,8 @@ class GatewaySettings(ServiceSettings):
     body_timeout_seconds: float = 30.0
     # Client connections held at once; more wait in the listen backlog until one closes.
     max_connections: int = 1024
+    # A request's line and headers together; a larger head is refused with 431.
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)
     # MODELPLANE_ADMIN_TOKEN: a bootstrap admin credential, accepted with subject "admin".
     admin_token: SecretStr | None = None
     # How long a verified token is trusted without asking the database again: a token revoked

@@ -1,6 +1,7 @@
 """The gateway as `python -m services.gateway` serves it, against clients that hold connections
 without sending a request: each is closed after the header timeout, a trickled body gets 408,
-and a real client still gets in past hundreds of idle sockets."""
+a request head over 64 KiB gets 431, and a real client still gets in past hundreds of idle
+sockets."""
 
 import asyncio
 import contextlib
@@ -132,6 +133,16 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_closes(
     assert head.startswith(b"HTTP/1.1 408"), reply
     assert b"/problems/request-timeout" in body
     assert registry.requests == []
+
+
+async def test_a_request_head_over_the_limit_is_431_and_one_under_it_is_served(
+    gateway_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        large = await client.get("/api/v1/projects", headers={**ADMIN, "X-Pad": "a" * 48_000})
+        huge = await client.get("/api/v1/projects", headers={**ADMIN, "X-Pad": "a" * 100_000})
+    assert large.status_code == 200, large.text
+    assert huge.status_code == 431
 
 
 async def test_a_real_client_gets_in_past_hundreds_of_idle_sockets(gateway_url: str) -> None:
