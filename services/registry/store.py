@@ -911,30 +911,29 @@ _GET_REQUEST = Statement(select(_REQUESTS).where(_REQUESTS.c.id == bindparam("re
 _PROJECT_OF_REQUEST = Statement(
     select(_REQUESTS.c.project_id).where(_REQUESTS.c.id == bindparam("request_id"))
 )
-_CLOSE_REQUEST = Statement(
-    update(_REQUESTS)
-    .where(_REQUESTS.c.id == bindparam("request_id"))
-    .values(
-        status=bindparam("status"),
-        closed_by=bindparam("closed_by"),
-        closed_at=bindparam("closed_at"),
-        reason=bindparam("reason"),
+
+
+def _close_request(*where: ColumnElement[bool], status: ColumnElement[str]) -> Statement:
+    return Statement(
+        update(_REQUESTS)
+        .where(*where)
+        .values(
+            status=status,
+            closed_by=bindparam("closed_by"),
+            closed_at=bindparam("closed_at"),
+            reason=bindparam("reason"),
+        )
+        .returning(_REQUESTS)
     )
-    .returning(_REQUESTS)
+
+
+_CLOSE_REQUEST = _close_request(
+    _REQUESTS.c.id == bindparam("request_id"), status=bindparam("status")
 )
-_SUPERSEDE_REQUEST = Statement(
-    update(_REQUESTS)
-    .where(
-        _REQUESTS.c.version_id == bindparam("version_id"),
-        _REQUESTS.c.status == literal_column("'pending'"),
-    )
-    .values(
-        status=literal_column("'superseded'"),
-        closed_by=bindparam("closed_by"),
-        closed_at=bindparam("closed_at"),
-        reason=bindparam("reason"),
-    )
-    .returning(_REQUESTS)
+_SUPERSEDE_REQUEST = _close_request(
+    _REQUESTS.c.version_id == bindparam("version_id"),
+    _REQUESTS.c.status == literal_column("'pending'"),
+    status=literal_column("'superseded'"),
 )
 # The approval and its event, one statement: the event is written before those of the move
 # that the approval may make next. `approvals` counts this one (a CTE sees the table before).

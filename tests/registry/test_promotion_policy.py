@@ -550,8 +550,8 @@ async def test_a_consumer_moves_a_version_through_the_same_policy(client, runtim
     assert isinstance(moved, service.Moved) and moved.version["stage"] == "staging"
 
 
-async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_request(scratch):
-    await scratch.upgrade("0011")
+async def a_version(scratch) -> tuple[UUID, UUID]:
+    """A model and a version of it, written straight into a scratch database's tables."""
     model, version = uuid.uuid4(), uuid.uuid4()
     await scratch.execute(
         "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
@@ -565,6 +565,12 @@ async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_re
         version,
         model,
     )
+    return model, version
+
+
+async def test_0011_adds_the_policy_tables_and_the_database_keeps_one_pending_request(scratch):
+    await scratch.upgrade("0011")
+    model, version = await a_version(scratch)
     pending = (
         "INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
         " to_stage, approvals_required, requested_by, requested_at)"
@@ -609,19 +615,7 @@ async def test_approve_reject_and_withdraw_take_no_body_as_the_readme_types_them
 
 async def test_0013_lets_a_request_be_superseded_and_its_downgrade_calls_it_withdrawn(scratch):
     await scratch.upgrade("0013")
-    model, version = uuid.uuid4(), uuid.uuid4()
-    await scratch.execute(
-        "INSERT INTO registry.registered_models (id, project_id, name, created_by)"
-        " VALUES ($1, $2, 'm', 'a')",
-        model,
-        uuid.uuid4(),
-    )
-    await scratch.execute(
-        "INSERT INTO registry.model_versions (id, model_id, version, created_by)"
-        " VALUES ($1, $2, '1', 'a')",
-        version,
-        model,
-    )
+    model, version = await a_version(scratch)
     request = (
         "INSERT INTO registry.promotion_requests (id, version_id, model_id, project_id,"
         " to_stage, approvals_required, status, requested_by, requested_at)"
