@@ -75,6 +75,14 @@ async def nats_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         yield url
 
 
+@pytest.fixture(scope="session")
+async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    """One client of the test NATS server for the whole session."""
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
+
+
 async def delete_modelplane_streams(url: str) -> None:
     """The machine-wide NATS outlives test runs; stale events would leak into this one."""
     client = await nats.connect(url, connect_timeout=5)

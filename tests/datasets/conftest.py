@@ -56,12 +56,3 @@ async def datasets_client(datasets_app):
         timeout=60,
     ) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-async def nc(nats_url: str):
-    import nats
-
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()

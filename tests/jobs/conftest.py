@@ -121,12 +121,3 @@ async def jobs_client(jobs_app):
         timeout=30,
     ) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-async def nc(nats_url: str):
-    import nats
-
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()

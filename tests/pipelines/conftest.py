@@ -51,12 +51,3 @@ async def pipelines_client(pipelines_app):
         timeout=30,
     ) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-async def nc(nats_url: str):
-    import nats
-
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
-import nats
 import pytest
 from alembic import command
 
@@ -66,13 +65,6 @@ async def promote(
 async def client(registry_app) -> AsyncIterator[httpx.AsyncClient]:
     async with client_of(registry_app) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

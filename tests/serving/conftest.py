@@ -5,7 +5,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
-import nats
 import pytest
 
 from services.serving.integrations.kserve import KServeBackend, KServeConfig
@@ -78,10 +77,3 @@ def client_of(app) -> httpx.AsyncClient:
 async def serving_client(serving_app) -> AsyncIterator[httpx.AsyncClient]:
     async with client_of(serving_app) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-async def nc(nats_url: str):
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
