@@ -29,13 +29,21 @@ Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+def every_event(_: CloudEvent) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class EventConsumer:
-    """One durable consumer: `<service>-<producer>-<aggregate>-<event>` by convention."""
+    """One durable consumer: `<service>-<producer>-<aggregate>-<event>` by convention.
+
+    `wants`: whether an event concerns it at all; one it does not is acked with no transaction
+    and no inbox row (a consumer of a busy subject that acts on a few of its events)."""
 
     durable: str
     subject: str  # e.g. "jobs.job.succeeded"
     handle: Handler
+    wants: Callable[[CloudEvent], bool] = every_event
 
     @property
     def stream(self) -> str:
@@ -80,6 +88,9 @@ def subscribe(
         except ValueError:
             log.error("%s: not a CloudEvent, dead-lettered: %r", consumer.durable, body[:200])
             await _dead_letter(broker, consumer, body, "not a CloudEvent")
+            await message.ack()
+            return
+        if not consumer.wants(event):
             await message.ack()
             return
         context.correlation_id.set(event.correlationid)

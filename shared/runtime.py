@@ -57,7 +57,13 @@ class ServiceRuntime:
         self.inbox: Table = metadata.tables[f"{metadata.schema}.{INBOX_TABLE}"]
         self.engine = create_engine(settings.database_url, settings.db_pool_size)
         self.sessionmaker = create_sessionmaker(self.engine)
-        self.broker = NatsBroker(settings.nats_url, logger=logging.getLogger(f"{service}.broker"))
+        # FastStream's line per message received and processed is DEBUG: under load it is most
+        # of a service's log and a good part of its CPU.
+        self.broker = NatsBroker(
+            settings.nats_url,
+            logger=logging.getLogger(f"{service}.broker"),
+            log_level=logging.DEBUG,
+        )
         for consumer in consumers:
             subscribe(
                 self.broker,

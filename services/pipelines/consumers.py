@@ -46,6 +46,11 @@ def _attempt(event: CloudEvent) -> _Attempt | None:
     return _Attempt(tag.pipeline_run_id, tag.pipeline_stage, tag.pipeline_attempt)
 
 
+def _asked_by_a_pipeline(event: CloudEvent) -> bool:
+    """Most registry, jobs and serving events answer no pipeline: they need no transaction."""
+    return event.data.get("pipeline_run_id") is not None
+
+
 def _job_answer(contract):
     async def handle(uow: UnitOfWork, event: CloudEvent) -> None:
         data = event.parse_data(contract)
@@ -111,6 +116,7 @@ CONSUMERS = (
             durable=f"pipelines-{contract.subject.replace('.', '-').replace('_', '-')}",
             subject=contract.subject,
             handle=_job_answer(contract),
+            wants=_asked_by_a_pipeline,
         )
         for contract in (JobStarted, JobSucceeded, JobFailed, JobRejected, JobCancelled)
     ),
@@ -118,11 +124,13 @@ CONSUMERS = (
         durable="pipelines-registry-model-version-created",
         subject=ModelVersionCreated.subject,
         handle=version_created,
+        wants=_asked_by_a_pipeline,
     ),
     EventConsumer(
         durable="pipelines-registry-model-version-transitioned",
         subject=ModelVersionTransitioned.subject,
         handle=version_transitioned,
+        wants=_asked_by_a_pipeline,
     ),
     EventConsumer(
         durable="pipelines-gateway-integration-config-changed",
@@ -133,11 +141,13 @@ CONSUMERS = (
         durable="pipelines-serving-deployment-healthy",
         subject=DeploymentHealthy.subject,
         handle=_deployment_answer(healthy=True),
+        wants=_asked_by_a_pipeline,
     ),
     EventConsumer(
         durable="pipelines-serving-deployment-failed",
         subject=DeploymentFailed.subject,
         handle=_deployment_answer(healthy=False),
+        wants=_asked_by_a_pipeline,
     ),
     *(
         EventConsumer(

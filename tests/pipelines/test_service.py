@@ -5,12 +5,14 @@ import asyncio
 import time
 import uuid
 
+from sqlalchemy import select
+
 from services.pipelines.models import metadata
 from shared.events import CloudEvent
 from shared.events.envelope import EventData
 from shared.events.jobs import JobStarted, JobSucceeded
 from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
-from tests.bus import publish, stream_events
+from tests.bus import publish, stream_events, wait_consumed
 from tests.credentials import credential_headers
 from tests.migrations import schema_differences
 from tests.pipelines.conftest import PROJECT
@@ -365,3 +367,36 @@ async def test_a_nul_character_or_an_out_of_range_version_is_422_not_500(pipelin
     assert got["latest_version"] == 1
     listed = await pipelines_client.get("/pipelines", params={"project_id": PROJECT, "limit": 500})
     assert not [p for p in listed.json()["items"] if p["name"].startswith("nul")]
+
+
+async def test_an_event_that_answers_no_pipeline_is_acked_without_an_inbox_row(
+    pipelines_client, pipelines_app, nc, database_url
+):
+    created = {
+        "model_id": MODEL_ID,
+        "model_name": "fraud",
+        "version_id": uuid.uuid4(),
+        "version": "7",
+        "stage": "none",
+        "run_id": None,
+        "artifact_uri": None,
+        "metrics": {},
+        "created_by": "alice@example.com",
+    }
+    plain = CloudEvent.wrap(
+        ModelVersionCreated(**created), service="registry", aggregate_id=uuid.uuid4()
+    )
+    tagged = CloudEvent.wrap(
+        ModelVersionCreated(**created), service="registry", aggregate_id=uuid.uuid4()
+    )
+    tagged = tagged.model_copy(update={"data": {**tagged.data, **tag({"id": uuid.uuid4()}, "r")}})
+    await publish(nc, plain)
+    seq = await publish(nc, tagged)
+    await wait_consumed(nc, "REGISTRY", "pipelines-registry-model-version-created", seq)
+
+    async with pipelines_app.state.runtime.uow() as uow:
+        inbox = pipelines_app.state.runtime.inbox
+        found = await uow.session.scalars(
+            select(inbox.c.event_id).where(inbox.c.event_id.in_([plain.id, tagged.id]))
+        )
+        assert set(found) == {tagged.id}  # the answer of an unknown run is still applied once
