@@ -78,10 +78,11 @@ def subscribe(
     """Register the consumer on the broker; it starts consuming when the broker starts."""
     logger = RepeatedLog(log)  # while the database is away, every event fails alike
 
-    async def on_message(_: Any, message: NatsMessage) -> None:
-        body = (
-            message.raw_message.data
-        )  # the envelope exactly as published, not FastStream's decode
+    async def on_message(_: Any) -> None:
+        # The broker applies no types (`ServiceRuntime`): FastDepends would resolve a
+        # `message: NatsMessage` parameter in a task group and a worker thread, per message.
+        message: NatsMessage = broker.context.get_local("message")
+        body = message.raw_message.data  # the envelope exactly as published
         metadata = message.raw_message.metadata
         try:
             event = CloudEvent.from_json(body)
