@@ -677,20 +677,24 @@ async def _supersede_request(
         closed_at=datetime.now(UTC),
         reason=f"version {version['version']} was moved to {stage.value}",
     )
-    if closed is None:
-        return
+    if closed is not None:
+        _record_closed(uow, closed, version)
+
+
+def _record_closed(uow: UnitOfWork, closed: store.RecordLike, version: store.RecordLike) -> None:
+    """The event of a request closed without a move, from its row as the close left it."""
     uow.record(
         ModelVersionApprovalClosed(
             request_id=closed["id"],
             model_id=closed["model_id"],
             model_name=version["model_name"],
-            version_id=version["id"],
+            version_id=closed["version_id"],
             version=version["version"],
             status=closed["status"],
-            closed_by=actor,
+            closed_by=closed["closed_by"],
             reason=closed["reason"],
         ),
-        version["id"],
+        closed["version_id"],
     )
 
 
@@ -768,19 +772,7 @@ async def close_promotion(
         closed_at=datetime.now(UTC),
         reason=reason,
     )
-    uow.record(
-        ModelVersionApprovalClosed(
-            request_id=request_id,
-            model_id=request["model_id"],
-            model_name=version["model_name"],
-            version_id=request["version_id"],
-            version=version["version"],
-            status=status,
-            closed_by=actor,
-            reason=reason,
-        ),
-        request["version_id"],
-    )
+    _record_closed(uow, closed, version)
     approvals = (await store.approvals_of(uow.conn, [request_id]))[request_id]
     return request_view(closed, approvals)
 
