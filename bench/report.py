@@ -6,6 +6,8 @@ import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.targets import Check
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_JUDGED = 3
 
@@ -44,11 +46,15 @@ def target_lines(checks: list[dict] | None, issue: int) -> list[str]:
     lines = ["", f"targets (issue {issue}, bench/README.md):"]
     for check in checks:
         bound = "at_least" if "at_least" in check else "at_most"
-        lines.append(
-            f"  {'met' if check['met'] else 'MISSED':<7} {check['target']}: "
-            f"{_fmt(check['value'], 2)} ({bound.replace('_', ' ')} {check[bound]:g})"
-        )
+        lines.append(_verdict(Check(check["target"], check["value"], bound, check[bound])))
     return lines
+
+
+def _verdict(check: Check, suffix: str = "") -> str:
+    return (
+        f"  {'met' if check.met else 'MISSED':<7} {check.target}: {_fmt(check.value, 2)} "
+        f"({check.bound.replace('_', ' ')} {check.limit:g}{suffix})"
+    )
 
 
 def registry_table(results: dict) -> list[str]:
@@ -127,11 +133,15 @@ def median_lines(section: str, runs: int = RUNS_JUDGED, directory: Path = RESULT
     for target, seen in found.items():
         bound = "at_least" if "at_least" in seen[-1] else "at_most"
         values = [check["value"] for check in seen]
-        value = None if None in values else statistics.median(values)
-        limit = seen[-1][bound]
-        met = value is not None and (value >= limit if bound == "at_least" else value <= limit)
-        lines.append(
-            f"  {'met' if met else 'MISSED':<7} {target}: {_fmt(value, 2)} "
-            f"({bound.replace('_', ' ')} {limit:g}; each {', '.join(_fmt(v, 2) for v in values)})"
-        )
+        median = None if None in values else statistics.median(values)
+        each = f"; each {', '.join(_fmt(v, 2) for v in values)}"
+        lines.append(_verdict(Check(target, median, bound, seen[-1][bound]), each))
     return lines
+
+
+def written(results: dict, section: str) -> int:
+    """The section's results written, and its targets judged over its last runs."""
+    latest, dated = write(results, section)
+    print(f"\nwrote {latest} and {dated}")
+    print("\n".join(median_lines(section)))
+    return 0

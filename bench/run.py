@@ -253,7 +253,7 @@ async def _run_pipelines() -> int:
         results = await pipelines.run_pipelines(infra.postgres_url, infra.nats_url)
     print()
     print(pipelines.table(results))
-    return _written(results, "pipelines")
+    return report.written(results, "pipelines")
 
 
 async def until_stopped(run: Awaitable[T]) -> T:
@@ -424,12 +424,4 @@ def _report(results: dict, section: str) -> int:
     results["targets"] = [check.as_json() for check in targets.checks(results)]
     print()
     print(report.table(results))
-    return _written(results, section)
-
-
-def _written(results: dict, section: str) -> int:
-    """The section's results written, and its targets judged over its last runs."""
-    latest, dated = report.write(results, section)
-    print(f"\nwrote {latest} and {dated}")
-    print("\n".join(report.median_lines(section)))
-    return 0
+    return report.written(results, section)

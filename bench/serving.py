@@ -375,7 +375,4 @@ async def run(config: Config, postgres_url: str, nats_url: str) -> int:
     results["targets"] = [check.as_json() for check in targets.serving_checks(results)]
     print()
     print(table(results))
-    latest, dated = report.write(results, "serving")
-    print(f"\nwrote {latest} and {dated}")
-    print("\n".join(report.median_lines("serving")))
-    return 0
+    return report.written(results, "serving")
