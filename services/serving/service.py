@@ -137,7 +137,7 @@ async def create_endpoint(
 ) -> ServingEndpoint:
     """Check every rule of the endpoint and its deployment spec (one 422 listing them all), keep
     it, and start serving its version: the pinned one, or the one in the stage it follows."""
-    await store.lock_model(uow.session, model_id)
+    await store.lock_model(uow.conn, model_id)
     spec = spec_from_json(deployment)
     enabled_gpus = await store.enabled_gpu_types(uow.session, env)
     violations = [
@@ -384,8 +384,13 @@ def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Proble
     )
 
 
-async def _roll_out_to_followers(uow: UnitOfWork, version: ModelVersionCopy) -> int:
-    if not version.artifact_uri or version.stage not in ("staging", "production"):
+async def _roll_out_to_followers(uow: UnitOfWork, version_id: UUID) -> int:
+    version = await store.get_model_version(uow.session, version_id)
+    if (
+        version is None
+        or not version.artifact_uri
+        or version.stage not in ("staging", "production")
+    ):
         return 0
     started = 0
     for endpoint in await store.endpoints_following(uow.session, version.model_id, version.stage):
@@ -396,43 +401,34 @@ async def _roll_out_to_followers(uow: UnitOfWork, version: ModelVersionCopy) -> 
 async def version_created(uow: UnitOfWork, created: ModelVersionCreated) -> None:
     """Keep the version's artifact URI. A version already in a followed stage (created there, or
     its transition seen first: they come through different consumers) rolls out now."""
-    await store.lock_model(uow.session, created.model_id)
-    await store.put_model_version(
-        uow.session,
-        {
-            "version_id": created.version_id,
-            "model_id": created.model_id,
-            "model_name": created.model_name,
-            "version": created.version,
-            "stage": created.stage,
-            "artifact_uri": created.artifact_uri,
-            "updated_at": _now(),
-        },
-        update=("model_name", "version", "artifact_uri"),
+    await store.lock_model(uow.conn, created.model_id)
+    followed = await store.keep_created_version(
+        uow.conn,
+        version_id=created.version_id,
+        model_id=created.model_id,
+        model_name=created.model_name,
+        version=created.version,
+        stage=created.stage,
+        artifact_uri=created.artifact_uri,
     )
-    version = await store.get_model_version(uow.session, created.version_id)
-    if version is not None:
-        await _roll_out_to_followers(uow, version)
+    if followed:
+        await _roll_out_to_followers(uow, created.version_id)
 
 
 async def version_transitioned(uow: UnitOfWork, moved: ModelVersionTransitioned) -> int:
     """Keep the version's stage; every endpoint following that stage rolls the version out.
     Returns how many rollouts started (none for a transition seen before)."""
-    await store.lock_model(uow.session, moved.model_id)
-    await store.put_model_version(
-        uow.session,
-        {
-            "version_id": moved.version_id,
-            "model_id": moved.model_id,
-            "model_name": moved.model_name,
-            "version": moved.version,
-            "stage": moved.to_stage,
-            "updated_at": _now(),
-        },
-        update=("stage", "updated_at"),
+    await store.lock_model(uow.conn, moved.model_id)
+    followed = await store.keep_version_stage(
+        uow.conn,
+        version_id=moved.version_id,
+        model_id=moved.model_id,
+        model_name=moved.model_name,
+        version=moved.version,
+        stage=moved.to_stage,
+        artifact_uri=None,
     )
-    version = await store.get_model_version(uow.session, moved.version_id)
-    return await _roll_out_to_followers(uow, version) if version is not None else 0
+    return await _roll_out_to_followers(uow, moved.version_id) if followed else 0
 
 
 async def version_deleted(uow: UnitOfWork, deleted: ModelVersionDeleted) -> None:

@@ -1,7 +1,8 @@
-"""The serving service's queries: SQLAlchemy from models.py on `uow.session`.
+"""The serving service's queries: SQLAlchemy from models.py on `uow.session`, and `Statement`s.
 
-The house's default style (STYLE.md habit 12): one handle per function, the session, and none
-commits: the unit of work does.
+STYLE.md habit 12 with its hot-path variant: what runs for every registry event (the model's
+lock, the kept copy of a version) is `Statement`s on `uow.conn`; the rest uses `uow.session`.
+One handle per function, and none commits: the unit of work does.
 """
 
 from collections.abc import Collection, Sequence
@@ -9,7 +10,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+import asyncpg
+from sqlalchemy import bindparam, delete, exists, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,15 +24,18 @@ from services.serving.models import (
     ServingEndpoint,
 )
 from shared.integration_configs import keep_newest
+from shared.statements import Statement
 
 # Endpoints
 
 
-async def lock_model(session: AsyncSession, model_id: UUID) -> None:
+_LOCK_MODEL = Statement(select(func.pg_advisory_xact_lock(bindparam("key"))))
+
+
+async def lock_model(conn: asyncpg.Connection, model_id: UUID) -> None:
     """Serialise the changes about one model until the transaction ends: an endpoint created
     while a version of its model is promoted sees the promotion, or the promotion sees it."""
-    key = int.from_bytes(model_id.bytes[:8], "big", signed=True)
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
+    await _LOCK_MODEL.execute(conn, key=int.from_bytes(model_id.bytes[:8], "big", signed=True))
 
 
 async def insert_endpoint(session: AsyncSession, values: dict[str, Any]) -> ServingEndpoint | None:
@@ -117,15 +122,42 @@ async def unretired_deployments(session: AsyncSession) -> Sequence[ServingDeploy
 # Local copies of other services' facts
 
 
-async def put_model_version(
-    session: AsyncSession, values: dict[str, Any], update: Sequence[str]
-) -> None:
-    """Insert a version, or update only the fields `update` names of the one kept."""
-    stmt = insert(ModelVersionCopy).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["version_id"], set_={k: stmt.excluded[k] for k in update}
+def _keep_version(update: Sequence[str]) -> Statement:
+    """Insert a version, or update only the columns `update` names of the one kept; returns
+    whether an endpoint follows the stage the version is now in."""
+    columns = ("version_id", "model_id", "model_name", "version", "stage", "artifact_uri")
+    upsert = insert(ModelVersionCopy).values(
+        {**{name: bindparam(name) for name in columns}, "updated_at": literal_column("now()")}
     )
-    await session.execute(stmt)
+    kept = (
+        upsert.on_conflict_do_update(
+            index_elements=["version_id"], set_={name: upsert.excluded[name] for name in update}
+        )
+        .returning(ModelVersionCopy.model_id, ModelVersionCopy.stage)
+        .cte("kept")
+    )
+    followed = exists().where(
+        ServingEndpoint.model_id == kept.c.model_id,
+        ServingEndpoint.follow_stage == kept.c.stage,
+        ServingEndpoint.retired.is_(False),
+    )
+    return Statement(select(followed.label("followed")).select_from(kept))
+
+
+_KEEP_CREATED_VERSION = _keep_version(("model_name", "version", "artifact_uri"))
+_KEEP_VERSION_STAGE = _keep_version(("stage", "updated_at"))
+
+
+async def keep_created_version(conn: asyncpg.Connection, **version: Any) -> bool:
+    """Keep a new version (its stage as kept, if its move was seen first); whether an endpoint
+    follows its stage."""
+    return await _KEEP_CREATED_VERSION.fetchval(conn, **version)
+
+
+async def keep_version_stage(conn: asyncpg.Connection, **version: Any) -> bool:
+    """Keep the stage a version moved to (the rest as known, if its creation is yet unseen);
+    whether an endpoint follows that stage."""
+    return await _KEEP_VERSION_STAGE.fetchval(conn, **version)
 
 
 async def get_model_version(session: AsyncSession, version_id: UUID) -> ModelVersionCopy | None:
