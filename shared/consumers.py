@@ -1,4 +1,4 @@
-"""Event consumers: durable JetStream pull consumers (FastStream) that apply each event once.
+"""Event consumers: durable JetStream push consumers (FastStream) that apply each event once.
 
 A handler's effect and the inbox row `(consumer, event_id)` commit in one transaction, and the
 message is acked only after that commit. A redelivered event finds its inbox row and is acked
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats import JStream, NatsBroker, NatsMessage
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import Table
+from nats.js.errors import NotFoundError
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import context
@@ -22,10 +24,16 @@ from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.streams import dead_letter_subject, stream_name
 from shared.repeats import RepeatedLog
+from shared.statements import Statement
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+
+ACK_WAIT_SECONDS = 30
+# Events sent and not yet acked, per consumer: a backlog arrives a few seconds' work at a time,
+# each well inside its ack wait.
+MAX_ACK_PENDING = 256
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
@@ -50,18 +58,22 @@ class EventConsumer:
         return stream_name(self.subject.split(".", 1)[0])
 
 
+def inbox_claim(inbox: Table) -> Statement:
+    """The statement that claims `(consumer, event_id)`: a row back, or none when claimed before."""
+    return Statement(
+        insert(inbox)
+        .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+
+
 async def apply_once(
-    new_uow: UnitOfWorkFactory, inbox: Table, consumer: EventConsumer, event: CloudEvent
+    new_uow: UnitOfWorkFactory, claim: Statement, consumer: EventConsumer, event: CloudEvent
 ) -> bool:
     """Apply the event's effect unless this consumer already did; True when it was applied now."""
     async with new_uow() as uow:
-        claimed = await uow.session.execute(
-            insert(inbox)
-            .values(consumer=consumer.durable, event_id=event.id)
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
-        )
-        if claimed.first() is None:
+        if await claim.fetchrow(uow.conn, consumer=consumer.durable, event_id=event.id) is None:
             return False
         await consumer.handle(uow, event)
     return True
@@ -77,6 +89,7 @@ def subscribe(
 ) -> None:
     """Register the consumer on the broker; it starts consuming when the broker starts."""
     logger = RepeatedLog(log)  # while the database is away, every event fails alike
+    claim = inbox_claim(inbox)
 
     async def on_message(_: Any) -> None:
         # The broker applies no types (`ServiceRuntime`): FastDepends would resolve a
@@ -97,7 +110,7 @@ def subscribe(
         context.correlation_id.set(event.correlationid)
         context.actor.set(event.actor)
         try:
-            applied = await apply_once(new_uow, inbox, consumer, event)
+            applied = await apply_once(new_uow, claim, consumer, event)
         except Exception as exc:
             if metadata.num_delivered >= max_deliveries:
                 logger.warning(
@@ -125,20 +138,46 @@ def subscribe(
     broker.subscriber(
         consumer.subject,
         stream=JStream(consumer.stream, declare=False),
-        durable=consumer.durable,
-        # One message a fetch: nats-py's fetch of a batch raises the builtin TimeoutError, which
-        # ends FastStream's pull loop, when its deadline passed before its second request
-        # (nats-io/nats.py#1008); one message is handed on as soon as it arrives, too.
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        config=ConsumerConfig(
-            durable_name=consumer.durable,
-            deliver_policy=DeliverPolicy.ALL,
-            max_deliver=max_deliveries,
-            ack_wait=30,
-        ),
+        queue=consumer.durable,  # the durable consumer, its deliver group the same name
+        config=consumer_config(consumer, max_deliveries),
         ack_policy=AckPolicy.MANUAL,
         title=consumer.durable,
     )(on_message)
+
+
+def consumer_config(consumer: EventConsumer, max_deliveries: int) -> ConsumerConfig:
+    """A push consumer: JetStream sends each event to one of the service's replicas (its deliver
+    group), at a third of a pull consumer's CPU a message (no request per message); the same
+    configuration from every replica, so whichever starts first creates it."""
+    return ConsumerConfig(
+        durable_name=consumer.durable,
+        deliver_subject=f"modelplane.deliver.{consumer.durable}",
+        deliver_group=consumer.durable,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=consumer.subject,
+        max_deliver=max_deliveries,
+        max_ack_pending=MAX_ACK_PENDING,
+        ack_wait=ACK_WAIT_SECONDS,
+    )
+
+
+async def ensure_push_consumer(
+    js: JetStreamContext, consumer: EventConsumer, max_deliveries: int
+) -> None:
+    """Turn the pull consumer an earlier release made into a push consumer that goes on after
+    the last event it acked (the inbox drops any it sees again); nothing for a push one."""
+    try:
+        info = await js.consumer_info(consumer.stream, consumer.durable)
+    except NotFoundError:
+        return  # the subscriber creates it
+    if info.config.deliver_subject:
+        return
+    config = consumer_config(consumer, max_deliveries)
+    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+    config.opt_start_seq = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+    await js.delete_consumer(consumer.stream, consumer.durable)
+    await js.add_consumer(consumer.stream, config)
+    log.info("%s: now a push consumer, from event %d", consumer.durable, config.opt_start_seq)
 
 
 async def _dead_letter(

@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, Table, text
 
 from shared import messaging
 from shared.collector import settle_after_start
-from shared.consumers import EventConsumer, subscribe
+from shared.consumers import EventConsumer, ensure_push_consumer, subscribe
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.driver import driver_connection
 from shared.inbox import INBOX_TABLE
@@ -122,6 +122,8 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(
             self.relay.run(), name=f"{self.service}-outbox-relay"
         )
+        for consumer in self.consumers:
+            await ensure_push_consumer(js, consumer, self.settings.max_deliveries)
         if self.consumers:
             await self.broker.start()
         settle_after_start()

@@ -1,42 +1,52 @@
-"""shared.consumers' pull fetches against a real NATS JetStream, in a busy event loop."""
+"""shared.consumers' push consumers against a real NATS JetStream."""
 
-import asyncio
 import secrets
-import time
 
 import nats
-import nats.errors
-from nats.js.api import StreamConfig
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from shared.consumers import EventConsumer, consumer_config, ensure_push_consumer
 
 
-async def _timeouts_in_a_busy_loop(nats_url: str, batch: int) -> list[type]:
-    """What each of 8 fetches of `batch` raises when the loop is held past its deadline while
-    it waits for the answer to its first request."""
+async def _nothing(*_) -> None:
+    return None
+
+
+async def test_a_pull_consumer_of_an_earlier_release_goes_on_as_a_push_consumer(nats_url):
+    # An earlier release made pull consumers; a push consumer of the same durable name takes
+    # over after the last event the pull one acked, and a replica binds to it by its group.
     nc = await nats.connect(nats_url)
-    name = f"fetch{secrets.token_hex(4)}"
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name=name.upper(), subjects=[f"{name}.>"]))
+    name = f"push{secrets.token_hex(4)}"
+    consumer = EventConsumer(durable=f"{name}-events", subject=f"{name}.events", handle=_nothing)
+    await js.add_stream(StreamConfig(name=consumer.stream, subjects=[f"{name}.>"]))
     try:
-        sub = await js.pull_subscribe(f"{name}.events", durable="consumer")
-        raised = []
-        for _ in range(8):
-            asyncio.get_running_loop().call_soon(time.sleep, 0.08)  # the loop, busy
-            try:
-                await sub.fetch(batch, timeout=0.05)
-            except TimeoutError as exc:
-                raised.append(type(exc))
-        return raised
+        for n in range(3):
+            await js.publish(consumer.subject, str(n).encode())
+        pull = await js.pull_subscribe(
+            consumer.subject, durable=consumer.durable, config=ConsumerConfig(ack_wait=30)
+        )
+        for message in await pull.fetch(2, timeout=5):
+            await message.ack_sync()
+        await pull.unsubscribe()
+
+        await ensure_push_consumer(js, consumer, max_deliveries=5)
+        await ensure_push_consumer(js, consumer, max_deliveries=5)  # a push one stays as it is
+
+        info = await js.consumer_info(consumer.stream, consumer.durable)
+        assert info.config.deliver_group == consumer.durable
+        assert info.config.max_deliver == 5
+        replica = await js.subscribe(
+            consumer.subject,
+            queue=consumer.durable,
+            durable=consumer.durable,
+            config=consumer_config(consumer, 5),
+            manual_ack=True,
+        )
+        message = await replica.next_msg(timeout=5)
+        assert message.data == b"2"
+        await message.ack_sync()
+        await replica.unsubscribe()
     finally:
-        await js.delete_stream(name.upper())
+        await js.delete_stream(consumer.stream)
         await nc.close()
-
-
-async def test_a_one_message_fetch_past_its_deadline_raises_nats_timeout(nats_url):
-    # FastStream's pull loop carries on after nats's TimeoutError only; any other ends it.
-    assert await _timeouts_in_a_busy_loop(nats_url, 1) == [nats.errors.TimeoutError] * 8
-
-
-async def test_nats_py_still_raises_the_builtin_timeout_from_a_batched_fetch(nats_url):
-    # nats-io/nats.py#1008, why consumers fetch one message at a time. When this fails, nats-py
-    # raises its own: `PullSub(batch_size=...)` may grow again.
-    assert TimeoutError in await _timeouts_in_a_busy_loop(nats_url, 16)
