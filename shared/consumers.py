@@ -7,7 +7,7 @@ delivery the event goes to `deadletter.<consumer>` (stream DEADLETTER) for opera
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +178,19 @@ async def ensure_push_consumer(
     await js.delete_consumer(consumer.stream, consumer.durable)
     await js.add_consumer(consumer.stream, config)
     log.info("%s: now a push consumer, from event %d", consumer.durable, config.opt_start_seq)
+
+
+async def retire_consumers(
+    js: JetStreamContext, service: str, consumers: Sequence[EventConsumer]
+) -> None:
+    """Delete the service's durable consumers (`<service>-…`) that its table no longer lists, on
+    the streams it reads: left alone, each would count the events nobody reads for ever."""
+    kept = {c.durable for c in consumers}
+    for stream in sorted({c.stream for c in consumers}):
+        for info in await js.consumers_info(stream):
+            if info.name.startswith(f"{service}-") and info.name not in kept:
+                await js.delete_consumer(stream, info.name)
+                log.info("%s: no longer in %s's table, deleted", info.name, service)
 
 
 async def _dead_letter(

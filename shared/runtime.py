@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, Table, text
 
 from shared import messaging
 from shared.collector import settle_after_start
-from shared.consumers import EventConsumer, ensure_push_consumer, subscribe
+from shared.consumers import EventConsumer, ensure_push_consumer, retire_consumers, subscribe
 from shared.db import UnitOfWork, create_engine, create_sessionmaker
 from shared.driver import driver_connection
 from shared.inbox import INBOX_TABLE
@@ -122,6 +122,7 @@ class ServiceRuntime:
         self._relay_task = asyncio.create_task(
             self.relay.run(), name=f"{self.service}-outbox-relay"
         )
+        await retire_consumers(js, self.service, self.consumers)
         for consumer in self.consumers:
             await ensure_push_consumer(js, consumer, self.settings.max_deliveries)
         if self.consumers:

@@ -5,7 +5,12 @@ import secrets
 import nats
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from shared.consumers import EventConsumer, consumer_config, ensure_push_consumer
+from shared.consumers import (
+    EventConsumer,
+    consumer_config,
+    ensure_push_consumer,
+    retire_consumers,
+)
 
 
 async def _nothing(*_) -> None:
@@ -49,4 +54,21 @@ async def test_a_pull_consumer_of_an_earlier_release_goes_on_as_a_push_consumer(
         await replica.unsubscribe()
     finally:
         await js.delete_stream(consumer.stream)
+        await nc.close()
+
+
+async def test_a_consumer_the_table_no_longer_lists_is_deleted_and_no_other(nats_url):
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    name = f"retire{secrets.token_hex(4)}"
+    kept = EventConsumer(durable=f"{name}-kept", subject=f"{name}.kept", handle=_nothing)
+    await js.add_stream(StreamConfig(name=kept.stream, subjects=[f"{name}.>"]))
+    try:
+        for durable in (kept.durable, f"{name}-dropped", "someone-else"):
+            await js.add_consumer(kept.stream, ConsumerConfig(durable_name=durable))
+        await retire_consumers(js, name, [kept])
+        left = {info.name for info in await js.consumers_info(kept.stream)}
+        assert left == {kept.durable, "someone-else"}
+    finally:
+        await js.delete_stream(kept.stream)
         await nc.close()

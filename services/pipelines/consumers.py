@@ -1,5 +1,8 @@
 """Events the pipelines service reacts to: the answers to its stages' commands. Thin: read
-which stage attempt the event answers, turn it into the engine's answer, plan."""
+which stage attempt the event answers, turn it into the engine's answer, plan.
+
+The registry answers on `registry.stage_command.*`, so the pipelines service reads none of the
+registry's other events; jobs and serving events name the attempt they answer, if any."""
 
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -10,19 +13,14 @@ from services.pipelines.engine import (
     StageFailed,
     answer_of_deployment,
     answer_of_job_event,
-    answer_of_version_created,
-    answer_of_version_transitioned,
+    answer_of_registry_command,
 )
 from shared.consumers import EventConsumer
 from shared.db import UnitOfWork
 from shared.events import CloudEvent
 from shared.events.gateway import IntegrationConfigChanged
 from shared.events.jobs import JobCancelled, JobFailed, JobRejected, JobStarted, JobSucceeded
-from shared.events.registry import (
-    ModelVersionCreated,
-    ModelVersionTransitioned,
-    RegistryStageCommandRefused,
-)
+from shared.events.registry import RegistryStageCommandDone, RegistryStageCommandRefused
 from shared.events.serving import DeploymentFailed, DeploymentHealthy, ServingStageCommandRefused
 from shared.events.stage_attempts import StageAttemptAnswer, StageCommandRefused
 from shared.integrations import Concern
@@ -64,22 +62,10 @@ def _job_answer(contract):
     return handle
 
 
-async def version_created(uow: UnitOfWork, event: CloudEvent) -> None:
-    tag = _attempt(event)
-    if tag is not None:
-        answer = answer_of_version_created(
-            event.parse_data(ModelVersionCreated), tag.stage, tag.attempt, _at(event)
-        )
-        await service.answer(uow, tag.run_id, answer)
-
-
-async def version_transitioned(uow: UnitOfWork, event: CloudEvent) -> None:
-    tag = _attempt(event)
-    if tag is not None:
-        answer = answer_of_version_transitioned(
-            event.parse_data(ModelVersionTransitioned), tag.stage, tag.attempt, _at(event)
-        )
-        await service.answer(uow, tag.run_id, answer)
+async def registry_command_done(uow: UnitOfWork, event: CloudEvent) -> None:
+    """The registry registered or moved the version a stage asked for."""
+    done = event.parse_data(RegistryStageCommandDone)
+    await service.answer(uow, done.pipeline_run_id, answer_of_registry_command(done, _at(event)))
 
 
 async def keep_integration_config(uow: UnitOfWork, event: CloudEvent) -> None:
@@ -121,16 +107,9 @@ CONSUMERS = (
         for contract in (JobStarted, JobSucceeded, JobFailed, JobRejected, JobCancelled)
     ),
     EventConsumer(
-        durable="pipelines-registry-model-version-created",
-        subject=ModelVersionCreated.subject,
-        handle=version_created,
-        wants=_asked_by_a_pipeline,
-    ),
-    EventConsumer(
-        durable="pipelines-registry-model-version-transitioned",
-        subject=ModelVersionTransitioned.subject,
-        handle=version_transitioned,
-        wants=_asked_by_a_pipeline,
+        durable="pipelines-registry-stage-command-done",
+        subject=RegistryStageCommandDone.subject,
+        handle=registry_command_done,
     ),
     EventConsumer(
         durable="pipelines-gateway-integration-config-changed",

@@ -61,7 +61,7 @@ from shared.events.pipelines import (
     PipelineSucceeded,
     StageJobCancellationRequested,
 )
-from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
+from shared.events.registry import RegistryStageCommandDone
 
 DEFAULT_RUN_MAX_RETRIES = 3
 
@@ -227,26 +227,14 @@ def answer_of_job_event(data: JobEvent, at: datetime) -> Answer | None:
     return None
 
 
-def answer_of_version_created(
-    data: ModelVersionCreated, stage: str, attempt: int, at: datetime
-) -> Answer:
-    outputs = {
-        "model_id": str(data.model_id),
-        "version_id": str(data.version_id),
-        "version": data.version,
-    }
-    return StageSucceeded(stage, attempt, at, outputs)
-
-
-def answer_of_version_transitioned(
-    data: ModelVersionTransitioned, stage: str, attempt: int, at: datetime
-) -> Answer:
-    outputs = {
-        "model_id": str(data.model_id),
-        "version_id": str(data.version_id),
-        "stage": data.to_stage,
-    }
-    return StageSucceeded(stage, attempt, at, outputs)
+def answer_of_registry_command(done: RegistryStageCommandDone, at: datetime) -> Answer:
+    """A register stage's outputs are the version made; a promote stage's, the stage it is in."""
+    outputs = {"model_id": str(done.model_id), "version_id": str(done.version_id)}
+    if done.command == ModelVersionRegistrationRequested.subject:
+        outputs["version"] = done.version
+    else:
+        outputs["stage"] = done.stage
+    return StageSucceeded(done.pipeline_stage, done.pipeline_attempt, at, outputs)
 
 
 def answer_of_deployment(

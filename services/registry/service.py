@@ -56,6 +56,7 @@ from shared.events.registry import (
     ModelVersionTransitioned,
     ModelVersionUpdated,
     PromotionPolicyChanged,
+    RegistryStageCommandDone,
     RegistryStageCommandRefused,
     tag_fields,
 )
@@ -454,7 +455,7 @@ async def register_for_stage(
     if project is None:
         raise ModelNotFound(command.model_id)
     _check_runs_project(command, project, f"model {command.model_id}")
-    return await create_version(
+    created = await create_version(
         uow,
         command.model_id,
         version=command.version,
@@ -470,6 +471,8 @@ async def register_for_stage(
             "pipeline_stage": command.stage,
         },
     )
+    _done(uow, command, created)
+    return created
 
 
 async def promote_for_stage(
@@ -499,6 +502,26 @@ async def promote_for_stage(
             f"the promotion policy asks {done.request['approvals_required']} approval(s) of "
             f"this move: request {done.request['id']} waits for them in the registry"
         )
+    _done(uow, command, done.version)
+
+
+def _done(uow: UnitOfWork, command: StageCommand, version: store.RecordLike) -> None:
+    """The stage's attempt is told the version it asked for, as it is now."""
+    if not uow.begun:
+        raise RuntimeError("a stage command's answer commits with its change")
+    uow.record(
+        RegistryStageCommandDone(
+            pipeline_run_id=command.pipeline_run_id,
+            pipeline_stage=command.stage,
+            pipeline_attempt=command.attempt,
+            command=command.subject,
+            model_id=version["model_id"],
+            version_id=version["id"],
+            version=version["version"],
+            stage=version["stage"],
+        ),
+        command.pipeline_run_id,
+    )
 
 
 def refuse_stage_command(uow: UnitOfWork, command: StageCommand, refusal: Problem) -> None:

@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.events.envelope import EventData
-from shared.events.stage_attempts import StageAttemptAnswer, StageCommandRefused
+from shared.events.stage_attempts import StageAttemptAnswer, StageCommandDone, StageCommandRefused
 
 # Tags come in two forms (a list of labels, or an object of key and value), and `tags` was
 # an object from the first contract on: it keeps that meaning, `{}` for tags given as a list,
@@ -94,6 +94,16 @@ class ModelVersionTransitioned(EventData, StageAttemptAnswer):
     to_stage: str
     comment: str | None
     actor: str
+
+
+class RegistryStageCommandDone(StageCommandDone):
+    """The registry registered or moved the version a pipeline stage asked for."""
+
+    subject = "registry.stage_command.done"
+    model_id: UUID
+    version_id: UUID
+    version: str
+    stage: str
 
 
 class RegistryStageCommandRefused(StageCommandRefused):

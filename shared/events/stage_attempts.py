@@ -2,7 +2,7 @@
 
 The pipelines service asks other services for a stage's work with a command naming the run,
 the stage and the attempt; the answering service's events (a version created, a deployment
-healthy, or a refusal) carry the same three fields, so the run advances on them.
+healthy, a command done or refused) carry the same three fields, so the run advances on them.
 """
 
 from typing import Any
@@ -27,6 +27,17 @@ class StageAttemptAnswer(BaseModel):
             "pipeline_stage": self.pipeline_stage,
             "pipeline_attempt": self.pipeline_attempt,
         }
+
+
+class StageCommandDone(EventData):
+    """A service did what a stage's command (`command`, its subject) asked: its answer to the
+    attempt, beside the events of the change itself, so the pipelines service need not read all
+    of those to find the few that answer it."""
+
+    pipeline_run_id: UUID
+    pipeline_stage: str
+    pipeline_attempt: int = Field(ge=1)
+    command: str
 
 
 class StageCommandRefused(EventData):

@@ -11,7 +11,11 @@ from services.pipelines.models import metadata
 from shared.events import CloudEvent
 from shared.events.envelope import EventData
 from shared.events.jobs import JobStarted, JobSucceeded
-from shared.events.registry import ModelVersionCreated, ModelVersionTransitioned
+from shared.events.pipelines import (
+    ModelVersionPromotionRequested,
+    ModelVersionRegistrationRequested,
+)
+from shared.events.registry import RegistryStageCommandDone
 from tests.bus import publish, stream_events, wait_consumed
 from tests.credentials import credential_headers
 from tests.migrations import schema_differences
@@ -107,6 +111,23 @@ async def job_done(nc, run: dict, stage_name: str, attempt: int = 1, **metrics: 
     )
 
 
+async def registry_done(nc, run: dict, stage_name: str, **version) -> None:
+    """The registry's answer that it registered (stage `none`) or moved the version."""
+    command = (
+        ModelVersionRegistrationRequested
+        if version["stage"] == "none"
+        else (ModelVersionPromotionRequested)
+    )
+    done = RegistryStageCommandDone(
+        pipeline_run_id=run["id"],
+        pipeline_stage=stage_name,
+        pipeline_attempt=1,
+        command=command.subject,
+        **version,
+    )
+    await answer(nc, done, "registry")
+
+
 def tag(run: dict, stage_name: str, attempt: int = 1) -> dict:
     return {"pipeline_run_id": run["id"], "pipeline_stage": stage_name, "pipeline_attempt": attempt}
 
@@ -193,39 +214,11 @@ async def test_the_release_pipeline_runs_over_events_to_production(pipelines_cli
     assert register.data["metrics"] == {"auc": 0.95}
 
     version_id = uuid.uuid4()
-    version = {
-        "model_id": MODEL_ID,
-        "model_name": "fraud",
-        "version_id": version_id,
-        "version": "1",
-    }
-    await answer(
-        nc,
-        ModelVersionCreated(
-            **version,
-            stage="none",
-            run_id="mlflow-train",
-            artifact_uri=None,
-            metrics={"auc": 0.95},
-            created_by="alice@example.com",
-        ),
-        "registry",
-        tag(run, "register"),
-    )
+    version = {"model_id": MODEL_ID, "version_id": version_id, "version": "1"}
+    await registry_done(nc, run, "register", **version, stage="none")
     [staging] = await commands(nc, run, "promotion_requested")
     assert (staging.data["version_id"], staging.data["to_stage"]) == (str(version_id), "staging")
-    await answer(
-        nc,
-        ModelVersionTransitioned(
-            **version,
-            from_stage="none",
-            to_stage="staging",
-            comment=None,
-            actor="alice@example.com",
-        ),
-        "registry",
-        tag(run, "staging"),
-    )
+    await registry_done(nc, run, "staging", **version, stage="staging")
     await wait_run(pipelines_client, run, lambda r: stages(r)["approve"] == "running")
 
     approved = await pipelines_client.post(
@@ -242,18 +235,7 @@ async def test_the_release_pipeline_runs_over_events_to_production(pipelines_cli
         "bob@example.com",
         "bob@example.com",
     )
-    await answer(
-        nc,
-        ModelVersionTransitioned(
-            **version,
-            from_stage="staging",
-            to_stage="production",
-            comment=None,
-            actor="bob@example.com",
-        ),
-        "registry",
-        tag(run, "production"),
-    )
+    await registry_done(nc, run, "production", **version, stage="production")
     done = await wait_run(pipelines_client, run, lambda r: r["status"] == "succeeded")
     assert set(stages(done).values()) == {"succeeded"} and done["end_time"] is not None
 
@@ -372,27 +354,20 @@ async def test_a_nul_character_or_an_out_of_range_version_is_422_not_500(pipelin
 async def test_an_event_that_answers_no_pipeline_is_acked_without_an_inbox_row(
     pipelines_client, pipelines_app, nc, database_url
 ):
-    created = {
-        "model_id": MODEL_ID,
-        "model_name": "fraud",
-        "version_id": uuid.uuid4(),
-        "version": "7",
-        "stage": "none",
+    job = {
+        "job_id": uuid.uuid4(),
+        "name": "nightly",
+        "project_id": PROJECT,
         "run_id": None,
-        "artifact_uri": None,
         "metrics": {},
-        "created_by": "alice@example.com",
+        "artifact_uri": None,
     }
-    plain = CloudEvent.wrap(
-        ModelVersionCreated(**created), service="registry", aggregate_id=uuid.uuid4()
-    )
-    tagged = CloudEvent.wrap(
-        ModelVersionCreated(**created), service="registry", aggregate_id=uuid.uuid4()
-    )
+    plain = CloudEvent.wrap(JobSucceeded(**job), service="jobs", aggregate_id=uuid.uuid4())
+    tagged = CloudEvent.wrap(JobSucceeded(**job), service="jobs", aggregate_id=uuid.uuid4())
     tagged = tagged.model_copy(update={"data": {**tagged.data, **tag({"id": uuid.uuid4()}, "r")}})
     await publish(nc, plain)
     seq = await publish(nc, tagged)
-    await wait_consumed(nc, "REGISTRY", "pipelines-registry-model-version-created", seq)
+    await wait_consumed(nc, "JOBS", "pipelines-jobs-job-succeeded", seq)
 
     async with pipelines_app.state.runtime.uow() as uow:
         inbox = pipelines_app.state.runtime.inbox

@@ -27,14 +27,22 @@ async def ask(nc, command, copies: int = 1) -> None:
         await publish(nc, event, f"{event.id}-{copy}")
 
 
-async def answers(nc, stage: str, count: int = 1, timeout: float = 15) -> list[CloudEvent]:
-    """The registry's events naming `stage` of RUN, once `count` have come (or the timeout)."""
+DONE = "registry.stage_command.done.v1"
+
+
+async def answers(
+    nc, stage: str, count: int = 1, timeout: float = 15, *, done: bool = False
+) -> list[CloudEvent]:
+    """The registry's events naming `stage` of RUN, once `count` have come (or the timeout):
+    the change's own and refusals, or (`done`) the answers that the command was done."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = [
             e
             for e in await stream_events(nc, "REGISTRY")
-            if e.data.get("pipeline_run_id") == str(RUN) and e.data.get("pipeline_stage") == stage
+            if e.data.get("pipeline_run_id") == str(RUN)
+            and e.data.get("pipeline_stage") == stage
+            and e.type.endswith(DONE) == done
         ]
         if len(found) >= count or asyncio.get_running_loop().time() > deadline:
             return found
@@ -66,6 +74,13 @@ async def test_a_register_stage_gets_one_version_even_when_its_command_is_redeli
     assert created.type.endswith("registry.model_version.created.v1")
     assert (created.data["pipeline_attempt"], created.actor) == (1, "pia")
     assert created.data["metrics"] == {"auc": 0.93}
+    [done] = await answers(nc, "register", done=True)
+    assert done.data["command"] == "pipelines.stage.registration_requested"
+    assert (done.data["version_id"], done.data["version"], done.data["pipeline_attempt"]) == (
+        created.data["version_id"],
+        created.data["version"],
+        1,
+    )
     await asyncio.sleep(1)
     versions = (await client.get(f"/models/{model['id']}/versions")).json()["items"]
     assert [v["id"] for v in versions] == [created.data["version_id"]]
@@ -85,6 +100,8 @@ async def test_a_promote_stage_moves_the_version_and_a_repeat_is_refused(client,
     [moved] = await answers(nc, "staging")
     assert moved.type.endswith("registry.model_version.transitioned.v1")
     assert (moved.data["to_stage"], moved.data["actor"]) == ("staging", "pia")
+    [done] = await answers(nc, "staging", done=True)
+    assert (done.data["version_id"], done.data["stage"]) == (version["id"], "staging")
     got = (await client.get(f"/models/{model['id']}/versions/{version['version']}")).json()
     assert got["stage"] == "staging"
 
