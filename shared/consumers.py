@@ -6,6 +6,7 @@ without a second effect. A handler that keeps failing is retried with back-off; 
 delivery the event goes to `deadletter.<consumer>` (stream DEADLETTER) for operators.
 """
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert
 
@@ -29,12 +30,12 @@ from shared.statements import Statement
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, CloudEvent], Awaitable[None]]
+UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 ACK_WAIT_SECONDS = 30
 # Events sent and not yet acked, per consumer: a backlog arrives a few seconds' work at a time,
 # each well inside its ack wait.
 MAX_ACK_PENDING = 256
-UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 def every_event(_: CloudEvent) -> bool:
@@ -175,8 +176,11 @@ async def ensure_push_consumer(
     config = consumer_config(consumer, max_deliveries)
     config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
     config.opt_start_seq = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
-    await js.delete_consumer(consumer.stream, consumer.durable)
-    await js.add_consumer(consumer.stream, config)
+    # Another replica starting may be a step ahead: then its push consumer is the same as ours.
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(consumer.stream, consumer.durable)
+    with contextlib.suppress(BadRequestError):
+        await js.add_consumer(consumer.stream, config)
     log.info("%s: now a push consumer, from event %d", consumer.durable, config.opt_start_seq)
 
 

@@ -1,5 +1,6 @@
 """shared.consumers' push consumers against a real NATS JetStream."""
 
+import asyncio
 import secrets
 
 import nats
@@ -35,7 +36,10 @@ async def test_a_pull_consumer_of_an_earlier_release_goes_on_as_a_push_consumer(
             await message.ack_sync()
         await pull.unsubscribe()
 
-        await ensure_push_consumer(js, consumer, max_deliveries=5)
+        await asyncio.gather(  # two replicas starting at once
+            ensure_push_consumer(js, consumer, max_deliveries=5),
+            ensure_push_consumer(js, consumer, max_deliveries=5),
+        )
         await ensure_push_consumer(js, consumer, max_deliveries=5)  # a push one stays as it is
 
         info = await js.consumer_info(consumer.stream, consumer.durable)
