@@ -257,10 +257,14 @@ class OutboxRelay:
         if stored or refused:
             async with driver_connection(self._engine) as conn:
                 if stored:
-                    await conn.executemany(self._remove_sql, [(i,) for i in stored])
+                    await self._remove(conn, stored)
                 if refused:
                     await self._pause(conn, refused)
         return len(rows), len(stored), rows[-1]["seq"] if rows else after_seq
+
+    async def _remove(self, conn: asyncpg.Connection, ids: Sequence[UUID]) -> None:
+        """Delete the rows of published events: one statement a row, one round trip, one commit."""
+        await conn.executemany(self._remove_sql, [(event_id,) for event_id in ids])
 
     async def _pause(self, conn: asyncpg.Connection, refused: dict[UUID, str]) -> None:
         """Record why JetStream refused these events and pause each before its next attempt."""
@@ -355,7 +359,7 @@ class OutboxRelay:
                 del self._to_remove[: len(ids)]
                 try:
                     async with driver_connection(self._engine) as conn:
-                        await conn.executemany(self._remove_sql, [(i,) for i in ids])
+                        await self._remove(conn, ids)
                 except Exception:
                     # Rows left are published again by the sweep; JetStream drops the copy.
                     self._logger.warning(

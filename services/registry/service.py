@@ -506,9 +506,8 @@ async def promote_for_stage(
 
 
 def _done(uow: UnitOfWork, command: StageCommand, version: store.RecordLike) -> None:
-    """The stage's attempt is told the version it asked for, as it is now."""
-    if not uow.begun:
-        raise RuntimeError("a stage command's answer commits with its change")
+    """The stage's attempt is told the version it asked for, as it is now (in the change's
+    commit: `record` refuses a unit of work that has not begun)."""
     uow.record(
         RegistryStageCommandDone(
             pipeline_run_id=command.pipeline_run_id,
