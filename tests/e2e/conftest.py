@@ -2,7 +2,7 @@
 (a database of its own) and NATS, reached only through the gateway over HTTP."""
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,11 +27,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @asynccontextmanager
 async def running_platform(
-    database_server_url: str, nats_url: str, tmp_path_factory, **options
+    database_server_url: str,
+    nats_url: str,
+    tmp_path_factory,
+    written: Callable[[str], str] = str,
+    **options,
 ) -> AsyncIterator[Platform]:
-    """A platform on a database of its own, dropped afterwards; `options` go to `Platform`."""
+    """A platform on a database of its own, dropped afterwards; it is given the database's URL
+    as `written` writes it, and `options` go to `Platform`."""
     name = f"modelplane_e2e_{secrets.token_hex(6)}"
-    database_url = await create_database(database_server_url, name)
+    database_url = written(await create_database(database_server_url, name))
     logs = tmp_path_factory.mktemp("platform-logs")
     state = tmp_path_factory.mktemp("platform-state")
     try:

@@ -20,7 +20,7 @@ import pytest
 
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
-from tests.e2e.test_use_cases import new_project, token_for
+from tests.e2e.clients import new_project, token_for
 
 # The platform and an MLflow server start first: minutes on a loaded two-core machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]

@@ -21,7 +21,7 @@ from deploy.launcher import Platform
 from services.serving.integrations.kserve import GROUP, PLURAL
 from shared.local_infra import create_database, drop_database
 from tests.bus import stream_events
-from tests.e2e.test_use_cases import new_project, token_for
+from tests.e2e.clients import new_project, token_for
 from tests.fakes.kubernetes_api import FakeKubernetes
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from deploy.launcher import Platform
 from shared.local_infra import create_database, drop_database
 from tests.bus import stream_events
-from tests.e2e.test_use_cases import new_project, token_for
+from tests.e2e.clients import new_project, token_for
 from tests.ray_head import ray_head as ray_head_for
 from tests.serving.test_service import until
 

@@ -1,5 +1,5 @@
 """`/api/v1/jobs...` and `/api/v1/gpu-types...` reach the jobs service with the caller's
-credential; the jobs service decides what the caller may do (tests/e2e/test_roles.py)."""
+credential; the jobs service decides what the caller may do (tests/e2e/one_platform/test_roles.py)."""
 
 import asyncio
 import uuid

@@ -1,5 +1,5 @@
 """`/api/v1/registry/...` reaches the registry with the caller's signed credential; what the
-caller may do there is the registry's to decide (tests/e2e/test_roles.py)."""
+caller may do there is the registry's to decide (tests/e2e/one_platform/test_roles.py)."""
 
 import codecs
 import uuid

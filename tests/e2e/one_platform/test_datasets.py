@@ -11,7 +11,7 @@ import time
 import uuid
 
 from tests.bus import stream_events
-from tests.e2e.test_use_cases import new_project, token_for
+from tests.e2e.clients import new_project, token_for
 
 pytestmark = __import__("pytest").mark.e2e
 

@@ -6,20 +6,9 @@ import uuid
 import httpx
 
 from tests.bus import wait_for_events
+from tests.e2e.clients import new_project, token_for
 
 pytestmark = __import__("pytest").mark.e2e
-
-
-async def token_for(admin: httpx.AsyncClient, subject: str, role: str) -> dict[str, str]:
-    r = await admin.post("/api/v1/tokens", json={"subject": subject, "role": role})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
-async def new_project(admin: httpx.AsyncClient) -> str:
-    r = await admin.post("/api/v1/projects", json={"name": f"proj-{uuid.uuid4().hex[:8]}"})
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
 
 
 async def test_health_readiness_and_authentication(platform, admin):

@@ -6,15 +6,12 @@ stateful scenarios, no example database, no time limits on replies (a loaded mac
 not wrong). Each failure prints the case and a curl command that reproduces it.
 """
 
-import secrets
-from collections.abc import AsyncIterator
-
 import hypothesis
 import pytest
 import schemathesis
 
 from deploy.launcher import Platform
-from tests.e2e.conftest import running_platform
+from tests.e2e.clients import ADMIN_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +19,9 @@ SEED = 33
 EXAMPLES_PER_OPERATION = 12
 STATEFUL_SCENARIOS = 100
 STATEFUL_STEPS = 8
-# Bootstrap credential: not a stored token, so a fuzzed `DELETE /tokens/{id}` cannot revoke it.
-FUZZ_ADMIN_TOKEN = f"mp_fuzz_{secrets.token_urlsafe(24)}"
 # Given with each call, not in the config: schemathesis then takes it for a real credential,
 # and `ignored_auth` checks that the call is refused without it or with a wrong one.
-AUTH = {"Authorization": f"Bearer {FUZZ_ADMIN_TOKEN}"}
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -65,14 +60,6 @@ def _config(base_url: str) -> schemathesis.Config:
             "phases": {"stateful": {"max-steps": STATEFUL_STEPS}},
         }
     )
-
-
-@pytest.fixture(scope="module")
-async def platform(database_server_url, nats_url, tmp_path_factory) -> AsyncIterator[Platform]:
-    async with running_platform(
-        database_server_url, nats_url, tmp_path_factory, admin_token=FUZZ_ADMIN_TOKEN
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
