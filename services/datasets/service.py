@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from services.datasets import store
-from services.datasets.diffs import StoredFile, diff_summary
 from services.datasets.domain import (
     VERSIONING_SYSTEM,
     VersionNode,
@@ -216,15 +215,25 @@ def _node(version: DatasetVersion) -> VersionNode:
     return VersionNode(version.id, version.dataset_id, version.version_id, version.parent_id)
 
 
-def _stored_files(remote: DvcRemote, directory: HashedDirectory) -> list[StoredFile]:
-    return [StoredFile(f.path, f.md5, remote.object_location(f.md5)) for f in directory.files]
+def _diff(
+    old: tuple[DvcRemote, HashedDirectory] | None, new: tuple[DvcRemote, HashedDirectory]
+) -> dict[str, Any]:
+    """Each version's files with where its remote keeps them, compared. Imported by the first
+    diff, not at start: pandas and pyarrow are 100 MB a service computing none need not hold."""
+    from services.datasets.diffs import StoredFile, diff_summary
+
+    def stored(remote: DvcRemote, directory: HashedDirectory) -> list[StoredFile]:
+        return [StoredFile(f.path, f.md5, remote.object_location(f.md5)) for f in directory.files]
+
+    return diff_summary(stored(*old) if old else [], stored(*new))
 
 
 def _diff_in_remote(
     remote: DvcRemote, old_version: str | None, new: HashedDirectory
 ) -> dict[str, Any]:
-    old = [] if old_version is None else _stored_files(remote, remote.manifest(old_version))
-    return diff_summary(old, _stored_files(remote, new))
+    return _diff(
+        None if old_version is None else (remote, remote.manifest(old_version)), (remote, new)
+    )
 
 
 def version_event_fields(dataset: DatasetRecord, version: DatasetVersion) -> dict[str, Any]:
@@ -476,7 +485,7 @@ async def diff_between(
     def compute() -> dict[str, Any]:
         new = new_remote.manifest(version.version_id)
         old = old_remote.manifest(other.version_id)
-        return diff_summary(_stored_files(old_remote, old), _stored_files(new_remote, new))
+        return _diff((old_remote, old), (new_remote, new))
 
     summary = await from_remote(compute)
     summary["against"] = other.version_id

@@ -8,12 +8,12 @@ client. A `sqlite:///` store serves the service run alone, and only jobs with SQ
 
 import asyncio
 import math
-from typing import Literal, NamedTuple, get_args
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 from urllib.parse import quote
 
-from mlflow.entities import Param
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 TerminalRunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 # How many artifact paths a run's snapshot lists; a run that logs more keeps the first ones.
@@ -33,10 +33,17 @@ class MlflowTracking:
         """`artifact_root`: where new experiments keep artifacts; None leaves it to the server."""
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root.rstrip("/") if artifact_root else None
-        self._client = MlflowClient(tracking_uri)
         # Experiment name -> id, as looked up or created: a job start asks the server only for
         # its run. An experiment deleted in MLflow since is looked up again (`_in_experiment`).
         self._experiments: dict[str, str] = {}
+
+    @cached_property
+    def _client(self) -> "MlflowClient":
+        """Made at the first call, in a worker thread: MLflow's import is 150 MB and a second of
+        CPU that a service with no job to track need not hold."""
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.tracking_uri)
 
     async def create_run(
         self,
@@ -94,7 +101,7 @@ class MlflowTracking:
     async def finish(self, run_id: str, status: TerminalRunStatus) -> None:
         if status not in get_args(TerminalRunStatus):
             raise ValueError(f"not a terminal run status: {status!r}")
-        await asyncio.to_thread(self._client.set_terminated, run_id, status)
+        await asyncio.to_thread(lambda: self._client.set_terminated(run_id, status))
 
     async def read_run(self, run_id: str) -> RunSnapshot:
         return await asyncio.to_thread(self._read_run, run_id)
@@ -132,6 +139,8 @@ class MlflowTracking:
     def _create_in(
         self, experiment_id: str, run_name: str, params: dict[str, object], tags: dict[str, str]
     ) -> str:
+        from mlflow.entities import Param
+
         run = self._client.create_run(experiment_id, run_name=run_name, tags=tags)
         if params:  # one request for them all
             logged = [Param(key, str(value)) for key, value in params.items()]
@@ -141,6 +150,8 @@ class MlflowTracking:
     def _in_experiment(self, name: str, act):
         """`act(experiment id)`; when the id was remembered and MLflow refuses it (the
         experiment was deleted), once more with the id looked up afresh."""
+        from mlflow.exceptions import MlflowException
+
         remembered = name in self._experiments
         try:
             return act(self._experiment_id(name))
@@ -160,6 +171,8 @@ class MlflowTracking:
         experiment = self._client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        from mlflow.exceptions import MlflowException
+
         location = f"{self.artifact_root}/{quote(name, safe='')}" if self.artifact_root else None
         try:
             return self._client.create_experiment(name, artifact_location=location)
