@@ -168,11 +168,11 @@ class MlflowTracking:
         return experiment_id
 
     def _look_up_or_create(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
         experiment = self._client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        from mlflow.exceptions import MlflowException
-
         location = f"{self.artifact_root}/{quote(name, safe='')}" if self.artifact_root else None
         try:
             return self._client.create_experiment(name, artifact_location=location)
