@@ -10,7 +10,7 @@ from tests.e2e.one_platform.conftest import WRITTEN_QUERY, WRITTEN_SCHEME, as_wr
 pytestmark = pytest.mark.e2e
 
 
-def test_the_written_form_is_not_the_one_services_use() -> None:
+def test_the_shared_platform_is_given_the_url_in_libpqs_form() -> None:
     written = make_url(as_written("postgresql+asyncpg://u@db/mp"))
     assert written.drivername == WRITTEN_SCHEME and dict(written.query) == WRITTEN_QUERY
 
