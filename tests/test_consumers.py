@@ -15,6 +15,7 @@ from shared.consumers import (
     ensure_push_consumer,
     retire_consumers,
 )
+from shared.events.streams import stream_name
 
 
 async def _nothing(*_) -> None:
@@ -29,11 +30,12 @@ async def _scratch_stream(
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     name = f"{prefix}{secrets.token_hex(4)}"
-    await js.add_stream(StreamConfig(name=name.upper(), subjects=[f"{name}.>"]))
+    stream = stream_name(name)
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{name}.>"]))
     try:
         yield js, name
     finally:
-        await js.delete_stream(name.upper())
+        await js.delete_stream(stream)
         await nc.close()
 
 
